@@ -1,0 +1,116 @@
+"""What a task is: problems with prompts and references, and how they are loaded.
+
+A task knows its benchmark (where the data lives, how a prompt is built, which verifier judges an answer),
+and nothing of engines, storage or analysis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence, Union
+
+ChatMessages = Sequence[Mapping[str, str]]
+Prompt = Union[str, ChatMessages]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a benchmark.
+
+    Attributes:
+        problem_id: stable identifier, unique within the task (e.g. ``"HumanEval/0"``, ``"gsm8k/test/12"``).
+        prompt: completion-style text, or chat messages (``[{"role": ..., "content": ...}]``) that the engine
+            renders with the model's chat template.
+        reference: everything the task's verifier needs to judge a completion (e.g. ``{"answer": "18"}`` or
+            ``{"prompt": ..., "test": ..., "entry_point": ...}``); JSON-serialisable.
+        metadata: descriptive fields kept for analysis (MATH level, subject, ...); JSON-serialisable.
+    """
+
+    problem_id: str
+    prompt: Prompt
+    reference: Mapping[str, Any]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-serialisable form, stored in a run directory so later steps need not reload the task."""
+        prompt = self.prompt if isinstance(self.prompt, str) else [dict(m) for m in self.prompt]
+        return {
+            "problem_id": self.problem_id,
+            "prompt": prompt,
+            "reference": dict(self.reference),
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Problem":
+        return cls(
+            problem_id=record["problem_id"],
+            prompt=record["prompt"],
+            reference=record["reference"],
+            metadata=record.get("metadata", {}),
+        )
+
+
+class Task(Protocol):
+    """A benchmark: its problems, how completions should stop, and which verifier judges them."""
+
+    name: str
+    default_verifier: str
+    stop: tuple[str, ...]
+
+    def problems(self) -> list[Problem]:
+        """All problems, in the benchmark's canonical order (a run takes the first N)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this task's prompts and data, recorded in the run manifest."""
+        ...
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL file, with a clear error naming the file and line of any malformed record."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+    return records
+
+
+def load_records(source: str | Path, *, split: str, config: str | None = None) -> list[dict[str, Any]]:
+    """Load raw records from a local JSONL file, or from a Hugging Face Hub dataset id through ``datasets``.
+
+    A path that exists (or ends in ``.jsonl``) is read as JSONL; anything else is taken as a Hub id.
+    """
+    text = str(source)
+    if text.endswith(".jsonl") or Path(text).exists():
+        return read_jsonl(text)
+    try:
+        import datasets
+    except ImportError as error:  # pragma: no cover - datasets is a dependency
+        raise RuntimeError("loading a Hub dataset needs the `datasets` package") from error
+    try:
+        dataset = datasets.load_dataset(text, config, split=split)
+    except Exception as error:
+        raise RuntimeError(
+            f"could not load Hub dataset {text!r} (config={config!r}, split={split!r}): {error}. "
+            "Without internet, pass a local copy with --data PATH.jsonl."
+        ) from error
+    return [dict(row) for row in dataset]
+
+
+def require_fields(records: Sequence[Mapping[str, Any]], fields: Sequence[str], source: str) -> None:
+    """Raise a clear error if any record lacks one of ``fields``."""
+    for index, record in enumerate(records):
+        missing = [name for name in fields if name not in record]
+        if missing:
+            raise ValueError(f"{source}: record {index} lacks field(s) {missing}; it has {sorted(record)}")

@@ -1,0 +1,55 @@
+"""What a verifier is: a judge of completions against a problem's reference.
+
+Verifiers are pure functions of (reference, completions): they know nothing of engines or run directories.
+They judge all completions of one problem in one call, so that work shared between samples (an answer that
+many samples give, a test harness) is done once per problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, Sequence
+
+# Reasons a verdict may carry. Verifiers use these where they apply and may add precise ones of their own.
+CORRECT = "correct"
+WRONG = "wrong"
+NO_ANSWER = "no_answer"
+PARSE_ERROR = "parse_error"
+TIMEOUT = "timeout"
+SYNTAX_ERROR = "syntax_error"
+EXCEPTION = "exception"
+ASSERTION = "assertion"
+EXITED = "exited_early"
+MEMORY = "memory_limit"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one completion.
+
+    Attributes:
+        correct: whether the completion solves the problem.
+        reason: why, one of the reason constants above (``"correct"`` when correct).
+        answer: the final answer extracted from the completion, normalised so that equal answers compare
+            equal (what majority vote counts); None when no answer was found or the task has none (code).
+        detail: a short human-readable note (an exception message, a timeout), kept for reports.
+    """
+
+    correct: bool
+    reason: str
+    answer: str | None = None
+    detail: str = ""
+
+
+class Verifier(Protocol):
+    """Judges the completions of one problem. Implementations must be picklable (they run in worker processes)."""
+
+    name: str
+
+    def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
+        """One verdict per completion, in order."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Name and settings, recorded with the verdicts so a stale verdict set is never mixed with a new one."""
+        ...
