@@ -1,1 +1,49 @@
-"""tasks"""
+"""Benchmarks: problems, prompts and references. ``load_task`` builds one by name or ``module:Class``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from tasks.base import Problem, Prompt, Task
+
+# name -> "module:Class"; imported lazily so that `ttc --help` loads no benchmark code.
+BUILTIN_TASKS: dict[str, str] = {
+    "gsm8k": "tasks.gsm8k:GSM8K",
+    "humaneval": "tasks.humaneval:HumanEval",
+    "mbpp": "tasks.mbpp:MBPP",
+    "math500": "tasks.math500:MATH500",
+    "jsonl": "tasks.jsonl:JSONLTask",
+}
+
+
+def resolve_class(spec: str, builtins: dict[str, str], kind: str) -> Any:
+    """Import ``builtins[spec]``, or ``spec`` itself when it has the form ``package.module:ClassName``."""
+    target = builtins.get(spec, spec)
+    if ":" not in target:
+        raise ValueError(f"unknown {kind} {spec!r}; built-in: {', '.join(sorted(builtins))}, or module:Class")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import {kind} module {module_name!r}: {error}") from error
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no {kind} class {class_name!r}") from None
+
+
+def load_task(name: str, data: str | None = None, **options: Any) -> Task:
+    """Build a task: a built-in name (see ``BUILTIN_TASKS``) or ``module:Class`` for a task of your own.
+
+    ``data`` is a local JSONL path or a Hugging Face Hub dataset id (None: the task's default source).
+    Options the task does not take raise a clear error.
+    """
+    cls = resolve_class(name, BUILTIN_TASKS, "task")
+    try:
+        return cls(data=data, **options)
+    except TypeError as error:
+        raise ValueError(f"task {name!r} does not accept these options {sorted(options)}: {error}") from None
+
+
+__all__ = ["BUILTIN_TASKS", "Problem", "Prompt", "Task", "load_task", "resolve_class"]

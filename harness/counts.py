@@ -1,0 +1,146 @@
+"""Per-problem (n, c) counts: the lingua franca of coverage analysis.
+
+A counts file is JSONL, one problem per line, with ``num_samples`` and ``num_correct`` and any other fields
+(model, level, subject, ...) usable for grouping; ``../shared/data/monkey_business_pythia_math_10k_counts.jsonl``
+is one. A run directory reduces to the same table (``harness.store.RunStore.counts``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+REQUIRED_FIELDS = ("num_samples", "num_correct")
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Counts for a set of problems.
+
+    Attributes:
+        num_samples: samples drawn per problem (int array).
+        num_correct: correct samples per problem (int array, ``0 <= num_correct <= num_samples``).
+        problem_ids: one identifier per problem (strings).
+        fields: other per-problem fields (e.g. ``{"model": array([...])}``), used by ``group_by``.
+    """
+
+    num_samples: np.ndarray
+    num_correct: np.ndarray
+    problem_ids: np.ndarray
+    fields: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n, c = self.num_samples, self.num_correct
+        if n.shape != c.shape or n.ndim != 1 or self.problem_ids.shape != n.shape:
+            raise ValueError("num_samples, num_correct and problem_ids must be 1-D arrays of one length")
+        for name, values in self.fields.items():
+            if values.shape != n.shape:
+                raise ValueError(f"field {name!r} has {values.shape[0]} values for {n.shape[0]} problems")
+        if np.any(n < 0) or np.any(c < 0):
+            raise ValueError("counts must be non-negative")
+        if np.any(c > n):
+            bad = self.problem_ids[np.flatnonzero(c > n)[0]]
+            raise ValueError(f"problem {bad!r} has num_correct > num_samples")
+
+    def __len__(self) -> int:
+        return int(self.num_samples.shape[0])
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]], source: str = "counts") -> "Counts":
+        """Build from dict records with ``num_samples``, ``num_correct`` and optional other fields."""
+        rows = list(records)
+        if not rows:
+            raise ValueError(f"{source}: no problems")
+        for index, row in enumerate(rows):
+            missing = [name for name in REQUIRED_FIELDS if name not in row]
+            if missing:
+                raise ValueError(f"{source}: row {index + 1} lacks {missing} (needs {list(REQUIRED_FIELDS)})")
+            for name in REQUIRED_FIELDS:
+                value = row[name]
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                    raise ValueError(f"{source}: row {index + 1}: {name} must be a non-negative integer, got {value!r}")
+            if row["num_correct"] > row["num_samples"]:
+                raise ValueError(
+                    f"{source}: row {index + 1}: num_correct {row['num_correct']} > num_samples {row['num_samples']}"
+                )
+        ids = [str(row.get("problem_id", row.get("problem_idx", index))) for index, row in enumerate(rows)]
+        scalar_fields = {
+            name
+            for row in rows
+            for name, value in row.items()
+            if name not in REQUIRED_FIELDS and isinstance(value, (str, int, float, bool)) and value is not None
+        }
+        fields = {name: np.array([row.get(name) for row in rows], dtype=object) for name in sorted(scalar_fields)}
+        return cls(
+            num_samples=np.array([row["num_samples"] for row in rows], dtype=np.int64),
+            num_correct=np.array([row["num_correct"] for row in rows], dtype=np.int64),
+            problem_ids=np.array(ids, dtype=object),
+            fields=fields,
+        )
+
+    def group_by(self, name: str | None) -> dict[str, "Counts"]:
+        """Split by a field's value (``{"all": self}`` when ``name`` is None), groups in sorted order."""
+        if name is None:
+            return {"all": self}
+        if name not in self.fields:
+            raise ValueError(f"cannot group by {name!r}: the counts have fields {sorted(self.fields)}")
+        values = self.fields[name]
+        groups = {}
+        for value in sorted({str(v) for v in values}):
+            mask = np.array([str(v) == value for v in values])
+            groups[value] = self.subset(mask)
+        return groups
+
+    def subset(self, mask: np.ndarray) -> "Counts":
+        return Counts(
+            num_samples=self.num_samples[mask],
+            num_correct=self.num_correct[mask],
+            problem_ids=self.problem_ids[mask],
+            fields={name: values[mask] for name, values in self.fields.items()},
+        )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        records = []
+        for index in range(len(self)):
+            record = {name: _plain(values[index]) for name, values in self.fields.items()}
+            record.update(
+                problem_id=str(self.problem_ids[index]),
+                num_samples=int(self.num_samples[index]),
+                num_correct=int(self.num_correct[index]),
+            )
+            records.append(record)
+        return records
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def read_counts_jsonl(path: str | Path) -> Counts:
+    """Read a counts JSONL file, with errors that name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"counts file not found: {path}")
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{line_number}: expected a JSON object")
+            records.append(record)
+    return Counts.from_records(records, source=str(path))
+
+
+def write_counts_jsonl(counts: Counts, path: str | Path) -> None:
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for record in counts.to_records():
+            handle.write(json.dumps(record) + "\n")
