@@ -6,6 +6,7 @@ and nothing of engines, storage or analysis.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,14 @@ class Task(Protocol):
     def describe(self) -> dict[str, Any]:
         """What identifies this task's prompts and data, recorded in the run manifest."""
         ...
+
+
+def problems_digest(problems: Sequence[Problem]) -> str:
+    """A hash of every prompt and reference: identifies a task's data and prompt format in a run's config."""
+    digest = hashlib.sha256()
+    for problem in problems:
+        digest.update(json.dumps(problem.to_record(), sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
