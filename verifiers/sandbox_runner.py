@@ -26,6 +26,7 @@ import os
 import resource
 import select
 import signal
+import site
 import sys
 import time
 import traceback
@@ -234,6 +235,7 @@ def run_candidate(request: dict, token: str, isolation: list[str], record_fd: in
         program = request["program"]
         module = types.ModuleType("__sandbox__")  # not __main__: `if __name__ == "__main__":` blocks stay off
         sys.modules[module.__name__] = module
+        site.setquit()  # exit() and quit(), which -S leaves out
         if request["guard"]:
             isolation.append("guard")
         write_record(token, isolation=isolation)
