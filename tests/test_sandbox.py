@@ -229,6 +229,24 @@ def test_no_network(loopback_server, guard, os_isolation, no_leftovers):
     assert loopback_server.received == [b"hello"]
 
 
+@pytest.mark.parametrize(
+    ("program", "reason", "detail"),
+    [
+        ("import subprocess\nsubprocess.run(['true'])\n", EXCEPTION, "subprocess.Popen is disabled"),
+        ("import os\nos.kill(1, 9)\n", EXCEPTION, "os.kill is disabled"),
+        ("import ctypes\n", EXCEPTION, "ModuleNotFoundError"),
+        ("import asyncio\nassert asyncio.run(asyncio.sleep(0, 5)) == 5\n", CORRECT, ""),  # needs socketpair
+        ("import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n    open(os.path.join(d, 'x'), 'w').close()\n",
+         CORRECT, ""),
+    ],
+    ids=["subprocess", "kill", "ctypes", "asyncio", "tempfile"],
+)
+def test_guard_refuses_processes_signals_and_ctypes_but_allows_local_work(program, reason, detail, no_leftovers):
+    result, _ = run_timed(program)
+    assert result.reason == reason, result.detail
+    assert detail in result.detail
+
+
 def test_huge_file_is_stopped_by_the_size_limit(no_leftovers):
     program = "with open('big.bin', 'wb') as f:\n    for _ in range(100):\n        f.write(b'0' * (1 << 20))\n"
     result, _ = run_timed(program, SandboxLimits(timeout_s=5.0, max_file_mb=4))

@@ -30,7 +30,7 @@ statement, so ``sys.exit(0)`` or ``os._exit(0)`` before the asserts is a failure
 from __future__ import annotations
 
 import functools
-import json
+import marshal
 import math
 import os
 import shutil
@@ -137,7 +137,7 @@ def run_python(
             "os_isolation": os_isolation,
             "uid_base": SANDBOX_UID_BASE,
         }
-        stdout, stderr, returncode = _run_runner(json.dumps(request).encode(), workdir, limits.timeout_s)
+        stdout, stderr, returncode = _run_runner(marshal.dumps(request), workdir, limits.timeout_s)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if os.path.exists(workdir):
@@ -145,8 +145,8 @@ def run_python(
     if returncode is None:
         return ExecutionResult(TIMEOUT, "sandbox runner did not finish and was killed", (), limits.timeout_s)
     try:
-        report = json.loads(stdout)
-    except ValueError:
+        report = marshal.loads(stdout)
+    except (EOFError, ValueError, TypeError):
         raise SandboxError(
             f"sandbox runner failed (exit status {returncode}): {stderr.decode(errors='replace')[-2000:]}"
         ) from None

