@@ -43,6 +43,9 @@ RECORD_FD = 3  # the candidate's end of the pipe to the runner; every other desc
 DETAIL_CHARS = 500
 
 libc = ctypes.CDLL(None, use_errno=True)
+# bound now: the program may replace os.write or os._exit, and the candidate process must still report and exit
+_write = os.write
+_exit = os._exit
 
 
 class CapHeader(ctypes.Structure):
@@ -230,7 +233,7 @@ def describe_error(error: BaseException, program_lines: list[str]) -> str:
 def write_record(token: str, kind: str, text: str) -> None:
     """One line ``token<TAB>kind<TAB>text`` to the runner; ``kind`` is ``isolation`` or a reason."""
     text = text.replace("\t", " ").replace("\n", " ")
-    os.write(RECORD_FD, f"{token}\t{kind}\t{text}\n".encode(errors="replace"))
+    _write(RECORD_FD, f"{token}\t{kind}\t{text}\n".encode(errors="replace"))
 
 
 def classify(error: BaseException) -> str:
@@ -276,30 +279,31 @@ def run_candidate(request: dict, token: str, isolation: list[str], record_fd: in
         if request["guard"]:
             isolation.append("guard")
         write_record(token, "isolation", ",".join(isolation))
+        if request["guard"]:
+            apply_guard(workdir)
     except BaseException:
         import traceback
 
         write_record(token, "sandbox_error", traceback.format_exc()[-2000:])
-        os._exit(1)
+        _exit(1)
 
-    program_lines = program.splitlines()
+    program_lines = program.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # as compile() counts lines
+    compiled = False
     try:
         code = compile(program, "<program>", "exec")
-    except (SyntaxError, ValueError) as error:  # ValueError: null bytes in the source
-        write_record(token, "syntax_error", describe_error(error, program_lines))
-        os._exit(0)
-    if request["guard"]:
-        apply_guard(workdir)
-    try:
+        compiled = True
         exec(code, module.__dict__)
     except BaseException as error:
+        # ValueError from compile(): null bytes in the source
+        syntax = not compiled and isinstance(error, (SyntaxError, ValueError))
+        reason = "syntax_error" if syntax else classify(error)
         try:
-            write_record(token, classify(error), describe_error(error, program_lines))
+            write_record(token, reason, describe_error(error, program_lines))
         except BaseException:  # e.g. memory still exhausted: the reason alone
-            write_record(token, classify(error), "")
+            write_record(token, reason, "")
     else:
         write_record(token, "correct", "")
-    os._exit(0)
+    _exit(0)
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:
@@ -360,8 +364,11 @@ def main() -> None:
     runner_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
-        os.close(read_end)
-        run_candidate(request, token, isolation, write_end, runner_pid)
+        try:
+            os.close(read_end)
+            run_candidate(request, token, isolation, write_end, runner_pid)
+        finally:
+            _exit(1)  # the candidate never returns into the runner's code
     os.close(write_end)
     try:
         os.setpgid(pid, pid)  # also done by the candidate; whichever runs first wins the race
