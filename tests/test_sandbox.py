@@ -88,6 +88,10 @@ def test_correct_program_passes_with_all_layers_reported(no_leftovers):
         ("x = 1\nundefined_name + x\n", EXCEPTION, "NameError"),
         ("def f(n):\n    return f(n + 1)\nf(0)\n", EXCEPTION, "RecursionError"),
         ("input()\n", EXCEPTION, "EOFError"),  # stdin is /dev/null
+        ("x = " + "(" * 300 + ")" * 300 + "\n", SYNTAX_ERROR, "too many nested parentheses"),
+        ("a = 1\x00\n", SYNTAX_ERROR, "null bytes"),
+        ("eval('1 +')\n", EXCEPTION, "SyntaxError"),  # raised while running, not while compiling
+        ("import os\nos._exit = os.write = None\nassert 0\n", ASSERTION, "line 3"),  # the runner keeps its own
         ("x = bytearray(10 ** 11)\n", MEMORY, "MemoryError"),
         ("x = [0] * (10 ** 10)\n", MEMORY, "MemoryError"),
     ],
