@@ -89,6 +89,7 @@ MBPP_SOLUTIONS = (lambda p: p.metadata["code"], lambda p: empty_functions(p.meta
 
 
 def check_sweep(failures: dict[str, list[str]], n_problems: int) -> None:
+    print(", ".join(f"{kind} {len(ids)}/{n_problems}" for kind, ids in failures.items()))  # shown by pytest -s
     assert failures["reference_failed"] == []
     assert failures["empty_passed"] == []
     assert len(failures["shuffled_passed"]) / n_problems < 0.02, failures["shuffled_passed"]
