@@ -118,7 +118,7 @@ def require_fields(records: Sequence[Mapping[str, Any]], fields: Sequence[str], 
 
 
 def problems_digest(problems: Sequence[Problem]) -> str:
-    """A short SHA-256 of the problems' ids, prompts and references: it changes whenever what is asked or judged does."""
+    """A short SHA-256 of the problems' ids, prompts and references: it changes when what is asked or judged does."""
     records = [{key: value for key, value in p.to_record().items() if key != "metadata"} for p in problems]
     payload = json.dumps(records, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

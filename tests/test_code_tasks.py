@@ -23,7 +23,6 @@ from verifiers import load_verifier
 from verifiers.base import ASSERTION, CORRECT, EXCEPTION, EXITED, SYNTAX_ERROR, TIMEOUT
 from verifiers.code import PythonTestsVerifier, build_program, cut_at_stop, cut_function_body
 
-SUBSET_STEP = {"humaneval": 8, "mbpp": 25}  # the default run checks every 8th / 25th problem
 
 
 @pytest.fixture(scope="module")
@@ -95,28 +94,24 @@ def check_sweep(failures: dict[str, list[str]], n_problems: int) -> None:
     assert len(failures["shuffled_passed"]) / n_problems < 0.02, failures["shuffled_passed"]
 
 
-def test_humaneval_subset_reference_passes_empty_and_shuffled_fail(humaneval, verifier):
-    problems = humaneval.problems()[:: SUBSET_STEP["humaneval"]]
-    check_sweep(sweep(verifier, problems, HUMANEVAL_SOLUTIONS), len(problems))
+# task fixture -> (reference and empty solutions, problems in the full sweep, step of the default subset)
+SWEEPS = {"humaneval": (HUMANEVAL_SOLUTIONS, 164, 8), "mbpp_all": (MBPP_SOLUTIONS, 974, 25)}
+
+
+@pytest.mark.parametrize("task", SWEEPS)
+def test_subset_reference_passes_empty_and_shuffled_fail(task, request, verifier):
+    solutions, _, step = SWEEPS[task]
+    problems = request.getfixturevalue(task).problems()[::step]
+    check_sweep(sweep(verifier, problems, solutions), len(problems))
 
 
 @pytest.mark.slow
-def test_humaneval_all_164_reference_pass_empty_and_shuffled_fail(humaneval, verifier):
-    problems = humaneval.problems()
-    assert len(problems) == 164
-    check_sweep(sweep(verifier, problems, HUMANEVAL_SOLUTIONS), len(problems))
-
-
-def test_mbpp_subset_reference_passes_empty_and_shuffled_fail(mbpp_all, verifier):
-    problems = mbpp_all.problems()[:: SUBSET_STEP["mbpp"]]
-    check_sweep(sweep(verifier, problems, MBPP_SOLUTIONS), len(problems))
-
-
-@pytest.mark.slow
-def test_mbpp_all_974_reference_pass_empty_and_shuffled_fail(mbpp_all, verifier):
-    problems = mbpp_all.problems()
-    assert len(problems) == 974
-    check_sweep(sweep(verifier, problems, MBPP_SOLUTIONS), len(problems))
+@pytest.mark.parametrize("task", SWEEPS)
+def test_all_reference_pass_empty_and_shuffled_fail(task, request, verifier):
+    solutions, count, _ = SWEEPS[task]
+    problems = request.getfixturevalue(task).problems()
+    assert len(problems) == count
+    check_sweep(sweep(verifier, problems, solutions), len(problems))
 
 
 # --- HumanEval task -------------------------------------------------------------------------------------------
@@ -245,7 +240,8 @@ BODY_PREFIX = 'def f(x):\n    """Return x plus one."""\n'
         ("    return x + 1\nprint(f(1))\n", "    return x + 1\n"),
         ("    return x + 1\nresult = f(3)\nwhile True:\n    pass\n", "    return x + 1\n"),
         ("    s = '''\nnot code\n'''\n    return x + 1\n\nx = 1\n", "    s = '''\nnot code\n'''\n    return x + 1\n\n"),
-        ("    y = max(x,\n1)\n# a comment\n    return y + 1\n```\ntext", "    y = max(x,\n1)\n# a comment\n    return y + 1\n"),
+        ("    y = max(x,\n1)\n# a comment\n    return y + 1\n```\ntext",
+         "    y = max(x,\n1)\n# a comment\n    return y + 1\n"),
         ("def f(x):\n    return x + 1\n\nprint(f(2))\n", "def f(x):\n    return x + 1\n\n"),
         ("    return (x +\n", "    return (x +\n"),
         ("    return x + 1\n  broken\nz = 1\n", "    return x + 1\n  broken\n"),

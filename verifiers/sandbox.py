@@ -4,8 +4,9 @@ WARNING: model-generated code can be wrong in harmful ways: it may loop forever,
 all memory, delete files or exit before its tests run. ``run_python`` contains these *accidents*. It is not a
 security boundary against code written on purpose to escape (run such code in a VM or a container of its own).
 
-Each program runs in a new interpreter (``sys.executable -S -B verifiers/sandbox_runner.py``: the standard library only, no site-packages) in a new session,
-with these layers, each reported in ``ExecutionResult.isolation`` when it applied:
+Each program runs in a new interpreter (``sys.executable -S -B verifiers/sandbox_runner.py``: the standard
+library only, no site-packages) in a new session, with these layers, each reported in
+``ExecutionResult.isolation`` when it applied:
 
 =========  ===================================================================================================
 netns      a new network namespace: no interface but a downed loopback, so no connection leaves the process
@@ -21,7 +22,7 @@ guard      an in-process guard (after the test harness is set up) that disables 
 ``netns``, ``pidns``, ``uid`` and ``nproc`` need root (CAP_SYS_ADMIN, CAP_SETUID); as another user the sandbox
 falls back to ``rlimits`` + ``guard``. Always: a wall-clock timeout enforced from outside the program, a fresh
 temporary directory as cwd/HOME/TMPDIR (removed afterwards), a minimal environment with PYTHONHASHSEED=0 (set
-and dict orders, hence verdicts, are reproducible), and stdin/stdout/stderr on /dev/null.
+orders, hence verdicts, are reproducible), and stdin/stdout/stderr on /dev/null.
 
 A program passes only if it runs to its end: the candidate process writes its result record after the last
 statement, so ``sys.exit(0)`` or ``os._exit(0)`` before the asserts is a failure (``exited_early``). Linux only.
