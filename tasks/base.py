@@ -70,14 +70,6 @@ class Task(Protocol):
         ...
 
 
-def problems_digest(problems: Sequence[Problem]) -> str:
-    """A hash of every prompt and reference: identifies a task's data and prompt format in a run's config."""
-    digest = hashlib.sha256()
-    for problem in problems:
-        digest.update(json.dumps(problem.to_record(), sort_keys=True, ensure_ascii=False).encode())
-    return digest.hexdigest()[:16]
-
-
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSONL file, with a clear error naming the file and line of any malformed record."""
     path = Path(path)

@@ -15,7 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem, load_records, problems_digest, require_fields
+from tasks.base import Problem, load_records, require_fields
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 STOP = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\nassert ", "\nimport ", "\nfrom ", "\n@", "\n```")
@@ -57,7 +57,6 @@ class HumanEval:
             "name": self.name,
             "source": self.source,
             "problems": len(self._problems),
-            "prompts_sha256": problems_digest(self._problems),
             "stop": list(self.stop),
         }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.base import Problem, load_records, problems_digest, require_fields
+from tasks.base import Problem, load_records, require_fields
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code")
 SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974), "all": (1, 974)}
@@ -65,7 +65,6 @@ class MBPP:
             "split": self.split,
             "few_shot_task_ids": list(FEW_SHOT_IDS),
             "problems": len(self._problems),
-            "prompts_sha256": problems_digest(self._problems),
             "stop": list(self.stop),
         }
 

@@ -17,6 +17,7 @@ import warnings
 import pytest
 
 from tasks import load_task
+from tasks.base import problems_digest
 from tasks.humaneval import HumanEval
 from tasks.mbpp import MBPP
 from verifiers import load_verifier
@@ -128,7 +129,7 @@ def test_humaneval_problems_and_prompts(humaneval):
     assert first.reference["function_body"] is True
     json.dumps([p.to_record() for p in problems])  # JSON-serialisable
     description = humaneval.describe()
-    assert description["problems"] == 164 and len(description["prompts_sha256"]) == 16
+    assert description["problems"] == 164 and len(problems_digest(problems)) == 16
     assert "\n#" not in humaneval.stop and "\ndef " in humaneval.stop
     assert load_task("humaneval").describe() == description
 
@@ -149,9 +150,9 @@ def test_humaneval_loads_identically_from_jsonl_gz_and_the_hub(humaneval, tmp_pa
         return records
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    digest = humaneval.describe()["prompts_sha256"]
+    digest = problems_digest(humaneval.problems())
     for data in (str(plain), str(packed), "openai_humaneval"):
-        assert HumanEval(data=data).describe()["prompts_sha256"] == digest
+        assert problems_digest(HumanEval(data=data).problems()) == digest
 
 
 def test_humaneval_rejects_bad_data(tmp_path):
@@ -212,8 +213,8 @@ def test_mbpp_loads_identically_from_the_hub(shared_data, monkeypatch):
         return records
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    from_file = MBPP(data=str(shared_data / "mbpp.jsonl")).describe()["prompts_sha256"]
-    assert MBPP(data="mbpp").describe()["prompts_sha256"] == from_file
+    from_file = problems_digest(MBPP(data=str(shared_data / "mbpp.jsonl")).problems())
+    assert problems_digest(MBPP(data="mbpp").problems()) == from_file
 
 
 def test_mbpp_rejects_bad_options_and_data(shared_data, tmp_path):

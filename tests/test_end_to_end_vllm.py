@@ -18,10 +18,10 @@ def run_ttc(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_default_model_through_real_vllm(tmp_path, shared_data):
+def test_default_model_through_real_vllm(tmp_path):
     out = tmp_path / "run"
-    args = ["run", "--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "2",
-            "--samples", "4", "--max-tokens", "96", "--out", str(out)]  # fmt: skip
+    # the defaults of `ttc run` (embedded model, HumanEval) on a tiny budget
+    args = ["run", "--problems", "2", "--samples", "4", "--max-tokens", "96", "--out", str(out)]
     first = run_ttc(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "pass@k" in first.stdout and "problems solved at least once" in first.stdout
@@ -46,6 +46,7 @@ def test_default_model_through_real_vllm(tmp_path, shared_data):
     assert summary["problems"] == 2 and summary["samples_per_problem"]["min"] == 4
     assert [row["k"] for row in summary["pass_at_k"]] == [1, 2, 4]
     assert sum(summary["reasons"].values()) == 8
+    assert summary["task"] == "humaneval" and summary["verifier"]["name"] == "python-tests"
 
     again = run_ttc(*args)  # the same command again: nothing to generate, so no engine start
     assert again.returncode == 0, again.stderr[-3000:]
