@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -239,6 +241,26 @@ def test_model_names_a_served_model_never_a_local_checkpoint(shared_data, tmp_pa
         prepare(SampleOptions(model="m", **base))
     with pytest.raises(ValueError, match="not an http"):
         prepare(SampleOptions(model="m", engine_options={"base_url": "10.0.0.7:8000"}, **base))
+
+
+def test_an_unreachable_server_is_reported_before_sampling():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    with pytest.raises(OpenAIEngineError, match=r"GET /models at .* failed 3 times .*Connection refused"):
+        OpenAIEngine(MODEL, base_url=base_url, **FAST)
+
+
+def test_retry_after_is_honoured():
+    requests = [GenerationRequest("p/0", "Question: 1 + 1?", n=2, first_index=0, seed=5)]
+    script = lambda call: Fault("status", 429, headers={"Retry-After": "1"}) if call.attempt == 0 else None  # noqa: E731
+    with ScriptedServer(script) as server:
+        engine = OpenAIEngine(MODEL, base_url=server.base_url, **FAST)  # its own backoff is 0.01 s
+        began = time.monotonic()
+        (result,) = list(engine.generate(requests, SamplingSettings()))
+        waited = time.monotonic() - began
+        engine.close()
+    assert waited >= 1.0 and [c.text for c in result.completions] == [expected_text("Question: 1 + 1?", 5 + i) for i in range(2)]
 
 
 def test_chat_prompts_go_to_chat_completions():

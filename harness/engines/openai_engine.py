@@ -8,8 +8,8 @@ samples are handed to the caller only once all of them arrived whole, so the run
 request; a request that still fails after ``max_retries`` retries stops the run with ``OpenAIEngineError``.
 
 Seeds: a chunk of a request starting at offset ``j`` is sent with seed ``request.seed + j``. vLLM seeds the
-``i``-th of ``n`` choices with ``seed + i``, so the samples are the same whether a server takes ``n`` per
-request or, when it refuses ``n > 1``, one request per sample.
+``i``-th of ``n`` choices with ``seed + i``, so every sample gets the same seed whether a server takes ``n``
+per request or, when it refuses ``n > 1``, one request per sample.
 
 Token counts (``n_tokens``): the number of sampled tokens' log-probabilities when the server returns them,
 else ``usage.completion_tokens`` for a single choice, else that total split over the choices in proportion
@@ -256,7 +256,11 @@ class OpenAIEngine:
         self._logprobs_supported = True
         self._fallbacks: list[str] = []
         self._token_sources: set[str] = set()
-        self._served_model = self._check_model()
+        try:
+            self._served_model = self._check_model()
+        except BaseException:
+            self._client.close()
+            raise
 
     @classmethod
     def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:
