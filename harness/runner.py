@@ -16,7 +16,7 @@ from harness.engines.base import Engine, SamplingSettings
 from harness.models import ModelRef, count_parameters, resolve_model
 from harness.progress import Progress
 from harness.sampling import plan_requests, run_sampling
-from harness.store import RunStore
+from harness.store import RunStore, Session
 from harness.verification import VerificationOutcome, run_verification
 from tasks import load_task, resolve_class
 from tasks.base import problems_digest
@@ -66,12 +66,22 @@ class PreparedRun:
     out: Path
 
 
-# Engine settings that change what is sampled (the rest only change speed).
+# Engine settings that change what is sampled (the rest only change speed), unless the engine class names its
+# own in ``sample_defining_options``.
 SAMPLE_DEFINING_ENGINE_OPTIONS = ("dtype",)
+
+BUILTIN_ENGINES = {
+    "vllm": "harness.engines.vllm_engine:VLLMEngine",
+    "openai": "harness.engines.openai_engine:OpenAIEngine",
+}
 
 
 def prepare(options: SampleOptions) -> PreparedRun:
-    """Load the task and model and work out the run's configuration and directory; samples nothing."""
+    """Load the task and model and work out the run's configuration and directory; samples nothing.
+
+    An engine class may resolve ``--model`` itself (classmethod ``resolve_model(spec, engine_options)``):
+    a server-backed engine names a served model, which is never loaded or converted here.
+    """
     task = load_task(options.task, data=options.data, **options.task_options)
     all_problems = task.problems()
     if not all_problems:
@@ -81,7 +91,12 @@ def prepare(options: SampleOptions) -> PreparedRun:
     if options.samples < 1:
         raise ValueError("--samples must be at least 1")
     problems = all_problems[: options.problems] if options.problems else all_problems
-    model = resolve_model(options.model)
+    engine_class = resolve_class(options.engine, BUILTIN_ENGINES, "engine")
+    if hasattr(engine_class, "resolve_model"):
+        model = engine_class.resolve_model(options.model, options.engine_options)
+    else:
+        model = resolve_model(options.model)
+    sample_defining_options = getattr(engine_class, "sample_defining_options", SAMPLE_DEFINING_ENGINE_OPTIONS)
     settings = SamplingSettings(
         temperature=options.temperature,
         top_p=options.top_p,
@@ -98,17 +113,12 @@ def prepare(options: SampleOptions) -> PreparedRun:
         model=model.identity,
         engine=options.engine,
         sampling=settings,
-        sample_defining={
-            key: options.engine_options.get(key, "auto") for key in SAMPLE_DEFINING_ENGINE_OPTIONS
-        },
+        sample_defining={key: options.engine_options.get(key, "auto") for key in sample_defining_options},
         problems=len(problems),
         samples=options.samples,
     )
     out = options.out or RESULTS_DIR / f"{task.name}-{model.name}-{config.config_hash()[:8]}"
     return PreparedRun(options, task, problems, model, config, Path(out))
-
-
-BUILTIN_ENGINES = {"vllm": "harness.engines.vllm_engine:VLLMEngine"}
 
 
 def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any]) -> Engine:
@@ -117,9 +127,33 @@ def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any]) 
     return cls(model.path, **engine_options)
 
 
+@dataclass
+class SampleReport:
+    """What ``sample_run`` did: the open store, the samples wanted and already stored, and the session run
+    (None when nothing was missing)."""
+
+    store: RunStore
+    wanted: int
+    already_stored: int
+    session: Session | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wanted": self.wanted,
+            "already_stored": self.already_stored,
+            "session": None if self.session is None else dict(self.session.__dict__),
+        }
+
+
 def sample(prepared: PreparedRun, quiet: bool = False, log=print) -> RunStore:
     """Create or resume the run directory and generate exactly the missing samples. Returns the open store."""
+    return sample_run(prepared, progress_mode="quiet" if quiet else "auto", log=log).store
+
+
+def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log=print) -> SampleReport:
+    """``sample`` with a progress mode (see ``harness.progress.PROGRESS_MODES``), reporting what was done."""
     config = prepared.config
+    session = None
     store = RunStore.create_or_resume(
         prepared.out,
         config,
@@ -141,7 +175,8 @@ def sample(prepared: PreparedRun, quiet: bool = False, log=print) -> RunStore:
         if requests:
             engine = build_engine(config.engine, prepared.model, prepared.options.engine_options)
             try:
-                progress = Progress("sampling", missing, enabled=not quiet)
+                problems = len({request.problem_id for request in requests})
+                progress = Progress("sampling", missing, problems=problems, mode=progress_mode)
                 outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
                 session = outcome.session
                 rate = session.output_tokens / session.seconds if session.seconds else 0.0
@@ -151,12 +186,20 @@ def sample(prepared: PreparedRun, quiet: bool = False, log=print) -> RunStore:
     except BaseException:
         store.close()
         raise
-    return store
+    return SampleReport(store=store, wanted=wanted, already_stored=wanted - missing, session=session)
 
 
-def verify(store: RunStore, verifier_name: str | None = None, workers: int | None = None, quiet: bool = False) -> VerificationOutcome:
+def verify(
+    store: RunStore,
+    verifier_name: str | None = None,
+    workers: int | None = None,
+    quiet: bool = False,
+    progress_mode: str | None = None,
+) -> VerificationOutcome:
+    """Judge the store's unverified samples; ``progress_mode`` (default: ``quiet`` or ``auto``) wins over ``quiet``."""
     verifier = load_verifier(verifier_name or store.manifest["default_verifier"])
-    return run_verification(store, verifier, workers=workers, progress_enabled=not quiet)
+    mode = progress_mode or ("quiet" if quiet else "auto")
+    return run_verification(store, verifier, workers=workers, progress_mode=mode)
 
 
 def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:

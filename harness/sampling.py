@@ -4,6 +4,7 @@ samples the moment they arrive."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -92,10 +93,14 @@ def run_sampling(
     """Generate ``requests`` and store each result as one atomic shard as soon as it is complete.
 
     An interruption (Ctrl-C, a crash, ``kill -9``) loses only requests still in flight; the session's
-    throughput figures are saved periodically and on exit.
+    throughput figures are saved periodically and on exit, with the engine's description as it stands then
+    (an engine may record what it learnt while sampling, e.g. a server's fallbacks).
     """
     session = store.start_session(engine.describe(), versions)
-    progress = progress or Progress("sampling", sum(request.n for request in requests), enabled=False)
+    requests_left = Counter(request.problem_id for request in requests)
+    progress = progress or Progress(
+        "sampling", sum(request.n for request in requests), problems=len(requests_left), mode="quiet"
+    )
     started = last_save = time.monotonic()
     try:
         for result in engine.generate(requests, settings):
@@ -105,7 +110,8 @@ def run_sampling(
             session.output_tokens += tokens
             session.prompt_tokens += result.prompt_tokens
             session.requests += 1
-            progress.update(result.request.n, tokens=tokens)
+            requests_left[result.request.problem_id] -= 1
+            progress.update(result.request.n, tokens=tokens, problems=int(requests_left[result.request.problem_id] == 0))
             now = time.monotonic()
             if now - last_save >= SESSION_SAVE_SECONDS:
                 session.seconds = now - started
@@ -122,5 +128,5 @@ def run_sampling(
         progress.close()
         session.seconds = time.monotonic() - started
         session.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        store.save_session(session)
+        store.save_session(session, engine_description=engine.describe())
     return SamplingOutcome(session=session, requested=sum(request.n for request in requests))

@@ -427,7 +427,10 @@ class RunStore:
         self._save_manifest()
         return session
 
-    def save_session(self, session: Session) -> None:
+    def save_session(self, session: Session, engine_description: Mapping[str, Any] | None = None) -> None:
+        """Save a session's figures (and the engine's description, when it changed while sampling)."""
+        if engine_description is not None:
+            self.manifest["engine"] = dict(engine_description)
         for index, entry in enumerate(self.manifest["sessions"]):
             if entry["id"] == session.id:
                 self.manifest["sessions"][index] = session.__dict__.copy()

@@ -59,9 +59,12 @@ def run_verification(
     store: RunStore,
     verifier: Verifier,
     workers: int | None = None,
-    progress_enabled: bool = True,
+    progress_mode: str = "auto",
 ) -> VerificationOutcome:
-    """Verify every unjudged sample of ``store`` with ``verifier``; returns counts of what was done."""
+    """Verify every unjudged sample of ``store`` with ``verifier``; returns counts of what was done.
+
+    ``progress_mode`` is one of ``harness.progress.PROGRESS_MODES``.
+    """
     key = store.register_verdict_set(verifier.describe())
     outcome = VerificationOutcome(key=key)
     pending = pending_samples(store, key)
@@ -75,7 +78,8 @@ def run_verification(
         raise RuntimeError(f"samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
     batch_size = getattr(verifier, "batch_size", None)
     workers = workers or os.cpu_count() or 1
-    progress = Progress("verifying", total, enabled=progress_enabled)
+    progress = Progress("verifying", total, problems=len(expected), mode=progress_mode)
+    unjudged = dict(expected)
     started = time.monotonic()
     buffer: list[pa.Table] = []
     buffered_rows, last_flush = 0, time.monotonic()
@@ -106,7 +110,8 @@ def run_verification(
             outcome.reasons[verdict.reason] += 1
         outcome.verified += len(indices)
         buffered_rows += len(indices)
-        progress.update(len(indices))
+        unjudged[problem_id] -= len(indices)
+        progress.update(len(indices), problems=int(unjudged[problem_id] == 0))
         if buffered_rows >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
             flush()
 

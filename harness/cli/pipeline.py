@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,11 +20,57 @@ VerifierOption = Annotated[
 ]
 WorkersOption = Annotated[Optional[int], typer.Option(help="Verification worker processes (default: all cores).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Machine-readable output: JSON-lines progress events on stderr, one JSON result on stdout "
+        "(with --quiet: the result only).",
+    ),
+]
+
+
+class Output:
+    """Where a command's progress, messages and result go: human text, JSON, or (almost) nothing."""
+
+    def __init__(self, command: str, quiet: bool, as_json: bool) -> None:
+        from harness.progress import configure_logging, message_logger
+
+        self.command = command
+        self.as_json = as_json
+        self.progress_mode = "quiet" if quiet else ("json" if as_json else "auto")
+        self.log = message_logger("quiet" if quiet else ("json" if as_json else "auto"))
+        configure_logging(json_mode=as_json)
+
+    def fail(self, error: Exception) -> None:
+        """Report ``error`` and exit with status 2."""
+        if self.as_json:
+            from harness.progress import write_json_line
+
+            write_json_line(sys.stderr, {"event": "error", "message": str(error)})
+            self.result({"ok": False, "error": str(error)})
+        else:
+            typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2)
+
+    def result(self, fields: dict[str, Any]) -> None:
+        """The final JSON result on stdout (``--json`` only)."""
+        if self.as_json:
+            print(json.dumps({"command": self.command, **fields}, default=str), flush=True)
 
 
 def fail(error: Exception) -> None:
     typer.echo(f"error: {error}", err=True)
     raise typer.Exit(code=2)
+
+
+def _verification_result(outcome) -> dict[str, Any]:
+    return {
+        "verdict_set": outcome.key,
+        "verified": outcome.verified,
+        "reasons": dict(outcome.reasons),
+        "seconds": round(outcome.seconds, 3),
+    }
 
 
 def _report(store, quiet: bool) -> dict[str, Any]:
@@ -52,7 +100,27 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         out: Annotated[
             Optional[Path], typer.Option(help="Run directory (default: results/<task>-<model>-<config hash>).")
         ] = None,
-        engine: Annotated[str, typer.Option(help="Sampling engine.")] = "vllm",
+        engine: Annotated[
+            str, typer.Option(help="Sampling engine: vllm (local), openai (any OpenAI-compatible server) or module:Class.")
+        ] = "vllm",
+        base_url: Annotated[
+            Optional[str],
+            typer.Option(help="--engine openai: API root, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)."),
+        ] = None,
+        api_key_env: Annotated[
+            Optional[str],
+            typer.Option(help="--engine openai: environment variable holding the API key (default: OPENAI_API_KEY, if set)."),
+        ] = None,
+        concurrency: Annotated[
+            Optional[int], typer.Option(help="--engine openai: HTTP requests in flight at once (default 8).")
+        ] = None,
+        request_timeout: Annotated[
+            Optional[float], typer.Option(help="--engine openai: seconds one HTTP request may take (default 600).")
+        ] = None,
+        max_retries: Annotated[
+            Optional[int],
+            typer.Option(help="--engine openai: retries of a failed request (429, 5xx, timeout) before stopping (default 5)."),
+        ] = None,
         dtype: Annotated[str, typer.Option(help="Model dtype for the engine (auto, bfloat16, float16, float32).")] = "auto",
         gpu_memory_utilization: Annotated[
             Optional[float], typer.Option(help="Share of accelerator memory for vLLM (on CPU: of RAM).")
@@ -71,8 +139,11 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         verifier: VerifierOption = None,
         workers: WorkersOption = None,
         quiet: QuietOption = False,
+        json_output: JsonOption = False,
     ) -> None:
-        from harness.runner import SampleOptions, prepare, sample, verify
+        from harness.runner import SampleOptions, analyze, prepare, sample_run, verify
+
+        output = Output(name, quiet, json_output)
 
         task_options = {
             "split": split,
@@ -85,13 +156,26 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             "id_field": id_field,
             "verifier": verifier if task == "jsonl" else None,
         }
-        engine_options = {
-            "dtype": dtype,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "max_model_len": max_model_len,
-            "max_num_seqs": max_num_seqs,
-            "enforce_eager": enforce_eager,
+        server_options = {
+            "base_url": base_url,
+            "api_key_env": api_key_env,
+            "concurrency": concurrency,
+            "request_timeout": request_timeout,
+            "max_retries": max_retries,
         }
+        if engine == "openai":
+            engine_options = {key: value for key, value in server_options.items() if value is not None}
+        else:
+            given = [f"--{key.replace('_', '-')}" for key, value in server_options.items() if value is not None]
+            if given:
+                output.fail(ValueError(f"{', '.join(given)}: only for --engine openai (the engine is {engine!r})"))
+            engine_options = {
+                "dtype": dtype,
+                "gpu_memory_utilization": gpu_memory_utilization,
+                "max_model_len": max_model_len,
+                "max_num_seqs": max_num_seqs,
+                "enforce_eager": enforce_eager,
+            }
         options = SampleOptions(
             task=task,
             data=data,
@@ -108,18 +192,21 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             seed=seed,
             out=out,
         )
-        log = (lambda *_: None) if quiet else typer.echo
         try:
-            store = sample(prepare(options), quiet=quiet, log=log)
+            report = sample_run(prepare(options), progress_mode=output.progress_mode, log=output.log)
         except (ValueError, FileNotFoundError, RunStoreError, RuntimeError) as error:
-            fail(error)
+            output.fail(error)
+        store = report.store
+        result: dict[str, Any] = {"ok": True, "run": str(store.path), "sampling": report.to_dict()}
         with store:
             if full_pipeline:
-                outcome = verify(store, verifier, workers=workers, quiet=quiet)
+                outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode)
                 if outcome.verified:
-                    log(f"verified {outcome.verified} samples in {outcome.seconds:.1f} s")
-                _report(store, quiet)
-                log(f"summary: {store.path / 'summary.json'}")
+                    output.log(f"verified {outcome.verified} samples in {outcome.seconds:.1f} s")
+                result["verification"] = _verification_result(outcome)
+                result["summary"] = analyze(store) if json_output else _report(store, quiet)
+                output.log(f"summary: {store.path / 'summary.json'}")
+        output.result(result)
 
     command.__doc__ = help_text
     app.command(name)(command)
@@ -138,19 +225,26 @@ _make_sampling_command(
 
 
 @app.command("verify")
-def verify_command(run_dir: RunDir, verifier: VerifierOption = None, workers: WorkersOption = None, quiet: QuietOption = False) -> None:
+def verify_command(
+    run_dir: RunDir,
+    verifier: VerifierOption = None,
+    workers: WorkersOption = None,
+    quiet: QuietOption = False,
+    json_output: JsonOption = False,
+) -> None:
     """Judge every stored sample that has no verdict yet (resumable; runs on all cores)."""
     from harness.runner import verify
     from harness.store import RunStore
 
+    output = Output("verify", quiet, json_output)
     try:
         with RunStore.open(run_dir, writable=True) as store:
-            outcome = verify(store, verifier, workers=workers, quiet=quiet)
+            outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode)
     except (ValueError, RunStoreError) as error:
-        fail(error)
-    if not quiet:
-        reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
-        typer.echo(f"verified {outcome.verified} samples into {outcome.key}" + (f": {reasons}" if reasons else ""))
+        output.fail(error)
+    reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
+    output.log(f"verified {outcome.verified} samples into {outcome.key}" + (f": {reasons}" if reasons else ""))
+    output.result({"ok": True, "run": str(run_dir), "verification": _verification_result(outcome)})
 
 
 @app.command("analyze")
