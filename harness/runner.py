@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import sys
@@ -12,7 +13,7 @@ from typing import Any, Mapping
 
 from harness.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
 from harness.config import RunConfig
-from harness.engines.base import Engine, SamplingSettings
+from harness.engines.base import Engine, SamplingSettings, request_seed
 from harness.models import ModelRef, count_parameters, resolve_model
 from harness.progress import Progress
 from harness.sampling import plan_requests, run_sampling
@@ -121,10 +122,18 @@ def prepare(options: SampleOptions) -> PreparedRun:
     return PreparedRun(options, task, problems, model, config, Path(out))
 
 
-def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any]) -> Engine:
-    """Start an engine: a built-in name or ``module:Class`` (constructed as ``Class(model_path, **options)``)."""
+def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any], session_seed: int) -> Engine:
+    """Start an engine: a built-in name or ``module:Class``, constructed as ``Class(model_path, **options)``.
+
+    Engines that draw from one engine-wide random stream take a ``seed`` argument: they get ``session_seed``,
+    which differs between sampling sessions of a run, so a resumed or extended run never replays the
+    stream that produced the samples already stored.
+    """
     cls = resolve_class(kind, BUILTIN_ENGINES, "engine")
-    return cls(model.path, **engine_options)
+    options = dict(engine_options)
+    if "seed" in inspect.signature(cls).parameters:
+        options["seed"] = session_seed
+    return cls(model.path, **options)
 
 
 @dataclass
@@ -168,12 +177,15 @@ def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log=print) ->
         versions=package_versions(),
     )
     try:
-        requests = plan_requests(prepared.problems, store.sample_ranges(), config.samples, config.sampling.seed)
+        stored = store.sample_ranges()
+        requests = plan_requests(prepared.problems, stored, config.samples, config.sampling.seed)
         wanted = len(prepared.problems) * config.samples
         missing = sum(request.n for request in requests)
         log(f"run directory: {store.path}  ({wanted - missing}/{wanted} samples already stored)")
         if requests:
-            engine = build_engine(config.engine, prepared.model, prepared.options.engine_options)
+            stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
+            session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
+            engine = build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)
             try:
                 problems = len({request.problem_id for request in requests})
                 progress = Progress("sampling", missing, problems=problems, mode=progress_mode)

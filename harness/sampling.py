@@ -70,7 +70,7 @@ def result_table(result: GenerationResult, session_id: str) -> pa.Table:
             "finish_reason": [completion.finish_reason for completion in completions],
             "logprob_sum": [completion.logprob_sum for completion in completions],
             "prompt_tokens": [result.prompt_tokens] * request.n,
-            "seed": [request.seed] * request.n,
+            "seed": [request.seed if result.seed is None else result.seed] * request.n,
             "session": [session_id] * request.n,
         }
     )

@@ -47,3 +47,22 @@ class FakeEngine:
 
     def close(self) -> None:
         pass
+
+
+class EngineSeededFakeEngine(FakeEngine):
+    """Like vLLM on CPU: ignores request seeds and draws every sample from one engine-wide stream."""
+
+    def __init__(self, model: str, seed: int = 0, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.seed = seed
+
+    def generate(self, requests: Iterable[GenerationRequest], settings: SamplingSettings) -> Iterator[GenerationResult]:
+        stream = 0
+        for request in requests:
+            self.requests_seen.append(request)
+            completions = []
+            for _ in range(request.n):
+                text = fake_text("stream", stream, self.seed)  # depends on the stream position, not the problem
+                stream += 1
+                completions.append(Completion(text=text, n_tokens=3, finish_reason="stop", logprob_sum=-1.0))
+            yield GenerationResult(request=request, completions=completions, prompt_tokens=7, seed=self.seed)

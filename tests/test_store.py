@@ -142,3 +142,16 @@ def test_verify_and_analyze_resume_and_count_exactly(shared_data, tmp_path):
         assert summary["pass_at_k"][0]["k"] == 1 and summary["pass_at_k"][-1]["k"] == 10
         assert summary["pass_at_1"] == pytest.approx(sum(expected.values()) / 50)
         assert json.loads((tmp_path / "run" / "summary.json").read_text())["problems"] == 5
+
+
+def test_engine_wide_seeds_differ_between_sessions_so_extensions_never_replay(shared_data, tmp_path):
+    engine = "tests.fake_engine:EngineSeededFakeEngine"
+    quiet = dict(quiet=True, log=lambda *_: None)
+    sample(prepare(gsm8k_options(shared_data, tmp_path, engine=engine, problems=1, samples=3)), **quiet).close()
+    store = sample(prepare(gsm8k_options(shared_data, tmp_path, engine=engine, problems=1, samples=6)), **quiet)
+    with store:
+        table = store.read_samples()
+        seeds = table.column("seed").to_pylist()
+        assert len(set(seeds[:3])) == 1 and len(set(seeds[3:])) == 1 and seeds[0] != seeds[3]
+        texts = table.column("text").to_pylist()
+        assert len(set(texts)) == 6, "the second session must not replay the first one's stream"

@@ -37,6 +37,9 @@ class VLLMEngine:
         enforce_eager: skip graph capture / compilation (faster start, slower decode).
         max_inflight_samples: how many samples are queued in the engine at once; bounds memory, and what an
             interruption can lose.
+        seed: the engine-wide seed. On GPUs every request carries its own seed and this one is unused; on CPU,
+            where vLLM crashes on seeded requests whose prefill is split over steps ("CPU Generator does not use
+            offset"), requests are unseeded and draw from this seed's stream instead.
         tensor_parallel_size: GPUs to shard the model over.
         extra_engine_args: passed to ``vllm.LLM`` as is.
     """
@@ -52,6 +55,7 @@ class VLLMEngine:
         enforce_eager: bool = False,
         max_inflight_samples: int = 2048,
         tensor_parallel_size: int = 1,
+        seed: int = 0,
         extra_engine_args: dict[str, Any] | None = None,
     ) -> None:
         # vLLM logs every step of its start-up at INFO; keep the user's terminal for our progress.
@@ -66,6 +70,8 @@ class VLLMEngine:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if self._on_cpu else 0.9
         self.model = model
         self.max_inflight_samples = max_inflight_samples
+        self.seed = seed
+        self.per_request_seeds = not self._on_cpu
         self.settings = {
             "dtype": dtype,
             "gpu_memory_utilization": gpu_memory_utilization,
@@ -76,7 +82,7 @@ class VLLMEngine:
             **(extra_engine_args or {}),
         }
         engine_args = {key: value for key, value in self.settings.items() if value is not None}
-        self._llm = vllm.LLM(model=model, enable_prefix_caching=True, **engine_args)
+        self._llm = vllm.LLM(model=model, enable_prefix_caching=True, seed=seed, **engine_args)
         self._version = vllm.__version__
         self._tokenizer = self._llm.get_tokenizer()
 
@@ -86,6 +92,7 @@ class VLLMEngine:
             "version": self._version,
             "platform": "cpu" if self._on_cpu else "gpu",
             "model": self.model,
+            "seeding": "per-request" if self.per_request_seeds else f"engine-wide seed {self.seed}",
             **self.settings,
         }
 
@@ -110,7 +117,7 @@ class VLLMEngine:
             top_k=settings.top_k if settings.top_k > 0 else 0,
             max_tokens=settings.max_tokens,
             stop=list(settings.stop) or None,
-            seed=request.seed,
+            seed=request.seed if self.per_request_seeds else None,
             logprobs=0,  # the sampled token's log-prob only: feeds the likelihood baseline
             output_kind=RequestOutputKind.FINAL_ONLY,  # one output per request, when all n samples are done
         )
@@ -145,6 +152,7 @@ class VLLMEngine:
                         request=request,
                         completions=[_completion(choice) for choice in choices],
                         prompt_tokens=len(output.prompt_token_ids or ()),
+                        seed=None if self.per_request_seeds else self.seed,
                     )
         finally:
             if inflight:
