@@ -35,8 +35,9 @@ class VLLMEngine:
         max_model_len: context length limit (None: the model's).
         max_num_seqs: most sequences decoded together (None: vLLM's default).
         enforce_eager: skip graph capture / compilation (faster start, slower decode).
-        max_inflight_samples: how many samples are queued in the engine at once; bounds memory, and what an
-            interruption can lose.
+        max_inflight_samples: how many samples are queued in the engine at once (None: twice the engine's
+            ``max_num_seqs``, enough to keep every decode slot busy). It bounds memory and what an interruption
+            can lose, and lets requests finish, and be stored, one after another rather than all at the end.
         seed: the engine-wide seed. On GPUs every request carries its own seed and this one is unused; on CPU,
             where vLLM crashes on seeded requests whose prefill is split over steps ("CPU Generator does not use
             offset"), requests are unseeded and draw from this seed's stream instead.
@@ -53,13 +54,13 @@ class VLLMEngine:
         max_model_len: int | None = 4096,
         max_num_seqs: int | None = None,
         enforce_eager: bool = False,
-        max_inflight_samples: int = 2048,
+        max_inflight_samples: int | None = None,
         tensor_parallel_size: int = 1,
         seed: int = 0,
         extra_engine_args: dict[str, Any] | None = None,
     ) -> None:
         # vLLM logs every step of its start-up at INFO; keep the user's terminal for our progress.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         import vllm
 
         self._on_cpu = _is_cpu_platform()
@@ -69,7 +70,6 @@ class VLLMEngine:
         if gpu_memory_utilization is None:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if self._on_cpu else 0.9
         self.model = model
-        self.max_inflight_samples = max_inflight_samples
         self.seed = seed
         self.per_request_seeds = not self._on_cpu
         self.settings = {
@@ -84,6 +84,9 @@ class VLLMEngine:
         engine_args = {key: value for key, value in self.settings.items() if value is not None}
         self._llm = vllm.LLM(model=model, enable_prefix_caching=True, seed=seed, **engine_args)
         self._version = vllm.__version__
+        scheduler_slots = self._llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
+        self.max_inflight_samples = max_inflight_samples or 2 * scheduler_slots
+        self.settings["max_inflight_samples"] = self.max_inflight_samples
         self._tokenizer = self._llm.get_tokenizer()
 
     def describe(self) -> dict[str, Any]:
