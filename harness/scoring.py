@@ -48,6 +48,8 @@ QWEN_PRM_STEP_TOKEN = "<extra_0>"
 STEP_RULE = "blank-lines"  # recorded with the scores: how completions were split into steps
 FLUSH_ROWS = 512
 FLUSH_SECONDS = 30.0
+# Samples are batched across problems, sorted by length within windows of this many batches.
+WINDOW_BATCHES = 8
 
 ScoredSample = tuple[float | None, list[float] | None]
 
@@ -378,13 +380,21 @@ def score_run(
         if buffered >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
             flush()
 
+    window: list[tuple[int, tuple[str, int], list[int]]] = []
+
+    def run_window() -> None:
+        window.sort(key=lambda item: item[0])  # similar lengths together: little padding
+        for start in range(0, len(window), options.batch_size):
+            chunk = window[start : start + options.batch_size]
+            run_batch([key for _, key, _ in chunk], [ids for _, _, ids in chunk])
+        window.clear()
+
     try:
         for path in store.samples.shard_paths():
             shard = pq.read_table(path, columns=["problem_id", "sample_idx", "text"])
             problem_ids = shard.column("problem_id").to_numpy(zero_copy_only=False)
             indices = shard.column("sample_idx").to_numpy()
             texts = shard.column("text").to_pylist()
-            todo: list[tuple[int, tuple[str, int], list[int]]] = []
             order = np.argsort(problem_ids, kind="stable")
             bounds = np.flatnonzero(np.r_[True, problem_ids[order][1:] != problem_ids[order][:-1], True])
             for first, stop in zip(bounds[:-1], bounds[1:]):
@@ -397,11 +407,10 @@ def score_run(
                     if key not in seen:  # a sample stored twice (a copied shard) is scored once
                         seen.add(key)
                         ids = inputs(prompts[problem_id], texts[row] or "")
-                        todo.append((len(ids), key, ids))
-            todo.sort(key=lambda item: item[0])  # similar lengths together: little padding
-            for start in range(0, len(todo), options.batch_size):
-                chunk = todo[start : start + options.batch_size]
-                run_batch([key for _, key, _ in chunk], [ids for _, _, ids in chunk])
+                        window.append((len(ids), key, ids))
+                if len(window) >= WINDOW_BATCHES * options.batch_size:
+                    run_window()
+        run_window()
     finally:
         flush()
         progress.close()
