@@ -363,6 +363,7 @@ def plot_comparison(result: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ks = np.asarray(result["ks"])
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -373,15 +374,20 @@ def plot_comparison(result: dict[str, Any], path: Path) -> None:
         (line,) = axes.plot(ks, entry["accuracy"], marker="o", markersize=3, label=label, **style)
         axes.fill_between(ks, entry["low"], entry["high"], color=line.get_color(), alpha=0.15, linewidth=0)
     axes.set_xscale("log", base=2)
+    if len(ks) <= 16:
+        axes.set_xticks(ks)
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.set_xlabel("samples per problem k")
-    axes.set_ylabel("accuracy@k")
-    axes.set_ylim(0, 1.02)
-    axes.grid(True, which="both", alpha=0.3)
+    axes.set_ylabel("accuracy@k (coverage: pass@k)")
+    lowest = min(min(entry["low"]) for entry in result["selectors"])
+    axes.set_ylim(max(0.0, np.floor(10 * lowest - 0.5) / 10), 1.0)
+    axes.grid(True, which="major", alpha=0.3)
     percent = int(round(100 * result["confidence"]))
     axes.set_title(
-        f"{result.get('model') or ''}: {result['problems']} problems, n = {result['samples_per_problem']['min']} "
-        f"(bands: {percent}% over problems)",
-        fontsize=10,
+        f"{result.get('model') or result['run']}\n{result['problems']} problems, "
+        f"{result['samples_per_problem']['min']} samples each; bands: {percent}% intervals over problems",
+        fontsize=9,
     )
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()

@@ -101,7 +101,7 @@ def test_monte_carlo_agrees_with_exact_within_its_reported_error():
         else:
             exact = weighted_vote_curves(answers, correct, scores, ks, method="exact")
             sampled = weighted_vote_curves(answers, correct, scores, ks, method="monte-carlo", subsets=400, seed=5)
-        assert not sampled.exact.any() and sampled.subsets == 400
+        assert not sampled.exact[:, :-1].any() and sampled.subsets == 400
         # k = n has one subset: Monte-Carlo is exact there and reports no error
         np.testing.assert_allclose(sampled.values[:, -1], exact.values[:, -1], atol=1e-12)
         assert np.all(sampled.variances[:, -1] == 0)
@@ -131,12 +131,13 @@ def test_auto_uses_monte_carlo_beyond_the_exact_limits():
     answers = [rng.integers(-1, 40, size=1000)]
     correct = [answers[0] == 3]
     estimate = majority_vote_curves(answers, correct, [1, 16, 1000], subsets=50)
-    assert not estimate.exact.any() and estimate.subsets == 50
-    weighted = weighted_vote_curves(answers, correct, [np.ones(1000)], [1, 999, 1000], subsets=50)
-    # C(1000, 1) = C(1000, 999) = 1000 subsets: enumerated; the rest would be too many
-    assert weighted.exact[0].tolist() == [True, True, True]
-    weighted = weighted_vote_curves(answers, correct, [np.ones(1000)], [2, 500], subsets=50)
-    assert weighted.exact[0].tolist() == [False, False]
+    # k = 1 has a closed form and k = n one subset (all samples): exact; k = 16 is Monte-Carlo
+    assert estimate.exact[0].tolist() == [True, False, True] and estimate.subsets == 50
+    assert estimate.variances[0, 1] > 0 and estimate.variances[0, [0, 2]].tolist() == [0, 0]
+    weighted = weighted_vote_curves(answers, correct, [np.ones(1000)], [1, 2, 500, 999, 1000], subsets=50)
+    # k = 1 has a closed form and k = n one subset; the others are too many subsets to enumerate
+    assert weighted.exact[0].tolist() == [True, False, False, False, True]
+    assert weighted.values[0, 0] == pytest.approx(correct[0].mean())
     with pytest.raises(ValueError, match="exact computation supports"):
         majority_vote_curves(answers, correct, [1], method="exact")
 

@@ -43,11 +43,11 @@ from scipy.special import comb, gammaln
 EXACT_VOTE_MAX_SAMPLES = 512
 # Exact majority vote: most multiply-adds spent per problem (else Monte-Carlo).
 EXACT_VOTE_MAX_COST = 3e7
-# Exact weighted vote: most k-subsets enumerated for one (problem, k).
-EXACT_SUBSETS_LIMIT = 20_000
+# Exact weighted vote: most cells (k-subsets x (k + answers)) enumerated for one (problem, k).
+EXACT_ENUMERATION_CELLS = 1_000_000
 # Monte-Carlo: permutations per problem when not given, chosen so the work stays near MC_TARGET_WORK
 # sample visits, and within these bounds.
-MC_TARGET_WORK = 2e8
+MC_TARGET_WORK = 1.6e8
 MC_MIN_SUBSETS = 16
 MC_MAX_SUBSETS = 2000
 # Monte-Carlo: most (permutation, sample) cells held in memory at once.
@@ -317,7 +317,10 @@ def _weighted_vote_enumerated(
     """Exact weighted-vote accuracy at one k by enumerating all k-subsets (callers bound their number)."""
     n = answer_ids.shape[0]
     answers = share.shape[0]
-    subsets = np.array(list(itertools.combinations(range(n), k)), dtype=np.int64)
+    if k == n:
+        subsets = np.arange(n)[None, :]
+    else:
+        subsets = np.array(list(itertools.combinations(range(n), k)), dtype=np.int64)
     columns = np.where(answer_ids >= 0, answer_ids, answers)[subsets]  # no answer -> spare column
     flat = (np.arange(subsets.shape[0])[:, None] * (answers + 1) + columns).ravel()
     size = subsets.shape[0] * (answers + 1)
@@ -482,6 +485,10 @@ def _vote_curves(
     max_k = int(ks[-1])
     for index in range(problems):
         n = correct[index].shape[0]
+        if ks[0] == 1 and method != "monte-carlo":  # one sample: its answer wins (0 without one)
+            ids = answer_ids[index]
+            values[index, 0] = shares[index][ids[ids >= 0]].sum() / n
+            exact[index, 0] = True
         if weights is None:
             feasible = n <= EXACT_VOTE_MAX_SAMPLES and (
                 method == "exact" or majority_vote_cost(answer_ids[index], max_k) <= EXACT_VOTE_MAX_COST
@@ -493,13 +500,16 @@ def _vote_curves(
                 exact[index] = True
         elif method != "monte-carlo":
             for column, k in enumerate(ks):
-                if math.comb(n, int(k)) <= EXACT_SUBSETS_LIMIT:
+                if exact[index, column]:
+                    continue
+                log_cells = _log_comb(n, k) + math.log(int(k) + shares[index].shape[0] + 1)
+                if log_cells <= math.log(EXACT_ENUMERATION_CELLS):
                     values[index, column] = _weighted_vote_enumerated(answer_ids[index], weights[index], shares[index], int(k))
                     exact[index, column] = True
                 elif method == "exact":
                     raise ValueError(
-                        f"{name}: problem {index} has C({n}, {int(k)}) k-subsets, more than the "
-                        f"{EXACT_SUBSETS_LIMIT} enumerated exactly; use method='auto' or 'monte-carlo'"
+                        f"{name}: problem {index} has C({n}, {int(k)}) k-subsets, too many to enumerate "
+                        f"(limit {EXACT_ENUMERATION_CELLS} cells); use method='auto' or 'monte-carlo'"
                     )
     sampled = [index for index in range(problems) if not exact[index].all()]
     if not sampled:
@@ -513,6 +523,8 @@ def _vote_curves(
     _vote_monte_carlo(sampled, answer_ids, weights, shares, ks, subsets, rng, mc_values, mc_variances)
     values = np.where(exact, values, mc_values)
     variances = np.where(exact, 0.0, mc_variances)
+    sizes = np.array([c.shape[0] for c in correct])
+    exact |= ks[None, :] == sizes[:, None]  # k = n: the one subset is all samples, so Monte-Carlo is exact
     return Estimate(ks, values, variances, exact, subsets)
 
 
@@ -552,7 +564,7 @@ def weighted_vote_curves(
 ) -> Estimate:
     """Weighted-vote accuracy@k: each answer's support is the sum of its samples' ``weights`` in the subset.
 
-    ``method="auto"`` enumerates the k-subsets exactly where there are at most ``EXACT_SUBSETS_LIMIT`` of
-    them and uses Monte-Carlo for the other k; other arguments as in ``majority_vote_curves``.
+    ``method="auto"`` enumerates the k-subsets exactly where that takes at most ``EXACT_ENUMERATION_CELLS``
+    cells and uses Monte-Carlo for the other k; other arguments as in ``majority_vote_curves``.
     """
     return _vote_curves(answer_ids, correct, weights, ks, method, subsets, seed)
