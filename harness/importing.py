@@ -14,13 +14,11 @@ a bad file never leaves stored data half changed.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pyarrow as pa
 
 from harness.store import RunStore, RunStoreError
@@ -256,9 +254,3 @@ def import_scores(store: RunStore, path: str | Path, name: str) -> int:
 
 def _covered(index: int, ranges: Sequence[tuple[int, int]]) -> bool:
     return any(start <= index < stop for start, stop in ranges)
-
-
-def score_table_arrays(table: pa.Table) -> tuple[np.ndarray, list]:
-    """(score column as float array with NaN for null, step scores as Python lists or None)."""
-    score = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
-    return score, table.column("step_scores").to_pylist()

@@ -11,7 +11,7 @@ import pytest
 
 from harness.compare_verifiers import compare_verifiers, parse_ks, parse_selectors, write_comparison
 from harness.importing import SampleFields, import_samples, import_scores
-from harness.runner import prepare, sample, verify
+from harness.runner import analyze, prepare, sample, verify
 from harness.store import RunStore, RunStoreError
 from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options
@@ -73,6 +73,8 @@ def test_imported_qwen_run_holds_the_file(qwen_run, shared_data):
     assert scores.num_rows == 800 and scores.column("score").null_count == 0
     assert store.score_sets()["imported"]["kind"] == "imported"
     assert store.counts().num_correct.sum() == sum(sum(r["score"]) for r in records)
+    summary = analyze(store)  # the coverage analysis works on imported runs (no token counts, no sampling)
+    assert summary["pass_at_1"] == pytest.approx(0.91) and summary["usage"]["output_tokens"] is None
 
 
 def test_maj_rm_and_pass_at_8_equal_an_independent_computation(qwen_run, shared_data):
