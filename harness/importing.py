@@ -13,7 +13,6 @@ a bad file never leaves stored data half changed.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,20 +20,13 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
+from harness.models import file_digest
 from harness.store import RunStore, RunStoreError
 from tasks.base import Problem, read_jsonl
 from verifiers.base import CORRECT, NO_ANSWER, WRONG
 
 IMPORTED_VERDICTS = "imported"
 IMPORT_SESSION = "import"
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -149,7 +141,7 @@ def import_samples(
                 scores["sample_idx"].append(index)
                 scores["score"].append(score)
                 scores["step_scores"].append(steps)
-    description = {"file": source.name, "sha256": _file_sha256(source), "fields": vars(fields)}
+    description = {"file": source.name, "sha256": file_digest(source), "fields": vars(fields)}
     store = RunStore.create(
         out,
         {"task": "imported", "source": description},

@@ -217,7 +217,6 @@ class VLLMRewardModel:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if on_cpu else 0.9
         self.kind = kind
         self.step_token_id = step_token_id
-        self.task = "classify" if kind == "orm" else "token_classify"
         self._llm = vllm.LLM(
             model=path,
             runner="pooling",
@@ -226,6 +225,12 @@ class VLLMRewardModel:
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=on_cpu,
         )
+        supported = set(self._llm.supported_tasks)
+        # outcome models: a sequence head ("classify"), or a per-token reward head read at the last token
+        # (Qwen2ForRewardModel, e.g. Qwen2.5-Math-RM-72B); process models: per-token outputs
+        self.task = "classify" if kind == "orm" and "classify" in supported else "token_classify"
+        if self.task not in supported:
+            raise ValueError(f"vLLM serves {path} for {sorted(supported)}, not as a {kind} reward model")
         self._params = vllm.PoolingParams(use_activation=False)
 
     def score(self, batch: Sequence[list[int]]) -> list[ScoredSample]:
@@ -238,11 +243,19 @@ class VLLMRewardModel:
         results = []
         for ids, output in zip(batch, outputs):
             data = output.outputs.data.float().cpu().numpy()
-            if self.kind == "orm":
+            if self.task == "classify":
                 results.append((float(head_scores(data.reshape(-1))), None))
-            else:
-                positions = np.flatnonzero(np.asarray(ids) == self.step_token_id)
-                results.append((None, head_scores(data.reshape(len(ids), -1)[positions]).astype(float).tolist()))
+                continue
+            data = data.reshape(data.shape[0], -1)
+            if self.kind == "orm":
+                results.append((float(head_scores(data[-1])), None))
+                continue
+            positions = np.flatnonzero(np.asarray(ids) == self.step_token_id)
+            if data.shape[0] == len(ids):  # one row per token: keep the step tokens'
+                data = data[positions]
+            elif data.shape[0] != positions.size:  # else the model's step pooling already picked them
+                raise RuntimeError(f"vLLM returned {data.shape[0]} rows for {len(ids)} tokens and {positions.size} steps")
+            results.append((None, head_scores(data).astype(float).tolist()))
         return results
 
     def close(self) -> None:
