@@ -277,6 +277,11 @@ def estimate(
     """Per-problem accuracy@k of one selector, and what it read (score set, aggregate)."""
     correct = judged.split(judged.correct)
     info: dict[str, Any] = {"description": DESCRIPTIONS[spec.kind]}
+    if spec.kind in ("majority", "weighted") and not (judged.answer_codes >= 0).any():
+        raise ValueError(
+            f"selector {spec.kind!r} votes over extracted answers, and verdict set {judged.verdict_set} has none "
+            "(its verifier extracts no answers, as for code tasks)"
+        )
     if spec.kind == "coverage":
         sizes, right = judged.sizes, np.array([c.sum() for c in correct])
         values = pass_at_k(sizes[:, None], right[:, None], ks[None, :])

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from harness.compare_verifiers import compare_verifiers, parse_ks, parse_selectors, write_comparison
@@ -140,6 +141,12 @@ def test_cli_imports_and_compares(shared_data, tmp_path):
     assert refused.returncode == 2 and "no recorded log-probability" in refused.stderr
     refused = ttc("compare-verifiers", str(out), "--k", "16")
     assert refused.returncode == 2 and "smallest n is 8" in refused.stderr
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"problem_id": "0", "sample_idx": 0, "score": "x"}])
+    refused = ttc("import-scores", str(out), str(bad), "--name", "mine")
+    assert refused.returncode == 2 and "is not a number" in refused.stderr
+    good = write_jsonl(tmp_path / "good.jsonl", [{"problem_id": "0", "sample_idx": 0, "score": 1}])
+    imported = ttc("import-scores", str(out), str(good), "--name", "mine")
+    assert imported.returncode == 0 and "imported 1 scores into score set 'mine'" in imported.stdout
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -258,6 +265,15 @@ def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
     result = compare_verifiers(store)
     names = [entry["selector"] for entry in result["selectors"]]
     assert names == ["coverage", "majority", "likelihood"]
+    with RunStore.open(store.path, writable=True) as writer:  # a verifier that extracts no answers
+        verdicts = writer.read_verdicts(columns=["correct", "reason", "answer", "detail"])
+        key = writer.register_verdict_set({"name": "no-answers"})
+        writer.write_verdicts(key, verdicts.set_column(4, "answer", pa.nulls(verdicts.num_rows, pa.string())))
+    store = RunStore.open(store.path)
+    assert [e["selector"] for e in compare_verifiers(store, verifier="no-answers")["selectors"]] == ["coverage", "likelihood"]
+    with pytest.raises(ValueError, match="votes over extracted answers"):
+        compare_verifiers(store, parse_selectors("majority"), verifier="no-answers")
+    store = RunStore.open(store.path)
     samples = store.read_samples(columns=["logprob_sum", "n_tokens"])
     verdicts = store.read_verdicts(columns=["correct"])
     expected = []
