@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from harness.models import resolve_model
 from harness.progress import Progress
-from harness.store import RunStore, in_ranges, subtract_ranges
+from harness.store import RunStore, in_ranges
 from tasks.base import Prompt
 from verifiers.selection import split_steps
 
@@ -312,17 +312,6 @@ class ScoringOutcome:
     description: dict[str, Any] = field(default_factory=dict)
 
 
-def pending_scores(store: RunStore, name: str) -> dict[str, list[tuple[int, int]]]:
-    """Index ranges per problem stored as samples but without a score in set ``name``."""
-    scored = store.scores(name).ranges()
-    pending = {}
-    for problem_id, ranges in store.sample_ranges().items():
-        todo = subtract_ranges(ranges, scored.get(problem_id, []))
-        if todo:
-            pending[problem_id] = todo
-    return pending
-
-
 def score_run(
     store: RunStore,
     options: ScoringOptions,
@@ -350,7 +339,7 @@ def score_run(
     name = options.name or f"{options.kind}-{model.name}"
     store.register_score_set(name, description)
     outcome = ScoringOutcome(name=name, description=description)
-    pending = pending_scores(store, name)
+    pending = store.samples_missing_from(store.scores(name))
     total = sum(stop - start for ranges in pending.values() for start, stop in ranges)
     if total == 0:
         return outcome

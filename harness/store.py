@@ -440,6 +440,16 @@ class RunStore:
     def sample_ranges(self) -> Ranges:
         return self.samples.ranges()
 
+    def samples_missing_from(self, shards: ShardSet) -> Ranges:
+        """Index ranges per problem stored as samples but absent from ``shards`` (verdicts or scores to do)."""
+        done = shards.ranges()
+        missing = {}
+        for problem_id, ranges in self.sample_ranges().items():
+            todo = subtract_ranges(ranges, done.get(problem_id, []))
+            if todo:
+                missing[problem_id] = todo
+        return missing
+
     def write_samples(self, table: pa.Table) -> None:
         self._require_writer()
         self.samples.append(table)
