@@ -344,9 +344,6 @@ def score_run(
     if total == 0:
         return outcome
     prompts = {problem.problem_id: problem.prompt for problem in store.problems()}
-    unknown = set(pending) - set(prompts)
-    if unknown:
-        raise RuntimeError(f"samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
     reward_model = load_reward_model(options, model.path, inputs, log)
     outcome.backend = reward_model.backend
     progress = Progress(f"scoring ({reward_model.backend})", total, enabled=progress_enabled)

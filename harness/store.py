@@ -441,13 +441,19 @@ class RunStore:
         return self.samples.ranges()
 
     def samples_missing_from(self, shards: ShardSet) -> Ranges:
-        """Index ranges per problem stored as samples but absent from ``shards`` (verdicts or scores to do)."""
+        """Index ranges per problem stored as samples but absent from ``shards`` (verdicts or scores to do).
+
+        Raises RunStoreError if samples are stored for a problem that problems.jsonl lacks.
+        """
         done = shards.ranges()
         missing = {}
         for problem_id, ranges in self.sample_ranges().items():
             todo = subtract_ranges(ranges, done.get(problem_id, []))
             if todo:
                 missing[problem_id] = todo
+        unknown = set(missing) - {problem.problem_id for problem in self.problems()}
+        if unknown:
+            raise RunStoreError(f"{self.path}: samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
         return missing
 
     def write_samples(self, table: pa.Table) -> None:
