@@ -62,7 +62,8 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """First 16 hex digits of a file's SHA-256 (identifies data and weights in manifests)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -107,7 +108,7 @@ def convert_gguf(gguf_path: Path, output_dir: Path, dtype: str = "bfloat16") -> 
 def embedded_model(convert: bool = True) -> ModelRef:
     """The embedded default model, converted on first use and cached."""
     gguf_path = embedded_gguf_path()
-    digest = _file_digest(gguf_path)
+    digest = file_digest(gguf_path)
     target = cache_dir() / "models" / f"{EMBEDDED_NAME}-{digest}"
     if convert and not (target / _COMPLETE_MARKER).is_file():
         if target.exists():  # left by an older, interrupted layout: rebuild

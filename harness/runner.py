@@ -225,7 +225,7 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
         "task": manifest["config"]["task"],
         "model": manifest.get("model", {}).get("name"),
         "config_hash": manifest["config_hash"],
-        "sampling": manifest["config"]["sampling"],
+        "sampling": manifest["config"].get("sampling"),  # absent for imported samples
         "verifier": store.verdict_sets()[key],
         "verdict_set": key,
         "reasons": reasons_histogram(verdicts.column("reason").to_pylist()),

@@ -327,15 +327,43 @@ class RunStore:
                 store.close()
                 raise
             return store
+        return cls.create(
+            path,
+            identity,
+            problems,
+            budget=config.budget(),
+            default_verifier=default_verifier,
+            model_info=model_info,
+            versions=versions,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        identity: Mapping[str, Any],
+        problems: Sequence[Problem],
+        *,
+        budget: Mapping[str, Any],
+        default_verifier: str,
+        model_info: Mapping[str, Any],
+        versions: Mapping[str, Any],
+    ) -> "RunStore":
+        """Create a new run directory (refusing a non-empty one) holding ``problems``; opened for writing.
+
+        ``identity`` is what defines the samples (hashed into ``config_hash``): a sampling configuration, or
+        the description of imported data.
+        """
+        path = Path(path)
         if path.exists() and any(path.iterdir()):
             raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another --out")
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
             "created": _now(),
-            "config_hash": config.config_hash(),
-            "config": identity,
-            "budget": config.budget(),
+            "config_hash": config_hash(identity),
+            "config": dict(identity),
+            "budget": dict(budget),
             "default_verifier": default_verifier,
             "model": dict(model_info),
             "versions": dict(versions),
@@ -411,6 +439,22 @@ class RunStore:
     # -- samples -------------------------------------------------------------------------------------------
     def sample_ranges(self) -> Ranges:
         return self.samples.ranges()
+
+    def samples_missing_from(self, shards: ShardSet) -> Ranges:
+        """Index ranges per problem stored as samples but absent from ``shards`` (verdicts or scores to do).
+
+        Raises RunStoreError if samples are stored for a problem that problems.jsonl lacks.
+        """
+        done = shards.ranges()
+        missing = {}
+        for problem_id, ranges in self.sample_ranges().items():
+            todo = subtract_ranges(ranges, done.get(problem_id, []))
+            if todo:
+                missing[problem_id] = todo
+        unknown = set(missing) - {problem.problem_id for problem in self.problems()}
+        if unknown:
+            raise RunStoreError(f"{self.path}: samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
+        return missing
 
     def write_samples(self, table: pa.Table) -> None:
         self._require_writer()
@@ -495,6 +539,36 @@ class RunStore:
     def scores(self, name: str) -> ShardSet:
         return ShardSet(self.path / "scores" / name, SCORE_SCHEMA)
 
+    def score_sets(self) -> dict[str, dict[str, Any]]:
+        """Score sets present: name -> how they were made (``scorer.json``: reward model, or imported)."""
+        folder = self.path / "scores"
+        sets = {}
+        for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
+            info = sub / "scorer.json"
+            if info.is_file():
+                sets[sub.name] = json.loads(info.read_text())
+        return sets
+
+    def register_score_set(self, name: str, description: Mapping[str, Any]) -> None:
+        """Create score set ``name`` made as ``description``, or check that the existing one was made alike."""
+        self._require_writer()
+        if not name or name.startswith(".") or "/" in name or name != name.strip():
+            raise RunStoreError(f"invalid score set name {name!r}: use letters, digits, '-', '_' or '.'")
+        folder = self.path / "scores" / name
+        info = folder / "scorer.json"
+        if info.is_file():
+            stored = json.loads(info.read_text())
+            if stored != dict(description):
+                differences = identity_differences(stored, dict(description))
+                raise RunStoreError(
+                    f"score set {name!r} in {self.path} was made differently; refusing to mix scores.\n  "
+                    + "\n  ".join(differences)
+                    + "\nChoose another --name."
+                )
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(info, dict(description))
+
     # -- reductions for analysis -----------------------------------------------------------------------------
     def counts(self, verifier: str | None = None) -> Counts:
         """Per-problem (n, c) from a verdict set; problem metadata become grouping fields."""
@@ -540,11 +614,14 @@ class RunStore:
         finished = [s for s in self.manifest.get("sessions", []) if s.get("seconds", 0) > 0]
         seconds = sum(s["seconds"] for s in finished)
         output_tokens = sum(s["output_tokens"] for s in finished)
+        total_tokens = pc.sum(table.column("n_tokens")).as_py()  # None where samples were imported without counts
+        tokens_per_sample = pc.mean(table.column("n_tokens")).as_py()
+        prompt_tokens = pc.mean(per_problem.column("prompt_tokens_max")).as_py()
         return {
             "samples": table.num_rows,
-            "output_tokens": int(pc.sum(table.column("n_tokens")).as_py()),
-            "output_tokens_per_sample": float(pc.mean(table.column("n_tokens")).as_py()),
-            "prompt_tokens_per_problem": float(pc.mean(per_problem.column("prompt_tokens_max")).as_py()),
+            "output_tokens": None if total_tokens is None else int(total_tokens),
+            "output_tokens_per_sample": None if tokens_per_sample is None else float(tokens_per_sample),
+            "prompt_tokens_per_problem": None if prompt_tokens is None else float(prompt_tokens),
             "output_tokens_per_second": output_tokens / seconds if seconds > 0 else None,
             "model_parameters": self.manifest.get("model", {}).get("parameters"),
         }

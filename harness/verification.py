@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.progress import Progress
-from harness.store import RunStore, in_ranges, subtract_ranges
+from harness.store import RunStore, in_ranges
 from verifiers.base import Verdict, Verifier
 
 FLUSH_ROWS = 5000
@@ -34,17 +34,6 @@ def _judge(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str
     if len(verdicts) != len(texts):
         raise RuntimeError(f"verifier {verifier.describe()} returned {len(verdicts)} verdicts for {len(texts)} samples")
     return verdicts
-
-
-def pending_samples(store: RunStore, key: str) -> dict[str, list[tuple[int, int]]]:
-    """Index ranges per problem that are stored as samples but have no verdict in set ``key``."""
-    judged = store.verdicts(key).ranges()
-    pending = {}
-    for problem_id, ranges in store.sample_ranges().items():
-        todo = subtract_ranges(ranges, judged.get(problem_id, []))
-        if todo:
-            pending[problem_id] = todo
-    return pending
 
 
 @dataclass
@@ -67,15 +56,12 @@ def run_verification(
     """
     key = store.register_verdict_set(verifier.describe())
     outcome = VerificationOutcome(key=key)
-    pending = pending_samples(store, key)
+    pending = store.samples_missing_from(store.verdicts(key))
     expected = {pid: sum(b - a for a, b in ranges) for pid, ranges in pending.items()}
     total = sum(expected.values())
     if total == 0:
         return outcome
     references = {problem.problem_id: problem.reference for problem in store.problems()}
-    unknown = set(pending) - set(references)
-    if unknown:
-        raise RuntimeError(f"samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
     batch_size = getattr(verifier, "batch_size", None)
     workers = workers or os.cpu_count() or 1
     progress = Progress("verifying", total, problems=len(expected), mode=progress_mode)

@@ -2,6 +2,7 @@
 
 from harness.cli.app import app
 from harness.cli import pipeline  # noqa: F401  (run, sample, verify, analyze, report)
+from harness.cli import selection  # noqa: F401  (score, import-scores, import-samples, compare-verifiers)
 
 
 def main() -> None:

@@ -1,0 +1,153 @@
+"""Selection commands: ``score``, ``import-scores``, ``import-samples``, ``compare-verifiers``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typing_extensions import Annotated
+
+from harness.cli.app import app
+from harness.cli.pipeline import QuietOption, RunDir, VerifierOption, fail
+from harness.store import RunStoreError
+
+
+@app.command("compare-verifiers")
+def compare_verifiers_command(
+    run_dir: RunDir,
+    selectors: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Comma-separated: coverage, majority, orm[=SET], prm[=SET], weighted[=SET], likelihood "
+            "(default: all the run's data allows)."
+        ),
+    ] = None,
+    k: Annotated[Optional[str], typer.Option("--k", help="Comma-separated k values (default: 1, 2, 4, ..., n).")] = None,
+    aggregate: Annotated[str, typer.Option(help="How step scores become a sample's score: min, last, product, mean.")] = "min",
+    subsets: Annotated[
+        Optional[int], typer.Option(help="Monte-Carlo random subsets per problem, where exact is too costly (default: automatic).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of Monte-Carlo subsets and bootstrap intervals.")] = 0,
+    verifier: VerifierOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Accuracy@k of selectors (majority vote, reward model best-of-k, ...) next to coverage (pass@k).
+
+    Prints a table (rows k, columns selectors, cells value [95% interval over problems]) and writes
+    verifiers.json and verifiers.png into the run directory.
+    """
+    from harness.compare_verifiers import compare_verifiers, parse_ks, parse_selectors, print_comparison, write_comparison
+    from harness.store import RunStore
+
+    try:
+        specs = parse_selectors(selectors) if selectors else None
+        ks = parse_ks(k) if k else None
+        store = RunStore.open(run_dir)
+        result = compare_verifiers(store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed)
+        json_path, png_path = write_comparison(result, store.path)
+    except (ValueError, RunStoreError) as error:
+        fail(error)
+    if not quiet:
+        print_comparison(result)
+        typer.echo(f"wrote {json_path} and {png_path}")
+
+
+@app.command("import-scores")
+def import_scores_command(
+    run_dir: RunDir,
+    file: Annotated[Path, typer.Argument(help="JSONL rows: problem_id, sample_idx, score and/or step_scores.")],
+    name: Annotated[str, typer.Option(help="Score set to add the scores to (selectors name it, e.g. orm=NAME).")],
+) -> None:
+    """Add per-sample scores computed elsewhere to a run (checked first; nothing is written on error)."""
+    from harness.importing import import_scores
+    from harness.store import RunStore
+
+    try:
+        with RunStore.open(run_dir, writable=True) as store:
+            rows = import_scores(store, file, name)
+    except (ValueError, FileNotFoundError, RunStoreError) as error:
+        fail(error)
+    typer.echo(f"imported {rows} scores into score set {name!r}")
+
+
+@app.command("import-samples")
+def import_samples_command(
+    file: Annotated[Path, typer.Argument(help="JSONL, one problem a line, with list fields of samples.")],
+    out: Annotated[Path, typer.Option(help="Run directory to create.")],
+    id_field: Annotated[str, typer.Option(help="Field with the problem id (else the line number).")] = "idx",
+    prompt_field: Annotated[str, typer.Option(help="Field with the problem statement.")] = "question",
+    reference_field: Annotated[str, typer.Option(help="Field with the reference answer.")] = "gt",
+    samples_field: Annotated[str, typer.Option(help="Field with the list of completions.")] = "code",
+    answers_field: Annotated[str, typer.Option(help="Field with the list of extracted answers.")] = "pred",
+    correct_field: Annotated[str, typer.Option(help="Field with the list of correctness booleans.")] = "score",
+    scores_field: Annotated[str, typer.Option(help="Field with the list of reward scores (if present).")] = "pred_score",
+    score_set: Annotated[str, typer.Option(help="Name of the score set for imported reward scores.")] = "imported",
+) -> None:
+    """Create a run directory from samples generated and judged elsewhere (defaults: Qwen2.5-Math's format)."""
+    from harness.importing import SampleFields, import_samples
+
+    fields = SampleFields(
+        problem_id=id_field,
+        prompt=prompt_field,
+        reference=reference_field,
+        samples=samples_field,
+        answers=answers_field,
+        correct=correct_field,
+        scores=scores_field,
+    )
+    try:
+        with import_samples(file, out, fields, score_set=score_set) as store:
+            problems = len(store.problems())
+            samples = store.read_samples(columns=["sample_idx"]).num_rows
+            sets = sorted(store.score_sets())
+    except (ValueError, FileNotFoundError, RunStoreError) as error:
+        fail(error)
+    typer.echo(f"created {out}: {problems} problems, {samples} samples with verdicts" + (f", score sets {sets}" if sets else ""))
+
+
+@app.command("score")
+def score_command(
+    run_dir: RunDir,
+    model: Annotated[str, typer.Option(help="Reward model: Hugging Face Hub id or local checkpoint directory.")],
+    kind: Annotated[str, typer.Option(help="orm (a score per sample) or prm (a score per reasoning step).")] = "orm",
+    backend: Annotated[str, typer.Option(help="auto (vLLM on a GPU, else transformers), vllm or transformers.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Samples per model call.")] = 16,
+    name: Annotated[Optional[str], typer.Option(help="Score set to write (default: <kind>-<model name>).")] = None,
+    step_token: Annotated[
+        Optional[str], typer.Option(help="prm: token after each step where the model scores it (default <extra_0> if known).")
+    ] = None,
+    max_length: Annotated[int, typer.Option(help="Most tokens per input; longer inputs keep their end.")] = 4096,
+    dtype: Annotated[str, typer.Option(help="Weights' dtype: auto, bfloat16, float16, float32.")] = "auto",
+    gpu_memory_utilization: Annotated[
+        Optional[float], typer.Option(help="vLLM's share of accelerator memory (on CPU: of RAM).")
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Score every sample of a run with a reward model (resumable: scores are stored as they come)."""
+    from harness.scoring import ScoringOptions, score_run
+    from harness.store import RunStore
+
+    log = (lambda *_: None) if quiet else typer.echo
+    try:
+        options = ScoringOptions(
+            model=model,
+            kind=kind,
+            backend=backend,
+            batch_size=batch_size,
+            name=name,
+            step_token=step_token,
+            max_length=max_length,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+        with RunStore.open(run_dir, writable=True) as store:
+            outcome = score_run(store, options, progress_enabled=not quiet, log=log)
+    except (ValueError, OSError, RunStoreError, RuntimeError) as error:
+        fail(error)
+    if outcome.scored:
+        log(f"scored {outcome.scored} samples into score set {outcome.name!r} with {outcome.backend} in {outcome.seconds:.1f} s")
+    else:
+        log(f"score set {outcome.name!r} already holds every sample")
+    if outcome.truncated:
+        log(f"note: {outcome.truncated} inputs were longer than --max-length and kept only their last tokens")
