@@ -127,7 +127,7 @@ def normalize_answer(answer: str) -> str:
     only between two letters or digits; decimals lose trailing zeros (``2.50`` -> ``2.5``, ``3.0`` -> ``3``).
     None of these changes what math-verify makes of the answer.
     """
-    text = _strip_math_delimiters(answer)
+    text = _strip_math_delimiters(answer.strip().rstrip("."))
     text = _CONTROL.sub(_rewrite_control, text)
     text = _WHITESPACE.sub(" ", text).strip()
     text = _LOOSE_SPACE.sub("", text)
