@@ -31,6 +31,15 @@ def records(math500_path):
     return read_jsonl(math500_path)
 
 
+HALF = {"answer": r"\frac{1}{2}"}
+
+
+def start_worker(verifier: MathVerifier) -> int:
+    """Judge a non-integer answer (integers never reach the worker) and return the worker's pid."""
+    assert verifier.verify(HALF, [r"\boxed{0.5}"])[0].correct
+    return verifier.worker_pid
+
+
 @pytest.fixture(scope="module")
 def verifier():
     verifier = MathVerifier()
@@ -232,7 +241,7 @@ def test_each_distinct_answer_is_judged_once():
     slow = "(10^{10^{8}}+1)^{2}"
     spellings = [f"\\boxed{{{slow}}}", f"$\\boxed{{ {slow} }}$.", f"The final answer is ${slow}$. I hope it is correct."]
     verifier = MathVerifier(timeout=0.5, hard_timeout=5)
-    verifier.verify({"answer": "1"}, ["\\boxed{1}"])  # start the worker
+    start_worker(verifier)
     start = time.monotonic()
     verdicts = verifier.verify({"answer": "1"}, [spellings[i % 3] for i in range(40)])
     elapsed = time.monotonic() - start
@@ -307,7 +316,7 @@ NASTY = {
 @pytest.mark.parametrize("name", sorted(NASTY))
 def test_nasty_answers_get_a_verdict_within_the_timeout(name):
     verifier = MathVerifier(timeout=1.0, max_answer_chars=10**7)
-    verifier.verify({"answer": "42"}, [r"\boxed{42}"])  # start the worker outside the timed part
+    start_worker(verifier)  # outside the timed part
     text = NASTY[name]
     start = time.monotonic()
     verdicts = verifier.verify({"answer": "42"}, [f"\\boxed{{{text}}}", text, ""])
@@ -330,14 +339,13 @@ def test_unresponsive_worker_is_killed_and_replaced():
     """A worker that stops answering (a hang no signal can break, here SIGSTOP) is killed at the wall-clock
     deadline; the answer in flight gets `timeout` and the other answers are still judged."""
     verifier = MathVerifier(timeout=3.0, hard_timeout=3.0)
-    verifier.verify({"answer": "1"}, [r"\boxed{1}"])
-    stuck = verifier.worker_pid
+    stuck = start_worker(verifier)
     # Sorted, "(10^..." comes first: it is in flight (minutes of CPU) when the worker is stopped.
-    completions = [r"\boxed{(10^{10^{8}}+1)^{2}}", r"\boxed{1}", r"\boxed{2}"]
+    completions = [r"\boxed{(10^{10^{8}}+1)^{2}}", r"\boxed{0.5}", r"\boxed{1/3}"]
     timer = threading.Timer(1.0, os.kill, (stuck, signal.SIGSTOP))
     timer.start()
     start = time.monotonic()
-    verdicts = verifier.verify({"answer": "1"}, completions)
+    verdicts = verifier.verify(HALF, completions)
     elapsed = time.monotonic() - start
     timer.join()
     assert verdicts[0].reason == TIMEOUT and "killed" in verdicts[0].detail
@@ -351,22 +359,20 @@ def test_unresponsive_worker_is_killed_and_replaced():
 
 def test_stopped_worker_before_a_job_fails_the_reference_with_timeout():
     verifier = MathVerifier(timeout=1.0, hard_timeout=1.5)
-    verifier.verify({"answer": "1"}, [r"\boxed{1}"])
-    os.kill(verifier.worker_pid, signal.SIGSTOP)
-    verdicts = verifier.verify({"answer": "1"}, [r"\boxed{1}", r"\boxed{2}"])
+    os.kill(start_worker(verifier), signal.SIGSTOP)
+    verdicts = verifier.verify(HALF, [r"\boxed{0.5}", r"\boxed{1/3}"])
     assert [v.reason for v in verdicts] == [TIMEOUT, TIMEOUT]
     assert verdicts[0].detail.startswith("reference answer")
-    assert verifier.verify({"answer": "1"}, [r"\boxed{1}"])[0].reason == CORRECT
+    assert verifier.verify(HALF, [r"\boxed{0.5}"])[0].reason == CORRECT
     verifier.close()
 
 
 def test_worker_that_dies_mid_job_costs_one_answer():
     verifier = MathVerifier(timeout=30.0)
-    verifier.verify({"answer": "1"}, [r"\boxed{1}"])
-    doomed = verifier.worker_pid
+    doomed = start_worker(verifier)
     timer = threading.Timer(1.0, os.kill, (doomed, signal.SIGKILL))
     timer.start()
-    verdicts = verifier.verify({"answer": "1"}, [r"\boxed{(10^{10^{8}}+1)^{2}}", r"\boxed{1}"])
+    verdicts = verifier.verify(HALF, [r"\boxed{(10^{10^{8}}+1)^{2}}", r"\boxed{0.5}"])
     timer.join()
     assert verdicts[0].reason == PARSE_ERROR and "died" in verdicts[0].detail
     assert verdicts[1].reason == CORRECT
@@ -374,7 +380,18 @@ def test_worker_that_dies_mid_job_costs_one_answer():
 
 
 def test_worker_that_died_between_calls_is_replaced_silently(verifier):
-    verifier.verify({"answer": "1"}, [r"\boxed{1}"])
-    os.kill(verifier.worker_pid, signal.SIGKILL)
+    os.kill(start_worker(verifier), signal.SIGKILL)
     time.sleep(0.2)
-    assert verifier.verify({"answer": "1"}, [r"\boxed{1}"])[0].reason == CORRECT
+    assert verifier.verify(HALF, [r"\boxed{0.5}"])[0].reason == CORRECT
+
+
+@pytest.mark.parametrize(
+    "gold, answer", [("5", "5"), ("5", "6"), ("-125", "-125"), ("0", "-0"), ("007", "7"), ("12", "-12"), ("100", "1000")]
+)
+def test_integer_shortcut_agrees_with_math_verify(verifier, gold, answer):
+    from math_verify import parse, verify
+
+    expected = verify(parse(f"\\boxed{{{gold}}}"), parse(f"\\boxed{{{answer}}}"))
+    verdict = verifier.verify({"answer": gold}, [f"\\boxed{{{answer}}}"])[0]
+    assert verdict.correct == expected
+    assert verdict.answer == str(int(answer))

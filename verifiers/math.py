@@ -6,7 +6,7 @@ For each problem the verifier
    (``normalize_answer``);
 2. judges each *distinct* normalised answer once: math-verify parses it and compares it with the
    reference answer, in a worker process under a CPU budget and a wall-clock watchdog
-   (``verifiers.math_worker``);
+   (``verifiers.math_worker``); a plain integer against a plain-integer reference is compared directly;
 3. gives every sample the verdict of its answer. ``Verdict.answer`` is the canonical form of the parsed
    answer (sympy's printed form, decimals made exact), else the normalised string: what majority vote counts.
 
@@ -22,7 +22,7 @@ import threading
 from importlib import metadata
 from typing import Any, Mapping, Sequence
 
-from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, Verdict
+from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict
 from verifiers.math_worker import WorkerProcess
 
 _FINAL_ANSWER = "final answer is"
@@ -184,7 +184,9 @@ class MathVerifier:
         gold = _reference_answer(reference)
         keys = [_normalized(extract_answer(text)) for text in completions]
         to_judge = sorted({key for key in keys if key is not None and len(key) <= self.max_answer_chars})
-        judged = self._judge(gold, to_judge) if to_judge else {}
+        judged = _judge_integers(gold, to_judge)
+        to_judge = [key for key in to_judge if key not in judged]
+        judged.update(self._judge(gold, to_judge) if to_judge else {})
         verdicts: dict[str | None, Verdict] = {None: Verdict(False, NO_ANSWER, None, "no final answer found")}
         for key in set(keys) - verdicts.keys():
             if key in judged:
@@ -266,6 +268,23 @@ class MathVerifier:
             "max_answer_chars": self.max_answer_chars,
             "memory_limit_mb": self.memory_limit_mb,
         }
+
+
+_INTEGER = re.compile(r"-?\d{1,1000}")
+
+
+def _judge_integers(gold: str, answers: list[str]) -> dict[str, tuple[str, str | None, str]]:
+    """Verdicts for plain integers against a plain-integer reference, without a worker round trip: for
+    these math-verify compares values exactly, so plain ``int`` equality is the same judgement."""
+    gold = normalize_answer(gold)
+    if not _INTEGER.fullmatch(gold):
+        return {}
+    value = int(gold)
+    return {
+        answer: (CORRECT if int(answer) == value else WRONG, str(int(answer)), "")
+        for answer in answers
+        if _INTEGER.fullmatch(answer)
+    }
 
 
 def _normalized(answer: str | None) -> str | None:
