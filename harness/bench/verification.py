@@ -1,5 +1,5 @@
-"""Verification throughput on MATH-500: the ``math`` verifier (answer-level caching) against calling
-math-verify once per sample.
+"""The ``math`` verifier on MATH-500: throughput with answer-level caching against calling math-verify once
+per sample, and the correctness checks (self-verification, negative control, nasty inputs).
 
 Synthetic samples follow a repeated-sampling answer distribution: per problem, a pool of 8 answers (the
 reference in two spellings, 6 wrong answers: other problems' answers and, for integer references, nearby
@@ -7,7 +7,9 @@ integers) drawn with Zipf weights, plus a tail of one-off answers and samples wi
 is the problem's real MATH solution with its boxed answer replaced, so texts have realistic length and
 LaTeX. Run::
 
-    python -m harness.bench.verification --data ../shared/data/math500_test.jsonl
+    python -m harness.bench.verification --data ../shared/data/math500_test.jsonl            # throughput
+    python -m harness.bench.verification --data ../shared/data/math500_test.jsonl --checks   # checks
+    python -m harness.bench.verification --nasty                                             # nasty inputs
 """
 
 from __future__ import annotations
@@ -181,6 +183,70 @@ def run_verification_benchmark(
     }
 
 
+def derangement(n: int, seed: int) -> list[int]:
+    """A random permutation of ``range(n)`` that moves every element."""
+    rng = random.Random(seed)
+    order = list(range(n))
+    while True:
+        rng.shuffle(order)
+        if all(order[i] != i for i in range(n)):
+            return order
+
+
+def math500_checks(data: str | Path, seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> dict[str, Any]:
+    """Each record's ``answer`` against its own ``solution`` (self-verification), and against the solution
+    of another problem (negative control, one derangement per seed)."""
+    records = read_jsonl(data)
+    verifier = MathVerifier()
+
+    def judged(gold_index: int, solution_index: int) -> bool:
+        reference = {"answer": records[gold_index]["answer"]}
+        return verifier.verify(reference, [records[solution_index]["solution"]])[0].correct
+
+    failures = [records[i]["unique_id"] for i in range(len(records)) if not judged(i, i)]
+    negative = {}
+    for seed in seeds:
+        hits = [(records[i]["answer"], records[j]["answer"]) for i, j in enumerate(derangement(len(records), seed)) if judged(i, j)]
+        negative[seed] = {"rate": len(hits) / len(records), "hits": hits}
+    verifier.close()
+    return {
+        "records": len(records),
+        "self_verified": len(records) - len(failures),
+        "self_failures": failures,
+        "negative_control": negative,
+    }
+
+
+NASTY_ANSWERS = {
+    "long number (1e6 digits)": "9" * 1_000_000,
+    "nested frac 10,000 deep": "\\frac{" * 10_000 + "1" + "}{2}" * 10_000,
+    "nested frac 100 deep": "\\frac{" * 100 + "1" + "}{2}" * 100,
+    "invalid latex": r"\frac{1}{\sqrt{x",
+    "unbalanced braces": "}}}{{{" * 50,
+    "binary garbage": bytes(range(256)).decode("latin-1") * 20,
+    "huge power": "10^{10^{10}}",
+    "huge product": "(10^{10^{8}}+1)^{2}",
+    "huge factorial": "(10^{10})!",
+    "empty": "",
+}
+
+
+def nasty_input_timings(timeout: float = 5.0, max_answer_chars: int = 10**7) -> dict[str, dict[str, Any]]:
+    """Reason, detail and wall seconds of each nasty answer, boxed, against the reference ``42``.
+
+    The default ``max_answer_chars`` lets every input reach math-verify (the verifier's own default, 1000,
+    refuses the long ones before parsing)."""
+    verifier = MathVerifier(timeout=timeout, max_answer_chars=max_answer_chars)
+    verifier.verify(*_WARM_UP)
+    timings = {}
+    for name, text in NASTY_ANSWERS.items():
+        start = time.perf_counter()
+        verdict = verifier.verify({"answer": "42"}, [f"\\boxed{{{text}}}"])[0]
+        timings[name] = {"reason": verdict.reason, "detail": verdict.detail, "seconds": time.perf_counter() - start}
+    verifier.close()
+    return timings
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/data/math500_test.jsonl", help="MATH-500 JSONL file")
@@ -189,8 +255,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--baseline-samples", type=int, default=100, help="samples per problem for the baseline")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    instead = parser.add_mutually_exclusive_group()
+    instead.add_argument("--checks", action="store_true", help="self-verification and negative control instead")
+    instead.add_argument("--nasty", action="store_true", help="nasty-input verdicts and timings instead")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.checks or args.nasty:
+        figures = math500_checks(args.data) if args.checks else nasty_input_timings()
+        print(json.dumps(figures, indent=2, ensure_ascii=True))
+        return
     figures = run_verification_benchmark(
         args.data, args.problems, args.samples, args.baseline_samples, args.repeats, args.seed
     )
