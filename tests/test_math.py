@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 import os
 import pickle
@@ -267,17 +268,34 @@ def test_works_outside_the_main_thread(verifier):
 
 def _verify_in_worker(args):
     verifier, reference, completions = args
-    return verifier.verify(reference, completions)
+    return verifier.verify(reference, completions), verifier.worker_pid, os.getpid()
 
 
-def test_pickled_verifier_runs_in_a_process_pool(records, verifier):
+def test_pickled_verifier_runs_in_a_forked_pool(records, verifier):
+    """Forked workers inherit the parent's worker handle; each must start its own worker, not share it."""
     batch = _mixed_batch(records, 8)
     expected = [verifier.verify(reference, completions) for reference, completions in batch]
     fresh = pickle.loads(pickle.dumps(verifier))
-    assert fresh.worker_pid is None
-    with multiprocessing.get_context("fork").Pool(2) as pool:  # daemonic workers, as in the harness
+    assert fresh.worker_pid == verifier.worker_pid  # copies in one process share the worker
+    with multiprocessing.get_context("fork").Pool(2) as pool:  # daemonic workers
         got = pool.map(_verify_in_worker, [(fresh, reference, completions) for reference, completions in batch])
-    assert got == expected
+    assert [verdicts for verdicts, _, _ in got] == expected
+    assert verifier.worker_pid not in {worker for _, worker, _ in got}
+    assert verifier.verify(HALF, [r"\boxed{0.5}"])[0].correct  # the parent's worker survived
+
+
+def test_spawned_pool_starts_one_worker_per_process(records, verifier):
+    """As the harness does it: a spawned pool, a pickled verifier sent with every problem."""
+    batch = _mixed_batch(records, 12)
+    expected = [verifier.verify(reference, completions) for reference, completions in batch]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        got = list(pool.map(_verify_in_worker, [(verifier, reference, completions) for reference, completions in batch]))
+    assert [verdicts for verdicts, _, _ in got] == expected
+    workers_per_process = {}
+    for _, worker, process in got:
+        workers_per_process.setdefault(process, set()).add(worker)
+    assert all(len(workers) == 1 for workers in workers_per_process.values()), workers_per_process
 
 
 # ---------------------------------------------------------------------------------------------- nasty input

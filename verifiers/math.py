@@ -16,14 +16,12 @@ sorted order, the verdicts do not depend on the order of the samples or of the p
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from importlib import metadata
 from typing import Any, Mapping, Sequence
 
 from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict
-from verifiers.math_worker import WorkerProcess
+from verifiers.math_worker import SharedWorker
 
 _FINAL_ANSWER = "final answer is"
 _HOPE = "i hope it is correct"
@@ -167,18 +165,10 @@ class MathVerifier:
             raise ValueError(f"hard_timeout ({self.hard_timeout}) must be at least timeout ({self.timeout})")
         self.max_answer_chars = int(max_answer_chars)
         self.memory_limit_mb = memory_limit_mb
-        self._worker: WorkerProcess | None = None
-        self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_worker"] = None
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+    @property
+    def _shared(self) -> SharedWorker:
+        return SharedWorker.for_limit(self.memory_limit_mb)
 
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         gold = _reference_answer(reference)
@@ -199,15 +189,18 @@ class MathVerifier:
     def _judge(self, gold: str, answers: list[str]) -> dict[str, tuple[str, str | None, str]]:
         """(reason, canonical, detail) per answer, from the worker."""
         results: dict[str, tuple[str, str | None, str]] = {}
-        with self._lock:
+        shared = self._shared
+        with shared.lock:
             while len(results) < len(answers):
-                self._run(gold, answers[len(results) :], results)
+                self._run(shared, gold, answers[len(results) :], results)
         return results
 
-    def _run(self, gold: str, pending: list[str], results: dict[str, tuple[str, str | None, str]]) -> None:
+    def _run(
+        self, shared: SharedWorker, gold: str, pending: list[str], results: dict[str, tuple[str, str | None, str]]
+    ) -> None:
         """Judge ``pending`` in one worker, adding to ``results``, until done or until the worker hangs or
         dies: the answer in flight then gets ``timeout`` / ``parse_error`` and the worker is replaced."""
-        worker = self._live_worker()
+        worker = shared.live()
         in_flight: str | None = None  # None: the reference answer
         try:
             worker.send(("judge", gold, pending, self.timeout))
@@ -227,34 +220,24 @@ class MathVerifier:
             failure = (TIMEOUT, None, f"worker unresponsive for {self.hard_timeout:g} s, killed")
         except (EOFError, OSError):
             failure = (PARSE_ERROR, None, "the verification worker died")
-        self._discard_worker()
+        shared.discard()
         if in_flight is None:
             reason, _, detail = failure
             results.update({answer: (reason, None, f"reference answer: {detail}") for answer in pending})
         else:
             results[in_flight] = failure
 
-    def _live_worker(self) -> WorkerProcess:
-        if self._worker is None or not self._worker.is_usable():
-            if self._worker is not None and self._worker.owner_pid == os.getpid():
-                self._worker.kill()  # it died between calls; a forked copy's worker belongs to the parent
-            self._worker = WorkerProcess(self.memory_limit_mb)
-        return self._worker
-
-    def _discard_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
-
     @property
     def worker_pid(self) -> int | None:
-        """Process id of the worker now serving this verifier (None before the first call)."""
-        return self._worker.pid if self._worker is not None else None
+        """Process id of the worker serving this verifier in this process (None if none is running)."""
+        return self._shared.pid
 
     def close(self) -> None:
-        """Stop the worker process (it also stops when the verifier is garbage-collected)."""
-        with self._lock:
-            self._discard_worker()
+        """Stop the worker process (shared by this process's math verifiers; it also stops at exit and is
+        restarted by the next call that needs it)."""
+        shared = self._shared
+        with shared.lock:
+            shared.discard()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import weakref
 from multiprocessing.connection import Connection, Pipe
 from typing import Any, Iterator
@@ -165,7 +166,7 @@ class WorkerProcess:
         )
         child_end.close()
         self.connection = parent_end
-        self._finalizer = weakref.finalize(self, _stop, self.process, self.connection)
+        self._finalizer = weakref.finalize(self, _stop, self.process, self.connection, self.owner_pid)
         try:
             ready = self.receive(startup_timeout)
         except EOFError:
@@ -198,8 +199,52 @@ class WorkerProcess:
         self._finalizer()
 
 
-def _stop(process: subprocess.Popen, connection: Connection) -> None:
+def _stop(process: subprocess.Popen, connection: Connection, owner_pid: int) -> None:
     connection.close()
+    if os.getpid() != owner_pid:
+        return  # a forked copy of the handle: the process belongs to the parent
     if process.poll() is None:
         process.kill()
     process.wait()
+
+
+class SharedWorker:
+    """The worker process that every verifier with the same memory limit uses within one process.
+
+    The harness sends a pickled verifier with every problem to its process pool, so each problem arrives
+    with a fresh verifier object; sharing the worker per process means its start-up (about a second) is
+    paid once per process, not once per problem. Hold ``lock`` while talking to the worker.
+    """
+
+    _instances: dict[int | None, "SharedWorker"] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, memory_limit_mb: int | None) -> None:
+        self.memory_limit_mb = memory_limit_mb
+        self.lock = threading.Lock()
+        self._process: WorkerProcess | None = None
+
+    @classmethod
+    def for_limit(cls, memory_limit_mb: int | None) -> "SharedWorker":
+        with cls._instances_lock:
+            if memory_limit_mb not in cls._instances:
+                cls._instances[memory_limit_mb] = cls(memory_limit_mb)
+            return cls._instances[memory_limit_mb]
+
+    def live(self) -> WorkerProcess:
+        """The running worker, started (or restarted, if it died) as needed."""
+        if self._process is None or not self._process.is_usable():
+            if self._process is not None:
+                self._process.kill()
+            self._process = WorkerProcess(self.memory_limit_mb)
+        return self._process
+
+    def discard(self) -> None:
+        """Kill the worker; the next ``live()`` starts a new one."""
+        if self._process is not None:
+            self._process.kill()
+            self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self._process.is_usable() else None
