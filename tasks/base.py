@@ -6,6 +6,7 @@ and nothing of engines, storage or analysis.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,3 +115,10 @@ def require_fields(records: Sequence[Mapping[str, Any]], fields: Sequence[str], 
         missing = [name for name in fields if name not in record]
         if missing:
             raise ValueError(f"{source}: record {index} lacks field(s) {missing}; it has {sorted(record)}")
+
+
+def problems_digest(problems: Sequence[Problem]) -> str:
+    """A short SHA-256 of the problems' ids, prompts and references: it changes when what is asked or judged does."""
+    records = [{key: value for key, value in p.to_record().items() if key != "metadata"} for p in problems]
+    payload = json.dumps(records, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

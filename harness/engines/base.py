@@ -69,9 +69,13 @@ class Completion:
 
 @dataclass(frozen=True)
 class GenerationResult:
+    """A request's completions. ``seed`` is set when the engine did not use the request's seed (e.g. an
+    engine-wide seed where per-request seeds are unsupported); it is what the samples record."""
+
     request: GenerationRequest
     completions: list[Completion]
     prompt_tokens: int
+    seed: int | None = None
 
 
 class Engine(Protocol):

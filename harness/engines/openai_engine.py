@@ -1,0 +1,575 @@
+"""Sampling from any OpenAI-compatible server (``vllm serve``, SGLang, hosted APIs) over HTTP.
+
+Text prompts go to ``/completions`` and chat messages to ``/chat/completions``, with ``n`` samples per HTTP
+request (at most ``max_n_per_request``), the request's seed and the sampled tokens' log-probabilities.
+Requests run on ``concurrency`` worker threads; a failed exchange (429, 5xx, connection error, timeout,
+malformed body) is retried with exponential backoff and jitter, honouring ``Retry-After``. A request's
+samples are handed to the caller only once all of them arrived whole, so the run store never holds a partial
+request; a request that still fails after ``max_retries`` retries stops the run with ``OpenAIEngineError``.
+
+Seeds: a chunk of a request starting at offset ``j`` is sent with seed ``request.seed + j``. vLLM seeds the
+``i``-th of ``n`` choices with ``seed + i``, so every sample gets the same seed whether a server takes ``n``
+per request or, when it refuses ``n > 1``, one request per sample.
+
+Token counts (``n_tokens``): the number of sampled tokens' log-probabilities when the server returns them,
+else ``usage.completion_tokens`` for a single choice, else that total split over the choices in proportion
+to their text lengths (an estimate; ``describe()["n_tokens_from"]`` records which was used), else 0.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+from harness.models import ModelRef
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+# Longest wait a server's Retry-After may impose before a retry.
+RETRY_AFTER_LIMIT = 600.0
+SEED_MODULUS = 2**31
+_Result = TypeVar("_Result")
+
+
+class OpenAIEngineError(RuntimeError):
+    """The server cannot be used as asked, or a request failed for good; the run stops with this message."""
+
+
+class _Retry(Exception):
+    """A failed exchange worth repeating (rate limit, server error, timeout, connection or body broken)."""
+
+    def __init__(self, failure: str, retry_after: float | None = None) -> None:
+        super().__init__(failure)
+        self.retry_after = retry_after
+
+
+class _NUnsupported(Exception):
+    """The server does not take ``n > 1``: sample one completion per request instead."""
+
+
+class _LogprobsRejected(Exception):
+    """The server rejected the log-probability request: repeat without it."""
+
+
+class _Cancelled(Exception):
+    """The run stopped while this request waited to be retried."""
+
+
+def _retryable(status: int) -> bool:
+    return status in (408, 409, 429) or status >= 500
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """``base_url``, else ``$OPENAI_BASE_URL``; must be an http(s) URL (e.g. ``http://127.0.0.1:8000/v1``)."""
+    value = base_url or os.environ.get(BASE_URL_ENV)
+    if not value:
+        raise ValueError(
+            f"--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1) or ${BASE_URL_ENV} to be set"
+        )
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--base-url {value!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+    return value.rstrip("/")
+
+
+def _error_message(body: bytes) -> str:
+    """The server's error text: OpenAI's ``{"error": {"message": ...}}``, other JSON shapes, or raw text."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:300] or "(empty body)"
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+        for key in ("message", "detail", "error"):
+            if data.get(key):
+                return str(data[key])[:300]
+    return text[:300]
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if given."""
+    if "retry-after-ms" in headers:
+        try:
+            return min(max(float(headers["retry-after-ms"]) / 1000.0, 0.0), RETRY_AFTER_LIMIT)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), RETRY_AFTER_LIMIT)
+
+
+def _choice_text(choice: Mapping[str, Any], chat: bool) -> str:
+    message = choice.get("message") if chat else None
+    text = (message.get("content") if isinstance(message, dict) else None) if chat else choice.get("text")
+    if not isinstance(text, str):
+        where = "message.content" if chat else "text"
+        raise _Retry(f"malformed response: choice {choice.get('index')} has no {where} string")
+    return text
+
+
+def _choice_logprobs(choice: Mapping[str, Any], chat: bool) -> list[float] | None:
+    """The sampled tokens' log-probabilities, or None when the choice carries none (or in another shape)."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    if chat:
+        content = logprobs.get("content")
+        values = [entry.get("logprob") for entry in content if isinstance(entry, dict)] if isinstance(content, list) else None
+    else:
+        values = logprobs.get("token_logprobs")
+    if not isinstance(values, list) or not all(isinstance(value, (int, float)) for value in values):
+        return None
+    return [float(value) for value in values]
+
+
+def split_by_length(total: int, texts: list[str]) -> list[int]:
+    """Split ``total`` tokens over ``texts`` in proportion to their lengths (largest remainders; sums to total)."""
+    lengths = [len(text) for text in texts]
+    whole = sum(lengths)
+    if whole == 0:
+        shares = [total / len(texts)] * len(texts)
+    else:
+        shares = [total * length / whole for length in lengths]
+    counts = [int(share) for share in shares]
+    by_remainder = sorted(range(len(texts)), key=lambda i: shares[i] - counts[i], reverse=True)
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Samples ``offset .. offset+size-1`` of request number ``key``: one HTTP exchange (if ``n`` works)."""
+
+    key: int
+    request: GenerationRequest
+    offset: int
+    size: int
+
+
+@dataclass
+class _ChunkResult:
+    completions: list[Completion]
+    prompt_tokens: int
+
+
+@dataclass
+class _Assembly:
+    """A request's completions as its chunks come back; complete when every slot is filled."""
+
+    request: GenerationRequest
+    completions: list[Completion | None] = field(default_factory=list)
+    prompt_tokens: int = 0
+    missing: int = 0
+
+    def add(self, offset: int, result: _ChunkResult) -> None:
+        self.completions[offset : offset + len(result.completions)] = result.completions
+        self.prompt_tokens = max(self.prompt_tokens, result.prompt_tokens)
+        self.missing -= len(result.completions)
+
+
+class OpenAIEngine:
+    """Samples from an OpenAI-compatible server.
+
+    Args:
+        model: the model name the server serves (as listed by ``GET <base_url>/models``).
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` (None: ``$OPENAI_BASE_URL``).
+        api_key_env: environment variable holding the API key, sent as a bearer token. None: use
+            ``$OPENAI_API_KEY`` if it is set (local servers need no key); a name given must be set.
+        concurrency: HTTP requests in flight at once.
+        request_timeout: seconds one HTTP exchange may take, from sending to the last byte of the answer.
+        max_retries: retries of a failed exchange before the run stops.
+        max_n_per_request: most samples asked for in one HTTP request (hosted APIs cap ``n``).
+        backoff_base: seconds before the first retry; doubles each retry (with jitter), up to ``backoff_max``.
+        backoff_max: longest wait between retries (a server's ``Retry-After`` is honoured up to 600 s).
+    """
+
+    # Nothing the engine options set changes what is sampled (the served model is in the identity).
+    sample_defining_options: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        concurrency: int = 8,
+        request_timeout: float = 600.0,
+        max_retries: int = 5,
+        max_n_per_request: int = 128,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"--concurrency must be at least 1, got {concurrency}")
+        if request_timeout <= 0:
+            raise ValueError(f"--request-timeout must be positive, got {request_timeout}")
+        if max_retries < 0:
+            raise ValueError(f"--max-retries must be 0 or more, got {max_retries}")
+        if max_n_per_request < 1:
+            raise ValueError(f"max_n_per_request must be at least 1, got {max_n_per_request}")
+        self.model = model
+        self.base_url = resolve_base_url(base_url)
+        self.concurrency = concurrency
+        self.request_timeout = float(request_timeout)
+        self.max_retries = max_retries
+        self.max_n_per_request = max_n_per_request
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.api_key_env = api_key_env or DEFAULT_API_KEY_ENV
+        api_key = os.environ.get(self.api_key_env)
+        if api_key_env is not None and not api_key:
+            raise ValueError(f"--api-key-env {api_key_env}: that environment variable is not set (or is empty)")
+        self._uses_key = bool(api_key)
+        self._client = httpx.Client(
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            timeout=httpx.Timeout(self.request_timeout),
+            limits=httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1),
+        )
+        self._lock = threading.Lock()
+        self._n_supported = True
+        self._logprobs_supported = True
+        self._fallbacks: list[str] = []
+        self._token_sources: set[str] = set()
+        try:
+            self._served_model = self._check_model()
+        except BaseException:
+            self._client.close()
+            raise
+
+    @classmethod
+    def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:
+        """``--model`` names a served model, never a local path: nothing is loaded, converted or downloaded.
+
+        The run's model identity is ``<model>@<host of base_url>`` (the port is left out, so a restarted
+        local server on another port still resumes the run).
+        """
+        if not spec:
+            raise ValueError(
+                "--engine openai needs --model: the name the server serves the model under "
+                "(GET <base-url>/models lists them)"
+            )
+        host = urlsplit(resolve_base_url(engine_options.get("base_url"))).hostname
+        name = spec.rstrip("/").split("/")[-1] or spec
+        return ModelRef(path=spec, identity=f"{spec}@{host}", name=name)
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "engine": "openai",
+                "base_url": self.base_url,
+                "model": self.model,
+                "served_model": self._served_model,
+                "api_key_env": self.api_key_env if self._uses_key else None,
+                "concurrency": self.concurrency,
+                "request_timeout": self.request_timeout,
+                "max_retries": self.max_retries,
+                "max_n_per_request": self.max_n_per_request,
+                "n_per_request": self._n_supported,
+                "logprobs": self._logprobs_supported,
+                "n_tokens_from": sorted(self._token_sources),
+                "fallbacks": list(self._fallbacks),
+            }
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- the run -------------------------------------------------------------------------------------------
+    def generate(
+        self, requests: Iterable[GenerationRequest], settings: SamplingSettings
+    ) -> Iterator[GenerationResult]:
+        requests = list(requests)
+        assemblies: dict[int, _Assembly] = {}
+        chunks = self._plan(requests, assemblies)
+        tasks: queue.SimpleQueue = queue.SimpleQueue()
+        results: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+        # Daemon threads: a run that stops on an error need not wait for exchanges still in flight.
+        workers = [
+            threading.Thread(target=self._work, args=(tasks, results, stop, settings), daemon=True, name=f"ttc-openai-{i}")
+            for i in range(self.concurrency)
+        ]
+        for worker in workers:
+            worker.start()
+        outstanding = 0
+        try:
+            for chunk in chunks:
+                tasks.put(chunk)
+                outstanding += 1
+                if outstanding == self.concurrency:
+                    break
+            while outstanding:
+                chunk, outcome = results.get()
+                outstanding -= 1
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                following = next(chunks, None)  # keep the workers busy while the caller stores this result
+                if following is not None:
+                    tasks.put(following)
+                    outstanding += 1
+                assembly = assemblies[chunk.key]
+                assembly.add(chunk.offset, outcome)
+                if assembly.missing == 0:
+                    del assemblies[chunk.key]
+                    yield GenerationResult(
+                        request=assembly.request,
+                        completions=list(assembly.completions),  # type: ignore[arg-type]
+                        prompt_tokens=assembly.prompt_tokens,
+                    )
+        finally:
+            stop.set()
+            for _ in workers:
+                tasks.put(None)
+
+    def _plan(self, requests: list[GenerationRequest], assemblies: dict[int, _Assembly]) -> Iterator[_Chunk]:
+        """Chunks of at most ``max_n_per_request`` samples (1 once ``n`` is known unsupported), made lazily."""
+        for key, request in enumerate(requests):
+            assemblies[key] = _Assembly(request, [None] * request.n, missing=request.n)
+            offset = 0
+            while offset < request.n:
+                size = min(self.max_n_per_request if self._n_supported else 1, request.n - offset)
+                yield _Chunk(key, request, offset, size)
+                offset += size
+
+    def _work(self, tasks: queue.SimpleQueue, results: queue.SimpleQueue, stop: threading.Event, settings: SamplingSettings) -> None:
+        while (chunk := tasks.get()) is not None:
+            try:
+                results.put((chunk, self._sample_chunk(chunk, settings, stop)))
+            except BaseException as error:  # noqa: BLE001 - handed to the generating thread, which raises it
+                results.put((chunk, error))
+
+    def _sample_chunk(self, chunk: _Chunk, settings: SamplingSettings, stop: threading.Event) -> _ChunkResult:
+        request, offset = chunk.request, chunk.offset
+        if chunk.size > 1 and self._n_supported:
+            try:
+                return self._exchange(request, offset, chunk.size, settings, stop)
+            except _NUnsupported:
+                pass
+        parts = [self._exchange(request, offset + i, 1, settings, stop) for i in range(chunk.size)]
+        return _ChunkResult(
+            completions=[part.completions[0] for part in parts],
+            prompt_tokens=max(part.prompt_tokens for part in parts),
+        )
+
+    def _exchange(
+        self, request: GenerationRequest, offset: int, size: int, settings: SamplingSettings, stop: threading.Event
+    ) -> _ChunkResult:
+        """One HTTP request for ``size`` samples, retried until it gives exactly ``size`` well-formed choices."""
+        first = request.first_index + offset
+        label = f"request for {request.problem_id} samples {first}..{first + size - 1}"
+        chat = not isinstance(request.prompt, str)
+        while True:
+            logprobs = self._logprobs_supported
+            payload = self._payload(request, offset, size, settings, chat, logprobs)
+            try:
+                return self._retrying(label, lambda: self._attempt(payload, size, chat, logprobs), stop)
+            except _LogprobsRejected:
+                continue
+
+    def _payload(
+        self, request: GenerationRequest, offset: int, size: int, settings: SamplingSettings, chat: bool, logprobs: bool
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": settings.max_tokens,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "seed": (request.seed + offset) % SEED_MODULUS,
+        }
+        if size > 1:
+            payload["n"] = size
+        if settings.top_k > 0:
+            payload["top_k"] = settings.top_k  # not in OpenAI's API; vLLM and SGLang take it
+        if settings.stop:
+            payload["stop"] = list(settings.stop)
+        if chat:
+            payload["messages"] = [dict(message) for message in request.prompt]  # type: ignore[union-attr]
+            if logprobs:
+                payload.update(logprobs=True, top_logprobs=0)
+        else:
+            payload["prompt"] = request.prompt
+            if logprobs:
+                payload["logprobs"] = 0  # the sampled tokens' log-probabilities only
+        return payload
+
+    def _attempt(self, payload: dict[str, Any], size: int, chat: bool, logprobs: bool) -> _ChunkResult:
+        path = "/chat/completions" if chat else "/completions"
+        status, body = self._send("POST", path, payload)
+        if status == 200:
+            return self._parse(body, size, chat)
+        message = _error_message(body)
+        if status in (400, 422):
+            if logprobs and ("logprob" in message.lower() or size == 1 or not self._n_supported):
+                self._fall_back("logprobs", f"HTTP {status}: {message}")
+                raise _LogprobsRejected
+            if size > 1:
+                self._fall_back("n", f"HTTP {status}: {message}")
+                raise _NUnsupported
+        raise OpenAIEngineError(self._refusal(status, message, path))
+
+    def _parse(self, body: bytes, size: int, chat: bool) -> _ChunkResult:
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            raise _Retry(f"malformed response: not valid JSON ({error}; {len(body)} bytes)") from None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list):
+            raise _Retry("malformed response: no 'choices' list")
+        if len(choices) != size:
+            if size > 1 and len(choices) == 1:
+                self._fall_back("n", f"the server answered n={size} with one choice")
+                raise _NUnsupported
+            raise _Retry(f"malformed response: {len(choices)} choices for n={size}")
+        by_index: dict[int, Mapping[str, Any]] = {}
+        for position, choice in enumerate(choices):
+            index = choice.get("index", position) if isinstance(choice, dict) else None
+            if not isinstance(index, int) or not 0 <= index < size or index in by_index:
+                raise _Retry(f"malformed response: choice {position} has index {index!r} (n={size})")
+            by_index[index] = choice
+        ordered = [by_index[index] for index in range(size)]
+        texts = [_choice_text(choice, chat) for choice in ordered]
+        token_logprobs = [_choice_logprobs(choice, chat) for choice in ordered]
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        n_tokens = self._token_counts(texts, token_logprobs, usage.get("completion_tokens"))
+        prompt_tokens = usage.get("prompt_tokens")
+        completions = [
+            Completion(
+                text=text,
+                n_tokens=count,
+                finish_reason=str(choice.get("finish_reason") or "unknown"),
+                logprob_sum=None if values is None else float(sum(values)),
+            )
+            for text, count, choice, values in zip(texts, n_tokens, ordered, token_logprobs)
+        ]
+        return _ChunkResult(completions, prompt_tokens if isinstance(prompt_tokens, int) else 0)
+
+    def _token_counts(self, texts: list[str], token_logprobs: list[list[float] | None], completion_tokens: Any) -> list[int]:
+        if all(values is not None for values in token_logprobs):
+            source, counts = "logprobs", [len(values) for values in token_logprobs]  # type: ignore[arg-type]
+        elif not isinstance(completion_tokens, int):
+            source, counts = "unavailable (stored 0)", [0] * len(texts)
+        elif len(texts) == 1:
+            source, counts = "usage", [completion_tokens]
+        else:
+            source, counts = "usage split by text length", split_by_length(completion_tokens, texts)
+        with self._lock:
+            self._token_sources.add(source)
+        return counts
+
+    # -- HTTP, retries and refusals ------------------------------------------------------------------------
+    def _send(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        """One exchange within ``request_timeout``; retryable failures raise ``_Retry``."""
+        deadline = time.monotonic() + self.request_timeout
+        try:
+            with self._client.stream(method, self.base_url + path, json=payload) as response:
+                body = bytearray()
+                for piece in response.iter_bytes():
+                    body.extend(piece)
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("deadline passed while reading the body")
+        except httpx.TimeoutException:
+            raise _Retry(f"no complete response within {self.request_timeout:g} s") from None
+        except httpx.TransportError as error:
+            raise _Retry(f"connection failed ({type(error).__name__}: {error})") from None
+        if _retryable(response.status_code):
+            raise _Retry(f"HTTP {response.status_code}: {_error_message(bytes(body))}", _retry_after(response.headers))
+        return response.status_code, bytes(body)
+
+    def _retrying(self, label: str, attempt: Callable[[], _Result], stop: threading.Event) -> _Result:
+        failures = 0
+        while True:
+            if stop.is_set():
+                raise _Cancelled
+            try:
+                return attempt()
+            except _Retry as retry:
+                failures += 1
+                if failures > self.max_retries:
+                    raise OpenAIEngineError(
+                        f"{label} at {self.base_url} failed {failures} times (--max-retries {self.max_retries}); "
+                        f"last error: {retry}"
+                    ) from None
+                delay = retry.retry_after
+                if delay is None:
+                    delay = min(self.backoff_base * 2 ** (failures - 1), self.backoff_max) * random.uniform(0.5, 1.0)
+                logger.warning("%s: %s; retry %d of %d in %.1f s", label, retry, failures, self.max_retries, delay)
+                if stop.wait(delay):
+                    raise _Cancelled from None
+
+    def _fall_back(self, capability: str, reason: str) -> None:
+        """Stop asking for ``n > 1`` or for log-probabilities, and record why (kept in the manifest)."""
+        with self._lock:
+            if capability == "n" and self._n_supported:
+                self._n_supported = False
+                note = f"n>1 refused ({reason}): one request per sample, seeds seed+i"
+            elif capability == "logprobs" and self._logprobs_supported:
+                self._logprobs_supported = False
+                note = f"logprobs refused ({reason}): logprob_sum stored as null"
+            else:
+                return
+            self._fallbacks.append(note)
+        logger.warning("%s: %s", self.base_url, note)
+
+    def _refusal(self, status: int, message: str, path: str) -> str:
+        url = self.base_url + path
+        if status in (401, 403):
+            key = (
+                f"check the key in ${self.api_key_env}"
+                if self._uses_key
+                else f"put the API key in ${DEFAULT_API_KEY_ENV} or name its variable with --api-key-env"
+            )
+            return f"{url} refused the request (HTTP {status}: {message}); {key}"
+        if status == 404:
+            return f"{url} answered HTTP 404 ({message}); check --base-url (usually ending in /v1) and --model"
+        return f"{url} rejected the request (HTTP {status}: {message})"
+
+    def _check_model(self) -> dict[str, Any] | None:
+        """Ask ``GET /models`` that the server is up and serves ``model``; returns its entry (None: no list).
+
+        A server without the endpoint is accepted as is; a wrong model name, a refused key or an unreachable
+        server stop here, before any sampling.
+        """
+        status, body = self._retrying(
+            "GET /models", lambda: self._send("GET", "/models"), threading.Event()
+        )
+        if status in (401, 403):
+            raise OpenAIEngineError(self._refusal(status, _error_message(body), "/models"))
+        if status != 200:
+            return None
+        try:
+            entries = json.loads(body).get("data")
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(entries, list):
+            return None
+        served = {entry.get("id"): entry for entry in entries if isinstance(entry, dict)}
+        if self.model not in served:
+            listed = ", ".join(sorted(str(name) for name in served)) or "none"
+            raise OpenAIEngineError(f"{self.base_url} does not serve model {self.model!r}; it serves: {listed}")
+        entry = served[self.model]
+        return {key: entry[key] for key in ("id", "owned_by", "root", "max_model_len") if key in entry}

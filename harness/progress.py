@@ -1,0 +1,207 @@
+"""Progress of long steps, in one of four output modes.
+
+- ``live``: one line redrawn in place (a terminal).
+- ``lines``: a plain log line every ``interval`` seconds and at the end (CI logs stay readable).
+- ``json``: JSON lines of progress events (``start``, ``progress``, ``end``), for programs.
+- ``quiet``: nothing.
+
+``auto`` picks ``live`` on a terminal and ``lines`` elsewhere. Every event and line reports problems done,
+units (samples or verdicts) done, the rate, tokens per second (when tokens are counted), elapsed time and ETA.
+The JSON event schema is documented in docs/README-openai.md ("Progress and output modes").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from typing import Any, Callable, TextIO
+
+PROGRESS_MODES = ("auto", "live", "lines", "json", "quiet")
+# Seconds between JSON progress events, and between redraws of the live line (a fast step updates thousands
+# of times a second).
+JSON_INTERVAL = 2.0
+LIVE_INTERVAL = 0.1
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def resolve_mode(mode: str, stream: TextIO) -> str:
+    """``auto`` becomes ``live`` on a terminal, else ``lines``; other modes are checked and returned."""
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"unknown progress mode {mode!r}; expected one of {', '.join(PROGRESS_MODES)}")
+    if mode == "auto":
+        return "live" if stream.isatty() else "lines"
+    return mode
+
+
+def write_json_line(stream: TextIO, event: dict[str, Any]) -> None:
+    stream.write(json.dumps(event, separators=(",", ":")) + "\n")
+    stream.flush()
+
+
+class Progress:
+    """Counts units of work (samples, verdicts), the problems they belong to, and optional tokens.
+
+    Args:
+        description: what is being done ("sampling", "verifying"); the ``step`` of JSON events.
+        total: units to do in this session.
+        problems: problems to finish in this session (None: not shown).
+        unit: unit name for the display.
+        mode: one of ``PROGRESS_MODES``.
+        stream: where to write (stderr by default).
+        interval: seconds between plain log lines in ``lines`` mode (JSON events: ``JSON_INTERVAL``).
+    """
+
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        problems: int | None = None,
+        unit: str = "samples",
+        mode: str = "auto",
+        stream: TextIO | None = None,
+        interval: float = 10.0,
+    ) -> None:
+        self.description = description
+        self.total = total
+        self.problems_total = problems
+        self.unit = unit
+        self.stream = stream or sys.stderr
+        self.mode = resolve_mode(mode, self.stream) if total > 0 else "quiet"
+        self.interval = {"json": JSON_INTERVAL, "live": LIVE_INTERVAL}.get(self.mode, interval)
+        self.done = 0
+        self.tokens = 0
+        self.problems_done = 0
+        self.started = time.monotonic()
+        self._last_output = self.started
+        self._shown_done = -1
+        if self.mode == "json":
+            write_json_line(
+                self.stream,
+                {"event": "start", "step": description, "total": total, "unit": unit, "problems_total": problems},
+            )
+
+    def update(self, units: int, tokens: int = 0, problems: int = 0) -> None:
+        """Record ``units`` more done (and their ``tokens``), of which ``problems`` problems are now complete."""
+        self.done += units
+        self.tokens += tokens
+        self.problems_done += problems
+        if self.mode == "quiet":
+            return
+        now = time.monotonic()
+        finished = self.done >= self.total
+        if now - self._last_output >= self.interval or (finished and self.mode == "lines") or self._shown_done < 0:
+            self._emit("progress")
+            self._last_output = now
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current figures (the fields of a JSON ``progress`` event)."""
+        elapsed = time.monotonic() - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
+        return {
+            "step": self.description,
+            "done": self.done,
+            "total": self.total,
+            "unit": self.unit,
+            "problems_done": self.problems_done,
+            "problems_total": self.problems_total,
+            "tokens": self.tokens,
+            "elapsed_s": round(elapsed, 3),
+            "rate": round(rate, 3),
+            "tokens_per_s": round(self.tokens / elapsed, 1) if self.tokens and elapsed > 0 else None,
+            "eta_s": None if eta is None else round(eta, 1),
+        }
+
+    def line(self) -> str:
+        figures = self.snapshot()
+        parts = [
+            f"{self.description}: {self.done}/{self.total} {self.unit} ({100.0 * self.done / max(self.total, 1):.0f}%)"
+        ]
+        if self.problems_total is not None:
+            parts.append(f"problems {self.problems_done}/{self.problems_total}")
+        parts.append(f"{figures['rate']:.1f} {self.unit}/s")
+        if figures["tokens_per_s"] is not None:
+            parts.append(f"{figures['tokens_per_s']:.0f} tok/s")
+        parts.append(f"elapsed {_duration(figures['elapsed_s'])}")
+        if figures["eta_s"] is not None and math.isfinite(figures["eta_s"]):
+            parts.append(f"ETA {_duration(figures['eta_s'])}")
+        return " | ".join(parts)
+
+    def _emit(self, event: str) -> None:
+        self._shown_done = self.done
+        if self.mode == "json":
+            write_json_line(self.stream, {"event": event, **self.snapshot()})
+        elif self.mode == "live":
+            self.stream.write("\r" + self.line() + "\033[K" + ("\n" if event == "end" else ""))
+            self.stream.flush()
+        else:
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Final output: the end event (JSON), the finished live line, or a last line if figures changed."""
+        if self.mode == "json" or self.mode == "live":
+            self._emit("end")
+        elif self.mode == "lines" and self._shown_done != self.done:
+            self._emit("end")
+
+
+class JsonLogHandler(logging.Handler):
+    """Writes log records as ``{"event": "log", "level": ..., "message": ...}`` lines (``--json`` mode)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.stream = stream or sys.stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event = {"event": "log", "level": record.levelname.lower(), "message": record.getMessage()}
+            write_json_line(self.stream, event)
+        except Exception:  # noqa: BLE001 - logging must never break the run
+            self.handleError(record)
+
+
+class _LevelPrefixFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def message_logger(mode: str, stream: TextIO | None = None) -> Callable[[str], None]:
+    """A ``log(message)`` function for the pipeline's informational lines in the given output mode.
+
+    ``json`` writes ``log`` events to ``stream`` (stderr); ``quiet`` drops them; other modes print the text
+    to stdout, as before.
+    """
+    if mode == "quiet":
+        return lambda message: None
+    if mode == "json":
+        target = stream or sys.stderr
+        return lambda message: write_json_line(target, {"event": "log", "level": "info", "message": message})
+    return lambda message: print(message, file=stream or sys.stdout, flush=True)
+
+
+def configure_logging(json_mode: bool, stream: TextIO | None = None) -> None:
+    """Route warnings of ``harness`` (e.g. engine retries) to stderr: JSON events or ``warning: ...`` lines."""
+    logger = logging.getLogger("harness")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_ttc_cli", False):
+            logger.removeHandler(handler)
+    if json_mode:
+        handler: logging.Handler = JsonLogHandler(stream)
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(_LevelPrefixFormatter())
+    handler._ttc_cli = True  # type: ignore[attr-defined]
+    handler.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,101 @@
+"""GSM8K: grade-school math word problems with a numeric final answer after ``####``.
+
+The prompt is few-shot, built from the first ``shots`` problems of the train split (calculator annotations
+``<<...>>`` removed), in the format ``Question: ...\\nAnswer: <worked solution> #### <number>``; generation
+stops before the model starts the next ``Question:``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+from tasks.base import Problem, load_records, require_fields
+
+HUB_ID = "openai/gsm8k"
+HUB_CONFIG = "main"
+_CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+def final_answer(solution: str) -> str:
+    """The reference's final answer: the text after the last ``####``."""
+    if "####" not in solution:
+        raise ValueError(f"GSM8K solution has no '####' final answer: {solution[-80:]!r}")
+    return solution.rsplit("####", 1)[1].strip()
+
+
+class GSM8K:
+    """GSM8K test problems with a few-shot prompt.
+
+    Args:
+        data: local JSONL (``question``, ``answer`` fields) or Hub id; default ``openai/gsm8k``.
+        split: split to evaluate when loading from the Hub.
+        shots: few-shot exemplars taken, in order, from the start of the train split.
+        fewshot_data: where the exemplars come from: a JSONL path or Hub id. Default: a sibling file of
+            ``data`` named with ``train`` for ``test`` (``gsm8k_test.jsonl`` -> ``gsm8k_train.jsonl``), else the Hub.
+    """
+
+    name = "gsm8k"
+    default_verifier = "numeric"
+    stop = ("\n\nQuestion:", "\nQuestion:")
+
+    def __init__(
+        self, data: str | None = None, split: str = "test", shots: int = 8, fewshot_data: str | None = None
+    ) -> None:
+        if shots < 0:
+            raise ValueError("shots must be >= 0")
+        self.data = data or HUB_ID
+        self.split = split
+        self.shots = shots
+        self.fewshot_data = fewshot_data or self._default_fewshot_source(self.data)
+
+    @staticmethod
+    def _default_fewshot_source(data: str) -> str:
+        path = Path(data)
+        if path.suffix == ".jsonl":
+            sibling = path.with_name(path.name.replace("test", "train"))
+            if sibling != path and sibling.is_file():
+                return str(sibling)
+            raise ValueError(
+                f"few-shot exemplars for {data}: no sibling train file {sibling.name}; pass --fewshot-data PATH"
+            )
+        return data
+
+    def _records(self, source: str, split: str) -> list[dict[str, Any]]:
+        records = load_records(source, split=split, config=HUB_CONFIG)
+        require_fields(records, ["question", "answer"], source)
+        return records
+
+    def fewshot_prefix(self) -> str:
+        if self.shots == 0:
+            return ""
+        exemplars = self._records(self.fewshot_data, "train")[: self.shots]
+        return "".join(
+            f"Question: {record['question']}\nAnswer: {_CALCULATOR.sub('', record['answer'])}\n\n"
+            for record in exemplars
+        )
+
+    @functools.cache
+    def problems(self) -> list[Problem]:
+        prefix = self.fewshot_prefix()
+        problems = []
+        for index, record in enumerate(self._records(self.data, self.split)):
+            problems.append(
+                Problem(
+                    problem_id=f"gsm8k/{self.split}/{index}",
+                    prompt=f"{prefix}Question: {record['question']}\nAnswer:",
+                    reference={"answer": final_answer(record["answer"])},
+                    metadata={"index": index},
+                )
+            )
+        return problems
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "data": Path(self.data).name if Path(self.data).suffix == ".jsonl" else self.data,
+            "split": self.split,
+            "shots": self.shots,
+        }

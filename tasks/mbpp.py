@@ -1,0 +1,98 @@
+"""MBPP (Austin et al. 2021): 974 short Python programming problems, each with three assert tests.
+
+Prompts follow the paper: three worked examples (task_ids 2, 3, 4), each "You are an expert Python programmer,
+and here is your task: {text} Your code should pass these tests:\\n\\n{tests}" followed by its code between
+``[BEGIN]`` and ``[DONE]``, then the problem itself, ending at ``[BEGIN]\\n``. The completion is the code; it
+stops at ``[DONE]``. A completion is correct when it passes ``test_setup_code`` + ``test_list`` in the sandbox.
+
+Splits are the standard task_id ranges: prompt 1-10, test 11-510, validation 511-600, train 601-974.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.base import Problem, load_records, require_fields
+
+FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code")
+SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974), "all": (1, 974)}
+FEW_SHOT_IDS = (2, 3, 4)
+HUB_SPLITS = "train+validation+test+prompt"  # all of MBPP "full" from the Hub; splits are then cut by task_id
+STOP = ("[DONE]",)
+
+
+class MBPP:
+    """MBPP problems with the paper's 3-shot prompt, judged by running each program with its asserts.
+
+    Args:
+        data: a local JSONL file with MBPP's fields (e.g. ``../shared/data/mbpp.jsonl``) or a Hugging Face Hub
+            dataset id (``"mbpp"`` or ``"google-research-datasets/mbpp"``, config ``full``). It must hold the
+            few-shot examples (task_ids 2, 3, 4) as well as the split's problems.
+        split: ``"test"`` (task_ids 11-510, the standard evaluation split), ``"validation"`` (511-600),
+            ``"train"`` (601-974), ``"prompt"`` (1-10) or ``"all"`` (1-974).
+    """
+
+    name = "mbpp"
+    default_verifier = "python-tests"
+    stop = STOP
+
+    def __init__(self, data: str | None = None, split: str = "test") -> None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown MBPP split {split!r}; choose one of {', '.join(SPLITS)}")
+        self.data = "google-research-datasets/mbpp" if data is None else str(data)
+        self.split = split
+        records = load_records(self.data, split=HUB_SPLITS, config="full")
+        require_fields(records, FIELDS, self.data)
+        by_id = {int(record["task_id"]): record for record in records}
+        missing_shots = [task_id for task_id in FEW_SHOT_IDS if task_id not in by_id]
+        if missing_shots:
+            raise ValueError(f"{self.data}: lacks the few-shot examples, task_ids {missing_shots}")
+        first, last = SPLITS[split]
+        selected = [by_id[task_id] for task_id in sorted(by_id) if first <= task_id <= last]
+        if not selected:
+            raise ValueError(f"{self.data}: no problems with task_id {first}-{last} (split {split!r})")
+        shots = "".join(task_text(by_id[task_id]) + f"[BEGIN]\n{clean_code(by_id[task_id]['code'])}\n[DONE]\n\n"
+                        for task_id in FEW_SHOT_IDS)
+        self._problems = [to_problem(record, shots) for record in selected]
+
+    def problems(self) -> list[Problem]:
+        return list(self._problems)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.data,
+            "split": self.split,
+            "few_shot_task_ids": list(FEW_SHOT_IDS),
+            "problems": len(self._problems),
+            "stop": list(self.stop),
+        }
+
+
+def clean_code(code: str) -> str:
+    """MBPP's code with Unix line ends and no trailing whitespace (as shown in a prompt)."""
+    return "\n".join(line.rstrip() for line in code.replace("\r\n", "\n").split("\n")).strip("\n")
+
+
+def task_text(record: dict[str, Any]) -> str:
+    tests = "\n".join(record["test_list"])
+    return (
+        f"You are an expert Python programmer, and here is your task: {record['text'].strip()} "
+        f"Your code should pass these tests:\n\n{tests}\n"
+    )
+
+
+def to_problem(record: dict[str, Any], shots: str) -> Problem:
+    """An MBPP record as a Problem: 3-shot prompt; the program is the completion, the setup code and the asserts."""
+    test = "\n".join([record["test_setup_code"], *record["test_list"]]) + "\n"
+    return Problem(
+        problem_id=f"mbpp/{record['task_id']}",
+        prompt=shots + task_text(record) + "[BEGIN]\n",
+        reference={"prefix": "", "test": test, "stop": list(STOP), "function_body": False},
+        metadata={
+            "task_id": int(record["task_id"]),
+            "text": record["text"],
+            "code": record["code"],
+            "challenge_test_list": list(record.get("challenge_test_list") or []),
+        },
+    )

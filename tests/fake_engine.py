@@ -1,0 +1,68 @@
+"""A deterministic engine for tests of the store and the pipeline (the real vLLM path is tested separately).
+
+Each completion's text names its problem, sample index and request seed, so a test can prove that every
+stored sample sits at the right place; the final answer after '####' is drawn from
+the seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any, Iterable, Iterator
+
+from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+
+
+# The first five GSM8K test answers are 18, 3, 70000, 540 and 20: drawing from these makes some samples right.
+FAKE_ANSWERS = (18, 3, 70000, 540, 20, 7, 11)
+
+
+def fake_text(problem_id: str, index: int, seed: int) -> str:
+    answer = random.Random(f"{seed}:{index}").choice(FAKE_ANSWERS)
+    return f"sample {problem_id}#{index} seed {seed}\n#### {answer}"
+
+
+class FakeEngine:
+    """Sleeps ``$TTC_FAKE_DELAY`` seconds per request (0 by default), then returns deterministic samples."""
+
+    def __init__(self, model: str, **options: Any) -> None:
+        self.model = model
+        self.delay = float(os.environ.get("TTC_FAKE_DELAY", "0"))
+        self.requests_seen: list[GenerationRequest] = []
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": "fake", "model": self.model}
+
+    def generate(self, requests: Iterable[GenerationRequest], settings: SamplingSettings) -> Iterator[GenerationResult]:
+        for request in requests:
+            self.requests_seen.append(request)
+            time.sleep(self.delay)
+            completions = []
+            for offset in range(request.n):
+                text = fake_text(request.problem_id, request.first_index + offset, request.seed)
+                completions.append(Completion(text=text, n_tokens=len(text.split()), finish_reason="stop", logprob_sum=-1.0))
+            yield GenerationResult(request=request, completions=completions, prompt_tokens=7)
+
+    def close(self) -> None:
+        pass
+
+
+class EngineSeededFakeEngine(FakeEngine):
+    """Like vLLM on CPU: ignores request seeds and draws every sample from one engine-wide stream."""
+
+    def __init__(self, model: str, seed: int = 0, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.seed = seed
+
+    def generate(self, requests: Iterable[GenerationRequest], settings: SamplingSettings) -> Iterator[GenerationResult]:
+        stream = 0
+        for request in requests:
+            self.requests_seen.append(request)
+            completions = []
+            for _ in range(request.n):
+                text = fake_text("stream", stream, self.seed)  # depends on the stream position, not the problem
+                stream += 1
+                completions.append(Completion(text=text, n_tokens=3, finish_reason="stop", logprob_sum=-1.0))
+            yield GenerationResult(request=request, completions=completions, prompt_tokens=7, seed=self.seed)

@@ -1,0 +1,221 @@
+"""A small OpenAI-compatible HTTP server on 127.0.0.1 whose faults a test scripts request by request.
+
+It answers ``GET /v1/models``, ``POST /v1/completions`` and ``POST /v1/chat/completions``. A healthy answer
+imitates vLLM's seeding: choice ``i`` of a request with seed ``s`` is sampled with seed ``s + i``, and its text
+(``expected_text``) names the prompt and that seed, so a test can check every stored sample's text exactly.
+Each sampled token has log-probability ``TOKEN_LOGPROB``; tokens are the text's whitespace-separated words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+MODEL = "scripted-model"
+TOKEN_LOGPROB = -0.25
+SEED_MODULUS = 2**31
+
+
+def prompt_key(prompt: Any) -> str:
+    return hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def expected_text(prompt: Any, seed: int) -> str:
+    """The completion a healthy server gives ``prompt`` sampled with ``seed``."""
+    return f"prompt {prompt_key(prompt)} seed {seed % SEED_MODULUS}\nThe answer is {seed % 97}.\n#### {seed % 97}"
+
+
+@dataclass
+class Call:
+    """One HTTP request the server received; ``attempt`` counts earlier calls with the same payload."""
+
+    method: str
+    path: str
+    payload: dict[str, Any]
+    headers: dict[str, str]
+    attempt: int
+
+    @property
+    def prompt(self) -> Any:
+        return self.payload.get("prompt", self.payload.get("messages"))
+
+
+@dataclass
+class Fault:
+    """What to do instead of a healthy answer.
+
+    kind: ``status`` (reply ``status`` with an OpenAI error body and ``headers``), ``truncated`` (a 200 whose
+    JSON body is cut in half), ``cut`` (a 200 announcing the full length, then the connection closes half
+    way), ``hang`` (answer nothing for ``seconds``), ``choices`` (a healthy answer with ``choices`` choices).
+    """
+
+    kind: str
+    status: int = 500
+    message: str = "scripted failure"
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 30.0
+    choices: int = 1
+
+
+Script = Callable[[Call], "Fault | None"]
+
+
+def healthy_body(call: Call, choices: int | None = None) -> dict[str, Any]:
+    payload = call.payload
+    chat = "messages" in payload
+    n = payload.get("n", 1) if choices is None else choices
+    items, completion_tokens = [], 0
+    for index in range(n):
+        text = expected_text(call.prompt, payload["seed"] + index)
+        tokens = text.split()
+        completion_tokens += len(tokens)
+        item: dict[str, Any] = {"index": index, "finish_reason": "stop"}
+        if chat:
+            item["message"] = {"role": "assistant", "content": text}
+            if payload.get("logprobs"):
+                item["logprobs"] = {"content": [{"token": t, "logprob": TOKEN_LOGPROB, "top_logprobs": []} for t in tokens]}
+        else:
+            item["text"] = text
+            if payload.get("logprobs") is not None:
+                item["logprobs"] = {
+                    "tokens": tokens,
+                    "token_logprobs": [TOKEN_LOGPROB] * len(tokens),
+                    "top_logprobs": [None] * len(tokens),
+                    "text_offset": list(range(len(tokens))),
+                }
+        items.append(item)
+    prompt_tokens = len(json.dumps(call.prompt).split())
+    return {
+        "id": "cmpl-scripted",
+        "object": "chat.completion" if chat else "text_completion",
+        "model": payload.get("model"),
+        "choices": items,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gives up (a timeout, the end of a test) resets its connection: not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class ScriptedServer:
+    """Serve on a random loopback port; ``script(call)`` returns a ``Fault`` or None (a healthy answer).
+
+    Use as a context manager; hanging handlers are released when it stops.
+    """
+
+    def __init__(self, script: Script | None = None, model: str = MODEL, api_key: str | None = None) -> None:
+        self.script = script
+        self.model = model
+        self.api_key = api_key
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._httpd = _QuietHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "ScriptedServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def sampling_calls(self) -> list[Call]:
+        return [call for call in self.calls if call.method == "POST"]
+
+    def _record(self, method: str, path: str, payload: dict[str, Any], headers: dict[str, str]) -> Call:
+        with self._lock:
+            signature = json.dumps(payload, sort_keys=True)
+            attempt = sum(1 for c in self.calls if c.method == method and json.dumps(c.payload, sort_keys=True) == signature)
+            call = Call(method, path, payload, headers, attempt)
+            self.calls.append(call)
+            return call
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, length: int | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+
+            def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+                body = json.dumps({"error": {"message": message, "type": "scripted", "code": status}}).encode()
+                self._send(status, body, headers)
+
+            def _authorised(self) -> bool:
+                if server.api_key is None or self.headers.get("Authorization") == f"Bearer {server.api_key}":
+                    return True
+                self._error(401, "Incorrect API key provided")
+                return False
+
+            def do_GET(self) -> None:
+                server._record("GET", self.path, {}, dict(self.headers))
+                if not self._authorised():
+                    return
+                if self.path != "/v1/models":
+                    self._error(404, f"no route {self.path}")
+                    return
+                models = {"object": "list", "data": [{"id": server.model, "object": "model", "owned_by": "scripted", "max_model_len": 2048}]}
+                self._send(200, json.dumps(models).encode())
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                call = server._record("POST", self.path, json.loads(raw), dict(self.headers))
+                if not self._authorised():
+                    return
+                if self.path not in ("/v1/completions", "/v1/chat/completions"):
+                    self._error(404, f"no route {self.path}")
+                    return
+                if call.payload.get("model") != server.model:
+                    self._error(404, f"The model `{call.payload.get('model')}` does not exist.")
+                    return
+                fault = server.script(call) if server.script else None
+                if fault is None:
+                    self._send(200, json.dumps(healthy_body(call)).encode())
+                elif fault.kind == "status":
+                    self._error(fault.status, fault.message, fault.headers)
+                elif fault.kind == "truncated":
+                    body = json.dumps(healthy_body(call)).encode()
+                    self._send(200, body[: len(body) // 2])
+                elif fault.kind == "cut":
+                    body = json.dumps(healthy_body(call)).encode()
+                    self._send(200, body[: len(body) // 2], length=len(body))
+                    self.close_connection = True
+                elif fault.kind == "hang":
+                    server._release.wait(fault.seconds)
+                    self.close_connection = True
+                elif fault.kind == "choices":
+                    self._send(200, json.dumps(healthy_body(call, choices=fault.choices)).encode())
+                else:
+                    raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+        return Handler

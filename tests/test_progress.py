@@ -1,0 +1,115 @@
+"""Progress output: plain lines off a terminal, JSON events with --json, nothing with --quiet."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.progress import Progress
+from tests.conftest import REPO_ROOT
+from tests.helpers import FAKE_ENGINE, fake_model_dir
+
+EVENT_FIELDS = {"step", "done", "total", "unit", "problems_done", "problems_total", "tokens", "elapsed_s", "rate",
+                "tokens_per_s", "eta_s"}  # fmt: skip
+
+
+def test_off_a_terminal_progress_is_plain_lines_with_problems_rate_tokens_and_eta():
+    stream = io.StringIO()  # not a tty: "auto" becomes periodic lines
+    progress = Progress("sampling", 8, problems=2, stream=stream, interval=0.0)
+    progress.update(4, tokens=400, problems=1)
+    progress.update(4, tokens=400, problems=1)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in stream.getvalue() and "\033" not in stream.getvalue()
+    assert lines[0].startswith("sampling: 4/8 samples (50%) | problems 1/2 | ")
+    assert " tok/s | " in lines[0] and "ETA " in lines[0]
+    assert lines[1].startswith("sampling: 8/8 samples (100%) | problems 2/2 | ") and "ETA" not in lines[1]
+
+
+def test_lines_are_periodic_not_per_update():
+    stream = io.StringIO()
+    progress = Progress("verifying", 1000, stream=stream, interval=3600)
+    for _ in range(999):
+        progress.update(1)
+    assert len(stream.getvalue().splitlines()) == 1, "the first update, then nothing until the interval passes"
+    progress.update(1)  # the last one is always shown
+    progress.close()
+    assert stream.getvalue().splitlines()[-1].startswith("verifying: 1000/1000 samples (100%)")
+
+
+def test_json_mode_writes_start_progress_and_end_events():
+    stream = io.StringIO()
+    progress = Progress("sampling", 6, problems=3, mode="json", stream=stream)
+    progress.update(2, tokens=50, problems=1)
+    for _ in range(2):
+        progress.update(2, tokens=50, problems=1)
+    progress.close()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [event["event"] for event in events] == ["start", "progress", "end"]
+    assert events[0] == {"event": "start", "step": "sampling", "total": 6, "unit": "samples", "problems_total": 3}
+    assert set(events[1]) == EVENT_FIELDS | {"event"} and set(events[2]) == EVENT_FIELDS | {"event"}
+    assert events[1]["done"] == 2 and events[1]["problems_done"] == 1 and events[1]["eta_s"] is not None
+    assert events[2]["done"] == 6 and events[2]["problems_done"] == 3 and events[2]["tokens"] == 150
+    assert events[2]["eta_s"] is None and events[2]["tokens_per_s"] > 0
+
+
+def test_quiet_mode_and_empty_steps_write_nothing():
+    stream = io.StringIO()
+    quiet = Progress("sampling", 5, mode="quiet", stream=stream)
+    quiet.update(5)
+    quiet.close()
+    empty = Progress("sampling", 0, mode="json", stream=stream)
+    empty.close()
+    assert stream.getvalue() == ""
+    with pytest.raises(ValueError, match="unknown progress mode 'fancy'"):
+        Progress("sampling", 5, mode="fancy")
+
+
+def ttc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def run_args(shared_data, tmp_path, command: str) -> list[str]:
+    return [command, "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
+            "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "5", "--samples", "4",
+            "--out", str(tmp_path / "run"), "--workers", "1"]  # fmt: skip
+
+
+def test_cli_json_mode_gives_json_lines_on_stderr_and_one_result_on_stdout(shared_data, tmp_path):
+    done = ttc(*run_args(shared_data, tmp_path, "run"), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)  # stdout holds exactly one JSON document
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert result["command"] == "run" and result["ok"] and result["run"] == str(tmp_path / "run")
+    assert result["sampling"]["wanted"] == 20 and result["sampling"]["session"]["status"] == "complete"
+    assert result["verification"]["verified"] == 20 and result["summary"]["pass_at_1"] == summary["pass_at_1"]
+    events = [json.loads(line) for line in done.stderr.splitlines()]
+    ends = {event["step"]: event for event in events if event["event"] == "end"}
+    assert ends["sampling"]["done"] == 20 and ends["sampling"]["problems_done"] == 5
+    assert ends["verifying"]["done"] == 20 and ends["verifying"]["problems_done"] == 5
+    assert any(event["event"] == "log" and "run directory" in event["message"] for event in events)
+
+    again = ttc("verify", str(tmp_path / "run"), "--json", "--quiet")  # nothing left to judge; result only
+    assert again.returncode == 0 and again.stderr == ""
+    assert json.loads(again.stdout)["verification"]["verified"] == 0
+
+    refused = ttc("verify", str(tmp_path / "missing"), "--json")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout) == {"command": "verify", "ok": False, "error": f"{tmp_path / 'missing'} is not a run directory (no manifest.json)"}
+    assert json.loads(refused.stderr)["event"] == "error"
+
+
+def test_cli_plain_and_quiet_modes(shared_data, tmp_path):
+    plain = ttc(*run_args(shared_data, tmp_path, "sample"))
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "sampling: 20/20 samples (100%) | problems 5/5 |" in plain.stderr and "\r" not in plain.stderr
+    assert "run directory:" in plain.stdout
+
+    quiet = ttc("verify", str(tmp_path / "run"), "--quiet")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""

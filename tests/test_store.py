@@ -1,0 +1,157 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from harness.runner import analyze, prepare, sample, verify
+from harness.store import RunStore, RunStoreError, missing_ranges, subtract_ranges
+from tests.fake_engine import fake_text
+from tests.helpers import gsm8k_options
+
+
+def stored_keys(store: RunStore) -> list[tuple[str, int]]:
+    table = store.read_samples(columns=["text"])
+    return list(zip(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist()))
+
+
+def test_range_arithmetic():
+    assert missing_ranges([(0, 3), (5, 6)], 8) == [(3, 5), (6, 8)]
+    assert missing_ranges([], 4) == [(0, 4)]
+    assert missing_ranges([(0, 10)], 4) == []
+    assert subtract_ranges([(0, 10)], [(2, 4), (8, 20)]) == [(0, 2), (4, 8)]
+
+
+def test_sampling_stores_every_sample_once_with_its_metadata(shared_data, tmp_path):
+    store = sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
+    with store:
+        table = store.read_samples()
+        assert table.num_rows == 5 * 4
+        assert len(set(stored_keys(store))) == 20
+        for row in table.to_pylist():
+            assert row["text"] == fake_text(row["problem_id"], row["sample_idx"], row["seed"])
+            assert row["n_tokens"] > 0 and row["prompt_tokens"] == 7 and row["finish_reason"] == "stop"
+        # one seed per request, different between problems
+        seeds = {row["problem_id"]: row["seed"] for row in table.to_pylist()}
+        assert len(set(seeds.values())) == 5
+        manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+        assert manifest["sessions"][-1]["status"] == "complete"
+        assert manifest["sessions"][-1]["samples"] == 20
+
+
+def test_rerun_generates_only_what_is_missing_and_extends_budgets(shared_data, tmp_path, monkeypatch):
+    import harness.runner
+
+    seen = []
+    original = harness.runner.build_engine
+
+    def recording_engine(*args, **kwargs):
+        engine = original(*args, **kwargs)
+        seen.append(engine)
+        return engine
+
+    monkeypatch.setattr(harness.runner, "build_engine", recording_engine)
+    quiet = dict(quiet=True, log=lambda *_: None)
+    sample(prepare(gsm8k_options(shared_data, tmp_path)), **quiet).close()
+    sample(prepare(gsm8k_options(shared_data, tmp_path)), **quiet).close()
+    assert len(seen) == 1, "a complete run must not start the engine again"
+
+    store = sample(prepare(gsm8k_options(shared_data, tmp_path, samples=6, problems=7)), **quiet)
+    with store:
+        requests = seen[-1].requests_seen
+        # 5 old problems get indices 4..5; 2 new problems get 0..5
+        assert sorted((r.problem_id, r.first_index, r.n) for r in requests) == sorted(
+            [(f"gsm8k/test/{i}", 4, 2) for i in range(5)] + [(f"gsm8k/test/{i}", 0, 6) for i in (5, 6)]
+        )
+        keys = stored_keys(store)
+        assert len(keys) == len(set(keys)) == 7 * 6
+        # extension requests get their own seeds: new samples are not copies of the old ones
+        texts = store.read_samples(columns=["text"]).column("text").to_pylist()
+        assert len(set(texts)) == len(texts)
+        assert [p.problem_id for p in store.problems()] == [f"gsm8k/test/{i}" for i in range(7)]
+
+
+def test_different_configuration_is_refused_and_nothing_is_touched(shared_data, tmp_path):
+    sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None).close()
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.raises(RunStoreError) as error:
+        sample(prepare(gsm8k_options(shared_data, tmp_path, temperature=0.3)), quiet=True, log=lambda *_: None)
+    assert "sampling.temperature: stored 0.8, requested 0.3" in str(error.value)
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == {name: t for name, t in before.items() if name != ".lock"}
+
+
+def test_second_writer_is_locked_out(shared_data, tmp_path):
+    store = sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
+    with store:
+        with pytest.raises(RunStoreError, match="in use by another ttc process"):
+            RunStore.open(tmp_path / "run", writable=True)
+        RunStore.open(tmp_path / "run")  # readers are welcome
+
+
+def test_non_run_directories_are_refused(tmp_path):
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "file.txt").write_text("mine")
+    with pytest.raises(RunStoreError, match="not a run directory"):
+        RunStore.open(tmp_path / "stuff")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    with pytest.raises(RunStoreError, match="not valid JSON"):
+        RunStore.open(tmp_path / "bad")
+
+
+def test_refuses_to_turn_a_non_empty_foreign_directory_into_a_run(shared_data, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "precious.txt").write_text("keep me")
+    with pytest.raises(RunStoreError, match="not empty"):
+        sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
+    assert (tmp_path / "run" / "precious.txt").read_text() == "keep me"
+
+
+def test_partial_writes_and_duplicate_shards_never_reach_readers(shared_data, tmp_path):
+    store = sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
+    store.close()
+    samples_dir = tmp_path / "run" / "samples"
+    (samples_dir / ".tmp-part-garbage.parquet").write_bytes(b"half a parquet file")
+    with RunStore.open(tmp_path / "run", writable=True) as store:
+        assert not list(samples_dir.glob(".tmp-*")), "a writer cleans up partial writes"
+        first = store.read_samples()
+        # a duplicate shard (e.g. copied by hand) must not double-count samples
+        store.write_samples(first.slice(0, 3))
+        again = store.read_samples()
+        assert again.num_rows == first.num_rows
+        assert again.column("text").to_pylist() == first.column("text").to_pylist()
+
+
+def test_verify_and_analyze_resume_and_count_exactly(shared_data, tmp_path):
+    store = sample(prepare(gsm8k_options(shared_data, tmp_path, samples=10)), quiet=True, log=lambda *_: None)
+    with store:
+        outcome = verify(store, workers=2, quiet=True)
+        assert outcome.verified == 50
+        assert verify(store, workers=2, quiet=True).verified == 0  # nothing left to judge
+        counts = store.counts()
+        table = store.read_samples(columns=["text", "problem_id"])
+        references = {p.problem_id: p.reference["answer"] for p in store.problems()}
+        expected = {}
+        for pid, text in zip(table.column("problem_id").to_pylist(), table.column("text").to_pylist()):
+            expected[pid] = expected.get(pid, 0) + (text.rsplit("#### ", 1)[1] == references[pid])
+        assert sum(expected.values()) > 0, "the check needs some correct samples to mean anything"
+        assert dict(zip(counts.problem_ids, counts.num_correct.tolist())) == expected
+        assert np.all(counts.num_samples == 10)
+        summary = analyze(store)
+        assert summary["pass_at_k"][0]["k"] == 1 and summary["pass_at_k"][-1]["k"] == 10
+        assert summary["pass_at_1"] == pytest.approx(sum(expected.values()) / 50)
+        assert json.loads((tmp_path / "run" / "summary.json").read_text())["problems"] == 5
+
+
+def test_engine_wide_seeds_differ_between_sessions_so_extensions_never_replay(shared_data, tmp_path):
+    engine = "tests.fake_engine:EngineSeededFakeEngine"
+    quiet = dict(quiet=True, log=lambda *_: None)
+    sample(prepare(gsm8k_options(shared_data, tmp_path, engine=engine, problems=1, samples=3)), **quiet).close()
+    store = sample(prepare(gsm8k_options(shared_data, tmp_path, engine=engine, problems=1, samples=6)), **quiet)
+    with store:
+        table = store.read_samples()
+        seeds = table.column("seed").to_pylist()
+        assert len(set(seeds[:3])) == 1 and len(set(seeds[3:])) == 1 and seeds[0] != seeds[3]
+        texts = table.column("text").to_pylist()
+        assert len(set(texts)) == 6, "the second session must not replay the first one's stream"

@@ -1,0 +1,155 @@
+"""``python-tests``: a completion is correct when the program it completes passes its tests in the sandbox.
+
+A problem's ``reference`` says how to build that program (all fields JSON values):
+
+=================  ==========================================================================================
+``prefix``         code placed before the completion (HumanEval: the signature and docstring); default ""
+``test``           test code placed after it (asserts, or a ``check`` function and its call); required
+``stop``           cut the completion at the first of these strings (MBPP: ``["[DONE]"]``); default []
+``function_body``  the completion continues the body of the prefix's last function: cut it where that
+                   function ends, at the first line of code that starts in column 0; default false
+=================  ==========================================================================================
+
+The program is ``prefix + completion + "\\n" + test``. Identical programs run once per ``verify`` call, so
+repeated samples cost one execution (this assumes programs are deterministic; PYTHONHASHSEED is fixed). The
+distinct programs of one call run concurrently on ``max_workers`` threads, each waiting on its own sandbox
+process (see ``verifiers.sandbox``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tokenize
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping, Sequence
+
+from verifiers.base import CORRECT, Verdict
+from verifiers.sandbox import SandboxLimits, probe_isolation, run_python
+
+# tokens that may sit in column 0 inside a function body without ending it
+_LAYOUT_TOKENS = frozenset(
+    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+)
+
+
+def cut_at_stop(completion: str, stop: Sequence[str]) -> str:
+    """``completion`` up to the first occurrence of any of ``stop`` (whole if none occurs)."""
+    cut = min((index for index in (completion.find(s) for s in stop if s) if index >= 0), default=len(completion))
+    return completion[:cut]
+
+
+def cut_function_body(prefix: str, completion: str) -> str:
+    """Cut a function-body continuation where the function ends: at the first statement in column 0.
+
+    A completion that opens with column-0 code (it redefines the function) is cut at the first column-0
+    statement after its indented lines instead. Working on tokens rather than lines keeps what may sit in
+    column 0 inside a body: lines of multi-line strings, bracketed continuation lines and comments. Text that
+    cannot be tokenized (broken indentation) is cut at the first such line that starts with neither whitespace
+    nor ``#``.
+    """
+    text = prefix + completion
+    line_starts = [0]
+    for line in io.StringIO(text).readlines():  # split as tokenize splits
+        line_starts.append(line_starts[-1] + len(line))
+    body_seen = False
+    at_statement_start = True
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.NEWLINE:
+                at_statement_start = True
+            if token.type in _LAYOUT_TOKENS:
+                continue
+            row, column = token.start
+            offset = line_starts[row - 1] + column
+            if at_statement_start and offset >= len(prefix):
+                if column > 0:
+                    body_seen = True
+                elif body_seen:
+                    return completion[: offset - len(prefix)]
+            at_statement_start = False
+    except (tokenize.TokenError, SyntaxError):  # unfinished (cut by max_tokens) or inconsistently indented
+        return _cut_first_column_zero_line(completion)
+    return completion
+
+
+def _cut_first_column_zero_line(completion: str) -> str:
+    body_seen = False
+    offset = 0
+    for line in io.StringIO(completion).readlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            if line[0].isspace():
+                body_seen = True
+            elif body_seen:
+                return completion[:offset]
+        offset += len(line)
+    return completion
+
+
+class PythonTestsVerifier:
+    """Runs each distinct completion with its tests in the sandbox; correct when every test passes.
+
+    Args:
+        timeout_s: wall-clock seconds one program may run (after interpreter start-up). Timeouts are counted as
+            failures, so on a heavily loaded machine raise it rather than lose correct slow programs.
+        memory_mb: address-space limit per process, in MiB.
+        max_processes: processes (and threads) a program may have at once (enforced when run as root).
+        max_workers: programs run at once by one ``verify`` call; None: the CPUs this process may use. A harness
+            that already calls ``verify`` from several worker processes may want 1.
+    """
+
+    name = "python-tests"
+
+    def __init__(
+        self, timeout_s: float = 5.0, memory_mb: int = 1024, max_processes: int = 16, max_workers: int | None = None
+    ) -> None:
+        self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes)
+        if max_workers is None:
+            max_workers = len(os.sched_getaffinity(0))
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
+        self.max_workers = max_workers
+
+    def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
+        programs = [build_program(reference, completion) for completion in completions]
+        distinct = list(dict.fromkeys(programs))
+        if not distinct:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(distinct))) as pool:
+            results = dict(zip(distinct, pool.map(lambda program: run_python(program, self.limits), distinct)))
+        return [
+            Verdict(correct=results[p].reason == CORRECT, reason=results[p].reason, detail=results[p].detail)
+            for p in programs
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "timeout_s": self.limits.timeout_s,
+            "memory_mb": self.limits.memory_mb,
+            "max_processes": self.limits.max_processes,
+            "max_file_mb": self.limits.max_file_mb,
+            "isolation": list(probe_isolation(self.limits)),
+        }
+
+
+def build_program(reference: Mapping[str, Any], completion: str) -> str:
+    """The program that judges ``completion``: prefix, the cut completion, and the tests (see module doc)."""
+    prefix = reference.get("prefix", "")
+    test = reference.get("test")
+    stop = reference.get("stop", [])
+    function_body = reference.get("function_body", False)
+    if not isinstance(test, str):
+        raise ValueError(f"python-tests reference needs a string 'test' (the test code); got keys {sorted(reference)}")
+    if not isinstance(prefix, str):
+        raise ValueError(f"python-tests reference 'prefix' must be a string, got {type(prefix).__name__}")
+    if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
+        raise ValueError(f"python-tests reference 'stop' must be a list of strings, got {stop!r}")
+    if not isinstance(function_body, bool):
+        raise ValueError(f"python-tests reference 'function_body' must be true or false, got {function_body!r}")
+    if not isinstance(completion, str):
+        raise ValueError(f"a completion must be a string, got {type(completion).__name__}")
+    completion = cut_at_stop(completion, stop)
+    if function_body:
+        completion = cut_function_body(prefix, completion)
+    return prefix + completion + "\n" + test
