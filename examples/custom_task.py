@@ -7,8 +7,8 @@ that holds it or put that folder on PYTHONPATH::
 
 A task is any class with ``name``, ``default_verifier`` and ``stop`` attributes, a constructor
 ``Cls(data=None, **options)`` (options come from the command line), ``problems()`` returning
-``tasks.base.Problem`` objects and ``describe()`` returning what identifies its prompts (recorded in the run
-manifest). ``Problem.reference`` holds what the verifier needs: ``{"answer": ...}`` for ``math``, ``numeric``
+``tasks.base.Problem`` objects and ``describe()`` returning its source and options (recorded in the run
+manifest, beside a digest of the problems that the harness computes). ``Problem.reference`` holds what the verifier needs: ``{"answer": ...}`` for ``math``, ``numeric``
 and ``exact``.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.base import Problem
-from tasks.prompts import PromptBuilder, PromptTemplate, hash_prompts
+from tasks.prompts import PromptBuilder, PromptTemplate
 
 DEFAULT_TEMPLATE = PromptTemplate(
     name="examples.custom_task:DEFAULT_TEMPLATE",
@@ -81,5 +81,4 @@ class Multiplication:
             "name": self.name,
             "source": f"generated: {self.n_problems} problems, {self.digits} digits, seed {self.seed}",
             "prompt": self.prompt_builder.describe(),
-            "prompts_sha256": hash_prompts(self.problems()),
         }

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tasks.base import Problem, read_jsonl, require_fields
-from tasks.prompts import PromptBuilder, hash_prompts
+from tasks.prompts import PromptBuilder
 
 
 class JSONLTask:
@@ -111,16 +111,13 @@ class JSONLTask:
         return list(self._problems)
 
     def describe(self) -> dict[str, Any]:
-        problems = self._problems
         return {
             "name": self.name,
             "source": self.source,
-            "n_problems": len(problems),
+            "problems": len(self._problems),
             "fields": {"prompt": self.prompt_field, "answer": self.answer_field, "id": self.id_field},
             "verifier": self.default_verifier,
             "prompt": self.prompt_builder.describe(),
-            "prompts_sha256": hash_prompts(problems),
-            "stop": list(self.stop),
         }
 
 

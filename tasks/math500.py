@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tasks.base import Problem, load_records, require_fields
-from tasks.prompts import PromptBuilder, hash_prompts
+from tasks.prompts import PromptBuilder
 
 HUB_ID = "HuggingFaceH4/MATH-500"
 FIELDS = ("problem", "solution", "answer", "subject", "level", "unique_id")
@@ -74,12 +74,9 @@ class MATH500:
         return list(self._problems)
 
     def describe(self) -> dict[str, Any]:
-        problems = self._problems
         return {
             "name": self.name,
             "source": self.source,
-            "n_problems": len(problems),
+            "problems": len(self._problems),
             "prompt": self.prompt_builder.describe(),
-            "prompts_sha256": hash_prompts(problems),
-            "stop": list(self.stop),
         }

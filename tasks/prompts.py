@@ -19,14 +19,13 @@ and ships ``tasks/templates/gsm8k_completion.jinja`` (and ``gsm8k_chat.jinja`` i
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import jinja2
 
-from tasks.base import Problem, Prompt
+from tasks.base import Prompt
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 PROMPT_STYLES = ("completion", "chat")
@@ -114,13 +113,3 @@ class PromptBuilder:
 def check_prompt_style(style: str) -> None:
     if style not in PROMPT_STYLES:
         raise ValueError(f"unknown prompt style {style!r}; expected one of {', '.join(PROMPT_STYLES)}")
-
-
-def hash_prompts(problems: Sequence[Problem]) -> str:
-    """SHA-256 over every problem's id and prompt: two runs with equal hashes asked the same questions."""
-    digest = hashlib.sha256()
-    for problem in problems:
-        record = {"problem_id": problem.problem_id, "prompt": problem.to_record()["prompt"]}
-        digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()

@@ -59,8 +59,7 @@ def test_template_sees_prompt_fields_and_record_and_chat_style(data, tmp_path):
         "template": str(template),
         "template_sha256": described["prompt"]["template_sha256"],
     }
-    assert described["n_problems"] == 2 and described["verifier"] == "exact"
-    assert len(described["prompts_sha256"]) == 64
+    assert described["problems"] == 2 and described["verifier"] == "exact"
 
 
 def test_reference_fields_are_copied(data):

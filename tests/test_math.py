@@ -15,6 +15,7 @@ import pytest
 
 from harness.bench.verification import NASTY_ANSWERS, math500_checks
 from tasks import load_task
+from tasks.base import problems_digest
 from tasks.math500 import FEW_SHOT_STOP, MATH500
 from verifiers import load_verifier
 from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG
@@ -142,8 +143,9 @@ def test_math500_template_override_and_describe(math500_path, tmp_path):
     assert custom.stop == ("\n\n",)
     described = custom.describe()
     assert described["prompt"]["template"] == str(template)
-    assert described["n_problems"] == 500
-    assert described["prompts_sha256"] != default.describe()["prompts_sha256"]
+    assert described["problems"] == 500
+    assert described["prompt"]["template_sha256"] != default.describe()["prompt"]["template_sha256"]
+    assert problems_digest(custom.problems()) != problems_digest(default.problems())
     assert default.describe() == MATH500(data=math500_path).describe()
 
 

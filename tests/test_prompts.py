@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.base import Problem
-from tasks.prompts import TEMPLATE_DIR, PromptBuilder, PromptTemplate, hash_prompts
+from tasks.prompts import TEMPLATE_DIR, PromptBuilder, PromptTemplate
 
 
 def test_builtin_templates_are_files():
@@ -45,11 +44,3 @@ def test_override_file_wins(tmp_path):
     builder = PromptBuilder.for_task("math500", "completion", path)
     assert builder.build({"problem": "x"}) == "Mine: x"
     assert builder.describe()["template"] == str(path)
-
-
-def test_hash_prompts_sees_ids_prompts_and_order():
-    a = Problem("a", "prompt a", {"answer": "1"})
-    b = Problem("b", [{"role": "user", "content": "prompt b"}], {"answer": "2"})
-    assert hash_prompts([a, b]) == hash_prompts([a, b])
-    assert hash_prompts([a, b]) != hash_prompts([b, a])
-    assert hash_prompts([a]) != hash_prompts([Problem("a", "prompt A", {"answer": "1"})])
