@@ -23,8 +23,9 @@ class JSONLTask:
     Args:
         data: path of the JSONL file (required).
         prompt_field: field holding the question (a string).
-        answer_field: field holding the reference answer; numbers become strings (``42`` -> ``"42"``),
-            strings and lists (several acceptable answers, for ``exact``) are kept as they are.
+        answer_field: field holding the reference answer, ``reference["answer"]``; numbers become strings
+            (``42`` -> ``"42"``), strings and lists (several acceptable answers, for ``exact``) are kept as
+            they are. With ``verifier="python-tests"`` it holds the test code instead, ``reference["test"]``.
         id_field: field holding a unique problem id; None numbers problems by line (``"0"``, ``"1"``, ...).
         verifier: the verifier that judges this task (``math``, ``numeric``, ``exact``, ``python-tests`` or
             ``module:Class``); it becomes the task's ``default_verifier``.
@@ -32,8 +33,8 @@ class JSONLTask:
         prompt_style: ``"completion"`` (the text) or ``"chat"`` (one user message).
         metadata_fields: fields kept as metadata for analysis; None keeps every field except the prompt,
             answer and id fields.
-        reference_fields: further fields copied into the reference beside ``answer``, for verifiers that
-            need more than an answer (e.g. ``entry_point`` for ``python-tests``).
+        reference_fields: further fields copied into the reference, for verifiers that need more than an
+            answer (e.g. ``prefix`` for ``python-tests``).
         stop: stop strings for generation.
     """
 
@@ -93,7 +94,8 @@ class JSONLTask:
         if not isinstance(question, str):
             raise ValueError(f"{where}: prompt field {self.prompt_field!r} must be a string, got {type(question).__name__}")
         fields = {**record, "prompt": question, "record": record}
-        reference = {"answer": _reference_answer(record[self.answer_field], where, self.answer_field)}
+        answer_key = "test" if self.default_verifier == "python-tests" else "answer"
+        reference = {answer_key: _reference_answer(record[self.answer_field], where, self.answer_field)}
         reference.update({name: record[name] for name in self.reference_fields})
         own_fields = {self.prompt_field, self.answer_field, self.id_field}
         kept = self.metadata_fields if self.metadata_fields is not None else [k for k in record if k not in own_fields]

@@ -117,3 +117,14 @@ def test_end_to_end_with_the_numeric_verifier(data):
     verifier = load_verifier(task.default_verifier)
     verdicts = verifier.verify(task.problems()[0].reference, ["6 * 7 = 42\n#### 42", "#### 41"])
     assert [v.correct for v in verdicts] == [True, False]
+
+
+def test_python_tests_reads_the_answer_field_as_test_code(tmp_path):
+    records = [{"prompt": "Write add(a, b).", "tests": "assert add(2, 3) == 5", "prefix": "import math\n"}]
+    data = write_jsonl(tmp_path / "code.jsonl", records)
+    task = JSONLTask(data=data, answer_field="tests", verifier="python-tests", reference_fields=["prefix"])
+    reference = task.problems()[0].reference
+    assert reference == {"test": "assert add(2, 3) == 5", "prefix": "import math\n"}
+    verifier = load_verifier(task.default_verifier)
+    verdicts = verifier.verify(reference, ["def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a - b\n"])
+    assert [v.correct for v in verdicts] == [True, False]
