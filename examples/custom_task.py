@@ -1,0 +1,84 @@
+"""An example of a task defined in code: multiplication of random integers, judged by the ``math`` verifier.
+
+Use it (or your copy of it) by ``module:Class``; the module must be importable, e.g. run from the folder
+that holds it or put that folder on PYTHONPATH::
+
+    ttc run --task examples.custom_task:Multiplication --model ... --samples 100
+
+A task is any class with ``name``, ``default_verifier`` and ``stop`` attributes, a constructor
+``Cls(data=None, **options)`` (options come from the command line), ``problems()`` returning
+``tasks.base.Problem`` objects and ``describe()`` returning its source and options (recorded in the run
+manifest, beside a digest of the problems that the harness computes). ``Problem.reference`` holds what the verifier needs: ``{"answer": ...}`` for ``math``, ``numeric``
+and ``exact``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from tasks.base import Problem
+from tasks.prompts import PromptBuilder, PromptTemplate
+
+DEFAULT_TEMPLATE = PromptTemplate(
+    name="examples.custom_task:DEFAULT_TEMPLATE",
+    source="What is {{ a }} times {{ b }}? Put the final answer within \\boxed{}.",
+)
+
+
+class Multiplication:
+    """``n_problems`` products of two ``digits``-digit integers drawn with ``seed``.
+
+    Args:
+        data: not used (the problems are generated); must be None.
+        n_problems: how many problems.
+        digits: digits of each factor.
+        seed: seed of the random factors; the same seed gives the same problems.
+        prompt_style: ``"chat"`` (default) or ``"completion"``.
+        prompt_template: a Jinja2 file replacing ``DEFAULT_TEMPLATE``; it sees ``a`` and ``b``.
+    """
+
+    name = "multiplication"
+    default_verifier = "math"
+    stop: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        data: str | None = None,
+        n_problems: int = 50,
+        digits: int = 3,
+        seed: int = 0,
+        prompt_style: str = "chat",
+        prompt_template: str | Path | None = None,
+    ) -> None:
+        if data is not None:
+            raise ValueError("the multiplication task generates its problems; it takes no data file")
+        if n_problems < 1 or digits < 1:
+            raise ValueError(f"n_problems and digits must be positive, got {n_problems} and {digits}")
+        self.n_problems, self.digits, self.seed = n_problems, digits, seed
+        template = PromptTemplate.from_file(prompt_template) if prompt_template else DEFAULT_TEMPLATE
+        self.prompt_builder = PromptBuilder(template, prompt_style)
+
+    def problems(self) -> list[Problem]:
+        rng = random.Random(self.seed)
+        low, high = 10 ** (self.digits - 1), 10**self.digits - 1
+        problems = []
+        for index in range(self.n_problems):
+            a, b = rng.randint(low, high), rng.randint(low, high)
+            problems.append(
+                Problem(
+                    problem_id=f"multiplication/{index}",
+                    prompt=self.prompt_builder.build({"a": a, "b": b}, where=f"problem {index}"),
+                    reference={"answer": str(a * b)},
+                    metadata={"digits": self.digits},
+                )
+            )
+        return problems
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": f"generated: {self.n_problems} problems, {self.digits} digits, seed {self.seed}",
+            "prompt": self.prompt_builder.describe(),
+        }

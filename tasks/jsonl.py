@@ -1,0 +1,131 @@
+"""A task from your own JSONL file, no code needed::
+
+    ttc run --task jsonl --data my.jsonl --prompt-field q --answer-field a --verifier math
+
+Each line is one problem. The prompt is rendered from a template (default ``{{ prompt }}``: the prompt
+field as is); a template of your own (``prompt_template=PATH``) sees ``prompt`` (the prompt field),
+every field of the record by name, and ``record`` (the whole record, for names that are not identifiers).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Sequence
+
+from tasks.base import Problem, read_jsonl, require_fields
+from tasks.prompts import PromptBuilder
+
+
+class JSONLTask:
+    """Problems from a local JSONL file.
+
+    Args:
+        data: path of the JSONL file (required).
+        prompt_field: field holding the question (a string).
+        answer_field: field holding the reference answer, ``reference["answer"]``; numbers become strings
+            (``42`` -> ``"42"``), strings and lists (several acceptable answers, for ``exact``) are kept as
+            they are. With ``verifier="python-tests"`` it holds the test code instead, ``reference["test"]``.
+        id_field: field holding a unique problem id; None numbers problems by line (``"0"``, ``"1"``, ...).
+        verifier: the verifier that judges this task (``math``, ``numeric``, ``exact``, ``python-tests`` or
+            ``module:Class``); it becomes the task's ``default_verifier``.
+        prompt_template: a Jinja2 file replacing the default template ``{{ prompt }}``.
+        prompt_style: ``"completion"`` (the text) or ``"chat"`` (one user message).
+        metadata_fields: fields kept as metadata for analysis; None keeps every field except the prompt,
+            answer and id fields.
+        reference_fields: further fields copied into the reference, for verifiers that need more than an
+            answer (e.g. ``prefix`` for ``python-tests``).
+        stop: stop strings for generation.
+    """
+
+    name = "jsonl"
+
+    def __init__(
+        self,
+        data: str | Path | None = None,
+        prompt_field: str = "prompt",
+        answer_field: str = "answer",
+        id_field: str | None = None,
+        verifier: str = "exact",
+        prompt_template: str | Path | None = None,
+        prompt_style: str = "completion",
+        metadata_fields: Sequence[str] | None = None,
+        reference_fields: Sequence[str] = (),
+        stop: Sequence[str] = (),
+    ) -> None:
+        if data is None:
+            raise ValueError("the jsonl task needs a data file: --data PATH.jsonl")
+        if not verifier:
+            raise ValueError("the jsonl task needs a verifier name (e.g. math, numeric, exact, python-tests)")
+        self.source = str(data)
+        self.prompt_field = prompt_field
+        self.answer_field = answer_field
+        self.id_field = id_field
+        self.default_verifier = verifier
+        self.metadata_fields = None if metadata_fields is None else tuple(metadata_fields)
+        self.reference_fields = tuple(reference_fields)
+        self.stop: tuple[str, ...] = tuple(stop)
+        self.prompt_builder = PromptBuilder.for_task("jsonl", prompt_style, prompt_template)
+
+    @cached_property
+    def _problems(self) -> list[Problem]:
+        records = read_jsonl(self.source)
+        if not records:
+            raise ValueError(f"{self.source}: no records")
+        required = [self.prompt_field, self.answer_field, *self.reference_fields]
+        required += [self.id_field] if self.id_field else []
+        require_fields(records, required, self.source)
+        seen_ids: dict[str, int] = {}
+        problems = []
+        for index, record in enumerate(records):
+            problem_id = str(record[self.id_field]) if self.id_field else str(index)
+            if problem_id in seen_ids:
+                raise ValueError(
+                    f"{self.source}: records {seen_ids[problem_id]} and {index} share the id {problem_id!r} "
+                    f"(field {self.id_field!r}); ids must be unique"
+                )
+            seen_ids[problem_id] = index
+            problems.append(self._problem(problem_id, index, record))
+        return problems
+
+    def _problem(self, problem_id: str, index: int, record: dict[str, Any]) -> Problem:
+        where = f"{self.source} record {index}"
+        question = record[self.prompt_field]
+        if not isinstance(question, str):
+            raise ValueError(f"{where}: prompt field {self.prompt_field!r} must be a string, got {type(question).__name__}")
+        fields = {**record, "prompt": question, "record": record}
+        answer_key = "test" if self.default_verifier == "python-tests" else "answer"
+        reference = {answer_key: _reference_answer(record[self.answer_field], where, self.answer_field)}
+        reference.update({name: record[name] for name in self.reference_fields})
+        own_fields = {self.prompt_field, self.answer_field, self.id_field}
+        kept = self.metadata_fields if self.metadata_fields is not None else [k for k in record if k not in own_fields]
+        missing = [name for name in kept if name not in record]
+        if missing:
+            raise ValueError(f"{where}: lacks metadata field(s) {missing}; it has {sorted(record)}")
+        return Problem(
+            problem_id=problem_id,
+            prompt=self.prompt_builder.build(fields, where),
+            reference=reference,
+            metadata={name: record[name] for name in kept},
+        )
+
+    def problems(self) -> list[Problem]:
+        return list(self._problems)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "problems": len(self._problems),
+            "fields": {"prompt": self.prompt_field, "answer": self.answer_field, "id": self.id_field},
+            "verifier": self.default_verifier,
+            "prompt": self.prompt_builder.describe(),
+        }
+
+
+def _reference_answer(value: Any, where: str, field_name: str) -> Any:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{where}: answer field {field_name!r} holds {value!r}, not an answer")
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
