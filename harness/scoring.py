@@ -316,7 +316,7 @@ def score_run(
     store: RunStore,
     options: ScoringOptions,
     *,
-    progress_enabled: bool = True,
+    progress_mode: str = "auto",
     log: Callable[[str], None] = print,
 ) -> ScoringOutcome:
     """Score every stored sample of ``store`` that set ``options.name`` lacks; resumable and batched."""
@@ -346,7 +346,7 @@ def score_run(
     prompts = {problem.problem_id: problem.prompt for problem in store.problems()}
     reward_model = load_reward_model(options, model.path, inputs, log)
     outcome.backend = reward_model.backend
-    progress = Progress(f"scoring ({reward_model.backend})", total, enabled=progress_enabled)
+    progress = Progress(f"scoring ({reward_model.backend})", total, mode=progress_mode)
     started = time.monotonic()
     buffer: list[pa.Table] = []
     buffered, last_flush = 0, time.monotonic()

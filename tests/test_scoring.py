@@ -17,7 +17,7 @@ from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options
 from tests.tiny_reward_models import STEP_TOKEN, tiny_outcome_reward_model, tiny_process_reward_model
 
-QUIET = dict(progress_enabled=False, log=lambda *_: None)
+QUIET = dict(progress_mode="quiet", log=lambda *_: None)
 
 
 @pytest.fixture(scope="module")

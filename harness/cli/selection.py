@@ -142,7 +142,7 @@ def score_command(
             gpu_memory_utilization=gpu_memory_utilization,
         )
         with RunStore.open(run_dir, writable=True) as store:
-            outcome = score_run(store, options, progress_enabled=not quiet, log=log)
+            outcome = score_run(store, options, progress_mode="quiet" if quiet else "auto", log=log)
     except (ValueError, OSError, RunStoreError, RuntimeError) as error:
         fail(error)
     if outcome.scored:
