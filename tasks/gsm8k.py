@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from tasks.base import Problem, load_records, require_fields
+from tasks.prompts import PromptBuilder
 
 HUB_ID = "openai/gsm8k"
 HUB_CONFIG = "main"
 _CALCULATOR = re.compile(r"<<[^>]*>>")
+COMPLETION_STOP = ("\n\nQuestion:", "\nQuestion:")
 
 
 def final_answer(solution: str) -> str:
@@ -35,21 +37,30 @@ class GSM8K:
         shots: few-shot exemplars taken, in order, from the start of the train split.
         fewshot_data: where the exemplars come from: a JSONL path or Hub id. Default: a sibling file of
             ``data`` named with ``train`` for ``test`` (``gsm8k_test.jsonl`` -> ``gsm8k_train.jsonl``), else the Hub.
+        prompt_style: ``"completion"`` (few-shot, for any model) or ``"chat"`` (instruct models).
+        prompt_template: a Jinja2 file replacing the style's default template.
     """
 
     name = "gsm8k"
     default_verifier = "numeric"
-    stop = ("\n\nQuestion:", "\nQuestion:")
 
     def __init__(
-        self, data: str | None = None, split: str = "test", shots: int = 8, fewshot_data: str | None = None
+        self,
+        data: str | None = None,
+        split: str = "test",
+        shots: int = 8,
+        fewshot_data: str | None = None,
+        prompt_style: str = "completion",
+        prompt_template: str | None = None,
     ) -> None:
         if shots < 0:
             raise ValueError("shots must be >= 0")
         self.data = data or HUB_ID
         self.split = split
         self.shots = shots
-        self.fewshot_data = fewshot_data or self._default_fewshot_source(self.data)
+        self.prompt_builder = PromptBuilder.for_task("gsm8k", prompt_style, prompt_template)
+        self.stop = COMPLETION_STOP if prompt_style == "completion" else ()
+        self.fewshot_data = fewshot_data or self._default_fewshot_source(self.data) if shots else None
 
     @staticmethod
     def _default_fewshot_source(data: str) -> str:
@@ -68,24 +79,22 @@ class GSM8K:
         require_fields(records, ["question", "answer"], source)
         return records
 
-    def fewshot_prefix(self) -> str:
+    def fewshot(self) -> list[dict[str, str]]:
+        """The exemplars shown to the model, calculator annotations removed."""
         if self.shots == 0:
-            return ""
+            return []
         exemplars = self._records(self.fewshot_data, "train")[: self.shots]
-        return "".join(
-            f"Question: {record['question']}\nAnswer: {_CALCULATOR.sub('', record['answer'])}\n\n"
-            for record in exemplars
-        )
+        return [{"question": r["question"], "answer": _CALCULATOR.sub("", r["answer"])} for r in exemplars]
 
     @functools.cache
     def problems(self) -> list[Problem]:
-        prefix = self.fewshot_prefix()
+        fewshot = self.fewshot()
         problems = []
         for index, record in enumerate(self._records(self.data, self.split)):
             problems.append(
                 Problem(
                     problem_id=f"gsm8k/{self.split}/{index}",
-                    prompt=f"{prefix}Question: {record['question']}\nAnswer:",
+                    prompt=self.prompt_builder.build({**record, "fewshot": fewshot}, f"{self.data} record {index}"),
                     reference={"answer": final_answer(record["answer"])},
                     metadata={"index": index},
                 )
@@ -98,4 +107,5 @@ class GSM8K:
             "data": Path(self.data).name if Path(self.data).suffix == ".jsonl" else self.data,
             "split": self.split,
             "shots": self.shots,
+            "prompt": self.prompt_builder.describe(),
         }

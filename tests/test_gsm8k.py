@@ -62,3 +62,15 @@ def test_numeric_verifier_reasons_and_normalised_answers():
     verdicts = verifier.verify({"answer": "1,234"}, ["so #### 1234", "It costs $1,234.00.", "no idea", "#### 12/3"])
     assert [v.reason for v in verdicts] == ["correct", "correct", "no_answer", "wrong"]
     assert [v.answer for v in verdicts] == ["1234", "1234", None, "4"]
+
+
+def test_prompt_template_override_and_chat_style(tmp_path, shared_data):
+    template = tmp_path / "mine.jinja"
+    template.write_text("{{ fewshot | length }} shots. Q: {{ question }}\nA:")
+    task = load_task("gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), prompt_template=str(template), shots=2)
+    assert task.problems()[0].prompt.startswith("2 shots. Q: Janet") and task.problems()[0].prompt.endswith("A:")
+    assert task.describe()["prompt"]["template"] == str(template)
+    chat = load_task("gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), prompt_style="chat")
+    message = chat.problems()[0].prompt[0]
+    assert message["role"] == "user" and "####" in message["content"] and "Question:" not in message["content"]
+    assert chat.stop == ()
