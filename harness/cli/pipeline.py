@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -136,6 +136,15 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         prompt_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding the prompt.")] = None,
         answer_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding the reference answer.")] = None,
         id_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding a problem id.")] = None,
+        metadata_field: Annotated[
+            Optional[List[str]], typer.Option(help="jsonl task: a field kept for per-group analysis (repeatable).")
+        ] = None,
+        reference_field: Annotated[
+            Optional[List[str]], typer.Option(help="jsonl task: a field passed to the verifier (repeatable).")
+        ] = None,
+        stop: Annotated[
+            Optional[List[str]], typer.Option(help="Stop string replacing the task's (repeatable; jsonl, math500).")
+        ] = None,
         verifier: VerifierOption = None,
         workers: WorkersOption = None,
         quiet: QuietOption = False,
@@ -154,6 +163,9 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             "prompt_field": prompt_field,
             "answer_field": answer_field,
             "id_field": id_field,
+            "metadata_fields": metadata_field or None,
+            "reference_fields": reference_field or None,
+            "stop": stop or None,
             "verifier": verifier if task == "jsonl" else None,
         }
         server_options = {
