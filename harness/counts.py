@@ -14,6 +14,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from tasks.base import read_jsonl
+
 REQUIRED_FIELDS = ("num_samples", "num_correct")
 
 
@@ -122,22 +124,7 @@ def _plain(value: Any) -> Any:
 
 def read_counts_jsonl(path: str | Path) -> Counts:
     """Read a counts JSONL file, with errors that name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"counts file not found: {path}")
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object")
-            records.append(record)
-    return Counts.from_records(records, source=str(path))
+    return Counts.from_records(read_jsonl(path, kind="counts file"), source=str(path))
 
 
 def write_counts_jsonl(counts: Counts, path: str | Path) -> None:

@@ -70,20 +70,23 @@ class Task(Protocol):
         ...
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file, with a clear error naming the file and line of any malformed record."""
+def read_jsonl(path: str | Path, kind: str = "data file") -> list[dict[str, Any]]:
+    """Read a JSONL file of objects, with a clear error naming the file and line of any malformed record."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise FileNotFoundError(f"{kind} not found: {path}")
     records = []
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
+            records.append(record)
     return records
 
 
