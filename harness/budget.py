@@ -7,9 +7,9 @@ prefilled once per problem), wall time at the measured throughput, and money. It
 by difficulty in the spirit of Snell et al. (2024): problems binned by pilot success rate, each problem
 given the samples that buy the most expected coverage per sample, compared with the same k for all.
 
-``plan_adaptive_pilot`` spends extra pilot samples on problems still without a success (the ones a forecast
-is unsure about), choosing between spreading them over all such problems and sampling a subset deeper by
-which shrinks the expected forecast interval most (simulated from the current posterior).
+``plan_adaptive_pilot`` spends extra pilot samples where they shrink the expected forecast interval most
+(simulated from the current posterior): on the problems still without a success, on a deeper subset of
+them, or evenly over all problems.
 """
 
 from __future__ import annotations
@@ -321,7 +321,8 @@ class AdaptivePlan:
     extra: dict[str, int]
     before: tuple[float, float, float]  # (coverage, low, high) at k from the counts as they are
     expected_width_after: float  # mean simulated interval width once the extra samples are in
-    widths_by_breadth: dict[float, float]  # share of unsolved problems sampled -> expected width
+    strategy: str  # where the samples go: "unsolved", "unsolved, half", "unsolved, quarter", "every problem"
+    widths_by_strategy: dict[str, float]  # expected width after each candidate strategy
     k: int
 
     def to_json(self) -> dict[str, Any]:
@@ -330,7 +331,8 @@ class AdaptivePlan:
             "extra": self.extra,
             "before": {"coverage": self.before[0], "low": self.before[1], "high": self.before[2]},
             "expected_width_after": self.expected_width_after,
-            "widths_by_breadth": {str(key): value for key, value in self.widths_by_breadth.items()},
+            "strategy": self.strategy,
+            "widths_by_strategy": self.widths_by_strategy,
         }
 
 
@@ -355,18 +357,18 @@ def plan_adaptive_pilot(
     extra_samples: int,
     k: int,
     confidence: float = DEFAULT_CONFIDENCE,
-    breadths: tuple[float, ...] = (1.0, 0.5, 0.25),
     simulations: int = 8,
     zero_inflated: bool = False,
     seed: int = 0,
 ) -> AdaptivePlan:
     """Where to draw ``extra_samples`` more samples so the forecast at ``k`` narrows most.
 
-    Only problems without a success can change the forecast (one success settles a problem), so the samples
-    go to them. For each breadth (the share of those problems sampled, the least-sampled first) the plan is
-    simulated ``simulations`` times from the posterior of the Bayesian Beta law: draw the law, draw each
-    sampled problem's success rate given its zero count, draw its extra successes, refit and forecast; the
-    breadth with the narrowest mean interval wins. ``zero_inflated`` picks the ``bayes-zi`` law over ``bayes``.
+    Candidate strategies: all of them on the problems still without a success (one success settles a
+    problem), on the least-sampled half or quarter of those (deeper samples, reaching rarer successes), or
+    evenly over every problem (sharper counts everywhere, which also pins the law's shape). Each is simulated
+    ``simulations`` times from the posterior of the Bayesian Beta law (draw the law, each problem's success
+    rate given its counts, its extra successes; refit; forecast), with the same random draws for every
+    strategy, and the one with the narrowest mean interval wins. ``zero_inflated`` uses ``bayes-zi``.
     """
     counts = _checked(counts)
     if extra_samples < 0:
@@ -374,29 +376,32 @@ def plan_adaptive_pilot(
     law = BetaBinomialLaw(zero_inflated=zero_inflated).fit(counts.num_samples, counts.num_correct)
     before = law.forecast(k, confidence)
     unsolved = np.flatnonzero(counts.num_correct == 0)
-    rng = np.random.default_rng(seed)
-    widths: dict[float, float] = {}
-    plans: dict[float, np.ndarray] = {}
-    for breadth in breadths:
-        chosen = unsolved[np.argsort(counts.num_samples[unsolved], kind="stable")][: max(1, int(round(breadth * unsolved.size)))]
+    unsolved = unsolved[np.argsort(counts.num_samples[unsolved], kind="stable")]
+    targets = {"every problem": np.arange(len(counts))}
+    if unsolved.size:
+        for share, name in ((1.0, "unsolved"), (0.5, "unsolved, half"), (0.25, "unsolved, quarter")):
+            targets[name] = unsolved[: max(1, int(round(share * unsolved.size)))]
+    widths: dict[str, float] = {}
+    plans: dict[str, np.ndarray] = {}
+    for name, chosen in targets.items():
         extra = np.zeros(len(counts), dtype=np.int64)
-        if unsolved.size:
-            extra[chosen] = _spread(counts.num_samples[chosen], extra_samples)
-        plans[breadth] = extra
-        total = []
-        for _ in range(simulations):
-            simulated = _simulate_extra(law, counts, extra, rng)
+        extra[chosen] = _spread(counts.num_samples[chosen], extra_samples)
+        plans[name] = extra
+        simulated_widths = []
+        for simulation in range(simulations):
+            simulated = _simulate_extra(law, counts, extra, np.random.default_rng([seed, simulation]))
             refit = BetaBinomialLaw(zero_inflated=zero_inflated).fit(simulated.num_samples, simulated.num_correct)
             _, low, high = refit.forecast(k, confidence)
-            total.append(high - low)
-        widths[breadth] = float(np.mean(total))
-    best = min(breadths, key=lambda breadth: widths[breadth])
+            simulated_widths.append(high - low)
+        widths[name] = float(np.mean(simulated_widths))
+    best = min(widths, key=widths.__getitem__)
     extra = plans[best]
     return AdaptivePlan(
         extra={str(counts.problem_ids[i]): int(extra[i]) for i in np.flatnonzero(extra)},
         before=before,
         expected_width_after=widths[best],
-        widths_by_breadth=widths,
+        strategy=best,
+        widths_by_strategy=widths,
         k=int(k),
     )
 

@@ -436,6 +436,7 @@ class BetaMLE:
         start = np.array([self._log_alpha[best[0]], self._log_beta[best[1]]])
         result = optimize.minimize(
             lambda t: -float(self._log_lik(np.exp(t[0]), np.exp(t[1])) @ self._unique[2]), start, method="Nelder-Mead",
+            bounds=[tuple(np.log(ALPHA_RANGE)), tuple(np.log(BETA_RANGE))],  # a flat ridge must not run off
             options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 2000},
         )
         self.alpha_, self.beta_ = (float(v) for v in np.exp(result.x))

@@ -110,11 +110,15 @@ def test_spread_fills_the_least_sampled_first():
     assert _spread(np.array([5, 5]), 0).sum() == 0
 
 
-def test_adaptive_pilot_spends_on_unsolved_problems_and_narrows_the_interval():
+def test_adaptive_pilot_picks_the_strategy_that_narrows_the_interval_most():
     counts = pilot_counts(seed=3)
     plan = plan_adaptive_pilot(counts, extra_samples=100 * len(counts), k=10_000, simulations=4)
-    unsolved = {str(problem) for problem in counts.problem_ids[counts.num_correct == 0]}
-    assert set(plan.extra) <= unsolved and sum(plan.extra.values()) == 100 * len(counts)
+    assert set(plan.widths_by_strategy) == {"every problem", "unsolved", "unsolved, half", "unsolved, quarter"}
+    assert plan.expected_width_after == min(plan.widths_by_strategy.values())
+    assert sum(plan.extra.values()) == 100 * len(counts)
+    if plan.strategy.startswith("unsolved"):
+        unsolved = {str(problem) for problem in counts.problem_ids[counts.num_correct == 0]}
+        assert set(plan.extra) <= unsolved
     coverage, low, high = plan.before
     assert low <= coverage <= high
     assert plan.expected_width_after < high - low

@@ -171,7 +171,7 @@ def budget(
     if adaptive is not None:
         coverage, low, high = adaptive.before
         typer.echo(
-            f"\nadaptive pilot: {adaptive_extra} extra samples over {len(adaptive.extra)} problems without a success; "
+            f"\nadaptive pilot: {adaptive_extra} extra samples over {len(adaptive.extra)} problems ({adaptive.strategy}); "
             f"interval at k = {adaptive.k:,}: now [{low:.3f}, {high:.3f}] (width {high - low:.3f}), "
             f"expected width after {adaptive.expected_width_after:.3f}"
         )
