@@ -454,12 +454,16 @@ class BetaMLE:
         return -np.expm1(special.betaln(self.alpha_, self.beta_ + k) - special.betaln(self.alpha_, self.beta_))
 
     def bootstrap(self, resamples: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        multiplicity = self._unique[2]
-        problems = int(multiplicity.sum())
+        count_kinds = self._unique[0].size
+        per_count = self._per_count.reshape(-1, count_kinds)
+        full = per_count @ self._unique[2]
+        # Resampled maxima stay where the full data's likelihood is within e^-40 of its peak.
+        candidates = np.flatnonzero(full >= full.max() - 40.0)
+        problems = int(self._unique[2].sum())
         # Drawing problems with replacement = a multinomial over the distinct (n, c) pairs.
-        multiplicity = np.random.default_rng(seed).multinomial(problems, multiplicity / problems, size=resamples)
-        log_lik = multiplicity @ self._per_count.reshape(-1, self._unique[0].size).T  # (resamples, grid)
-        ia, ib = np.unravel_index(np.argmax(log_lik, axis=1), self._per_count.shape[:2])
+        multiplicity = np.random.default_rng(seed).multinomial(problems, self._unique[2] / problems, size=resamples)
+        log_lik = multiplicity.astype(np.float64) @ per_count[candidates].T  # (resamples, candidates)
+        ia, ib = np.unravel_index(candidates[np.argmax(log_lik, axis=1)], self._per_count.shape[:2])
         return np.exp(self._log_alpha[ia]), np.exp(self._log_beta[ib])
 
 

@@ -137,6 +137,6 @@ def test_cli_budget_from_counts(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "missing inputs: model parameters, price, throughput (tokens per second)" in done.stdout
-    plan = json.loads(out.read_text())
+    plan = json.loads(out.read_text())["all"]
     assert plan["k"] and plan["costs"]["k"]["generated_tokens"] == plan["k"] * len(counts) * 300
     assert (tmp_path / "budget.png").read_bytes()[:4] == b"\x89PNG"

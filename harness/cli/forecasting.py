@@ -131,6 +131,7 @@ def backtest(
 def budget(
     run_dir: RunDirArgument = None,
     counts_file: CountsOption = None,
+    group_by: GroupByOption = None,
     target: Annotated[float, typer.Option("--target", help="Coverage to reach, e.g. 0.8.")] = 0.8,
     method: MethodOption = "auto",
     confidence: ConfidenceOption = 0.9,
@@ -143,8 +144,8 @@ def budget(
     adaptive_extra: Annotated[
         int, typer.Option("--adaptive-extra", help="Plan this many extra pilot samples (total) where they narrow the forecast most.")
     ] = 0,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the plan as JSON.")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the budget curve (PNG).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write {group: plan} as JSON.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the budget curve (PNG); one group.")] = None,
     seed: SeedOption = 0,
 ) -> None:
     """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty."""
@@ -154,6 +155,9 @@ def budget(
         if price_per_mtok is not None and gpu_hour_price is not None:
             raise ValueError("give --price-per-mtok or --gpu-hour-price, not both")
         counts, measured = load_counts(run_dir, counts_file)
+        groups = counts.group_by(group_by)
+        if plot is not None and len(groups) != 1:
+            raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
         usage = Usage.from_mapping(measured) if measured else Usage()
         overrides = {
             "output_tokens_per_sample": tokens_per_sample,
@@ -163,30 +167,39 @@ def budget(
         }
         usage = Usage(**{name: overrides[name] if overrides[name] is not None else getattr(usage, name) for name in overrides})
         prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
-        plan = plan_budget(counts, target, method, confidence, usage, prices, seed=seed)
-        adaptive = plan_adaptive_pilot(counts, adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed) if adaptive_extra else None
+        plans = {name: plan_budget(group, target, method, confidence, usage, prices, seed=seed) for name, group in groups.items()}
+        adaptive = {
+            name: plan_adaptive_pilot(groups[name], adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed)
+            for name, plan in plans.items()
+            if adaptive_extra
+        }
     except (ValueError, FileNotFoundError) as error:
         fail(error)
-    typer.echo(format_plan(plan))
-    if adaptive is not None:
-        coverage, low, high = adaptive.before
-        typer.echo(
-            f"\nadaptive pilot: {adaptive_extra} extra samples over {len(adaptive.extra)} problems ({adaptive.strategy}); "
-            f"interval at k = {adaptive.k:,}: now [{low:.3f}, {high:.3f}] (width {high - low:.3f}), "
-            f"expected width after {adaptive.expected_width_after:.3f}"
-        )
+    payload = {}
+    for name, plan in plans.items():
+        if len(plans) > 1:
+            typer.echo(f"\n== {name}")
+        typer.echo(format_plan(plan))
+        payload[name] = plan.to_json()
+        if name in adaptive:
+            extra = adaptive[name]
+            coverage, low, high = extra.before
+            typer.echo(
+                f"adaptive pilot: {adaptive_extra} extra samples over {len(extra.extra)} problems ({extra.strategy}); "
+                f"interval at k = {extra.k:,}: now [{low:.3f}, {high:.3f}] (width {high - low:.3f}), "
+                f"expected width after {extra.expected_width_after:.3f}"
+            )
+            payload[name]["adaptive_pilot"] = extra.to_json()
     if json_path is not None:
-        payload = plan.to_json()
-        if adaptive is not None:
-            payload["adaptive_pilot"] = adaptive.to_json()
         _write_json(json_path, payload)
     if plot is not None:
         from harness.forecast import forecast_curve
         from harness.plots import forecast_ks, plot_budget
 
+        (group,), (plan,) = groups.values(), plans.values()
         top = plan.k_conservative or plan.k or plan.k_limit
-        ks = forecast_ks(int(counts.num_samples.min()), int(min(top * 2, plan.k_limit)))
-        plot_budget(plot, forecast_curve(counts, ks, method, confidence, seed), counts, usage, prices, target)
+        ks = forecast_ks(int(group.num_samples.min()), int(min(top * 2, plan.k_limit)))
+        plot_budget(plot, forecast_curve(group, ks, method, confidence, seed), group, usage, prices, target)
 
 
 def _figure(value: float | None, unit: str = "") -> str:
