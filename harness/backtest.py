@@ -70,7 +70,9 @@ def backtest_group(
     if len(counts) == 0:
         raise ValueError(f"group {name!r} has no problems")
     if pilot < 1 or pilot > counts.num_samples.min():
-        raise ValueError(f"pilot must be in 1..{counts.num_samples.min()} (the smallest n of group {name!r}), got {pilot}")
+        raise ValueError(
+            f"pilot must be in 1..{counts.num_samples.min()} (the smallest n of group {name!r}), got {pilot}"
+        )
     truth = true_coverage(counts, k)
     rng = np.random.default_rng(seed)
     results: dict[str, list[tuple[float, float, float, str]]] = {method: [] for method in methods}
@@ -266,8 +268,8 @@ def backtest_adaptive(
 
 def format_adaptive_markdown(rows: Sequence[AdaptiveRow]) -> str:
     lines = [
-        "| group | extra per problem | truth | abs error before / adaptive / uniform | hit rate before / adaptive / uniform "
-        "| width before / adaptive / uniform |",
+        "| group | extra per problem | truth | abs error before / adaptive / uniform "
+        "| hit rate before / adaptive / uniform | width before / adaptive / uniform |",
         "|---|---:|---:|---|---|---|",
     ]
     for row in rows:

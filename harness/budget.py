@@ -412,7 +412,8 @@ def _simulate_extra(law: BetaBinomialLaw, counts: Counts, extra: np.ndarray, rng
     a, b, pi = law.alpha_grid_[point], law.beta_grid_[point], law.zero_mass_grid_[point]
     n, c = counts.num_samples, counts.num_correct
     rate = rng.beta(a + c, b + n - c)
-    unsolvable_odds = np.where(c == 0, pi / (pi + (1 - pi) * np.exp(special.betaln(a, b + n) - special.betaln(a, b))), 0.0)
+    no_success = np.exp(special.betaln(a, b + n) - special.betaln(a, b))  # P(c = 0 | Beta part)
+    unsolvable_odds = np.where(c == 0, pi / (pi + (1 - pi) * no_success), 0.0)
     rate = np.where(rng.random(len(counts)) < unsolvable_odds, 0.0, rate)
     new_correct = rng.binomial(extra, rate)
     return Counts(n + extra, c + new_correct, counts.problem_ids, counts.fields)

@@ -226,7 +226,9 @@ class BetaBinomialLaw:
         self.grid_shape = grid_shape
 
     # -- fitting ---------------------------------------------------------------------------------------------
-    def fit(self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray) -> "BetaBinomialLaw":
+    def fit(
+        self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray
+    ) -> "BetaBinomialLaw":
         n = np.asarray(num_samples, dtype=np.int64)
         c = np.asarray(num_correct, dtype=np.int64)
         if n.ndim != 1 or n.shape != c.shape or n.size == 0:
@@ -282,7 +284,8 @@ class BetaBinomialLaw:
             alpha = np.exp(la)
             log_prior = log_prior + la - np.log1p((alpha / self.alpha_scale) ** 2)
         zero_mass, zero_log_prior = zero_axis
-        return _Grid(log_alpha, log_beta, zero_mass, log_prior[:, :, None] + zero_log_prior[None, None, :], zero_log_prior)
+        log_prior = log_prior[:, :, None] + zero_log_prior[None, None, :]
+        return _Grid(log_alpha, log_beta, zero_mass, log_prior, zero_log_prior)
 
     def _log_posterior(self, grid: _Grid) -> np.ndarray:
         n, c, multiplicity = self._unique
@@ -298,7 +301,8 @@ class BetaBinomialLaw:
             return (log_lik @ multiplicity)[:, :, None] + grid.log_prior
         zero = c == 0
         pi = grid.zero_mass[None, None, :]
-        solved_part = (log_lik[:, :, ~zero] @ multiplicity[~zero])[:, :, None] + multiplicity[~zero].sum() * np.log1p(-pi)
+        solved = multiplicity[~zero]
+        solved_part = (log_lik[:, :, ~zero] @ solved)[:, :, None] + solved.sum() * np.log1p(-pi)
         with np.errstate(divide="ignore"):  # the atom zero_mass = 0 has log 0 = -inf
             log_pi = np.log(pi)
         zero_lik = np.logaddexp(log_pi[..., None], np.log1p(-pi)[..., None] + log_lik[:, :, None, zero])
@@ -426,7 +430,9 @@ class BetaMLE:
         n = np.asarray(num_samples, dtype=np.int64)
         c = np.asarray(num_correct, dtype=np.int64)
         if n.ndim != 1 or n.shape != c.shape or n.size == 0 or np.any(n < 1) or np.any(c < 0) or np.any(c > n):
-            raise ValueError("counts must be non-empty 1-D arrays with 1 <= num_samples and 0 <= num_correct <= num_samples")
+            raise ValueError(
+                "counts must be non-empty 1-D arrays with 1 <= num_samples and 0 <= num_correct <= num_samples"
+            )
         self._unique = _unique_counts(n, c)
         self._log_alpha = np.linspace(*np.log(ALPHA_RANGE), GRID_SHAPE[0])
         self._log_beta = np.linspace(*np.log(BETA_RANGE), GRID_SHAPE[1])
@@ -445,7 +451,8 @@ class BetaMLE:
     def _log_lik(self, a, b) -> np.ndarray:
         """Beta-binomial log-likelihood of each unique (n, c), up to the binomial coefficient."""
         n, c, _ = self._unique
-        return special.betaln(np.asarray(a)[..., None] + c, np.asarray(b)[..., None] + n - c) - special.betaln(a, b)[..., None]
+        a, b = np.asarray(a)[..., None], np.asarray(b)[..., None]
+        return special.betaln(a + c, b + n - c) - special.betaln(a, b)
 
     def predict(self, k: float | Sequence[float] | np.ndarray) -> np.ndarray:
         if not hasattr(self, "alpha_"):

@@ -82,19 +82,9 @@ def plot_coverage(
         axes.fill_between(law.ks[beyond], law.low[beyond], law.high[beyond], color=color, alpha=0.15)
     if forecast_k:
         axes.axvline(forecast_k, color="grey", linestyle=":", linewidth=1)
-    axes.set_xscale("log")
     axes.set_xlim(0.8, right * 1.2)
-    axes.set_ylim(0, 1.02)
-    axes.set_xlabel("samples per problem k")
-    axes.set_ylabel("coverage (pass@k)")
-    axes.set_title(title or "coverage vs samples; bands: forecast intervals")
-    axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize=8, loc="upper left")
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, axes, path, "samples per problem k", "coverage (pass@k)",
+                 title or "coverage vs samples; bands: forecast intervals")
 
 
 def plot_budget(
@@ -120,11 +110,16 @@ def plot_budget(
     axes.fill_between(x, curve.low, curve.high, color="C0", alpha=0.2, label="interval")
     if target is not None:
         axes.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"target {target:.0%}")
+    return _save(figure, axes, path, unit, "coverage", title or "budget curve: coverage vs cost")
+
+
+def _save(figure, axes, path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Shared finish of both figures: log x axis, coverage y axis, grid, legend, PNG."""
     axes.set_xscale("log")
     axes.set_ylim(0, 1.02)
-    axes.set_xlabel(unit)
-    axes.set_ylabel("coverage")
-    axes.set_title(title or "budget curve: coverage vs cost")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8, loc="upper left")
     figure.tight_layout()

@@ -68,7 +68,7 @@ def test_costs_follow_the_formulas_and_name_what_is_missing():
     by_hour = cost_of(1000, counts, usage, Prices(gpu_hour=3.6))
     assert by_hour.money == pytest.approx(2.5)
     unknown = cost_of(1000, counts, Usage(), Prices())
-    assert unknown.generated_tokens is None and unknown.flops is None and unknown.seconds is None and unknown.money is None
+    assert all(value is None for value in (unknown.generated_tokens, unknown.flops, unknown.seconds, unknown.money))
     assert set(unknown.missing) == {"tokens per sample", "model parameters", "throughput (tokens per second)", "price"}
 
 
@@ -85,7 +85,8 @@ def test_plan_budget_finds_the_first_k_reaching_the_target():
 
 
 def test_unreachable_targets_are_reported():
-    counts = Counts(np.full(50, 100), np.r_[np.zeros(45, dtype=np.int64), [3, 5, 8, 20, 40]], np.arange(50).astype(object))
+    correct = np.r_[np.zeros(45, dtype=np.int64), [3, 5, 8, 20, 40]]
+    counts = Counts(np.full(50, 100), correct, np.arange(50).astype(object))
     plan = plan_budget(counts, 0.95, method="bayes-zi", k_limit=100_000)
     assert plan.k is None and any("does not reach" in note for note in plan.notes)
     with pytest.raises(ValueError, match="target"):

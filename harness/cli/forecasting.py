@@ -57,8 +57,12 @@ def forecast(
     k: Annotated[int, typer.Option("--k", help="Samples per problem to forecast coverage at.")] = 10_000,
     method: MethodOption = "auto",
     confidence: ConfidenceOption = 0.9,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write {group: {coverage, low, high, method}}.")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a coverage-vs-k figure (PNG); one group.")] = None,
+    json_path: Annotated[
+        Optional[Path], typer.Option("--json", help="Write {group: {coverage, low, high, method}}.")
+    ] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Write a coverage-vs-k figure (PNG); one group.")
+    ] = None,
     seed: SeedOption = 0,
 ) -> None:
     """Forecast coverage at --k samples per problem, with an interval, per group."""
@@ -85,7 +89,8 @@ def forecast(
 
         group = next(iter(groups.values()))
         methods = list(dict.fromkeys([method, "powerlaw", "bayes"]))
-        plot_coverage(plot, *observed_curve(group, confidence), laws=law_curves(group, methods, k, confidence), forecast_k=k)
+        laws = law_curves(group, methods, k, confidence)
+        plot_coverage(plot, *observed_curve(group, confidence), laws=laws, forecast_k=k)
 
 
 @app.command()
@@ -95,11 +100,16 @@ def backtest(
     k: Annotated[int, typer.Option("--k", help="Samples per problem whose coverage is forecast (<= n).")],
     group_by: GroupByOption = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Pilots per group.")] = 20,
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods to compare.")] = "auto,powerlaw,beta,bayes,bayes-zi",
+    methods: Annotated[
+        str, typer.Option("--methods", help="Comma-separated methods to compare.")
+    ] = "auto,powerlaw,beta,bayes,bayes-zi",
     confidence: ConfidenceOption = 0.9,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write rows and summary as JSON.")] = None,
     adaptive_extra: Annotated[
-        int, typer.Option("--adaptive-extra", help="Also test the adaptive pilot: this many extra samples per problem on average.")
+        int,
+        typer.Option(
+            "--adaptive-extra", help="Also test the adaptive pilot: this many extra samples per problem on average."
+        ),
     ] = 0,
     seed: SeedOption = 0,
 ) -> None:
@@ -135,14 +145,21 @@ def budget(
     target: Annotated[float, typer.Option("--target", help="Coverage to reach, e.g. 0.8.")] = 0.8,
     method: MethodOption = "auto",
     confidence: ConfidenceOption = 0.9,
-    price_per_mtok: Annotated[Optional[float], typer.Option("--price-per-mtok", help="Money per million tokens.")] = None,
+    price_per_mtok: Annotated[
+        Optional[float], typer.Option("--price-per-mtok", help="Money per million tokens.")
+    ] = None,
     gpu_hour_price: Annotated[Optional[float], typer.Option("--gpu-hour-price", help="Money per GPU hour.")] = None,
-    tokens_per_sample: Annotated[Optional[float], typer.Option(help="Generated tokens per sample (--counts input).")] = None,
+    tokens_per_sample: Annotated[
+        Optional[float], typer.Option(help="Generated tokens per sample (--counts input).")
+    ] = None,
     prompt_tokens: Annotated[Optional[float], typer.Option(help="Prompt tokens per problem (--counts input).")] = None,
     params: Annotated[Optional[float], typer.Option(help="Model parameters, e.g. 7e9 (--counts input).")] = None,
     tokens_per_second: Annotated[Optional[float], typer.Option(help="Generation throughput (--counts input).")] = None,
     adaptive_extra: Annotated[
-        int, typer.Option("--adaptive-extra", help="Plan this many extra pilot samples (total) where they narrow the forecast most.")
+        int,
+        typer.Option(
+            "--adaptive-extra", help="Plan this many extra pilot samples (total) where they narrow the forecast most."
+        ),
     ] = 0,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write {group: plan} as JSON.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the budget curve (PNG); one group.")] = None,
@@ -165,9 +182,12 @@ def budget(
             "output_tokens_per_second": tokens_per_second,
             "model_parameters": None if params is None else int(params),
         }
-        usage = Usage(**{name: overrides[name] if overrides[name] is not None else getattr(usage, name) for name in overrides})
+        usage = Usage(**{name: getattr(usage, name) if value is None else value for name, value in overrides.items()})
         prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
-        plans = {name: plan_budget(group, target, method, confidence, usage, prices, seed=seed) for name, group in groups.items()}
+        plans = {
+            name: plan_budget(group, target, method, confidence, usage, prices, seed=seed)
+            for name, group in groups.items()
+        }
         adaptive = {
             name: plan_adaptive_pilot(groups[name], adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed)
             for name, plan in plans.items()
@@ -217,7 +237,11 @@ def format_plan(plan) -> str:
     if plan.forecast is not None:
         f = plan.forecast
         lines.append(f"  k = {plan.k:,} samples per problem: coverage {f.coverage:.3f} [{f.low:.3f}, {f.high:.3f}]")
-    labels = {"k_optimistic": "if the interval's top holds", "k": "forecast", "k_conservative": "if the interval's bottom holds"}
+    labels = {
+        "k_optimistic": "if the interval's top holds",
+        "k": "forecast",
+        "k_conservative": "if the interval's bottom holds",
+    }
     for name in ("k_optimistic", "k", "k_conservative"):
         cost = plan.costs.get(name)
         if cost is None:
@@ -225,9 +249,10 @@ def format_plan(plan) -> str:
             continue
         hours = None if cost.seconds is None else cost.seconds / 3600
         lines.append(
-            f"  {labels[name]}: k = {cost.k:,}: {_figure(cost.samples)} samples ({_figure(cost.additional_samples)} more), "
-            f"{_figure(cost.generated_tokens)} tokens, {_figure(cost.flops)} FLOPs, "
-            f"{'missing' if hours is None else f'{hours:,.1f} h'}, money {'missing' if cost.money is None else f'{cost.money:,.2f}'}"
+            f"  {labels[name]}: k = {cost.k:,}: {_figure(cost.samples)} samples "
+            f"({_figure(cost.additional_samples)} more), {_figure(cost.generated_tokens)} tokens, "
+            f"{_figure(cost.flops)} FLOPs, {'missing' if hours is None else f'{hours:,.1f} h'}, "
+            f"money {'missing' if cost.money is None else f'{cost.money:,.2f}'}"
         )
     missing = sorted({item for cost in plan.costs.values() for item in cost.missing})
     if missing:

@@ -31,14 +31,17 @@ SAMPLES = 10_000
 
 
 def counts_of(correct: np.ndarray) -> Counts:
-    return Counts(np.full(correct.size, SAMPLES), correct.astype(np.int64), np.arange(correct.size).astype(str).astype(object))
+    ids = np.arange(correct.size).astype(str).astype(object)
+    return Counts(np.full(correct.size, SAMPLES), correct.astype(np.int64), ids)
 
 
 def hard_problems(monkey: Counts) -> dict[str, Counts]:
     groups = monkey.group_by("model")
     reference = groups["Pythia 12B"]
     hard = set(reference.fields["problem_idx"][reference.num_correct / reference.num_samples < 0.01])
-    return {f"hard {name}": group.subset(np.isin(group.fields["problem_idx"], list(hard))) for name, group in groups.items()}
+    return {
+        f"hard {name}": group.subset(np.isin(group.fields["problem_idx"], list(hard))) for name, group in groups.items()
+    }
 
 
 def weaker_models(monkey: Counts, shift: float, rng: np.random.Generator) -> dict[str, Counts]:
