@@ -38,10 +38,13 @@ def load_counts(run_dir: Path | None, counts_file: Path | None) -> tuple[Counts,
         raise ValueError("give a run directory or --counts FILE (exactly one)")
     if counts_file is not None:
         return read_counts_jsonl(counts_file), None
-    from harness.store import RunStore
+    from harness.store import RunStore, RunStoreError
 
-    store = RunStore.open(run_dir)
-    return store.counts(), store.usage()
+    try:
+        store = RunStore.open(run_dir)
+        return store.counts(), store.usage()
+    except RunStoreError as error:  # reported like any other bad input
+        raise ValueError(str(error)) from None
 
 
 def _write_json(path: Path, payload: Any) -> None:
