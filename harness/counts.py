@@ -91,6 +91,12 @@ class Counts:
         if name not in self.fields:
             raise ValueError(f"cannot group by {name!r}: the counts have fields {sorted(self.fields)}")
         values = self.fields[name]
+        unset = [index for index, value in enumerate(values) if value is None or value == ""]
+        if unset:
+            raise ValueError(
+                f"cannot group by {name!r}: {len(unset)} problems have no value for it "
+                f"(first: problem {self.problem_ids[unset[0]]!r})"
+            )
         groups = {}
         for value in sorted({str(v) for v in values}):
             mask = np.array([str(v) == value for v in values])

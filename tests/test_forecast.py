@@ -1,0 +1,149 @@
+"""Forecasts: exact at sampled k, intervals that hold on simulated populations, clear errors, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.counts import Counts, read_counts_jsonl
+from harness.estimators import pass_at_k
+from harness.forecast import METHODS, forecast, forecast_curve, select_method, subsample
+
+MONKEY = "monkey_business_pythia_math_10k_counts.jsonl"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def simulated(alpha: float, beta: float, problems: int, samples: int, seed: int, zero_mass: float = 0.0) -> Counts:
+    rng = np.random.default_rng(seed)
+    p = rng.beta(alpha, beta, problems)
+    p[rng.random(problems) < zero_mass] = 0.0
+    return Counts(
+        num_samples=np.full(problems, samples),
+        num_correct=rng.binomial(samples, p),
+        problem_ids=np.array([f"p{i}" for i in range(problems)], dtype=object),
+    )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_forecast_at_sampled_k_is_the_unbiased_pass_at_k(method):
+    counts = simulated(0.3, 10.0, 150, 100, seed=0)
+    for k in (1, 7, 100):
+        result = forecast(counts, k, method)
+        assert result.coverage == pytest.approx(pass_at_k(counts.num_samples, counts.num_correct, k).mean())
+        assert result.low <= result.coverage <= result.high
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_forecast_beyond_the_pilot_is_an_ordered_interval(method):
+    counts = simulated(0.3, 10.0, 150, 100, seed=1)
+    result = forecast(counts, 10_000, method)
+    assert 0 <= result.low <= result.coverage <= result.high <= 1
+    assert result.coverage >= pass_at_k(counts.num_samples, counts.num_correct, 100).mean() - 0.05
+    assert set(result.to_json()) == {"coverage", "low", "high", "method"}
+
+
+def test_bayes_forecast_rises_with_k():
+    counts = simulated(0.2, 50.0, 200, 100, seed=2)
+    curve = forecast_curve(counts, [100, 300, 1000, 3000, 10_000, 100_000], "bayes")
+    assert np.all(np.diff(curve.coverage) > 0)
+    assert np.all(np.diff(curve.low) >= 0) and np.all(np.diff(curve.high) >= 0)
+
+
+def test_bayes_intervals_hold_on_simulated_heavy_tails():
+    """Pilots of 100 from populations with many never-solved problems: the 90% interval at 10,000 samples
+    should hold the realised coverage most of the time."""
+    hits, errors = [], []
+    for seed, (alpha, beta) in enumerate([(0.1, 50.0), (0.2, 200.0), (0.3, 30.0), (0.15, 20.0)] * 3):
+        full = simulated(alpha, beta, 200, 10_000, seed=10 + seed)
+        truth = float(np.mean(full.num_correct > 0))
+        pilot = subsample(full, 100, np.random.default_rng(seed))
+        result = forecast(pilot, 10_000, "bayes")
+        hits.append(result.low <= truth <= result.high)
+        errors.append(abs(result.coverage - truth))
+    assert np.mean(hits) >= 0.75
+    assert np.median(errors) < 0.1
+
+
+def test_select_method_returns_a_candidate_with_scores():
+    counts = simulated(0.3, 10.0, 150, 100, seed=3)
+    choice, scores = select_method(counts, ("bayes", "powerlaw"))
+    assert choice in ("bayes", "powerlaw")
+    assert set(scores) == {"bayes", "powerlaw"} and all(np.isfinite(list(scores.values())))
+    result = forecast(counts, 1000, "auto")
+    assert result.method in ("bayes", "bayes-zi", "beta", "powerlaw")
+    assert result.details["chosen"] == result.method
+    # Too small to split: the default, unscored.
+    assert select_method(subsample(counts, 4, np.random.default_rng(0)), ("bayes", "powerlaw")) == ("bayes", {})
+
+
+def test_forecast_errors_are_clear():
+    counts = simulated(0.3, 10.0, 20, 100, seed=4)
+    with pytest.raises(ValueError, match="unknown forecast method"):
+        forecast(counts, 1000, "magic")
+    with pytest.raises(ValueError, match="at least 1"):
+        forecast(counts, 0)
+    with pytest.raises(ValueError, match="confidence"):
+        forecast(counts, 1000, confidence=1.5)
+    no_samples = Counts(np.array([10, 0]), np.array([1, 0]), np.array(["a", "b"], dtype=object))
+    with pytest.raises(ValueError, match="'b' has no samples"):
+        forecast(no_samples, 1000)
+    nothing = Counts(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([], dtype=object))
+    with pytest.raises(ValueError, match="no problems"):
+        forecast(nothing, 1000)
+    with pytest.raises(ValueError, match="power law"):
+        forecast(Counts(np.full(5, 100), np.zeros(5, dtype=np.int64), np.arange(5).astype(object)), 1000, "powerlaw")
+
+
+def test_forecast_monkey_counts_at_sampled_k(shared_data):
+    counts = read_counts_jsonl(shared_data / MONKEY).group_by("model")["Pythia 70M"]
+    result = forecast(counts, 10_000, "bayes")
+    assert result.coverage == pytest.approx(0.266, abs=0.001)  # SOURCES.md: coverage@10k of Pythia 70M
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_forecast_writes_the_json_other_tools_read(shared_data, tmp_path):
+    out = tmp_path / "forecast.json"
+    done = run_cli("forecast", "--counts", str(shared_data / MONKEY), "--group-by", "model", "--k", "20000",
+                   "--method", "bayes", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert len(result) == 7 and "Pythia 12B" in result
+    for value in result.values():
+        assert set(value) == {"coverage", "low", "high", "method"}
+        assert value["method"] == "bayes"
+        assert 0 <= value["low"] <= value["coverage"] <= value["high"] <= 1
+    assert "Pythia 70M" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (['{"num_samples": 10}'], "lacks ['num_correct']"),
+        (['{"num_samples": 10, "num_correct": 11}'], "num_correct 11 > num_samples 10"),
+        (['{"num_samples": -1, "num_correct": 0}'], "non-negative integer"),
+        (['{"num_samples": 10, "num_correct": 2, "model": "a"}', '{"num_samples": 10, "num_correct": 1}'],
+         "no value for it"),
+        ([], "no problems"),
+    ],
+)
+def test_cli_reports_bad_counts_files_clearly(tmp_path, lines, message):
+    path = tmp_path / "counts.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    done = run_cli("forecast", "--counts", str(path), "--group-by", "model", "--k", "1000")
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_needs_exactly_one_input(tmp_path):
+    done = run_cli("forecast", "--k", "1000")
+    assert done.returncode == 2 and "exactly one" in done.stderr
