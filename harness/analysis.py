@@ -66,9 +66,11 @@ def group_summaries(counts: Counts, field: str) -> dict[str, dict[str, Any]]:
 
 
 def groupable_fields(counts: Counts, max_groups: int = 20) -> list[str]:
-    """Metadata fields worth a per-group breakdown: a few distinct values, not one per problem."""
+    """Metadata fields worth a per-group breakdown: set on every problem, a few distinct values, not one per problem."""
     fields = []
     for name, values in counts.fields.items():
+        if any(value is None or value == "" for value in values):
+            continue
         distinct = len({str(value) for value in values})
         if 1 < distinct <= min(max_groups, max(len(counts) // 2, 1)):
             fields.append(name)
