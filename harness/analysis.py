@@ -50,6 +50,32 @@ def coverage_summary(
     }
 
 
+def fit_and_forecast(counts: Counts, forecast_factor: int = 10, confidence: float = 0.9) -> dict[str, Any]:
+    """The exponentiated power law fitted to the measured curve, and the coverage forecast at
+    ``forecast_factor`` times the sampled k (method chosen by in-pilot backtest, with a ``confidence`` interval).
+
+    Either part is None, with the reason, when the data cannot support it (e.g. no problem ever solved).
+    """
+    from harness.forecast import forecast
+    from harness.laws import PowerLaw
+
+    max_k = int(counts.num_samples.min())
+    ks = log_spaced_ks(max_k, points_per_decade=8)
+    coverage = coverage_curve(counts.num_samples, counts.num_correct, max_k).mean(axis=0)[ks - 1]
+    result: dict[str, Any] = {"fit": None, "forecast": None}
+    try:
+        law = PowerLaw().fit(ks, coverage)
+        result["fit"] = {"law": "log(coverage) = a * k^b", **law.params, "ks": [int(k) for k in ks]}
+    except ValueError as error:
+        result["fit_error"] = str(error)
+    try:
+        predicted = forecast(counts, forecast_factor * max_k, method="auto", confidence=confidence)
+        result["forecast"] = {"k": predicted.k, **predicted.to_json(), "confidence": confidence}
+    except ValueError as error:
+        result["forecast_error"] = str(error)
+    return result
+
+
 def group_summaries(counts: Counts, field: str) -> dict[str, dict[str, Any]]:
     """Coverage at 1 and at the largest common k, per value of a metadata field (e.g. MATH level)."""
     result = {}

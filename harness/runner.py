@@ -11,7 +11,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
+from harness.analysis import (
+    coverage_summary,
+    fit_and_forecast,
+    group_summaries,
+    groupable_fields,
+    reasons_histogram,
+)
 from harness.config import RunConfig
 from harness.engines.base import Engine, SamplingSettings, request_seed
 from harness.models import ModelRef, count_parameters, resolve_model
@@ -161,11 +167,19 @@ def sample(prepared: PreparedRun, quiet: bool = False, log=print) -> RunStore:
 
 def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log=print) -> SampleReport:
     """``sample`` with a progress mode (see ``harness.progress.PROGRESS_MODES``), reporting what was done."""
-    config = prepared.config
-    session = None
-    store = RunStore.create_or_resume(
+    store = open_run(prepared)
+    try:
+        return generate_missing(store, prepared, prepared.config.samples, progress_mode, log)
+    except BaseException:
+        store.close()
+        raise
+
+
+def open_run(prepared: PreparedRun) -> RunStore:
+    """Create or resume the run directory of ``prepared`` (refused if it holds another configuration)."""
+    return RunStore.create_or_resume(
         prepared.out,
-        config,
+        prepared.config,
         prepared.problems,
         default_verifier=prepared.task.default_verifier,
         model_info={
@@ -176,29 +190,96 @@ def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log=print) ->
         },
         versions=package_versions(),
     )
-    try:
-        stored = store.sample_ranges()
-        requests = plan_requests(prepared.problems, stored, config.samples, config.sampling.seed)
-        wanted = len(prepared.problems) * config.samples
-        missing = sum(request.n for request in requests)
-        log(f"run directory: {store.path}  ({wanted - missing}/{wanted} samples already stored)")
-        if requests:
-            stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
-            session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
-            engine = build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)
-            try:
-                problems = len({request.problem_id for request in requests})
-                progress = Progress("sampling", missing, problems=problems, mode=progress_mode)
-                outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
-                session = outcome.session
-                rate = session.output_tokens / session.seconds if session.seconds else 0.0
-                log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
-            finally:
-                engine.close()
-    except BaseException:
-        store.close()
-        raise
+
+
+def generate_missing(
+    store: RunStore,
+    prepared: PreparedRun,
+    targets: int | Mapping[str, int],
+    progress_mode: str = "auto",
+    log=print,
+) -> SampleReport:
+    """Sample what ``store`` lacks to reach ``targets`` samples per problem (one number, or one per problem id)."""
+    config = prepared.config
+    session = None
+    stored = store.sample_ranges()
+    requests = plan_requests(prepared.problems, stored, targets, config.sampling.seed)
+    if isinstance(targets, int):
+        wanted = len(prepared.problems) * targets
+    else:
+        wanted = sum(int(targets.get(problem.problem_id, 0)) for problem in prepared.problems)
+    missing = sum(request.n for request in requests)
+    log(f"run directory: {store.path}  ({wanted - missing}/{wanted} samples already stored)")
+    if requests:
+        stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
+        session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
+        engine = build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)
+        try:
+            problems = len({request.problem_id for request in requests})
+            progress = Progress("sampling", missing, problems=problems, mode=progress_mode)
+            outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
+            session = outcome.session
+            rate = session.output_tokens / session.seconds if session.seconds else 0.0
+            log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
+        finally:
+            engine.close()
     return SampleReport(store=store, wanted=wanted, already_stored=wanted - missing, session=session)
+
+
+def adaptive_pilot(
+    store: RunStore,
+    prepared: PreparedRun,
+    extra_samples: int,
+    verifier_name: str | None = None,
+    workers: int | None = None,
+    progress_mode: str = "auto",
+    log=print,
+) -> dict[str, Any]:
+    """Spend ``extra_samples`` more samples where they narrow the forecast interval most, then report it again.
+
+    The pilot (``prepared.config.samples`` per problem) must be sampled and verified. The allocation is made
+    once and kept in the manifest (``adaptive_pilot``), so re-running the same command resumes it instead of
+    planning anew from counts that already include its samples. The interval is the Bayesian Beta law's at
+    ``forecast_k`` = 10 x the pilot's samples, before and after.
+    """
+    from harness.budget import plan_adaptive_pilot
+    from harness.forecast import forecast
+
+    pilot = prepared.config.samples
+    forecast_k = 10 * pilot
+    plan = store.manifest.get("adaptive_pilot")
+    if plan is None or plan.get("extra_samples") != extra_samples:
+        counts = store.counts(verifier_name)
+        pilot_only = counts.num_samples == pilot
+        if not pilot_only.all():
+            raise ValueError(
+                f"--adaptive-pilot plans from a pilot of exactly {pilot} samples per problem; this run has "
+                f"problems with {sorted(set(counts.num_samples.tolist()) - {pilot})} (use another --out)"
+            )
+        chosen = plan_adaptive_pilot(counts, extra_samples, forecast_k)
+        plan = {"extra_samples": extra_samples, **chosen.to_json()}
+        store.update_manifest(adaptive_pilot=plan)
+    log(
+        f"adaptive pilot: {extra_samples} extra samples to {len(plan['extra'])} problems ({plan['strategy']}); "
+        f"forecast@{forecast_k} before: {plan['before']['coverage']:.3f} "
+        f"[{plan['before']['low']:.3f}, {plan['before']['high']:.3f}]"
+    )
+    targets = {problem.problem_id: pilot + plan["extra"].get(problem.problem_id, 0) for problem in prepared.problems}
+    generate_missing(store, prepared, targets, progress_mode, log)
+    verify(store, verifier_name, workers=workers, progress_mode=progress_mode)
+    after = forecast(store.counts(verifier_name), forecast_k, method="bayes")
+    result = {
+        **plan,
+        "after": {"coverage": after.coverage, "low": after.low, "high": after.high},
+        "width_before": plan["before"]["high"] - plan["before"]["low"],
+        "width_after": after.high - after.low,
+    }
+    store.update_manifest(adaptive_pilot=result)
+    log(
+        f"adaptive pilot: forecast@{forecast_k} after: {after.coverage:.3f} [{after.low:.3f}, {after.high:.3f}] "
+        f"(interval width {result['width_before']:.3f} -> {result['width_after']:.3f})"
+    )
+    return result
 
 
 def verify(
@@ -231,11 +312,24 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
         "reasons": reasons_histogram(verdicts.column("reason").to_pylist()),
     }
     summary.update(coverage_summary(counts))
+    summary.update(fit_and_forecast(counts))
     summary["groups"] = {name: group_summaries(counts, name) for name in groupable_fields(counts)}
     summary["usage"] = store.usage()
+    if "adaptive_pilot" in manifest:
+        summary["adaptive_pilot"] = manifest["adaptive_pilot"]
     path = store.path / "summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
+    plot_run_coverage(counts, store.path / "coverage.png", title=f"{summary['task']} · {summary['model']}")
     return summary
+
+
+def plot_run_coverage(counts, path: Path, title: str, forecast_factor: int = 10) -> Path:
+    """coverage.png: measured pass@k with 95% intervals, the power law and the auto forecast with its band."""
+    from harness.plots import law_curves, observed_curve, plot_coverage
+
+    forecast_k = forecast_factor * int(counts.num_samples.min())
+    laws = law_curves(counts, ["powerlaw", "auto"], forecast_k)
+    return plot_coverage(path, *observed_curve(counts, 0.95), laws=laws, forecast_k=forecast_k, title=title)
 
 
 def echo_error(message: str) -> None:

@@ -54,3 +54,29 @@ def test_missing_data_and_unknown_names_are_refused_clearly(tmp_path):
     assert engine.returncode == 2 and "unknown engine 'nonsense'" in engine.stderr
     not_a_run = ttc("analyze", str(tmp_path))
     assert not_a_run.returncode == 2 and "not a run directory" in not_a_run.stderr
+
+
+def test_adaptive_pilot_spends_the_extra_samples_once_and_reports_both_intervals(shared_data, tmp_path):
+    args = ["run", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
+            "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "12", "--samples", "8",
+            "--adaptive-pilot", "40", "--out", str(tmp_path / "run"), "--workers", "1", "--json", "--quiet"]  # fmt: skip
+    done = ttc(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)["adaptive_pilot"]
+    store = RunStore.open(tmp_path / "run")
+    assert store.read_samples(columns=["seed"]).num_rows == 12 * 8 + 40
+    assert sum(result["extra"].values()) == 40 and result["k"] == 80
+    assert result["width_before"] > 0 and 0 <= result["after"]["low"] <= result["after"]["high"] <= 1
+    counts = store.counts()
+    assert counts.num_samples.sum() == 12 * 8 + 40, "the extra samples are verified too"
+    sessions = len(store.manifest["sessions"])
+
+    again = ttc(*args)  # the same command: the plan is kept, nothing new is drawn
+    assert again.returncode == 0, again.stderr[-3000:]
+    store = RunStore.open(tmp_path / "run")
+    assert store.read_samples(columns=["seed"]).num_rows == 12 * 8 + 40
+    assert len(store.manifest["sessions"]) == sessions
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["adaptive_pilot"]["extra"] == result["extra"]
+
+    sample_only = ttc("sample", *args[1:])
+    assert sample_only.returncode == 2 and "needs verdicts" in sample_only.stdout + sample_only.stderr

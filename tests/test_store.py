@@ -142,6 +142,12 @@ def test_verify_and_analyze_resume_and_count_exactly(shared_data, tmp_path):
         assert summary["pass_at_k"][0]["k"] == 1 and summary["pass_at_k"][-1]["k"] == 10
         assert summary["pass_at_1"] == pytest.approx(sum(expected.values()) / 50)
         assert json.loads((tmp_path / "run" / "summary.json").read_text())["problems"] == 5
+        assert (tmp_path / "run" / "coverage.png").stat().st_size > 10_000
+        forecast = summary["forecast"]
+        assert forecast["k"] == 100 and forecast["low"] <= forecast["coverage"] <= forecast["high"]
+        assert forecast["coverage"] >= summary["pass_at_k"][-1]["coverage"] - 1e-9, "coverage never falls with k"
+        if summary["fit"] is not None:
+            assert summary["fit"]["a"] < 0 and summary["fit"]["r2"] <= 1
 
 
 def test_engine_wide_seeds_differ_between_sessions_so_extensions_never_replay(shared_data, tmp_path):

@@ -147,12 +147,23 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         ] = None,
         verifier: VerifierOption = None,
         workers: WorkersOption = None,
+        adaptive_pilot: Annotated[
+            int,
+            typer.Option(
+                help="ttc run: after the pilot (--samples per problem), spend this many extra samples in total where "
+                "they narrow the forecast interval at 10x the pilot most; reports the interval before and after."
+            ),
+        ] = 0,
         quiet: QuietOption = False,
         json_output: JsonOption = False,
     ) -> None:
-        from harness.runner import SampleOptions, analyze, prepare, sample_run, verify
+        from harness.runner import SampleOptions, adaptive_pilot as run_adaptive_pilot, analyze, prepare, sample_run, verify
 
         output = Output(name, quiet, json_output)
+        if adaptive_pilot and not full_pipeline:
+            output.fail(ValueError("--adaptive-pilot needs verdicts between its two rounds: use `ttc run`"))
+        if adaptive_pilot < 0:
+            output.fail(ValueError("--adaptive-pilot must be a non-negative number of samples"))
 
         task_options = {
             "split": split,
@@ -205,7 +216,8 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             out=out,
         )
         try:
-            report = sample_run(prepare(options), progress_mode=output.progress_mode, log=output.log)
+            prepared = prepare(options)
+            report = sample_run(prepared, progress_mode=output.progress_mode, log=output.log)
         except (ValueError, FileNotFoundError, RunStoreError, RuntimeError) as error:
             output.fail(error)
         store = report.store
@@ -216,6 +228,13 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
                 if outcome.verified:
                     output.log(f"verified {outcome.verified} samples in {outcome.seconds:.1f} s")
                 result["verification"] = _verification_result(outcome)
+                if adaptive_pilot:
+                    try:
+                        result["adaptive_pilot"] = run_adaptive_pilot(
+                            store, prepared, adaptive_pilot, verifier, workers, output.progress_mode, output.log
+                        )
+                    except ValueError as error:
+                        output.fail(error)
                 result["summary"] = analyze(store) if json_output else _report(store, quiet)
                 output.log(f"summary: {store.path / 'summary.json'}")
         output.result(result)
