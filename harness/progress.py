@@ -7,7 +7,7 @@
 
 ``auto`` picks ``live`` on a terminal and ``lines`` elsewhere. Every event and line reports problems done,
 units (samples or verdicts) done, the rate, tokens per second (when tokens are counted), elapsed time and ETA.
-The JSON event schema is documented in docs/README-openai.md ("Progress and output modes").
+The JSON event schema is documented in docs/openai.md ("Progress and output modes").
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def test_self_verification_and_negative_control(math500_path):
     against another problem's solution (< 2%, and only where the two answers are the same value)."""
     checks = math500_checks(math500_path, seeds=(0,))
     assert checks["self_verified"] >= 495, checks["self_failures"]
-    assert checks["self_failures"] == []  # measured: 500/500 with math-verify 0.9.0 (README-math.md)
+    assert checks["self_failures"] == []  # measured: 500/500 with math-verify 0.9.0 (docs/math.md)
     negative = checks["negative_control"][0]
     assert negative["rate"] < 0.02
     assert all(normalize_answer(gold) == normalize_answer(other) for gold, other in negative["hits"]), negative

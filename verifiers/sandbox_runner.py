@@ -16,7 +16,7 @@ Two processes:
 
 WARNING: this is a sandbox for model-generated code that may be *wrong* (loops forever, allocates without bound,
 forks, deletes files, exits early), not a security boundary against code written to escape it. See
-docs/README-code.md for what is and is not guaranteed.
+docs/code.md for what is and is not guaranteed.
 """
 
 from __future__ import annotations
