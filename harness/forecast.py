@@ -93,14 +93,15 @@ def empirical_interval(counts: Counts, k: int, confidence: float, seed: int = 0)
 
 
 class PowerLawModel:
-    """``powerlaw``: the exponentiated power law fitted on k = 1, 2, 4, ... up to the pilot's n.
+    """``powerlaw`` / ``powerlaw-log``: the exponentiated power law fitted on k = 1, 2, 4, ... up to the pilot's n.
 
-    Parameters: ``resamples`` bootstrap refits over problems give the interval.
+    Parameters: ``objective`` of the fit (``PowerLaw``: ``"linear"`` or ``"log"``); ``resamples`` bootstrap
+    refits over problems give the interval.
     """
 
-    name = "powerlaw"
-
-    def __init__(self, resamples: int = 200, seed: int = 0) -> None:
+    def __init__(self, objective: str = "linear", resamples: int = 200, seed: int = 0) -> None:
+        self.objective = objective
+        self.name = "powerlaw" if objective == "linear" else f"powerlaw-{objective}"
         self.resamples = resamples
         self.seed = seed
 
@@ -110,11 +111,13 @@ class PowerLawModel:
         self.ks = log_spaced_ks(self.sampled_k)
         per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], self.ks[None, :])
         coverage = per_problem.mean(0)
-        self.law = PowerLaw().fit(self.ks, coverage)
+        self.law = PowerLaw(self.objective).fit(self.ks, coverage)
         size = len(counts)
         rng = np.random.default_rng(self.seed)
         resample_weights = rng.multinomial(size, np.full(size, 1.0 / size), size=self.resamples) / size
-        self.boot_a, self.boot_b = fit_power_law_batch(self.ks, resample_weights @ per_problem)
+        self.boot_a, self.boot_b = fit_power_law_batch(
+            self.ks, resample_weights @ per_problem, objective=self.objective
+        )
         fitted = np.isfinite(self.boot_a)
         self.boot_a, self.boot_b = self.boot_a[fitted], self.boot_b[fitted]
         return self
@@ -210,7 +213,8 @@ class AutoModel:
 
 
 MODELS: dict[str, Callable[[int], CoverageModel]] = {
-    "powerlaw": lambda seed: PowerLawModel(seed=seed),
+    "powerlaw": lambda seed: PowerLawModel("linear", seed=seed),
+    "powerlaw-log": lambda seed: PowerLawModel("log", seed=seed),
     "beta": lambda seed: BetaMLEModel(seed=seed),
     "bayes": lambda seed: BayesModel(zero_inflated=False, seed=seed),
     "bayes-zi": lambda seed: BayesModel(zero_inflated=True, seed=seed),
