@@ -5,7 +5,8 @@ fraction would have at least one correct sample? Up to the pilot's sample count 
 pass@k with a bootstrap interval over problems; beyond it a law extrapolates:
 
 - ``powerlaw``: ``log(coverage) = a * k**b`` fitted to the pilot's coverage curve on k = 1, 2, 4, ... <= n
-  (Large Language Monkeys); interval by bootstrap over problems.
+  (Large Language Monkeys) as the straight line ``log(-log coverage)`` on ``log k``; interval by bootstrap over
+  problems. ``powerlaw-log``: the same law by least squares on log coverage.
 - ``beta``: per-problem success rate p ~ Beta(alpha, beta) by maximum likelihood on the counts, coverage
   ``1 - E[(1-p)^k]`` (Schaeffer et al. 2025); interval by bootstrap over problems.
 - ``bayes``: the same law fitted in a Bayesian way and used as a posterior predictive for *these* problems:
@@ -13,7 +14,8 @@ pass@k with a bootstrap interval over problems; beyond it a law extrapolates:
   implies, averaged over the posterior of (alpha, beta); the interval mixes parameter uncertainty with the
   chance of which unsolved problems fall.
 - ``bayes-zi``: ``bayes`` with a point mass of unsolvable problems (p = 0).
-- ``auto``: ``bayes``, checked by backtesting inside the pilot (``select_method``): sub-pilots of a quarter
+- ``blend``: 0.3 x ``powerlaw`` + 0.7 x ``bayes``; the interval spans both intervals.
+- ``auto``: ``blend``, checked by backtesting inside the pilot (``select_method``): sub-pilots of a quarter
   of the samples are drawn without replacement from the pilot and every candidate forecasts the pilot's own
   coverage from them; if the default's interval misses the truth in most sub-pilots, the candidate with the
   best interval score (width plus 20x any miss: the proper score of a 90% interval) among those that held
@@ -33,7 +35,7 @@ from harness.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 
 DEFAULT_CONFIDENCE = 0.9
-AUTO_CANDIDATES = ("bayes", "bayes-zi", "beta", "powerlaw")  # the first is the default
+AUTO_CANDIDATES = ("blend", "bayes", "bayes-zi", "beta", "powerlaw")  # the first is the default
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,55 @@ class BayesModel:
         return described
 
 
+class BlendModel:
+    """``blend``: a weighted average of the ``powerlaw`` and ``bayes`` forecasts; the interval spans both.
+
+    The two err in opposite ways: the power law extrapolates a Pythia-like curve precisely but misses low
+    wherever the pilot's curve is still bending (hard problems, many zero-success pilots); ``bayes`` follows
+    the counts, so it is right on average there but noisy, as the tail exponent is loosely identified. The
+    weight of the power law is ``weight_powerlaw`` (see docs/README-forecasting.md for how it was measured);
+    without a power law (a pilot with fewer than two k with 0 < coverage < 1) it is ``bayes`` alone.
+    """
+
+    name = "blend"
+
+    def __init__(self, weight_powerlaw: float = 0.3, seed: int = 0) -> None:
+        if not 0 <= weight_powerlaw <= 1:
+            raise ValueError(f"weight_powerlaw must lie in [0, 1], got {weight_powerlaw}")
+        self.weight_powerlaw = weight_powerlaw
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "BlendModel":
+        self.counts = _checked(counts)
+        self.sampled_k = int(counts.num_samples.min())
+        self.bayes = BayesModel(seed=self.seed).fit(counts)
+        try:
+            self.powerlaw: PowerLawModel | None = PowerLawModel(seed=self.seed).fit(counts)
+        except ValueError:  # no curve to fit: the counts alone speak
+            self.powerlaw = None
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        if k <= self.sampled_k:
+            return empirical_interval(self.counts, k, confidence, self.seed)
+        bayes = self.bayes.interval(k, confidence)
+        if self.powerlaw is None:
+            return bayes
+        powerlaw = self.powerlaw.interval(k, confidence)
+        if not np.all(np.isfinite(powerlaw)):
+            return bayes
+        weight = self.weight_powerlaw
+        coverage = weight * powerlaw[0] + (1 - weight) * bayes[0]
+        return coverage, min(powerlaw[1], bayes[1]), max(powerlaw[2], bayes[2])
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"weight_powerlaw": self.weight_powerlaw if self.powerlaw else 0.0}
+        described["bayes"] = self.bayes.describe()
+        if self.powerlaw is not None:
+            described["powerlaw"] = self.powerlaw.describe()
+        return described
+
+
 class AutoModel:
     """``auto``: the candidate that forecasts best inside the pilot (``select_method``), then fitted on it all."""
 
@@ -218,6 +269,7 @@ MODELS: dict[str, Callable[[int], CoverageModel]] = {
     "beta": lambda seed: BetaMLEModel(seed=seed),
     "bayes": lambda seed: BayesModel(zero_inflated=False, seed=seed),
     "bayes-zi": lambda seed: BayesModel(zero_inflated=True, seed=seed),
+    "blend": lambda seed: BlendModel(seed=seed),
     "auto": lambda seed: AutoModel(seed=seed),
 }
 METHODS = tuple(MODELS)
