@@ -15,6 +15,9 @@ a method and this floor is the cost of not knowing the population's shape (its l
 A second oracle knows only the Beta law fitted by maximum likelihood to all 10,000 samples of the group (the
 best Beta for the group) and forecasts from the pilot as ``bayes`` does with that one (alpha, beta): it shows
 how much of the gap the Beta family itself leaves, with alpha and beta known exactly.
+
+Last, for each monkey model: the full-data alpha next to the ``bayes`` posterior of alpha (median and 90%
+interval) from the first pilots, to show how loosely a pilot pins the tail exponent.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from scipy import special, stats
 from harness.backtest import true_coverage
 from harness.counts import Counts, read_counts_jsonl
 from harness.forecast import subsample
-from harness.laws import BetaMLE
+from harness.laws import BetaBinomialLaw, BetaMLE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forecast_hard_data import MONKEY, SHARED, hard_problems, simulated, weaker_models  # noqa: E402
@@ -78,6 +81,21 @@ def main() -> None:
         cells = ", ".join(f"{name} {pop:.3f} / {beta:.3f}" for name, (pop, beta) in per_group.items())
         print(f"| {title} | {np.median(values[:, 0]):.3f}, {values[:, 0].max():.3f} "
               f"| {np.median(values[:, 1]):.3f}, {values[:, 1].max():.3f} | {cells} |")
+    pilots = 5
+    print(f"\nTail exponent alpha: full data (maximum likelihood) vs the bayes posterior from each of the first "
+          f"{pilots} pilots (median [90% interval])\n")
+    print("| model | full data | pilots |")
+    print("|---|---:|---|")
+    for name, group in monkey.group_by("model").items():
+        full = BetaMLE().fit(group.num_samples, group.num_correct).alpha_
+        rng = np.random.default_rng(0)
+        cells = []
+        for _ in range(pilots):
+            pilot = subsample(group, PILOT, rng)
+            law = BetaBinomialLaw().fit(pilot.num_samples, pilot.num_correct)
+            low, high = law.intervals_["alpha"]
+            cells.append(f"{law.alpha_:.2f} [{low:.2f}, {high:.2f}]")
+        print(f"| {name} | {full:.3f} | {'; '.join(cells)} |")
 
 
 if __name__ == "__main__":
