@@ -214,6 +214,7 @@ class BlendModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
         self.bayes = BayesModel(seed=self.seed).fit(counts)
+        self.law = self.bayes.law  # the fitted Beta law, for budgets that allocate samples by it
         try:
             self.powerlaw: PowerLawModel | None = PowerLawModel(seed=self.seed).fit(counts)
         except ValueError:  # no curve to fit: the counts alone speak

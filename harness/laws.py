@@ -35,6 +35,11 @@ from harness.estimators import pass_at_k
 POWER_LAW_OBJECTIVES = ("linear", "log")
 
 
+def _check_objective(objective: str) -> None:
+    if objective not in POWER_LAW_OBJECTIVES:
+        raise ValueError(f"unknown power-law objective {objective!r}; choose one of {', '.join(POWER_LAW_OBJECTIVES)}")
+
+
 def fit_power_law_batch(
     ks: np.ndarray,
     coverage: np.ndarray,
@@ -49,8 +54,7 @@ def fit_power_law_batch(
     Levenberg-Marquardt, started from that line (points with coverage <= 0 get weight 0). A row needs two
     points with 0 < coverage < 1. Returns arrays ``a`` and ``b`` (NaN for rows that cannot be fitted).
     """
-    if objective not in POWER_LAW_OBJECTIVES:
-        raise ValueError(f"unknown power-law objective {objective!r}; choose one of {', '.join(POWER_LAW_OBJECTIVES)}")
+    _check_objective(objective)
     ks = np.asarray(ks, dtype=np.float64)
     cov = np.atleast_2d(np.asarray(coverage, dtype=np.float64))
     w = np.ones_like(cov) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), cov.shape)
@@ -109,10 +113,7 @@ class PowerLaw:
     """
 
     def __init__(self, objective: str = "linear") -> None:
-        if objective not in POWER_LAW_OBJECTIVES:
-            raise ValueError(
-                f"unknown power-law objective {objective!r}; choose one of {', '.join(POWER_LAW_OBJECTIVES)}"
-            )
+        _check_objective(objective)
         self.objective = objective
         self.a_: float | None = None
         self.b_: float | None = None

@@ -21,7 +21,11 @@ CountsOption = Annotated[
 ]
 GroupByOption = Annotated[Optional[str], typer.Option("--group-by", help="Field to split problems by (e.g. model).")]
 MethodOption = Annotated[
-    str, typer.Option("--method", help="auto, blend, powerlaw, powerlaw-log, beta, bayes or bayes-zi (see docs/README-forecasting.md).")
+    str,
+    typer.Option(
+        "--method",
+        help="auto, blend, powerlaw, powerlaw-log, beta, bayes or bayes-zi (see docs/README-forecasting.md).",
+    ),
 ]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help="Interval coverage.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for pilots, sub-pilots and bootstraps.")]

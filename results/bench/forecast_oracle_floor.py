@@ -1,7 +1,8 @@
 """The oracle floor: how close any forecast from a 100-sample pilot can get to coverage at 10,000 samples.
 
 Run from the repository root:
-    PYTHONPATH=$PWD python results/bench/forecast_oracle_floor.py [--counts ../shared/data/monkey_...jsonl] [--repeats 20]
+    PYTHONPATH=$PWD python results/bench/forecast_oracle_floor.py \
+        [--counts ../shared/data/monkey_...jsonl] [--repeats 20]
 
 The oracle knows a group's full-data success counts as a population (how many problems have each count out of
 10,000, not which problem has which) and sees the same pilots as ``ttc backtest`` (same seed, same draws). A
@@ -76,7 +77,10 @@ def main() -> None:
     print("| data | population oracle: median, max | best-Beta oracle: median, max | per group |")
     print("|---|---|---|---|")
     for title, groups in sets.items():
-        per_group = {name: [float(e.mean()) for e in oracle_errors(group, args.repeats)] for name, group in groups.items()}
+        per_group = {
+            name: [float(errors.mean()) for errors in oracle_errors(group, args.repeats)]
+            for name, group in groups.items()
+        }
         values = np.array(list(per_group.values()))
         cells = ", ".join(f"{name} {pop:.3f} / {beta:.3f}" for name, (pop, beta) in per_group.items())
         print(f"| {title} | {np.median(values[:, 0]):.3f}, {values[:, 0].max():.3f} "
