@@ -53,7 +53,8 @@ def pass_at_k(
     log_ratio = (
         gammaln(safe_wrong + 1) - gammaln(safe_wrong - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
     )
-    return np.where(possible, 0.0 - np.expm1(log_ratio), 1.0)
+    # Clipped: rounding in the log-gamma differences can push the ratio a hair past 0 or 1.
+    return np.where(possible, np.clip(-np.expm1(log_ratio), 0.0, 1.0), 1.0)
 
 
 def coverage_curve(

@@ -5,7 +5,8 @@ fraction would have at least one correct sample? Up to the pilot's sample count 
 pass@k with a bootstrap interval over problems; beyond it a law extrapolates:
 
 - ``powerlaw``: ``log(coverage) = a * k**b`` fitted to the pilot's coverage curve on k = 1, 2, 4, ... <= n
-  (Large Language Monkeys); interval by bootstrap over problems.
+  (Large Language Monkeys) as the straight line ``log(-log coverage)`` on ``log k``; interval by bootstrap over
+  problems. ``powerlaw-log``: the same law by least squares on log coverage.
 - ``beta``: per-problem success rate p ~ Beta(alpha, beta) by maximum likelihood on the counts, coverage
   ``1 - E[(1-p)^k]`` (Schaeffer et al. 2025); interval by bootstrap over problems.
 - ``bayes``: the same law fitted in a Bayesian way and used as a posterior predictive for *these* problems:
@@ -13,7 +14,8 @@ pass@k with a bootstrap interval over problems; beyond it a law extrapolates:
   implies, averaged over the posterior of (alpha, beta); the interval mixes parameter uncertainty with the
   chance of which unsolved problems fall.
 - ``bayes-zi``: ``bayes`` with a point mass of unsolvable problems (p = 0).
-- ``auto``: ``bayes``, checked by backtesting inside the pilot (``select_method``): sub-pilots of a quarter
+- ``blend``: 0.3 x ``powerlaw`` + 0.7 x ``bayes``; the interval spans both intervals.
+- ``auto``: ``blend``, checked by backtesting inside the pilot (``select_method``): sub-pilots of a quarter
   of the samples are drawn without replacement from the pilot and every candidate forecasts the pilot's own
   coverage from them; if the default's interval misses the truth in most sub-pilots, the candidate with the
   best interval score (width plus 20x any miss: the proper score of a 90% interval) among those that held
@@ -33,7 +35,7 @@ from harness.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 
 DEFAULT_CONFIDENCE = 0.9
-AUTO_CANDIDATES = ("bayes", "bayes-zi", "beta", "powerlaw")  # the first is the default
+AUTO_CANDIDATES = ("blend", "bayes", "bayes-zi", "beta", "powerlaw")  # the first is the default
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,15 @@ def empirical_interval(counts: Counts, k: int, confidence: float, seed: int = 0)
 
 
 class PowerLawModel:
-    """``powerlaw``: the exponentiated power law fitted on k = 1, 2, 4, ... up to the pilot's n.
+    """``powerlaw`` / ``powerlaw-log``: the exponentiated power law fitted on k = 1, 2, 4, ... up to the pilot's n.
 
-    Parameters: ``resamples`` bootstrap refits over problems give the interval.
+    Parameters: ``objective`` of the fit (``PowerLaw``: ``"linear"`` or ``"log"``); ``resamples`` bootstrap
+    refits over problems give the interval.
     """
 
-    name = "powerlaw"
-
-    def __init__(self, resamples: int = 200, seed: int = 0) -> None:
+    def __init__(self, objective: str = "linear", resamples: int = 200, seed: int = 0) -> None:
+        self.objective = objective
+        self.name = "powerlaw" if objective == "linear" else f"powerlaw-{objective}"
         self.resamples = resamples
         self.seed = seed
 
@@ -110,11 +113,13 @@ class PowerLawModel:
         self.ks = log_spaced_ks(self.sampled_k)
         per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], self.ks[None, :])
         coverage = per_problem.mean(0)
-        self.law = PowerLaw().fit(self.ks, coverage)
+        self.law = PowerLaw(self.objective).fit(self.ks, coverage)
         size = len(counts)
         rng = np.random.default_rng(self.seed)
         resample_weights = rng.multinomial(size, np.full(size, 1.0 / size), size=self.resamples) / size
-        self.boot_a, self.boot_b = fit_power_law_batch(self.ks, resample_weights @ per_problem)
+        self.boot_a, self.boot_b = fit_power_law_batch(
+            self.ks, resample_weights @ per_problem, objective=self.objective
+        )
         fitted = np.isfinite(self.boot_a)
         self.boot_a, self.boot_b = self.boot_a[fitted], self.boot_b[fitted]
         return self
@@ -187,6 +192,56 @@ class BayesModel:
         return described
 
 
+class BlendModel:
+    """``blend``: a weighted average of the ``powerlaw`` and ``bayes`` forecasts; the interval spans both.
+
+    The two err in opposite ways: the power law extrapolates a Pythia-like curve precisely but misses low
+    wherever the pilot's curve is still bending (hard problems, many zero-success pilots); ``bayes`` follows
+    the counts, so it is right on average there but noisy, as the tail exponent is loosely identified. The
+    weight of the power law is ``weight_powerlaw`` (see docs/README-forecasting.md for how it was measured);
+    without a power law (a pilot with fewer than two k with 0 < coverage < 1) it is ``bayes`` alone.
+    """
+
+    name = "blend"
+
+    def __init__(self, weight_powerlaw: float = 0.3, seed: int = 0) -> None:
+        if not 0 <= weight_powerlaw <= 1:
+            raise ValueError(f"weight_powerlaw must lie in [0, 1], got {weight_powerlaw}")
+        self.weight_powerlaw = weight_powerlaw
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "BlendModel":
+        self.counts = _checked(counts)
+        self.sampled_k = int(counts.num_samples.min())
+        self.bayes = BayesModel(seed=self.seed).fit(counts)
+        self.law = self.bayes.law  # the fitted Beta law, for budgets that allocate samples by it
+        try:
+            self.powerlaw: PowerLawModel | None = PowerLawModel(seed=self.seed).fit(counts)
+        except ValueError:  # no curve to fit: the counts alone speak
+            self.powerlaw = None
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        if k <= self.sampled_k:
+            return empirical_interval(self.counts, k, confidence, self.seed)
+        bayes = self.bayes.interval(k, confidence)
+        if self.powerlaw is None:
+            return bayes
+        powerlaw = self.powerlaw.interval(k, confidence)
+        if not np.all(np.isfinite(powerlaw)):
+            return bayes
+        weight = self.weight_powerlaw
+        coverage = weight * powerlaw[0] + (1 - weight) * bayes[0]
+        return coverage, min(powerlaw[1], bayes[1]), max(powerlaw[2], bayes[2])
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"weight_powerlaw": self.weight_powerlaw if self.powerlaw else 0.0}
+        described["bayes"] = self.bayes.describe()
+        if self.powerlaw is not None:
+            described["powerlaw"] = self.powerlaw.describe()
+        return described
+
+
 class AutoModel:
     """``auto``: the candidate that forecasts best inside the pilot (``select_method``), then fitted on it all."""
 
@@ -210,10 +265,12 @@ class AutoModel:
 
 
 MODELS: dict[str, Callable[[int], CoverageModel]] = {
-    "powerlaw": lambda seed: PowerLawModel(seed=seed),
+    "powerlaw": lambda seed: PowerLawModel("linear", seed=seed),
+    "powerlaw-log": lambda seed: PowerLawModel("log", seed=seed),
     "beta": lambda seed: BetaMLEModel(seed=seed),
     "bayes": lambda seed: BayesModel(zero_inflated=False, seed=seed),
     "bayes-zi": lambda seed: BayesModel(zero_inflated=True, seed=seed),
+    "blend": lambda seed: BlendModel(seed=seed),
     "auto": lambda seed: AutoModel(seed=seed),
 }
 METHODS = tuple(MODELS)

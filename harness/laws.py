@@ -1,7 +1,10 @@
 """Scaling laws for coverage: a curve law and a law for the distribution of per-problem success rates.
 
 ``PowerLaw`` is the exponentiated power law of Large Language Monkeys (Brown et al. 2024),
-``log(coverage) = a * k**b``, fitted to a coverage curve by weighted least squares on log coverage.
+``log(coverage) = a * k**b``, fitted to a coverage curve either as a straight line
+``log(-log coverage) = log(-a) + b log k`` (``objective="linear"``, the default) or by least squares on log
+coverage (``objective="log"``). The straight line weighs the small unsolved mass at large k as much as the
+large one at small k, which is what the extrapolation depends on.
 
 ``BetaBinomialLaw`` is the distributional view (Schaeffer et al. 2025, "How Do Large Language Monkeys Get
 Their Power (Laws)?"): each problem has a single-sample success probability p drawn from Beta(alpha, beta),
@@ -29,15 +32,29 @@ from harness.estimators import pass_at_k
 # ---------------------------------------------------------------------------------------------------------
 
 
+POWER_LAW_OBJECTIVES = ("linear", "log")
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in POWER_LAW_OBJECTIVES:
+        raise ValueError(f"unknown power-law objective {objective!r}; choose one of {', '.join(POWER_LAW_OBJECTIVES)}")
+
+
 def fit_power_law_batch(
-    ks: np.ndarray, coverage: np.ndarray, weights: np.ndarray | None = None, iterations: int = 60
+    ks: np.ndarray,
+    coverage: np.ndarray,
+    weights: np.ndarray | None = None,
+    iterations: int = 60,
+    objective: str = "linear",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``log(coverage) = a * k**b`` to many curves at once (rows of ``coverage``; shape (curves, len(ks))).
 
-    Weighted least squares on log coverage by Levenberg-Marquardt, started from the straight-line fit of
-    ``log(-log coverage)`` on ``log k``. Points with coverage <= 0 get weight 0; a row needs two points with
-    0 < coverage < 1. Returns arrays ``a`` and ``b`` (NaN for rows that cannot be fitted).
+    ``objective="linear"``: the weighted straight line ``log(-log coverage) = log(-a) + b log k`` through the
+    points with 0 < coverage < 1. ``objective="log"``: weighted least squares on log coverage by
+    Levenberg-Marquardt, started from that line (points with coverage <= 0 get weight 0). A row needs two
+    points with 0 < coverage < 1. Returns arrays ``a`` and ``b`` (NaN for rows that cannot be fitted).
     """
+    _check_objective(objective)
     ks = np.asarray(ks, dtype=np.float64)
     cov = np.atleast_2d(np.asarray(coverage, dtype=np.float64))
     w = np.ones_like(cov) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), cov.shape)
@@ -57,6 +74,8 @@ def fit_power_law_batch(
     sxx = (wl * (log_k - mx[:, None]) ** 2).sum(1)
     b = np.where(sxx > 0, (wl * (log_k - mx[:, None]) * (z - mz[:, None])).sum(1) / np.where(sxx > 0, sxx, 1), 0.0)
     a = -np.exp(mz - b * mx)
+    if objective == "linear":
+        return np.where(fittable, a, np.nan), np.where(fittable, b, np.nan)
 
     def cost(a_, b_):
         return (w * (y - a_[:, None] * ks ** b_[:, None]) ** 2).sum(1)
@@ -86,13 +105,16 @@ def fit_power_law_batch(
 class PowerLaw:
     """Exponentiated power law ``log(coverage) = a * k**b`` (Large Language Monkeys), scikit-learn style.
 
-    ``fit(ks, coverage, weights=None)`` fits by weighted least squares on log coverage (weights default to 1
-    per point; pass inverse variances of log coverage to weight by precision). Fitted attributes: ``a_``
+    ``objective``: ``"linear"`` fits the straight line ``log(-log coverage)`` on ``log k``; ``"log"`` fits by
+    least squares on log coverage. ``fit(ks, coverage, weights=None)`` weighs each point (default 1; pass
+    inverse variances to weight by precision). Fitted attributes: ``a_``
     (negative: log coverage at k = 1), ``b_`` (negative for coverage rising towards 1), ``r2_`` (weighted
     R^2 on log coverage). ``predict(k)`` gives coverage.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, objective: str = "linear") -> None:
+        _check_objective(objective)
+        self.objective = objective
         self.a_: float | None = None
         self.b_: float | None = None
         self.r2_: float | None = None
@@ -117,7 +139,9 @@ class PowerLaw:
                 raise ValueError("weights must be non-negative, one per k")
         if np.count_nonzero((coverage > 0) & (coverage < 1)) < 2:
             raise ValueError("a power law needs at least two k with 0 < coverage < 1")
-        a, b = fit_power_law_batch(ks, coverage[None, :], None if weights is None else weights[None, :])
+        a, b = fit_power_law_batch(
+            ks, coverage[None, :], None if weights is None else weights[None, :], objective=self.objective
+        )
         self.a_, self.b_ = float(a[0]), float(b[0])
         used = coverage > 0
         w = np.ones_like(ks) if weights is None else weights

@@ -15,32 +15,49 @@ def beta_coverage(alpha: float, beta: float, k: float, zero_mass: float = 0.0) -
     return (1 - zero_mass) * -np.expm1(special.betaln(alpha, beta + k) - special.betaln(alpha, beta))
 
 
+@pytest.mark.parametrize("objective", ["linear", "log"])
 @pytest.mark.parametrize("a, b", [(-2.0, -0.3), (-0.5, -0.15), (-4.0, -0.6), (-1.2, -0.05)])
-def test_power_law_recovers_known_parameters_within_one_percent(a, b):
+def test_power_law_recovers_known_parameters_within_one_percent(a, b, objective):
     ks = np.unique(np.round(np.logspace(0, 3, 25)))
-    law = PowerLaw().fit(ks, np.exp(a * ks**b))
+    law = PowerLaw(objective).fit(ks, np.exp(a * ks**b))
     assert law.a_ == pytest.approx(a, rel=0.01)
     assert law.b_ == pytest.approx(b, rel=0.01)
     assert law.r2_ == pytest.approx(1.0, abs=1e-9)
     assert law.predict(10_000) == pytest.approx(np.exp(a * 10_000**b), rel=1e-6)
 
 
-def test_power_law_with_noise_and_weights_stays_close():
+@pytest.mark.parametrize("objective", ["linear", "log"])
+def test_power_law_with_noise_and_weights_stays_close(objective):
     rng = np.random.default_rng(0)
     ks = np.unique(np.round(np.logspace(0, 3, 30)))
     coverage = np.exp(-2.0 * ks**-0.3) * np.exp(rng.normal(0, 0.01, ks.size))
-    law = PowerLaw().fit(ks, np.clip(coverage, 0, 1), weights=np.linspace(1, 3, ks.size))
+    law = PowerLaw(objective).fit(ks, np.clip(coverage, 0, 1), weights=np.linspace(1, 3, ks.size))
     assert law.a_ == pytest.approx(-2.0, rel=0.05)
     assert law.b_ == pytest.approx(-0.3, rel=0.05)
     assert 0.95 < law.r2_ <= 1.0
 
 
-def test_batch_fit_matches_single_fits():
+def test_linear_objective_is_the_weighted_line_through_log_minus_log_coverage():
+    rng = np.random.default_rng(1)
+    ks = np.array([1, 2, 4, 8, 16, 32, 64, 100], dtype=float)
+    coverage = np.clip(np.exp(-1.5 * ks**-0.25 + rng.normal(0, 0.02, ks.size)), 0, 0.999)
+    weights = np.linspace(1, 2, ks.size)
+    slope, intercept = np.polyfit(np.log(ks), np.log(-np.log(coverage)), 1, w=np.sqrt(weights))
+    law = PowerLaw("linear").fit(ks, coverage, weights)
+    assert law.b_ == pytest.approx(slope, rel=1e-9)
+    assert law.a_ == pytest.approx(-np.exp(intercept), rel=1e-9)
+    # The two objectives weigh the points differently, so noisy data gives different fits.
+    assert PowerLaw("log").fit(ks, coverage, weights).b_ != pytest.approx(slope, rel=1e-3)
+
+
+@pytest.mark.parametrize("objective", ["linear", "log"])
+def test_batch_fit_matches_single_fits(objective):
     ks = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=float)
     curves = np.stack([np.exp(a * ks**b) for a, b in [(-2.0, -0.3), (-1.0, -0.2), (-3.0, -0.5)]])
-    a, b = fit_power_law_batch(ks, curves)
+    curves[1, 2] *= 1.01  # one curve off the law, so the objectives disagree on it
+    a, b = fit_power_law_batch(ks, curves, objective=objective)
     for row in range(3):
-        single = PowerLaw().fit(ks, curves[row])
+        single = PowerLaw(objective).fit(ks, curves[row])
         assert a[row] == pytest.approx(single.a_, rel=1e-6)
         assert b[row] == pytest.approx(single.b_, rel=1e-6)
 
@@ -54,6 +71,8 @@ def test_power_law_rejects_bad_input():
         PowerLaw().fit([1, 2, 4], [0.1, 0.2, 1.5])
     with pytest.raises(RuntimeError, match="before fit"):
         PowerLaw().predict(10)
+    with pytest.raises(ValueError, match="unknown power-law objective"):
+        PowerLaw("cubic")
 
 
 @pytest.fixture(scope="module")

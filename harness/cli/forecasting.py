@@ -21,7 +21,11 @@ CountsOption = Annotated[
 ]
 GroupByOption = Annotated[Optional[str], typer.Option("--group-by", help="Field to split problems by (e.g. model).")]
 MethodOption = Annotated[
-    str, typer.Option("--method", help="auto, powerlaw, beta, bayes or bayes-zi (see docs/README-forecasting.md).")
+    str,
+    typer.Option(
+        "--method",
+        help="auto, blend, powerlaw, powerlaw-log, beta, bayes or bayes-zi (see docs/README-forecasting.md).",
+    ),
 ]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help="Interval coverage.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for pilots, sub-pilots and bootstraps.")]
@@ -105,7 +109,7 @@ def backtest(
     repeats: Annotated[int, typer.Option("--repeats", help="Pilots per group.")] = 20,
     methods: Annotated[
         str, typer.Option("--methods", help="Comma-separated methods to compare.")
-    ] = "auto,powerlaw,beta,bayes,bayes-zi",
+    ] = "auto,blend,powerlaw,powerlaw-log,beta,bayes,bayes-zi",
     confidence: ConfidenceOption = 0.9,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write rows and summary as JSON.")] = None,
     adaptive_extra: Annotated[
