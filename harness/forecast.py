@@ -198,7 +198,7 @@ class BlendModel:
     The two err in opposite ways: the power law extrapolates a Pythia-like curve precisely but misses low
     wherever the pilot's curve is still bending (hard problems, many zero-success pilots); ``bayes`` follows
     the counts, so it is right on average there but noisy, as the tail exponent is loosely identified. The
-    weight of the power law is ``weight_powerlaw`` (see docs/README-forecasting.md for how it was measured);
+    weight of the power law is ``weight_powerlaw`` (see docs/forecasting.md for how it was measured);
     without a power law (a pilot with fewer than two k with 0 < coverage < 1) it is ``bayes`` alone.
     """
 
@@ -317,7 +317,7 @@ def select_method(
     score. The first candidate is the default and stays unless its interval missed the truth in more than
     half the sub-pilots; then the candidate with the best score among those whose intervals held in at least
     half wins (the default again if none did). Backtests of this rule on real and simulated counts (see
-    docs/README-forecasting.md) showed that a 4x extrapolation inside the pilot does not rank methods for a
+    docs/forecasting.md) showed that a 4x extrapolation inside the pilot does not rank methods for a
     100x extrapolation, so the in-pilot backtest acts as a check of the default rather than a contest.
     Pilots under 8 samples per problem are too small to split: the default is returned unscored.
     """

@@ -24,7 +24,7 @@ MethodOption = Annotated[
     str,
     typer.Option(
         "--method",
-        help="auto, blend, powerlaw, powerlaw-log, beta, bayes or bayes-zi (see docs/README-forecasting.md).",
+        help="auto, blend, powerlaw, powerlaw-log, beta, bayes or bayes-zi (see docs/forecasting.md).",
     ),
 ]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help="Interval coverage.")]
