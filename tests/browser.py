@@ -51,9 +51,10 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="ttc-chromium-")
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
-        # The shell puts the two pipe ends on the fds 3 and 4 that --remote-debugging-pipe expects.
+        # bash (dash takes single-digit fds only) puts the two pipe ends on the fds 3 and 4 that
+        # --remote-debugging-pipe expects.
         self.process = subprocess.Popen(
-            ["sh", "-c", f'exec "$0" "$@" 3<&{commands_read} 4>&{replies_write}', executable,
+            ["bash", "-c", f'exec "$0" "$@" 3<&{commands_read} 4>&{replies_write}', executable,
              *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],  # fmt: skip
             pass_fds=(commands_read, replies_write),
             stdout=subprocess.DEVNULL,
