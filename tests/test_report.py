@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import pytest
 
 from harness.html_report import example_samples
 from harness.store import RunStore
-from tests.browser import Browser, find_chromium
 from tests.conftest import REPO_ROOT
 from tests.helpers import fake_model_dir
 from tests.report_fixtures import HOSTILE_TEXT, write_level_problems
@@ -116,18 +114,6 @@ def test_report_without_verdicts_is_refused_clearly(tmp_path):
     assert done.returncode == 2
     assert "has no verdicts yet: run `ttc verify" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "run" / "report.html").exists()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    executable = find_chromium()
-    if executable is None:
-        message = "no chromium on PATH (Debian: apt-get install chromium)"
-        if os.environ.get("TTC_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message + "; TTC_REQUIRE_CHROMIUM=1 requires it")
-        pytest.skip(message)
-    with Browser(executable) as browser:
-        yield browser
 
 
 def test_report_renders_in_headless_chromium(report_run, chromium, tmp_path):
