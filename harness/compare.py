@@ -138,7 +138,21 @@ def load_runs(
             )
         )
     _restrict_to_shared_problems(runs, strict, log)
+    _check_same_references(runs, stores)
     return runs
+
+
+def _check_same_references(runs: Sequence[ComparedRun], stores: Sequence[RunStore]) -> None:
+    """Refuse runs whose shared problem ids are judged against different references (different data)."""
+    shared = set(runs[0].counts.problem_ids.tolist())
+    first = {p.problem_id: p.reference for p in stores[0].problems() if p.problem_id in shared}
+    for run, store in zip(runs[1:], stores[1:]):
+        differing = sorted(p.problem_id for p in store.problems() if p.problem_id in shared and p.reference != first[p.problem_id])
+        if differing:
+            raise ValueError(
+                f"{runs[0].label} and {run.label} hold different problems under the same ids "
+                f"({len(differing)} differ, first {differing[0]!r}): they come from different data"
+            )
 
 
 def _default_labels(paths: Sequence[str | Path]) -> list[str]:
@@ -292,19 +306,18 @@ def write_comparison(result: Mapping[str, Any], runs: Sequence[ComparedRun], out
             )
         )
     }
-    for unit, label in (("flops", "FLOPs per problem"), ("money", "money per problem")):
-        entries = {entry["label"]: entry for entry in result["runs"]}
-        per_sample = f"{unit}_per_sample" if unit == "flops" else "money_per_sample"
-        prefill = f"prefill_{unit}_per_problem" if unit == "flops" else "prefill_money_per_problem"
-        if any(entries[run.label][per_sample] is None for run in runs):
+    entries = {entry["label"]: entry for entry in result["runs"]}
+    for unit, name in (("flops", "FLOPs"), ("money", "money")):
+        per_sample, prefill = f"{unit}_per_sample", f"prefill_{unit}_per_problem"
+        if any(entry[per_sample] is None for entry in entries.values()):
             continue
-        costed = {
-            name: (ks * entries[name][per_sample] + entries[name][prefill], mean, low, high)
-            for name, (ks, mean, low, high) in curves.items()
+        costed = {  # x = cost per problem of k samples
+            label: (ks * entries[label][per_sample] + entries[label][prefill], mean, low, high)
+            for label, (ks, mean, low, high) in curves.items()
         }
         figures[unit] = embedded_figure(
-            lambda path, costed=costed, label=label: plot_compared_coverage(
-                path, costed, label, f"{result['task']}: coverage at equal {label.split()[0]}"
+            lambda path, costed=costed, name=name: plot_compared_coverage(
+                path, costed, f"{name} per problem", f"{result['task']}: coverage at equal {name}"
             )
         )
     html = template_environment().get_template("compare.html.jinja").render(

@@ -156,3 +156,14 @@ def test_compare_html_renders_in_headless_chromium(runs, chromium, tmp_path):
     assert len(widths) == 3 and all(width > 0 for width in widths), "coverage vs k, vs FLOPs, vs money"
     screenshot = page.screenshot(tmp_path / "compare.png").read_bytes()
     assert screenshot[:8] == b"\x89PNG\r\n\x1a\n" and len(screenshot) > 50_000
+
+
+def test_same_ids_with_different_references_are_refused(runs, tmp_path):
+    data = write_level_problems(tmp_path / "other.jsonl", 12)
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows[3]["a"] = 123456  # another answer for p3: another data set
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    other = make_run(tmp_path, "other", problems=12, samples=2, seed=0, data=data)
+    done = compare(str(runs["small"]), str(other), "--out", str(tmp_path / "out"))
+    assert done.exit_code == 2
+    assert "small and other hold different problems under the same ids (1 differ, first 'p3')" in done.output
