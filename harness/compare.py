@@ -145,9 +145,13 @@ def load_runs(
 def _check_same_references(runs: Sequence[ComparedRun], stores: Sequence[RunStore]) -> None:
     """Refuse runs whose shared problem ids are judged against different references (different data)."""
     shared = set(runs[0].counts.problem_ids.tolist())
-    first = {p.problem_id: p.reference for p in stores[0].problems() if p.problem_id in shared}
+    first = {problem.problem_id: problem.reference for problem in stores[0].problems() if problem.problem_id in shared}
     for run, store in zip(runs[1:], stores[1:]):
-        differing = sorted(p.problem_id for p in store.problems() if p.problem_id in shared and p.reference != first[p.problem_id])
+        differing = sorted(
+            problem.problem_id
+            for problem in store.problems()
+            if problem.problem_id in shared and problem.reference != first[problem.problem_id]
+        )
         if differing:
             raise ValueError(
                 f"{runs[0].label} and {run.label} hold different problems under the same ids "
