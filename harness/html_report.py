@@ -212,7 +212,7 @@ def example_samples(
         spread = rows[np.sort(first_of_problem)]  # one sample per problem first, then more of the same
         chosen = np.concatenate([spread, np.setdiff1d(rows, spread)])[:per_reason]
         chosen_rows[reason] = [int(row) for row in chosen]
-    wanted = sorted({str(verdicts.column("problem_id")[row]) for rows in chosen_rows.values() for row in rows})
+    wanted = sorted({verdicts.column("problem_id")[row].as_py() for rows in chosen_rows.values() for row in rows})
     samples = store.read_samples(["text", "n_tokens", "finish_reason"], problem_ids=wanted)
     sample_at = {
         (problem_id, index): row
@@ -225,7 +225,7 @@ def example_samples(
     for reason in present:
         examples = []
         for row in chosen_rows[reason]:
-            problem_id = str(verdicts.column("problem_id")[row])
+            problem_id = verdicts.column("problem_id")[row].as_py()
             index = int(verdicts.column("sample_idx")[row].as_py())
             sample_row = sample_at.get((problem_id, index))
             text = "" if sample_row is None else samples.column("text")[sample_row].as_py() or ""
