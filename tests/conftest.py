@@ -25,3 +25,18 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("benchmark data not found: set TTC_SHARED_DATA to the folder holding SOURCES.md")
     return path
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium (tests/browser.py); skipped when none is installed, unless TTC_REQUIRE_CHROMIUM=1."""
+    from tests.browser import Browser, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        message = "no chromium on PATH (Debian: apt-get install chromium)"
+        if os.environ.get("TTC_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(message + "; TTC_REQUIRE_CHROMIUM=1 requires it")
+        pytest.skip(message)
+    with Browser(executable) as browser:
+        yield browser

@@ -73,14 +73,20 @@ def _verification_result(outcome) -> dict[str, Any]:
     }
 
 
-def _report(store, quiet: bool) -> dict[str, Any]:
+def _report(store, quiet: bool, verifier: str | None = None) -> dict[str, Any]:
     from harness.report import print_summary
     from harness.runner import analyze
 
-    summary = analyze(store)
+    summary = analyze(store, verifier)
     if not quiet:
         print_summary(summary)
     return summary
+
+
+def _write_html_report(store, summary: dict[str, Any], path: Path | None = None, prices=None) -> Path:
+    from harness.html_report import write_report
+
+    return write_report(store, summary, path, prices=prices)
 
 
 def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> None:
@@ -237,6 +243,8 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
                         output.fail(error)
                 result["summary"] = analyze(store) if json_output else _report(store, quiet)
                 output.log(f"summary: {store.path / 'summary.json'}")
+                result["report"] = str(_write_html_report(store, result["summary"]))
+                output.log(f"report: {result['report']}")
         output.result(result)
 
     command.__doc__ = help_text
@@ -293,11 +301,27 @@ def analyze_command(run_dir: RunDir, verifier: VerifierOption = None, quiet: Qui
 
 
 @app.command("report")
-def report_command(run_dir: RunDir) -> None:
-    """Analyse a run and print its table."""
+def report_command(
+    run_dir: RunDir,
+    verifier: VerifierOption = None,
+    out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: RUN_DIR/report.html).")] = None,
+    price_per_mtok: Annotated[
+        Optional[float], typer.Option("--price-per-mtok", help="Money per million tokens, for the cost columns.")
+    ] = None,
+    gpu_hour_price: Annotated[
+        Optional[float], typer.Option("--gpu-hour-price", help="Money per GPU hour, for the cost columns.")
+    ] = None,
+) -> None:
+    """Analyse a run, print its table and write report.html (one self-contained page)."""
+    from harness.budget import Prices
     from harness.store import RunStore
 
     try:
-        _report(RunStore.open(run_dir), quiet=False)
-    except (ValueError, RunStoreError) as error:
+        if price_per_mtok is not None and gpu_hour_price is not None:
+            raise ValueError("give --price-per-mtok or --gpu-hour-price, not both")
+        store = RunStore.open(run_dir)
+        summary = _report(store, quiet=False, verifier=verifier)
+        path = _write_html_report(store, summary, out, Prices(price_per_mtok, gpu_hour_price))
+    except (ValueError, RunStoreError, FileNotFoundError) as error:
         fail(error)
+    typer.echo(f"report: {path}")

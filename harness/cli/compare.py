@@ -1,0 +1,60 @@
+"""``ttc compare``: runs side by side on one task (coverage, laws, targets, compute-matched coverage)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from harness.cli.app import app
+
+
+@app.command("compare")
+def compare_command(
+    run_dirs: Annotated[List[Path], typer.Argument(help="Two or more run directories on the same task.")],
+    out: Annotated[Path, typer.Option(help="Folder for compare.json and compare.html.")] = Path("results/compare"),
+    label: Annotated[
+        Optional[List[str]], typer.Option(help="Name of a run in tables and plots, one per run (default: folder names).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse runs on different problem sets instead of comparing their shared problems.")
+    ] = False,
+    verifier: Annotated[Optional[str], typer.Option(help="Verdict set or verifier name (default: each run's latest).")] = None,
+    parameters: Annotated[
+        Optional[List[float]],
+        typer.Option(help="Model parameters, once for all runs or once per run (default: from each run's manifest)."),
+    ] = None,
+    price_per_mtok: Annotated[
+        Optional[List[float]],
+        typer.Option("--price-per-mtok", help="Money per million tokens, once for all runs or once per run."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print compare.json on stdout instead of the tables.")] = False,
+) -> None:
+    """Compare runs (models or settings) on one task: coverage curves, laws, targets, coverage at equal FLOPs/money."""
+    from harness.compare import compare_runs, load_runs, print_comparison, write_comparison
+    from harness.store import RunStoreError
+
+    log = (lambda message: typer.echo(message, err=True)) if json_output else typer.echo
+    try:
+        runs = load_runs(
+            run_dirs,
+            labels=label,
+            strict=strict,
+            verifier=verifier,
+            parameters=parameters,
+            prices=price_per_mtok,
+            log=log,
+        )
+        result = compare_runs(runs)
+        json_path, html_path = write_comparison(result, runs, out)
+    except (ValueError, RunStoreError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2)
+    if json_output:
+        print(json.dumps(result, default=float))
+        return
+    print_comparison(result)
+    typer.echo(f"wrote {json_path} and {html_path}")
