@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,16 +59,24 @@ def run_worker(config: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     for key in config.get("unset_env", []):
         env.pop(key, None)
     started = time.perf_counter()
-    process = subprocess.run(
+    # its own process group: vLLM's engine and worker processes are killed with it on a timeout
+    process = subprocess.Popen(
         [sys.executable, "-m", "harness.bench.engine", json.dumps(config)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=timeout,
+        start_new_session=True,
     )
-    lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    lines = [line for line in stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if process.returncode != 0 or not lines:
-        raise RuntimeError(f"engine worker failed (exit {process.returncode}): {process.stderr[-2000:]}")
+        raise RuntimeError(f"engine worker failed (exit {process.returncode}): {stderr[-2000:]}")
     result = json.loads(lines[-1][len(RESULT_MARKER) :])
     result["process_seconds"] = time.perf_counter() - started
     return result
@@ -139,6 +148,7 @@ def _measure_overhead(engine, task, problems, measurement) -> dict[str, Any]:
     settings = _settings(measurement, tuple(task.stop))
     requests = _requests(problems, n, n)
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "harness": []}
+    _bare_generate(engine, requests[:1], _settings({**measurement, "max_tokens": 8}, ()))  # warm-up
     with tempfile.TemporaryDirectory(prefix="ttc-bench-overhead-") as scratch:
         for repeat in range(repeats):
             order = ("bare", "harness") if repeat % 2 == 0 else ("harness", "bare")
@@ -276,9 +286,9 @@ ENGINE_ENV_KEYS = (
 
 # -- the figures -------------------------------------------------------------------------------------------
 
-# The example workload is 8 x 32 x 256; on a shared 2-core CPU (about 100 tok/s) each pass of it takes
-# about 10 minutes, so the full run uses a quarter of the samples and of the length (GPU: pass the issue's).
-FULL = {"prompts": 8, "n": 8, "max_tokens": 64, "repeats": 2}
+# The example workload is 8 x 32 x 256; on the shared 2-core CPU (20-40 tok/s while other jobs ran) one
+# pass of it takes over half an hour, so the full run uses 4 x 8 x 32 (on a GPU pass the issue's, see docs).
+FULL = {"prompts": 4, "n": 8, "max_tokens": 32, "repeats": 2}
 QUICK = {"prompts": 2, "n": 8, "max_tokens": 32, "repeats": 1}
 
 
