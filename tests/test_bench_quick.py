@@ -8,7 +8,16 @@ import sys
 
 import pytest
 
-from harness.bench.suite import FIGURE_NAMES, FIGURES, Row, format_value, run_suite, select_figures
+from harness.bench.suite import (
+    FIGURE_NAMES,
+    FIGURES,
+    Row,
+    format_value,
+    load_rows,
+    markdown_table,
+    run_suite,
+    select_figures,
+)
 from tests.conftest import REPO_ROOT
 
 NON_ENGINE = [figure.name for figure in FIGURES if not figure.uses_engine]
@@ -34,6 +43,12 @@ def test_quick_suite_without_engine_writes_every_figure(tmp_path, shared_data, m
         assert record["load_average_before"] >= 0 and record["machine"]["cpus"] >= 1
     resume = next(row for row in rows if row.metric.startswith("resume"))
     assert resume.met is True, resume.detail  # the resume read shard footers only
+
+    stored = load_rows(tmp_path, quick=True)
+    assert [row.metric for row in stored] == [row.metric for row in rows]
+    assert all("load" in row.detail for row in stored)
+    table = markdown_table(stored).splitlines()
+    assert len(table) == 2 + len(rows) and table[0].startswith("| figure | metric | value")
 
 
 def test_failed_figure_is_reported_not_raised(tmp_path, monkeypatch):

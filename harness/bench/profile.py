@@ -33,7 +33,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sampling: other (penalties, temperature, random draw)", ("sampler.py", "/sample/")),
     ("logits: lm_head matmul", ("compute_logits", "logits_processor")),
     ("attention (paged KV cache)", ("attention", "cpu_attn", "paged_attention")),
-    ("model forward: compiled graph (matmuls, norms, MLP)", ("compiled_fn", "torch/_inductor", "forward", "_call_impl")),
+    ("model forward: linear layers, norms, MLP (compiled graph or eager ops)", ("compiled_fn", "torch/_inductor", "forward", "_call_impl")),
     ("input preparation (batch metadata)", ("_prepare_inputs", "prepare_inputs", "_update_states", "input_batch")),
     ("output transfer to the scheduler (shared memory, serialisation)", ("shm_broadcast", "msgspec", "serial_utils")),
 )

@@ -164,6 +164,30 @@ def print_table(rows: Sequence[Row]) -> None:
     Console(width=200).print(table)
 
 
+def load_rows(out: Path, quick: bool = False) -> list[Row]:
+    """The rows stored in ``out`` by earlier runs (suite order), with each figure's date and load average."""
+    rows = []
+    suffix = ".quick.json" if quick else ".json"
+    for figure in FIGURES:
+        path = out / f"{figure.name}{suffix}"
+        if path.is_file():
+            record = json.loads(path.read_text())
+            for row in record["rows"]:
+                load = f"load {record['load_average_before']}->{record['load_average_after']}, {record['created'][:16]}"
+                rows.append(Row(**{**row, "detail": f"{row['detail']} [{load}]"}))
+    return rows
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    lines = ["| figure | metric | value | target | met | detail |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        value = format_value(row.value) + (f" {row.unit}" if row.unit and row.value is not None else "")
+        met = {True: "yes", False: "**no**", None: ""}[row.met]
+        cells = [row.figure, row.metric, value, row.target, met, row.detail]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
@@ -172,7 +196,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", action="append", choices=FIGURE_NAMES, help="run this figure (repeatable)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON figures")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the rows already stored in --out as a Markdown table (runs nothing)"
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(load_rows(args.out, args.quick)))
+        return
     rows = run_suite(args.only, args.quick, args.out)
     if args.json:
         print(json.dumps([asdict(row) for row in rows], indent=2))
