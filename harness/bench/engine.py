@@ -290,6 +290,8 @@ ENGINE_ENV_KEYS = (
 # pass of it takes over half an hour, so the full run uses 4 x 8 x 32 (on a GPU pass the issue's, see docs).
 FULL = {"prompts": 4, "n": 8, "max_tokens": 32, "repeats": 2}
 QUICK = {"prompts": 2, "n": 8, "max_tokens": 32, "repeats": 1}
+# Quick mode skips torch.compile: a fresh machine (CI) has no compilation cache, and compiling takes minutes.
+QUICK_ENGINE_OPTIONS = {"enforce_eager": True}
 
 
 def run_engine_figures(quick: bool):
@@ -298,7 +300,10 @@ def run_engine_figures(quick: bool):
 
     shape = QUICK if quick else FULL
     config = {
-        "engine_options": {"extra_engine_args": {"disable_log_stats": False}},
+        "engine_options": {
+            "extra_engine_args": {"disable_log_stats": False},
+            **(QUICK_ENGINE_OPTIONS if quick else {}),
+        },
         "measurements": [
             {"kind": "overhead", **shape},
             {"kind": "prefix", **shape},

@@ -19,10 +19,16 @@ def bench_command(
     only: Annotated[Optional[List[str]], typer.Option(help="Run only this figure (repeatable).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the JSON figures.")] = Path("results/bench"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
+    markdown: Annotated[
+        bool, typer.Option(help="Print the figures already stored in --out as a Markdown table (runs nothing).")
+    ] = False,
 ) -> None:
     """Measure the harness's speed (sampling overhead, engine throughput, verification, analysis, store)."""
-    from harness.bench.suite import print_table, run_suite, select_figures
+    from harness.bench.suite import load_rows, markdown_table, print_table, run_suite, select_figures
 
+    if markdown:
+        print(markdown_table(load_rows(out, quick)))
+        return
     try:
         select_figures(only)
     except ValueError as error:
