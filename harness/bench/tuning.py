@@ -157,9 +157,18 @@ def run_tuning(quick: bool, out: Path = DEFAULT_OUT) -> FigureResult:
         {"kind": "throughput", **SWEEP_WORKLOAD, "top_p": 1.0},
         {"kind": "throughput", **SWEEP_WORKLOAD, "n": SWEEP_WORKLOAD["n"] // 4},
     ]
+    figures: dict[str, Any] = {"ceiling": ceiling, "workload": workload}
+    tuning_path = out / "engine_tuning.json"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every engine: a long sweep that is stopped keeps what it measured
+        record = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
+        tuning_path.write_text(json.dumps(record, indent=2) + "\n")
+
     default = run_worker({"measurements": measurements})
+    figures["default_engine"] = default
+    save()
     throughput = default["measurements"][0]["median_tokens_per_s"]
-    figures: dict[str, Any] = {"ceiling": ceiling, "default_engine": default, "workload": workload}
     rows = [
         Row(
             "2 engine throughput",
@@ -176,7 +185,6 @@ def run_tuning(quick: bool, out: Path = DEFAULT_OUT) -> FigureResult:
     ]
     configurations = sweep_configurations()
     sweep = [_sweep_entry(configurations[0], default, default["measurements"][:1])]
-    sweep += run_sweep(SWEEP_WORKLOAD, configurations[1:])
     top_p_1, fewer = default["measurements"][1], default["measurements"][2]
     figures["sweep"] = {
         "workload": SWEEP_WORKLOAD,
@@ -184,6 +192,9 @@ def run_tuning(quick: bool, out: Path = DEFAULT_OUT) -> FigureResult:
         "default_top_p_1.0": top_p_1,
         "default_quarter_in_flight": fewer,
     }
+    for configuration in configurations[1:]:
+        sweep += run_sweep(SWEEP_WORKLOAD, [configuration])
+        save()
     measured = [entry for entry in sweep if "tokens_per_s" in entry]
     best = max(measured, key=lambda entry: entry["tokens_per_s"])
     rows.append(
@@ -199,9 +210,6 @@ def run_tuning(quick: bool, out: Path = DEFAULT_OUT) -> FigureResult:
             f"n={fewer['workload']['n']} {fewer['median_tokens_per_s']:.1f}",
         )
     )
-    tuning_record = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "engine_tuning.json").write_text(json.dumps(tuning_record, indent=2) + "\n")
     return FigureResult(rows, figures)
 
 
