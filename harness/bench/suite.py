@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -203,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.markdown:
         print(markdown_table(load_rows(args.out, args.quick)))
         return
-    rows = run_suite(args.only, args.quick, args.out)
+    # progress on stderr, so that stdout holds only the table or the JSON
+    rows = run_suite(args.only, args.quick, args.out, log=lambda message: print(message, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps([asdict(row) for row in rows], indent=2))
     else:
