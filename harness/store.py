@@ -172,6 +172,27 @@ def in_ranges(indices: np.ndarray, ranges: Sequence[tuple[int, int]]) -> np.ndar
     return (slot >= 0) & (indices < stops[np.clip(slot, 0, None)])
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
+def read_footer_schema(path: Path) -> pa.Schema:
+    """A Parquet file's schema (with its key-value metadata) from its footer alone.
+
+    ``pq.read_schema`` reads the last 64 KiB of the file to find the footer, which for shards of a few
+    hundred KB is much of the data; resuming a run scans every shard, so read exactly the footer instead.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(size - 8)
+        tail = handle.read(8)
+        footer_length = int.from_bytes(tail[:4], "little")
+        if tail[4:] != PARQUET_MAGIC or footer_length + 8 > size:
+            raise RunStoreError(f"{path} is not a complete Parquet file")
+        handle.seek(size - 8 - footer_length)
+        footer = handle.read(footer_length + 8)
+    return pq.read_schema(pa.BufferReader(PARQUET_MAGIC + footer))
+
+
 class ShardSet:
     """A folder of append-only Parquet shards with a (problem, index range) index in their footers."""
 
@@ -207,7 +228,7 @@ class ShardSet:
         """Stored index ranges per problem, from shard footers only (no data pages are read)."""
         index: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for path in self.shard_paths():
-            metadata = pq.read_schema(path).metadata or {}
+            metadata = read_footer_schema(path).metadata or {}
             if RANGES_KEY in metadata:
                 entries = json.loads(metadata[RANGES_KEY])
             else:  # a shard written by other tools: derive from its key columns

@@ -398,17 +398,19 @@ def _vote_monte_carlo_block(
     for row, problem in enumerate(block):
         share[row, : shares[problem].shape[0]] = shares[problem]
     order = rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (rows, n)), axis=1)
-    ids = np.take_along_axis(ids, order, axis=1)
+    # Sample-major (n, rows) layout: a draw's positions then gather whole contiguous rows, several times faster
+    # than gathering columns of the problem-major array.
+    ids = np.ascontiguousarray(np.take_along_axis(ids, order, axis=1).T)
     weight = None
     if weights is not None:
-        weight = np.take_along_axis(np.stack([weights[p] for p in block]), order, axis=1)
-    cells = (np.arange(rows, dtype=np.int64) * width)[:, None]
+        weight = np.ascontiguousarray(np.take_along_axis(np.stack([weights[p] for p in block]), order, axis=1).T)
+    cells = np.arange(rows, dtype=np.int64) * width
     size = rows * width
 
-    def tally(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        flat = (cells + ids[:, columns]).ravel()
+    def tally(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        flat = (ids[positions] + cells).ravel()
         counts = np.bincount(flat, minlength=size)
-        sums = None if weight is None else np.bincount(flat, weights=weight[:, columns].ravel(), minlength=size)
+        sums = None if weight is None else np.bincount(flat, weights=weight[positions].ravel(), minlength=size)
         return counts, sums
 
     all_counts, all_sums = tally(np.arange(n))

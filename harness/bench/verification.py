@@ -284,3 +284,41 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def default_data_path() -> Path:
+    """MATH-500 in the shared data folder ($TTC_SHARED_DATA, else ../shared/data beside the checkout)."""
+    candidates = [os.environ.get("TTC_SHARED_DATA"), Path.cwd().parent / "shared" / "data", "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "math500_test.jsonl").is_file():
+            return Path(candidate) / "math500_test.jsonl"
+    raise FileNotFoundError("math500_test.jsonl not found: set TTC_SHARED_DATA to the shared data folder")
+
+
+def run_figure(quick: bool):
+    """Figure 4 (math) of the benchmark suite: samples/s with and without answer-level caching."""
+    from harness.bench.suite import FigureResult, Row
+
+    shape = {"n_problems": 5, "samples_per_problem": 100, "baseline_samples_per_problem": 10, "repeats": 1}
+    if not quick:
+        shape = {"n_problems": 100, "samples_per_problem": 1000, "baseline_samples_per_problem": 30, "repeats": 3}
+    figures = run_verification_benchmark(default_data_path(), **shape)
+    cached, baseline = figures["cached"], figures["per_sample_math_verify"]
+    rows = [
+        Row(
+            "4 math verification",
+            f"samples/s with answer caching ({figures['n_problems']} MATH-500 x {figures['samples_per_problem']})",
+            cached["samples_per_s"],
+            "samples/s",
+            detail=f"{figures['speedup']:.0f}x math-verify per sample ({baseline['samples_per_s']:.0f}/s); "
+            f"agreement {figures['agreement']:.4f}; median of {figures['repeats']}",
+        ),
+        Row(
+            "4 math verification",
+            "samples/s, math-verify once per sample (no caching)",
+            baseline["samples_per_s"],
+            "samples/s",
+            detail=f"{baseline['samples']} samples; worker start-up {figures['worker_startup_s']:.2f} s",
+        ),
+    ]
+    return FigureResult(rows, figures)

