@@ -208,9 +208,9 @@ class VLLMRewardModel:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         import vllm
 
-        from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, _is_cpu_platform
+        from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, is_cpu_platform
 
-        on_cpu = _is_cpu_platform()
+        on_cpu = is_cpu_platform()
         if on_cpu:
             os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         if gpu_memory_utilization is None:

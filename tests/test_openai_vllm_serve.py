@@ -15,6 +15,7 @@ from typing import Iterator
 import httpx
 import pytest
 
+from harness.engines.vllm_engine import cpu_environment_defaults, cpu_has_fast_bf16, is_cpu_platform
 from harness.models import embedded_model
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
@@ -66,12 +67,18 @@ def vllm_serve(log_path: Path) -> Iterator[tuple[str, subprocess.Popen, float]]:
     """
     model = embedded_model()  # converted once and cached in ~/.cache/ttc
     port = free_port()
-    env = dict(os.environ, VLLM_LOGGING_LEVEL="WARNING", OMP_NUM_THREADS=str(os.cpu_count() or 1))
+    env = dict(os.environ, VLLM_LOGGING_LEVEL="WARNING")
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model.path,
         "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
         "--gpu-memory-utilization", "0.15", "--max-model-len", "2048",
     ]  # fmt: skip
+    if is_cpu_platform():
+        # what VLLMEngine does on CPU: no reserved core, eager, and float32 where bf16 would be emulated
+        env = {**cpu_environment_defaults(), **env}
+        command.append("--enforce-eager")
+        if not cpu_has_fast_bf16():
+            command += ["--dtype", "float32"]
     started = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

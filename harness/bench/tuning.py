@@ -103,6 +103,7 @@ def sweep_configurations() -> list[dict[str, Any]]:
     return [
         config("default"),
         config("enforce_eager", {"enforce_eager": True}),
+        config("compiled", {"enforce_eager": False}),
         config("one core reserved for the scheduler (vLLM's default)", env={"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}),
     ]
 

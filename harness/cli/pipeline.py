@@ -133,7 +133,14 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         ] = None,
         max_model_len: Annotated[int, typer.Option(help="Context length limit for the engine.")] = 4096,
         max_num_seqs: Annotated[Optional[int], typer.Option(help="Most sequences the engine decodes at once.")] = None,
-        enforce_eager: Annotated[bool, typer.Option(help="Skip graph compilation (faster start, slower decode).")] = False,
+        enforce_eager: Annotated[
+            Optional[bool],
+            typer.Option(
+                "--enforce-eager/--compile",
+                help="Skip graph compilation (faster start, slower decode) or compile. Default: eager on CPU, "
+                "compiled on GPU.",
+            ),
+        ] = None,
         split: Annotated[Optional[str], typer.Option(help="Dataset split, for tasks that have several.")] = None,
         shots: Annotated[Optional[int], typer.Option(help="Few-shot exemplars, for tasks that use them.")] = None,
         fewshot_data: Annotated[Optional[str], typer.Option(help="Where few-shot exemplars come from.")] = None,

