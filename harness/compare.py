@@ -189,9 +189,7 @@ def _coverage_at(counts: Counts, model: CoverageModel, k: int, confidence: float
     if k <= int(counts.num_samples.min()):
         per_problem = pass_at_k(counts.num_samples, counts.num_correct, k)
         low, high = bootstrap_mean_interval(per_problem[:, None], confidence=confidence)
-        # clipped: when every problem agrees, a bootstrap bound can sit a rounding error outside [0, 1]
-        low, high = np.clip([low[0], high[0]], 0.0, 1.0)
-        return {"k": int(k), "coverage": float(per_problem.mean()), "low": float(low), "high": float(high),
+        return {"k": int(k), "coverage": float(per_problem.mean()), "low": float(low[0]), "high": float(high[0]),
                 "source": "measured"}  # fmt: skip
     coverage, low, high = model.interval(int(k), confidence)
     return {"k": int(k), "coverage": coverage, "low": low, "high": high, "source": "forecast"}

@@ -100,6 +100,10 @@ def bootstrap_mean_interval(
     means = weights @ values.reshape(problems, -1)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
+    # When every problem agrees, the resampled means differ from the mean only by rounding, so a percentile
+    # can land an ulp on the wrong side of it (or of [0, 1]); the interval always contains the mean.
+    mean = values.reshape(problems, -1).mean(axis=0)
+    low, high = np.minimum(low, mean), np.maximum(high, mean)
     return low.reshape(values.shape[1:]), high.reshape(values.shape[1:])
 
 

@@ -64,9 +64,7 @@ def plot_coverage(
     ks = np.asarray(ks, dtype=np.float64)
     mean, low, high = (np.asarray(values, dtype=np.float64) for values in (mean, low, high))
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    # Clipped: when every problem has the same coverage, a bound can sit a rounding error past the mean.
-    error_bars = np.clip([mean - low, high - mean], 0.0, None)
-    axes.errorbar(ks, mean, yerr=error_bars, fmt="o", color="black", markersize=3, capsize=2,
+    axes.errorbar(ks, mean, yerr=[mean - low, high - mean], fmt="o", color="black", markersize=3, capsize=2,
                   label="measured pass@k", zorder=3)
     right = max(float(ks.max()), float(forecast_k or 0))
     for index, (label, law) in enumerate((laws or {}).items()):

@@ -87,3 +87,11 @@ def test_log_spaced_ks_end_at_max():
     assert log_spaced_ks(32).tolist() == [1, 2, 4, 8, 16, 32]
     assert log_spaced_ks(100).tolist() == [1, 2, 4, 8, 16, 32, 64, 100]
     assert log_spaced_ks(1).tolist() == [1]
+
+
+def test_bootstrap_interval_contains_the_mean_when_every_problem_agrees():
+    # 0.1 is not exact in binary: resampled means differ from the mean by rounding only
+    values = np.full((37, 3), 0.1)
+    low, high = bootstrap_mean_interval(values, resamples=500)
+    mean = values.mean(axis=0)
+    assert np.all(low <= mean) and np.all(mean <= high)
