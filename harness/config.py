@@ -26,7 +26,8 @@ class RunConfig:
         model: identity of the weights (see ``harness.models.ModelRef.identity``).
         engine: engine kind ("vllm", ...).
         sampling: sampling parameters, including the base seed.
-        sample_defining: engine settings that change samples (e.g. dtype).
+        sample_defining: engine settings that change samples (e.g. dtype, as the engine resolves it on this
+            machine).
         problems: how many problems (the first N of the task), None for all.
         samples: samples per problem.
     """

@@ -74,7 +74,7 @@ class PreparedRun:
 
 
 # Engine settings that change what is sampled (the rest only change speed), unless the engine class names its
-# own in ``sample_defining_options``.
+# own in ``sample_defining_options`` or resolves them itself (``resolve_sample_defining``).
 SAMPLE_DEFINING_ENGINE_OPTIONS = ("dtype",)
 
 BUILTIN_ENGINES = {
@@ -87,7 +87,9 @@ def prepare(options: SampleOptions) -> PreparedRun:
     """Load the task and model and work out the run's configuration and directory; samples nothing.
 
     An engine class may resolve ``--model`` itself (classmethod ``resolve_model(spec, engine_options)``):
-    a server-backed engine names a served model, which is never loaded or converted here.
+    a server-backed engine names a served model, which is never loaded or converted here. Likewise its
+    sample-defining settings (classmethod ``resolve_sample_defining(engine_options)``), when what it runs
+    depends on the machine: vLLM's dtype "auto" is float32 on CPUs without native bf16, and the hash must say so.
     """
     task = load_task(options.task, data=options.data, **options.task_options)
     all_problems = task.problems()
@@ -103,7 +105,11 @@ def prepare(options: SampleOptions) -> PreparedRun:
         model = engine_class.resolve_model(options.model, options.engine_options)
     else:
         model = resolve_model(options.model)
-    sample_defining_options = getattr(engine_class, "sample_defining_options", SAMPLE_DEFINING_ENGINE_OPTIONS)
+    if hasattr(engine_class, "resolve_sample_defining"):
+        sample_defining = dict(engine_class.resolve_sample_defining(options.engine_options))
+    else:
+        names = getattr(engine_class, "sample_defining_options", SAMPLE_DEFINING_ENGINE_OPTIONS)
+        sample_defining = {key: options.engine_options.get(key, "auto") for key in names}
     settings = SamplingSettings(
         temperature=options.temperature,
         top_p=options.top_p,
@@ -120,7 +126,7 @@ def prepare(options: SampleOptions) -> PreparedRun:
         model=model.identity,
         engine=options.engine,
         sampling=settings,
-        sample_defining={key: options.engine_options.get(key, "auto") for key in sample_defining_options},
+        sample_defining=sample_defining,
         problems=len(problems),
         samples=options.samples,
     )

@@ -336,10 +336,19 @@ class RunStore:
                 stored_identity = store.manifest["config"]
                 if store.manifest["config_hash"] != config_hash(identity):
                     differences = identity_differences(stored_identity, identity)
+                    hint = ""
+                    if any(line.startswith("sample_defining.") for line in differences):
+                        # repeating the option is not enough when the engine resolves it from the machine
+                        hint = (
+                            "\nsample_defining holds engine settings as this machine would run them (vLLM's "
+                            '--dtype auto runs float32 on CPUs without native bf16): resume where they resolve '
+                            "to the stored values."
+                        )
                     raise RunStoreError(
                         f"{path} holds a run with a different configuration; refusing to mix samples.\n  "
                         + "\n  ".join(differences or ["(configuration hash differs)"])
                         + "\nUse another --out directory, or repeat the stored settings to resume."
+                        + hint
                     )
                 store._extend_problems(problems)
                 store.manifest["budget"] = config.budget()

