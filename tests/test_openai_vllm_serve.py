@@ -15,7 +15,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from harness.engines.vllm_engine import cpu_environment_defaults, cpu_has_fast_bf16, is_cpu_platform
+from harness.engines.vllm_engine import VLLMEngine, cpu_environment_defaults, is_cpu_platform
 from harness.models import embedded_model
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
@@ -76,9 +76,7 @@ def vllm_serve(log_path: Path) -> Iterator[tuple[str, subprocess.Popen, float]]:
     if is_cpu_platform():
         # what VLLMEngine does on CPU: no reserved core, eager, and float32 where bf16 would be emulated
         env = {**cpu_environment_defaults(), **env}
-        command.append("--enforce-eager")
-        if not cpu_has_fast_bf16():
-            command += ["--dtype", "float32"]
+        command += ["--enforce-eager", "--dtype", VLLMEngine.resolve_sample_defining({})["dtype"]]
     started = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -73,10 +73,11 @@ def compute_ceiling(parameters: int, quick: bool = False) -> dict[str, Any]:
 
 
 def default_dtype() -> str:
-    """The dtype ``VLLMEngine`` picks on this CPU for the embedded (bf16) checkpoint."""
-    from harness.engines.vllm_engine import cpu_has_fast_bf16
+    """The dtype ``VLLMEngine`` runs the embedded checkpoint in here ("auto" is the checkpoint's bfloat16)."""
+    from harness.engines.vllm_engine import VLLMEngine
 
-    return "bfloat16" if cpu_has_fast_bf16() else "float32"
+    resolved = VLLMEngine.resolve_sample_defining({})["dtype"]
+    return "bfloat16" if resolved == "auto" else resolved
 
 
 def _model_parameters() -> int:
