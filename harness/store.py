@@ -340,9 +340,8 @@ class RunStore:
                     if any(line.startswith("sample_defining.") for line in differences):
                         # repeating the option is not enough when the engine resolves it from the machine
                         hint = (
-                            "\nsample_defining holds engine settings as this machine would run them (vLLM's "
-                            '--dtype auto runs float32 on CPUs without native bf16): resume where they resolve '
-                            "to the stored values."
+                            "\nsample_defining holds engine settings as the engine resolves them on this machine "
+                            "(e.g. a dtype of auto): resume where they resolve to the stored values."
                         )
                     raise RunStoreError(
                         f"{path} holds a run with a different configuration; refusing to mix samples.\n  "

@@ -128,6 +128,6 @@ def test_a_run_recorded_under_auto_is_refused_where_auto_means_float32(shared_da
     message = str(error.value)
     assert "refusing to mix samples" in message
     assert "sample_defining.dtype: stored 'auto', requested 'float32'" in message
-    assert "as this machine would run them" in message
+    assert "as the engine resolves them on this machine" in message
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before

@@ -206,8 +206,8 @@ def hierarchical(monkey: Counts, repeats: int) -> None:
     print(f"## bayes with a Normal prior on log alpha shared by the 7 models, empirical Bayes ({repeats} pilots)")
     for seed in range(repeats):
         rng = np.random.default_rng(seed)
-        laws = {name: BetaBinomialLaw().fit(*_pilot_arrays(subsample(group, PILOT, rng)))
-                for name, group in groups.items()}
+        pilot = {name: subsample(group, PILOT, rng) for name, group in groups.items()}
+        laws = {name: BetaBinomialLaw().fit(counts.num_samples, counts.num_correct) for name, counts in pilot.items()}
         for name, law in laws.items():
             errors["bayes"][name].append(law.forecast(K)[0] - truths[name])
         log_alpha = {name: np.log(law.alpha_grid_) for name, law in laws.items()}
@@ -234,10 +234,6 @@ def hierarchical(monkey: Counts, repeats: int) -> None:
     for label, per_group in errors.items():
         print(summary(label, per_group) + " | per model: "
               + ", ".join(f"{name} {np.mean(np.abs(v)):.3f} ({np.mean(v):+.3f})" for name, v in per_group.items()))
-
-
-def _pilot_arrays(counts: Counts) -> tuple[np.ndarray, np.ndarray]:
-    return counts.num_samples, counts.num_correct
 
 
 # -- single-group variants ---------------------------------------------------------------------------------------
