@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from harness.estimators import log_spaced_ks, pass_at_k
+from harness.metrics.estimators import log_spaced_ks, pass_at_k
 from verifiers.selection import best_of_k_curves, majority_vote_curves, weighted_vote_curves
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.backtest import (
+from harness.forecasting.backtest import (
     backtest,
     backtest_adaptive,
     backtest_group,
@@ -15,9 +15,9 @@ from harness.backtest import (
     summarize,
     true_coverage,
 )
-from harness.counts import Counts, read_counts_jsonl
-from harness.estimators import pass_at_k
-from harness.forecast import METHODS, subsample
+from harness.store.counts import Counts, read_counts_jsonl
+from harness.metrics.estimators import pass_at_k
+from harness.forecasting.forecast import METHODS, subsample
 
 MONKEY = "monkey_business_pythia_math_10k_counts.jsonl"
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.bench.suite import (
+from benchmarks.suite import (
     FIGURE_NAMES,
     FIGURES,
     Row,
@@ -52,7 +52,7 @@ def test_quick_suite_without_engine_writes_every_figure(tmp_path, shared_data, m
 
 
 def test_failed_figure_is_reported_not_raised(tmp_path, monkeypatch):
-    from harness.bench import analysis
+    from benchmarks import analysis
 
     def broken(quick):
         raise RuntimeError("boom")
@@ -72,16 +72,16 @@ def test_format_value():
 
 def test_cli_rejects_unknown_figure():
     process = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "bench", "--only", "nope"], cwd=REPO_ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "benchmarks", "--only", "nope"], cwd=REPO_ROOT, capture_output=True, text=True
     )
-    assert process.returncode == 2 and "unknown figure" in process.stderr
+    assert process.returncode == 2 and "invalid choice" in process.stderr
 
 
 @pytest.mark.slow
 def test_quick_suite_with_real_engine(tmp_path, shared_data):
     """The CI mode: everything, one real vLLM engine start for figures 1 and 3 (minutes)."""
     process = subprocess.run(
-        [sys.executable, "-m", "harness.bench", "--quick", "--out", str(tmp_path), "--json"],
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path), "--json"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.bench.verification import main, run_verification_benchmark, synthetic_samples
+from benchmarks.verification import main, run_verification_benchmark, synthetic_samples
 from tasks.base import read_jsonl
 from verifiers.math import extract_answer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.budget import (
+from harness.forecasting.budget import (
     Prices,
     Usage,
     _spread,
@@ -20,8 +20,8 @@ from harness.budget import (
     plan_budget,
     smallest_k,
 )
-from harness.counts import Counts
-from harness.forecast import make_model
+from harness.store.counts import Counts
+from harness.forecasting.forecast import make_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

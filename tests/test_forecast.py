@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.counts import Counts, read_counts_jsonl
-from harness.estimators import pass_at_k
-from harness.forecast import (
+from harness.store.counts import Counts, read_counts_jsonl
+from harness.metrics.estimators import pass_at_k
+from harness.forecasting.forecast import (
     METHODS,
     BayesModel,
     BlendModel,

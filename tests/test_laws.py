@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from harness.estimators import pass_at_k
-from harness.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
+from harness.metrics.estimators import pass_at_k
+from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 
 
 def beta_coverage(alpha: float, beta: float, k: float, zero_mass: float = 0.0) -> float:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness.bench.verification import NASTY_ANSWERS, math500_checks
+from benchmarks.verification import NASTY_ANSWERS, math500_checks
 from tasks import load_task
 from tasks.base import problems_digest
 from tasks.math500 import FEW_SHOT_STOP, MATH500

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator
 
 from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
-from harness.runner import SampleOptions, analyze, prepare, sample_run, verify
+from harness.pipeline.runner import SampleOptions, analyze, prepare, sample_run, verify
 from tasks.base import read_jsonl
 from tests.conftest import find_shared_data
 from tests.helpers import fake_model_dir

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from harness.engines.vllm_engine import VLLMEngine, cpu_environment_defaults, is_cpu_platform
-from harness.models import embedded_model
+from harness.engines.models import embedded_model
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.counts import Counts
-from harness.laws import PowerLaw
-from harness.plots import forecast_ks, law_curves, observed_curve, plot_budget, plot_coverage
+from harness.store.counts import Counts
+from harness.forecasting.laws import PowerLaw
+from harness.reporting.figures import forecast_ks, law_curves, observed_curve, plot_budget, plot_coverage
 
 
 def counts() -> Counts:

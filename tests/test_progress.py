@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.progress import Progress
+from harness.reporting.progress import Progress
 from tests.conftest import REPO_ROOT
 from tests.helpers import FAKE_ENGINE, fake_model_dir
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from harness.html_report import example_samples
+from harness.reporting.html import example_samples
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import fake_model_dir

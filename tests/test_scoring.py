@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.scoring
-from harness.importing import import_samples
-from harness.runner import prepare, sample
-from harness.scoring import ScoringOptions, score_run
+import harness.pipeline.score
+from harness.pipeline.importing import import_samples
+from harness.pipeline.runner import prepare, sample
+from harness.pipeline.score import ScoringOptions, score_run
 from harness.store import RunStore, RunStoreError
 from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options
@@ -88,7 +88,7 @@ def stored_scores(run: Path, name: str) -> dict[tuple[str, int], dict]:
 
 def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outcome_model, monkeypatch):
     options = ScoringOptions(model=str(outcome_model), backend="transformers", batch_size=3, name="rm")
-    original = harness.scoring.TransformersRewardModel.score
+    original = harness.pipeline.score.TransformersRewardModel.score
     calls = []
 
     def crash_on_third_batch(self, batch):
@@ -97,13 +97,13 @@ def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outc
             raise KeyboardInterrupt  # the user pressed Ctrl-C mid-run
         return original(self, batch)
 
-    monkeypatch.setattr(harness.scoring, "FLUSH_ROWS", 3)  # store after every batch
-    monkeypatch.setattr(harness.scoring.TransformersRewardModel, "score", crash_on_third_batch)
+    monkeypatch.setattr(harness.pipeline.score, "FLUSH_ROWS", 3)  # store after every batch
+    monkeypatch.setattr(harness.pipeline.score.TransformersRewardModel, "score", crash_on_third_batch)
     with RunStore.open(sampled_run, writable=True) as store, pytest.raises(KeyboardInterrupt):
         score_run(store, options, **QUIET)
     assert len(stored_scores(sampled_run, "rm")) == 6, "the two finished batches were kept"
 
-    monkeypatch.setattr(harness.scoring.TransformersRewardModel, "score", original)
+    monkeypatch.setattr(harness.pipeline.score.TransformersRewardModel, "score", original)
     with RunStore.open(sampled_run, writable=True) as store:
         outcome = score_run(store, options, **QUIET)
         assert outcome.scored == 14 and outcome.backend == "transformers"

@@ -5,7 +5,6 @@ from harness.cli import pipeline  # noqa: F401  (run, sample, verify, analyze, r
 from harness.cli import selection  # noqa: F401  (score, import-scores, import-samples, compare-verifiers)
 from harness.cli import forecasting  # noqa: F401  (forecast, backtest, budget)
 from harness.cli import compare  # noqa: F401  (compare)
-from harness.cli import bench  # noqa: F401  (bench)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def compare_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print compare.json on stdout instead of the tables.")] = False,
 ) -> None:
     """Compare runs (models or settings) on one task: coverage curves, laws, targets, coverage at equal FLOPs/money."""
-    from harness.compare import compare_runs, load_runs, print_comparison, write_comparison
+    from harness.reporting.compare import compare_runs, load_runs, print_comparison, write_comparison
     from harness.store import RunStoreError
 
     log = (lambda message: typer.echo(message, err=True)) if json_output else typer.echo

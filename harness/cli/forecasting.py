@@ -10,7 +10,7 @@ import typer
 from typing_extensions import Annotated
 
 from harness.cli.app import app
-from harness.counts import Counts, read_counts_jsonl
+from harness.store.counts import Counts, read_counts_jsonl
 
 RunDirArgument = Annotated[
     Optional[Path], typer.Argument(help="Run directory (its verdicts give the counts); or use --counts.")
@@ -73,7 +73,7 @@ def forecast(
     seed: SeedOption = 0,
 ) -> None:
     """Forecast coverage at --k samples per problem, with an interval, per group."""
-    from harness.forecast import forecast as run_forecast
+    from harness.forecasting.forecast import forecast as run_forecast
 
     try:
         counts, _ = load_counts(run_dir, counts_file)
@@ -92,7 +92,7 @@ def forecast(
     if json_path is not None:
         _write_json(json_path, {name: result.to_json() for name, result in results.items()})
     if plot is not None:
-        from harness.plots import law_curves, observed_curve, plot_coverage
+        from harness.reporting.figures import law_curves, observed_curve, plot_coverage
 
         group = next(iter(groups.values()))
         methods = list(dict.fromkeys([method, "powerlaw", "bayes"]))
@@ -121,8 +121,8 @@ def backtest(
     seed: SeedOption = 0,
 ) -> None:
     """How far can a forecast from a --pilot be trusted? Error and interval hit rate per method and group."""
-    from harness.backtest import backtest as run_backtest
-    from harness.backtest import backtest_adaptive, format_adaptive_markdown, format_markdown, rows_to_json
+    from harness.forecasting.backtest import backtest as run_backtest
+    from harness.forecasting.backtest import backtest_adaptive, format_adaptive_markdown, format_markdown, rows_to_json
 
     try:
         counts = read_counts_jsonl(counts_file)
@@ -173,7 +173,7 @@ def budget(
     seed: SeedOption = 0,
 ) -> None:
     """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty."""
-    from harness.budget import Prices, Usage, plan_adaptive_pilot, plan_budget
+    from harness.forecasting.budget import Prices, Usage, plan_adaptive_pilot, plan_budget
 
     try:
         if price_per_mtok is not None and gpu_hour_price is not None:
@@ -220,8 +220,8 @@ def budget(
     if json_path is not None:
         _write_json(json_path, payload)
     if plot is not None:
-        from harness.forecast import forecast_curve
-        from harness.plots import forecast_ks, plot_budget
+        from harness.forecasting.forecast import forecast_curve
+        from harness.reporting.figures import forecast_ks, plot_budget
 
         (group,), (plan,) = groups.values(), plans.values()
         top = plan.k_conservative or plan.k or plan.k_limit

@@ -34,7 +34,7 @@ class Output:
     """Where a command's progress, messages and result go: human text, JSON, or (almost) nothing."""
 
     def __init__(self, command: str, quiet: bool, as_json: bool) -> None:
-        from harness.progress import configure_logging, message_logger
+        from harness.reporting.progress import configure_logging, message_logger
 
         self.command = command
         self.as_json = as_json
@@ -45,7 +45,7 @@ class Output:
     def fail(self, error: Exception) -> None:
         """Report ``error`` and exit with status 2."""
         if self.as_json:
-            from harness.progress import write_json_line
+            from harness.reporting.progress import write_json_line
 
             write_json_line(sys.stderr, {"event": "error", "message": str(error)})
             self.result({"ok": False, "error": str(error)})
@@ -74,8 +74,8 @@ def _verification_result(outcome) -> dict[str, Any]:
 
 
 def _report(store, quiet: bool, verifier: str | None = None) -> dict[str, Any]:
-    from harness.report import print_summary
-    from harness.runner import analyze
+    from harness.reporting.terminal import print_summary
+    from harness.pipeline.runner import analyze
 
     summary = analyze(store, verifier)
     if not quiet:
@@ -84,7 +84,7 @@ def _report(store, quiet: bool, verifier: str | None = None) -> dict[str, Any]:
 
 
 def _write_html_report(store, summary: dict[str, Any], path: Path | None = None, prices=None) -> Path:
-    from harness.html_report import write_report
+    from harness.reporting.html import write_report
 
     return write_report(store, summary, path, prices=prices)
 
@@ -170,7 +170,7 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         quiet: QuietOption = False,
         json_output: JsonOption = False,
     ) -> None:
-        from harness.runner import SampleOptions, adaptive_pilot as run_adaptive_pilot, analyze, prepare, sample_run, verify
+        from harness.pipeline.runner import SampleOptions, adaptive_pilot as run_adaptive_pilot, analyze, prepare, sample_run, verify
 
         output = Output(name, quiet, json_output)
         if adaptive_pilot and not full_pipeline:
@@ -279,7 +279,7 @@ def verify_command(
     json_output: JsonOption = False,
 ) -> None:
     """Judge every stored sample that has no verdict yet (resumable; runs on all cores)."""
-    from harness.runner import verify
+    from harness.pipeline.runner import verify
     from harness.store import RunStore
 
     output = Output("verify", quiet, json_output)
@@ -296,7 +296,7 @@ def verify_command(
 @app.command("analyze")
 def analyze_command(run_dir: RunDir, verifier: VerifierOption = None, quiet: QuietOption = False) -> None:
     """Compute coverage (pass@k for every k) with intervals and write summary.json."""
-    from harness.runner import analyze
+    from harness.pipeline.runner import analyze
     from harness.store import RunStore
 
     try:
@@ -320,7 +320,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Analyse a run, print its table and write report.html (one self-contained page)."""
-    from harness.budget import Prices
+    from harness.forecasting.budget import Prices
     from harness.store import RunStore
 
     try:

@@ -37,7 +37,7 @@ def compare_verifiers_command(
     Prints a table (rows k, columns selectors, cells value [95% interval over problems]) and writes
     verifiers.json and verifiers.png into the run directory.
     """
-    from harness.compare_verifiers import compare_verifiers, parse_ks, parse_selectors, print_comparison, write_comparison
+    from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors, print_comparison, write_comparison
     from harness.store import RunStore
 
     try:
@@ -60,7 +60,7 @@ def import_scores_command(
     name: Annotated[str, typer.Option(help="Score set to add the scores to (selectors name it, e.g. orm=NAME).")],
 ) -> None:
     """Add per-sample scores computed elsewhere to a run (checked first; nothing is written on error)."""
-    from harness.importing import import_scores
+    from harness.pipeline.importing import import_scores
     from harness.store import RunStore
 
     try:
@@ -85,7 +85,7 @@ def import_samples_command(
     score_set: Annotated[str, typer.Option(help="Name of the score set for imported reward scores.")] = "imported",
 ) -> None:
     """Create a run directory from samples generated and judged elsewhere (defaults: Qwen2.5-Math's format)."""
-    from harness.importing import SampleFields, import_samples
+    from harness.pipeline.importing import SampleFields, import_samples
 
     fields = SampleFields(
         problem_id=id_field,
@@ -125,7 +125,7 @@ def score_command(
     quiet: QuietOption = False,
 ) -> None:
     """Score every sample of a run with a reward model (resumable: scores are stored as they come)."""
-    from harness.scoring import ScoringOptions, score_run
+    from harness.pipeline.score import ScoringOptions, score_run
     from harness.store import RunStore
 
     log = (lambda *_: None) if quiet else typer.echo

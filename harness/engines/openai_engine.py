@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
-from harness.models import ModelRef
+from harness.engines.models import ModelRef
 
 logger = logging.getLogger(__name__)
 

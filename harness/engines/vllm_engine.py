@@ -23,7 +23,7 @@ def cpu_environment_defaults() -> dict[str, str]:
 
     ``VLLM_CPU_NUM_OF_RESERVED_CPU=0``: vLLM keeps one core per worker for its scheduler process by default,
     which on 2 cores halves the cores doing the model's matmuls while the scheduler mostly waits on the
-    worker (the tuning sweep of ``harness.bench`` measures both; docs/bench.md). ``OMP_NUM_THREADS`` is left
+    worker (the tuning sweep of ``benchmarks`` measures both; docs/bench.md). ``OMP_NUM_THREADS`` is left
     alone: vLLM sizes the worker's threads to its cores itself, and setting it keeps extra threads spinning
     in the scheduler process.
     """

@@ -1,5 +1,0 @@
-"""Benchmarks of the harness's own speed: ``python -m harness.bench`` (or ``ttc bench``) runs the suite.
-
-``suite`` holds the registry of figures, the table and the JSON output; each other module measures figures
-(engine: overhead and prefix sharing; tuning: engine throughput and start-up on CPU; verification and sandbox;
-analysis; store) and can also be run alone as ``python -m harness.bench.<module>``."""

@@ -1,0 +1,424 @@
+"""From a coverage target to a sample budget; where extra pilot samples shrink a forecast's interval most.
+
+``plan_budget`` finds the smallest k (samples per problem) whose forecast reaches the target, with the
+k at which the interval's upper and lower ends reach it (optimistic and conservative), and prices each:
+samples, generated tokens (measured tokens per sample), FLOPs (2 x parameters x tokens, each prompt
+prefilled once per problem), wall time at the measured throughput, and money. It also allocates samples
+by difficulty in the spirit of Snell et al. (2024): problems binned by pilot success rate, each problem
+given the samples that buy the most expected coverage per sample, compared with the same k for all.
+
+``plan_adaptive_pilot`` spends extra pilot samples where they shrink the expected forecast interval most
+(simulated from the current posterior): on the problems still without a success, on a deeper subset of
+them, or evenly over all problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from scipy import special
+
+from harness.store.counts import Counts
+from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel, Forecast, _checked, make_model
+from harness.forecasting.laws import BetaBinomialLaw
+
+DIFFICULTY_EDGES = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)  # pilot success rate bins (a bin of its own for 0)
+K_LIMIT = 10**7
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Measured cost figures of a run (any may be unknown: None)."""
+
+    output_tokens_per_sample: float | None = None
+    prompt_tokens_per_problem: float | None = None
+    output_tokens_per_second: float | None = None
+    model_parameters: int | None = None
+
+    @classmethod
+    def from_mapping(cls, usage: Mapping[str, Any]) -> "Usage":
+        """From ``RunStore.usage()`` (extra keys ignored)."""
+        return cls(**{name: usage.get(name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Prices:
+    per_million_tokens: float | None = None  # money per million generated tokens (prompts counted once)
+    gpu_hour: float | None = None  # money per hour of wall time
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What k samples per problem cost; figures that need unknown inputs are None and named in ``missing``."""
+
+    k: int
+    samples: int
+    additional_samples: int  # beyond the samples already drawn
+    generated_tokens: float | None
+    flops: float | None
+    seconds: float | None
+    money: float | None
+    missing: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"missing": list(self.missing)}
+
+
+def inference_flops(parameters: float, generated_tokens: float, prefilled_tokens: float) -> float:
+    """Forward-pass FLOPs of a decoder: 2 x parameters per token, generated or prefilled (prompts)."""
+    return 2.0 * parameters * (generated_tokens + prefilled_tokens)
+
+
+def cost_of(k: int, counts: Counts, usage: Usage, prices: Prices) -> Cost:
+    """Cost of bringing every problem of ``counts`` to k samples (prompts prefilled once per problem)."""
+    problems = len(counts)
+    samples = problems * int(k)
+    additional = int(np.maximum(k - counts.num_samples, 0).sum())
+    missing = []
+    tokens = None
+    if usage.output_tokens_per_sample is None:
+        missing.append("tokens per sample")
+    else:
+        tokens = samples * usage.output_tokens_per_sample
+    flops = None
+    if usage.model_parameters is None:
+        missing.append("model parameters")
+    elif tokens is not None:
+        if usage.prompt_tokens_per_problem is None:
+            missing.append("prompt tokens")
+        else:
+            flops = inference_flops(usage.model_parameters, tokens, problems * usage.prompt_tokens_per_problem)
+    seconds = None
+    if usage.output_tokens_per_second is None:
+        missing.append("throughput (tokens per second)")
+    elif tokens is not None:
+        seconds = tokens / usage.output_tokens_per_second
+    money = None
+    if prices.per_million_tokens is not None and tokens is not None:
+        prompt = problems * (usage.prompt_tokens_per_problem or 0.0)
+        money = (tokens + prompt) / 1e6 * prices.per_million_tokens
+    elif prices.gpu_hour is not None and seconds is not None:
+        money = seconds / 3600.0 * prices.gpu_hour
+    elif prices.per_million_tokens is None and prices.gpu_hour is None:
+        missing.append("price")
+    return Cost(int(k), samples, additional, tokens, flops, seconds, money, tuple(missing))
+
+
+def smallest_k(
+    model: CoverageModel, target: float, confidence: float, statistic: int = 0, k_limit: int = K_LIMIT
+) -> int | None:
+    """Smallest k whose forecast statistic (0 coverage, 1 low, 2 high) reaches ``target``; None if not by k_limit.
+
+    Doubling then bisection: forecasts rise with k.
+    """
+
+    def reaches(k: int) -> bool:
+        return model.interval(k, confidence)[statistic] >= target
+
+    if reaches(1):
+        return 1
+    low, high = 1, 2
+    while not reaches(high):
+        if high >= k_limit:
+            return None
+        low, high = high, min(high * 2, k_limit)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reaches(middle) else (middle, high)
+    return high
+
+
+@dataclass(frozen=True)
+class DifficultyBin:
+    """Problems whose pilot success rate lies in (low, high] (or is exactly 0 for the first bin)."""
+
+    label: str
+    problems: int
+    samples_per_problem: float  # mean samples per problem under the compute-optimal allocation
+    coverage_allocated: float  # expected coverage of the bin under that allocation
+    coverage_uniform: float  # expected coverage of the bin with the same k for every problem
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Samples by difficulty for a fresh run reaching ``target`` expected coverage."""
+
+    target: float
+    uniform_k: int | None
+    uniform_samples: int | None
+    allocated_samples: int | None
+    bins: list[DifficultyBin]
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    target: float
+    method: str
+    confidence: float
+    k: int | None  # forecast coverage reaches the target
+    k_optimistic: int | None  # the interval's upper end reaches it
+    k_conservative: int | None  # the interval's lower end reaches it
+    forecast: Forecast | None  # at k
+    costs: dict[str, Cost]  # "k", "k_optimistic", "k_conservative" where found
+    allocation: Allocation
+    k_limit: int = K_LIMIT
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "method": self.method,
+            "confidence": self.confidence,
+            "k": self.k,
+            "k_optimistic": self.k_optimistic,
+            "k_conservative": self.k_conservative,
+            "forecast": None if self.forecast is None else self.forecast.to_json(),
+            "costs": {name: cost.to_json() for name, cost in self.costs.items()},
+            "allocation": {
+                "target": self.allocation.target,
+                "uniform_k": self.allocation.uniform_k,
+                "uniform_samples": self.allocation.uniform_samples,
+                "allocated_samples": self.allocation.allocated_samples,
+                "bins": [vars(b) for b in self.allocation.bins],
+            },
+            "k_limit": self.k_limit,
+            "notes": self.notes,
+        }
+
+
+def _fresh_coverage(law: BetaBinomialLaw, counts: Counts) -> Callable[[np.ndarray], np.ndarray]:
+    """Per-problem P(at least one success in k fresh samples) at the posterior median law (vectorised in k)."""
+    a, b, pi = law.alpha_, law.beta_, law.zero_mass_
+    n = counts.num_samples.astype(np.float64)
+    c = counts.num_correct.astype(np.float64)
+    beta_part = (1 - pi) * np.exp(special.betaln(a + c, b + n - c) - special.betaln(a, b))
+    solvable = np.where(c == 0, beta_part / np.maximum(pi + beta_part, 1e-300), 1.0)
+    base = special.betaln(a + c, b + n - c)
+
+    def coverage(k: np.ndarray) -> np.ndarray:
+        return solvable * -np.expm1(special.betaln(a + c, b + n - c + k) - base)
+
+    return coverage
+
+
+def allocate_by_difficulty(
+    counts: Counts, target: float, law: BetaBinomialLaw | None = None, k_limit: int = K_LIMIT
+) -> Allocation:
+    """Compute-optimal samples per problem for a fresh run reaching ``target`` expected coverage.
+
+    Each problem's success rate has the posterior its pilot counts imply under the fitted Beta law; coverage
+    per problem is concave in its samples, so the fewest total samples for a target mean coverage give every
+    problem the samples whose marginal gain stays above one common threshold (found by bisection). Compared
+    with the uniform k reaching the same target under the same model.
+    """
+    law = law or BetaBinomialLaw().fit(counts.num_samples, counts.num_correct)
+    coverage = _fresh_coverage(law, counts)
+    problems = len(counts)
+
+    def uniform(k: int) -> float:
+        return float(coverage(np.full(problems, float(k))).mean())
+
+    uniform_k = None
+    if uniform(k_limit) >= target:
+        low, high = 0, k_limit
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if uniform(middle) >= target else (middle, high)
+        uniform_k = high
+
+    def allocation_at(threshold: float) -> np.ndarray:
+        # Largest k with marginal gain coverage(k) - coverage(k - 1) >= threshold, per problem (bisection).
+        low, high = np.zeros(problems), np.full(problems, float(k_limit))
+        for _ in range(int(np.ceil(np.log2(k_limit))) + 1):
+            middle = np.floor((low + high + 1) / 2)
+            gain = coverage(middle) - coverage(middle - 1)
+            low, high = np.where(gain >= threshold, middle, low), np.where(gain >= threshold, high, middle - 1)
+        return low
+
+    allocated = None
+    if uniform_k is not None:
+        low, high = 0.0, 1.0
+        for _ in range(60):  # bisection on log threshold
+            middle = np.sqrt(max(low, 1e-300) * high) if low > 0 else high / 1e6
+            if float(coverage(allocation_at(middle)).mean()) >= target:
+                low = middle
+            else:
+                high = middle
+            if low > 0 and high / low < 1.001:
+                break
+        allocated = allocation_at(low) if low > 0 else np.full(problems, float(uniform_k))
+    rate = counts.num_correct / counts.num_samples
+    edges = DIFFICULTY_EDGES
+    masks = [(rate == 0, "0 (no success)")] + [
+        ((rate > low) & (rate <= high), f"({low:.0%}, {high:.0%}]") for low, high in zip(edges[:-1], edges[1:])
+    ]
+    allocated_coverage = coverage(allocated) if allocated is not None else None
+    uniform_coverage = coverage(np.full(problems, float(uniform_k or k_limit)))
+    bins = []
+    for mask, label in masks:
+        if not mask.any():
+            continue
+        bins.append(
+            DifficultyBin(
+                label=label,
+                problems=int(mask.sum()),
+                samples_per_problem=float(allocated[mask].mean()) if allocated is not None else float("nan"),
+                coverage_allocated=float(allocated_coverage[mask].mean()) if allocated is not None else float("nan"),
+                coverage_uniform=float(uniform_coverage[mask].mean()),
+            )
+        )
+    return Allocation(
+        target=target,
+        uniform_k=uniform_k,
+        uniform_samples=None if uniform_k is None else uniform_k * problems,
+        allocated_samples=None if allocated is None else int(allocated.sum()),
+        bins=bins,
+    )
+
+
+def plan_budget(
+    counts: Counts,
+    target: float,
+    method: str = "auto",
+    confidence: float = DEFAULT_CONFIDENCE,
+    usage: Usage | None = None,
+    prices: Prices | None = None,
+    k_limit: int = K_LIMIT,
+    seed: int = 0,
+) -> BudgetPlan:
+    """The smallest k reaching ``target`` coverage (with the interval's k range), its cost, and an allocation."""
+    if not 0 < target < 1:
+        raise ValueError(f"target coverage must lie in (0, 1), got {target}")
+    counts = _checked(counts)
+    usage = usage or Usage()
+    prices = prices or Prices()
+    model = make_model(method, seed).fit(counts)
+    ks = {name: smallest_k(model, target, confidence, statistic, k_limit)
+          for name, statistic in (("k", 0), ("k_conservative", 1), ("k_optimistic", 2))}
+    costs = {name: cost_of(k, counts, usage, prices) for name, k in ks.items() if k is not None}
+    notes = []
+    point = None
+    if ks["k"] is None:
+        notes.append(f"the forecast does not reach {target:.0%} by k = {k_limit:,}")
+    else:
+        coverage, low, high = model.interval(ks["k"], confidence)
+        point = Forecast(ks["k"], coverage, low, high, model.name, confidence, model.describe())
+    law = getattr(getattr(model, "model", model), "law", None)
+    law = law if isinstance(law, BetaBinomialLaw) else None
+    allocation = allocate_by_difficulty(counts, target, law, k_limit)
+    if allocation.uniform_k is None:
+        notes.append("the Beta law's expected coverage of a fresh run does not reach the target by the k limit")
+    return BudgetPlan(target, model.name, confidence, ks["k"], ks["k_optimistic"], ks["k_conservative"], point,
+                      costs, allocation, k_limit, notes)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Adaptive pilot
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdaptivePlan:
+    """Extra samples per problem id, and the forecast interval now and expected after drawing them."""
+
+    extra: dict[str, int]
+    before: tuple[float, float, float]  # (coverage, low, high) at k from the counts as they are
+    expected_width_after: float  # mean simulated interval width once the extra samples are in
+    strategy: str  # where the samples go: "unsolved", "unsolved, half", "unsolved, quarter", "every problem"
+    widths_by_strategy: dict[str, float]  # expected width after each candidate strategy
+    k: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "extra": self.extra,
+            "before": {"coverage": self.before[0], "low": self.before[1], "high": self.before[2]},
+            "expected_width_after": self.expected_width_after,
+            "strategy": self.strategy,
+            "widths_by_strategy": self.widths_by_strategy,
+        }
+
+
+def _spread(num_samples: np.ndarray, budget: int) -> np.ndarray:
+    """Split ``budget`` samples over problems so their totals end up as equal as possible (fewest first)."""
+    extra = np.zeros(num_samples.size, dtype=np.int64)
+    if num_samples.size == 0 or budget <= 0:
+        return extra
+    # Water level: the largest integer L with sum(max(L - n, 0)) <= budget.
+    low, high = int(num_samples.min()), int(num_samples.max()) + budget
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if np.maximum(middle - num_samples, 0).sum() <= budget else (low, middle)
+    extra = np.maximum(low - num_samples, 0).astype(np.int64)
+    leftover = budget - int(extra.sum())
+    extra[np.argsort(num_samples + extra, kind="stable")[:leftover]] += 1  # the rounding remainder
+    return extra
+
+
+def plan_adaptive_pilot(
+    counts: Counts,
+    extra_samples: int,
+    k: int,
+    confidence: float = DEFAULT_CONFIDENCE,
+    simulations: int = 8,
+    zero_inflated: bool = False,
+    seed: int = 0,
+) -> AdaptivePlan:
+    """Where to draw ``extra_samples`` more samples so the forecast at ``k`` narrows most.
+
+    Candidate strategies: all of them on the problems still without a success (one success settles a
+    problem), on the least-sampled half or quarter of those (deeper samples, reaching rarer successes), or
+    evenly over every problem (sharper counts everywhere, which also pins the law's shape). Each is simulated
+    ``simulations`` times from the posterior of the Bayesian Beta law (draw the law, each problem's success
+    rate given its counts, its extra successes; refit; forecast), with the same random draws for every
+    strategy, and the one with the narrowest mean interval wins. ``zero_inflated`` uses ``bayes-zi``.
+    """
+    counts = _checked(counts)
+    if extra_samples < 0:
+        raise ValueError("extra_samples must be non-negative")
+    law = BetaBinomialLaw(zero_inflated=zero_inflated).fit(counts.num_samples, counts.num_correct)
+    before = law.forecast(k, confidence)
+    unsolved = np.flatnonzero(counts.num_correct == 0)
+    unsolved = unsolved[np.argsort(counts.num_samples[unsolved], kind="stable")]
+    targets = {"every problem": np.arange(len(counts))}
+    if unsolved.size:
+        for share, name in ((1.0, "unsolved"), (0.5, "unsolved, half"), (0.25, "unsolved, quarter")):
+            targets[name] = unsolved[: max(1, int(round(share * unsolved.size)))]
+    widths: dict[str, float] = {}
+    plans: dict[str, np.ndarray] = {}
+    for name, chosen in targets.items():
+        extra = np.zeros(len(counts), dtype=np.int64)
+        extra[chosen] = _spread(counts.num_samples[chosen], extra_samples)
+        plans[name] = extra
+        simulated_widths = []
+        for simulation in range(simulations):
+            simulated = _simulate_extra(law, counts, extra, np.random.default_rng([seed, simulation]))
+            refit = BetaBinomialLaw(zero_inflated=zero_inflated).fit(simulated.num_samples, simulated.num_correct)
+            _, low, high = refit.forecast(k, confidence)
+            simulated_widths.append(high - low)
+        widths[name] = float(np.mean(simulated_widths))
+    best = min(widths, key=widths.__getitem__)
+    extra = plans[best]
+    return AdaptivePlan(
+        extra={str(counts.problem_ids[i]): int(extra[i]) for i in np.flatnonzero(extra)},
+        before=before,
+        expected_width_after=widths[best],
+        strategy=best,
+        widths_by_strategy=widths,
+        k=int(k),
+    )
+
+
+def _simulate_extra(law: BetaBinomialLaw, counts: Counts, extra: np.ndarray, rng: np.random.Generator) -> Counts:
+    """Counts after drawing ``extra`` samples per problem, simulated from one posterior draw of the law."""
+    point = rng.choice(law.weights_.size, p=law.weights_)
+    a, b, pi = law.alpha_grid_[point], law.beta_grid_[point], law.zero_mass_grid_[point]
+    n, c = counts.num_samples, counts.num_correct
+    rate = rng.beta(a + c, b + n - c)
+    no_success = np.exp(special.betaln(a, b + n) - special.betaln(a, b))  # P(c = 0 | Beta part)
+    unsolvable_odds = np.where(c == 0, pi / (pi + (1 - pi) * no_success), 0.0)
+    rate = np.where(rng.random(len(counts)) < unsolvable_odds, 0.0, rate)
+    new_correct = rng.binomial(extra, rate)
+    return Counts(n + extra, c + new_correct, counts.problem_ids, counts.fields)

@@ -1,0 +1,403 @@
+"""Forecast coverage at a sample count beyond the pilot, with an interval, by several methods.
+
+A forecast answers: if every problem of this set got ``k`` samples (the ones drawn so far included), what
+fraction would have at least one correct sample? Up to the pilot's sample count the answer is the unbiased
+pass@k with a bootstrap interval over problems; beyond it a law extrapolates:
+
+- ``powerlaw``: ``log(coverage) = a * k**b`` fitted to the pilot's coverage curve on k = 1, 2, 4, ... <= n
+  (Large Language Monkeys) as the straight line ``log(-log coverage)`` on ``log k``; interval by bootstrap over
+  problems. ``powerlaw-log``: the same law by least squares on log coverage.
+- ``beta``: per-problem success rate p ~ Beta(alpha, beta) by maximum likelihood on the counts, coverage
+  ``1 - E[(1-p)^k]`` (Schaeffer et al. 2025); interval by bootstrap over problems.
+- ``bayes``: the same law fitted in a Bayesian way and used as a posterior predictive for *these* problems:
+  a problem already solved stays solved, each unsolved one is solved with the probability its zero count
+  implies, averaged over the posterior of (alpha, beta); the interval mixes parameter uncertainty with the
+  chance of which unsolved problems fall.
+- ``bayes-zi``: ``bayes`` with a point mass of unsolvable problems (p = 0).
+- ``blend``: 0.3 x ``powerlaw`` + 0.7 x ``bayes``; the interval spans both intervals.
+- ``auto``: ``blend``, checked by backtesting inside the pilot (``select_method``): sub-pilots of a quarter
+  of the samples are drawn without replacement from the pilot and every candidate forecasts the pilot's own
+  coverage from them; if the default's interval misses the truth in most sub-pilots, the candidate with the
+  best interval score (width plus 20x any miss: the proper score of a 90% interval) among those that held
+  replaces it. In-sample fit quality plays no part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+from scipy import special
+
+from harness.store.counts import Counts
+from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
+from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
+
+DEFAULT_CONFIDENCE = 0.9
+AUTO_CANDIDATES = ("blend", "bayes", "bayes-zi", "beta", "powerlaw")  # the first is the default
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Forecast coverage at ``k`` samples per problem with a ``confidence`` interval [low, high]."""
+
+    k: int
+    coverage: float
+    low: float
+    high: float
+    method: str
+    confidence: float = DEFAULT_CONFIDENCE
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"coverage": self.coverage, "low": self.low, "high": self.high, "method": self.method}
+
+
+@dataclass(frozen=True)
+class CurveForecast:
+    """Forecast coverage over many k (one method): arrays ``coverage``, ``low``, ``high`` aligned with ``ks``."""
+
+    ks: np.ndarray
+    coverage: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    method: str
+    sampled_k: int  # the pilot's samples per problem (smallest n): beyond it the values are extrapolated
+
+
+class CoverageModel(Protocol):
+    """A fitted forecasting method: ``interval(k, confidence)`` -> (coverage, low, high)."""
+
+    name: str
+
+    def fit(self, counts: Counts) -> "CoverageModel": ...
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def _checked(counts: Counts) -> Counts:
+    if len(counts) == 0:
+        raise ValueError("no problems to forecast from (empty group?)")
+    if np.any(counts.num_samples < 1):
+        bad = counts.problem_ids[np.flatnonzero(counts.num_samples < 1)[0]]
+        raise ValueError(f"problem {bad!r} has no samples; forecasts need at least one sample per problem")
+    return counts
+
+
+def empirical_interval(counts: Counts, k: int, confidence: float, seed: int = 0) -> tuple[float, float, float]:
+    """Unbiased pass@k averaged over problems, with a bootstrap interval over problems (k <= every n)."""
+    per_problem = pass_at_k(counts.num_samples, counts.num_correct, k)
+    low, high = bootstrap_mean_interval(per_problem, confidence=confidence, seed=seed)
+    return float(per_problem.mean()), float(low), float(high)
+
+
+class PowerLawModel:
+    """``powerlaw`` / ``powerlaw-log``: the exponentiated power law fitted on k = 1, 2, 4, ... up to the pilot's n.
+
+    Parameters: ``objective`` of the fit (``PowerLaw``: ``"linear"`` or ``"log"``); ``resamples`` bootstrap
+    refits over problems give the interval.
+    """
+
+    def __init__(self, objective: str = "linear", resamples: int = 200, seed: int = 0) -> None:
+        self.objective = objective
+        self.name = "powerlaw" if objective == "linear" else f"powerlaw-{objective}"
+        self.resamples = resamples
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "PowerLawModel":
+        self.counts = _checked(counts)
+        self.sampled_k = int(counts.num_samples.min())
+        self.ks = log_spaced_ks(self.sampled_k)
+        per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], self.ks[None, :])
+        coverage = per_problem.mean(0)
+        self.law = PowerLaw(self.objective).fit(self.ks, coverage)
+        size = len(counts)
+        rng = np.random.default_rng(self.seed)
+        resample_weights = rng.multinomial(size, np.full(size, 1.0 / size), size=self.resamples) / size
+        self.boot_a, self.boot_b = fit_power_law_batch(
+            self.ks, resample_weights @ per_problem, objective=self.objective
+        )
+        fitted = np.isfinite(self.boot_a)
+        self.boot_a, self.boot_b = self.boot_a[fitted], self.boot_b[fitted]
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        if k <= self.sampled_k:
+            return empirical_interval(self.counts, k, confidence, self.seed)
+        boot = np.exp(self.boot_a * float(k) ** self.boot_b)
+        tail = (1 - confidence) / 2
+        low, high = np.quantile(boot, [tail, 1 - tail]) if boot.size else (np.nan, np.nan)
+        return float(self.law.predict(k)), float(low), float(high)
+
+    def describe(self) -> dict[str, Any]:
+        return {"a": self.law.a_, "b": self.law.b_, "r2": self.law.r2_, "fitted_k": [int(k) for k in self.ks]}
+
+
+class BetaMLEModel:
+    """``beta``: Beta by maximum likelihood, population coverage; ``resamples`` bootstrap refits for the interval."""
+
+    name = "beta"
+
+    def __init__(self, resamples: int = 200, seed: int = 0) -> None:
+        self.resamples = resamples
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "BetaMLEModel":
+        self.counts = _checked(counts)
+        self.sampled_k = int(counts.num_samples.min())
+        self.law = BetaMLE().fit(counts.num_samples, counts.num_correct)
+        self.boot_alpha, self.boot_beta = self.law.bootstrap(self.resamples, self.seed)
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        if k <= self.sampled_k:
+            return empirical_interval(self.counts, k, confidence, self.seed)
+        a, b = self.boot_alpha, self.boot_beta
+        boot = -np.expm1(special.betaln(a, b + k) - special.betaln(a, b))
+        tail = (1 - confidence) / 2
+        low, high = np.quantile(boot, [tail, 1 - tail])
+        return float(self.law.predict(k)), float(low), float(high)
+
+    def describe(self) -> dict[str, Any]:
+        return {"alpha": self.law.alpha_, "beta": self.law.beta_}
+
+
+class BayesModel:
+    """``bayes`` / ``bayes-zi``: posterior predictive of the Bayesian beta-binomial law (``BetaBinomialLaw``)."""
+
+    def __init__(self, zero_inflated: bool = False, seed: int = 0) -> None:
+        self.zero_inflated = zero_inflated
+        self.name = "bayes-zi" if zero_inflated else "bayes"
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "BayesModel":
+        self.counts = _checked(counts)
+        self.sampled_k = int(counts.num_samples.min())
+        self.law = BetaBinomialLaw(zero_inflated=self.zero_inflated).fit(counts.num_samples, counts.num_correct)
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        if k <= self.sampled_k:
+            return empirical_interval(self.counts, k, confidence, self.seed)
+        return self.law.forecast(k, confidence)
+
+    def describe(self) -> dict[str, Any]:
+        law = self.law
+        described = {"alpha": law.alpha_, "beta": law.beta_, "intervals": law.intervals_}
+        if self.zero_inflated:
+            described["zero_mass"] = law.zero_mass_
+        return described
+
+
+class BlendModel:
+    """``blend``: a weighted average of the ``powerlaw`` and ``bayes`` forecasts; the interval spans both.
+
+    The two err in opposite ways: the power law extrapolates a Pythia-like curve precisely but misses low
+    wherever the pilot's curve is still bending (hard problems, many zero-success pilots); ``bayes`` follows
+    the counts, so it is right on average there but noisy, as the tail exponent is loosely identified. The
+    weight of the power law is ``weight_powerlaw`` (see docs/forecasting.md for how it was measured);
+    without a power law (a pilot with fewer than two k with 0 < coverage < 1) it is ``bayes`` alone.
+    """
+
+    name = "blend"
+
+    def __init__(self, weight_powerlaw: float = 0.3, seed: int = 0) -> None:
+        if not 0 <= weight_powerlaw <= 1:
+            raise ValueError(f"weight_powerlaw must lie in [0, 1], got {weight_powerlaw}")
+        self.weight_powerlaw = weight_powerlaw
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "BlendModel":
+        self.counts = _checked(counts)
+        self.sampled_k = int(counts.num_samples.min())
+        self.bayes = BayesModel(seed=self.seed).fit(counts)
+        self.law = self.bayes.law  # the fitted Beta law, for budgets that allocate samples by it
+        try:
+            self.powerlaw: PowerLawModel | None = PowerLawModel(seed=self.seed).fit(counts)
+        except ValueError:  # no curve to fit: the counts alone speak
+            self.powerlaw = None
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        if k <= self.sampled_k:
+            return empirical_interval(self.counts, k, confidence, self.seed)
+        bayes = self.bayes.interval(k, confidence)
+        if self.powerlaw is None:
+            return bayes
+        powerlaw = self.powerlaw.interval(k, confidence)
+        if not np.all(np.isfinite(powerlaw)):
+            return bayes
+        weight = self.weight_powerlaw
+        coverage = weight * powerlaw[0] + (1 - weight) * bayes[0]
+        return coverage, min(powerlaw[1], bayes[1]), max(powerlaw[2], bayes[2])
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"weight_powerlaw": self.weight_powerlaw if self.powerlaw else 0.0}
+        described["bayes"] = self.bayes.describe()
+        if self.powerlaw is not None:
+            described["powerlaw"] = self.powerlaw.describe()
+        return described
+
+
+class AutoModel:
+    """``auto``: the candidate that forecasts best inside the pilot (``select_method``), then fitted on it all."""
+
+    name = "auto"
+
+    def __init__(self, candidates: Sequence[str] = AUTO_CANDIDATES, seed: int = 0) -> None:
+        self.candidates = tuple(candidates)
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "AutoModel":
+        self.choice, self.scores = select_method(counts, self.candidates, seed=self.seed)
+        self.model = make_model(self.choice, self.seed).fit(counts)
+        self.name = self.model.name
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        return self.model.interval(k, confidence)
+
+    def describe(self) -> dict[str, Any]:
+        return {"chosen": self.choice, "selection_scores": self.scores, **self.model.describe()}
+
+
+MODELS: dict[str, Callable[[int], CoverageModel]] = {
+    "powerlaw": lambda seed: PowerLawModel("linear", seed=seed),
+    "powerlaw-log": lambda seed: PowerLawModel("log", seed=seed),
+    "beta": lambda seed: BetaMLEModel(seed=seed),
+    "bayes": lambda seed: BayesModel(zero_inflated=False, seed=seed),
+    "bayes-zi": lambda seed: BayesModel(zero_inflated=True, seed=seed),
+    "blend": lambda seed: BlendModel(seed=seed),
+    "auto": lambda seed: AutoModel(seed=seed),
+}
+METHODS = tuple(MODELS)
+
+
+def make_model(method: str, seed: int = 0) -> CoverageModel:
+    if method not in MODELS:
+        raise ValueError(f"unknown forecast method {method!r}; choose one of {', '.join(METHODS)}")
+    return MODELS[method](seed)
+
+
+def interval_score(truth: float, low: float, high: float, confidence: float) -> float:
+    """Proper score of a central interval (Gneiting & Raftery 2007): width plus 2/(1-confidence) x any miss."""
+    penalty = 2.0 / (1.0 - confidence)
+    return (high - low) + penalty * max(low - truth, 0.0) + penalty * max(truth - high, 0.0)
+
+
+def subsample(counts: Counts, samples: int, rng: np.random.Generator) -> Counts:
+    """Keep ``samples`` of each problem's samples, drawn without replacement (hypergeometric counts)."""
+    if np.any(counts.num_samples < samples):
+        raise ValueError(f"cannot draw {samples} samples from problems with as few as {counts.num_samples.min()}")
+    correct = rng.hypergeometric(counts.num_correct, counts.num_samples - counts.num_correct, samples)
+    return Counts(
+        num_samples=np.full(len(counts), samples, dtype=np.int64),
+        num_correct=np.asarray(correct, dtype=np.int64),
+        problem_ids=counts.problem_ids,
+        fields=counts.fields,
+    )
+
+
+def select_method(
+    counts: Counts,
+    candidates: Sequence[str] = AUTO_CANDIDATES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    draws: int = 4,
+    fraction: float = 0.25,
+    seed: int = 0,
+) -> tuple[str, dict[str, float]]:
+    """Choose a method by backtesting inside the pilot; returns (method, mean interval score per method).
+
+    The rule: draw ``draws`` sub-pilots of ``fraction`` x n samples per problem (n = the smallest sample
+    count) without replacement from the pilot; every candidate forecasts coverage at k = n from each
+    sub-pilot; its interval is checked against the pilot's own unbiased pass@n and scored with the interval
+    score. The first candidate is the default and stays unless its interval missed the truth in more than
+    half the sub-pilots; then the candidate with the best score among those whose intervals held in at least
+    half wins (the default again if none did). Backtests of this rule on real and simulated counts (see
+    docs/forecasting.md) showed that a 4x extrapolation inside the pilot does not rank methods for a
+    100x extrapolation, so the in-pilot backtest acts as a check of the default rather than a contest.
+    Pilots under 8 samples per problem are too small to split: the default is returned unscored.
+    """
+    counts = _checked(counts)
+    pilot = int(counts.num_samples.min())
+    sub_size = int(pilot * fraction)
+    if sub_size < 2:
+        return candidates[0], {}
+    truth = float(pass_at_k(counts.num_samples, counts.num_correct, pilot).mean())
+    rng = np.random.default_rng(seed)
+    scores = np.full((len(candidates), draws), np.inf)
+    hits = np.zeros((len(candidates), draws), dtype=bool)
+    for draw in range(draws):
+        sub = subsample(counts, sub_size, rng)
+        for index, name in enumerate(candidates):
+            try:
+                _, low, high = make_model(name, seed).fit(sub).interval(pilot, confidence)
+            except ValueError:  # e.g. a power law needs two k with 0 < coverage < 1
+                continue
+            scores[index, draw] = interval_score(truth, low, high, confidence)
+            hits[index, draw] = low <= truth <= high
+    means = scores.mean(axis=1)
+    held = hits.mean(axis=1) >= 0.5
+    choice = 0
+    if not held[0] and held.any():
+        choice = int(np.argmin(np.where(held, means, np.inf)))
+    return candidates[choice], {name: float(mean) for name, mean in zip(candidates, means)}
+
+
+def _validate_request(k: int | Sequence[int], confidence: float) -> None:
+    if np.any(np.asarray(k) < 1):
+        raise ValueError("k must be at least 1")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+
+
+def forecast(
+    counts: Counts, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0
+) -> Forecast:
+    """Forecast coverage at ``k`` samples per problem from per-problem counts (see the module docstring)."""
+    _validate_request(k, confidence)
+    model = make_model(method, seed).fit(_checked(counts))
+    coverage, low, high = model.interval(int(k), confidence)
+    return Forecast(int(k), coverage, low, high, model.name, confidence, model.describe())
+
+
+def forecast_curve(
+    counts: Counts,
+    ks: Sequence[int] | np.ndarray,
+    method: str = "auto",
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> CurveForecast:
+    """Forecast at every k of ``ks`` with one fitted model (for plots and budgets)."""
+    _validate_request(ks, confidence)
+    model = make_model(method, seed).fit(_checked(counts))
+    ks = np.asarray(ks, dtype=np.int64)
+    values = np.array([model.interval(int(k), confidence) for k in ks]).reshape(-1, 3)
+    return CurveForecast(ks, values[:, 0], values[:, 1], values[:, 2], model.name, int(counts.num_samples.min()))
+
+
+def fit_and_forecast(counts: Counts, forecast_factor: int = 10, confidence: float = 0.9) -> dict[str, Any]:
+    """The exponentiated power law fitted to the measured curve, and the coverage forecast at
+    ``forecast_factor`` times the sampled k (method chosen by in-pilot backtest, with a ``confidence`` interval).
+
+    Either part is None, with the reason, when the data cannot support it (e.g. no problem ever solved).
+    """
+
+    max_k = int(counts.num_samples.min())
+    ks = log_spaced_ks(max_k, points_per_decade=8)
+    coverage = coverage_curve(counts.num_samples, counts.num_correct, max_k).mean(axis=0)[ks - 1]
+    result: dict[str, Any] = {"fit": None, "forecast": None}
+    try:
+        law = PowerLaw().fit(ks, coverage)
+        result["fit"] = {"law": "log(coverage) = a * k^b", **law.params, "ks": [int(k) for k in ks]}
+    except ValueError as error:
+        result["fit_error"] = str(error)
+    try:
+        predicted = forecast(counts, forecast_factor * max_k, method="auto", confidence=confidence)
+        result["forecast"] = {"k": predicted.k, **predicted.to_json(), "confidence": confidence}
+    except ValueError as error:
+        result["forecast_error"] = str(error)
+    return result

@@ -1,0 +1,82 @@
+"""The analyze step: coverage (pass@k) for every k with intervals over problems, written to ``summary.json``.
+
+Functions here take ``Counts`` (numpy arrays), not run directories, so they serve counts files as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.store.counts import Counts
+from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks
+
+
+def coverage_summary(
+    counts: Counts,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean coverage at every k = 1..min(n) and bootstrap intervals at k = 1, 2, 4, ..., min(n).
+
+    Problems with more samples than the smallest n contribute their unbiased estimate at each k, so an
+    unevenly sampled run is still summarised without bias, up to the smallest n.
+    """
+    if len(counts) == 0:
+        raise ValueError("no problems to analyse")
+    max_k = int(counts.num_samples.min())
+    if max_k < 1:
+        raise ValueError("some problems have no samples; verify or sample them first")
+    curve = coverage_curve(counts.num_samples, counts.num_correct, max_k)
+    ks = log_spaced_ks(max_k)
+    low, high = bootstrap_mean_interval(curve[:, ks - 1], confidence=confidence, resamples=resamples, seed=seed)
+    mean = curve.mean(axis=0)
+    return {
+        "problems": len(counts),
+        "samples_per_problem": {"min": max_k, "max": int(counts.num_samples.max())},
+        "samples": int(counts.num_samples.sum()),
+        "correct": int(counts.num_correct.sum()),
+        "solved_problems": int((counts.num_correct > 0).sum()),
+        "confidence": confidence,
+        "pass_at_1": float(mean[0]),
+        "pass_at_k": [
+            {"k": int(k), "coverage": float(mean[k - 1]), "low": float(lo), "high": float(hi)}
+            for k, lo, hi in zip(ks, low, high)
+        ],
+        "coverage_all_k": mean.tolist(),
+    }
+
+
+def group_summaries(counts: Counts, field: str) -> dict[str, dict[str, Any]]:
+    """Coverage at 1 and at the largest common k, per value of a metadata field (e.g. MATH level)."""
+    result = {}
+    for value, group in counts.group_by(field).items():
+        max_k = int(group.num_samples.min())
+        curve = coverage_curve(group.num_samples, group.num_correct, max_k)
+        result[value] = {
+            "problems": len(group),
+            "pass_at_1": float(curve[:, 0].mean()),
+            "k": max_k,
+            "coverage": float(curve[:, -1].mean()),
+        }
+    return result
+
+
+def groupable_fields(counts: Counts, max_groups: int = 20) -> list[str]:
+    """Metadata fields worth a per-group breakdown: set on every problem, a few distinct values, not one per problem."""
+    fields = []
+    for name, values in counts.fields.items():
+        if any(value is None or value == "" for value in values):
+            continue
+        distinct = len({str(value) for value in values})
+        if 1 < distinct <= min(max_groups, max(len(counts) // 2, 1)):
+            fields.append(name)
+    return fields
+
+
+def reasons_histogram(reasons: list[str]) -> dict[str, int]:
+    values, tallies = np.unique(np.asarray(reasons, dtype=object).astype(str), return_counts=True)
+    return {str(value): int(tally) for value, tally in zip(values, tallies)}

@@ -1,0 +1,132 @@
+"""The sample step: ask the engine for exactly the samples a run directory lacks, and store each request's
+samples the moment they arrive."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pyarrow as pa
+
+from harness.engines.base import Engine, GenerationRequest, GenerationResult, SamplingSettings, request_seed
+from harness.reporting.progress import Progress
+from harness.store import RunStore, Session, missing_ranges
+from tasks.base import Problem
+
+# Largest n in one request: beyond this a problem's samples are split over several requests (prefix caching
+# still prefills the prompt once), which bounds what one finished request holds in memory.
+MAX_SAMPLES_PER_REQUEST = 1024
+# How often running throughput figures are saved to the manifest while sampling.
+SESSION_SAVE_SECONDS = 30.0
+
+
+def plan_requests(
+    problems: Sequence[Problem],
+    stored: Mapping[str, Sequence[tuple[int, int]]],
+    samples_per_problem: int | Mapping[str, int],
+    base_seed: int,
+    max_per_request: int = MAX_SAMPLES_PER_REQUEST,
+) -> list[GenerationRequest]:
+    """One request per missing index range of each problem (split at ``max_per_request``), in problem order.
+
+    ``samples_per_problem`` is one target for all problems, or a target per problem id (adaptive budgets).
+    """
+    requests = []
+    for problem in problems:
+        target = (
+            samples_per_problem
+            if isinstance(samples_per_problem, int)
+            else int(samples_per_problem.get(problem.problem_id, 0))
+        )
+        for start, stop in missing_ranges(stored.get(problem.problem_id, ()), target):
+            for first in range(start, stop, max_per_request):
+                n = min(max_per_request, stop - first)
+                requests.append(
+                    GenerationRequest(
+                        problem_id=problem.problem_id,
+                        prompt=problem.prompt,
+                        n=n,
+                        first_index=first,
+                        seed=request_seed(base_seed, problem.problem_id, first),
+                    )
+                )
+    return requests
+
+
+def result_table(result: GenerationResult, session_id: str) -> pa.Table:
+    request, completions = result.request, result.completions
+    if len(completions) != request.n:
+        raise RuntimeError(
+            f"engine returned {len(completions)} completions for {request.problem_id} (asked for {request.n})"
+        )
+    return pa.table(
+        {
+            "problem_id": [request.problem_id] * request.n,
+            "sample_idx": list(range(request.first_index, request.first_index + request.n)),
+            "text": [completion.text for completion in completions],
+            "n_tokens": [completion.n_tokens for completion in completions],
+            "finish_reason": [completion.finish_reason for completion in completions],
+            "logprob_sum": [completion.logprob_sum for completion in completions],
+            "prompt_tokens": [result.prompt_tokens] * request.n,
+            "seed": [request.seed if result.seed is None else result.seed] * request.n,
+            "session": [session_id] * request.n,
+        }
+    )
+
+
+@dataclass
+class SamplingOutcome:
+    session: Session
+    requested: int
+
+
+def run_sampling(
+    store: RunStore,
+    engine: Engine,
+    requests: Sequence[GenerationRequest],
+    settings: SamplingSettings,
+    versions: Mapping[str, str],
+    progress: Progress | None = None,
+) -> SamplingOutcome:
+    """Generate ``requests`` and store each result as one atomic shard as soon as it is complete.
+
+    An interruption (Ctrl-C, a crash, ``kill -9``) loses only requests still in flight; the session's
+    throughput figures are saved periodically and on exit, with the engine's description as it stands then
+    (an engine may record what it learnt while sampling, e.g. a server's fallbacks).
+    """
+    session = store.start_session(engine.describe(), versions)
+    requests_left = Counter(request.problem_id for request in requests)
+    progress = progress or Progress(
+        "sampling", sum(request.n for request in requests), problems=len(requests_left), mode="quiet"
+    )
+    started = last_save = time.monotonic()
+    try:
+        for result in engine.generate(requests, settings):
+            store.write_samples(result_table(result, session.id))
+            tokens = sum(completion.n_tokens for completion in result.completions)
+            session.samples += result.request.n
+            session.output_tokens += tokens
+            session.prompt_tokens += result.prompt_tokens
+            session.requests += 1
+            requests_left[result.request.problem_id] -= 1
+            progress.update(result.request.n, tokens=tokens, problems=int(requests_left[result.request.problem_id] == 0))
+            now = time.monotonic()
+            if now - last_save >= SESSION_SAVE_SECONDS:
+                session.seconds = now - started
+                store.save_session(session)
+                last_save = now
+        session.status = "complete"
+    except KeyboardInterrupt:
+        session.status = "interrupted"
+        raise
+    except BaseException:
+        session.status = "failed"
+        raise
+    finally:
+        progress.close()
+        session.seconds = time.monotonic() - started
+        session.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        store.save_session(session, engine_description=engine.describe())
+    return SamplingOutcome(session=session, requested=sum(request.n for request in requests))

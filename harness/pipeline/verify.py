@@ -1,0 +1,141 @@
+"""The verify step: judge every stored sample that has no verdict yet, on all cores, resumably.
+
+Verifiers run in worker processes (spawned, so they start clean even after vLLM and torch were loaded):
+math-verify's timeouts need a process's main thread, and a verifier that crashes takes down a worker, not the
+run. All unverified samples of a problem go to one call (in chunks of the verifier's ``batch_size`` if it
+has one), so a verifier can share work across the samples of a problem (answer-level caching).
+Verdicts are stored in atomic shards as results come back; a rerun skips everything already judged.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.reporting.progress import Progress
+from harness.store import RunStore, in_ranges
+from verifiers.base import Verdict, Verifier
+
+FLUSH_ROWS = 5000
+FLUSH_SECONDS = 5.0
+
+
+def _judge(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:
+    verdicts = verifier.verify(reference, texts)
+    if len(verdicts) != len(texts):
+        raise RuntimeError(f"verifier {verifier.describe()} returned {len(verdicts)} verdicts for {len(texts)} samples")
+    return verdicts
+
+
+@dataclass
+class VerificationOutcome:
+    key: str
+    verified: int = 0
+    reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    seconds: float = 0.0
+
+
+def run_verification(
+    store: RunStore,
+    verifier: Verifier,
+    workers: int | None = None,
+    progress_mode: str = "auto",
+) -> VerificationOutcome:
+    """Verify every unjudged sample of ``store`` with ``verifier``; returns counts of what was done.
+
+    ``progress_mode`` is one of ``harness.reporting.progress.PROGRESS_MODES``.
+    """
+    key = store.register_verdict_set(verifier.describe())
+    outcome = VerificationOutcome(key=key)
+    pending = store.samples_missing_from(store.verdicts(key))
+    expected = {pid: sum(b - a for a, b in ranges) for pid, ranges in pending.items()}
+    total = sum(expected.values())
+    if total == 0:
+        return outcome
+    references = {problem.problem_id: problem.reference for problem in store.problems()}
+    batch_size = getattr(verifier, "batch_size", None)
+    workers = workers or os.cpu_count() or 1
+    progress = Progress("verifying", total, problems=len(expected), mode=progress_mode)
+    unjudged = dict(expected)
+    started = time.monotonic()
+    buffer: list[pa.Table] = []
+    buffered_rows, last_flush = 0, time.monotonic()
+
+    def flush() -> None:
+        nonlocal buffered_rows, last_flush
+        if buffer:
+            store.write_verdicts(key, pa.concat_tables(buffer))
+            buffer.clear()
+        buffered_rows, last_flush = 0, time.monotonic()
+
+    def collect(future: Future, problem_id: str, indices: list[int]) -> None:
+        nonlocal buffered_rows
+        verdicts = future.result()
+        buffer.append(
+            pa.table(
+                {
+                    "problem_id": [problem_id] * len(indices),
+                    "sample_idx": indices,
+                    "correct": [verdict.correct for verdict in verdicts],
+                    "reason": [verdict.reason for verdict in verdicts],
+                    "answer": [verdict.answer for verdict in verdicts],
+                    "detail": [verdict.detail[:500] for verdict in verdicts],
+                }
+            )
+        )
+        for verdict in verdicts:
+            outcome.reasons[verdict.reason] += 1
+        outcome.verified += len(indices)
+        buffered_rows += len(indices)
+        unjudged[problem_id] -= len(indices)
+        progress.update(len(indices), problems=int(unjudged[problem_id] == 0))
+        if buffered_rows >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+            flush()
+
+    remaining = dict(expected)
+    gathered: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    inflight: dict[Future, tuple[str, list[int]]] = {}
+    context = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+
+            def drain(limit: int) -> None:
+                while len(inflight) > limit:
+                    done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        problem_id, indices = inflight.pop(future)
+                        collect(future, problem_id, indices)
+
+            for path in store.samples.shard_paths():
+                shard = pq.read_table(path, columns=["problem_id", "sample_idx", "text"])
+                problem_ids = shard.column("problem_id").to_numpy(zero_copy_only=False)
+                indices = shard.column("sample_idx").to_numpy()
+                texts = shard.column("text").to_pylist()
+                for problem_id in set(problem_ids.tolist()) & set(pending):
+                    rows = np.flatnonzero((problem_ids == problem_id) & in_ranges(indices, pending[problem_id]))
+                    gathered[problem_id].extend((int(indices[row]), texts[row]) for row in rows)
+                    remaining[problem_id] -= len(rows)
+                    if remaining[problem_id] > 0:
+                        continue
+                    items = sorted(gathered.pop(problem_id))
+                    size = batch_size or len(items)
+                    for start in range(0, len(items), size):
+                        chunk = items[start : start + size]
+                        future = pool.submit(_judge, verifier, references[problem_id], [text for _, text in chunk])
+                        inflight[future] = (problem_id, [index for index, _ in chunk])
+                        drain(4 * workers)
+            drain(0)
+    finally:
+        flush()
+        progress.close()
+        outcome.seconds = time.monotonic() - started
+    return outcome

@@ -1,0 +1,152 @@
+"""Figures: coverage against k with each law's fit and forecast band; the budget curve (coverage vs cost)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+import numpy as np  # noqa: E402
+
+from harness.forecasting.budget import Prices, Usage, cost_of  # noqa: E402
+from harness.store.counts import Counts  # noqa: E402
+from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k  # noqa: E402
+from harness.forecasting.forecast import CurveForecast, forecast_curve  # noqa: E402
+from harness.forecasting.laws import PowerLaw  # noqa: E402
+
+
+def observed_curve(counts: Counts, confidence: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ks, coverage, low, high) of the sampled range: unbiased pass@k with bootstrap intervals over problems."""
+    ks = log_spaced_ks(int(counts.num_samples.min()), points_per_decade=8)
+    per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
+    low, high = bootstrap_mean_interval(per_problem, confidence=confidence)
+    return ks, per_problem.mean(0), low, high
+
+
+def forecast_ks(sampled_k: int, forecast_k: int, points_per_decade: int = 12) -> np.ndarray:
+    """A log grid from 1 to ``forecast_k`` that includes the sampled k."""
+    ks = log_spaced_ks(max(forecast_k, sampled_k), points_per_decade)
+    return np.unique(np.append(ks, sampled_k))
+
+
+def law_curves(
+    counts: Counts, methods: Sequence[str], forecast_k: int, confidence: float = 0.9
+) -> dict[str, CurveForecast]:
+    """Each method's forecast over a log grid up to ``forecast_k`` (methods that cannot fit are left out)."""
+    ks = forecast_ks(int(counts.num_samples.min()), forecast_k)
+    curves = {}
+    for method in methods:
+        try:
+            curves[method] = forecast_curve(counts, ks, method, confidence)
+        except ValueError:
+            continue
+    return curves
+
+
+def plot_coverage(
+    path: str | Path,
+    ks: Sequence[float] | np.ndarray,
+    mean: Sequence[float] | np.ndarray,
+    low: Sequence[float] | np.ndarray,
+    high: Sequence[float] | np.ndarray,
+    laws: Mapping[str, CurveForecast | PowerLaw] | None = None,
+    forecast_k: int | None = None,
+    title: str | None = None,
+) -> Path:
+    """Coverage against k (log axis): measured points with interval bars, each law's curve, forecast bands.
+
+    ``laws`` maps a label to a fitted ``PowerLaw`` (its curve is drawn from k = 1 to ``forecast_k``) or to a
+    ``CurveForecast`` (its curve, dashed and with a shaded interval band beyond the sampled k).
+    """
+    ks = np.asarray(ks, dtype=np.float64)
+    mean, low, high = (np.asarray(values, dtype=np.float64) for values in (mean, low, high))
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.errorbar(ks, mean, yerr=[mean - low, high - mean], fmt="o", color="black", markersize=3, capsize=2,
+                  label="measured pass@k", zorder=3)
+    right = max(float(ks.max()), float(forecast_k or 0))
+    for index, (label, law) in enumerate((laws or {}).items()):
+        color = f"C{index}"
+        if isinstance(law, PowerLaw):
+            grid = np.logspace(0, np.log10(right), 200)
+            axes.plot(grid, law.predict(grid), color=color, label=f"{label} (a={law.a_:.3g}, b={law.b_:.3g})")
+            continue
+        if law.method != label:
+            label = f"{label}: {law.method}"
+        inside = law.ks <= law.sampled_k
+        beyond = law.ks >= law.sampled_k
+        axes.plot(law.ks[inside], law.coverage[inside], color=color, label=label)
+        axes.plot(law.ks[beyond], law.coverage[beyond], color=color, linestyle="--")
+        axes.fill_between(law.ks[beyond], law.low[beyond], law.high[beyond], color=color, alpha=0.15)
+    if forecast_k:
+        axes.axvline(forecast_k, color="grey", linestyle=":", linewidth=1)
+    axes.set_xlim(0.8, right * 1.2)
+    return _save(figure, axes, path, "samples per problem k", "coverage (pass@k)",
+                 title or "coverage vs samples; bands: forecast intervals")
+
+
+def plot_budget(
+    path: str | Path,
+    curve: CurveForecast,
+    counts: Counts,
+    usage: Usage | None = None,
+    prices: Prices | None = None,
+    target: float | None = None,
+    title: str | None = None,
+) -> Path:
+    """Coverage (with its forecast band) against the cost of k samples per problem: money when a price and
+    the token figures are known, else generated tokens, else samples."""
+    usage, prices = usage or Usage(), prices or Prices()
+    costs = [cost_of(int(k), counts, usage, prices) for k in curve.ks]
+    for unit, attribute in (("money", "money"), ("generated tokens", "generated_tokens"), ("samples", "samples")):
+        values = np.array([getattr(cost, attribute) for cost in costs], dtype=object)
+        if all(value is not None for value in values):
+            x = values.astype(np.float64)
+            break
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.plot(x, curve.coverage, color="C0", label=f"forecast ({curve.method})")
+    axes.fill_between(x, curve.low, curve.high, color="C0", alpha=0.2, label="interval")
+    if target is not None:
+        axes.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"target {target:.0%}")
+    return _save(figure, axes, path, unit, "coverage", title or "budget curve: coverage vs cost")
+
+
+def _save(figure, axes, path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Shared finish of both figures: log x axis, coverage y axis, grid, legend, PNG."""
+    axes.set_xscale("log")
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_compared_coverage(
+    path: str | Path,
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    xlabel: str,
+    title: str,
+    laws: Mapping[str, PowerLaw] | None = None,
+    right: float | None = None,
+) -> Path:
+    """Several runs' measured coverage on one figure: label -> (x, coverage, low, high), each a line with
+    its interval band; ``laws`` adds a run's fitted power law (x = k) as a dotted line up to ``right``."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for index, (label, (x, mean, low, high)) in enumerate(curves.items()):
+        color = f"C{index}"
+        axes.plot(x, mean, marker="o", markersize=3, color=color, label=label)
+        axes.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
+        law = (laws or {}).get(label)
+        if law is not None:
+            grid = np.logspace(0, np.log10(right or float(np.max(x))), 200)
+            axes.plot(grid, law.predict(grid), color=color, linestyle=":", linewidth=1,
+                      label=f"{label}: power law (a={law.a_:.3g}, b={law.b_:.3g})")
+    return _save(figure, axes, path, xlabel, "coverage (pass@k)", title)

@@ -1,0 +1,317 @@
+"""report.html: one self-contained page per run, to read offline or paste into a paper draft or a PR.
+
+Built from the run store and the ``analyze`` summary with Jinja2 templates (``harness/reporting/templates``) whose
+autoescaping is on: model output is untrusted text and is only ever inserted as escaped text. Figures are
+PNGs drawn by matplotlib and embedded as base64 data URIs, so the page loads no external resource and runs
+no JavaScript (its Content-Security-Policy forbids both).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import jinja2
+import numpy as np
+import pyarrow as pa
+
+from harness.forecasting.budget import Prices, Usage, inference_flops, plan_budget
+from harness.store.counts import Counts
+from harness.store import RunStore
+
+REPORT_TARGETS = (0.5, 0.8, 0.9, 0.95)
+EXAMPLES_PER_REASON = 3
+EXAMPLE_CHARS = 2000
+REFERENCE_CHARS = 300
+OUTCOME_ORDER = ("correct", "wrong", "timeout")  # always named; other reasons follow as present
+MISSING = "—"  # an unknown figure: never shown as 0
+
+
+def template_environment() -> jinja2.Environment:
+    """Templates of ``harness/reporting/templates`` with autoescaping on and the number filters the pages use."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.reporting", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["quantity"] = format_quantity
+    environment.filters["fixed"] = format_fixed
+    environment.filters["percent"] = lambda value: MISSING if value is None else f"{value:.0%}"
+    return environment
+
+
+def format_quantity(value: float | None, unit: str = "") -> str:
+    """3 significant digits with an SI suffix (12.3G); ``—`` for an unknown value."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return MISSING
+    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}{unit}"
+    return f"{value:.3g}{unit}"
+
+
+def format_fixed(value: float | None, digits: int = 3) -> str:
+    """A fixed number of decimals; ``—`` for an unknown value."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return MISSING
+    return f"{value:.{digits}f}"
+
+
+def png_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def embedded_figure(draw: Callable[[Path], Any]) -> str:
+    """Run ``draw(path)`` on a temporary PNG path and return the figure as a data URI."""
+    with tempfile.TemporaryDirectory(prefix="ttc-figure-") as folder:
+        path = Path(folder) / "figure.png"
+        draw(path)
+        return png_data_uri(path)
+
+
+def configuration_rows(store: RunStore, summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, value) pairs describing how the run was made."""
+    manifest = store.manifest
+    config = manifest.get("config", {})
+    model = manifest.get("model", {})
+    sessions = manifest.get("sessions", [])
+    rows = [
+        ("run directory", str(store.path)),
+        ("task", str(summary["task"])),
+        ("task description", _compact_json(config.get("task_description"))),
+        ("model", str(model.get("name"))),
+        ("model identity", str(model.get("identity", config.get("model")))),
+        ("model parameters", format_quantity(model.get("parameters"))),
+        ("engine", str(config.get("engine", MISSING))),
+        ("engine description", _compact_json(manifest.get("engine") or None)),
+        ("sampling", _compact_json(config.get("sampling"))),
+        ("seed", str((config.get("sampling") or {}).get("seed", MISSING))),
+        ("engine settings that define samples", _compact_json(config.get("sample_defining"))),
+        ("config hash", str(manifest.get("config_hash"))),
+        ("verifier", _compact_json(summary["verifier"])),
+        ("verdict set", str(summary["verdict_set"])),
+        ("problems", str(summary["problems"])),
+        ("samples per problem", _samples_per_problem(summary["samples_per_problem"])),
+        ("sampling sessions", str(len(sessions))),
+        ("created", str(manifest.get("created", MISSING))),
+        ("versions", ", ".join(f"{name} {version}" for name, version in manifest.get("versions", {}).items())),
+    ]
+    return rows
+
+
+def _samples_per_problem(spread: Mapping[str, int]) -> str:
+    low, high = spread["min"], spread["max"]
+    return str(low) if low == high else f"{low} to {high}"
+
+
+def _compact_json(value: Any) -> str:
+    if value is None or value == {}:
+        return MISSING
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def budget_rows(
+    counts: Counts, usage: Usage, prices: Prices, targets: Sequence[float] = REPORT_TARGETS
+) -> list[dict[str, Any]]:
+    """One ``plan_budget`` per target coverage: the k reaching it (forecast and interval ends) and its cost."""
+    sampled_k = int(counts.num_samples.min())
+    rows = []
+    for target in targets:
+        plan = plan_budget(counts, target, usage=usage, prices=prices)
+        cost = plan.costs.get("k")
+        rows.append(
+            {
+                "target": target,
+                "k": plan.k,
+                "k_optimistic": plan.k_optimistic,
+                "k_conservative": plan.k_conservative,
+                "measured": plan.k is not None and plan.k <= sampled_k,
+                "forecast": plan.forecast,
+                "cost": cost,
+                "hours": None if cost is None or cost.seconds is None else cost.seconds / 3600,
+                "k_limit": plan.k_limit,
+                "method": plan.method,
+                "confidence": plan.confidence,
+            }
+        )
+    return rows
+
+
+def token_accounting(store: RunStore, usage: Mapping[str, Any], prices: Prices, problems: int) -> dict[str, Any]:
+    """What the run's samples cost: tokens, FLOPs (2 x parameters x tokens), wall time, money where priced."""
+    finish = store.read_samples(columns=["finish_reason"]).column("finish_reason")
+    finish_reasons = _tally(str(value) if value is not None else "unknown" for value in finish.to_pylist())
+    seconds = sum(session.get("seconds", 0.0) for session in store.manifest.get("sessions", []))
+    output_tokens = usage.get("output_tokens")
+    prompt_tokens = usage.get("prompt_tokens_per_problem")
+    parameters = usage.get("model_parameters")
+    prefilled = None if prompt_tokens is None else problems * prompt_tokens
+    flops = None
+    if parameters is not None and output_tokens is not None and prefilled is not None:
+        flops = inference_flops(parameters, output_tokens, prefilled)
+    money = None
+    if prices.per_million_tokens is not None and output_tokens is not None:
+        money = (output_tokens + (prefilled or 0.0)) / 1e6 * prices.per_million_tokens
+    elif prices.gpu_hour is not None and seconds > 0:
+        money = seconds / 3600 * prices.gpu_hour
+    return {
+        "samples": usage.get("samples"),
+        "output_tokens": output_tokens,
+        "output_tokens_per_sample": usage.get("output_tokens_per_sample"),
+        "prompt_tokens_per_problem": prompt_tokens,
+        "prefilled_tokens": prefilled,
+        "output_tokens_per_second": usage.get("output_tokens_per_second"),
+        "sampling_seconds": seconds if seconds > 0 else None,
+        "model_parameters": parameters,
+        "flops": flops,
+        "money": money,
+        "finish_reasons": finish_reasons,
+    }
+
+
+def _tally(values: Iterable[str]) -> dict[str, int]:
+    tallies: dict[str, int] = {}
+    for value in values:
+        tallies[value] = tallies.get(value, 0) + 1
+    return dict(sorted(tallies.items(), key=lambda item: -item[1]))
+
+
+def selector_section(store: RunStore, verdict_set: str) -> dict[str, Any] | None:
+    """Each selector's accuracy@k next to coverage (``compare_verifiers``), when the run allows any selector."""
+    from harness.metrics.selectors import compare_verifiers, plot_comparison
+
+    result = compare_verifiers(store, verifier=verdict_set)
+    if len(result["selectors"]) < 2:  # coverage alone: no answers to vote on, no scores, no log-probs
+        return None
+    return {"result": result, "figure": embedded_figure(lambda path: plot_comparison(result, path))}
+
+
+def example_samples(
+    store: RunStore,
+    verdict_set: str,
+    per_reason: int = EXAMPLES_PER_REASON,
+    max_chars: int = EXAMPLE_CHARS,
+) -> dict[str, Any]:
+    """A few samples per verdict reason (correct, wrong, timeout first), each from a different problem where
+    possible, with the text cut to ``max_chars`` characters. Returned as plain strings: the template escapes."""
+    verdicts = store.verdicts(verdict_set).read(["correct", "reason", "answer", "detail"])
+    reasons = np.asarray(verdicts.column("reason").to_pylist(), dtype=object)
+    present = sorted(set(reasons.tolist()), key=lambda reason: (reason not in OUTCOME_ORDER, _order(reason), reason))
+    chosen_rows: dict[str, list[int]] = {}
+    for reason in present:
+        rows = np.flatnonzero(reasons == reason)
+        problem_ids = np.asarray(verdicts.column("problem_id").take(pa.array(rows)).to_pylist(), dtype=object)
+        _, first_of_problem = np.unique(problem_ids, return_index=True)
+        spread = rows[np.sort(first_of_problem)]  # one sample per problem first, then more of the same
+        chosen = np.concatenate([spread, np.setdiff1d(rows, spread)])[:per_reason]
+        chosen_rows[reason] = [int(row) for row in chosen]
+    wanted = sorted({verdicts.column("problem_id")[row].as_py() for rows in chosen_rows.values() for row in rows})
+    samples = store.read_samples(["text", "n_tokens", "finish_reason"], problem_ids=wanted)
+    sample_at = {
+        (problem_id, index): row
+        for row, (problem_id, index) in enumerate(
+            zip(samples.column("problem_id").to_pylist(), samples.column("sample_idx").to_pylist())
+        )
+    }
+    references = {problem.problem_id: problem.reference for problem in store.problems() if problem.problem_id in wanted}
+    groups = []
+    for reason in present:
+        examples = []
+        for row in chosen_rows[reason]:
+            problem_id = verdicts.column("problem_id")[row].as_py()
+            index = int(verdicts.column("sample_idx")[row].as_py())
+            sample_row = sample_at.get((problem_id, index))
+            text = "" if sample_row is None else samples.column("text")[sample_row].as_py() or ""
+            examples.append(
+                {
+                    "problem_id": problem_id,
+                    "sample_idx": index,
+                    "answer": verdicts.column("answer")[row].as_py(),
+                    "detail": verdicts.column("detail")[row].as_py(),
+                    "reference": _cut(_compact_json(references.get(problem_id)), REFERENCE_CHARS),
+                    "n_tokens": None if sample_row is None else samples.column("n_tokens")[sample_row].as_py(),
+                    "finish_reason": None if sample_row is None else samples.column("finish_reason")[sample_row].as_py(),
+                    "text": _cut(text, max_chars),
+                }
+            )
+        groups.append({"reason": reason, "count": int((reasons == reason).sum()), "examples": examples})
+    absent = [reason for reason in OUTCOME_ORDER if reason not in present]
+    return {"groups": groups, "absent": absent}
+
+
+def _order(reason: str) -> int:
+    return OUTCOME_ORDER.index(reason) if reason in OUTCOME_ORDER else len(OUTCOME_ORDER)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… [{len(text) - limit:,} more characters not shown]"
+
+
+def build_report(
+    store: RunStore,
+    summary: Mapping[str, Any],
+    *,
+    prices: Prices | None = None,
+    targets: Sequence[float] = REPORT_TARGETS,
+    examples_per_reason: int = EXAMPLES_PER_REASON,
+) -> str:
+    """The report page (HTML text) of a run whose ``analyze`` summary is ``summary``.
+
+    The coverage figure is ``coverage.png``, which ``analyze`` writes beside ``summary.json``.
+    """
+    prices = prices or Prices()
+    verdict_set = summary["verdict_set"]
+    counts = store.counts(verdict_set)
+    usage = summary.get("usage") or store.usage()
+    coverage_png = store.path / "coverage.png"
+    if not coverage_png.is_file():
+        raise FileNotFoundError(f"{coverage_png} is missing: run `ttc analyze {store.path}` first")
+    groups = {
+        name: sorted(values.items(), key=lambda item: _natural_key(item[0]))
+        for name, values in (summary.get("groups") or {}).items()
+    }
+    context = {
+        "title": f"{summary['task']} · {summary['model']}",
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "summary": summary,
+        "configuration": configuration_rows(store, summary),
+        "coverage_figure": png_data_uri(coverage_png),
+        "groups": groups,
+        "selectors": selector_section(store, verdict_set),
+        "budget": budget_rows(counts, Usage.from_mapping(usage), prices, targets),
+        "prices": prices,
+        "tokens": token_accounting(store, usage, prices, len(counts)),
+        "examples": example_samples(store, verdict_set, examples_per_reason),
+        "missing": MISSING,
+        "example_chars": EXAMPLE_CHARS,
+    }
+    return template_environment().get_template("report.html.jinja").render(**context)
+
+
+def _natural_key(value: str) -> tuple:
+    """'Level 2' before 'Level 10'."""
+    parts = []
+    for chunk in re.split(r"(\d+)", value):
+        parts.append((0, int(chunk)) if chunk.isdigit() else (1, chunk))
+    return tuple(parts)
+
+
+def write_report(
+    store: RunStore,
+    summary: Mapping[str, Any],
+    path: str | Path | None = None,
+    **options: Any,
+) -> Path:
+    """Write ``build_report`` to ``path`` (default ``RUN_DIR/report.html``) and return the path."""
+    path = Path(path) if path is not None else store.path / "report.html"
+    path.write_text(build_report(store, summary, **options), encoding="utf-8")
+    return path

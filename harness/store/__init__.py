@@ -1,0 +1,26 @@
+"""The data layer: run directories (samples, verdicts, scores as Parquet shards), their configuration, and
+per-problem counts, the lingua franca of the analysis."""
+
+from harness.store.config import RunConfig
+from harness.store.counts import Counts, read_counts_jsonl, write_counts_jsonl
+from harness.store.run_store import (
+    RunStore,
+    RunStoreError,
+    Session,
+    in_ranges,
+    missing_ranges,
+    subtract_ranges,
+)
+
+__all__ = [
+    "Counts",
+    "RunConfig",
+    "RunStore",
+    "RunStoreError",
+    "Session",
+    "in_ranges",
+    "missing_ranges",
+    "read_counts_jsonl",
+    "subtract_ranges",
+    "write_counts_jsonl",
+]

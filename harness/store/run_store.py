@@ -1,0 +1,672 @@
+"""The run directory: an append-only, crash-safe store of samples, verdicts and scores.
+
+Layout::
+
+    RUN_DIR/
+      manifest.json            configuration + hash, versions, budget, sampling sessions
+      problems.jsonl           the run's problems (prompt, reference, metadata): later steps need no dataset
+      samples/part-*.parquet   problem_id, sample_idx, text, n_tokens, finish_reason, logprob_sum, ...
+      verdicts/<verifier>-<hash>/part-*.parquet   problem_id, sample_idx, correct, reason, answer, detail
+      scores/<name>/part-*.parquet                 problem_id, sample_idx, score (+ optional step scores)
+
+Why Parquet shards rather than JSONL: samples are mostly text, which Parquet compresses several-fold;
+columns are typed (no float/int/None ambiguity); analysis reads only the columns it needs (counts never
+touch the text); and each shard's footer carries the (problem, sample range) it holds, so resuming reads
+footers only. Why shards at all: a shard is written to a temporary name, fsynced and renamed, so it either
+exists whole or not at all. Nothing stored is ever rewritten; a crash (even ``kill -9``) loses at most the
+shard being written, and the next run recomputes exactly the missing ranges from the footers.
+
+One writer at a time: a writer holds an exclusive ``flock`` on ``RUN_DIR/.lock``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from harness.store.config import RunConfig, config_hash, identity_differences
+from harness.store.counts import Counts
+from tasks.base import Problem
+
+FORMAT = "ttc-run/1"
+RANGES_KEY = b"ttc.ranges"
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("text", pa.string()),
+        ("n_tokens", pa.int32()),
+        ("finish_reason", pa.string()),
+        ("logprob_sum", pa.float64()),
+        ("prompt_tokens", pa.int32()),
+        ("seed", pa.int64()),
+        ("session", pa.string()),
+    ]
+)
+
+VERDICT_SCHEMA = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("correct", pa.bool_()),
+        ("reason", pa.string()),
+        ("answer", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+SCORE_SCHEMA = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("score", pa.float64()),
+        ("step_scores", pa.list_(pa.float64())),
+    ]
+)
+
+
+class RunStoreError(RuntimeError):
+    """A run directory cannot be used as asked (wrong configuration, locked, not a run, ...)."""
+
+
+Ranges = dict[str, list[tuple[int, int]]]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ranges_of(problem_ids: Sequence[str], indices: Sequence[int]) -> list[tuple[str, int, int]]:
+    """Contiguous (problem, start, stop) ranges covering the given (problem, index) pairs."""
+    by_problem: dict[str, list[int]] = defaultdict(list)
+    for problem_id, index in zip(problem_ids, indices):
+        by_problem[problem_id].append(int(index))
+    result = []
+    for problem_id, values in by_problem.items():
+        values.sort()
+        start = previous = values[0]
+        for value in values[1:]:
+            if value != previous + 1:
+                result.append((problem_id, start, previous + 1))
+                start = value
+            previous = value
+        result.append((problem_id, start, previous + 1))
+    return result
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def subtract_ranges(
+    ranges: Iterable[tuple[int, int]], removed: Iterable[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The parts of ``ranges`` not covered by ``removed`` (half-open index ranges)."""
+    removed = merge_ranges(removed)
+    result = []
+    for start, stop in merge_ranges(ranges):
+        cursor = start
+        for cut_start, cut_stop in removed:
+            if cut_stop <= cursor or cut_start >= stop:
+                continue
+            if cut_start > cursor:
+                result.append((cursor, cut_start))
+            cursor = max(cursor, cut_stop)
+        if cursor < stop:
+            result.append((cursor, stop))
+    return result
+
+
+def missing_ranges(stored: Sequence[tuple[int, int]], target: int) -> list[tuple[int, int]]:
+    """The parts of [0, target) not covered by the stored ranges."""
+    return subtract_ranges([(0, target)], stored) if target > 0 else []
+
+
+def in_ranges(indices: np.ndarray, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Boolean mask: which indices fall inside the (merged, sorted) half-open ranges."""
+    if not ranges:
+        return np.zeros(len(indices), dtype=bool)
+    starts = np.array([start for start, _ in ranges])
+    stops = np.array([stop for _, stop in ranges])
+    slot = np.searchsorted(starts, indices, side="right") - 1
+    return (slot >= 0) & (indices < stops[np.clip(slot, 0, None)])
+
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def read_footer_schema(path: Path) -> pa.Schema:
+    """A Parquet file's schema (with its key-value metadata) from its footer alone.
+
+    ``pq.read_schema`` reads the last 64 KiB of the file to find the footer, which for shards of a few
+    hundred KB is much of the data; resuming a run scans every shard, so read exactly the footer instead.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(size - 8)
+        tail = handle.read(8)
+        footer_length = int.from_bytes(tail[:4], "little")
+        if tail[4:] != PARQUET_MAGIC or footer_length + 8 > size:
+            raise RunStoreError(f"{path} is not a complete Parquet file")
+        handle.seek(size - 8 - footer_length)
+        footer = handle.read(footer_length + 8)
+    return pq.read_schema(pa.BufferReader(PARQUET_MAGIC + footer))
+
+
+class ShardSet:
+    """A folder of append-only Parquet shards with a (problem, index range) index in their footers."""
+
+    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+        self.folder = folder
+        self.schema = schema
+
+    def shard_paths(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(self.folder.glob("part-*.parquet"))
+
+    def append(self, table: pa.Table) -> Path | None:
+        """Write one shard atomically (temp name, fsync, rename). Returns its path (None for no rows)."""
+        if table.num_rows == 0:
+            return None
+        table = table.select(self.schema.names).cast(self.schema)
+        ranges = ranges_of(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
+        table = table.replace_schema_metadata({RANGES_KEY: json.dumps(ranges).encode()})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = self.folder / f".tmp-{name}"
+        with tmp.open("wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = self.folder / name
+        os.replace(tmp, final)
+        _fsync_dir(self.folder)
+        return final
+
+    def ranges(self) -> Ranges:
+        """Stored index ranges per problem, from shard footers only (no data pages are read)."""
+        index: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for path in self.shard_paths():
+            metadata = read_footer_schema(path).metadata or {}
+            if RANGES_KEY in metadata:
+                entries = json.loads(metadata[RANGES_KEY])
+            else:  # a shard written by other tools: derive from its key columns
+                keys = pq.read_table(path, columns=["problem_id", "sample_idx"])
+                entries = ranges_of(keys.column("problem_id").to_pylist(), keys.column("sample_idx").to_pylist())
+            for problem_id, start, stop in entries:
+                index[problem_id].append((int(start), int(stop)))
+        return {problem_id: merge_ranges(spans) for problem_id, spans in index.items()}
+
+    def read(self, columns: Sequence[str] | None = None, problem_ids: Iterable[str] | None = None) -> pa.Table:
+        """All stored rows (duplicates of a (problem, index) pair dropped, first shard wins), sorted by key."""
+        paths = self.shard_paths()
+        wanted = list(columns) if columns is not None else self.schema.names
+        for key in ("sample_idx", "problem_id"):
+            if key not in wanted:
+                wanted.insert(0, key)
+        if not paths:
+            return self.schema.empty_table().select(wanted)
+        tables = [pq.read_table(path, columns=wanted) for path in paths]
+        table = pa.concat_tables(tables, promote_options="default")
+        if problem_ids is not None:
+            table = table.filter(pc.is_in(table.column("problem_id"), pa.array(list(problem_ids), pa.string())))
+        table = _drop_duplicate_keys(table)
+        return table.sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+
+
+def _drop_duplicate_keys(table: pa.Table) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    keys = pa.Table.from_arrays(
+        [table.column("problem_id"), table.column("sample_idx"), pa.array(np.arange(table.num_rows))],
+        names=["problem_id", "sample_idx", "row"],
+    )
+    first = keys.group_by(["problem_id", "sample_idx"], use_threads=False).aggregate([("row", "min")])
+    if first.num_rows == table.num_rows:
+        return table
+    return table.take(first.column("row_min"))
+
+
+@dataclass
+class Session:
+    """Bookkeeping of one sampling session, stored in the manifest (throughput feeds the budget)."""
+
+    id: str
+    started: str
+    samples: int = 0
+    output_tokens: int = 0
+    prompt_tokens: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    finished: str | None = None
+    status: str = "running"
+
+
+class RunStore:
+    """A run directory. Open with ``RunStore.open`` (read) or ``RunStore.create_or_resume`` (write)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], lock_handle: Any = None) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._lock_handle = lock_handle
+        self.samples = ShardSet(path / "samples", SAMPLE_SCHEMA)
+
+    # -- opening -------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, writable: bool = False) -> "RunStore":
+        """Open an existing run directory; ``writable`` takes the directory's writer lock."""
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise RunStoreError(f"{path} is not a run directory (no manifest.json)")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as error:
+            raise RunStoreError(f"{manifest_path} is not valid JSON: {error}") from None
+        if manifest.get("format") != FORMAT:
+            raise RunStoreError(f"{path}: unknown run format {manifest.get('format')!r} (expected {FORMAT})")
+        store = cls(path, manifest, _acquire_lock(path) if writable else None)
+        if writable:
+            store._remove_partial_writes()
+        return store
+
+    @classmethod
+    def create_or_resume(
+        cls,
+        path: str | Path,
+        config: RunConfig,
+        problems: Sequence[Problem],
+        *,
+        default_verifier: str,
+        model_info: Mapping[str, Any],
+        versions: Mapping[str, Any],
+    ) -> "RunStore":
+        """Open ``path`` for sampling ``config``, creating it if new.
+
+        An existing directory must hold the same configuration hash (else ``RunStoreError`` lists the
+        differing fields and nothing is touched), and its problems must be a prefix of ``problems``
+        (the run can grow, never change).
+        """
+        path = Path(path)
+        identity = config.identity()
+        if (path / "manifest.json").is_file():
+            store = cls.open(path, writable=True)
+            try:
+                stored_identity = store.manifest["config"]
+                if store.manifest["config_hash"] != config_hash(identity):
+                    differences = identity_differences(stored_identity, identity)
+                    hint = ""
+                    if any(line.startswith("sample_defining.") for line in differences):
+                        # repeating the option is not enough when the engine resolves it from the machine
+                        hint = (
+                            "\nsample_defining holds engine settings as the engine resolves them on this machine "
+                            "(e.g. a dtype of auto): resume where they resolve to the stored values."
+                        )
+                    raise RunStoreError(
+                        f"{path} holds a run with a different configuration; refusing to mix samples.\n  "
+                        + "\n  ".join(differences or ["(configuration hash differs)"])
+                        + "\nUse another --out directory, or repeat the stored settings to resume."
+                        + hint
+                    )
+                store._extend_problems(problems)
+                store.manifest["budget"] = config.budget()
+                store._save_manifest()
+            except BaseException:
+                store.close()
+                raise
+            return store
+        return cls.create(
+            path,
+            identity,
+            problems,
+            budget=config.budget(),
+            default_verifier=default_verifier,
+            model_info=model_info,
+            versions=versions,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        identity: Mapping[str, Any],
+        problems: Sequence[Problem],
+        *,
+        budget: Mapping[str, Any],
+        default_verifier: str,
+        model_info: Mapping[str, Any],
+        versions: Mapping[str, Any],
+    ) -> "RunStore":
+        """Create a new run directory (refusing a non-empty one) holding ``problems``; opened for writing.
+
+        ``identity`` is what defines the samples (hashed into ``config_hash``): a sampling configuration, or
+        the description of imported data.
+        """
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another --out")
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "created": _now(),
+            "config_hash": config_hash(identity),
+            "config": dict(identity),
+            "budget": dict(budget),
+            "default_verifier": default_verifier,
+            "model": dict(model_info),
+            "versions": dict(versions),
+            "engine": {},
+            "sessions": [],
+        }
+        store = cls(path, manifest, _acquire_lock(path))
+        store._write_problems(problems)
+        store._save_manifest()
+        return store
+
+    def close(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- manifest and problems -----------------------------------------------------------------------------
+    def _require_writer(self) -> None:
+        if self._lock_handle is None:
+            raise RunStoreError(f"{self.path} was opened read-only")
+
+    def _save_manifest(self) -> None:
+        self._require_writer()
+        _write_json_atomic(self.path / "manifest.json", self.manifest)
+
+    def update_manifest(self, **fields: Any) -> None:
+        self.manifest.update(fields)
+        self._save_manifest()
+
+    def _remove_partial_writes(self) -> None:
+        """Delete temp files left by a writer that died mid-write (safe: we hold the writer lock)."""
+        for pattern in ("samples/.tmp-*", "verdicts/*/.tmp-*", "scores/*/.tmp-*", ".*.tmp"):
+            for tmp in self.path.glob(pattern):
+                tmp.unlink(missing_ok=True)
+
+    def problems(self) -> list[Problem]:
+        path = self.path / "problems.jsonl"
+        with path.open(encoding="utf-8") as handle:
+            return [Problem.from_record(json.loads(line)) for line in handle if line.strip()]
+
+    def _write_problems(self, problems: Sequence[Problem]) -> None:
+        ids = [problem.problem_id for problem in problems]
+        if len(set(ids)) != len(ids):
+            duplicate = next(pid for pid in ids if ids.count(pid) > 1)
+            raise RunStoreError(f"the task has a duplicate problem id {duplicate!r}")
+        path = self.path / "problems.jsonl"
+        tmp = path.with_name(".problems.jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for problem in problems:
+                handle.write(json.dumps(problem.to_record(), ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.path)
+
+    def _extend_problems(self, problems: Sequence[Problem]) -> None:
+        stored = self.problems()
+        stored_ids = [problem.problem_id for problem in stored]
+        requested_ids = [problem.problem_id for problem in problems]
+        common = min(len(stored_ids), len(requested_ids))
+        if stored_ids[:common] != requested_ids[:common]:
+            raise RunStoreError(f"{self.path}: the task's problems differ from the stored ones (order or ids)")
+        if len(requested_ids) > len(stored_ids):
+            self._write_problems(list(stored) + list(problems[len(stored):]))
+
+    # -- samples -------------------------------------------------------------------------------------------
+    def sample_ranges(self) -> Ranges:
+        return self.samples.ranges()
+
+    def samples_missing_from(self, shards: ShardSet) -> Ranges:
+        """Index ranges per problem stored as samples but absent from ``shards`` (verdicts or scores to do).
+
+        Raises RunStoreError if samples are stored for a problem that problems.jsonl lacks.
+        """
+        done = shards.ranges()
+        missing = {}
+        for problem_id, ranges in self.sample_ranges().items():
+            todo = subtract_ranges(ranges, done.get(problem_id, []))
+            if todo:
+                missing[problem_id] = todo
+        unknown = set(missing) - {problem.problem_id for problem in self.problems()}
+        if unknown:
+            raise RunStoreError(f"{self.path}: samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
+        return missing
+
+    def write_samples(self, table: pa.Table) -> None:
+        self._require_writer()
+        self.samples.append(table)
+
+    def read_samples(self, columns: Sequence[str] | None = None, problem_ids: Iterable[str] | None = None) -> pa.Table:
+        return self.samples.read(columns, problem_ids)
+
+    def start_session(self, engine_description: Mapping[str, Any], versions: Mapping[str, Any]) -> Session:
+        session = Session(id=uuid.uuid4().hex[:12], started=_now())
+        self.manifest["engine"] = dict(engine_description)
+        self.manifest["versions"] = dict(versions)
+        self.manifest["sessions"].append(session.__dict__.copy())
+        self._save_manifest()
+        return session
+
+    def save_session(self, session: Session, engine_description: Mapping[str, Any] | None = None) -> None:
+        """Save a session's figures (and the engine's description, when it changed while sampling)."""
+        if engine_description is not None:
+            self.manifest["engine"] = dict(engine_description)
+        for index, entry in enumerate(self.manifest["sessions"]):
+            if entry["id"] == session.id:
+                self.manifest["sessions"][index] = session.__dict__.copy()
+        self._save_manifest()
+
+    # -- verdicts ------------------------------------------------------------------------------------------
+    def verdict_sets(self) -> dict[str, dict[str, Any]]:
+        """Verdict sets present: key -> the verifier description stored with them."""
+        folder = self.path / "verdicts"
+        sets = {}
+        for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
+            info = sub / "verifier.json"
+            if info.is_file():
+                sets[sub.name] = json.loads(info.read_text())
+        return sets
+
+    def verdict_key(self, verifier_description: Mapping[str, Any]) -> str:
+        name = str(verifier_description.get("name", "verifier"))
+        return f"{name}-{config_hash(verifier_description)[:8]}"
+
+    def verdicts(self, key: str) -> ShardSet:
+        return ShardSet(self.path / "verdicts" / key, VERDICT_SCHEMA)
+
+    def register_verdict_set(self, verifier_description: Mapping[str, Any]) -> str:
+        self._require_writer()
+        key = self.verdict_key(verifier_description)
+        folder = self.path / "verdicts" / key
+        folder.mkdir(parents=True, exist_ok=True)
+        info = folder / "verifier.json"
+        if not info.is_file():
+            _write_json_atomic(info, dict(verifier_description))
+        self.update_manifest(active_verdicts=key)
+        return key
+
+    def write_verdicts(self, key: str, table: pa.Table) -> None:
+        self._require_writer()
+        self.verdicts(key).append(table)
+
+    def resolve_verdict_key(self, verifier: str | None = None) -> str:
+        """The verdict set to analyse: by key or verifier name, else the one last verified."""
+        sets = self.verdict_sets()
+        if not sets:
+            raise RunStoreError(f"{self.path} has no verdicts yet: run `ttc verify {self.path}` first")
+        if verifier is None:
+            key = self.manifest.get("active_verdicts")
+            if key in sets:
+                return key
+            return sorted(sets)[-1]
+        if verifier in sets:
+            return verifier
+        matching = [key for key, info in sets.items() if info.get("name") == verifier]
+        if not matching:
+            raise RunStoreError(f"{self.path} has no verdicts from {verifier!r}; it has {sorted(sets)}")
+        if len(matching) > 1 and self.manifest.get("active_verdicts") in matching:
+            return self.manifest["active_verdicts"]
+        return matching[-1]
+
+    def read_verdicts(self, verifier: str | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        return self.verdicts(self.resolve_verdict_key(verifier)).read(columns)
+
+    # -- scores (reward models, imported scores) -------------------------------------------------------------
+    def scores(self, name: str) -> ShardSet:
+        return ShardSet(self.path / "scores" / name, SCORE_SCHEMA)
+
+    def score_sets(self) -> dict[str, dict[str, Any]]:
+        """Score sets present: name -> how they were made (``scorer.json``: reward model, or imported)."""
+        folder = self.path / "scores"
+        sets = {}
+        for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
+            info = sub / "scorer.json"
+            if info.is_file():
+                sets[sub.name] = json.loads(info.read_text())
+        return sets
+
+    def register_score_set(self, name: str, description: Mapping[str, Any]) -> None:
+        """Create score set ``name`` made as ``description``, or check that the existing one was made alike."""
+        self._require_writer()
+        if not name or name.startswith(".") or "/" in name or name != name.strip():
+            raise RunStoreError(f"invalid score set name {name!r}: use letters, digits, '-', '_' or '.'")
+        folder = self.path / "scores" / name
+        info = folder / "scorer.json"
+        if info.is_file():
+            stored = json.loads(info.read_text())
+            if stored != dict(description):
+                differences = identity_differences(stored, dict(description))
+                raise RunStoreError(
+                    f"score set {name!r} in {self.path} was made differently; refusing to mix scores.\n  "
+                    + "\n  ".join(differences)
+                    + "\nChoose another --name."
+                )
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(info, dict(description))
+
+    # -- reductions for analysis -----------------------------------------------------------------------------
+    def counts(self, verifier: str | None = None) -> Counts:
+        """Per-problem (n, c) from a verdict set; problem metadata become grouping fields."""
+        verdicts = self.read_verdicts(verifier, columns=["correct"])
+        if verdicts.num_rows == 0:
+            raise RunStoreError(f"{self.path}: the verdict set is empty")
+        grouped = verdicts.group_by("problem_id", use_threads=False).aggregate(
+            [("correct", "count"), ("correct", "sum")]
+        )
+        by_id = {
+            problem_id: (int(n), int(c))
+            for problem_id, n, c in zip(
+                grouped.column("problem_id").to_pylist(),
+                grouped.column("correct_count").to_pylist(),
+                grouped.column("correct_sum").to_pylist(),
+            )
+        }
+        problems = [problem for problem in self.problems() if problem.problem_id in by_id]
+        fields: dict[str, np.ndarray] = {}
+        scalar_keys = sorted(
+            {
+                key
+                for problem in problems
+                for key, value in problem.metadata.items()
+                if isinstance(value, (str, int, float, bool))
+            }
+        )
+        for key in scalar_keys:
+            fields[key] = np.array([problem.metadata.get(key) for problem in problems], dtype=object)
+        return Counts(
+            num_samples=np.array([by_id[p.problem_id][0] for p in problems], dtype=np.int64),
+            num_correct=np.array([by_id[p.problem_id][1] for p in problems], dtype=np.int64),
+            problem_ids=np.array([p.problem_id for p in problems], dtype=object),
+            fields=fields,
+        )
+
+    def usage(self) -> dict[str, Any]:
+        """Measured cost figures: tokens per sample and per prompt, throughput, model size."""
+        table = self.read_samples(columns=["n_tokens", "prompt_tokens"])
+        if table.num_rows == 0:
+            raise RunStoreError(f"{self.path} has no samples yet")
+        per_problem = table.group_by("problem_id", use_threads=False).aggregate([("prompt_tokens", "max")])
+        finished = [s for s in self.manifest.get("sessions", []) if s.get("seconds", 0) > 0]
+        seconds = sum(s["seconds"] for s in finished)
+        output_tokens = sum(s["output_tokens"] for s in finished)
+        total_tokens = pc.sum(table.column("n_tokens")).as_py()  # None where samples were imported without counts
+        tokens_per_sample = pc.mean(table.column("n_tokens")).as_py()
+        prompt_tokens = pc.mean(per_problem.column("prompt_tokens_max")).as_py()
+        return {
+            "samples": table.num_rows,
+            "output_tokens": None if total_tokens is None else int(total_tokens),
+            "output_tokens_per_sample": None if tokens_per_sample is None else float(tokens_per_sample),
+            "prompt_tokens_per_problem": None if prompt_tokens is None else float(prompt_tokens),
+            "output_tokens_per_second": output_tokens / seconds if seconds > 0 else None,
+            "model_parameters": self.manifest.get("model", {}).get("parameters"),
+        }
+
+
+def _acquire_lock(path: Path):
+    handle = (path / ".lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunStoreError(f"{path} is in use by another ttc process ({owner}); wait for it or stop it") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {platform.node()}")
+    handle.flush()
+    return handle
