@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.pipeline.runner import SampleOptions
+from harness.pipeline.prepare import SampleOptions
 
 FAKE_ENGINE = "tests.fake_engine:FakeEngine"
 

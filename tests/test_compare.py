@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 import harness.cli  # noqa: F401  (registers the commands on the app)
 from harness.cli.app import app
-from harness.pipeline.runner import SampleOptions, prepare, sample_run, verify
+from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.sample import sample_run
+from harness.pipeline.verify import verify
 from harness.store import RunStore
 from tests.helpers import FAKE_ENGINE
 from tests.report_fixtures import write_level_problems

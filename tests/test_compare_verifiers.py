@@ -12,7 +12,10 @@ import pytest
 
 from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors, write_comparison
 from harness.pipeline.importing import SampleFields, import_samples, import_scores
-from harness.pipeline.runner import analyze, prepare, sample, verify
+from harness.pipeline.analyze import analyze
+from harness.pipeline.prepare import prepare
+from harness.pipeline.sample import sample
+from harness.pipeline.verify import verify
 from harness.store import RunStore, RunStoreError
 from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options

@@ -1,6 +1,6 @@
 """The package layout is the architecture: imports point down the layers only.
 
-cli -> pipeline -> reporting -> forecasting -> metrics -> store -> engines -> (tasks, verifiers), and
+cli -> pipeline -> reporting -> forecasting -> metrics -> store -> engines -> errors -> (tasks, verifiers), and
 ``verifiers`` may use ``tasks``; ``tasks`` uses neither. A module may import its own subpackage freely.
 Checked on the source (every import statement, also those inside functions), so a lazy import cannot hide
 an upward dependency.
@@ -22,6 +22,7 @@ LAYERS = [
     "harness.metrics",
     "harness.store",
     "harness.engines",
+    "harness.errors",
     "verifiers",
     "tasks",
 ]

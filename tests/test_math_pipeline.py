@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator
 
 from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
-from harness.pipeline.runner import SampleOptions, analyze, prepare, sample_run, verify
+from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.analyze import analyze
+from harness.pipeline.sample import sample_run
+from harness.pipeline.verify import verify
 from tasks.base import read_jsonl
 from tests.conftest import find_shared_data
 from tests.helpers import fake_model_dir

@@ -11,7 +11,8 @@ import pytest
 
 import harness.engines.vllm_engine as vllm_engine
 from harness.engines.vllm_engine import VLLMEngine, cpu_has_fast_bf16
-from harness.pipeline.runner import open_run, prepare, sample
+from harness.pipeline.prepare import open_run, prepare
+from harness.pipeline.sample import sample
 from harness.store import RunStoreError
 from tests.helpers import gsm8k_options
 

@@ -10,7 +10,8 @@ import pytest
 
 import harness.pipeline.score
 from harness.pipeline.importing import import_samples
-from harness.pipeline.runner import prepare, sample
+from harness.pipeline.prepare import prepare
+from harness.pipeline.sample import sample
 from harness.pipeline.score import ScoringOptions, score_run
 from harness.store import RunStore, RunStoreError
 from tests.conftest import REPO_ROOT

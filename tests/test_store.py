@@ -4,7 +4,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from harness.pipeline.runner import analyze, prepare, sample, verify
+from harness.pipeline.analyze import analyze
+
+from harness.pipeline.prepare import prepare
+
+from harness.pipeline.sample import sample
+
+from harness.pipeline.verify import verify
 from harness.store import RunStore, RunStoreError, missing_ranges, subtract_ranges
 from tests.fake_engine import fake_text
 from tests.helpers import gsm8k_options
@@ -40,17 +46,17 @@ def test_sampling_stores_every_sample_once_with_its_metadata(shared_data, tmp_pa
 
 
 def test_rerun_generates_only_what_is_missing_and_extends_budgets(shared_data, tmp_path, monkeypatch):
-    import harness.pipeline.runner
+    import harness.pipeline.sample
 
     seen = []
-    original = harness.pipeline.runner.build_engine
+    original = harness.pipeline.sample.build_engine
 
     def recording_engine(*args, **kwargs):
         engine = original(*args, **kwargs)
         seen.append(engine)
         return engine
 
-    monkeypatch.setattr(harness.pipeline.runner, "build_engine", recording_engine)
+    monkeypatch.setattr(harness.pipeline.sample, "build_engine", recording_engine)
     quiet = dict(quiet=True, log=lambda *_: None)
     sample(prepare(gsm8k_options(shared_data, tmp_path)), **quiet).close()
     sample(prepare(gsm8k_options(shared_data, tmp_path)), **quiet).close()

@@ -75,7 +75,7 @@ def _verification_result(outcome) -> dict[str, Any]:
 
 def _report(store, quiet: bool, verifier: str | None = None) -> dict[str, Any]:
     from harness.reporting.terminal import print_summary
-    from harness.pipeline.runner import analyze
+    from harness.pipeline.analyze import analyze
 
     summary = analyze(store, verifier)
     if not quiet:
@@ -170,7 +170,11 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         quiet: QuietOption = False,
         json_output: JsonOption = False,
     ) -> None:
-        from harness.pipeline.runner import SampleOptions, adaptive_pilot as run_adaptive_pilot, analyze, prepare, sample_run, verify
+        from harness.pipeline.prepare import SampleOptions, prepare
+        from harness.pipeline.adaptive import adaptive_pilot as run_adaptive_pilot
+        from harness.pipeline.analyze import analyze
+        from harness.pipeline.sample import sample_run
+        from harness.pipeline.verify import verify
 
         output = Output(name, quiet, json_output)
         if adaptive_pilot and not full_pipeline:
@@ -279,7 +283,7 @@ def verify_command(
     json_output: JsonOption = False,
 ) -> None:
     """Judge every stored sample that has no verdict yet (resumable; runs on all cores)."""
-    from harness.pipeline.runner import verify
+    from harness.pipeline.verify import verify
     from harness.store import RunStore
 
     output = Output("verify", quiet, json_output)
@@ -296,7 +300,7 @@ def verify_command(
 @app.command("analyze")
 def analyze_command(run_dir: RunDir, verifier: VerifierOption = None, quiet: QuietOption = False) -> None:
     """Compute coverage (pass@k for every k) with intervals and write summary.json."""
-    from harness.pipeline.runner import analyze
+    from harness.pipeline.analyze import analyze
     from harness.store import RunStore
 
     try:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
 from harness.engines.base import Engine, GenerationRequest, GenerationResult, SamplingSettings, request_seed
 from harness.reporting.progress import Progress
 from harness.store import RunStore, Session, missing_ranges
+from harness.pipeline.prepare import PreparedRun, build_engine, open_run, package_versions
 from tasks.base import Problem
 
 # Largest n in one request: beyond this a problem's samples are split over several requests (prefix caching
@@ -130,3 +131,71 @@ def run_sampling(
         session.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         store.save_session(session, engine_description=engine.describe())
     return SamplingOutcome(session=session, requested=sum(request.n for request in requests))
+
+
+@dataclass
+class SampleReport:
+    """What ``sample_run`` did: the open store, the samples wanted and already stored, and the session run
+    (None when nothing was missing)."""
+
+    store: RunStore
+    wanted: int
+    already_stored: int
+    session: Session | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wanted": self.wanted,
+            "already_stored": self.already_stored,
+            "session": None if self.session is None else dict(self.session.__dict__),
+        }
+
+
+def sample(prepared: PreparedRun, quiet: bool = False, log=print) -> RunStore:
+    """Create or resume the run directory and generate exactly the missing samples. Returns the open store."""
+    return sample_run(prepared, progress_mode="quiet" if quiet else "auto", log=log).store
+
+
+def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log=print) -> SampleReport:
+    """``sample`` with a progress mode (see ``harness.reporting.progress.PROGRESS_MODES``), reporting what was done."""
+    store = open_run(prepared)
+    try:
+        return generate_missing(store, prepared, prepared.config.samples, progress_mode, log)
+    except BaseException:
+        store.close()
+        raise
+
+
+def generate_missing(
+    store: RunStore,
+    prepared: PreparedRun,
+    targets: int | Mapping[str, int],
+    progress_mode: str = "auto",
+    log=print,
+) -> SampleReport:
+    """Sample what ``store`` lacks to reach ``targets`` samples per problem (one number, or one per problem id)."""
+    config = prepared.config
+    session = None
+    stored = store.sample_ranges()
+    requests = plan_requests(prepared.problems, stored, targets, config.sampling.seed)
+    if isinstance(targets, int):
+        wanted = len(prepared.problems) * targets
+    else:
+        wanted = sum(int(targets.get(problem.problem_id, 0)) for problem in prepared.problems)
+    missing = sum(request.n for request in requests)
+    log(f"run directory: {store.path}  ({wanted - missing}/{wanted} samples already stored)")
+    if requests:
+        stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
+        session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
+        engine = build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)
+        try:
+            problems = len({request.problem_id for request in requests})
+            progress = Progress("sampling", missing, problems=problems, mode=progress_mode)
+            outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
+            session = outcome.session
+            rate = session.output_tokens / session.seconds if session.seconds else 0.0
+            log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
+        finally:
+            engine.close()
+    return SampleReport(store=store, wanted=wanted, already_stored=wanted - missing, session=session)
+

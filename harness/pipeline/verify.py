@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from harness.reporting.progress import Progress
 from harness.store import RunStore, in_ranges
+from verifiers import load_verifier
 from verifiers.base import Verdict, Verifier
 
 FLUSH_ROWS = 5000
@@ -139,3 +140,17 @@ def run_verification(
         progress.close()
         outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def verify(
+    store: RunStore,
+    verifier_name: str | None = None,
+    workers: int | None = None,
+    quiet: bool = False,
+    progress_mode: str | None = None,
+) -> VerificationOutcome:
+    """Judge the store's unverified samples; ``progress_mode`` (default: ``quiet`` or ``auto``) wins over ``quiet``."""
+    verifier = load_verifier(verifier_name or store.manifest["default_verifier"])
+    mode = progress_mode or ("quiet" if quiet else "auto")
+    return run_verification(store, verifier, workers=workers, progress_mode=mode)
+
