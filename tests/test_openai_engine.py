@@ -223,12 +223,12 @@ def test_a_model_the_server_does_not_serve_is_refused_before_sampling(shared_dat
 
 
 def test_model_names_a_served_model_never_a_local_checkpoint(shared_data, tmp_path, monkeypatch):
-    import harness.pipeline.prepare
+    import harness.engines.models
 
     def no_local_model(*args, **kwargs):
         raise AssertionError("no local model may be resolved, converted or downloaded for --engine openai")
 
-    monkeypatch.setattr(harness.pipeline.prepare, "resolve_model", no_local_model)
+    monkeypatch.setattr(harness.engines.models, "resolve_model", no_local_model)
     base = dict(task="gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), engine="openai", out=tmp_path / "run")
     first = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:8000/v1"}, **base))
     moved = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:9001/v1/"}, **base))

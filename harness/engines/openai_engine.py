@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
 from harness.engines.models import ModelRef
 
 logger = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class _Assembly:
         self.missing -= len(result.completions)
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     """Samples from an OpenAI-compatible server.
 
     Args:
@@ -210,7 +210,7 @@ class OpenAIEngine:
     """
 
     # Nothing the engine options set changes what is sampled (the served model is in the identity).
-    sample_defining_options: tuple[str, ...] = ()
+    sample_defining_options = ()
 
     def __init__(
         self,
