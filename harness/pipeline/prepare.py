@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.engines.base import SamplingSettings
 from harness.engines.models import ModelRef, count_parameters
-from harness.engines.registry import build_engine, engine_class  # build_engine: the sample step imports it here
+from harness.engines.registry import build_engine, engine_class  # noqa: F401 - build_engine: sample.py imports it here
 from harness.store import RunStore
 from harness.store.config import RunConfig
 from tasks import load_task
