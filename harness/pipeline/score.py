@@ -13,9 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from harness.engines.models import resolve_model
 from harness.engines.reward_models import (
@@ -28,7 +26,7 @@ from harness.engines.reward_models import (
 )
 from harness.errors import OptionError
 from harness.reporting.progress import Progress
-from harness.store import RunStore, in_ranges
+from harness.store import RunStore
 
 FLUSH_ROWS = 512
 FLUSH_SECONDS = 30.0
@@ -110,7 +108,8 @@ def score_run(
     name = options.name or f"{options.kind}-{model.name}"
     store.register_score_set(name, description)
     outcome = ScoringOutcome(name=name, description=description)
-    pending = store.samples_missing_from(store.scores(name))
+    score_set = store.scores(name)
+    pending = store.samples_missing_from(score_set)
     total = sum(stop - start for ranges in pending.values() for start, stop in ranges)
     if total == 0:
         return outcome
@@ -128,12 +127,11 @@ def score_run(
     started = time.monotonic()
     buffer: list[pa.Table] = []
     buffered, last_flush = 0, time.monotonic()
-    seen: set[tuple[str, int]] = set()
 
     def flush() -> None:
         nonlocal buffered, last_flush
         if buffer:
-            store.scores(name).append(pa.concat_tables(buffer))
+            score_set.append(pa.concat_tables(buffer))
             buffer.clear()
         buffered, last_flush = 0, time.monotonic()
 
@@ -148,7 +146,7 @@ def score_run(
                     "score": [score for score, _ in results],
                     "step_scores": [steps for _, steps in results],
                 },
-                schema=store.scores(name).schema,
+                schema=score_set.schema,
             )
         )
         outcome.scored += len(keys)
@@ -167,26 +165,13 @@ def score_run(
         window.clear()
 
     try:
-        for path in store.samples.shard_paths():
-            shard = pq.read_table(path, columns=["problem_id", "sample_idx", "text"])
-            problem_ids = shard.column("problem_id").to_numpy(zero_copy_only=False)
-            indices = shard.column("sample_idx").to_numpy()
-            texts = shard.column("text").to_pylist()
-            order = np.argsort(problem_ids, kind="stable")
-            bounds = np.flatnonzero(np.r_[True, problem_ids[order][1:] != problem_ids[order][:-1], True])
-            for first, stop in zip(bounds[:-1], bounds[1:]):
-                rows = order[first:stop]
-                problem_id = problem_ids[rows[0]]
-                if problem_id not in pending:
-                    continue
-                for row in rows[in_ranges(indices[rows], pending[problem_id])]:
-                    key = (problem_id, int(indices[row]))
-                    if key not in seen:  # a sample stored twice (a copied shard) is scored once
-                        seen.add(key)
-                        ids = inputs(prompts[problem_id], texts[row] or "")
-                        window.append((len(ids), key, ids))
-                if len(window) >= WINDOW_BATCHES * options.batch_size:
-                    run_window()
+        for batch in store.iter_samples_lacking(score_set, missing=pending):
+            prompt = prompts[batch.problem_id]
+            for index, text in zip(batch.indices, batch.texts):
+                ids = inputs(prompt, text or "")
+                window.append((len(ids), (batch.problem_id, index), ids))
+            if len(window) >= WINDOW_BATCHES * options.batch_size:
+                run_window()
         run_window()
     finally:
         flush()
