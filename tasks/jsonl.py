@@ -9,15 +9,14 @@ every field of the record by name, and ``record`` (the whole record, for names t
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks.base import Problem, read_jsonl, require_fields
+from tasks.base import Problem, Task, read_jsonl, require_fields
 from tasks.prompts import PromptBuilder
 
 
-class JSONLTask:
+class JSONLTask(Task):
     """Problems from a local JSONL file.
 
     Args:
@@ -67,8 +66,7 @@ class JSONLTask:
         self.stop: tuple[str, ...] = tuple(stop)
         self.prompt_builder = PromptBuilder.for_task("jsonl", prompt_style, prompt_template)
 
-    @cached_property
-    def _problems(self) -> list[Problem]:
+    def load_problems(self) -> list[Problem]:
         records = read_jsonl(self.source)
         if not records:
             raise ValueError(f"{self.source}: no records")
@@ -109,17 +107,12 @@ class JSONLTask:
             metadata={name: record[name] for name in kept},
         )
 
-    def problems(self) -> list[Problem]:
-        return list(self._problems)
-
-    def describe(self) -> dict[str, Any]:
+    def options(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "source": self.source,
-            "problems": len(self._problems),
+            "problems": len(self.problems()),
             "fields": {"prompt": self.prompt_field, "answer": self.answer_field, "id": self.id_field},
             "verifier": self.default_verifier,
-            "prompt": self.prompt_builder.describe(),
         }
 
 

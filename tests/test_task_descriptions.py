@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from tasks import load_task
-from tasks.base import problems_digest
+from tasks.base import Problem, Task, problems_digest
+from tasks.prompts import PromptBuilder, PromptTemplate
+from tests.conftest import REPO_ROOT
 
 HUMANEVAL_STOP = ["\ndef ", "\nclass ", "\nif ", "\nprint(", "\nassert ", "\nimport ", "\nfrom ", "\n@", "\n```"]
 
@@ -91,7 +93,8 @@ CASES = list(cases(Path("."), Path(".")))
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_description_and_problems_are_unchanged(case, shared_data, tmp_path):
+def test_description_and_problems_are_unchanged(case, shared_data, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT))  # examples/ is importable, as the README asks of users
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"id": "a", "q": "1+1?", "a": 2, "level": 1}\n{"id": "b", "q": "2+2?", "a": "4", "level": 2}\n')
     name, options, description, digest, count = cases(shared_data, qa)[case]
@@ -99,3 +102,46 @@ def test_description_and_problems_are_unchanged(case, shared_data, tmp_path):
     assert task.describe() == description
     problems = task.problems()
     assert len(problems) == count and problems_digest(problems) == digest
+
+
+class Counting(Task):
+    """A task that counts how often it loads its problems."""
+
+    name = "counting"
+    default_verifier = "exact"
+
+    def __init__(self, data: str | None = None) -> None:
+        self.prompt_builder = PromptBuilder(PromptTemplate("counting-template", "{{ x }}"), "chat")
+        self.loads = 0
+
+    def load_problems(self) -> list[Problem]:
+        self.loads += 1
+        return [Problem("p0", [{"role": "user", "content": "x"}], {"answer": "1"})]
+
+    def options(self) -> dict[str, str]:
+        return {"source": "counted"}
+
+
+def test_the_base_class_loads_problems_once_and_describes_name_options_and_prompt():
+    task = Counting()
+    handed_out = task.problems()
+    handed_out.clear()  # a caller's change to its list does not reach the task
+    assert task.problems() == [Problem("p0", [{"role": "user", "content": "x"}], {"answer": "1"})]
+    assert task.loads == 1 and task.stop == ()
+    assert task.describe() == {
+        "name": "counting",
+        "source": "counted",
+        "prompt": {"style": "chat", "template": "counting-template", "template_sha256": PromptTemplate("t", "{{ x }}").sha256},
+    }
+
+
+def test_a_task_must_implement_both_hooks():
+    class NoOptions(Task):
+        name = "no-options"
+        default_verifier = "exact"
+
+        def load_problems(self) -> list[Problem]:
+            return []
+
+    with pytest.raises(TypeError, match="abstract method"):
+        NoOptions()
