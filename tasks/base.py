@@ -138,17 +138,22 @@ def load_records(source: str | Path, *, split: str, config: str | None = None) -
     except Exception as error:
         raise RuntimeError(
             f"could not load Hub dataset {text!r} (config={config!r}, split={split!r}): {error}. "
-            "Without internet, pass a local copy with --data PATH.jsonl."
+            "Without internet, pass a local copy as data=PATH.jsonl."
         ) from error
     return [dict(row) for row in dataset]
 
 
-def require_fields(records: Sequence[Mapping[str, Any]], fields: Sequence[str], source: str) -> None:
-    """Raise a clear error if any record lacks one of ``fields``."""
+def require_fields(
+    records: Sequence[Mapping[str, Any]], fields: Sequence[str], source: str, named_by: Mapping[str, str] | None = None
+) -> None:
+    """Raise a clear error if any record lacks one of ``fields``; ``named_by`` maps a field to the task option
+    that named it (``{"q": "prompt_field"}``), for the message."""
     for index, record in enumerate(records):
         missing = [name for name in fields if name not in record]
         if missing:
-            raise ValueError(f"{source}: record {index} lacks field(s) {missing}; it has {sorted(record)}")
+            options = [f"{named_by[name]}={name!r}" for name in missing if named_by and name in named_by]
+            named = f" ({', '.join(options)})" if options else ""
+            raise ValueError(f"{source}: record {index} lacks field(s) {missing}{named}; it has {sorted(record)}")
 
 
 def problems_digest(problems: Sequence[Problem]) -> str:

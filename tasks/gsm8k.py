@@ -69,7 +69,7 @@ class GSM8K(Task):
             if sibling != path and sibling.is_file():
                 return str(sibling)
             raise ValueError(
-                f"few-shot exemplars for {data}: no sibling train file {sibling.name}; pass --fewshot-data PATH"
+                f"few-shot exemplars for {data}: no sibling train file {sibling.name}; pass fewshot_data=PATH"
             )
         return data
 

@@ -365,7 +365,7 @@ class RunStore:
                     raise RunStoreError(
                         f"{path} holds a run with a different configuration; refusing to mix samples.\n  "
                         + "\n  ".join(differences or ["(configuration hash differs)"])
-                        + "\nUse another --out directory, or repeat the stored settings to resume."
+                        + "\nUse another run directory (out), or repeat the stored settings to resume."
                         + hint
                     )
                 store._extend_problems(problems)
@@ -404,7 +404,7 @@ class RunStore:
         """
         path = Path(path)
         if path.exists() and any(path.iterdir()):
-            raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another --out")
+            raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another run directory (out)")
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
@@ -666,7 +666,7 @@ class RunStore:
                 raise RunStoreError(
                     f"score set {name!r} in {self.path} was made differently; refusing to mix scores.\n  "
                     + "\n  ".join(differences)
-                    + "\nChoose another --name."
+                    + "\nChoose another score set name (name)."
                 )
             return
         folder.mkdir(parents=True, exist_ok=True)
