@@ -5,11 +5,13 @@ that holds it or put that folder on PYTHONPATH::
 
     ttc run --task examples.custom_task:Multiplication --model ... --samples 100
 
-A task is any class with ``name``, ``default_verifier`` and ``stop`` attributes, a constructor
-``Cls(data=None, **options)`` (options come from the command line), ``problems()`` returning
-``tasks.base.Problem`` objects and ``describe()`` returning its source and options (recorded in the run
-manifest, beside a digest of the problems that the harness computes). ``Problem.reference`` holds what the verifier needs: ``{"answer": ...}`` for ``math``, ``numeric``
-and ``exact``.
+A task subclasses ``tasks.base.Task``: it sets ``name``, ``default_verifier`` (and ``stop`` if completions
+should end at some strings) and a ``prompt_builder``, takes ``Cls(data=None, **options)`` (options come from
+the command line), and implements two hooks: ``load_problems()`` returning ``tasks.base.Problem`` objects
+(called once; ``problems()`` caches them) and ``options()`` returning its source and options (``describe()``
+adds the name and prompt; the run manifest records it, beside a digest of the problems that the harness
+computes). ``Problem.reference`` holds what the verifier needs: ``{"answer": ...}`` for ``math``,
+``numeric`` and ``exact``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem
+from tasks.base import Problem, Task
 from tasks.prompts import PromptBuilder, PromptTemplate
 
 DEFAULT_TEMPLATE = PromptTemplate(
@@ -27,7 +29,7 @@ DEFAULT_TEMPLATE = PromptTemplate(
 )
 
 
-class Multiplication:
+class Multiplication(Task):
     """``n_problems`` products of two ``digits``-digit integers drawn with ``seed``.
 
     Args:
@@ -41,7 +43,6 @@ class Multiplication:
 
     name = "multiplication"
     default_verifier = "math"
-    stop: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -60,7 +61,7 @@ class Multiplication:
         template = PromptTemplate.from_file(prompt_template) if prompt_template else DEFAULT_TEMPLATE
         self.prompt_builder = PromptBuilder(template, prompt_style)
 
-    def problems(self) -> list[Problem]:
+    def load_problems(self) -> list[Problem]:
         rng = random.Random(self.seed)
         low, high = 10 ** (self.digits - 1), 10**self.digits - 1
         problems = []
@@ -76,9 +77,5 @@ class Multiplication:
             )
         return problems
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": f"generated: {self.n_problems} problems, {self.digits} digits, seed {self.seed}",
-            "prompt": self.prompt_builder.describe(),
-        }
+    def options(self) -> dict[str, Any]:
+        return {"source": f"generated: {self.n_problems} problems, {self.digits} digits, seed {self.seed}"}

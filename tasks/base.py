@@ -6,11 +6,15 @@ and nothing of engines, storage or analysis.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, Union
+
+if TYPE_CHECKING:  # tasks.prompts imports this module
+    from tasks.prompts import PromptBuilder
 
 ChatMessages = Sequence[Mapping[str, str]]
 Prompt = Union[str, ChatMessages]
@@ -54,20 +58,47 @@ class Problem:
         )
 
 
-class Task(Protocol):
-    """A benchmark: its problems, how completions should stop, and which verifier judges them."""
+class Task(abc.ABC):
+    """A benchmark: its problems, how completions should stop, and which verifier judges them.
 
-    name: str
+    Subclass it and implement two hooks; ``problems()`` and ``describe()`` are built on them:
+
+    * ``load_problems()``: read the data and build every problem, in the benchmark's canonical order (a run
+      takes the first N). Called once, on first use; ``problems()`` then hands out copies of that list.
+    * ``options()``: what identifies the task's data and options (source, split, shots, ...), for
+      ``describe()``, which adds the task's ``name`` and its prompt (``prompt_builder.describe()``: style,
+      template and the template's hash). The run manifest records the description, and the configuration hash
+      covers it, beside a digest of the problems that the harness computes.
+
+    Set ``name`` (short, in default run directory names) and ``default_verifier`` (a verifier name or
+    ``module:Class``), ``stop`` if completions should end at some strings, and ``prompt_builder`` (a
+    ``tasks.prompts.PromptBuilder``) in the constructor. ``load_task`` builds a task as
+    ``Cls(data=data, **options)``: ``data`` is a path or Hub id, None for the task's default source.
+    """
+
+    name: ClassVar[str]
     default_verifier: str
-    stop: tuple[str, ...]
+    stop: tuple[str, ...] = ()
+    prompt_builder: PromptBuilder
+    _loaded_problems: list[Problem] | None = None
+
+    @abc.abstractmethod
+    def load_problems(self) -> list[Problem]:
+        """Every problem, in the benchmark's canonical order (called once; ``problems()`` caches it)."""
+
+    @abc.abstractmethod
+    def options(self) -> dict[str, Any]:
+        """The data source and options that identify this task's problems, for ``describe()``."""
 
     def problems(self) -> list[Problem]:
-        """All problems, in the benchmark's canonical order (a run takes the first N)."""
-        ...
+        """All problems, in the benchmark's canonical order (loaded on first use)."""
+        if self._loaded_problems is None:
+            self._loaded_problems = list(self.load_problems())
+        return list(self._loaded_problems)
 
     def describe(self) -> dict[str, Any]:
         """What identifies this task's prompts and data, recorded in the run manifest."""
-        ...
+        return {"name": self.name, **self.options(), "prompt": self.prompt_builder.describe()}
 
 
 def read_jsonl(path: str | Path, kind: str = "data file") -> list[dict[str, Any]]:
@@ -107,17 +138,22 @@ def load_records(source: str | Path, *, split: str, config: str | None = None) -
     except Exception as error:
         raise RuntimeError(
             f"could not load Hub dataset {text!r} (config={config!r}, split={split!r}): {error}. "
-            "Without internet, pass a local copy with --data PATH.jsonl."
+            "Without internet, pass a local copy as data=PATH.jsonl."
         ) from error
     return [dict(row) for row in dataset]
 
 
-def require_fields(records: Sequence[Mapping[str, Any]], fields: Sequence[str], source: str) -> None:
-    """Raise a clear error if any record lacks one of ``fields``."""
+def require_fields(
+    records: Sequence[Mapping[str, Any]], fields: Sequence[str], source: str, named_by: Mapping[str, str] | None = None
+) -> None:
+    """Raise a clear error if any record lacks one of ``fields``; ``named_by`` maps a field to the task option
+    that named it (``{"q": "prompt_field"}``), for the message."""
     for index, record in enumerate(records):
         missing = [name for name in fields if name not in record]
         if missing:
-            raise ValueError(f"{source}: record {index} lacks field(s) {missing}; it has {sorted(record)}")
+            options = [f"{named_by[name]}={name!r}" for name in missing if named_by and name in named_by]
+            named = f" ({', '.join(options)})" if options else ""
+            raise ValueError(f"{source}: record {index} lacks field(s) {missing}{named}; it has {sorted(record)}")
 
 
 def problems_digest(problems: Sequence[Problem]) -> str:

@@ -7,12 +7,11 @@ stops before the model starts the next ``Question:``.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem, load_records, require_fields
+from tasks.base import Problem, Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 HUB_ID = "openai/gsm8k"
@@ -28,7 +27,7 @@ def final_answer(solution: str) -> str:
     return solution.rsplit("####", 1)[1].strip()
 
 
-class GSM8K:
+class GSM8K(Task):
     """GSM8K test problems with a few-shot prompt.
 
     Args:
@@ -70,7 +69,7 @@ class GSM8K:
             if sibling != path and sibling.is_file():
                 return str(sibling)
             raise ValueError(
-                f"few-shot exemplars for {data}: no sibling train file {sibling.name}; pass --fewshot-data PATH"
+                f"few-shot exemplars for {data}: no sibling train file {sibling.name}; pass fewshot_data=PATH"
             )
         return data
 
@@ -86,8 +85,7 @@ class GSM8K:
         exemplars = self._records(self.fewshot_data, "train")[: self.shots]
         return [{"question": r["question"], "answer": _CALCULATOR.sub("", r["answer"])} for r in exemplars]
 
-    @functools.cache
-    def problems(self) -> list[Problem]:
+    def load_problems(self) -> list[Problem]:
         fewshot = self.fewshot()
         problems = []
         for index, record in enumerate(self._records(self.data, self.split)):
@@ -101,11 +99,9 @@ class GSM8K:
             )
         return problems
 
-    def describe(self) -> dict[str, Any]:
+    def options(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "data": Path(self.data).name if Path(self.data).suffix == ".jsonl" else self.data,
             "split": self.split,
             "shots": self.shots,
-            "prompt": self.prompt_builder.describe(),
         }

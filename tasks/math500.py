@@ -11,11 +11,10 @@ Two prompt styles:
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks.base import Problem, load_records, require_fields
+from tasks.base import Problem, Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 HUB_ID = "HuggingFaceH4/MATH-500"
@@ -24,7 +23,7 @@ FIELDS = ("problem", "solution", "answer", "subject", "level", "unique_id")
 FEW_SHOT_STOP = ("Problem:",)
 
 
-class MATH500:
+class MATH500(Task):
     """The MATH-500 benchmark.
 
     Args:
@@ -53,8 +52,7 @@ class MATH500:
         default_stop = FEW_SHOT_STOP if prompt_style == "completion" else ()
         self.stop: tuple[str, ...] = tuple(default_stop if stop is None else stop)
 
-    @cached_property
-    def _problems(self) -> list[Problem]:
+    def load_problems(self) -> list[Problem]:
         records = load_records(self.source, split="test")
         require_fields(records, FIELDS, self.source)
         problems = []
@@ -70,13 +68,5 @@ class MATH500:
             )
         return problems
 
-    def problems(self) -> list[Problem]:
-        return list(self._problems)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "problems": len(self._problems),
-            "prompt": self.prompt_builder.describe(),
-        }
+    def options(self) -> dict[str, Any]:
+        return {"source": self.source, "problems": len(self.problems())}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.base import Problem, load_records, require_fields
+from tasks.base import Problem, Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code")
@@ -22,7 +22,7 @@ HUB_SPLITS = "train+validation+test+prompt"  # all of MBPP "full" from the Hub; 
 STOP = ("[DONE]",)
 
 
-class MBPP:
+class MBPP(Task):
     """MBPP problems with the paper's 3-shot prompt, judged by running each program with its asserts.
 
     Args:
@@ -45,33 +45,30 @@ class MBPP:
         self.data = "google-research-datasets/mbpp" if data is None else str(data)
         self.split = split
         self.prompt_builder = PromptBuilder.for_task("mbpp", "completion", prompt_template)
+
+    def load_problems(self) -> list[Problem]:
         records = load_records(self.data, split=HUB_SPLITS, config="full")
         require_fields(records, FIELDS, self.data)
         by_id = {int(record["task_id"]): record for record in records}
         missing_shots = [task_id for task_id in FEW_SHOT_IDS if task_id not in by_id]
         if missing_shots:
             raise ValueError(f"{self.data}: lacks the few-shot examples, task_ids {missing_shots}")
-        first, last = SPLITS[split]
+        first, last = SPLITS[self.split]
         selected = [by_id[task_id] for task_id in sorted(by_id) if first <= task_id <= last]
         if not selected:
-            raise ValueError(f"{self.data}: no problems with task_id {first}-{last} (split {split!r})")
+            raise ValueError(f"{self.data}: no problems with task_id {first}-{last} (split {self.split!r})")
         fewshot = [template_fields(by_id[task_id]) for task_id in FEW_SHOT_IDS]
-        self._problems = [
+        return [
             to_problem(record, self.prompt_builder.build({**template_fields(record), "fewshot": fewshot}, f"mbpp {record['task_id']}"))
             for record in selected
         ]
 
-    def problems(self) -> list[Problem]:
-        return list(self._problems)
-
-    def describe(self) -> dict[str, Any]:
+    def options(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "source": self.data,
             "split": self.split,
             "few_shot_task_ids": list(FEW_SHOT_IDS),
-            "prompt": self.prompt_builder.describe(),
-            "problems": len(self._problems),
+            "problems": len(self.problems()),
             "stop": list(self.stop),
         }
 

@@ -12,7 +12,7 @@ import random
 import time
 from typing import Any, Iterable, Iterator
 
-from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
 
 
 # The first five GSM8K test answers are 18, 3, 70000, 540 and 20: drawing from these makes some samples right.
@@ -24,7 +24,7 @@ def fake_text(problem_id: str, index: int, seed: int) -> str:
     return f"sample {problem_id}#{index} seed {seed}\n#### {answer}"
 
 
-class FakeEngine:
+class FakeEngine(Engine):
     """Sleeps ``$TTC_FAKE_DELAY`` seconds per request (0 by default), then returns deterministic samples."""
 
     def __init__(self, model: str, **options: Any) -> None:
@@ -51,6 +51,8 @@ class FakeEngine:
 
 class EngineSeededFakeEngine(FakeEngine):
     """Like vLLM on CPU: ignores request seeds and draws every sample from one engine-wide stream."""
+
+    takes_session_seed = True
 
     def __init__(self, model: str, seed: int = 0, **options: Any) -> None:
         super().__init__(model, **options)

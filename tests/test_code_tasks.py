@@ -157,11 +157,11 @@ def test_humaneval_loads_identically_from_jsonl_gz_and_the_hub(humaneval, tmp_pa
 
 def test_humaneval_rejects_bad_data(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jsonl.gz"):
-        HumanEval(data=str(tmp_path / "missing.jsonl.gz"))
+        HumanEval(data=str(tmp_path / "missing.jsonl.gz")).problems()
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")
     with pytest.raises(ValueError, match="lacks field"):
-        HumanEval(data=str(broken))
+        HumanEval(data=str(broken)).problems()
 
 
 # --- MBPP task ------------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_mbpp_rejects_bad_options_and_data(shared_data, tmp_path):
     lines = (shared_data / "mbpp.jsonl").read_text().splitlines()
     test_only.write_text("\n".join(lines[10:510]) + "\n")
     with pytest.raises(ValueError, match=r"few-shot examples, task_ids \[2, 3, 4\]"):
-        MBPP(data=str(test_only))
+        MBPP(data=str(test_only)).problems()
 
 
 # --- python-tests verifier ------------------------------------------------------------------------------------

@@ -70,11 +70,12 @@ def test_reference_fields_are_copied(data):
 @pytest.mark.parametrize(
     "records, options, message",
     [
-        ([{"q": "x"}], {"prompt_field": "q"}, "lacks field"),
-        ([{"q": 1, "answer": "1"}], {"prompt_field": "q"}, "must be a string"),
+        ([{"q": "x"}], {"prompt_field": "q"}, r"record 0 lacks field\(s\) \['answer'\] \(answer_field='answer'\); it has \['q'\]"),
+        ([{"q": 1, "answer": "1"}], {"prompt_field": "q"}, "prompt_field 'q' must hold a string"),
         ([{"prompt": "x", "answer": None}], {}, "not an answer"),
         ([{"prompt": "x", "answer": "1", "id": 1}, {"prompt": "y", "answer": "2", "id": 1}], {"id_field": "id"}, "share the id"),
-        ([{"prompt": "x", "answer": "1"}], {"metadata_fields": ["nope"]}, "lacks metadata field"),
+        ([{"prompt": "x", "answer": "1"}], {"metadata_fields": ["nope"]}, r"lacks field\(s\) \['nope'\] \(metadata_fields='nope'\)"),
+        ([{"prompt": "x", "answer": "1"}], {"reference_fields": ["prefix"]}, r"\['prefix'\] \(reference_fields='prefix'\)"),
     ],
 )
 def test_bad_records_get_clear_errors(tmp_path, records, options, message):
@@ -84,7 +85,7 @@ def test_bad_records_get_clear_errors(tmp_path, records, options, message):
 
 
 def test_needs_a_data_file_and_a_known_style(tmp_path):
-    with pytest.raises(ValueError, match="--data"):
+    with pytest.raises(ValueError, match="needs a data file: data=PATH.jsonl"):
         load_task("jsonl")
     with pytest.raises(ValueError, match="does not accept"):
         load_task("jsonl", data="x.jsonl", question_field="q")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
 from harness.pipeline.prepare import SampleOptions, prepare
 from harness.pipeline.analyze import analyze
 from harness.pipeline.sample import sample_run
@@ -28,7 +28,7 @@ def scripted_text(answer: str, index: int) -> str:
     return "I am not sure how to continue"
 
 
-class ScriptedMathEngine:
+class ScriptedMathEngine(Engine):
     """Answers MATH-500 problems in a fixed pattern of right, wrong and missing answers."""
 
     def __init__(self, model: str, **options: Any) -> None:

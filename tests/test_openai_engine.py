@@ -17,6 +17,7 @@ import pytest
 
 from harness.engines.base import GenerationRequest, SamplingSettings
 from harness.engines.openai_engine import OpenAIEngine, OpenAIEngineError, split_by_length
+from harness.errors import OptionError
 from harness.pipeline.prepare import SampleOptions, prepare
 from harness.pipeline.sample import sample_run
 from harness.store import RunStore
@@ -203,9 +204,9 @@ def test_server_refusing_logprobs_stores_null_logprobs_and_usage_token_counts(sh
 
 def test_api_key_is_read_from_the_named_variable_and_a_refusal_is_explained(shared_data, tmp_path, monkeypatch):
     with ScriptedServer(api_key="sekrit") as server:
-        with pytest.raises(OpenAIEngineError, match=r"HTTP 401: Incorrect API key provided.*--api-key-env"):
+        with pytest.raises(OpenAIEngineError, match=r"HTTP 401: Incorrect API key provided.*name its variable with api_key_env"):
             run(shared_data, tmp_path, server)
-        with pytest.raises(ValueError, match="TTC_TEST_KEY: that environment variable is not set"):
+        with pytest.raises(OptionError, match=r"api_key_env: \$TTC_TEST_KEY is not set"):
             run(shared_data, tmp_path, server, api_key_env="TTC_TEST_KEY")
         monkeypatch.setenv("TTC_TEST_KEY", "sekrit")
         run(shared_data, tmp_path, server, api_key_env="TTC_TEST_KEY")
@@ -223,12 +224,12 @@ def test_a_model_the_server_does_not_serve_is_refused_before_sampling(shared_dat
 
 
 def test_model_names_a_served_model_never_a_local_checkpoint(shared_data, tmp_path, monkeypatch):
-    import harness.pipeline.prepare
+    import harness.engines.models
 
     def no_local_model(*args, **kwargs):
         raise AssertionError("no local model may be resolved, converted or downloaded for --engine openai")
 
-    monkeypatch.setattr(harness.pipeline.prepare, "resolve_model", no_local_model)
+    monkeypatch.setattr(harness.engines.models, "resolve_model", no_local_model)
     base = dict(task="gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), engine="openai", out=tmp_path / "run")
     first = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:8000/v1"}, **base))
     moved = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:9001/v1/"}, **base))
@@ -236,12 +237,23 @@ def test_model_names_a_served_model_never_a_local_checkpoint(shared_data, tmp_pa
     assert first.config.config_hash() == moved.config.config_hash(), "a server restarted on another port resumes"
     elsewhere = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "https://api.example.com/v1"}, **base))
     assert elsewhere.config.config_hash() != first.config.config_hash()
-    with pytest.raises(ValueError, match="needs --model"):
+    with pytest.raises(OptionError, match="model: the openai engine needs the name the server serves"):
         prepare(SampleOptions(model=None, engine_options={"base_url": "http://10.0.0.7:8000/v1"}, **base))
-    with pytest.raises(ValueError, match="needs --base-url"):
+    with pytest.raises(OptionError, match="base_url: the openai engine needs the server's API root"):
         prepare(SampleOptions(model="m", **base))
-    with pytest.raises(ValueError, match="not an http"):
+    with pytest.raises(OptionError, match="base_url: '10.0.0.7:8000' is not an http"):
         prepare(SampleOptions(model="m", engine_options={"base_url": "10.0.0.7:8000"}, **base))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("concurrency", 0, "must be at least 1, got 0"), ("request_timeout", 0.0, "must be positive, got 0.0"),
+     ("max_retries", -1, "must be 0 or more, got -1"), ("max_n_per_request", 0, "must be at least 1, got 0")],
+)  # fmt: skip
+def test_bad_options_are_named_before_any_connection(option, value, message):
+    with pytest.raises(OptionError, match=f"^{option}: {message}$") as error:
+        OpenAIEngine(MODEL, base_url="http://127.0.0.1:1/v1", **{option: value})
+    assert error.value.option == option
 
 
 def test_an_unreachable_server_is_reported_before_sampling():
@@ -316,7 +328,7 @@ def test_cli_stops_with_a_clear_error_when_the_server_keeps_failing(shared_data,
     with ScriptedServer(lambda call: Fault("status", 503, "overloaded", headers={"Retry-After": "0"})) as server:
         failed = ttc(*cli_args(shared_data, tmp_path, server, "sample"), "--max-retries", "1", "--quiet")
     assert failed.returncode == 2
-    assert "error: request for gsm8k/test/" in failed.stderr and "failed 2 times (--max-retries 1)" in failed.stderr
+    assert "error: request for gsm8k/test/" in failed.stderr and "failed 2 times (max_retries=1)" in failed.stderr
     assert "Traceback" not in failed.stderr
     assert stored(tmp_path / "run") == []
     with ScriptedServer() as server:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import harness.engines.reward_models
 import harness.pipeline.score
 from harness.pipeline.importing import import_samples
 from harness.pipeline.prepare import prepare
@@ -89,7 +90,7 @@ def stored_scores(run: Path, name: str) -> dict[tuple[str, int], dict]:
 
 def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outcome_model, monkeypatch):
     options = ScoringOptions(model=str(outcome_model), backend="transformers", batch_size=3, name="rm")
-    original = harness.pipeline.score.TransformersRewardModel.score
+    original = harness.engines.reward_models.TransformersRewardModel.score
     calls = []
 
     def crash_on_third_batch(self, batch):
@@ -99,12 +100,12 @@ def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outc
         return original(self, batch)
 
     monkeypatch.setattr(harness.pipeline.score, "FLUSH_ROWS", 3)  # store after every batch
-    monkeypatch.setattr(harness.pipeline.score.TransformersRewardModel, "score", crash_on_third_batch)
+    monkeypatch.setattr(harness.engines.reward_models.TransformersRewardModel, "score", crash_on_third_batch)
     with RunStore.open(sampled_run, writable=True) as store, pytest.raises(KeyboardInterrupt):
         score_run(store, options, **QUIET)
     assert len(stored_scores(sampled_run, "rm")) == 6, "the two finished batches were kept"
 
-    monkeypatch.setattr(harness.pipeline.score.TransformersRewardModel, "score", original)
+    monkeypatch.setattr(harness.engines.reward_models.TransformersRewardModel, "score", original)
     with RunStore.open(sampled_run, writable=True) as store:
         outcome = score_run(store, options, **QUIET)
         assert outcome.scored == 14 and outcome.backend == "transformers"
@@ -144,13 +145,13 @@ def test_process_model_scores_each_step(stepwise_run, process_model):
 
 def test_scoring_refuses_what_it_cannot_do(sampled_run, outcome_model, process_model):
     with RunStore.open(sampled_run, writable=True) as store:
-        with pytest.raises(ValueError, match="needs --step-token"):
+        with pytest.raises(ValueError, match="step_token: a process reward model needs the token after each step"):
             score_run(store, ScoringOptions(model=str(process_model), kind="prm", backend="transformers"), **QUIET)
         with pytest.raises(ValueError, match="must be one"):
             score_run(store, ScoringOptions(model=str(process_model), kind="prm", step_token="two words"), **QUIET)
-        with pytest.raises(ValueError, match="--kind must be one of"):
+        with pytest.raises(ValueError, match="kind: must be one of orm, prm"):
             ScoringOptions(model=str(outcome_model), kind="grm")
-        with pytest.raises(ValueError, match="--backend must be one of"):
+        with pytest.raises(ValueError, match="backend: must be one of auto, vllm, transformers"):
             ScoringOptions(model=str(outcome_model), backend="onnx")
         score_run(store, ScoringOptions(model=str(outcome_model), backend="transformers", name="rm", max_length=64), **QUIET)
         with pytest.raises(RunStoreError, match="max_length: stored 64, requested 4096"):

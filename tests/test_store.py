@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet
 import pytest
 
 from harness.pipeline.analyze import analyze
@@ -12,6 +13,8 @@ from harness.pipeline.sample import sample
 
 from harness.pipeline.verify import verify
 from harness.store import RunStore, RunStoreError, missing_ranges, subtract_ranges
+from harness.store.run_store import SAMPLE_SCHEMA, VERDICT_SCHEMA
+from tasks.base import Problem
 from tests.fake_engine import fake_text
 from tests.helpers import gsm8k_options
 
@@ -167,3 +170,54 @@ def test_engine_wide_seeds_differ_between_sessions_so_extensions_never_replay(sh
         assert len(set(seeds[:3])) == 1 and len(set(seeds[3:])) == 1 and seeds[0] != seeds[3]
         texts = table.column("text").to_pylist()
         assert len(set(texts)) == 6, "the second session must not replay the first one's stream"
+
+
+def bare_store(path, problem_ids) -> RunStore:
+    problems = [Problem(problem_id, f"prompt of {problem_id}", {"answer": "1"}) for problem_id in problem_ids]
+    return RunStore.create(path, {"test": 1}, problems, budget={}, default_verifier="exact", model_info={}, versions={})
+
+
+def sample_rows(problem_id: str, indices) -> pa.Table:
+    rows = [{"problem_id": problem_id, "sample_idx": i, "text": f"{problem_id}#{i}", "n_tokens": i * 10} for i in indices]
+    return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
+
+
+def test_samples_lacking_come_per_problem_once_all_are_read(tmp_path, monkeypatch):
+    import harness.store.run_store as run_store
+
+    with bare_store(tmp_path / "run", ["a", "b", "c"]) as store:
+        store.write_samples(pa.concat_tables([sample_rows("b", [2, 0]), sample_rows("a", range(3)), sample_rows("c", [0])]))
+        # copies of a sample (a shard copied by hand): b#2 while b is still being gathered, a#1 after a is done
+        store.write_samples(pa.concat_tables([sample_rows("c", [1, 2]), sample_rows("b", [2])]))
+        store.write_samples(pa.concat_tables([sample_rows("b", [1, 3]), sample_rows("a", [1])]))
+        verdicts = store.verdicts("v")
+        judged = [{"problem_id": "c", "sample_idx": 1, "correct": True}]  # c#1 needs no verdict
+        verdicts.append(pa.Table.from_pylist(judged, schema=VERDICT_SCHEMA))
+        shards_read = []
+        original_read = run_store.pq.read_table
+        monkeypatch.setattr(run_store.pq, "read_table", lambda path, **kw: shards_read.append(path) or original_read(path, **kw))
+
+        batches = []
+        for batch in store.iter_samples_lacking(verdicts, columns=("text", "n_tokens")):
+            batches.append((batch, len(shards_read)))
+    shard_paths = sorted((tmp_path / "run" / "samples").glob("part-*.parquet"))
+    assert shards_read == shard_paths
+    assert [(batch.problem_id, batch.indices, read) for batch, read in batches] == [
+        ("a", [0, 1, 2], 1),  # complete after the first shard: yielded before the second is read
+        ("c", [0, 2], 2),
+        ("b", [0, 1, 2, 3], 3),
+    ]
+    for batch, _ in batches:
+        assert batch.texts == [f"{batch.problem_id}#{index}" for index in batch.indices]
+        assert batch.columns["n_tokens"] == [index * 10 for index in batch.indices]
+
+
+def test_samples_lacking_stop_at_a_shard_whose_data_lacks_what_its_footer_lists(tmp_path):
+    with bare_store(tmp_path / "run", ["a"]) as store:
+        store.write_samples(sample_rows("a", range(4)))
+        (shard,) = (tmp_path / "run" / "samples").glob("part-*.parquet")
+        table = pa.parquet.read_table(shard)
+        pa.parquet.write_table(table.slice(0, 2).replace_schema_metadata(table.schema.metadata), shard)
+        assert store.samples_missing_from(store.verdicts("v")) == {"a": [(0, 4)]}
+        with pytest.raises(RunStoreError, match="footers list samples their data lacks, e.g. of problem 'a'"):
+            list(store.iter_samples_lacking(store.verdicts("v")))

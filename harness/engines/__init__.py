@@ -1,4 +1,5 @@
-"""Engines that sample completions: vLLM offline (default) and others behind the same protocol."""
+"""Engines that sample completions: vLLM offline (default), OpenAI-compatible servers, and your own
+``Engine`` subclasses, named by ``module:Class`` (see ``registry``)."""
 
 from harness.engines.base import (
     Completion,
@@ -8,12 +9,16 @@ from harness.engines.base import (
     SamplingSettings,
     request_seed,
 )
+from harness.engines.registry import BUILTIN_ENGINES, build_engine, engine_class
 
 __all__ = [
+    "BUILTIN_ENGINES",
     "Completion",
     "Engine",
     "GenerationRequest",
     "GenerationResult",
     "SamplingSettings",
+    "build_engine",
+    "engine_class",
     "request_seed",
 ]

@@ -7,9 +7,12 @@ request finishes (a crash then loses only requests in flight).
 
 from __future__ import annotations
 
+import abc
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
+from harness.engines import models
+from harness.engines.models import ModelRef
 from tasks.base import Prompt
 
 
@@ -78,21 +81,63 @@ class GenerationResult:
     seed: int | None = None
 
 
-class Engine(Protocol):
-    """Samples completions. ``describe()`` is recorded in the run manifest."""
+class Engine(abc.ABC):
+    """Samples completions: subclass it, implement ``generate``, ``describe`` and ``close``.
 
+    The runner builds an engine as ``Class(model_path, **engine_options)`` (see
+    ``harness.engines.registry.build_engine``), after asking the class, before any engine starts, what model
+    the run uses and which engine settings define its samples. The hooks below have defaults; override the
+    ones your engine needs:
+
+    * ``resolve_model(spec, engine_options)``: what ``model`` names. Default: the embedded model, a local
+      checkpoint directory or a Hub id (``harness.engines.models.resolve_model``). A server-backed engine
+      names a served model instead, which is never loaded or converted here.
+    * ``resolve_sample_defining(engine_options)``: the engine settings that change what is sampled (the rest
+      only change speed), as this machine would run them; they enter the run's configuration hash. Default:
+      the options named in ``sample_defining_options``, as given ("auto" when absent). Override it when what
+      runs depends on the machine (vLLM's dtype "auto" is float32 on CPUs without native bf16).
+    * ``takes_session_seed``: True for engines that draw from one engine-wide random stream rather than
+      seeding each request. They are constructed with ``seed=<session seed>``, which differs between sampling
+      sessions of a run, so a resumed or extended run never replays the stream that produced the samples
+      already stored.
+
+    An engine is a context manager: ``with build_engine(...) as engine:`` closes it on exit.
+    """
+
+    #: Engine options that change what is sampled (default of ``resolve_sample_defining``).
+    sample_defining_options: ClassVar[tuple[str, ...]] = ("dtype",)
+    #: Whether the constructor takes ``seed``, the session's seed for an engine-wide random stream.
+    takes_session_seed: ClassVar[bool] = False
+
+    @classmethod
+    def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:
+        """The model ``spec`` names (None: the embedded default), without starting the engine."""
+        return models.resolve_model(spec)
+
+    @classmethod
+    def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine settings that define the samples, as this machine would run them (hashed by the runner)."""
+        return {name: engine_options.get(name, "auto") for name in cls.sample_defining_options}
+
+    @abc.abstractmethod
     def generate(
         self, requests: Iterable[GenerationRequest], settings: SamplingSettings
     ) -> Iterator[GenerationResult]:
         """Yield each request's result as soon as all its completions are done (any order)."""
-        ...
 
+    @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
-        """Engine name and version, model, and engine settings that can change samples."""
-        ...
+        """Engine name and version, model, and engine settings that can change samples (kept in the manifest)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        ...
+        """Release the engine's resources (model memory, connections); the engine is not used afterwards."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def request_seed(base_seed: int, problem_id: str, first_index: int) -> int:

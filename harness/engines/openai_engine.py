@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
 from harness.engines.models import ModelRef
+from harness.errors import OptionError
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +78,12 @@ def resolve_base_url(base_url: str | None) -> str:
     """``base_url``, else ``$OPENAI_BASE_URL``; must be an http(s) URL (e.g. ``http://127.0.0.1:8000/v1``)."""
     value = base_url or os.environ.get(BASE_URL_ENV)
     if not value:
-        raise ValueError(
-            f"--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1) or ${BASE_URL_ENV} to be set"
+        raise OptionError(
+            "base_url", f"the openai engine needs the server's API root (e.g. http://127.0.0.1:8000/v1) or ${BASE_URL_ENV}"
         )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--base-url {value!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+        raise OptionError("base_url", f"{value!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
     return value.rstrip("/")
 
 
@@ -193,7 +194,7 @@ class _Assembly:
         self.missing -= len(result.completions)
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     """Samples from an OpenAI-compatible server.
 
     Args:
@@ -210,7 +211,7 @@ class OpenAIEngine:
     """
 
     # Nothing the engine options set changes what is sampled (the served model is in the identity).
-    sample_defining_options: tuple[str, ...] = ()
+    sample_defining_options = ()
 
     def __init__(
         self,
@@ -226,13 +227,13 @@ class OpenAIEngine:
         backoff_max: float = 60.0,
     ) -> None:
         if concurrency < 1:
-            raise ValueError(f"--concurrency must be at least 1, got {concurrency}")
+            raise OptionError("concurrency", f"must be at least 1, got {concurrency}")
         if request_timeout <= 0:
-            raise ValueError(f"--request-timeout must be positive, got {request_timeout}")
+            raise OptionError("request_timeout", f"must be positive, got {request_timeout}")
         if max_retries < 0:
-            raise ValueError(f"--max-retries must be 0 or more, got {max_retries}")
+            raise OptionError("max_retries", f"must be 0 or more, got {max_retries}")
         if max_n_per_request < 1:
-            raise ValueError(f"max_n_per_request must be at least 1, got {max_n_per_request}")
+            raise OptionError("max_n_per_request", f"must be at least 1, got {max_n_per_request}")
         self.model = model
         self.base_url = resolve_base_url(base_url)
         self.concurrency = concurrency
@@ -244,7 +245,7 @@ class OpenAIEngine:
         self.api_key_env = api_key_env or DEFAULT_API_KEY_ENV
         api_key = os.environ.get(self.api_key_env)
         if api_key_env is not None and not api_key:
-            raise ValueError(f"--api-key-env {api_key_env}: that environment variable is not set (or is empty)")
+            raise OptionError("api_key_env", f"${api_key_env} is not set (or is empty)")
         self._uses_key = bool(api_key)
         self._client = httpx.Client(
             headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
@@ -264,15 +265,14 @@ class OpenAIEngine:
 
     @classmethod
     def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:
-        """``--model`` names a served model, never a local path: nothing is loaded, converted or downloaded.
+        """``spec`` names a served model, never a local path: nothing is loaded, converted or downloaded.
 
         The run's model identity is ``<model>@<host of base_url>`` (the port is left out, so a restarted
         local server on another port still resumes the run).
         """
         if not spec:
-            raise ValueError(
-                "--engine openai needs --model: the name the server serves the model under "
-                "(GET <base-url>/models lists them)"
+            raise OptionError(
+                "model", "the openai engine needs the name the server serves the model under (GET <base_url>/models lists them)"
             )
         host = urlsplit(resolve_base_url(engine_options.get("base_url"))).hostname
         name = spec.rstrip("/").split("/")[-1] or spec
@@ -511,7 +511,7 @@ class OpenAIEngine:
                 failures += 1
                 if failures > self.max_retries:
                     raise OpenAIEngineError(
-                        f"{label} at {self.base_url} failed {failures} times (--max-retries {self.max_retries}); "
+                        f"{label} at {self.base_url} failed {failures} times (max_retries={self.max_retries}); "
                         f"last error: {retry}"
                     ) from None
                 delay = retry.retry_after
@@ -541,11 +541,11 @@ class OpenAIEngine:
             key = (
                 f"check the key in ${self.api_key_env}"
                 if self._uses_key
-                else f"put the API key in ${DEFAULT_API_KEY_ENV} or name its variable with --api-key-env"
+                else f"put the API key in ${DEFAULT_API_KEY_ENV} or name its variable with api_key_env"
             )
             return f"{url} refused the request (HTTP {status}: {message}); {key}"
         if status == 404:
-            return f"{url} answered HTTP 404 ({message}); check --base-url (usually ending in /v1) and --model"
+            return f"{url} answered HTTP 404 ({message}); check base_url (usually ending in /v1) and the model name"
         return f"{url} rejected the request (HTTP {status}: {message})"
 
     def _check_model(self) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ import os
 from collections import deque
 from typing import Any, Iterable, Iterator, Mapping
 
-from harness.engines.base import Completion, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
 
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
 # and refuses to start when other processes hold memory. A 135M model needs little.
@@ -55,7 +55,7 @@ def is_cpu_platform() -> bool:
     return current_platform.is_cpu()
 
 
-class VLLMEngine:
+class VLLMEngine(Engine):
     """Samples with a local vLLM engine.
 
     Args:
@@ -79,6 +79,8 @@ class VLLMEngine:
         tensor_parallel_size: GPUs to shard the model over.
         extra_engine_args: passed to ``vllm.LLM`` as is.
     """
+
+    takes_session_seed = True  # on CPU every request draws from the engine-wide stream
 
     @classmethod
     def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:

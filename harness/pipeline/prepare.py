@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import inspect
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from harness.engines.base import Engine, SamplingSettings
-from harness.engines.models import ModelRef, count_parameters, resolve_model
+from harness.engines.base import SamplingSettings
+from harness.engines.models import ModelRef, count_parameters
+from harness.engines.registry import build_engine, engine_class  # noqa: F401 - build_engine: sample.py imports it here
 from harness.store import RunStore
 from harness.store.config import RunConfig
-from tasks import load_task, resolve_class
+from tasks import load_task
 from tasks.base import problems_digest
 
 
@@ -61,24 +61,12 @@ class PreparedRun:
     out: Path
 
 
-# Engine settings that change what is sampled (the rest only change speed), unless the engine class names its
-# own in ``sample_defining_options`` or resolves them itself (``resolve_sample_defining``).
-SAMPLE_DEFINING_ENGINE_OPTIONS = ("dtype",)
-
-
-BUILTIN_ENGINES = {
-    "vllm": "harness.engines.vllm_engine:VLLMEngine",
-    "openai": "harness.engines.openai_engine:OpenAIEngine",
-}
-
-
 def prepare(options: SampleOptions) -> PreparedRun:
     """Load the task and model and work out the run's configuration and directory; samples nothing.
 
-    An engine class may resolve ``--model`` itself (classmethod ``resolve_model(spec, engine_options)``):
-    a server-backed engine names a served model, which is never loaded or converted here. Likewise its
-    sample-defining settings (classmethod ``resolve_sample_defining(engine_options)``), when what it runs
-    depends on the machine: vLLM's dtype "auto" is float32 on CPUs without native bf16, and the hash must say so.
+    The engine class says what ``options.model`` names and which engine settings define the samples, as this
+    machine would run them (its ``resolve_model`` and ``resolve_sample_defining`` hooks, see
+    ``harness.engines.Engine``): the configuration hash records them, and no engine starts here.
     """
     task = load_task(options.task, data=options.data, **options.task_options)
     all_problems = task.problems()
@@ -89,16 +77,9 @@ def prepare(options: SampleOptions) -> PreparedRun:
     if options.samples < 1:
         raise ValueError("--samples must be at least 1")
     problems = all_problems[: options.problems] if options.problems else all_problems
-    engine_class = resolve_class(options.engine, BUILTIN_ENGINES, "engine")
-    if hasattr(engine_class, "resolve_model"):
-        model = engine_class.resolve_model(options.model, options.engine_options)
-    else:
-        model = resolve_model(options.model)
-    if hasattr(engine_class, "resolve_sample_defining"):
-        sample_defining = dict(engine_class.resolve_sample_defining(options.engine_options))
-    else:
-        names = getattr(engine_class, "sample_defining_options", SAMPLE_DEFINING_ENGINE_OPTIONS)
-        sample_defining = {key: options.engine_options.get(key, "auto") for key in names}
+    engine_type = engine_class(options.engine)
+    model = engine_type.resolve_model(options.model, options.engine_options)
+    sample_defining = dict(engine_type.resolve_sample_defining(options.engine_options))
     settings = SamplingSettings(
         temperature=options.temperature,
         top_p=options.top_p,
@@ -121,20 +102,6 @@ def prepare(options: SampleOptions) -> PreparedRun:
     )
     out = options.out or RESULTS_DIR / f"{task.name}-{model.name}-{config.config_hash()[:8]}"
     return PreparedRun(options, task, problems, model, config, Path(out))
-
-
-def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any], session_seed: int) -> Engine:
-    """Start an engine: a built-in name or ``module:Class``, constructed as ``Class(model_path, **options)``.
-
-    Engines that draw from one engine-wide random stream take a ``seed`` argument: they get ``session_seed``,
-    which differs between sampling sessions of a run, so a resumed or extended run never replays the
-    stream that produced the samples already stored.
-    """
-    cls = resolve_class(kind, BUILTIN_ENGINES, "engine")
-    options = dict(engine_options)
-    if "seed" in inspect.signature(cls).parameters:
-        options["seed"] = session_seed
-    return cls(model.path, **options)
 
 
 def open_run(prepared: PreparedRun) -> RunStore:

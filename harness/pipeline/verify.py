@@ -17,12 +17,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from harness.reporting.progress import Progress
-from harness.store import RunStore, in_ranges
+from harness.store import RunStore
 from verifiers import load_verifier
 from verifiers.base import Verdict, Verifier
 
@@ -57,7 +55,8 @@ def run_verification(
     """
     key = store.register_verdict_set(verifier.describe())
     outcome = VerificationOutcome(key=key)
-    pending = store.samples_missing_from(store.verdicts(key))
+    verdict_set = store.verdicts(key)
+    pending = store.samples_missing_from(verdict_set)
     expected = {pid: sum(b - a for a, b in ranges) for pid, ranges in pending.items()}
     total = sum(expected.values())
     if total == 0:
@@ -102,8 +101,6 @@ def run_verification(
         if buffered_rows >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
             flush()
 
-    remaining = dict(expected)
-    gathered: dict[str, list[tuple[int, str]]] = defaultdict(list)
     inflight: dict[Future, tuple[str, list[int]]] = {}
     context = multiprocessing.get_context("spawn")
     try:
@@ -116,24 +113,13 @@ def run_verification(
                         problem_id, indices = inflight.pop(future)
                         collect(future, problem_id, indices)
 
-            for path in store.samples.shard_paths():
-                shard = pq.read_table(path, columns=["problem_id", "sample_idx", "text"])
-                problem_ids = shard.column("problem_id").to_numpy(zero_copy_only=False)
-                indices = shard.column("sample_idx").to_numpy()
-                texts = shard.column("text").to_pylist()
-                for problem_id in set(problem_ids.tolist()) & set(pending):
-                    rows = np.flatnonzero((problem_ids == problem_id) & in_ranges(indices, pending[problem_id]))
-                    gathered[problem_id].extend((int(indices[row]), texts[row]) for row in rows)
-                    remaining[problem_id] -= len(rows)
-                    if remaining[problem_id] > 0:
-                        continue
-                    items = sorted(gathered.pop(problem_id))
-                    size = batch_size or len(items)
-                    for start in range(0, len(items), size):
-                        chunk = items[start : start + size]
-                        future = pool.submit(_judge, verifier, references[problem_id], [text for _, text in chunk])
-                        inflight[future] = (problem_id, [index for index, _ in chunk])
-                        drain(4 * workers)
+            for batch in store.iter_samples_lacking(verdict_set, missing=pending):
+                size = batch_size or len(batch.indices)
+                for start in range(0, len(batch.indices), size):
+                    texts = batch.texts[start : start + size]
+                    future = pool.submit(_judge, verifier, references[batch.problem_id], texts)
+                    inflight[future] = (batch.problem_id, batch.indices[start : start + size])
+                    drain(4 * workers)
             drain(0)
     finally:
         flush()

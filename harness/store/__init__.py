@@ -4,21 +4,21 @@ per-problem counts, the lingua franca of the analysis."""
 from harness.store.config import RunConfig
 from harness.store.counts import Counts, read_counts_jsonl, write_counts_jsonl
 from harness.store.run_store import (
+    PendingSamples,
     RunStore,
     RunStoreError,
     Session,
-    in_ranges,
     missing_ranges,
     subtract_ranges,
 )
 
 __all__ = [
     "Counts",
+    "PendingSamples",
     "RunConfig",
     "RunStore",
     "RunStoreError",
     "Session",
-    "in_ranges",
     "missing_ranges",
     "read_counts_jsonl",
     "subtract_ranges",

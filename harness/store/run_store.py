@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -268,6 +268,25 @@ def _drop_duplicate_keys(table: pa.Table) -> pa.Table:
     return table.take(first.column("row_min"))
 
 
+@dataclass(frozen=True)
+class PendingSamples:
+    """One problem's stored samples that a verdict or score set lacks, in index order.
+
+    Attributes:
+        problem_id: the problem.
+        indices: the samples' indices, ascending.
+        columns: the requested sample columns (``SAMPLE_SCHEMA`` names), each a list aligned with ``indices``.
+    """
+
+    problem_id: str
+    indices: list[int]
+    columns: dict[str, list[Any]]
+
+    @property
+    def texts(self) -> list[str]:
+        return self.columns["text"]
+
+
 @dataclass
 class Session:
     """Bookkeeping of one sampling session, stored in the manifest (throughput feeds the budget)."""
@@ -346,7 +365,7 @@ class RunStore:
                     raise RunStoreError(
                         f"{path} holds a run with a different configuration; refusing to mix samples.\n  "
                         + "\n  ".join(differences or ["(configuration hash differs)"])
-                        + "\nUse another --out directory, or repeat the stored settings to resume."
+                        + "\nUse another run directory (out), or repeat the stored settings to resume."
                         + hint
                     )
                 store._extend_problems(problems)
@@ -385,7 +404,7 @@ class RunStore:
         """
         path = Path(path)
         if path.exists() and any(path.iterdir()):
-            raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another --out")
+            raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another run directory (out)")
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
@@ -484,6 +503,61 @@ class RunStore:
         if unknown:
             raise RunStoreError(f"{self.path}: samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
         return missing
+
+    def iter_samples_lacking(
+        self, shards: ShardSet, columns: Sequence[str] = ("text",), missing: Ranges | None = None
+    ) -> Iterator[PendingSamples]:
+        """The stored samples that ``shards`` (a verdict or score set) lacks, one problem at a time.
+
+        A problem's batch holds all its pending samples; it is yielded as soon as the last of them has been
+        read. Sample shards are read one at a time, keeping only pending rows of the problems still being
+        gathered, so memory holds the problems in progress, not the run. A sample stored twice (a copied
+        shard) comes once, from the first shard that holds it (as ``ShardSet.read`` keeps it).
+
+        ``missing``: ``samples_missing_from(shards)``, when the caller has it already (for a total).
+        """
+        missing = self.samples_missing_from(shards) if missing is None else missing
+        remaining = {problem_id: sum(stop - start for start, stop in ranges) for problem_id, ranges in missing.items()}
+        gathered: dict[str, dict[int, tuple[Any, ...]]] = defaultdict(dict)
+        names = list(columns)
+        for path in self.samples.shard_paths():
+            if not remaining:
+                return
+            shard = pq.read_table(path, columns=["problem_id", "sample_idx", *names])
+            problem_ids = shard.column("problem_id").to_numpy(zero_copy_only=False)
+            indices = shard.column("sample_idx").to_numpy()
+            pending = np.zeros(shard.num_rows, dtype=bool)
+            order = np.argsort(problem_ids, kind="stable")
+            bounds = np.flatnonzero(np.r_[True, problem_ids[order][1:] != problem_ids[order][:-1], True])
+            for first, stop in zip(bounds[:-1], bounds[1:]):
+                rows = order[first:stop]
+                problem_id = problem_ids[rows[0]]
+                if problem_id in remaining:
+                    pending[rows[in_ranges(indices[rows], missing[problem_id])]] = True
+            rows = np.flatnonzero(pending)
+            taken = [shard.column(name).take(rows).to_pylist() for name in names]
+            touched = set()
+            for position, (problem_id, index) in enumerate(zip(problem_ids[rows].tolist(), indices[rows].tolist())):
+                found = gathered[problem_id]
+                if index not in found:  # else a copy of a sample already read
+                    found[index] = tuple(values[position] for values in taken)
+                    remaining[problem_id] -= 1
+                    touched.add(problem_id)
+            for problem_id in sorted(touched):
+                if remaining[problem_id] == 0:
+                    del remaining[problem_id]
+                    found = gathered.pop(problem_id)
+                    ordered = sorted(found)
+                    yield PendingSamples(
+                        problem_id,
+                        ordered,
+                        {name: [found[index][position] for index in ordered] for position, name in enumerate(names)},
+                    )
+        if remaining:
+            raise RunStoreError(
+                f"{self.path}: the sample shards' footers list samples their data lacks, e.g. of problem "
+                f"{sorted(remaining)[0]!r}; was a shard changed after it was written?"
+            )
 
     def write_samples(self, table: pa.Table) -> None:
         self._require_writer()
@@ -592,7 +666,7 @@ class RunStore:
                 raise RunStoreError(
                     f"score set {name!r} in {self.path} was made differently; refusing to mix scores.\n  "
                     + "\n  ".join(differences)
-                    + "\nChoose another --name."
+                    + "\nChoose another score set name (name)."
                 )
             return
         folder.mkdir(parents=True, exist_ok=True)

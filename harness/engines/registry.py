@@ -1,0 +1,56 @@
+"""Engines by name: the built-in ones, or any ``Engine`` subclass named ``package.module:ClassName``."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping
+
+from harness.engines.base import Engine
+from harness.engines.models import ModelRef
+from harness.errors import OptionError
+from tasks import resolve_class
+
+# name -> "module:Class"; imported on first use, so naming an engine never imports another one's dependencies.
+BUILTIN_ENGINES: dict[str, str] = {
+    "vllm": "harness.engines.vllm_engine:VLLMEngine",
+    "openai": "harness.engines.openai_engine:OpenAIEngine",
+}
+
+
+def engine_class(kind: str) -> type[Engine]:
+    """The engine class ``kind`` names: a built-in name (``BUILTIN_ENGINES``) or ``module:Class``.
+
+    Raises ``OptionError("engine", ...)`` when it cannot be imported or is not an ``Engine`` subclass.
+    """
+    try:
+        found = resolve_class(kind, BUILTIN_ENGINES, "engine")
+    except ValueError as error:
+        raise OptionError("engine", str(error)) from None
+    if not (inspect.isclass(found) and issubclass(found, Engine)):
+        raise OptionError(
+            "engine",
+            f"{kind} is {_what_it_is(found)}, not a subclass of harness.engines.Engine "
+            "(subclass it and implement generate, describe and close)",
+        )
+    return found
+
+
+def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any], session_seed: int) -> Engine:
+    """Start an engine: ``Class(model.path, **engine_options)``, plus ``seed=session_seed`` where the class
+    declares ``takes_session_seed`` (one engine-wide random stream, which must differ between the sampling
+    sessions of a run)."""
+    cls = engine_class(kind)
+    options = dict(engine_options)
+    if cls.takes_session_seed:
+        options["seed"] = session_seed
+    return cls(model.path, **options)
+
+
+def _what_it_is(value: Any) -> str:
+    if inspect.isclass(value):
+        return f"the class {value.__module__}.{value.__qualname__}"
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        return f"the function {value.__module__}.{value.__qualname__}"
+    if inspect.ismodule(value):
+        return f"the module {value.__name__}"
+    return f"a {type(value).__name__} object"
