@@ -185,7 +185,8 @@ def _tally(values: Iterable[str]) -> dict[str, int]:
 
 def selector_section(store: RunStore, verdict_set: str) -> dict[str, Any] | None:
     """Each selector's accuracy@k next to coverage (``compare_verifiers``), when the run allows any selector."""
-    from harness.metrics.selectors import compare_verifiers, plot_comparison
+    from harness.metrics.selectors import compare_verifiers
+    from harness.reporting.selectors import plot_comparison
 
     result = compare_verifiers(store, verifier=verdict_set)
     if len(result["selectors"]) < 2:  # coverage alone: no answers to vote on, no scores, no log-probs
