@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import harness.forecasting.budget as budget_module
 from harness.forecasting.budget import (
-    Prices,
-    Usage,
     _spread,
     allocate_by_difficulty,
-    cost_of,
     plan_adaptive_pilot,
     plan_budget,
     smallest_k,
 )
+from harness.forecasting.costs import Cost, Prices, Usage, cost_of, money_for
 from harness.store.counts import Counts
 from harness.forecasting.forecast import make_model
 
@@ -70,6 +69,31 @@ def test_costs_follow_the_formulas_and_name_what_is_missing():
     unknown = cost_of(1000, counts, Usage(), Prices())
     assert all(value is None for value in (unknown.generated_tokens, unknown.flops, unknown.seconds, unknown.money))
     assert set(unknown.missing) == {"tokens per sample", "model parameters", "throughput (tokens per second)", "price"}
+
+
+def test_a_cost_priced_later_is_the_cost_priced_at_once():
+    """The summary stores costs without a price; the report prices them: both paths give the same figures."""
+    counts = pilot_counts(problems=10)
+    usage = Usage(output_tokens_per_sample=250.0, prompt_tokens_per_problem=None, output_tokens_per_second=1000.0)
+    unpriced = Cost.from_json(cost_of(1000, counts, usage).to_json())
+    assert unpriced.money is None and "price" in unpriced.missing and "prompt tokens" not in unpriced.missing
+    for prices in (Prices(per_million_tokens=2.0), Prices(gpu_hour=3.6), Prices()):
+        assert unpriced.priced(prices) == cost_of(1000, counts, usage, prices)
+    # unknown prompt tokens count as none for the token price; the GPU-hour price needs the wall time
+    assert money_for(Prices(per_million_tokens=2.0), 2_500_000, None, None) == pytest.approx(5.0)
+    assert money_for(Prices(gpu_hour=3.6), 2_500_000, 4000, None) is None
+
+
+def test_plan_budget_plans_with_an_already_fitted_model(monkeypatch):
+    counts = pilot_counts()
+    fitted = make_model("bayes").fit(counts)
+    expected = plan_budget(counts, 0.6, method="bayes").to_json()
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("plan_budget refitted a model it was given")
+
+    monkeypatch.setattr(budget_module, "make_model", no_refit)
+    assert plan_budget(counts, 0.6, model=fitted).to_json() == expected
 
 
 def test_plan_budget_finds_the_first_k_reaching_the_target():

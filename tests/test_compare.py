@@ -13,6 +13,10 @@ from typer.testing import CliRunner
 
 import harness.cli  # noqa: F401  (registers the commands on the app)
 from harness.cli.app import app
+from harness.errors import OptionError
+from harness.forecasting.costs import Prices, Usage, cost_of
+from harness.forecasting.forecast import fit_power_law
+from harness.reporting.compare import ComparedRun, load_runs
 from harness.pipeline.prepare import SampleOptions, prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
@@ -81,6 +85,8 @@ def test_compare_restricts_to_shared_problems_and_matches_compute_by_hand(runs, 
     assert entries["small"]["prefill_flops_per_problem"] == 2 * 1000 * PROMPT_TOKENS == 14_000
     assert entries["large"]["flops_per_sample"] == 48_000 and entries["large"]["prefill_flops_per_problem"] == 56_000
     assert entries["small"]["coverage_all_k"][-1] == pytest.approx(hand_coverage(*small, 8))
+    large_counts = RunStore.open(runs["large"]).counts()  # all 8 of its problems are shared
+    assert entries["large"]["fit"] == fit_power_law(large_counts).to_json(), "the one power law of these counts"
 
     # budgets: what "large" spends on k = 1, 2, 4 (48,000 k + 56,000); "small" affords floor((B - 14,000) / 12,000)
     flops = result["compute_matched"]["flops"]
@@ -124,7 +130,7 @@ def test_compare_html_is_self_contained_with_both_figures(runs, tmp_path):
 def test_strict_refuses_different_problem_sets(runs, tmp_path):
     done = compare(str(runs["small"]), str(runs["large"]), "--out", str(tmp_path), "--strict")
     assert done.exit_code == 2
-    assert "problem sets differ (small has 12, large has 8; 8 shared) and --strict refuses them" in done.output
+    assert "problem sets differ (small has 12, large has 8; 8 shared) and a strict comparison refuses" in done.output
     assert not (tmp_path / "compare.json").exists()
 
 
@@ -169,3 +175,27 @@ def test_same_ids_with_different_references_are_refused(runs, tmp_path):
     done = compare(str(runs["small"]), str(other), "--out", str(tmp_path / "out"))
     assert done.exit_code == 2
     assert "small and other hold different problems under the same ids (1 differ, first 'p3')" in done.output
+
+
+def test_cost_per_sample_and_per_prompt_is_the_budget_cost_arithmetic(runs):
+    counts = RunStore.open(runs["large"]).counts()
+    run = ComparedRun("large", runs["large"], None, "jsonl", "v", counts, len(counts), tokens_per_sample=6.0,
+                      prompt_tokens_per_problem=7.0, parameters=4000.0, price_per_mtok=0.5)  # fmt: skip
+    usage = Usage(output_tokens_per_sample=6.0, prompt_tokens_per_problem=7.0, model_parameters=4000)
+    one, two = (cost_of(k, counts, usage, Prices(per_million_tokens=0.5)) for k in (1, 2))
+    per_sample, prefill = run.per_problem_cost("flops")
+    assert per_sample == pytest.approx((two.flops - one.flops) / len(counts))
+    assert prefill == pytest.approx(one.flops / len(counts) - per_sample)
+    per_sample, prefill = run.per_problem_cost("money")
+    assert per_sample == pytest.approx((two.money - one.money) / len(counts))
+    assert prefill == pytest.approx(one.money / len(counts) - per_sample)
+
+
+def test_bad_option_counts_name_the_parameter(runs):
+    with pytest.raises(OptionError, match="one per run") as error:
+        load_runs([runs["small"], runs["large"]], parameters=[1.0, 2.0, 3.0])
+    assert error.value.option == "parameters"
+    with pytest.raises(OptionError) as error:
+        load_runs([runs["small"], runs["large"]], labels=["only"])
+    assert error.value.option == "labels"
+

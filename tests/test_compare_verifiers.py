@@ -10,12 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors, write_comparison
+from harness.errors import OptionError
+from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors
 from harness.pipeline.importing import SampleFields, import_samples, import_scores
 from harness.pipeline.analyze import analyze
 from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample
 from harness.pipeline.verify import verify
+from harness.reporting.selectors import write_comparison
 from harness.store import RunStore, RunStoreError
 from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options
@@ -213,8 +215,9 @@ def test_selectors_read_the_named_score_set_and_aggregate_steps(fresh_qwen_run, 
     assert [entry["aggregate"] for entry in minimum["selectors"]] == ["min", "min"]
     with pytest.raises(ValueError, match="no score set 'absent'"):
         compare_verifiers(store, parse_selectors("orm=absent"), [8])
-    with pytest.raises(ValueError, match="--aggregate must be one of"):
+    with pytest.raises(OptionError, match="must be one of") as bad_aggregate:
         compare_verifiers(store, parse_selectors("prm=steps"), [8], aggregate="max")
+    assert bad_aggregate.value.option == "aggregate"
     with RunStore.open(fresh_qwen_run, writable=True) as writer:
         rows = [{"problem_id": str(r["idx"]), "sample_idx": i, "score": -float(i)} for r in records for i in range(8)]
         import_scores(writer, write_jsonl(tmp_path / "second.jsonl", rows), "second")
@@ -235,8 +238,9 @@ def test_selector_and_k_parsing():
     with pytest.raises(ValueError, match="listed twice"):
         parse_selectors("orm,orm")
     assert parse_ks("8,1,2,2") == [1, 2, 8]
-    with pytest.raises(ValueError, match="comma-separated integers"):
+    with pytest.raises(OptionError, match="comma-separated integers") as bad_ks:
         parse_ks("1,two")
+    assert bad_ks.value.option == "ks"
 
 
 def test_import_samples_refuses_malformed_files(tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from scipy import special
+from scipy import special, stats
 
 from harness.metrics.estimators import pass_at_k
-from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
+from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch, solvable_probability
 
 
 def beta_coverage(alpha: float, beta: float, k: float, zero_mass: float = 0.0) -> float:
@@ -141,3 +143,26 @@ def test_beta_laws_reject_bad_counts():
         BetaMLE().fit([], [])
     with pytest.raises(RuntimeError, match="before fit"):
         BetaBinomialLaw().predict(10)
+
+
+def test_power_law_survives_a_json_round_trip_unchanged():
+    ks = 2.0 ** np.arange(8)
+    law = PowerLaw().fit(ks, np.exp(-2.0 * ks**-0.4))
+    stored = json.loads(json.dumps(law.to_json()))
+    assert stored["ks"] == [int(k) for k in ks] and stored["law"] == "log(coverage) = a * k^b"
+    again = PowerLaw.from_json(stored)
+    assert again.params == law.params and again.predict(1e5) == law.predict(1e5)
+
+
+def test_solvable_probability_is_bayes_rule_on_the_zero_count():
+    a, b, zero_mass = 0.4, 30.0, 0.3
+    n, c = np.array([10, 100, 1000, 100]), np.array([0, 0, 0, 3])
+    no_success = stats.betabinom.pmf(0, n, a, b)  # P(c = 0 | the rate comes from the Beta part)
+    expected = np.where(c == 0, (1 - zero_mass) * no_success / (zero_mass + (1 - zero_mass) * no_success), 1.0)
+    solvable = solvable_probability(a, b, zero_mass, n, c)
+    assert solvable == pytest.approx(expected, rel=1e-12)
+    assert solvable[0] > solvable[1] > solvable[2] and solvable[3] == 1.0  # more failures, likelier unsolvable
+    assert np.all(solvable_probability(a, b, 0.0, n, c) == 1.0)  # no atom at 0: everything is solvable
+    grid = solvable_probability(np.array([0.2, 0.4])[None, :], b, zero_mass, n[:, None], c[:, None])
+    assert grid.shape == (4, 2) and grid[:, 1] == pytest.approx(solvable)
+

@@ -10,10 +10,19 @@ import sys
 
 import pytest
 
-from harness.reporting.html import example_samples
+import harness.reporting.figures as figures
+from harness.forecasting.fitted import fit_laws
+from harness.forecasting.forecast import AutoModel, PowerLawModel
+from harness.forecasting.laws import PowerLaw
+from harness.pipeline.analyze import analyze
+from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.sample import sample_run
+from harness.pipeline.verify import verify
+from harness.reporting.format import format_quantity
+from harness.reporting.html import build_report, example_samples
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
-from tests.helpers import fake_model_dir
+from tests.helpers import FAKE_ENGINE, fake_model_dir
 from tests.report_fixtures import HOSTILE_TEXT, write_level_problems
 
 PROBLEMS, SAMPLES = 12, 8
@@ -130,3 +139,69 @@ def test_report_renders_in_headless_chromium(report_run, chromium, tmp_path):
     screenshot = page.screenshot(tmp_path / "report.png")
     data = screenshot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+
+
+@pytest.fixture(scope="module")
+def library_run(tmp_path_factory):
+    """A verified run made in this process (so that fits can be counted and figures intercepted)."""
+    root = tmp_path_factory.mktemp("library")
+    data = write_level_problems(root / "levels.jsonl", PROBLEMS)
+    options = SampleOptions(task="jsonl", data=str(data), model=str(fake_model_dir(root)), engine=FAKE_ENGINE,
+                            task_options={"prompt_field": "q", "answer_field": "a", "id_field": "uid",
+                                          "metadata_fields": ["level"], "verifier": "numeric"},
+                            problems=PROBLEMS, samples=SAMPLES, out=root / "run")  # fmt: skip
+    with sample_run(prepare(options), progress_mode="quiet").store as store:
+        verify(store, workers=1, quiet=True)
+    return root / "run"
+
+
+def test_analysis_fits_the_forecast_once_and_the_report_only_reads_it(library_run, monkeypatch):
+    fits = []
+    original_fit = AutoModel.fit
+
+    def counted_fit(self, counts):
+        fits.append(len(counts))
+        return original_fit(self, counts)
+
+    monkeypatch.setattr(AutoModel, "fit", counted_fit)
+    store = RunStore.open(library_run)
+    summary = analyze(store)
+    html = build_report(store, summary)
+    assert fits == [PROBLEMS], "one fit of the auto model per run: summary, figure and budget rows share it"
+    budget = summary["budget"]
+    assert [row["target"] for row in budget["targets"]] == [0.5, 0.8, 0.9, 0.95]
+    assert budget["method"] == summary["forecast"]["method"] and f"Forecast method {budget['method']}." in html
+    reached = [row for row in budget["targets"] if row["k"] is not None]
+    assert reached and all(row["forecast"]["coverage"] >= row["target"] for row in reached)
+    assert all(row["cost"]["samples"] == row["k"] * PROBLEMS and row["cost"]["money"] is None for row in reached)
+    assert json.loads((library_run / "summary.json").read_text())["budget"] == budget
+
+
+def test_the_printed_and_the_drawn_power_law_are_one_fit(library_run, monkeypatch):
+    drawn = {}
+    original_plot = figures.plot_coverage
+
+    def intercepted(path, *curve, laws=None, **options):
+        drawn.update(laws)
+        return original_plot(path, *curve, laws=laws, **options)
+
+    monkeypatch.setattr(figures, "plot_coverage", intercepted)
+    store = RunStore.open(library_run)
+    summary = analyze(store)
+    law = drawn["power law"]
+    assert isinstance(law, PowerLaw)
+    assert law.to_json() == summary["fit"], "coverage.png draws the law summary.json prints"
+    assert summary["fit"]["ks"] == [1, 2, 4, 8]
+    counts = store.counts(summary["verdict_set"])
+    assert PowerLawModel().fit(counts).law.to_json() == summary["fit"], "the powerlaw forecast extrapolates it too"
+    band = drawn["auto"]
+    assert band.ks[-1] == summary["forecast"]["k"] == 10 * SAMPLES
+    assert band.coverage[-1] == summary["forecast"]["coverage"] and band.high[-1] == summary["forecast"]["high"]
+    assert fit_laws(counts).summary()["fit"] == summary["fit"]
+
+
+def test_quantities_have_one_formatter():
+    assert format_quantity(12_345) == "12.3k" and format_quantity(2.5e15, "FLOPs") == "2.5PFLOPs"
+    assert format_quantity(None) == format_quantity(float("nan")) == "—"
+    assert format_quantity(None, missing="missing") == "missing" and format_quantity(0.5) == "0.5"
+

@@ -174,6 +174,7 @@ def budget(
 ) -> None:
     """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty."""
     from harness.forecasting.budget import Prices, Usage, plan_adaptive_pilot, plan_budget
+    from harness.reporting.terminal import format_plan
 
     try:
         if price_per_mtok is not None and gpu_hour_price is not None:
@@ -227,54 +228,3 @@ def budget(
         top = plan.k_conservative or plan.k or plan.k_limit
         ks = forecast_ks(int(group.num_samples.min()), int(min(top * 2, plan.k_limit)))
         plot_budget(plot, forecast_curve(group, ks, method, confidence, seed), group, usage, prices, target)
-
-
-def _figure(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "missing"
-    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}{unit}"
-    return f"{value:.3g}{unit}"
-
-
-def format_plan(plan) -> str:
-    """The budget plan as readable lines."""
-    lines = [f"target coverage {plan.target:.0%} ({plan.method}, {plan.confidence:.0%} interval)"]
-    if plan.forecast is not None:
-        f = plan.forecast
-        lines.append(f"  k = {plan.k:,} samples per problem: coverage {f.coverage:.3f} [{f.low:.3f}, {f.high:.3f}]")
-    labels = {
-        "k_optimistic": "if the interval's top holds",
-        "k": "forecast",
-        "k_conservative": "if the interval's bottom holds",
-    }
-    for name in ("k_optimistic", "k", "k_conservative"):
-        cost = plan.costs.get(name)
-        if cost is None:
-            lines.append(f"  {labels[name]}: not reached by k = {plan.k_limit:,}")
-            continue
-        hours = None if cost.seconds is None else cost.seconds / 3600
-        lines.append(
-            f"  {labels[name]}: k = {cost.k:,}: {_figure(cost.samples)} samples "
-            f"({_figure(cost.additional_samples)} more), {_figure(cost.generated_tokens)} tokens, "
-            f"{_figure(cost.flops)} FLOPs, {'missing' if hours is None else f'{hours:,.1f} h'}, "
-            f"money {'missing' if cost.money is None else f'{cost.money:,.2f}'}"
-        )
-    missing = sorted({item for cost in plan.costs.values() for item in cost.missing})
-    if missing:
-        lines.append(f"  missing inputs: {', '.join(missing)}")
-    allocation = plan.allocation
-    if allocation.uniform_k is not None:
-        lines.append(
-            f"samples by pilot success rate (fresh run, expected coverage {allocation.target:.0%}): "
-            f"{_figure(allocation.allocated_samples)} allocated vs {_figure(allocation.uniform_samples)} "
-            f"with k = {allocation.uniform_k:,} for all"
-        )
-        for item in allocation.bins:
-            lines.append(
-                f"  {item.label:>16}: {item.problems:4d} problems, {item.samples_per_problem:>12,.0f} samples each, "
-                f"coverage {item.coverage_allocated:.3f} (uniform: {item.coverage_uniform:.3f})"
-            )
-    lines += [f"note: {note}" for note in plan.notes]
-    return "\n".join(lines)

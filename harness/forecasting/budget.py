@@ -1,9 +1,10 @@
 """From a coverage target to a sample budget; where extra pilot samples shrink a forecast's interval most.
 
 ``plan_budget`` finds the smallest k (samples per problem) whose forecast reaches the target, with the
-k at which the interval's upper and lower ends reach it (optimistic and conservative), and prices each:
-samples, generated tokens (measured tokens per sample), FLOPs (2 x parameters x tokens, each prompt
-prefilled once per problem), wall time at the measured throughput, and money. It also allocates samples
+k at which the interval's upper and lower ends reach it (optimistic and conservative, ``target_ks``), and
+prices each (``costs.cost_of``): samples, generated tokens (measured tokens per sample), FLOPs (2 x
+parameters x tokens, each prompt prefilled once per problem), wall time at the measured throughput, and
+money. It also allocates samples
 by difficulty in the spirit of Snell et al. (2024): problems binned by pilot success rate, each problem
 given the samples that buy the most expected coverage per sample, compared with the same k for all.
 
@@ -15,95 +16,18 @@ them, or evenly over all problems.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 from scipy import special
 
 from harness.store.counts import Counts
+from harness.forecasting.costs import Cost, Prices, Usage, cost_of
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel, Forecast, _checked, make_model
-from harness.forecasting.laws import BetaBinomialLaw
+from harness.forecasting.laws import BetaBinomialLaw, solvable_probability
 
 DIFFICULTY_EDGES = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)  # pilot success rate bins (a bin of its own for 0)
 K_LIMIT = 10**7
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Measured cost figures of a run (any may be unknown: None)."""
-
-    output_tokens_per_sample: float | None = None
-    prompt_tokens_per_problem: float | None = None
-    output_tokens_per_second: float | None = None
-    model_parameters: int | None = None
-
-    @classmethod
-    def from_mapping(cls, usage: Mapping[str, Any]) -> "Usage":
-        """From ``RunStore.usage()`` (extra keys ignored)."""
-        return cls(**{name: usage.get(name) for name in cls.__dataclass_fields__})
-
-
-@dataclass(frozen=True)
-class Prices:
-    per_million_tokens: float | None = None  # money per million generated tokens (prompts counted once)
-    gpu_hour: float | None = None  # money per hour of wall time
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What k samples per problem cost; figures that need unknown inputs are None and named in ``missing``."""
-
-    k: int
-    samples: int
-    additional_samples: int  # beyond the samples already drawn
-    generated_tokens: float | None
-    flops: float | None
-    seconds: float | None
-    money: float | None
-    missing: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"missing": list(self.missing)}
-
-
-def inference_flops(parameters: float, generated_tokens: float, prefilled_tokens: float) -> float:
-    """Forward-pass FLOPs of a decoder: 2 x parameters per token, generated or prefilled (prompts)."""
-    return 2.0 * parameters * (generated_tokens + prefilled_tokens)
-
-
-def cost_of(k: int, counts: Counts, usage: Usage, prices: Prices) -> Cost:
-    """Cost of bringing every problem of ``counts`` to k samples (prompts prefilled once per problem)."""
-    problems = len(counts)
-    samples = problems * int(k)
-    additional = int(np.maximum(k - counts.num_samples, 0).sum())
-    missing = []
-    tokens = None
-    if usage.output_tokens_per_sample is None:
-        missing.append("tokens per sample")
-    else:
-        tokens = samples * usage.output_tokens_per_sample
-    flops = None
-    if usage.model_parameters is None:
-        missing.append("model parameters")
-    elif tokens is not None:
-        if usage.prompt_tokens_per_problem is None:
-            missing.append("prompt tokens")
-        else:
-            flops = inference_flops(usage.model_parameters, tokens, problems * usage.prompt_tokens_per_problem)
-    seconds = None
-    if usage.output_tokens_per_second is None:
-        missing.append("throughput (tokens per second)")
-    elif tokens is not None:
-        seconds = tokens / usage.output_tokens_per_second
-    money = None
-    if prices.per_million_tokens is not None and tokens is not None:
-        prompt = problems * (usage.prompt_tokens_per_problem or 0.0)
-        money = (tokens + prompt) / 1e6 * prices.per_million_tokens
-    elif prices.gpu_hour is not None and seconds is not None:
-        money = seconds / 3600.0 * prices.gpu_hour
-    elif prices.per_million_tokens is None and prices.gpu_hour is None:
-        missing.append("price")
-    return Cost(int(k), samples, additional, tokens, flops, seconds, money, tuple(missing))
 
 
 def smallest_k(
@@ -193,8 +117,7 @@ def _fresh_coverage(law: BetaBinomialLaw, counts: Counts) -> Callable[[np.ndarra
     a, b, pi = law.alpha_, law.beta_, law.zero_mass_
     n = counts.num_samples.astype(np.float64)
     c = counts.num_correct.astype(np.float64)
-    beta_part = (1 - pi) * np.exp(special.betaln(a + c, b + n - c) - special.betaln(a, b))
-    solvable = np.where(c == 0, beta_part / np.maximum(pi + beta_part, 1e-300), 1.0)
+    solvable = solvable_probability(a, b, pi, n, c)
     base = special.betaln(a + c, b + n - c)
 
     def coverage(k: np.ndarray) -> np.ndarray:
@@ -278,6 +201,33 @@ def allocate_by_difficulty(
     )
 
 
+@dataclass(frozen=True)
+class TargetKs:
+    """Where a fitted model's forecast reaches a coverage target: the smallest k of its coverage, of its
+    interval's top (optimistic) and of its bottom (conservative), None where not by the k limit."""
+
+    target: float
+    k: int | None
+    k_optimistic: int | None
+    k_conservative: int | None
+    forecast: Forecast | None  # at k
+
+
+def target_ks(
+    model: CoverageModel, target: float, confidence: float = DEFAULT_CONFIDENCE, k_limit: int = K_LIMIT
+) -> TargetKs:
+    """The k at which a fitted model's forecast (and each end of its interval) reaches ``target``."""
+    if not 0 < target < 1:
+        raise ValueError(f"target coverage must lie in (0, 1), got {target}")
+    ks = {name: smallest_k(model, target, confidence, statistic, k_limit)
+          for name, statistic in (("k", 0), ("k_conservative", 1), ("k_optimistic", 2))}
+    point = None
+    if ks["k"] is not None:
+        coverage, low, high = model.interval(ks["k"], confidence)
+        point = Forecast(ks["k"], coverage, low, high, model.name, confidence, model.describe())
+    return TargetKs(target, ks["k"], ks["k_optimistic"], ks["k_conservative"], point)
+
+
 def plan_budget(
     counts: Counts,
     target: float,
@@ -287,31 +237,31 @@ def plan_budget(
     prices: Prices | None = None,
     k_limit: int = K_LIMIT,
     seed: int = 0,
+    model: CoverageModel | None = None,
 ) -> BudgetPlan:
-    """The smallest k reaching ``target`` coverage (with the interval's k range), its cost, and an allocation."""
+    """The smallest k reaching ``target`` coverage (with the interval's k range), its cost, and an allocation.
+
+    ``model``: a forecasting model already fitted to ``counts``, used instead of fitting ``method``.
+    """
     if not 0 < target < 1:
         raise ValueError(f"target coverage must lie in (0, 1), got {target}")
     counts = _checked(counts)
     usage = usage or Usage()
     prices = prices or Prices()
-    model = make_model(method, seed).fit(counts)
-    ks = {name: smallest_k(model, target, confidence, statistic, k_limit)
-          for name, statistic in (("k", 0), ("k_conservative", 1), ("k_optimistic", 2))}
+    model = model or make_model(method, seed).fit(counts)
+    reached = target_ks(model, target, confidence, k_limit)
+    ks = {"k": reached.k, "k_conservative": reached.k_conservative, "k_optimistic": reached.k_optimistic}
     costs = {name: cost_of(k, counts, usage, prices) for name, k in ks.items() if k is not None}
     notes = []
-    point = None
-    if ks["k"] is None:
+    if reached.k is None:
         notes.append(f"the forecast does not reach {target:.0%} by k = {k_limit:,}")
-    else:
-        coverage, low, high = model.interval(ks["k"], confidence)
-        point = Forecast(ks["k"], coverage, low, high, model.name, confidence, model.describe())
     law = getattr(getattr(model, "model", model), "law", None)
     law = law if isinstance(law, BetaBinomialLaw) else None
     allocation = allocate_by_difficulty(counts, target, law, k_limit)
     if allocation.uniform_k is None:
         notes.append("the Beta law's expected coverage of a fresh run does not reach the target by the k limit")
-    return BudgetPlan(target, model.name, confidence, ks["k"], ks["k_optimistic"], ks["k_conservative"], point,
-                      costs, allocation, k_limit, notes)
+    return BudgetPlan(target, model.name, confidence, reached.k, reached.k_optimistic, reached.k_conservative,
+                      reached.forecast, costs, allocation, k_limit, notes)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -417,8 +367,7 @@ def _simulate_extra(law: BetaBinomialLaw, counts: Counts, extra: np.ndarray, rng
     a, b, pi = law.alpha_grid_[point], law.beta_grid_[point], law.zero_mass_grid_[point]
     n, c = counts.num_samples, counts.num_correct
     rate = rng.beta(a + c, b + n - c)
-    no_success = np.exp(special.betaln(a, b + n) - special.betaln(a, b))  # P(c = 0 | Beta part)
-    unsolvable_odds = np.where(c == 0, pi / (pi + (1 - pi) * no_success), 0.0)
-    rate = np.where(rng.random(len(counts)) < unsolvable_odds, 0.0, rate)
+    unsolvable = 1.0 - solvable_probability(a, b, pi, n, c)
+    rate = np.where(rng.random(len(counts)) < unsolvable, 0.0, rate)
     new_correct = rng.binomial(extra, rate)
     return Counts(n + extra, c + new_correct, counts.problem_ids, counts.fields)

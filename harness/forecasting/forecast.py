@@ -31,7 +31,8 @@ import numpy as np
 from scipy import special
 
 from harness.store.counts import Counts
-from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
+from harness.metrics.analysis import measured_coverage
+from harness.metrics.estimators import log_spaced_ks, pass_at_k
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 
 DEFAULT_CONFIDENCE = 0.9
@@ -67,9 +68,11 @@ class CurveForecast:
 
 
 class CoverageModel(Protocol):
-    """A fitted forecasting method: ``interval(k, confidence)`` -> (coverage, low, high)."""
+    """A fitted forecasting method: ``interval(k, confidence)`` -> (coverage, low, high); measured up to
+    ``sampled_k`` (the smallest n of the counts it was fitted to), extrapolated beyond."""
 
     name: str
+    sampled_k: int
 
     def fit(self, counts: Counts) -> "CoverageModel": ...
 
@@ -87,11 +90,19 @@ def _checked(counts: Counts) -> Counts:
     return counts
 
 
-def empirical_interval(counts: Counts, k: int, confidence: float, seed: int = 0) -> tuple[float, float, float]:
-    """Unbiased pass@k averaged over problems, with a bootstrap interval over problems (k <= every n)."""
-    per_problem = pass_at_k(counts.num_samples, counts.num_correct, k)
-    low, high = bootstrap_mean_interval(per_problem, confidence=confidence, seed=seed)
-    return float(per_problem.mean()), float(low), float(high)
+def fit_power_law(counts: Counts, objective: str = "linear") -> PowerLaw:
+    """The exponentiated power law of the counts' measured coverage: the one fit that the summary prints,
+    coverage.png draws, ``compare`` tabulates and the ``powerlaw`` forecast extrapolates.
+
+    Fitted to the mean unbiased pass@k at k = 1, 2, 4, ..., n (n the smallest sample count). The grid is a
+    choice, since another log grid (say 8 points per decade) moves a and b in the second decimal: powers of
+    two are the k of the pass@k table printed beside the law, so the law fits the points shown, and the grid
+    on which the ``powerlaw`` backtests of docs/forecasting.md were measured. Denser k add little: pass@k at
+    neighbouring k comes from the same samples and moves together.
+    """
+    ks = log_spaced_ks(int(counts.num_samples.min()))
+    per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
+    return PowerLaw(objective).fit(ks, per_problem.mean(0))
 
 
 class PowerLawModel:
@@ -110,10 +121,9 @@ class PowerLawModel:
     def fit(self, counts: Counts) -> "PowerLawModel":
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
-        self.ks = log_spaced_ks(self.sampled_k)
+        self.law = fit_power_law(counts, self.objective)
+        self.ks = self.law.ks_.astype(np.int64)
         per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], self.ks[None, :])
-        coverage = per_problem.mean(0)
-        self.law = PowerLaw(self.objective).fit(self.ks, coverage)
         size = len(counts)
         rng = np.random.default_rng(self.seed)
         resample_weights = rng.multinomial(size, np.full(size, 1.0 / size), size=self.resamples) / size
@@ -126,7 +136,7 @@ class PowerLawModel:
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
         if k <= self.sampled_k:
-            return empirical_interval(self.counts, k, confidence, self.seed)
+            return measured_coverage(self.counts, [k], confidence, self.seed).at(k)
         boot = np.exp(self.boot_a * float(k) ** self.boot_b)
         tail = (1 - confidence) / 2
         low, high = np.quantile(boot, [tail, 1 - tail]) if boot.size else (np.nan, np.nan)
@@ -154,7 +164,7 @@ class BetaMLEModel:
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
         if k <= self.sampled_k:
-            return empirical_interval(self.counts, k, confidence, self.seed)
+            return measured_coverage(self.counts, [k], confidence, self.seed).at(k)
         a, b = self.boot_alpha, self.boot_beta
         boot = -np.expm1(special.betaln(a, b + k) - special.betaln(a, b))
         tail = (1 - confidence) / 2
@@ -181,7 +191,7 @@ class BayesModel:
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
         if k <= self.sampled_k:
-            return empirical_interval(self.counts, k, confidence, self.seed)
+            return measured_coverage(self.counts, [k], confidence, self.seed).at(k)
         return self.law.forecast(k, confidence)
 
     def describe(self) -> dict[str, Any]:
@@ -223,7 +233,7 @@ class BlendModel:
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
         if k <= self.sampled_k:
-            return empirical_interval(self.counts, k, confidence, self.seed)
+            return measured_coverage(self.counts, [k], confidence, self.seed).at(k)
         bayes = self.bayes.interval(k, confidence)
         if self.powerlaw is None:
             return bayes
@@ -255,6 +265,7 @@ class AutoModel:
         self.choice, self.scores = select_method(counts, self.candidates, seed=self.seed)
         self.model = make_model(self.choice, self.seed).fit(counts)
         self.name = self.model.name
+        self.sampled_k = self.model.sampled_k
         return self
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
@@ -373,31 +384,14 @@ def forecast_curve(
 ) -> CurveForecast:
     """Forecast at every k of ``ks`` with one fitted model (for plots and budgets)."""
     _validate_request(ks, confidence)
-    model = make_model(method, seed).fit(_checked(counts))
+    return model_curve(make_model(method, seed).fit(_checked(counts)), ks, confidence)
+
+
+def model_curve(
+    model: CoverageModel, ks: Sequence[int] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE
+) -> CurveForecast:
+    """A fitted model's forecast at every k of ``ks``."""
+    _validate_request(ks, confidence)
     ks = np.asarray(ks, dtype=np.int64)
     values = np.array([model.interval(int(k), confidence) for k in ks]).reshape(-1, 3)
-    return CurveForecast(ks, values[:, 0], values[:, 1], values[:, 2], model.name, int(counts.num_samples.min()))
-
-
-def fit_and_forecast(counts: Counts, forecast_factor: int = 10, confidence: float = 0.9) -> dict[str, Any]:
-    """The exponentiated power law fitted to the measured curve, and the coverage forecast at
-    ``forecast_factor`` times the sampled k (method chosen by in-pilot backtest, with a ``confidence`` interval).
-
-    Either part is None, with the reason, when the data cannot support it (e.g. no problem ever solved).
-    """
-
-    max_k = int(counts.num_samples.min())
-    ks = log_spaced_ks(max_k, points_per_decade=8)
-    coverage = coverage_curve(counts.num_samples, counts.num_correct, max_k).mean(axis=0)[ks - 1]
-    result: dict[str, Any] = {"fit": None, "forecast": None}
-    try:
-        law = PowerLaw().fit(ks, coverage)
-        result["fit"] = {"law": "log(coverage) = a * k^b", **law.params, "ks": [int(k) for k in ks]}
-    except ValueError as error:
-        result["fit_error"] = str(error)
-    try:
-        predicted = forecast(counts, forecast_factor * max_k, method="auto", confidence=confidence)
-        result["forecast"] = {"k": predicted.k, **predicted.to_json(), "confidence": confidence}
-    except ValueError as error:
-        result["forecast_error"] = str(error)
-    return result
+    return CurveForecast(ks, values[:, 0], values[:, 1], values[:, 2], model.name, int(model.sampled_k))

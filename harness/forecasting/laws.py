@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -118,6 +118,7 @@ class PowerLaw:
         self.a_: float | None = None
         self.b_: float | None = None
         self.r2_: float | None = None
+        self.ks_: np.ndarray | None = None
 
     def fit(
         self,
@@ -143,6 +144,7 @@ class PowerLaw:
             ks, coverage[None, :], None if weights is None else weights[None, :], objective=self.objective
         )
         self.a_, self.b_ = float(a[0]), float(b[0])
+        self.ks_ = ks
         used = coverage > 0
         w = np.ones_like(ks) if weights is None else weights
         w = np.where(used, w, 0.0)
@@ -163,6 +165,18 @@ class PowerLaw:
         if self.a_ is None:
             raise RuntimeError("PowerLaw.params before fit")
         return {"a": self.a_, "b": self.b_, "r2": self.r2_}
+
+    def to_json(self) -> dict[str, Any]:
+        """The fitted law as ``summary.json`` holds it (``fit``): its formula, a, b, R^2 and the k fitted on."""
+        return {"law": "log(coverage) = a * k^b", **self.params, "ks": [int(k) for k in self.ks_]}
+
+    @classmethod
+    def from_json(cls, fields: Mapping[str, Any]) -> "PowerLaw":
+        """The law ``to_json`` wrote, as it was fitted (nothing is refitted)."""
+        law = cls()
+        law.a_, law.b_, law.r2_ = float(fields["a"]), float(fields["b"]), float(fields["r2"])
+        law.ks_ = np.asarray(fields["ks"], dtype=np.float64)
+        return law
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -426,19 +440,24 @@ class BetaBinomialLaw:
         high = coverage[min(np.searchsorted(cdf, 1 - tail), total)]
         return float(newly @ coverage), float(low), float(high)
 
-    def posterior_rate(self, num_samples: np.ndarray, num_correct: np.ndarray, extra: np.ndarray) -> np.ndarray:
-        """P(at least one success in ``extra`` more samples) per problem, given its counts (posterior mean)."""
-        self._check_fitted()
-        n = np.asarray(num_samples, dtype=np.float64)[:, None]
-        c = np.asarray(num_correct, dtype=np.float64)[:, None]
-        m = np.asarray(extra, dtype=np.float64)[:, None]
-        a, b, pi = self.alpha_grid_[None, :], self.beta_grid_[None, :], self.zero_mass_grid_[None, :]
-        log_beta_part = special.betaln(a + c, b + n - c) - special.betaln(a, b)
-        stay = special.betaln(a + c, b + n - c + m) - special.betaln(a + c, b + n - c)
-        # A problem with a success is solvable; one without is solvable with the zero-inflated posterior odds.
-        beta_part = (1 - pi) * np.exp(log_beta_part)
-        solvable = np.where(c == 0, beta_part / np.maximum(pi + beta_part, 1e-300), 1.0)
-        return (solvable * -np.expm1(stay)) @ self.weights_
+
+def solvable_probability(
+    alpha: np.ndarray | float,
+    beta: np.ndarray | float,
+    zero_mass: np.ndarray | float,
+    num_samples: np.ndarray,
+    num_correct: np.ndarray,
+) -> np.ndarray:
+    """P(a problem's success rate comes from the Beta part, not the atom at p = 0), given its counts, under
+    the zero-inflated law (alpha, beta, zero_mass); broadcast over all arguments.
+
+    A problem with a success is solvable; one without is solvable with the posterior odds of the Beta part,
+    ``(1 - zero_mass) B(alpha, beta + n) / B(alpha, beta)`` against ``zero_mass``.
+    """
+    n = np.asarray(num_samples, dtype=np.float64)
+    c = np.asarray(num_correct, dtype=np.float64)
+    beta_part = (1 - zero_mass) * np.exp(special.betaln(alpha + c, beta + n - c) - special.betaln(alpha, beta))
+    return np.where(c == 0, beta_part / np.maximum(zero_mass + beta_part, 1e-300), 1.0)
 
 
 class BetaMLE:

@@ -5,12 +5,41 @@ Functions here take ``Counts`` (numpy arrays), not run directories, so they serv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from harness.store.counts import Counts
-from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks
+from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
+
+
+class MeasuredCoverage(NamedTuple):
+    """Mean unbiased pass@k over problems at each k of ``ks``, with a bootstrap interval [low, high]."""
+
+    ks: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    def at(self, k: int) -> tuple[float, float, float]:
+        """(coverage, low, high) at one of the measured k."""
+        index = int(np.flatnonzero(self.ks == k)[0])
+        return float(self.mean[index]), float(self.low[index]), float(self.high[index])
+
+
+def measured_coverage(
+    counts: Counts,
+    ks: Sequence[int] | np.ndarray,
+    confidence: float = 0.95,
+    seed: int = 0,
+    resamples: int = 2000,
+) -> MeasuredCoverage:
+    """Coverage measured at each k of ``ks`` (every k <= the smallest n): the unbiased pass@k averaged over
+    problems, with a percentile bootstrap interval over problems (one set of resamples for all k)."""
+    ks = np.asarray(ks, dtype=np.int64).reshape(-1)
+    per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
+    low, high = bootstrap_mean_interval(per_problem, confidence=confidence, resamples=resamples, seed=seed)
+    return MeasuredCoverage(ks, per_problem.mean(axis=0), low, high)
 
 
 def coverage_summary(
@@ -30,10 +59,8 @@ def coverage_summary(
     max_k = int(counts.num_samples.min())
     if max_k < 1:
         raise ValueError("some problems have no samples; verify or sample them first")
-    curve = coverage_curve(counts.num_samples, counts.num_correct, max_k)
-    ks = log_spaced_ks(max_k)
-    low, high = bootstrap_mean_interval(curve[:, ks - 1], confidence=confidence, resamples=resamples, seed=seed)
-    mean = curve.mean(axis=0)
+    mean = coverage_curve(counts.num_samples, counts.num_correct, max_k).mean(axis=0)
+    measured = measured_coverage(counts, log_spaced_ks(max_k), confidence, seed, resamples)
     return {
         "problems": len(counts),
         "samples_per_problem": {"min": max_k, "max": int(counts.num_samples.max())},
@@ -43,8 +70,8 @@ def coverage_summary(
         "confidence": confidence,
         "pass_at_1": float(mean[0]),
         "pass_at_k": [
-            {"k": int(k), "coverage": float(mean[k - 1]), "low": float(lo), "high": float(hi)}
-            for k, lo, hi in zip(ks, low, high)
+            {"k": int(k), "coverage": float(value), "low": float(low), "high": float(high)}
+            for k, value, low, high in zip(*measured)
         ],
         "coverage_all_k": mean.tolist(),
     }

@@ -1,15 +1,15 @@
 """Compare selectors with coverage on a run: how much of "some sample is right" a selector recovers.
 
 Reads a run directory's verdicts (correctness and extracted answers), score sets and sample log-probs,
-computes accuracy@k of each selector (``verifiers.selection``) next to pass@k, with intervals over problems,
-and writes ``verifiers.json`` and ``verifiers.png`` into the run directory.
+computes accuracy@k of each selector (``verifiers.selection``) next to pass@k, with intervals over problems
+(the content of ``verifiers.json``; ``harness.reporting.selectors`` prints, plots and writes it).
 
-Selectors (``--selectors``, comma separated):
+Selectors (comma separated in ``parse_selectors``):
 
 * ``coverage``: pass@k, the ceiling (some sample of the k is right).
 * ``majority``: majority vote over extracted answers.
 * ``orm[=SET]``: best-of-k by a score set's per-sample scores (an outcome reward model, or imported scores).
-* ``prm[=SET]``: best-of-k by a score set's step scores, aggregated per sample by ``--aggregate``.
+* ``prm[=SET]``: best-of-k by a score set's step scores, aggregated per sample by ``aggregate``.
 * ``weighted[=SET]``: vote with each answer's support the sum of its samples' scores (step scores
   aggregated where the set has no per-sample score).
 * ``likelihood``: best-of-k by the sample's mean token log-probability, recorded at sampling time.
@@ -20,15 +20,14 @@ matched to them by (problem, sample index).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harness.errors import OptionError
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.store import RunStore, RunStoreError
 from verifiers.selection import (
@@ -90,9 +89,9 @@ def parse_ks(text: str) -> list[int]:
     try:
         ks = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise ValueError(f"--k must be comma-separated integers, got {text!r}") from None
+        raise OptionError("ks", f"must be comma-separated integers, got {text!r}") from None
     if not ks or ks[0] < 1:
-        raise ValueError(f"--k values must be positive integers, got {text!r}")
+        raise OptionError("ks", f"values must be positive integers, got {text!r}")
     return ks
 
 
@@ -315,7 +314,7 @@ def compare_verifiers(
 ) -> dict[str, Any]:
     """Accuracy@k of each selector and pass@k, with intervals over problems (the ``verifiers.json`` content)."""
     if aggregate not in STEP_AGGREGATES:
-        raise ValueError(f"--aggregate must be one of {', '.join(STEP_AGGREGATES)}, got {aggregate!r}")
+        raise OptionError("aggregate", f"must be one of {', '.join(STEP_AGGREGATES)}, got {aggregate!r}")
     judged = load_judged_samples(store, verifier)
     smallest = int(judged.sizes.min())
     ks_array = np.asarray(log_spaced_ks(smallest) if ks is None else sorted(set(ks)), dtype=np.int64)
@@ -351,78 +350,3 @@ def compare_verifiers(
         "ks": ks_array.tolist(),
         "selectors": results,
     }
-
-
-def write_comparison(result: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
-    """Write ``verifiers.json`` and ``verifiers.png`` into the run directory."""
-    json_path = run_dir / "verifiers.json"
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    png_path = run_dir / "verifiers.png"
-    plot_comparison(result, png_path)
-    return json_path, png_path
-
-
-def plot_comparison(result: dict[str, Any], path: Path) -> None:
-    """Coverage and each selector's accuracy@k with interval bands, on a log-k axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    ks = np.asarray(result["ks"])
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for entry in result["selectors"]:
-        coverage = entry["kind"] == "coverage"
-        style = {"color": "black", "linestyle": "--", "linewidth": 2} if coverage else {"linewidth": 1.6}
-        label = "coverage (pass@k)" if coverage else entry["selector"]
-        (line,) = axes.plot(ks, entry["accuracy"], marker="o", markersize=3, label=label, **style)
-        axes.fill_between(ks, entry["low"], entry["high"], color=line.get_color(), alpha=0.15, linewidth=0)
-    axes.set_xscale("log", base=2)
-    if len(ks) <= 16:
-        axes.set_xticks(ks)
-    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes.set_xlabel("samples per problem k")
-    axes.set_ylabel("accuracy@k (coverage: pass@k)")
-    lowest = min(min(entry["low"]) for entry in result["selectors"])
-    axes.set_ylim(max(0.0, np.floor(10 * lowest - 0.5) / 10), 1.0)
-    axes.grid(True, which="major", alpha=0.3)
-    percent = int(round(100 * result["confidence"]))
-    axes.set_title(
-        f"{result.get('model') or result['run']}\n{result['problems']} problems, "
-        f"{result['samples_per_problem']['min']} samples each; bands: {percent}% intervals over problems",
-        fontsize=9,
-    )
-    axes.legend(fontsize=8, loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=130)
-    plt.close(figure)
-
-
-def print_comparison(result: dict[str, Any], console: Any = None) -> None:
-    """Rows k, columns selectors; cells 'value [low, high]'."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    percent = int(round(100 * result["confidence"]))
-    table = Table(
-        title=f"{result['run']} · {result['problems']} problems · accuracy@k [{percent}% interval over problems]",
-        title_justify="left",
-    )
-    table.add_column("k", justify="right")
-    for entry in result["selectors"]:
-        table.add_column(entry["selector"], justify="right")
-    for row, k in enumerate(result["ks"]):
-        cells = [f"{e['accuracy'][row]:.3f} [{e['low'][row]:.3f}, {e['high'][row]:.3f}]" for e in result["selectors"]]
-        table.add_row(str(k), *cells)
-    console.print(table)
-    for entry in result["selectors"]:
-        notes = [entry["description"]]
-        if entry.get("score_set"):
-            notes.append(f"scores {entry['score_set']}" + (f" ({entry['aggregate']} of steps)" if entry.get("aggregate") else ""))
-        notes.append(entry["method"])
-        if entry["subsets"]:
-            notes.append(f"{entry['subsets']} random subsets per problem, Monte-Carlo s.e. <= {max(entry['monte_carlo_se']):.4f}")
-        console.print(f"{entry['selector']}: " + "; ".join(notes))

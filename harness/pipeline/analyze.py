@@ -1,19 +1,26 @@
-"""The analyze step: a run's summary (coverage with intervals, law, forecast, groups, usage) written to
-``summary.json``, and ``coverage.png``."""
+"""The analyze step: a run's summary (coverage with intervals, law, forecast, budget, groups, usage) written to
+``summary.json``, and ``coverage.png``.
+
+Everything computed about a run is computed here, once: the power law and the forecasting model are each
+fitted once (``fit_laws``), and the summary's ``fit``, ``forecast`` and ``budget`` and the figure all come from
+those fits. Reports read the summary; they fit nothing.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from harness.forecasting.forecast import fit_and_forecast
+from harness.forecasting.costs import Usage
+from harness.forecasting.fitted import fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
 from harness.store import RunStore
 
 
 def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
-    """Compute the run's summary and write ``summary.json``."""
+    """Compute the run's summary, write ``summary.json`` and ``coverage.png``."""
+    from harness.reporting.figures import plot_run_coverage  # matplotlib: imported when a figure is drawn
+
     key = store.resolve_verdict_key(verifier)
     counts = store.counts(key)
     verdicts = store.read_verdicts(key, columns=["reason"])
@@ -29,22 +36,22 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
         "reasons": reasons_histogram(verdicts.column("reason").to_pylist()),
     }
     summary.update(coverage_summary(counts))
-    summary.update(fit_and_forecast(counts))
+    laws = fit_laws(counts)
+    summary.update(laws.summary())
     summary["groups"] = {name: group_summaries(counts, name) for name in groupable_fields(counts)}
     summary["usage"] = store.usage()
+    summary["budget"] = laws.budget(Usage.from_mapping(summary["usage"]))
+    summary["finish_reasons"] = finish_reasons(store)
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
     path = store.path / "summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
-    plot_run_coverage(counts, store.path / "coverage.png", title=f"{summary['task']} · {summary['model']}")
+    plot_run_coverage(store.path / "coverage.png", laws, title=f"{summary['task']} · {summary['model']}")
     return summary
 
 
-def plot_run_coverage(counts, path: Path, title: str, forecast_factor: int = 10) -> Path:
-    """coverage.png: measured pass@k with 95% intervals, the power law and the auto forecast with its band."""
-    from harness.reporting.figures import law_curves, observed_curve, plot_coverage
-
-    forecast_k = forecast_factor * int(counts.num_samples.min())
-    laws = law_curves(counts, ["powerlaw", "auto"], forecast_k)
-    return plot_coverage(path, *observed_curve(counts, 0.95), laws=laws, forecast_k=forecast_k, title=title)
-
+def finish_reasons(store: RunStore) -> dict[str, int]:
+    """How the run's samples ended (stop, length, ...; unknown where not recorded), most frequent first."""
+    finish = store.read_samples(columns=["finish_reason"]).column("finish_reason").to_pylist()
+    tally = reasons_histogram(["unknown" if value is None else str(value) for value in finish])
+    return dict(sorted(tally.items(), key=lambda item: -item[1]))

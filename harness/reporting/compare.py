@@ -24,13 +24,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.forecasting.forecast import fit_and_forecast
-from harness.metrics.analysis import coverage_summary
-from harness.forecasting.budget import K_LIMIT, inference_flops, smallest_k
-from harness.store.counts import Counts
-from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
-from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel, make_model
+from harness.errors import OptionError
+from harness.forecasting.budget import K_LIMIT, smallest_k
+from harness.forecasting.costs import Prices, inference_flops, money_for
+from harness.forecasting.fitted import fit_laws
+from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel
+from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.estimators import log_spaced_ks
 from harness.store import RunStore
+from harness.store.counts import Counts
 
 COMPARE_TARGETS = (0.5, 0.8, 0.9, 0.95)
 
@@ -72,7 +74,8 @@ class ComparedRun:
             return inference_flops(self.parameters, tokens, 0.0), inference_flops(self.parameters, 0.0, prompt)
         if self.price_per_mtok is None:
             return None
-        return tokens / 1e6 * self.price_per_mtok, prompt / 1e6 * self.price_per_mtok
+        prices = Prices(per_million_tokens=self.price_per_mtok)
+        return money_for(prices, tokens, 0.0, None), money_for(prices, 0.0, prompt, None)
 
 
 def _per_run(values: Sequence[Any] | None, runs: int, name: str) -> list[Any]:
@@ -82,7 +85,7 @@ def _per_run(values: Sequence[Any] | None, runs: int, name: str) -> list[Any]:
     if len(values) == 1:
         return list(values) * runs
     if len(values) != runs:
-        raise ValueError(f"{name}: give one value for all runs or one per run ({runs}), not {len(values)}")
+        raise OptionError(name, f"give one value for all runs or one per run ({runs}), not {len(values)}")
     return list(values)
 
 
@@ -105,11 +108,11 @@ def load_runs(
         raise ValueError("a run directory is listed twice")
     labels = list(labels) if labels else _default_labels(paths)
     if len(labels) != len(paths):
-        raise ValueError(f"--label: give one per run ({len(paths)}), not {len(labels)}")
+        raise OptionError("labels", f"give one per run ({len(paths)}), not {len(labels)}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"labels must differ: {labels}")
-    parameters = _per_run(parameters, len(paths), "--parameters")
-    prices = _per_run(prices, len(paths), "--price-per-mtok")
+    parameters = _per_run(parameters, len(paths), "parameters")
+    prices = _per_run(prices, len(paths), "prices")
     stores = [RunStore.open(path) for path in paths]
     tasks = [store.manifest["config"].get("task") for store in stores]
     if len(set(tasks)) > 1:
@@ -173,7 +176,9 @@ def _restrict_to_shared_problems(runs: list[ComparedRun], strict: bool, log) -> 
         return
     sizes = ", ".join(f"{run.label} has {run.problems_in_run}" for run in runs)
     if strict:
-        raise ValueError(f"the runs' problem sets differ ({sizes}; {len(shared)} shared) and --strict refuses them")
+        raise ValueError(
+            f"the runs' problem sets differ ({sizes}; {len(shared)} shared) and a strict comparison refuses them"
+        )
     if not shared:
         raise ValueError(f"the runs share no problem ({sizes})")
     log(f"problem sets differ ({sizes}): comparing on the {len(shared)} problems all runs share")
@@ -188,10 +193,8 @@ def _coverage_at(counts: Counts, model: CoverageModel, k: int, confidence: float
     if k < 1:
         return {"k": int(k), "coverage": 0.0, "low": 0.0, "high": 0.0, "source": "no sample affordable"}
     if k <= int(counts.num_samples.min()):
-        per_problem = pass_at_k(counts.num_samples, counts.num_correct, k)
-        low, high = bootstrap_mean_interval(per_problem[:, None], confidence=confidence)
-        return {"k": int(k), "coverage": float(per_problem.mean()), "low": float(low[0]), "high": float(high[0]),
-                "source": "measured"}  # fmt: skip
+        coverage, low, high = measured_coverage(counts, [k], confidence).at(k)
+        return {"k": int(k), "coverage": coverage, "low": low, "high": high, "source": "measured"}
     coverage, low, high = model.interval(int(k), confidence)
     return {"k": int(k), "coverage": coverage, "low": low, "high": high, "source": "forecast"}
 
@@ -211,12 +214,17 @@ def compare_runs(
     confidence: float = DEFAULT_CONFIDENCE,
     method: str = "auto",
 ) -> dict[str, Any]:
-    """The comparison (the ``compare.json`` content)."""
-    models = {run.label: make_model(method).fit(run.counts) for run in runs}
+    """The comparison (the ``compare.json`` content); each run's power law and forecast model fitted once."""
+    fitted = {run.label: fit_laws(run.counts, method, confidence) for run in runs}
+    models = {}
+    for label, laws in fitted.items():
+        if laws.model is None:
+            raise ValueError(f"{label}: no forecast: {laws.errors['forecast']}")
+        models[label] = laws.model
     entries = []
     for run in runs:
         summary = coverage_summary(run.counts, confidence=confidence)
-        laws = fit_and_forecast(run.counts, confidence=confidence)
+        laws = fitted[run.label].summary()
         flops = run.per_problem_cost("flops")
         money = run.per_problem_cost("money")
         entries.append(
@@ -287,20 +295,16 @@ def compute_matched(
 
 def write_comparison(result: Mapping[str, Any], runs: Sequence[ComparedRun], out: Path) -> tuple[Path, Path]:
     """``compare.json`` and ``compare.html`` (figures embedded) in ``out``."""
-    from harness.reporting.html import embedded_figure, template_environment
     from harness.forecasting.laws import PowerLaw
     from harness.reporting.figures import observed_curve, plot_compared_coverage
+    from harness.reporting.html import embedded_figure, template_environment
 
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "compare.json"
     json_path.write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
     confidence = result["confidence"]
     curves = {run.label: observed_curve(run.counts, confidence) for run in runs}
-    laws = {}
-    for entry in result["runs"]:
-        if entry["fit"]:
-            ks = np.asarray(entry["fit"]["ks"])
-            laws[entry["label"]] = PowerLaw().fit(ks, np.asarray(entry["coverage_all_k"])[ks - 1])
+    laws = {entry["label"]: PowerLaw.from_json(entry["fit"]) for entry in result["runs"] if entry["fit"]}
     right = 10 * max(int(run.counts.num_samples.min()) for run in runs)
     figures = {
         "k": embedded_figure(
@@ -339,7 +343,7 @@ def print_comparison(result: Mapping[str, Any], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.reporting.html import format_quantity
+    from harness.reporting.format import format_quantity
 
     console = console or Console()
     percent = int(round(100 * result["confidence"]))

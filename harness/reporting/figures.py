@@ -11,19 +11,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 import numpy as np  # noqa: E402
 
-from harness.forecasting.budget import Prices, Usage, cost_of  # noqa: E402
-from harness.store.counts import Counts  # noqa: E402
-from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k  # noqa: E402
+from harness.forecasting.costs import Prices, Usage, cost_of  # noqa: E402
+from harness.forecasting.fitted import FORECAST_FACTOR, FittedLaws  # noqa: E402
 from harness.forecasting.forecast import CurveForecast, forecast_curve  # noqa: E402
 from harness.forecasting.laws import PowerLaw  # noqa: E402
+from harness.metrics.analysis import MeasuredCoverage, measured_coverage  # noqa: E402
+from harness.metrics.estimators import log_spaced_ks  # noqa: E402
+from harness.store.counts import Counts  # noqa: E402
 
 
-def observed_curve(counts: Counts, confidence: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ks, coverage, low, high) of the sampled range: unbiased pass@k with bootstrap intervals over problems."""
-    ks = log_spaced_ks(int(counts.num_samples.min()), points_per_decade=8)
-    per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
-    low, high = bootstrap_mean_interval(per_problem, confidence=confidence)
-    return ks, per_problem.mean(0), low, high
+def observed_curve(counts: Counts, confidence: float = 0.9) -> MeasuredCoverage:
+    """(ks, coverage, low, high) of the sampled range for a figure: measured coverage on a log grid of 8 k
+    per decade (denser than the summary's powers of two, so the points trace the curve)."""
+    return measured_coverage(counts, log_spaced_ks(int(counts.num_samples.min()), points_per_decade=8), confidence)
 
 
 def forecast_ks(sampled_k: int, forecast_k: int, points_per_decade: int = 12) -> np.ndarray:
@@ -85,6 +85,21 @@ def plot_coverage(
     axes.set_xlim(0.8, right * 1.2)
     return _save(figure, axes, path, "samples per problem k", "coverage (pass@k)",
                  title or "coverage vs samples; bands: forecast intervals")
+
+
+def plot_run_coverage(
+    path: str | Path, fitted: FittedLaws, title: str, forecast_factor: int = FORECAST_FACTOR
+) -> Path:
+    """coverage.png of a run: measured pass@k with 95% intervals, the fitted power law (the summary's ``fit``)
+    and the fitted forecast model with its band up to ``forecast_factor`` x the sampled k."""
+    forecast_k = forecast_factor * fitted.sampled_k
+    laws: dict[str, CurveForecast | PowerLaw] = {}
+    if fitted.power_law is not None:
+        laws["power law"] = fitted.power_law
+    curve = fitted.curve(forecast_ks(fitted.sampled_k, forecast_k))
+    if curve is not None:
+        laws[fitted.method] = curve
+    return plot_coverage(path, *observed_curve(fitted.counts, 0.95), laws=laws, forecast_k=forecast_k, title=title)
 
 
 def plot_budget(

@@ -1,6 +1,8 @@
 """report.html: one self-contained page per run, to read offline or paste into a paper draft or a PR.
 
-Built from the run store and the ``analyze`` summary with Jinja2 templates (``harness/reporting/templates``) whose
+Built from the ``analyze`` summary, which holds everything computed about the run (coverage, the fitted
+law, the forecast, the budget rows; the report fits nothing), and from the run store for the configuration,
+the selectors and the example samples, with Jinja2 templates (``harness/reporting/templates``) whose
 autoescaping is on: model output is untrusted text and is only ever inserted as escaped text. Figures are
 PNGs drawn by matplotlib and embedded as base64 data URIs, so the page loads no external resource and runs
 no JavaScript (its Content-Security-Policy forbids both).
@@ -14,22 +16,20 @@ import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jinja2
 import numpy as np
 import pyarrow as pa
 
-from harness.forecasting.budget import Prices, Usage, inference_flops, plan_budget
-from harness.store.counts import Counts
+from harness.forecasting.costs import Cost, Prices, inference_flops, money_for
+from harness.reporting.format import MISSING, format_fixed, format_quantity
 from harness.store import RunStore
 
-REPORT_TARGETS = (0.5, 0.8, 0.9, 0.95)
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 2000
 REFERENCE_CHARS = 300
 OUTCOME_ORDER = ("correct", "wrong", "timeout")  # always named; other reasons follow as present
-MISSING = "—"  # an unknown figure: never shown as 0
 
 
 def template_environment() -> jinja2.Environment:
@@ -45,23 +45,6 @@ def template_environment() -> jinja2.Environment:
     environment.filters["fixed"] = format_fixed
     environment.filters["percent"] = lambda value: MISSING if value is None else f"{value:.0%}"
     return environment
-
-
-def format_quantity(value: float | None, unit: str = "") -> str:
-    """3 significant digits with an SI suffix (12.3G); ``—`` for an unknown value."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return MISSING
-    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}{unit}"
-    return f"{value:.3g}{unit}"
-
-
-def format_fixed(value: float | None, digits: int = 3) -> str:
-    """A fixed number of decimals; ``—`` for an unknown value."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return MISSING
-    return f"{value:.{digits}f}"
 
 
 def png_data_uri(path: Path) -> str:
@@ -117,50 +100,30 @@ def _compact_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
-def budget_rows(
-    counts: Counts, usage: Usage, prices: Prices, targets: Sequence[float] = REPORT_TARGETS
-) -> list[dict[str, Any]]:
-    """One ``plan_budget`` per target coverage: the k reaching it (forecast and interval ends) and its cost."""
-    sampled_k = int(counts.num_samples.min())
+def budget_rows(budget: Mapping[str, Any], prices: Prices) -> list[dict[str, Any]]:
+    """The summary's budget rows (the k reaching each target coverage, from the one fitted forecast), each
+    cost priced at ``prices``."""
     rows = []
-    for target in targets:
-        plan = plan_budget(counts, target, usage=usage, prices=prices)
-        cost = plan.costs.get("k")
-        rows.append(
-            {
-                "target": target,
-                "k": plan.k,
-                "k_optimistic": plan.k_optimistic,
-                "k_conservative": plan.k_conservative,
-                "measured": plan.k is not None and plan.k <= sampled_k,
-                "forecast": plan.forecast,
-                "cost": cost,
-                "hours": None if cost is None or cost.seconds is None else cost.seconds / 3600,
-                "k_limit": plan.k_limit,
-                "method": plan.method,
-                "confidence": plan.confidence,
-            }
-        )
+    for row in budget["targets"]:
+        cost = None if row["cost"] is None else Cost.from_json(row["cost"]).priced(prices)
+        hours = None if cost is None or cost.seconds is None else cost.seconds / 3600
+        rows.append({**row, "cost": cost, "hours": hours})
     return rows
 
 
-def token_accounting(store: RunStore, usage: Mapping[str, Any], prices: Prices, problems: int) -> dict[str, Any]:
+def token_accounting(
+    summary: Mapping[str, Any], sessions: Sequence[Mapping[str, Any]], prices: Prices
+) -> dict[str, Any]:
     """What the run's samples cost: tokens, FLOPs (2 x parameters x tokens), wall time, money where priced."""
-    finish = store.read_samples(columns=["finish_reason"]).column("finish_reason")
-    finish_reasons = _tally(str(value) if value is not None else "unknown" for value in finish.to_pylist())
-    seconds = sum(session.get("seconds", 0.0) for session in store.manifest.get("sessions", []))
+    usage = summary["usage"]
+    seconds = sum(session.get("seconds", 0.0) for session in sessions)
     output_tokens = usage.get("output_tokens")
     prompt_tokens = usage.get("prompt_tokens_per_problem")
     parameters = usage.get("model_parameters")
-    prefilled = None if prompt_tokens is None else problems * prompt_tokens
+    prefilled = None if prompt_tokens is None else summary["problems"] * prompt_tokens
     flops = None
     if parameters is not None and output_tokens is not None and prefilled is not None:
         flops = inference_flops(parameters, output_tokens, prefilled)
-    money = None
-    if prices.per_million_tokens is not None and output_tokens is not None:
-        money = (output_tokens + (prefilled or 0.0)) / 1e6 * prices.per_million_tokens
-    elif prices.gpu_hour is not None and seconds > 0:
-        money = seconds / 3600 * prices.gpu_hour
     return {
         "samples": usage.get("samples"),
         "output_tokens": output_tokens,
@@ -171,21 +134,15 @@ def token_accounting(store: RunStore, usage: Mapping[str, Any], prices: Prices, 
         "sampling_seconds": seconds if seconds > 0 else None,
         "model_parameters": parameters,
         "flops": flops,
-        "money": money,
-        "finish_reasons": finish_reasons,
+        "money": money_for(prices, output_tokens, prefilled, seconds if seconds > 0 else None),
+        "finish_reasons": summary["finish_reasons"],
     }
-
-
-def _tally(values: Iterable[str]) -> dict[str, int]:
-    tallies: dict[str, int] = {}
-    for value in values:
-        tallies[value] = tallies.get(value, 0) + 1
-    return dict(sorted(tallies.items(), key=lambda item: -item[1]))
 
 
 def selector_section(store: RunStore, verdict_set: str) -> dict[str, Any] | None:
     """Each selector's accuracy@k next to coverage (``compare_verifiers``), when the run allows any selector."""
-    from harness.metrics.selectors import compare_verifiers, plot_comparison
+    from harness.metrics.selectors import compare_verifiers
+    from harness.reporting.selectors import plot_comparison
 
     result = compare_verifiers(store, verifier=verdict_set)
     if len(result["selectors"]) < 2:  # coverage alone: no answers to vote on, no scores, no log-probs
@@ -261,7 +218,6 @@ def build_report(
     summary: Mapping[str, Any],
     *,
     prices: Prices | None = None,
-    targets: Sequence[float] = REPORT_TARGETS,
     examples_per_reason: int = EXAMPLES_PER_REASON,
 ) -> str:
     """The report page (HTML text) of a run whose ``analyze`` summary is ``summary``.
@@ -270,15 +226,16 @@ def build_report(
     """
     prices = prices or Prices()
     verdict_set = summary["verdict_set"]
-    counts = store.counts(verdict_set)
-    usage = summary.get("usage") or store.usage()
     coverage_png = store.path / "coverage.png"
     if not coverage_png.is_file():
         raise FileNotFoundError(f"{coverage_png} is missing: run `ttc analyze {store.path}` first")
+    if "budget" not in summary or "finish_reasons" not in summary:
+        raise ValueError(f"the summary of {store.path} predates its budget rows: run `ttc analyze {store.path}` again")
     groups = {
         name: sorted(values.items(), key=lambda item: _natural_key(item[0]))
         for name, values in (summary.get("groups") or {}).items()
     }
+    budget = summary["budget"]
     context = {
         "title": f"{summary['task']} · {summary['model']}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -287,9 +244,10 @@ def build_report(
         "coverage_figure": png_data_uri(coverage_png),
         "groups": groups,
         "selectors": selector_section(store, verdict_set),
-        "budget": budget_rows(counts, Usage.from_mapping(usage), prices, targets),
+        "budget": budget,
+        "budget_rows": [] if budget is None else budget_rows(budget, prices),
         "prices": prices,
-        "tokens": token_accounting(store, usage, prices, len(counts)),
+        "tokens": token_accounting(summary, store.manifest.get("sessions", []), prices),
         "examples": example_samples(store, verdict_set, examples_per_reason),
         "missing": MISSING,
         "example_chars": EXAMPLE_CHARS,

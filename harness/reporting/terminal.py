@@ -1,4 +1,4 @@
-"""Human-facing output of a run: the compact terminal table."""
+"""Human-facing output in the terminal: a run's compact table, a budget plan."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from harness.forecasting.budget import BudgetPlan
+from harness.reporting.format import format_quantity
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -49,3 +52,49 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         )
     for line in lines:
         console.print(line)
+
+
+def _quantity(value: float | None) -> str:
+    return format_quantity(value, missing="missing")
+
+
+def format_plan(plan: BudgetPlan) -> str:
+    """The budget plan as readable lines."""
+    lines = [f"target coverage {plan.target:.0%} ({plan.method}, {plan.confidence:.0%} interval)"]
+    if plan.forecast is not None:
+        f = plan.forecast
+        lines.append(f"  k = {plan.k:,} samples per problem: coverage {f.coverage:.3f} [{f.low:.3f}, {f.high:.3f}]")
+    labels = {
+        "k_optimistic": "if the interval's top holds",
+        "k": "forecast",
+        "k_conservative": "if the interval's bottom holds",
+    }
+    for name in ("k_optimistic", "k", "k_conservative"):
+        cost = plan.costs.get(name)
+        if cost is None:
+            lines.append(f"  {labels[name]}: not reached by k = {plan.k_limit:,}")
+            continue
+        hours = None if cost.seconds is None else cost.seconds / 3600
+        lines.append(
+            f"  {labels[name]}: k = {cost.k:,}: {_quantity(cost.samples)} samples "
+            f"({_quantity(cost.additional_samples)} more), {_quantity(cost.generated_tokens)} tokens, "
+            f"{_quantity(cost.flops)} FLOPs, {'missing' if hours is None else f'{hours:,.1f} h'}, "
+            f"money {'missing' if cost.money is None else f'{cost.money:,.2f}'}"
+        )
+    missing = sorted({item for cost in plan.costs.values() for item in cost.missing})
+    if missing:
+        lines.append(f"  missing inputs: {', '.join(missing)}")
+    allocation = plan.allocation
+    if allocation.uniform_k is not None:
+        lines.append(
+            f"samples by pilot success rate (fresh run, expected coverage {allocation.target:.0%}): "
+            f"{_quantity(allocation.allocated_samples)} allocated vs {_quantity(allocation.uniform_samples)} "
+            f"with k = {allocation.uniform_k:,} for all"
+        )
+        for item in allocation.bins:
+            lines.append(
+                f"  {item.label:>16}: {item.problems:4d} problems, {item.samples_per_problem:>12,.0f} samples each, "
+                f"coverage {item.coverage_allocated:.3f} (uniform: {item.coverage_uniform:.3f})"
+            )
+    lines += [f"note: {note}" for note in plan.notes]
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""Numbers as people read them, in the terminal and in HTML pages: one SI formatter, one fixed-point one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MISSING = "—"  # an unknown figure: never shown as 0
+
+
+def format_quantity(value: float | None, unit: str = "", missing: str = MISSING) -> str:
+    """3 significant digits with an SI suffix (12.3G); ``missing`` for an unknown value."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return missing
+    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}{unit}"
+    return f"{value:.3g}{unit}"
+
+
+def format_fixed(value: float | None, digits: int = 3) -> str:
+    """A fixed number of decimals; ``—`` for an unknown value."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return MISSING
+    return f"{value:.{digits}f}"
