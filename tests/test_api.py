@@ -229,3 +229,11 @@ def test_run_on_the_real_embedded_model(shared_data, tmp_path):
     tokens = RunStore.open(result.run_dir).read_samples(columns=["n_tokens"]).column("n_tokens").to_pylist()
     assert len(tokens) == 4 and all(0 <= n <= 32 for n in tokens)
     assert load_run(result.run_dir).pass_at_k().k.tolist() == [1, 2]
+
+
+def test_the_example_script_runs_on_the_monkey_counts(shared_data):
+    done = subprocess.run([sys.executable, "examples/api.py", str(shared_data / MONKEY), "--group", "Pythia 12B"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[model=Pythia 12B]" in done.stdout and "law: log(coverage) = " in done.stdout
+    assert "forecast: coverage@100,000 = " in done.stdout
