@@ -1,4 +1,4 @@
-"""The CLI's task options and its error handling (fake engine; the real engine is tested end to end elsewhere)."""
+"""The CLI: task options, the one error path, --json on every command (fake engine; the real engine is tested end to end elsewhere)."""
 
 import json
 import subprocess
@@ -144,3 +144,18 @@ def test_every_error_is_one_line_and_exit_status_2_naming_the_flag(tmp_path):
         assert done.returncode == 2, args
         assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: "), done.stderr
         assert message is None or done.stderr.strip() == message
+
+
+def test_json_flag_on_the_import_commands(shared_data, tmp_path):
+    out = tmp_path / "imported"
+    created = ttc("import-samples", str(shared_data / "qwen25math_rm_maj_example_math_cot_100.jsonl"), "--out", str(out),
+                  "--json")  # fmt: skip
+    assert created.returncode == 0, created.stderr[-3000:]
+    assert json.loads(created.stdout) == {"command": "import-samples", "ok": True, "run": str(out), "problems": 100,
+                                          "samples": 800, "score_sets": ["imported"]}  # fmt: skip
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text(json.dumps({"problem_id": "0", "sample_idx": 0, "score": 1}) + "\n")
+    imported = ttc("import-scores", str(out), str(scores), "--name", "mine", "--json")
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    assert json.loads(imported.stdout) == {"command": "import-scores", "ok": True, "run": str(out), "score_set": "mine",
+                                           "imported": 1}  # fmt: skip
