@@ -1,4 +1,4 @@
-"""The CLI: task options, the one error path, --json on every command (fake engine; the real engine is tested end to end elsewhere)."""
+"""The CLI: task options, the one error path, --json on every command (fake engine; real engine: elsewhere)."""
 
 import json
 import subprocess
