@@ -154,14 +154,13 @@ def test_cli_budget_from_counts(tmp_path):
     path = tmp_path / "pilot.jsonl"
     counts = pilot_counts(seed=4)
     path.write_text("".join(json.dumps(record) + "\n" for record in counts.to_records()))
-    out = tmp_path / "budget.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "budget", "--counts", str(path), "--target", "0.6", "--method", "bayes",
-         "--tokens-per-sample", "300", "--json", str(out), "--plot", str(tmp_path / "budget.png")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )
+    args = [sys.executable, "-m", "harness.cli", "budget", "--counts", str(path), "--target", "0.6", "--method", "bayes",
+            "--tokens-per-sample", "300", "--plot", str(tmp_path / "budget.png")]  # fmt: skip
+    done = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "missing inputs: model parameters, price, throughput (tokens per second)" in done.stdout
-    plan = json.loads(out.read_text())["all"]
+    as_json = subprocess.run([*args, "--json"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert as_json.returncode == 0, as_json.stderr
+    plan = json.loads(as_json.stdout)["plans"]["all"]
     assert plan["k"] and plan["costs"]["k"]["generated_tokens"] == plan["k"] * len(counts) * 300
     assert (tmp_path / "budget.png").read_bytes()[:4] == b"\x89PNG"

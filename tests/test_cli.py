@@ -1,8 +1,10 @@
-"""The CLI's task options and its error handling (fake engine; the real engine is tested end to end elsewhere)."""
+"""The CLI: task options, the one error path, --json on every command (fake engine; real engine: elsewhere)."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
@@ -80,3 +82,89 @@ def test_adaptive_pilot_spends_the_extra_samples_once_and_reports_both_intervals
 
     sample_only = ttc("sample", *args[1:])
     assert sample_only.returncode == 2 and "needs verdicts" in sample_only.stdout + sample_only.stderr
+
+
+@pytest.fixture(scope="module")
+def fake_run(shared_data, tmp_path_factory):
+    """A run on the fake engine (6 GSM8K problems x 8 samples), made through the Python API."""
+    from harness import run
+
+    root = tmp_path_factory.mktemp("cli")
+    return run("gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), model=str(fake_model_dir(root)), engine=FAKE_ENGINE,
+               problems=6, samples=8, out=root / "run", workers=1, progress="quiet").run_dir  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command, args, fields",
+    [
+        ("analyze", [], {"run", "summary"}),
+        ("report", [], {"run", "report", "summary"}),
+        ("verify", [], {"run", "verification"}),
+        ("forecast", ["--k", "80"], {"k", "confidence", "forecasts"}),
+        ("budget", ["--target", "0.5"], {"target", "plans"}),
+        ("compare-verifiers", ["--selectors", "coverage,majority"], {"run", "ks", "selectors"}),
+        ("backtest", ["--pilot", "2", "--k", "8", "--repeats", "2", "--methods", "powerlaw,bayes"], {"rows", "summary"}),
+    ],
+)
+def test_json_flag_prints_one_result_object_on_stdout(fake_run, tmp_path, command, args, fields):
+    if command == "backtest":
+        from harness.store.counts import write_counts_jsonl
+
+        write_counts_jsonl(RunStore.open(fake_run).counts(), tmp_path / "counts.jsonl")
+        target = ["--counts", str(tmp_path / "counts.jsonl")]
+    else:
+        target = [str(fake_run)]
+    done = ttc(command, *target, *args, "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)  # exactly one JSON document, nothing else on stdout
+    assert result["command"] == command and result["ok"] is True
+    assert fields <= set(result), f"{command} --json lacks {fields - set(result)}"
+    for line in done.stderr.splitlines():  # messages, if any, are JSON lines too
+        assert json.loads(line)["event"] in {"log", "start", "progress", "end"}
+
+
+def test_every_error_is_one_line_and_exit_status_2_naming_the_flag(tmp_path):
+    bad = ttc("sample", "--task", "gsm8k", "--max-tokens", "0", "--out", str(tmp_path / "run"))
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.splitlines() == ["error: --max-tokens: must be at least 1, got 0"]
+    assert not (tmp_path / "run").exists()
+
+    as_json = ttc("sample", "--task", "gsm8k", "--top-p", "0", "--out", str(tmp_path / "run"), "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout) == {"command": "sample", "ok": False, "error": "--top-p: must lie in (0, 1], got 0.0"}
+
+    for args, message in [
+        (["forecast"], "error: give a run directory or --counts FILE (exactly one)"),
+        (["analyze", str(tmp_path)], f"error: {tmp_path} is not a run directory (no manifest.json)"),
+        (["budget", "--counts", "x.jsonl", "--price-per-mtok", "1", "--gpu-hour-price", "2"],
+         "error: give --price-per-mtok or --gpu-hour-price, not both"),
+        (["compare", str(tmp_path)], None),
+    ]:  # fmt: skip
+        done = ttc(*args)
+        assert done.returncode == 2, args
+        assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: "), done.stderr
+        assert message is None or done.stderr.strip() == message
+
+
+def test_json_flag_on_the_import_commands(shared_data, tmp_path):
+    out = tmp_path / "imported"
+    created = ttc("import-samples", str(shared_data / "qwen25math_rm_maj_example_math_cot_100.jsonl"), "--out", str(out),
+                  "--json")  # fmt: skip
+    assert created.returncode == 0, created.stderr[-3000:]
+    assert json.loads(created.stdout) == {"command": "import-samples", "ok": True, "run": str(out), "problems": 100,
+                                          "samples": 800, "score_sets": ["imported"]}  # fmt: skip
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text(json.dumps({"problem_id": "0", "sample_idx": 0, "score": 1}) + "\n")
+    imported = ttc("import-scores", str(out), str(scores), "--name", "mine", "--json")
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    assert json.loads(imported.stdout) == {"command": "import-scores", "ok": True, "run": str(out), "score_set": "mine",
+                                           "imported": 1}  # fmt: skip
+
+
+def test_library_parameters_are_shown_as_their_cli_flags():
+    from harness.cli.app import error_message
+    from harness.errors import OptionError
+
+    assert error_message(OptionError("max_tokens", "must be at least 1")) == "--max-tokens: must be at least 1"
+    assert error_message(OptionError("ks", "k must be at least 1")) == "--k: k must be at least 1"
+    assert error_message(OptionError("prices", "one per run")) == "--price-per-mtok: one per run"

@@ -162,17 +162,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_forecast_writes_the_json_other_tools_read(shared_data, tmp_path):
-    out = tmp_path / "forecast.json"
     done = run_cli("forecast", "--counts", str(shared_data / MONKEY), "--group-by", "model", "--k", "20000",
-                   "--method", "bayes", "--json", str(out))
+                   "--method", "bayes", "--json")
     assert done.returncode == 0, done.stderr
-    result = json.loads(out.read_text())
+    printed = json.loads(done.stdout)  # stdout holds exactly one JSON document
+    assert printed["command"] == "forecast" and printed["ok"] and printed["k"] == 20000
+    result = printed["forecasts"]
     assert len(result) == 7 and "Pythia 12B" in result
     for value in result.values():
         assert set(value) == {"coverage", "low", "high", "method"}
         assert value["method"] == "bayes"
         assert 0 <= value["low"] <= value["coverage"] <= value["high"] <= 1
-    assert "Pythia 70M" in done.stdout
+    table = run_cli("forecast", "--counts", str(shared_data / MONKEY), "--group-by", "model", "--k", "20000",
+                    "--method", "bayes")
+    assert table.returncode == 0 and "Pythia 70M" in table.stdout
 
 
 @pytest.mark.parametrize(

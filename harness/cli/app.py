@@ -1,6 +1,24 @@
-"""The ``ttc`` Typer application. Command modules register themselves on ``app`` when imported."""
+"""The ``ttc`` Typer application, and the one way every command reports its result or an error.
 
+Command modules register themselves on ``app`` when imported. Each command makes an ``Output``: it parses
+its options, calls the library inside ``with output.errors():``, and prints. ``--json`` means the same on
+every command: one JSON object on stdout (``{"command": ..., "ok": true, ...}``), progress and messages as
+JSON lines on stderr. An error prints ``error: ...`` on stderr (with ``--json`` also ``{"command": ...,
+"ok": false, "error": ...}`` on stdout) and exits with status 2; an ``OptionError`` is shown with its flag.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator, NoReturn
+
+import click
 import typer
+from typing_extensions import Annotated
+
+from harness.errors import OptionError
 
 app = typer.Typer(
     name="ttc",
@@ -9,3 +27,90 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="One JSON result object on stdout; progress and messages as JSON lines on stderr.",
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages (errors still show).")]
+
+# What a command reports as a one-line error rather than a traceback: bad input (ValueError, OptionError),
+# missing or unreadable files (OSError), a run directory's refusals (RunStoreError) and an engine that gave up
+# (RuntimeError). Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, RuntimeError)
+
+
+# Library parameters whose CLI flag is not their name with dashes.
+FLAGS = {"ks": "--k", "prices": "--price-per-mtok", "labels": "--label"}
+
+
+def flag(option: str) -> str:
+    """The CLI flag of a library parameter: ``max_tokens`` -> ``--max-tokens``, ``ks`` -> ``--k``."""
+    return FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+def error_message(error: BaseException) -> str:
+    if isinstance(error, OptionError):
+        return f"{flag(error.option)}: {error.message}"
+    return str(error)
+
+
+class Output:
+    """Where one command's messages, result and errors go: human text, JSON, or (with ``--quiet``) little."""
+
+    def __init__(self, command: str, as_json: bool = False, quiet: bool = False) -> None:
+        from harness.reporting.progress import configure_logging, message_logger
+
+        self.command = command
+        self.as_json = as_json
+        self.quiet = quiet
+        self.progress_mode = "quiet" if quiet else ("json" if as_json else "auto")
+        self.log = message_logger(self.progress_mode)
+        configure_logging(json_mode=as_json)
+
+    @property
+    def human(self) -> bool:
+        """Whether human-readable text (tables, messages) goes to stdout."""
+        return not (self.as_json or self.quiet)
+
+    def echo(self, text: str = "") -> None:
+        """Human-readable text on stdout (not with ``--json`` or ``--quiet``)."""
+        if self.human:
+            typer.echo(text)
+
+    def result(self, **fields: Any) -> None:
+        """The command's result: one JSON object on stdout with ``--json``."""
+        if self.as_json:
+            print(json.dumps({"command": self.command, "ok": True, **fields}, default=_plain), flush=True)
+
+    def fail(self, error: BaseException) -> NoReturn:
+        """Report ``error`` (one line) and exit with status 2."""
+        message = error_message(error)
+        if self.as_json:
+            from harness.reporting.progress import write_json_line
+
+            write_json_line(sys.stderr, {"event": "error", "message": message})
+            print(json.dumps({"command": self.command, "ok": False, "error": message}), flush=True)
+        else:
+            typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(code=2)
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn the library's errors about its input into ``fail``."""
+        try:
+            yield
+        except click.exceptions.Exit:
+            raise
+        except USER_ERRORS as error:
+            self.fail(error)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``json`` cannot write itself: numpy numbers and arrays, paths."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from harness.cli.app import app
+from harness.cli.app import JsonOption, Output, app
 
 
 @app.command("compare")
@@ -31,14 +30,13 @@ def compare_command(
         Optional[List[float]],
         typer.Option("--price-per-mtok", help="Money per million tokens, once for all runs or once per run."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print compare.json on stdout instead of the tables.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Compare runs (models or settings) on one task: coverage curves, laws, targets, coverage at equal FLOPs/money."""
     from harness.reporting.compare import compare_runs, load_runs, print_comparison, write_comparison
-    from harness.store import RunStoreError
 
-    log = (lambda message: typer.echo(message, err=True)) if json_output else typer.echo
-    try:
+    output = Output("compare", json_output)
+    with output.errors():
         runs = load_runs(
             run_dirs,
             labels=label,
@@ -46,15 +44,11 @@ def compare_command(
             verifier=verifier,
             parameters=parameters,
             prices=price_per_mtok,
-            log=log,
+            log=output.log,
         )
         result = compare_runs(runs)
         json_path, html_path = write_comparison(result, runs, out)
-    except (ValueError, RunStoreError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2)
-    if json_output:
-        print(json.dumps(result, default=float))
-        return
-    print_comparison(result)
-    typer.echo(f"wrote {json_path} and {html_path}")
+    if output.human:
+        print_comparison(result)
+    output.echo(f"wrote {json_path} and {html_path}")
+    output.result(**result, files=[str(json_path), str(html_path)])

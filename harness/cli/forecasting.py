@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from harness.cli.app import app
-from harness.store.counts import Counts, read_counts_jsonl
+from harness.cli.app import JsonOption, Output, app
 
 RunDirArgument = Annotated[
     Optional[Path], typer.Argument(help="Run directory (its verdicts give the counts); or use --counts.")
@@ -31,29 +29,17 @@ ConfidenceOption = Annotated[float, typer.Option("--confidence", help="Interval 
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for pilots, sub-pilots and bootstraps.")]
 
 
-def fail(error: Exception) -> None:
-    typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(code=2)
+def load_groups(run_dir: Path | None, counts_file: Path | None, group_by: str | None) -> tuple[Any, dict[str, Any]]:
+    """The run (``harness.load_run``) from exactly one of RUN_DIR and --counts, and its groups by --group-by
+    (``{"all": run}`` without)."""
+    from harness.pipeline.api import load_run
 
-
-def load_counts(run_dir: Path | None, counts_file: Path | None) -> tuple[Counts, dict[str, Any] | None]:
-    """Counts (and measured usage, for a run directory) from exactly one of RUN_DIR and --counts."""
     if (run_dir is None) == (counts_file is None):
         raise ValueError("give a run directory or --counts FILE (exactly one)")
-    if counts_file is not None:
-        return read_counts_jsonl(counts_file), None
-    from harness.store import RunStore, RunStoreError
-
-    try:
-        store = RunStore.open(run_dir)
-        return store.counts(), store.usage()
-    except RunStoreError as error:  # reported like any other bad input
-        raise ValueError(str(error)) from None
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+    if run_dir is not None and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is not a run directory")
+    loaded = load_run(run_dir if run_dir is not None else counts_file)
+    return loaded, ({"all": loaded} if group_by is None else loaded.groups(group_by))
 
 
 @app.command()
@@ -64,40 +50,35 @@ def forecast(
     k: Annotated[int, typer.Option("--k", help="Samples per problem to forecast coverage at.")] = 10_000,
     method: MethodOption = "auto",
     confidence: ConfidenceOption = 0.9,
-    json_path: Annotated[
-        Optional[Path], typer.Option("--json", help="Write {group: {coverage, low, high, method}}.")
-    ] = None,
     plot: Annotated[
         Optional[Path], typer.Option("--plot", help="Write a coverage-vs-k figure (PNG); one group.")
     ] = None,
     seed: SeedOption = 0,
+    json_output: JsonOption = False,
 ) -> None:
     """Forecast coverage at --k samples per problem, with an interval, per group."""
-    from harness.forecasting.forecast import forecast as run_forecast
-
-    try:
-        counts, _ = load_counts(run_dir, counts_file)
-        groups = counts.group_by(group_by)
+    output = Output("forecast", json_output)
+    with output.errors():
+        _, groups = load_groups(run_dir, counts_file, group_by)
         if plot is not None and len(groups) != 1:
             raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
-        results = {name: run_forecast(group, k, method, confidence, seed) for name, group in groups.items()}
-    except (ValueError, FileNotFoundError) as error:
-        fail(error)
+        results = {name: group.forecast(k, method, confidence, seed) for name, group in groups.items()}
     width = max(len(name) for name in results)
     for name, result in results.items():
-        typer.echo(
+        output.echo(
             f"{name:<{width}}  coverage@{k} = {result.coverage:.3f}  "
             f"[{result.low:.3f}, {result.high:.3f}] ({confidence:.0%}, {result.method})"
         )
-    if json_path is not None:
-        _write_json(json_path, {name: result.to_json() for name, result in results.items()})
     if plot is not None:
         from harness.reporting.figures import law_curves, observed_curve, plot_coverage
 
-        group = next(iter(groups.values()))
+        counts = next(iter(groups.values())).to_counts()
         methods = list(dict.fromkeys([method, "powerlaw", "bayes"]))
-        laws = law_curves(group, methods, k, confidence)
-        plot_coverage(plot, *observed_curve(group, confidence), laws=laws, forecast_k=k)
+        laws = law_curves(counts, methods, k, confidence)
+        plot_coverage(plot, *observed_curve(counts, confidence), laws=laws, forecast_k=k)
+    output.result(
+        k=k, confidence=confidence, forecasts={name: result.to_json() for name, result in results.items()}
+    )
 
 
 @app.command()
@@ -111,7 +92,6 @@ def backtest(
         str, typer.Option("--methods", help="Comma-separated methods to compare.")
     ] = "auto,blend,powerlaw,powerlaw-log,beta,bayes,bayes-zi",
     confidence: ConfidenceOption = 0.9,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write rows and summary as JSON.")] = None,
     adaptive_extra: Annotated[
         int,
         typer.Option(
@@ -119,12 +99,15 @@ def backtest(
         ),
     ] = 0,
     seed: SeedOption = 0,
+    json_output: JsonOption = False,
 ) -> None:
     """How far can a forecast from a --pilot be trusted? Error and interval hit rate per method and group."""
     from harness.forecasting.backtest import backtest as run_backtest
     from harness.forecasting.backtest import backtest_adaptive, format_adaptive_markdown, format_markdown, rows_to_json
+    from harness.store.counts import read_counts_jsonl
 
-    try:
+    output = Output("backtest", json_output)
+    with output.errors():
         counts = read_counts_jsonl(counts_file)
         rows = run_backtest(counts, group_by, pilot, k, repeats, seed, tuple(methods.split(",")), confidence)
         adaptive = (
@@ -132,16 +115,13 @@ def backtest(
             if adaptive_extra > 0
             else []
         )
-    except (ValueError, FileNotFoundError) as error:
-        fail(error)
-    typer.echo(format_markdown(rows))
+    output.echo(format_markdown(rows))
     if adaptive:
-        typer.echo("\n" + format_adaptive_markdown(adaptive))
-    if json_path is not None:
-        payload = rows_to_json(rows)
-        if adaptive:
-            payload["adaptive"] = [vars(row) for row in adaptive]
-        _write_json(json_path, payload)
+        output.echo("\n" + format_adaptive_markdown(adaptive))
+    payload = rows_to_json(rows)
+    if adaptive:
+        payload["adaptive"] = [vars(row) for row in adaptive]
+    output.result(**payload)
 
 
 @app.command()
@@ -168,21 +148,23 @@ def budget(
             "--adaptive-extra", help="Plan this many extra pilot samples (total) where they narrow the forecast most."
         ),
     ] = 0,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write {group: plan} as JSON.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the budget curve (PNG); one group.")] = None,
     seed: SeedOption = 0,
+    json_output: JsonOption = False,
 ) -> None:
     """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty."""
-    from harness.forecasting.budget import Prices, Usage, plan_adaptive_pilot, plan_budget
+    from harness.forecasting.budget import plan_adaptive_pilot, plan_budget
+    from harness.forecasting.costs import Prices, Usage
     from harness.reporting.terminal import format_plan
 
-    try:
-        if price_per_mtok is not None and gpu_hour_price is not None:
-            raise ValueError("give --price-per-mtok or --gpu-hour-price, not both")
-        counts, measured = load_counts(run_dir, counts_file)
-        groups = counts.group_by(group_by)
+    output = Output("budget", json_output)
+    if price_per_mtok is not None and gpu_hour_price is not None:
+        output.fail(ValueError("give --price-per-mtok or --gpu-hour-price, not both"))
+    with output.errors():
+        loaded, groups = load_groups(run_dir, counts_file, group_by)
         if plot is not None and len(groups) != 1:
             raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
+        measured = loaded.usage
         usage = Usage.from_mapping(measured) if measured else Usage()
         overrides = {
             "output_tokens_per_sample": tokens_per_sample,
@@ -192,39 +174,37 @@ def budget(
         }
         usage = Usage(**{name: getattr(usage, name) if value is None else value for name, value in overrides.items()})
         prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
+        counts = {name: group.to_counts() for name, group in groups.items()}
         plans = {
             name: plan_budget(group, target, method, confidence, usage, prices, seed=seed)
-            for name, group in groups.items()
+            for name, group in counts.items()
         }
         adaptive = {
-            name: plan_adaptive_pilot(groups[name], adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed)
+            name: plan_adaptive_pilot(counts[name], adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed)
             for name, plan in plans.items()
             if adaptive_extra
         }
-    except (ValueError, FileNotFoundError) as error:
-        fail(error)
     payload = {}
     for name, plan in plans.items():
         if len(plans) > 1:
-            typer.echo(f"\n== {name}")
-        typer.echo(format_plan(plan))
+            output.echo(f"\n== {name}")
+        output.echo(format_plan(plan))
         payload[name] = plan.to_json()
         if name in adaptive:
             extra = adaptive[name]
             coverage, low, high = extra.before
-            typer.echo(
+            output.echo(
                 f"adaptive pilot: {adaptive_extra} extra samples over {len(extra.extra)} problems ({extra.strategy}); "
                 f"interval at k = {extra.k:,}: now [{low:.3f}, {high:.3f}] (width {high - low:.3f}), "
                 f"expected width after {extra.expected_width_after:.3f}"
             )
             payload[name]["adaptive_pilot"] = extra.to_json()
-    if json_path is not None:
-        _write_json(json_path, payload)
     if plot is not None:
         from harness.forecasting.forecast import forecast_curve
         from harness.reporting.figures import forecast_ks, plot_budget
 
-        (group,), (plan,) = groups.values(), plans.values()
+        (group,), (plan,) = counts.values(), plans.values()
         top = plan.k_conservative or plan.k or plan.k_limit
         ks = forecast_ks(int(group.num_samples.min()), int(min(top * 2, plan.k_limit)))
         plot_budget(plot, forecast_curve(group, ks, method, confidence, seed), group, usage, prices, target)
+    output.result(target=target, plans=payload)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from harness.cli.app import app
-from harness.store import RunStoreError
+from harness.cli.app import JsonOption, Output, QuietOption, app, flag
+from harness.errors import OptionError
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
@@ -19,74 +17,6 @@ VerifierOption = Annotated[
     typer.Option(help="Verifier: numeric, math, python-tests, exact or module:Class (default: the task's)."),
 ]
 WorkersOption = Annotated[Optional[int], typer.Option(help="Verification worker processes (default: all cores).")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
-JsonOption = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="Machine-readable output: JSON-lines progress events on stderr, one JSON result on stdout "
-        "(with --quiet: the result only).",
-    ),
-]
-
-
-class Output:
-    """Where a command's progress, messages and result go: human text, JSON, or (almost) nothing."""
-
-    def __init__(self, command: str, quiet: bool, as_json: bool) -> None:
-        from harness.reporting.progress import configure_logging, message_logger
-
-        self.command = command
-        self.as_json = as_json
-        self.progress_mode = "quiet" if quiet else ("json" if as_json else "auto")
-        self.log = message_logger("quiet" if quiet else ("json" if as_json else "auto"))
-        configure_logging(json_mode=as_json)
-
-    def fail(self, error: Exception) -> None:
-        """Report ``error`` and exit with status 2."""
-        if self.as_json:
-            from harness.reporting.progress import write_json_line
-
-            write_json_line(sys.stderr, {"event": "error", "message": str(error)})
-            self.result({"ok": False, "error": str(error)})
-        else:
-            typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2)
-
-    def result(self, fields: dict[str, Any]) -> None:
-        """The final JSON result on stdout (``--json`` only)."""
-        if self.as_json:
-            print(json.dumps({"command": self.command, **fields}, default=str), flush=True)
-
-
-def fail(error: Exception) -> None:
-    typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(code=2)
-
-
-def _verification_result(outcome) -> dict[str, Any]:
-    return {
-        "verdict_set": outcome.key,
-        "verified": outcome.verified,
-        "reasons": dict(outcome.reasons),
-        "seconds": round(outcome.seconds, 3),
-    }
-
-
-def _report(store, quiet: bool, verifier: str | None = None) -> dict[str, Any]:
-    from harness.reporting.terminal import print_summary
-    from harness.pipeline.analyze import analyze
-
-    summary = analyze(store, verifier)
-    if not quiet:
-        print_summary(summary)
-    return summary
-
-
-def _write_html_report(store, summary: dict[str, Any], path: Path | None = None, prices=None) -> Path:
-    from harness.reporting.html import write_report
-
-    return write_report(store, summary, path, prices=prices)
 
 
 def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> None:
@@ -170,18 +100,29 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         quiet: QuietOption = False,
         json_output: JsonOption = False,
     ) -> None:
-        from harness.pipeline.prepare import SampleOptions, prepare
-        from harness.pipeline.adaptive import adaptive_pilot as run_adaptive_pilot
-        from harness.pipeline.analyze import analyze
-        from harness.pipeline.sample import sample_run
-        from harness.pipeline.verify import verify
-
-        output = Output(name, quiet, json_output)
+        output = Output(name, json_output, quiet)
         if adaptive_pilot and not full_pipeline:
-            output.fail(ValueError("--adaptive-pilot needs verdicts between its two rounds: use `ttc run`"))
-        if adaptive_pilot < 0:
-            output.fail(ValueError("--adaptive-pilot must be a non-negative number of samples"))
-
+            output.fail(OptionError("adaptive_pilot", "needs verdicts between its two rounds: use `ttc run`"))
+        server_options = {
+            "base_url": base_url,
+            "api_key_env": api_key_env,
+            "concurrency": concurrency,
+            "request_timeout": request_timeout,
+            "max_retries": max_retries,
+        }
+        if engine == "openai":
+            engine_options = {key: value for key, value in server_options.items() if value is not None}
+        else:
+            given = [flag(key) for key, value in server_options.items() if value is not None]
+            if given:
+                output.fail(ValueError(f"{', '.join(given)}: only for --engine openai (the engine is {engine!r})"))
+            engine_options = {
+                "dtype": dtype,
+                "gpu_memory_utilization": gpu_memory_utilization,
+                "max_model_len": max_model_len,
+                "max_num_seqs": max_num_seqs,
+                "enforce_eager": enforce_eager,
+            }
         task_options = {
             "split": split,
             "shots": shots,
@@ -194,32 +135,9 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             "metadata_fields": metadata_field or None,
             "reference_fields": reference_field or None,
             "stop": stop or None,
-            "verifier": verifier if task == "jsonl" else None,
         }
-        server_options = {
-            "base_url": base_url,
-            "api_key_env": api_key_env,
-            "concurrency": concurrency,
-            "request_timeout": request_timeout,
-            "max_retries": max_retries,
-        }
-        if engine == "openai":
-            engine_options = {key: value for key, value in server_options.items() if value is not None}
-        else:
-            given = [f"--{key.replace('_', '-')}" for key, value in server_options.items() if value is not None]
-            if given:
-                output.fail(ValueError(f"{', '.join(given)}: only for --engine openai (the engine is {engine!r})"))
-            engine_options = {
-                "dtype": dtype,
-                "gpu_memory_utilization": gpu_memory_utilization,
-                "max_model_len": max_model_len,
-                "max_num_seqs": max_num_seqs,
-                "enforce_eager": enforce_eager,
-            }
-        options = SampleOptions(
-            task=task,
+        settings: dict[str, Any] = dict(
             data=data,
-            task_options={key: value for key, value in task_options.items() if value is not None},
             model=model,
             engine=engine,
             engine_options=engine_options,
@@ -232,31 +150,37 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             seed=seed,
             out=out,
         )
-        try:
-            prepared = prepare(options)
-            report = sample_run(prepared, progress_mode=output.progress_mode, log=output.log)
-        except (ValueError, FileNotFoundError, RunStoreError, RuntimeError) as error:
-            output.fail(error)
-        store = report.store
-        result: dict[str, Any] = {"ok": True, "run": str(store.path), "sampling": report.to_dict()}
-        with store:
-            if full_pipeline:
-                outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode)
-                if outcome.verified:
-                    output.log(f"verified {outcome.verified} samples in {outcome.seconds:.1f} s")
-                result["verification"] = _verification_result(outcome)
-                if adaptive_pilot:
-                    try:
-                        result["adaptive_pilot"] = run_adaptive_pilot(
-                            store, prepared, adaptive_pilot, verifier, workers, output.progress_mode, output.log
-                        )
-                    except ValueError as error:
-                        output.fail(error)
-                result["summary"] = analyze(store) if json_output else _report(store, quiet)
-                output.log(f"summary: {store.path / 'summary.json'}")
-                result["report"] = str(_write_html_report(store, result["summary"]))
-                output.log(f"report: {result['report']}")
-        output.result(result)
+        task_options = {key: value for key, value in task_options.items() if value is not None}
+        if full_pipeline:
+            from harness.pipeline.api import run
+
+            with output.errors():
+                result = run(
+                    task,
+                    **settings,
+                    task_options=task_options,
+                    verifier=verifier,
+                    workers=workers,
+                    adaptive_pilot=adaptive_pilot,
+                    progress=output.progress_mode,
+                    log=output.log,
+                )
+            if output.human:
+                from harness.reporting.terminal import print_summary
+
+                print_summary(result.summary)
+            output.result(**result.to_json())
+            return
+
+        from harness.pipeline.api import task_options_for
+        from harness.pipeline.prepare import SampleOptions, prepare
+        from harness.pipeline.sample import sample_run
+
+        with output.errors():
+            options = SampleOptions(task=task, task_options=task_options_for(task, task_options, verifier), **settings)
+            report = sample_run(prepare(options), progress_mode=output.progress_mode, log=output.log)
+            report.store.close()
+        output.result(run=str(report.store.path), sampling=report.to_dict())
 
     command.__doc__ = help_text
     app.command(name)(command)
@@ -283,32 +207,32 @@ def verify_command(
     json_output: JsonOption = False,
 ) -> None:
     """Judge every stored sample that has no verdict yet (resumable; runs on all cores)."""
+    from harness.pipeline.api import verification_fields
     from harness.pipeline.verify import verify
     from harness.store import RunStore
 
-    output = Output("verify", quiet, json_output)
-    try:
+    output = Output("verify", json_output, quiet)
+    with output.errors():
         with RunStore.open(run_dir, writable=True) as store:
             outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode)
-    except (ValueError, RunStoreError) as error:
-        output.fail(error)
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
     output.log(f"verified {outcome.verified} samples into {outcome.key}" + (f": {reasons}" if reasons else ""))
-    output.result({"ok": True, "run": str(run_dir), "verification": _verification_result(outcome)})
+    output.result(run=str(run_dir), verification=verification_fields(outcome))
 
 
 @app.command("analyze")
-def analyze_command(run_dir: RunDir, verifier: VerifierOption = None, quiet: QuietOption = False) -> None:
-    """Compute coverage (pass@k for every k) with intervals and write summary.json."""
+def analyze_command(
+    run_dir: RunDir, verifier: VerifierOption = None, quiet: QuietOption = False, json_output: JsonOption = False
+) -> None:
+    """Compute coverage (pass@k for every k) with intervals, the law and the forecast: summary.json, coverage.png."""
     from harness.pipeline.analyze import analyze
     from harness.store import RunStore
 
-    try:
+    output = Output("analyze", json_output, quiet)
+    with output.errors():
         summary = analyze(RunStore.open(run_dir), verifier)
-    except (ValueError, RunStoreError) as error:
-        fail(error)
-    if not quiet:
-        typer.echo(f"pass@1 {summary['pass_at_1']:.4f}; wrote {Path(run_dir) / 'summary.json'}")
+    output.echo(f"pass@1 {summary['pass_at_1']:.4f}; wrote {Path(run_dir) / 'summary.json'}")
+    output.result(run=str(run_dir), summary=summary)
 
 
 @app.command("report")
@@ -322,17 +246,26 @@ def report_command(
     gpu_hour_price: Annotated[
         Optional[float], typer.Option("--gpu-hour-price", help="Money per GPU hour, for the cost columns.")
     ] = None,
+    quiet: QuietOption = False,
+    json_output: JsonOption = False,
 ) -> None:
-    """Analyse a run, print its table and write report.html (one self-contained page)."""
-    from harness.forecasting.budget import Prices
-    from harness.store import RunStore
+    """Print a run's table and write report.html (one self-contained page), from its summary.json."""
+    from harness.forecasting.costs import Prices
+    from harness.pipeline.api import load_run
+    from harness.reporting.html import write_report
 
-    try:
-        if price_per_mtok is not None and gpu_hour_price is not None:
-            raise ValueError("give --price-per-mtok or --gpu-hour-price, not both")
-        store = RunStore.open(run_dir)
-        summary = _report(store, quiet=False, verifier=verifier)
-        path = _write_html_report(store, summary, out, Prices(price_per_mtok, gpu_hour_price))
-    except (ValueError, RunStoreError, FileNotFoundError) as error:
-        fail(error)
-    typer.echo(f"report: {path}")
+    output = Output("report", json_output, quiet)
+    if price_per_mtok is not None and gpu_hour_price is not None:
+        output.fail(ValueError("give --price-per-mtok or --gpu-hour-price, not both"))
+    with output.errors():
+        stored = load_run(run_dir, verifier)
+        if not stored.is_run_directory:
+            raise ValueError(f"{run_dir} is not a run directory")
+        summary = stored.summary
+        path = write_report(stored.store, summary, out, prices=Prices(price_per_mtok, gpu_hour_price))
+    if output.human:
+        from harness.reporting.terminal import print_summary
+
+        print_summary(summary)
+    output.echo(f"report: {path}")
+    output.result(run=str(run_dir), report=str(path), summary=summary)

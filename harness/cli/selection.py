@@ -8,9 +8,8 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from harness.cli.app import app
-from harness.cli.pipeline import QuietOption, RunDir, VerifierOption, fail
-from harness.store import RunStoreError
+from harness.cli.app import JsonOption, Output, QuietOption, app
+from harness.cli.pipeline import RunDir, VerifierOption
 
 
 @app.command("compare-verifiers")
@@ -31,6 +30,7 @@ def compare_verifiers_command(
     seed: Annotated[int, typer.Option(help="Seed of Monte-Carlo subsets and bootstrap intervals.")] = 0,
     verifier: VerifierOption = None,
     quiet: QuietOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Accuracy@k of selectors (majority vote, reward model best-of-k, ...) next to coverage (pass@k).
 
@@ -41,17 +41,17 @@ def compare_verifiers_command(
     from harness.reporting.selectors import print_comparison, write_comparison
     from harness.store import RunStore
 
-    try:
+    output = Output("compare-verifiers", json_output, quiet)
+    with output.errors():
         specs = parse_selectors(selectors) if selectors else None
         ks = parse_ks(k) if k else None
         store = RunStore.open(run_dir)
         result = compare_verifiers(store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed)
         json_path, png_path = write_comparison(result, store.path)
-    except (ValueError, RunStoreError) as error:
-        fail(error)
-    if not quiet:
+    if output.human:
         print_comparison(result)
-        typer.echo(f"wrote {json_path} and {png_path}")
+    output.echo(f"wrote {json_path} and {png_path}")
+    output.result(**result, files=[str(json_path), str(png_path)])
 
 
 @app.command("import-scores")
@@ -59,17 +59,18 @@ def import_scores_command(
     run_dir: RunDir,
     file: Annotated[Path, typer.Argument(help="JSONL rows: problem_id, sample_idx, score and/or step_scores.")],
     name: Annotated[str, typer.Option(help="Score set to add the scores to (selectors name it, e.g. orm=NAME).")],
+    json_output: JsonOption = False,
 ) -> None:
     """Add per-sample scores computed elsewhere to a run (checked first; nothing is written on error)."""
     from harness.pipeline.importing import import_scores
     from harness.store import RunStore
 
-    try:
+    output = Output("import-scores", json_output)
+    with output.errors():
         with RunStore.open(run_dir, writable=True) as store:
             rows = import_scores(store, file, name)
-    except (ValueError, FileNotFoundError, RunStoreError) as error:
-        fail(error)
-    typer.echo(f"imported {rows} scores into score set {name!r}")
+    output.echo(f"imported {rows} scores into score set {name!r}")
+    output.result(run=str(run_dir), score_set=name, imported=rows)
 
 
 @app.command("import-samples")
@@ -84,6 +85,7 @@ def import_samples_command(
     correct_field: Annotated[str, typer.Option(help="Field with the list of correctness booleans.")] = "score",
     scores_field: Annotated[str, typer.Option(help="Field with the list of reward scores (if present).")] = "pred_score",
     score_set: Annotated[str, typer.Option(help="Name of the score set for imported reward scores.")] = "imported",
+    json_output: JsonOption = False,
 ) -> None:
     """Create a run directory from samples generated and judged elsewhere (defaults: Qwen2.5-Math's format)."""
     from harness.pipeline.importing import SampleFields, import_samples
@@ -97,14 +99,14 @@ def import_samples_command(
         correct=correct_field,
         scores=scores_field,
     )
-    try:
+    output = Output("import-samples", json_output)
+    with output.errors():
         with import_samples(file, out, fields, score_set=score_set) as store:
             problems = len(store.problems())
             samples = store.read_samples(columns=["sample_idx"]).num_rows
             sets = sorted(store.score_sets())
-    except (ValueError, FileNotFoundError, RunStoreError) as error:
-        fail(error)
-    typer.echo(f"created {out}: {problems} problems, {samples} samples with verdicts" + (f", score sets {sets}" if sets else ""))
+    output.echo(f"created {out}: {problems} problems, {samples} samples with verdicts" + (f", score sets {sets}" if sets else ""))
+    output.result(run=str(out), problems=problems, samples=samples, score_sets=sets)
 
 
 @app.command("score")
@@ -124,13 +126,15 @@ def score_command(
         Optional[float], typer.Option(help="vLLM's share of accelerator memory (on CPU: of RAM).")
     ] = None,
     quiet: QuietOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Score every sample of a run with a reward model (resumable: scores are stored as they come)."""
     from harness.pipeline.score import ScoringOptions, score_run
     from harness.store import RunStore
 
-    log = (lambda *_: None) if quiet else typer.echo
-    try:
+    output = Output("score", json_output, quiet)
+    log = output.log
+    with output.errors():
         options = ScoringOptions(
             model=model,
             kind=kind,
@@ -143,12 +147,20 @@ def score_command(
             gpu_memory_utilization=gpu_memory_utilization,
         )
         with RunStore.open(run_dir, writable=True) as store:
-            outcome = score_run(store, options, progress_mode="quiet" if quiet else "auto", log=log)
-    except (ValueError, OSError, RunStoreError, RuntimeError) as error:
-        fail(error)
+            outcome = score_run(store, options, progress_mode=output.progress_mode, log=log)
     if outcome.scored:
         log(f"scored {outcome.scored} samples into score set {outcome.name!r} with {outcome.backend} in {outcome.seconds:.1f} s")
     else:
         log(f"score set {outcome.name!r} already holds every sample")
     if outcome.truncated:
         log(f"note: {outcome.truncated} inputs were longer than --max-length and kept only their last tokens")
+    output.result(
+        run=str(run_dir),
+        scoring={
+            "score_set": outcome.name,
+            "backend": outcome.backend,
+            "scored": outcome.scored,
+            "truncated": outcome.truncated,
+            "seconds": round(outcome.seconds, 3),
+        },
+    )

@@ -3,8 +3,9 @@ forecast interval most."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from harness.errors import OptionError
 from harness.forecasting.budget import plan_adaptive_pilot
 from harness.forecasting.forecast import forecast
 from harness.pipeline.prepare import PreparedRun
@@ -20,7 +21,7 @@ def adaptive_pilot(
     verifier_name: str | None = None,
     workers: int | None = None,
     progress_mode: str = "auto",
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Spend ``extra_samples`` more samples where they narrow the forecast interval most, then report it again.
 
@@ -37,9 +38,10 @@ def adaptive_pilot(
         counts = store.counts(verifier_name)
         pilot_only = counts.num_samples == pilot
         if not pilot_only.all():
-            raise ValueError(
-                f"--adaptive-pilot plans from a pilot of exactly {pilot} samples per problem; this run has "
-                f"problems with {sorted(set(counts.num_samples.tolist()) - {pilot})} (use another --out)"
+            raise OptionError(
+                "adaptive_pilot",
+                f"plans from a pilot of exactly {pilot} samples per problem; this run has problems with "
+                f"{sorted(set(counts.num_samples.tolist()) - {pilot})} (choose another run directory)",
             )
         chosen = plan_adaptive_pilot(counts, extra_samples, forecast_k)
         plan = {"extra_samples": extra_samples, **chosen.to_json()}

@@ -12,9 +12,9 @@ import json
 from typing import Any
 
 from harness.forecasting.costs import Usage
-from harness.forecasting.fitted import fit_laws
+from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
-from harness.store import RunStore
+from harness.store import Counts, RunStore
 
 
 def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
@@ -35,10 +35,8 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
         "verdict_set": key,
         "reasons": reasons_histogram(verdicts.column("reason").to_pylist()),
     }
-    summary.update(coverage_summary(counts))
-    laws = fit_laws(counts)
-    summary.update(laws.summary())
-    summary["groups"] = {name: group_summaries(counts, name) for name in groupable_fields(counts)}
+    counts_summary, laws = summarize_counts(counts)
+    summary.update(counts_summary)
     summary["usage"] = store.usage()
     summary["budget"] = laws.budget(Usage.from_mapping(summary["usage"]))
     summary["finish_reasons"] = finish_reasons(store)
@@ -48,6 +46,16 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
     path.write_text(json.dumps(summary, indent=2) + "\n")
     plot_run_coverage(store.path / "coverage.png", laws, title=f"{summary['task']} · {summary['model']}")
     return summary
+
+
+def summarize_counts(counts: Counts) -> tuple[dict[str, Any], FittedLaws]:
+    """What counts alone determine of a summary (coverage with intervals, the law and the forecast, groups),
+    and the fitted laws it came from."""
+    summary = coverage_summary(counts)
+    laws = fit_laws(counts)
+    summary.update(laws.summary())
+    summary["groups"] = {name: group_summaries(counts, name) for name in groupable_fields(counts)}
+    return summary, laws
 
 
 def finish_reasons(store: RunStore) -> dict[str, int]:

@@ -10,7 +10,8 @@ from typing import Any
 
 from harness.engines.base import SamplingSettings
 from harness.engines.models import ModelRef, count_parameters
-from harness.engines.registry import build_engine, engine_class  # noqa: F401 - build_engine: sample.py imports it here
+from harness.engines.registry import engine_class
+from harness.errors import OptionError
 from harness.store import RunStore
 from harness.store.config import RunConfig
 from tasks import load_task
@@ -33,7 +34,11 @@ def package_versions() -> dict[str, str]:
 
 @dataclass
 class SampleOptions:
-    """What ``ttc run`` / ``ttc sample`` were asked for (CLI options, typed)."""
+    """What a run samples: the parameters of ``harness.run`` and ``ttc run`` / ``ttc sample``, checked.
+
+    ``problems`` is the task's first N problems (None: all). A bad value raises ``OptionError`` naming the
+    field (``OptionError("max_tokens", "must be at least 1, got 0")``) before anything is loaded or written.
+    """
 
     task: str = "humaneval"
     data: str | None = None
@@ -49,6 +54,20 @@ class SampleOptions:
     max_tokens: int = 512
     seed: int = 0
     out: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.problems is not None and self.problems < 1:
+            raise OptionError("problems", f"must be at least 1, got {self.problems}")
+        if self.samples < 1:
+            raise OptionError("samples", f"must be at least 1, got {self.samples}")
+        if self.max_tokens < 1:
+            raise OptionError("max_tokens", f"must be at least 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise OptionError("temperature", f"must be 0 or more, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise OptionError("top_p", f"must lie in (0, 1], got {self.top_p}")
+        if self.top_k != -1 and self.top_k < 1:
+            raise OptionError("top_k", f"must be -1 (off) or at least 1, got {self.top_k}")
 
 
 @dataclass
@@ -72,10 +91,6 @@ def prepare(options: SampleOptions) -> PreparedRun:
     all_problems = task.problems()
     if not all_problems:
         raise ValueError(f"task {options.task!r} has no problems")
-    if options.problems is not None and options.problems < 1:
-        raise ValueError("--problems must be at least 1")
-    if options.samples < 1:
-        raise ValueError("--samples must be at least 1")
     problems = all_problems[: options.problems] if options.problems else all_problems
     engine_type = engine_class(options.engine)
     model = engine_type.resolve_model(options.model, options.engine_options)

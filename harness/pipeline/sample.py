@@ -6,14 +6,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 
 from harness.engines.base import Engine, GenerationRequest, GenerationResult, SamplingSettings, request_seed
 from harness.reporting.progress import Progress
 from harness.store import RunStore, Session, missing_ranges
-from harness.pipeline.prepare import PreparedRun, build_engine, open_run, package_versions
+from harness.engines.registry import build_engine
+from harness.pipeline.prepare import PreparedRun, open_run, package_versions
 from tasks.base import Problem
 
 # Largest n in one request: beyond this a problem's samples are split over several requests (prefix caching
@@ -151,12 +152,12 @@ class SampleReport:
         }
 
 
-def sample(prepared: PreparedRun, quiet: bool = False, log=print) -> RunStore:
+def sample(prepared: PreparedRun, quiet: bool = False, log: Callable[[str], None] = print) -> RunStore:
     """Create or resume the run directory and generate exactly the missing samples. Returns the open store."""
     return sample_run(prepared, progress_mode="quiet" if quiet else "auto", log=log).store
 
 
-def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log=print) -> SampleReport:
+def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log: Callable[[str], None] = print) -> SampleReport:
     """``sample`` with a progress mode (see ``harness.reporting.progress.PROGRESS_MODES``), reporting what was done."""
     store = open_run(prepared)
     try:
@@ -171,7 +172,7 @@ def generate_missing(
     prepared: PreparedRun,
     targets: int | Mapping[str, int],
     progress_mode: str = "auto",
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> SampleReport:
     """Sample what ``store`` lacks to reach ``targets`` samples per problem (one number, or one per problem id)."""
     config = prepared.config
