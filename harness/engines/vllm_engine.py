@@ -11,7 +11,14 @@ import os
 from collections import deque
 from typing import Any, Iterable, Iterator, Mapping
 
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import (
+    Completion,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    TokenCallback,
+)
 
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
 # and refuses to start when other processes hold memory. A 135M model needs little.
@@ -179,12 +186,16 @@ class VLLMEngine(Engine):
         )
 
     def generate(
-        self, requests: Iterable[GenerationRequest], settings: SamplingSettings
+        self,
+        requests: Iterable[GenerationRequest],
+        settings: SamplingSettings,
+        on_tokens: TokenCallback | None = None,
     ) -> Iterator[GenerationResult]:
         pending = deque(requests)
         inflight: dict[str, GenerationRequest] = {}
         inflight_samples = 0
         engine = self._llm.llm_engine
+        step_tokens = _StepTokens(engine.engine_core) if on_tokens is not None else None
         try:
             while pending or inflight:
                 # Top up the window; a request larger than the window still goes in alone.
@@ -198,7 +209,10 @@ class VLLMEngine(Engine):
                     )
                     inflight[request_id] = request
                     inflight_samples += request.n
-                for output in engine.step():
+                outputs = engine.step()
+                if step_tokens is not None and (new_tokens := step_tokens.take()):
+                    on_tokens(new_tokens)  # type: ignore[misc]
+                for output in outputs:
                     if not output.finished:
                         continue
                     request = inflight.pop(output.request_id)
@@ -211,11 +225,44 @@ class VLLMEngine(Engine):
                         seed=None if self.per_request_seeds else self.seed,
                     )
         finally:
+            if step_tokens is not None:
+                step_tokens.close()
             if inflight:
                 engine.abort_request(list(inflight))
 
     def close(self) -> None:
         self._llm = None
+
+
+class _StepTokens:
+    """Counts the tokens each engine step generates, for requests finished or not.
+
+    With ``FINAL_ONLY`` outputs (one per request, when all its samples are done, which is what is stored)
+    ``LLMEngine.step`` returns nothing for requests still running, but every step's engine-core outputs carry
+    each running sequence's new token ids. This wraps the engine core client's ``get_output``, which ``step``
+    calls once per step, to count them: a ``len`` per running sequence, where DELTA outputs would build a
+    ``RequestOutput`` for each one every step.
+    """
+
+    def __init__(self, engine_core: Any) -> None:
+        self._engine_core = engine_core
+        self._get_output = engine_core.get_output
+        self._pending = 0
+        engine_core.get_output = self._counted_output
+
+    def _counted_output(self) -> Any:
+        outputs = self._get_output()
+        self._pending += sum(len(output.new_token_ids) for output in outputs.outputs)
+        return outputs
+
+    def take(self) -> int:
+        """Tokens generated since the last call."""
+        pending, self._pending = self._pending, 0
+        return pending
+
+    def close(self) -> None:
+        """Restore the engine core client's own ``get_output``."""
+        del self._engine_core.get_output
 
 
 def _completion(choice: Any) -> Completion:

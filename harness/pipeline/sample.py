@@ -10,7 +10,14 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
-from harness.engines.base import Engine, GenerationRequest, GenerationResult, SamplingSettings, request_seed
+from harness.engines.base import (
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    accepts_on_tokens,
+    request_seed,
+)
 from harness.reporting.progress import Progress
 from harness.store import RunStore, Session, missing_ranges
 from harness.pipeline.prepare import PreparedRun, build_engine, open_run, package_versions
@@ -103,8 +110,10 @@ def run_sampling(
         "sampling", sum(request.n for request in requests), problems=len(requests_left), mode="quiet"
     )
     started = last_save = time.monotonic()
+    # the engine reports tokens while requests run, so progress moves before the first request finishes
+    streaming = {"on_tokens": progress.add_tokens} if accepts_on_tokens(engine) else {}
     try:
-        for result in engine.generate(requests, settings):
+        for result in engine.generate(requests, settings, **streaming):
             store.write_samples(result_table(result, session.id))
             tokens = sum(completion.n_tokens for completion in result.completions)
             session.samples += result.request.n
@@ -190,7 +199,9 @@ def generate_missing(
         engine = build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)
         try:
             problems = len({request.problem_id for request in requests})
-            progress = Progress("sampling", missing, problems=problems, mode=progress_mode)
+            progress = Progress(
+                "sampling", missing, problems=problems, mode=progress_mode, max_tokens_per_unit=config.sampling.max_tokens
+            )
             outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
             session = outcome.session
             rate = session.output_tokens / session.seconds if session.seconds else 0.0
