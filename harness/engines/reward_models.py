@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, is_cpu_platform
+from harness.engines.watchdog import ensure_watchdog
 from harness.errors import OptionError
 from tasks.base import Prompt
 from verifiers.selection import split_steps
@@ -167,6 +168,7 @@ class VLLMRewardModel:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if on_cpu else 0.9
         self.kind = kind
         self.step_token_id = step_token_id
+        ensure_watchdog()  # vLLM's engine processes must not outlive this one, even after kill -9
         self._llm = vllm.LLM(
             model=path,
             runner="pooling",

@@ -19,6 +19,7 @@ from harness.engines.base import (
     SamplingSettings,
     TokenCallback,
 )
+from harness.engines.watchdog import ensure_watchdog
 
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
 # and refuses to start when other processes hold memory. A 135M model needs little.
@@ -142,6 +143,7 @@ class VLLMEngine(Engine):
             **(extra_engine_args or {}),
         }
         engine_args = {key: value for key, value in self.settings.items() if value is not None}
+        ensure_watchdog()  # vLLM's engine processes must not outlive this one, even after kill -9
         self._llm = vllm.LLM(model=model, enable_prefix_caching=True, seed=seed, **engine_args)
         self._version = vllm.__version__
         scheduler_slots = self._llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
