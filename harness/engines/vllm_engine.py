@@ -7,6 +7,7 @@ and each is yielded as soon as all its samples finish, so the caller stores it w
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from typing import Any, Iterable, Iterator, Mapping
@@ -24,6 +25,9 @@ from harness.engines.watchdog import ensure_watchdog
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
 # and refuses to start when other processes hold memory. A 135M model needs little.
 CPU_DEFAULT_MEMORY_FRACTION = 0.3
+# How long the engine core may take to stop by itself (releasing its workers and shared memory) before vLLM
+# kills it: vLLM's own default of 5 s is too short on a busy CPU machine, where it then leaks shared memory.
+ENGINE_SHUTDOWN_SECONDS = 30.0
 
 
 def cpu_environment_defaults() -> dict[str, str]:
@@ -61,6 +65,15 @@ def is_cpu_platform() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
+
+
+def shutdown_llm(llm: Any) -> None:
+    """Stop a ``vllm.LLM`` in order: its engine core client stops the engine core processes (and their workers),
+    then its output thread and sockets. Dropping the reference instead leaves this to interpreter shutdown,
+    where the client's thread and ZMQ's still run while modules are torn down: ``ttc score`` died there with
+    SIGABRT ("terminate called without an active exception"), and the resource tracker reported leaked
+    semaphores and shared memory."""
+    llm.llm_engine.engine_core.shutdown(timeout=ENGINE_SHUTDOWN_SECONDS)
 
 
 class VLLMEngine(Engine):
@@ -233,7 +246,10 @@ class VLLMEngine(Engine):
                 engine.abort_request(list(inflight))
 
     def close(self) -> None:
-        self._llm = None
+        if self._llm is not None:
+            shutdown_llm(self._llm)
+            self._llm = None
+            gc.collect()  # the engine's objects go now, with their finalizers, not during interpreter shutdown
 
 
 class _StepTokens:

@@ -18,6 +18,7 @@ from harness.engines.base import (
     accepts_on_tokens,
     request_seed,
 )
+from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.reporting.progress import Progress
 from harness.store import RunStore, Session, missing_ranges
 from harness.pipeline.prepare import PreparedRun, build_engine, open_run, package_versions
@@ -196,17 +197,15 @@ def generate_missing(
     if requests:
         stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
         session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
-        engine = build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)
-        try:
+        start = lambda: build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)  # noqa: E731
+        with engine_session(start, store.path / ENGINE_LOG, log) as engine:
             problems = len({request.problem_id for request in requests})
             progress = Progress(
                 "sampling", missing, problems=problems, mode=progress_mode, max_tokens_per_unit=config.sampling.max_tokens
             )
             outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
-            session = outcome.session
-            rate = session.output_tokens / session.seconds if session.seconds else 0.0
-            log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
-        finally:
-            engine.close()
+        session = outcome.session
+        rate = session.output_tokens / session.seconds if session.seconds else 0.0
+        log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
     return SampleReport(store=store, wanted=wanted, already_stored=wanted - missing, session=session)
 
