@@ -120,10 +120,12 @@ def test_kill_during_sampling_leaves_no_engine_process_and_the_run_resumes(share
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        _Lines(process.stderr).wait_for(generating, seconds=900)
+        first = json.loads(_Lines(process.stderr).wait_for(generating, seconds=900))
     except AssertionError:
         process.kill()
         raise
+    # the engine reports tokens every step: progress moves before any request (here of 4 samples) finishes
+    assert first["done"] == 0, first
     started = process_tree(process.pid)
     assert any("EngineCore" in command_line(pid) for pid in started), [command_line(pid) for pid in started]
     process.send_signal(signal.SIGKILL)
