@@ -49,8 +49,9 @@ def ttc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def gsm8k_args(shared_data: Path, out: Path, samples: int) -> list[str]:
+    # a tenth of the memory (vLLM's CPU default here is 0.3): the engine starts beside other engines on the machine
     return ["--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "2",
-            "--samples", str(samples), "--max-tokens", "64", "--out", str(out)]  # fmt: skip
+            "--samples", str(samples), "--max-tokens", "64", "--gpu-memory-utilization", "0.1", "--out", str(out)]  # fmt: skip
 
 
 def assert_clean(done: subprocess.CompletedProcess, what: str) -> None:
@@ -88,8 +89,15 @@ class _Lines:
     """The lines a process writes to a pipe, read on a thread so that waiting for one can time out."""
 
     def __init__(self, stream) -> None:
-        self.queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [self.queue.put(line) for line in stream], daemon=True).start()
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+
+        def read() -> None:
+            for line in stream:
+                self.queue.put(line)
+            self.queue.put(None)  # the process closed the pipe: it ended
+
+        threading.Thread(target=read, daemon=True).start()
 
     def wait_for(self, accept, seconds: float) -> str:
         deadline = time.monotonic() + seconds
@@ -98,9 +106,12 @@ class _Lines:
                 line = self.queue.get(timeout=left)
             except queue.Empty:
                 break
+            if line is None:
+                raise AssertionError("the process ended first:\n" + "".join(self.seen)[-3000:])
+            self.seen.append(line)
             if accept(line):
                 return line
-        raise AssertionError(f"no such line within {seconds:.0f} s")
+        raise AssertionError(f"no such line within {seconds:.0f} s:\n" + "".join(self.seen)[-3000:])
 
 
 def generating(line: str) -> bool:

@@ -53,6 +53,16 @@ def test_the_tail_keeps_the_last_lines_and_the_last_state_of_progress_bars(tmp_p
     assert note.startswith(f"the engine's last output ({log.path}):\n  line 16\n") and note.endswith("\n  Loading: 100%")
 
 
+def test_the_failure_note_keeps_a_root_cause_that_later_tracebacks_pushed_out_of_the_tail(tmp_path):
+    log = EngineLog(tmp_path / "engine.log")
+    worker = "(Worker pid=7) ERROR 12-04 [executor.py:953] ValueError: Available memory on node 0 (3.5 GiB) is less"
+    core = "Exception: WorkerProc initialization failed due to an exception in a background process."
+    log.path.write_text("\n".join([worker, worker, core, *(f"File line {i}" for i in range(40)), core]) + "\n")
+    note = log.failure_note()
+    assert note.startswith(f"errors earlier in the engine's output:\n  {worker}\n  {core}\nthe engine's last output (")
+    assert note.endswith("\n  File line 16\n" + "".join(f"  File line {i}\n" for i in range(17, 40)) + f"  {core}")
+
+
 def test_an_engine_failing_to_start_shows_the_tail_of_its_log(shared_data, tmp_path):
     args = ["sample", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
             "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "2", "--samples", "2",

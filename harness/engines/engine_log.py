@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +24,9 @@ from typing import Callable, Iterator, Protocol, TypeVar
 #: The engine log's place in a run directory.
 ENGINE_LOG = Path("logs") / "engine.log"
 TAIL_LINES = 25
+ROOT_CAUSE_LINES = 3
+# The last line of a Python traceback, however prefixed ("(Worker pid=7) ERROR ... ValueError: ...").
+_EXCEPTION_LINE = re.compile(r"\b\w*(?:Error|Exception): ")
 #: Loggers of the libraries an engine runs on, which write to the terminal themselves.
 ENGINE_LOGGERS = ("vllm", "transformers")
 
@@ -90,22 +94,33 @@ class EngineLog:
                 logger.handlers, logger.propagate = handlers, propagate
             handler.close()
 
-    def tail(self, lines: int = TAIL_LINES) -> str:
-        """The log's last ``lines`` lines (progress bars' carriage-return redraws reduced to their last state)."""
+    def lines(self) -> list[str]:
+        """The log's non-empty lines, progress bars' carriage-return redraws reduced to their last state."""
         try:
             text = self.path.read_bytes().decode("utf-8", errors="replace")  # keeps "\r" (read_text would not)
         except FileNotFoundError:
-            return ""
+            return []
         shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
-        return "\n".join([line for line in shown if line.strip()][-lines:])
+        return [line for line in shown if line.strip()]
+
+    def tail(self, lines: int = TAIL_LINES) -> str:
+        """The log's last ``lines`` lines."""
+        return "\n".join(self.lines()[-lines:])
 
     def failure_note(self) -> str | None:
-        """What to show when the engine failed: the log's tail and where the whole log is (None: empty log)."""
-        tail = self.tail()
-        if not tail:
+        """What to show when the engine failed (None: an empty log): the log's tail, and before it the last few
+        exception lines from earlier in the log (an engine process's root cause, which the tracebacks of the
+        processes that failed after it push out of the tail)."""
+        lines = self.lines()
+        if not lines:
             return None
-        indented = "\n".join("  " + line for line in tail.splitlines())
-        return f"the engine's last output ({self.path}):\n{indented}"
+        tail = lines[-TAIL_LINES:]
+        earlier = list(dict.fromkeys(line for line in lines[:-TAIL_LINES] if _EXCEPTION_LINE.search(line)))
+        parts = []
+        if earlier:
+            parts.append("errors earlier in the engine's output:\n" + _indented(earlier[-ROOT_CAUSE_LINES:]))
+        parts.append(f"the engine's last output ({self.path}):\n" + _indented(tail))
+        return "\n".join(parts)
 
 
 @contextlib.contextmanager
@@ -130,6 +145,10 @@ def engine_session(start: Callable[[], _Engine], log_path: Path, log: Callable[[
             if note:
                 log(note)
             raise
+
+
+def _indented(lines: list[str]) -> str:
+    return "\n".join("  " + line for line in lines)
 
 
 def _flush() -> None:

@@ -69,10 +69,10 @@ def is_cpu_platform() -> bool:
 
 def shutdown_llm(llm: Any) -> None:
     """Stop a ``vllm.LLM`` in order: its engine core client stops the engine core processes (and their workers),
-    then its output thread and sockets. Dropping the reference instead leaves this to interpreter shutdown,
-    where the client's thread and ZMQ's still run while modules are torn down: ``ttc score`` died there with
-    SIGABRT ("terminate called without an active exception"), and the resource tracker reported leaked
-    semaphores and shared memory."""
+    then its output thread and sockets. Dropping the reference instead left this to interpreter shutdown, with
+    the client's thread and ZMQ's still running while modules are torn down (where ``ttc score`` once died with
+    SIGABRT, "terminate called without an active exception"), and vLLM force-killing its processes, which
+    leaked shared memory."""
     llm.llm_engine.engine_core.shutdown(timeout=ENGINE_SHUTDOWN_SECONDS)
 
 
