@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from typing import Any, Iterable, Iterator
 
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import (
+    Completion,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    TokenCallback,
+)
 
 
 # The first five GSM8K test answers are 18, 3, 70000, 540 and 20: drawing from these makes some samples right.
@@ -25,17 +33,26 @@ def fake_text(problem_id: str, index: int, seed: int) -> str:
 
 
 class FakeEngine(Engine):
-    """Sleeps ``$TTC_FAKE_DELAY`` seconds per request (0 by default), then returns deterministic samples."""
+    """Returns deterministic samples, one request after another, after sleeping ``$TTC_FAKE_DELAY`` seconds per
+    request (0 by default) and ``$TTC_FAKE_TOKEN_DELAY`` seconds per token step (0 by default: all tokens at
+    once). A token step generates the next word of every completion of the request, reported to ``on_tokens``.
+    ``$TTC_FAKE_START_ERROR``: the engine prints it to stderr (as an engine's own output) and fails to start."""
 
     def __init__(self, model: str, **options: Any) -> None:
+        if os.environ.get("TTC_FAKE_START_ERROR"):
+            print(os.environ["TTC_FAKE_START_ERROR"], file=sys.stderr, flush=True)
+            raise RuntimeError("the fake engine failed to start")
         self.model = model
         self.delay = float(os.environ.get("TTC_FAKE_DELAY", "0"))
+        self.token_delay = float(os.environ.get("TTC_FAKE_TOKEN_DELAY", "0"))
         self.requests_seen: list[GenerationRequest] = []
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "fake", "model": self.model}
 
-    def generate(self, requests: Iterable[GenerationRequest], settings: SamplingSettings) -> Iterator[GenerationResult]:
+    def generate(
+        self, requests: Iterable[GenerationRequest], settings: SamplingSettings, on_tokens: TokenCallback | None = None
+    ) -> Iterator[GenerationResult]:
         for request in requests:
             self.requests_seen.append(request)
             time.sleep(self.delay)
@@ -43,6 +60,11 @@ class FakeEngine(Engine):
             for offset in range(request.n):
                 text = fake_text(request.problem_id, request.first_index + offset, request.seed)
                 completions.append(Completion(text=text, n_tokens=len(text.split()), finish_reason="stop", logprob_sum=-1.0))
+            if self.token_delay > 0:
+                for step in range(max(completion.n_tokens for completion in completions)):
+                    time.sleep(self.token_delay)
+                    if on_tokens is not None:
+                        on_tokens(sum(completion.n_tokens > step for completion in completions))
             yield GenerationResult(request=request, completions=completions, prompt_tokens=7)
 
     def close(self) -> None:

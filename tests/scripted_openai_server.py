@@ -4,14 +4,18 @@ It answers ``GET /v1/models``, ``POST /v1/completions`` and ``POST /v1/chat/comp
 imitates vLLM's seeding: choice ``i`` of a request with seed ``s`` is sampled with seed ``s + i``, and its text
 (``expected_text``) names the prompt and that seed, so a test can check every stored sample's text exactly.
 Each sampled token has log-probability ``TOKEN_LOGPROB``; tokens are the text's whitespace-separated words.
+A request with ``"stream": true`` is answered as vLLM streams: server-sent events, one token of one choice
+each (the choices interleaved), then each choice's ``finish_reason``, ``usage`` when asked for, and ``[DONE]``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -51,7 +55,9 @@ class Fault:
 
     kind: ``status`` (reply ``status`` with an OpenAI error body and ``headers``), ``truncated`` (a 200 whose
     JSON body is cut in half), ``cut`` (a 200 announcing the full length, then the connection closes half
-    way), ``hang`` (answer nothing for ``seconds``), ``choices`` (a healthy answer with ``choices`` choices).
+    way), ``hang`` (answer nothing for ``seconds``), ``choices`` (a healthy answer with ``choices`` choices),
+    ``short_stream`` (a stream that ends, cleanly, after half its events), ``slow_stream`` (a healthy stream,
+    ``seconds`` between events), ``plain`` (a healthy answer as one JSON body even when asked to stream).
     """
 
     kind: str
@@ -97,6 +103,33 @@ def healthy_body(call: Call, choices: int | None = None) -> dict[str, Any]:
         "choices": items,
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
     }
+
+
+def stream_events(call: Call, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """``body`` as the events of a stream: a token of each choice in turn, then the finish reasons and usage."""
+    chat = "messages" in call.payload
+    pieces = {item["index"]: re.findall(r"\s*\S+", item["message"]["content"] if chat else item["text"]) for item in body["choices"]}
+    events = []
+    for position in range(max(len(tokens) for tokens in pieces.values())):
+        for index, tokens in pieces.items():
+            if position >= len(tokens):
+                continue
+            choice: dict[str, Any] = {"index": index, "finish_reason": None}
+            if chat:
+                choice["delta"] = {"content": tokens[position]} | ({"role": "assistant"} if position == 0 else {})
+                if call.payload.get("logprobs"):
+                    choice["logprobs"] = {"content": [{"token": tokens[position], "logprob": TOKEN_LOGPROB, "top_logprobs": []}]}
+            else:
+                choice["text"] = tokens[position]
+                if call.payload.get("logprobs") is not None:
+                    choice["logprobs"] = {"tokens": [tokens[position]], "token_logprobs": [TOKEN_LOGPROB], "top_logprobs": [None], "text_offset": [0]}
+            events.append({"id": body["id"], "object": body["object"] + ".chunk", "choices": [choice]})
+    for index in pieces:
+        final = {"index": index, "finish_reason": "stop", **({"delta": {}} if chat else {"text": ""})}
+        events.append({"id": body["id"], "object": body["object"] + ".chunk", "choices": [final]})
+    if (call.payload.get("stream_options") or {}).get("include_usage"):
+        events.append({"id": body["id"], "object": body["object"] + ".chunk", "choices": [], "usage": body["usage"]})
+    return events
 
 
 class _QuietHTTPServer(ThreadingHTTPServer):
@@ -167,6 +200,27 @@ class ScriptedServer:
                 self.wfile.write(body)
                 self.wfile.flush()
 
+            def _stream(self, events: list[dict[str, Any]], delay: float = 0.0, done: bool = True) -> None:
+                """Server-sent events in chunked encoding, ``delay`` seconds apart, ``[DONE]`` last if ``done``."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                lines = [f"data: {json.dumps(event)}\n\n".encode() for event in events] + ([b"data: [DONE]\n\n"] if done else [])
+                for line in lines:
+                    if delay:
+                        time.sleep(delay)
+                    self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+            def _answer(self, call: Call, body: dict[str, Any]) -> None:
+                if call.payload.get("stream"):
+                    self._stream(stream_events(call, body))
+                else:
+                    self._send(200, json.dumps(body).encode())
+
             def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
                 body = json.dumps({"error": {"message": message, "type": "scripted", "code": status}}).encode()
                 self._send(status, body, headers)
@@ -200,7 +254,7 @@ class ScriptedServer:
                     return
                 fault = server.script(call) if server.script else None
                 if fault is None:
-                    self._send(200, json.dumps(healthy_body(call)).encode())
+                    self._answer(call, healthy_body(call))
                 elif fault.kind == "status":
                     self._error(fault.status, fault.message, fault.headers)
                 elif fault.kind == "truncated":
@@ -214,7 +268,14 @@ class ScriptedServer:
                     server._release.wait(fault.seconds)
                     self.close_connection = True
                 elif fault.kind == "choices":
-                    self._send(200, json.dumps(healthy_body(call, choices=fault.choices)).encode())
+                    self._answer(call, healthy_body(call, choices=fault.choices))
+                elif fault.kind == "short_stream":
+                    events = stream_events(call, healthy_body(call))
+                    self._stream(events[: len(events) // 2], done=False)
+                elif fault.kind == "slow_stream":
+                    self._stream(stream_events(call, healthy_body(call)), delay=fault.seconds)
+                elif fault.kind == "plain":
+                    self._send(200, json.dumps(healthy_body(call)).encode())
                 else:
                     raise ValueError(f"unknown fault kind {fault.kind!r}")
 

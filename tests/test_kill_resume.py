@@ -1,4 +1,6 @@
-"""`kill -9` at any moment leaves a run directory that the next run resumes from, losing only work in flight."""
+"""`kill -9` at any moment leaves a run directory that the next run resumes from, losing only work in flight,
+and no process that the killed command started (verification workers, their math workers and sandboxes,
+multiprocessing's resource tracker): all are gone within 10 s. The real engine's processes: test_engine_lifecycle.py."""
 
 import os
 import signal
@@ -13,20 +15,21 @@ import pyarrow.parquet as pq
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.fake_engine import fake_text
-from tests.helpers import FAKE_ENGINE, fake_model_dir
+from tests.helpers import FAKE_ENGINE, command_line, fake_model_dir, process_tree, survivors
 
 PROBLEMS, SAMPLES = 24, 6
 
 
-def ttc(*args: str, delay: float) -> subprocess.Popen:
-    env = dict(os.environ, TTC_FAKE_DELAY=str(delay))
+def ttc(*args: str, delay: float, **env: str) -> subprocess.Popen:
+    """`ttc ARGS` in a session (and process group) of its own, as a shell runs a command."""
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *args],
         cwd=REPO_ROOT,
-        env=env,
+        env={**os.environ, "TTC_FAKE_DELAY": str(delay), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
 
 
@@ -92,8 +95,11 @@ def test_kill_during_verification_then_resume(shared_data, tmp_path):
         key_folder = folders[0] if folders else None
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
+    started = process_tree(process.pid)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert len(started) >= 4, "ttc, its resource tracker and 2 workers"
+    assert not survivors(started), "every process the killed command started is gone within 10 s"
     partial = store.verdicts(key_folder.name).read().num_rows
     assert 0 < partial < PROBLEMS * SAMPLES
     finished = ttc(*verify, delay=0.0)
@@ -104,3 +110,31 @@ def test_kill_during_verification_then_resume(shared_data, tmp_path):
     assert raw_rows(store.verdicts(key_folder.name).shard_paths()) == PROBLEMS * SAMPLES, "no verdict stored twice"
     counts = RunStore.open(run).counts(key_folder.name)
     assert np.all(counts.num_samples == SAMPLES)
+
+
+def test_kill_during_verification_ends_workers_math_workers_and_sandboxes(shared_data, tmp_path):
+    """Killed while each of its 2 workers waits on a sandboxed program that sleeps a minute, with a math worker
+    beside it: nothing of it survives 10 s, and the same command then verifies everything."""
+    run = tmp_path / "run"
+    assert ttc(*sample_args(shared_data, tmp_path), delay=0.0).wait(timeout=120) == 0
+    verify = ["verify", str(run), "--quiet", "--workers", "2", "--verifier", "tests.slow_verifier:LingeringVerifier"]
+    process = ttc(*verify, delay=0.0, TTC_LINGER_SECONDS="60")
+    deadline = time.monotonic() + 120
+    while True:
+        started = process_tree(process.pid)
+        commands = [command_line(pid) for pid in started]
+        sandboxes = sum("sandbox_runner.py" in command for command in commands)
+        math_workers = sum("math_worker import serve" in command for command in commands)
+        if sandboxes == 2 and math_workers == 2:
+            break
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, commands
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not survivors(started), "every process the killed command started is gone within 10 s"
+
+    finished = ttc(*verify, delay=0.0)
+    assert finished.wait(timeout=120) == 0, finished.stderr.read()
+    (key,) = RunStore.open(run).verdict_sets()
+    assert key.startswith("lingering-") and RunStore.open(run).verdicts(key).read().num_rows == PROBLEMS * SAMPLES

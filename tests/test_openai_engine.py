@@ -102,13 +102,14 @@ def test_samples_are_stored_exactly_with_n_per_request(shared_data, tmp_path, ma
     chunks = [SAMPLES] if max_n >= SAMPLES else [3, 1]
     assert sorted(call.payload.get("n", 1) for call in calls) == sorted(chunks * PROBLEMS)
     assert all(call.path == "/v1/completions" and call.payload["logprobs"] == 0 for call in calls)
+    assert all(call.payload["stream"] and call.payload["stream_options"] == {"include_usage": True} for call in calls)
     assert report.session.status == "complete" and report.session.samples == PROBLEMS * SAMPLES
     manifest = RunStore.open(tmp_path / "run").manifest
     assert manifest["config"]["model"] == f"{MODEL}@127.0.0.1" and manifest["config"]["engine"] == "openai"
     assert manifest["config"]["sample_defining"] == {}
     engine = manifest["engine"]
     assert engine["engine"] == "openai" and engine["base_url"] == server.base_url and engine["n_per_request"]
-    assert engine["n_tokens_from"] == ["logprobs"] and engine["fallbacks"] == []
+    assert engine["n_tokens_from"] == ["logprobs"] and engine["fallbacks"] == [] and engine["streaming"] is True
     assert engine["served_model"] == {"id": MODEL, "owned_by": "scripted", "max_model_len": 2048}
 
 
@@ -200,6 +201,45 @@ def test_server_refusing_logprobs_stores_null_logprobs_and_usage_token_counts(sh
         assert sum(counts) == sum(len(text.split()) for text in texts), "the usage total is kept"
     engine = RunStore.open(tmp_path / "run").manifest["engine"]
     assert engine["logprobs"] is False and engine["n_tokens_from"] == ["usage split by text length"]
+
+
+def test_streamed_tokens_are_reported_while_the_answer_arrives():
+    """A stream of 2 x 10 tokens, 0.1 s between events: ``on_tokens`` hears of tokens before the last one has
+    arrived (the generating thread reports every 0.5 s), and in all of the tokens the completions hold."""
+    requests = [GenerationRequest("p/0", "Question: 1 + 1?", n=2, first_index=0, seed=5)]
+    reports: list[int] = []
+    with ScriptedServer(lambda call: Fault("slow_stream", seconds=0.1)) as server:
+        engine = OpenAIEngine(MODEL, base_url=server.base_url, **{**FAST, "request_timeout": 60.0})
+        (result,) = list(engine.generate(requests, SamplingSettings(), on_tokens=reports.append))
+        engine.close()
+    assert [c.text for c in result.completions] == [expected_text("Question: 1 + 1?", 5 + i) for i in range(2)]
+    assert [c.n_tokens for c in result.completions] == [10, 10] and sum(reports) == 20
+    assert len(reports) >= 2 and reports[0] < 20, f"reported only once the answer was whole: {reports}"
+
+
+def test_a_stream_that_ends_early_is_retried(shared_data, tmp_path):
+    with ScriptedServer(lambda call: Fault("short_stream") if call.attempt == 0 else None) as server:
+        report = run(shared_data, tmp_path, server)
+    assert report.session.status == "complete"
+    assert_exact(tmp_path / "run")
+    assert Counter(problem_index(call) for call in server.sampling_calls()) == {index: 2 for index in range(PROBLEMS)}
+
+
+@pytest.mark.parametrize("refuses", [False, True], ids=["answers-whole", "refuses-stream"])
+def test_a_server_that_does_not_stream_is_sampled_all_the_same(shared_data, tmp_path, refuses):
+    def script(call: Call):
+        if refuses:
+            return Fault("status", 400, "stream is not supported") if call.payload.get("stream") else None
+        return Fault("plain")
+
+    with ScriptedServer(script) as server:
+        run(shared_data, tmp_path, server)
+    assert_exact(tmp_path / "run")
+    engine = RunStore.open(tmp_path / "run").manifest["engine"]
+    assert engine["streaming"] is not refuses and engine["n_tokens_from"] == ["logprobs"]
+    if refuses:
+        assert engine["fallbacks"] == ["stream refused (HTTP 400: stream is not supported): answers arrive whole, no token progress while they run"]
+        assert not server.sampling_calls()[-1].payload.get("stream")
 
 
 def test_api_key_is_read_from_the_named_variable_and_a_refusal_is_explained(shared_data, tmp_path, monkeypatch):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from harness.reporting.progress import Progress
+from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import FAKE_ENGINE, fake_model_dir
 
@@ -55,6 +57,40 @@ def test_json_mode_writes_start_progress_and_end_events():
     assert events[1]["done"] == 2 and events[1]["problems_done"] == 1 and events[1]["eta_s"] is not None
     assert events[2]["done"] == 6 and events[2]["problems_done"] == 3 and events[2]["tokens"] == 150
     assert events[2]["eta_s"] is None and events[2]["tokens_per_s"] > 0
+
+
+def test_tokens_move_progress_before_any_unit_finishes_and_give_the_eta(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("harness.reporting.progress.time.monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    progress = Progress("sampling", 10, mode="json", stream=stream, max_tokens_per_unit=100)
+    clock[0] += 10
+    progress.add_tokens(50)
+    # 5 tok/s; no sample finished, so each is expected to take the limit: 10 x 100 - 50 tokens left
+    assert progress.snapshot() | {"elapsed_s": None} == {
+        "step": "sampling", "done": 0, "total": 10, "unit": "samples", "problems_done": 0, "problems_total": None,
+        "tokens": 50, "elapsed_s": None, "rate": 0.0, "tokens_per_s": 5.0, "eta_s": 190.0,
+    }  # fmt: skip
+    clock[0] += 10
+    progress.add_tokens(50)
+    progress.update(2, tokens=40)  # 20 tokens a sample: 8 x 20 left, less the 60 generated for samples in flight
+    assert progress.snapshot()["tokens"] == 100 and progress.snapshot()["eta_s"] == 20.0
+    progress.update(8, tokens=160)  # an engine that reports no tokens while running still counts finished ones
+    assert progress.snapshot()["tokens"] == 200 and progress.snapshot()["eta_s"] is None
+    progress.close()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [event["event"] for event in events] == ["start", "progress", "progress", "end"]
+    assert events[1]["done"] == 0 and events[1]["tokens"] == 50, "the first tokens are shown at once"
+    assert events[-1]["tokens"] == 200
+
+
+def test_a_plain_line_shows_tokens_so_far_and_the_token_rate():
+    stream = io.StringIO()
+    progress = Progress("sampling", 4, problems=1, stream=stream, max_tokens_per_unit=64)
+    progress.add_tokens(12)
+    line = stream.getvalue().splitlines()[0]
+    assert line.startswith("sampling: 0/4 samples (0%) | problems 0/1 | 0.0 samples/s | 12 tokens | ")
+    assert " tok/s | elapsed " in line and "| ETA " in line
 
 
 def test_quiet_mode_and_empty_steps_write_nothing():
@@ -113,3 +149,26 @@ def test_cli_plain_and_quiet_modes(shared_data, tmp_path):
 
     quiet = ttc("verify", str(tmp_path / "run"), "--quiet")
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_sampling_progress_moves_while_the_engine_generates(shared_data, tmp_path):
+    """One request of 4 samples whose 6 tokens come one step at a time (0.6 s each): progress events arrive
+    before it finishes. JSON events come at most every 2 s and the first at once, so the 2.4 s between the
+    first and the fifth step guarantee two events before the request is done, however slow the machine."""
+    args = ["sample", "--json", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
+            "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "1", "--samples", "4",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TTC_FAKE_TOKEN_DELAY": "0.6"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    progress = [event for event in events if event["event"] == "progress" and event["step"] == "sampling"]
+    early = [event for event in progress if event["done"] == 0]
+    assert len(early) >= 2, progress
+    assert 0 < early[0]["tokens"] < early[-1]["tokens"] < 24 and all(event["eta_s"] is not None for event in early)
+    assert [event["tokens"] for event in progress] == sorted(event["tokens"] for event in progress)
+    end = next(event for event in events if event["event"] == "end" and event["step"] == "sampling")
+    stored = RunStore.open(tmp_path / "run").read_samples().column("n_tokens").to_pylist()
+    assert end["done"] == 4 and end["tokens"] == sum(stored) == 24

@@ -154,9 +154,9 @@ def test_process_limit_stops_forking_without_guard(os_layers, no_leftovers):
         "    pass\n"
         "assert children == 7, children\n"
     )
-    result, wall_s = run_timed(program, SandboxLimits(timeout_s=5.0, max_processes=8), guard=False)
+    result, _ = run_timed(program, SandboxLimits(timeout_s=5.0, max_processes=8), guard=False)
+    # correct, not a timeout: the sleeping children did not hold the run up (they died with the program)
     assert result.reason == CORRECT, result.detail
-    assert wall_s < 5.0  # the sleeping children did not hold the run up: they died with the program
 
 
 def test_daemon_that_escapes_its_session_is_killed_without_guard(os_layers, no_leftovers):

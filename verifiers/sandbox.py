@@ -166,7 +166,7 @@ def _run_runner(request: bytes, workdir: str, timeout_s: float) -> tuple[bytes, 
         "PYTHONHASHSEED": "0",
     }
     process = subprocess.Popen(
-        [sys.executable, "-S", "-B", str(RUNNER)],
+        [sys.executable, "-S", "-B", str(RUNNER), str(os.getpid())],  # the runner dies with this process
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,7 +1,9 @@
 """Child side of the code sandbox: run one untrusted Python program in isolation and report how it ended.
 
-``verifiers/sandbox.py`` starts this file as ``python -S -B sandbox_runner.py`` in a fresh session, writes a
-request (a ``marshal``-ed dict) to its stdin and reads the result (another) from its stdout. It imports only
+``verifiers/sandbox.py`` starts this file as ``python -S -B sandbox_runner.py PARENT_PID`` in a fresh session,
+writes a request (a ``marshal``-ed dict) to its stdin and reads the result (another) from its stdout. The
+runner dies with its parent (``PR_SET_PDEATHSIG``), and the candidate with the runner, so that nothing of a
+sandbox outlives a verification killed with ``kill -9``. It imports only
 builtin and light standard modules (start-up time is most of a run's cost), and none of the project's: it runs
 outside the package, before any isolation is in place.
 
@@ -351,6 +353,9 @@ def outcome(records: list, timed_out: bool, status: int, cpu_s: float, limits: d
 
 
 def main() -> None:
+    checked(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != int(sys.argv[1]):
+        _exit(1)  # the parent died before the request took effect
     if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]  # the program must not import the project's modules by accident
     request = marshal.loads(sys.stdin.buffer.read())

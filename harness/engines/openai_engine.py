@@ -2,6 +2,10 @@
 
 Text prompts go to ``/completions`` and chat messages to ``/chat/completions``, with ``n`` samples per HTTP
 request (at most ``max_n_per_request``), the request's seed and the sampled tokens' log-probabilities.
+Answers are streamed (server-sent events, put back together here as the body a non-streamed request gets),
+so the tokens a server generates are counted as they come (``on_tokens``: progress while requests run); a
+server that answers with a plain body anyway is taken as it is, and one that refuses ``stream`` is asked
+without it from then on.
 Requests run on ``concurrency`` worker threads; a failed exchange (429, 5xx, connection error, timeout,
 malformed body) is retried with exponential backoff and jitter, honouring ``Retry-After``. A request's
 samples are handed to the caller only once all of them arrived whole, so the run store never holds a partial
@@ -32,7 +36,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import (
+    Completion,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    TokenCallback,
+)
 from harness.engines.models import ModelRef
 from harness.errors import OptionError
 
@@ -42,6 +53,8 @@ DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 # Longest wait a server's Retry-After may impose before a retry.
 RETRY_AFTER_LIMIT = 600.0
+# Most seconds between two reports of streamed tokens to ``on_tokens`` while answers arrive.
+TOKEN_REPORT_SECONDS = 0.5
 SEED_MODULUS = 2**31
 _Result = TypeVar("_Result")
 
@@ -64,6 +77,10 @@ class _NUnsupported(Exception):
 
 class _LogprobsRejected(Exception):
     """The server rejected the log-probability request: repeat without it."""
+
+
+class _StreamRejected(Exception):
+    """The server rejected ``stream``: repeat without it."""
 
 
 class _Cancelled(Exception):
@@ -148,6 +165,14 @@ def _choice_logprobs(choice: Mapping[str, Any], chat: bool) -> list[float] | Non
     return [float(value) for value in values]
 
 
+def _json_body(body: bytes) -> Any:
+    """A non-streamed answer's JSON; a body that does not parse is retried."""
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise _Retry(f"malformed response: not valid JSON ({error}; {len(body)} bytes)") from None
+
+
 def split_by_length(total: int, texts: list[str]) -> list[int]:
     """Split ``total`` tokens over ``texts`` in proportion to their lengths (largest remainders; sums to total)."""
     lengths = [len(text) for text in texts]
@@ -192,6 +217,88 @@ class _Assembly:
         self.completions[offset : offset + len(result.completions)] = result.completions
         self.prompt_tokens = max(self.prompt_tokens, result.prompt_tokens)
         self.missing -= len(result.completions)
+
+
+class _StreamedAnswer:
+    """A streamed answer (server-sent events) put back together as the body a non-streamed request gets.
+
+    Each event's choices carry the next piece of text (``text``, or ``delta.content`` for chat), its tokens'
+    log-probabilities and, at the end, a ``finish_reason``; a last event may carry ``usage``. The tokens of
+    each event (its log-probabilities, else one per piece of text) go to ``count_tokens`` as they arrive.
+    """
+
+    def __init__(self, chat: bool, count_tokens: Callable[[int], None]) -> None:
+        self.chat = chat
+        self.count_tokens = count_tokens
+        self.started = False
+        self._pending = b""
+        self._texts: dict[int, list[str]] = {}
+        self._logprobs: dict[int, list[float] | None] = {}
+        self._finish: dict[int, str | None] = {}
+        self._usage: Any = None
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes of the event stream."""
+        self.started = True
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                self._event(line[5:].strip())
+
+    def _event(self, payload: bytes) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError as error:
+            raise _Retry(f"malformed stream event: not valid JSON ({error})") from None
+        if not isinstance(event, dict):
+            raise _Retry("malformed stream event: not a JSON object")
+        if event.get("error"):
+            raise _Retry(f"the server reported an error mid-stream: {_error_message(payload)}")
+        if isinstance(event.get("usage"), dict):
+            self._usage = event["usage"]
+        tokens = 0
+        for choice in event.get("choices") or ():
+            index = choice.get("index") if isinstance(choice, dict) else None
+            if not isinstance(index, int):
+                raise _Retry(f"malformed stream event: a choice without an integer index ({choice!r:.100})")
+            delta = choice.get("delta")
+            text = (delta.get("content") if isinstance(delta, dict) else None) if self.chat else choice.get("text")
+            values = _choice_logprobs(choice, self.chat)
+            self._texts.setdefault(index, [])
+            logprobs = self._logprobs.setdefault(index, [])
+            if isinstance(text, str):
+                self._texts[index].append(text)
+            if values is not None:
+                tokens += len(values)
+                if logprobs is not None:
+                    logprobs.extend(values)
+            elif text:
+                tokens += 1
+                self._logprobs[index] = None  # a piece without log-probabilities: count tokens from usage
+            if choice.get("finish_reason"):
+                self._finish[index] = str(choice["finish_reason"])
+        if tokens:
+            self.count_tokens(tokens)
+
+    def body(self) -> dict[str, Any]:
+        """The answer as a non-streamed body; a stream that ended before every choice finished is retried."""
+        unfinished = sorted(set(self._texts) - set(self._finish))
+        if not self._texts or unfinished:
+            raise _Retry(f"the streamed answer ended before choices {unfinished or 'any'} finished")
+        choices = []
+        for index, pieces in sorted(self._texts.items()):
+            text, values = "".join(pieces), self._logprobs[index]
+            choice: dict[str, Any] = {"index": index, "finish_reason": self._finish[index]}
+            if self.chat:
+                choice["message"] = {"role": "assistant", "content": text}
+                choice["logprobs"] = None if values is None else {"content": [{"logprob": value} for value in values]}
+            else:
+                choice["text"] = text
+                choice["logprobs"] = None if values is None else {"token_logprobs": values}
+            choices.append(choice)
+        return {"choices": choices, "usage": self._usage}
 
 
 class OpenAIEngine(Engine):
@@ -255,6 +362,8 @@ class OpenAIEngine(Engine):
         self._lock = threading.Lock()
         self._n_supported = True
         self._logprobs_supported = True
+        self._stream_supported = True
+        self._streamed_tokens = 0  # counted by the workers, handed to on_tokens by the generating thread
         self._fallbacks: list[str] = []
         self._token_sources: set[str] = set()
         try:
@@ -292,6 +401,7 @@ class OpenAIEngine(Engine):
                 "max_n_per_request": self.max_n_per_request,
                 "n_per_request": self._n_supported,
                 "logprobs": self._logprobs_supported,
+                "streaming": self._stream_supported,
                 "n_tokens_from": sorted(self._token_sources),
                 "fallbacks": list(self._fallbacks),
             }
@@ -301,9 +411,13 @@ class OpenAIEngine(Engine):
 
     # -- the run -------------------------------------------------------------------------------------------
     def generate(
-        self, requests: Iterable[GenerationRequest], settings: SamplingSettings
+        self,
+        requests: Iterable[GenerationRequest],
+        settings: SamplingSettings,
+        on_tokens: TokenCallback | None = None,
     ) -> Iterator[GenerationResult]:
         requests = list(requests)
+        self._take_streamed_tokens()  # what an earlier, abandoned generate left
         assemblies: dict[int, _Assembly] = {}
         chunks = self._plan(requests, assemblies)
         tasks: queue.SimpleQueue = queue.SimpleQueue()
@@ -324,7 +438,12 @@ class OpenAIEngine(Engine):
                 if outstanding == self.concurrency:
                     break
             while outstanding:
-                chunk, outcome = results.get()
+                try:
+                    chunk, outcome = results.get(timeout=TOKEN_REPORT_SECONDS)
+                except queue.Empty:
+                    self._report_tokens(on_tokens)
+                    continue
+                self._report_tokens(on_tokens)
                 outstanding -= 1
                 if isinstance(outcome, BaseException):
                     raise outcome
@@ -345,6 +464,20 @@ class OpenAIEngine(Engine):
             stop.set()
             for _ in workers:
                 tasks.put(None)
+
+    def _count_tokens(self, tokens: int) -> None:
+        with self._lock:
+            self._streamed_tokens += tokens
+
+    def _take_streamed_tokens(self) -> int:
+        with self._lock:
+            tokens, self._streamed_tokens = self._streamed_tokens, 0
+        return tokens
+
+    def _report_tokens(self, on_tokens: TokenCallback | None) -> None:
+        tokens = self._take_streamed_tokens()
+        if tokens and on_tokens is not None:
+            on_tokens(tokens)
 
     def _plan(self, requests: list[GenerationRequest], assemblies: dict[int, _Assembly]) -> Iterator[_Chunk]:
         """Chunks of at most ``max_n_per_request`` samples (1 once ``n`` is known unsupported), made lazily."""
@@ -384,15 +517,22 @@ class OpenAIEngine(Engine):
         label = f"request for {request.problem_id} samples {first}..{first + size - 1}"
         chat = not isinstance(request.prompt, str)
         while True:
-            logprobs = self._logprobs_supported
-            payload = self._payload(request, offset, size, settings, chat, logprobs)
+            logprobs, stream = self._logprobs_supported, self._stream_supported
+            payload = self._payload(request, offset, size, settings, chat, logprobs, stream)
             try:
-                return self._retrying(label, lambda: self._attempt(payload, size, chat, logprobs), stop)
-            except _LogprobsRejected:
+                return self._retrying(label, lambda: self._attempt(payload, size, chat, logprobs, stream), stop)
+            except (_LogprobsRejected, _StreamRejected):
                 continue
 
     def _payload(
-        self, request: GenerationRequest, offset: int, size: int, settings: SamplingSettings, chat: bool, logprobs: bool
+        self,
+        request: GenerationRequest,
+        offset: int,
+        size: int,
+        settings: SamplingSettings,
+        chat: bool,
+        logprobs: bool,
+        stream: bool,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
@@ -407,6 +547,8 @@ class OpenAIEngine(Engine):
             payload["top_k"] = settings.top_k  # not in OpenAI's API; vLLM and SGLang take it
         if settings.stop:
             payload["stop"] = list(settings.stop)
+        if stream:
+            payload.update(stream=True, stream_options={"include_usage": True})
         if chat:
             payload["messages"] = [dict(message) for message in request.prompt]  # type: ignore[union-attr]
             if logprobs:
@@ -417,13 +559,17 @@ class OpenAIEngine(Engine):
                 payload["logprobs"] = 0  # the sampled tokens' log-probabilities only
         return payload
 
-    def _attempt(self, payload: dict[str, Any], size: int, chat: bool, logprobs: bool) -> _ChunkResult:
+    def _attempt(self, payload: dict[str, Any], size: int, chat: bool, logprobs: bool, stream: bool) -> _ChunkResult:
         path = "/chat/completions" if chat else "/completions"
-        status, body = self._send("POST", path, payload)
+        answer = _StreamedAnswer(chat, self._count_tokens) if stream else None
+        status, body = self._send("POST", path, payload, answer)
         if status == 200:
-            return self._parse(body, size, chat)
+            return self._parse(answer.body() if answer is not None and answer.started else _json_body(body), size, chat)
         message = _error_message(body)
         if status in (400, 422):
+            if stream and "stream" in message.lower():
+                self._fall_back("stream", f"HTTP {status}: {message}")
+                raise _StreamRejected
             if logprobs and ("logprob" in message.lower() or size == 1 or not self._n_supported):
                 self._fall_back("logprobs", f"HTTP {status}: {message}")
                 raise _LogprobsRejected
@@ -432,11 +578,7 @@ class OpenAIEngine(Engine):
                 raise _NUnsupported
         raise OpenAIEngineError(self._refusal(status, message, path))
 
-    def _parse(self, body: bytes, size: int, chat: bool) -> _ChunkResult:
-        try:
-            data = json.loads(body)
-        except ValueError as error:
-            raise _Retry(f"malformed response: not valid JSON ({error}; {len(body)} bytes)") from None
+    def _parse(self, data: Any, size: int, chat: bool) -> _ChunkResult:
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list):
             raise _Retry("malformed response: no 'choices' list")
@@ -482,14 +624,25 @@ class OpenAIEngine(Engine):
         return counts
 
     # -- HTTP, retries and refusals ------------------------------------------------------------------------
-    def _send(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, bytes]:
-        """One exchange within ``request_timeout``; retryable failures raise ``_Retry``."""
+    def _send(
+        self, method: str, path: str, payload: dict[str, Any] | None = None, answer: _StreamedAnswer | None = None
+    ) -> tuple[int, bytes]:
+        """One exchange within ``request_timeout``; retryable failures raise ``_Retry``. A successful event
+        stream goes to ``answer`` as it arrives (the body returned is then empty)."""
         deadline = time.monotonic() + self.request_timeout
         try:
             with self._client.stream(method, self.base_url + path, json=payload) as response:
+                streamed = (
+                    answer is not None
+                    and response.status_code == 200
+                    and response.headers.get("content-type", "").startswith("text/event-stream")
+                )
                 body = bytearray()
                 for piece in response.iter_bytes():
-                    body.extend(piece)
+                    if streamed:
+                        answer.feed(piece)  # type: ignore[union-attr]
+                    else:
+                        body.extend(piece)
                     if time.monotonic() > deadline:
                         raise httpx.ReadTimeout("deadline passed while reading the body")
         except httpx.TimeoutException:
@@ -522,7 +675,7 @@ class OpenAIEngine(Engine):
                     raise _Cancelled from None
 
     def _fall_back(self, capability: str, reason: str) -> None:
-        """Stop asking for ``n > 1`` or for log-probabilities, and record why (kept in the manifest)."""
+        """Stop asking for ``n > 1``, log-probabilities or streaming, and record why (kept in the manifest)."""
         with self._lock:
             if capability == "n" and self._n_supported:
                 self._n_supported = False
@@ -530,6 +683,9 @@ class OpenAIEngine(Engine):
             elif capability == "logprobs" and self._logprobs_supported:
                 self._logprobs_supported = False
                 note = f"logprobs refused ({reason}): logprob_sum stored as null"
+            elif capability == "stream" and self._stream_supported:
+                self._stream_supported = False
+                note = f"stream refused ({reason}): answers arrive whole, no token progress while they run"
             else:
                 return
             self._fallbacks.append(note)

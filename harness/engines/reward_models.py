@@ -24,12 +24,14 @@ cannot load the model; on CPU it uses transformers (vLLM's CPU start-up costs mi
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, is_cpu_platform
+from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, is_cpu_platform, shutdown_llm
+from harness.engines.watchdog import ensure_watchdog
 from harness.errors import OptionError
 from tasks.base import Prompt
 from verifiers.selection import split_steps
@@ -167,6 +169,7 @@ class VLLMRewardModel:
             gpu_memory_utilization = CPU_DEFAULT_MEMORY_FRACTION if on_cpu else 0.9
         self.kind = kind
         self.step_token_id = step_token_id
+        ensure_watchdog()  # vLLM's engine processes must not outlive this one, even after kill -9
         self._llm = vllm.LLM(
             model=path,
             runner="pooling",
@@ -209,7 +212,10 @@ class VLLMRewardModel:
         return results
 
     def close(self) -> None:
-        self._llm = None
+        if self._llm is not None:
+            shutdown_llm(self._llm)
+            self._llm = None
+            gc.collect()  # the engine's objects go now, with their finalizers, not during interpreter shutdown
 
 
 def _gpu_available() -> bool:

@@ -7,15 +7,27 @@ and each is yielded as soon as all its samples finish, so the caller stores it w
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from typing import Any, Iterable, Iterator, Mapping
 
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
+from harness.engines.base import (
+    Completion,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    TokenCallback,
+)
+from harness.engines.watchdog import ensure_watchdog
 
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
 # and refuses to start when other processes hold memory. A 135M model needs little.
 CPU_DEFAULT_MEMORY_FRACTION = 0.3
+# How long the engine core may take to stop by itself (releasing its workers and shared memory) before vLLM
+# kills it: vLLM's own default of 5 s is too short on a busy CPU machine, where it then leaks shared memory.
+ENGINE_SHUTDOWN_SECONDS = 30.0
 
 
 def cpu_environment_defaults() -> dict[str, str]:
@@ -53,6 +65,15 @@ def is_cpu_platform() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
+
+
+def shutdown_llm(llm: Any) -> None:
+    """Stop a ``vllm.LLM`` in order: its engine core client stops the engine core processes (and their workers),
+    then its output thread and sockets. Dropping the reference instead left this to interpreter shutdown, with
+    the client's thread and ZMQ's still running while modules are torn down (where ``ttc score`` once died with
+    SIGABRT, "terminate called without an active exception"), and vLLM force-killing its processes, which
+    leaked shared memory."""
+    llm.llm_engine.engine_core.shutdown(timeout=ENGINE_SHUTDOWN_SECONDS)
 
 
 class VLLMEngine(Engine):
@@ -135,6 +156,7 @@ class VLLMEngine(Engine):
             **(extra_engine_args or {}),
         }
         engine_args = {key: value for key, value in self.settings.items() if value is not None}
+        ensure_watchdog()  # vLLM's engine processes must not outlive this one, even after kill -9
         self._llm = vllm.LLM(model=model, enable_prefix_caching=True, seed=seed, **engine_args)
         self._version = vllm.__version__
         scheduler_slots = self._llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
@@ -179,12 +201,16 @@ class VLLMEngine(Engine):
         )
 
     def generate(
-        self, requests: Iterable[GenerationRequest], settings: SamplingSettings
+        self,
+        requests: Iterable[GenerationRequest],
+        settings: SamplingSettings,
+        on_tokens: TokenCallback | None = None,
     ) -> Iterator[GenerationResult]:
         pending = deque(requests)
         inflight: dict[str, GenerationRequest] = {}
         inflight_samples = 0
         engine = self._llm.llm_engine
+        step_tokens = _StepTokens(engine.engine_core) if on_tokens is not None else None
         try:
             while pending or inflight:
                 # Top up the window; a request larger than the window still goes in alone.
@@ -198,7 +224,10 @@ class VLLMEngine(Engine):
                     )
                     inflight[request_id] = request
                     inflight_samples += request.n
-                for output in engine.step():
+                outputs = engine.step()
+                if step_tokens is not None and (new_tokens := step_tokens.take()):
+                    on_tokens(new_tokens)  # type: ignore[misc]
+                for output in outputs:
                     if not output.finished:
                         continue
                     request = inflight.pop(output.request_id)
@@ -211,11 +240,47 @@ class VLLMEngine(Engine):
                         seed=None if self.per_request_seeds else self.seed,
                     )
         finally:
+            if step_tokens is not None:
+                step_tokens.close()
             if inflight:
                 engine.abort_request(list(inflight))
 
     def close(self) -> None:
-        self._llm = None
+        if self._llm is not None:
+            shutdown_llm(self._llm)
+            self._llm = None
+            gc.collect()  # the engine's objects go now, with their finalizers, not during interpreter shutdown
+
+
+class _StepTokens:
+    """Counts the tokens each engine step generates, for requests finished or not.
+
+    With ``FINAL_ONLY`` outputs (one per request, when all its samples are done, which is what is stored)
+    ``LLMEngine.step`` returns nothing for requests still running, but every step's engine-core outputs carry
+    each running sequence's new token ids. This wraps the engine core client's ``get_output``, which ``step``
+    calls once per step, to count them: a ``len`` per running sequence, where DELTA outputs would build a
+    ``RequestOutput`` for each one every step.
+    """
+
+    def __init__(self, engine_core: Any) -> None:
+        self._engine_core = engine_core
+        self._get_output = engine_core.get_output
+        self._pending = 0
+        engine_core.get_output = self._counted_output
+
+    def _counted_output(self) -> Any:
+        outputs = self._get_output()
+        self._pending += sum(len(output.new_token_ids) for output in outputs.outputs)
+        return outputs
+
+    def take(self) -> int:
+        """Tokens generated since the last call."""
+        pending, self._pending = self._pending, 0
+        return pending
+
+    def close(self) -> None:
+        """Restore the engine core client's own ``get_output``."""
+        del self._engine_core.get_output
 
 
 def _completion(choice: Any) -> Completion:

@@ -10,7 +10,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 
-from harness.engines.base import Engine, GenerationRequest, GenerationResult, SamplingSettings, request_seed
+from harness.engines.base import (
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    accepts_on_tokens,
+    request_seed,
+)
+from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.reporting.progress import Progress
 from harness.store import RunStore, Session, missing_ranges
 from harness.engines.registry import build_engine
@@ -104,8 +112,10 @@ def run_sampling(
         "sampling", sum(request.n for request in requests), problems=len(requests_left), mode="quiet"
     )
     started = last_save = time.monotonic()
+    # the engine reports tokens while requests run, so progress moves before the first request finishes
+    streaming = {"on_tokens": progress.add_tokens} if accepts_on_tokens(engine) else {}
     try:
-        for result in engine.generate(requests, settings):
+        for result in engine.generate(requests, settings, **streaming):
             store.write_samples(result_table(result, session.id))
             tokens = sum(completion.n_tokens for completion in result.completions)
             session.samples += result.request.n
@@ -188,15 +198,15 @@ def generate_missing(
     if requests:
         stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
         session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
-        engine = build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)
-        try:
+        start = lambda: build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)  # noqa: E731
+        with engine_session(start, store.path / ENGINE_LOG, log) as engine:
             problems = len({request.problem_id for request in requests})
-            progress = Progress("sampling", missing, problems=problems, mode=progress_mode)
+            progress = Progress(
+                "sampling", missing, problems=problems, mode=progress_mode, max_tokens_per_unit=config.sampling.max_tokens
+            )
             outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
-            session = outcome.session
-            rate = session.output_tokens / session.seconds if session.seconds else 0.0
-            log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
-        finally:
-            engine.close()
+        session = outcome.session
+        rate = session.output_tokens / session.seconds if session.seconds else 0.0
+        log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
     return SampleReport(store=store, wanted=wanted, already_stored=wanted - missing, session=session)
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.models import resolve_model
 from harness.engines.reward_models import (
     BACKENDS,
@@ -114,69 +115,72 @@ def score_run(
     if total == 0:
         return outcome
     prompts = {problem.problem_id: problem.prompt for problem in store.problems()}
-    reward_model = load_reward_model(
+    notes: list[str] = []  # said while the model loads, when output goes to the engine log: shown after it
+    load = lambda: load_reward_model(  # noqa: E731
         model.path,
         inputs,
         backend=options.backend,
         dtype=options.dtype,
         gpu_memory_utilization=options.gpu_memory_utilization,
-        log=log,
+        log=notes.append,
     )
-    outcome.backend = reward_model.backend
-    progress = Progress(f"scoring ({reward_model.backend})", total, mode=progress_mode)
-    started = time.monotonic()
-    buffer: list[pa.Table] = []
-    buffered, last_flush = 0, time.monotonic()
-
-    def flush() -> None:
-        nonlocal buffered, last_flush
-        if buffer:
-            score_set.append(pa.concat_tables(buffer))
-            buffer.clear()
+    with engine_session(load, store.path / ENGINE_LOG, log) as reward_model:
+        for note in notes:
+            log(note)
+        outcome.backend = reward_model.backend
+        progress = Progress(f"scoring ({reward_model.backend})", total, mode=progress_mode)
+        started = time.monotonic()
+        buffer: list[pa.Table] = []
         buffered, last_flush = 0, time.monotonic()
 
-    def run_batch(keys: list[tuple[str, int]], token_ids: list[list[int]]) -> None:
-        nonlocal buffered
-        results = reward_model.score(token_ids)
-        buffer.append(
-            pa.table(
-                {
-                    "problem_id": [key[0] for key in keys],
-                    "sample_idx": [key[1] for key in keys],
-                    "score": [score for score, _ in results],
-                    "step_scores": [steps for _, steps in results],
-                },
-                schema=score_set.schema,
+        def flush() -> None:
+            nonlocal buffered, last_flush
+            if buffer:
+                score_set.append(pa.concat_tables(buffer))
+                buffer.clear()
+            buffered, last_flush = 0, time.monotonic()
+
+        def run_batch(keys: list[tuple[str, int]], token_ids: list[list[int]]) -> None:
+            nonlocal buffered
+            results = reward_model.score(token_ids)
+            buffer.append(
+                pa.table(
+                    {
+                        "problem_id": [key[0] for key in keys],
+                        "sample_idx": [key[1] for key in keys],
+                        "score": [score for score, _ in results],
+                        "step_scores": [steps for _, steps in results],
+                    },
+                    schema=score_set.schema,
+                )
             )
-        )
-        outcome.scored += len(keys)
-        buffered += len(keys)
-        progress.update(len(keys))
-        if buffered >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+            outcome.scored += len(keys)
+            buffered += len(keys)
+            progress.update(len(keys))
+            if buffered >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                flush()
+
+        window: list[tuple[int, tuple[str, int], list[int]]] = []
+
+        def run_window() -> None:
+            window.sort(key=lambda item: item[0])  # similar lengths together: little padding
+            for start in range(0, len(window), options.batch_size):
+                chunk = window[start : start + options.batch_size]
+                run_batch([key for _, key, _ in chunk], [ids for _, _, ids in chunk])
+            window.clear()
+
+        try:
+            for batch in store.iter_samples_lacking(score_set, missing=pending):
+                prompt = prompts[batch.problem_id]
+                for index, text in zip(batch.indices, batch.texts):
+                    ids = inputs(prompt, text or "")
+                    window.append((len(ids), (batch.problem_id, index), ids))
+                if len(window) >= WINDOW_BATCHES * options.batch_size:
+                    run_window()
+            run_window()
+        finally:
             flush()
-
-    window: list[tuple[int, tuple[str, int], list[int]]] = []
-
-    def run_window() -> None:
-        window.sort(key=lambda item: item[0])  # similar lengths together: little padding
-        for start in range(0, len(window), options.batch_size):
-            chunk = window[start : start + options.batch_size]
-            run_batch([key for _, key, _ in chunk], [ids for _, _, ids in chunk])
-        window.clear()
-
-    try:
-        for batch in store.iter_samples_lacking(score_set, missing=pending):
-            prompt = prompts[batch.problem_id]
-            for index, text in zip(batch.indices, batch.texts):
-                ids = inputs(prompt, text or "")
-                window.append((len(ids), (batch.problem_id, index), ids))
-            if len(window) >= WINDOW_BATCHES * options.batch_size:
-                run_window()
-        run_window()
-    finally:
-        flush()
-        progress.close()
-        reward_model.close()
-        outcome.seconds = time.monotonic() - started
-        outcome.truncated = inputs.truncated
+            progress.close()
+            outcome.seconds = time.monotonic() - started
+            outcome.truncated = inputs.truncated
     return outcome

@@ -5,6 +5,9 @@ math-verify's timeouts need a process's main thread, and a verifier that crashes
 run. All unverified samples of a problem go to one call (in chunks of the verifier's ``batch_size`` if it
 has one), so a verifier can share work across the samples of a problem (answer-level caching).
 Verdicts are stored in atomic shards as results come back; a rerun skips everything already judged.
+Nothing outlives a killed verification: the workers die with this process (``PR_SET_PDEATHSIG``), and the
+watchdog (``harness.engines.watchdog``) ends what they started (math workers, code sandboxes) and
+multiprocessing's resource tracker.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
+from harness.engines.watchdog import die_with_parent, ensure_watchdog
 from harness.reporting.progress import Progress
 from harness.store import RunStore
 from verifiers import load_verifier
@@ -103,8 +107,11 @@ def run_verification(
 
     inflight: dict[Future, tuple[str, list[int]]] = {}
     context = multiprocessing.get_context("spawn")
+    ensure_watchdog()  # the workers' own children (math workers, sandboxes) must not outlive this process
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
 
             def drain(limit: int) -> None:
                 while len(inflight) > limit:

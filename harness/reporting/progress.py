@@ -6,7 +6,11 @@
 - ``quiet``: nothing.
 
 ``auto`` picks ``live`` on a terminal and ``lines`` elsewhere. Every event and line reports problems done,
-units (samples or verdicts) done, the rate, tokens per second (when tokens are counted), elapsed time and ETA.
+units (samples or verdicts) done, the rate, tokens so far and per second (when tokens are counted), elapsed
+time and ETA. Sampling counts tokens while requests are still running (``add_tokens``, fed by the engine), so
+its progress moves long before the first request finishes, and its ETA comes from tokens: the samples left
+times the mean tokens of a finished sample (the token limit before any finished), less the tokens already
+generated for samples in flight, at the token rate so far.
 The JSON event schema is documented in docs/openai.md ("Progress and output modes").
 """
 
@@ -24,6 +28,8 @@ PROGRESS_MODES = ("auto", "live", "lines", "json", "quiet")
 # of times a second).
 JSON_INTERVAL = 2.0
 LIVE_INTERVAL = 0.1
+# Seconds between plain log lines (``lines`` mode): often enough that a long step visibly moves.
+LINES_INTERVAL = 5.0
 
 
 def _duration(seconds: float) -> str:
@@ -58,6 +64,8 @@ class Progress:
         mode: one of ``PROGRESS_MODES``.
         stream: where to write (stderr by default).
         interval: seconds between plain log lines in ``lines`` mode (JSON events: ``JSON_INTERVAL``).
+        max_tokens_per_unit: the token limit of one unit (a sample's ``max_tokens``): turns on the ETA from
+            tokens, with this as the expected tokens of a unit until one has finished.
     """
 
     def __init__(
@@ -68,7 +76,8 @@ class Progress:
         unit: str = "samples",
         mode: str = "auto",
         stream: TextIO | None = None,
-        interval: float = 10.0,
+        interval: float = LINES_INTERVAL,
+        max_tokens_per_unit: int | None = None,
     ) -> None:
         self.description = description
         self.total = total
@@ -77,12 +86,15 @@ class Progress:
         self.stream = stream or sys.stderr
         self.mode = resolve_mode(mode, self.stream) if total > 0 else "quiet"
         self.interval = {"json": JSON_INTERVAL, "live": LIVE_INTERVAL}.get(self.mode, interval)
+        self.max_tokens_per_unit = max_tokens_per_unit
         self.done = 0
-        self.tokens = 0
+        self.tokens = 0  # tokens so far: the larger of the two counts below
+        self.generated_tokens = 0  # reported while generating (add_tokens), finished or not
+        self.finished_tokens = 0  # of the units done (update)
         self.problems_done = 0
         self.started = time.monotonic()
         self._last_output = self.started
-        self._shown_done = -1
+        self._shown: tuple[int, int] | None = None  # (done, tokens) last written
         if self.mode == "json":
             write_json_line(
                 self.stream,
@@ -92,21 +104,43 @@ class Progress:
     def update(self, units: int, tokens: int = 0, problems: int = 0) -> None:
         """Record ``units`` more done (and their ``tokens``), of which ``problems`` problems are now complete."""
         self.done += units
-        self.tokens += tokens
+        self.finished_tokens += tokens
+        self.tokens = max(self.generated_tokens, self.finished_tokens)
         self.problems_done += problems
+        self._show(finished=self.done >= self.total)
+
+    def add_tokens(self, tokens: int) -> None:
+        """Record ``tokens`` generated since the last call, for units still in flight (an engine's ``on_tokens``)."""
+        self.generated_tokens += tokens
+        self.tokens = max(self.generated_tokens, self.finished_tokens)
+        self._show(finished=False)
+
+    def _show(self, finished: bool) -> None:
+        """Write the figures if the interval has passed (and on the first and, for plain lines, the last update)."""
         if self.mode == "quiet":
             return
         now = time.monotonic()
-        finished = self.done >= self.total
-        if now - self._last_output >= self.interval or (finished and self.mode == "lines") or self._shown_done < 0:
+        if now - self._last_output >= self.interval or (finished and self.mode == "lines") or self._shown is None:
             self._emit("progress")
             self._last_output = now
+
+    def _eta(self, elapsed: float) -> float | None:
+        """Seconds left: from the token rate when ``max_tokens_per_unit`` is known, else from the unit rate."""
+        if self.done >= self.total or elapsed <= 0:
+            return None
+        if self.max_tokens_per_unit is not None and self.tokens > 0:
+            per_unit = self.finished_tokens / self.done if self.done else float(self.max_tokens_per_unit)
+            in_flight = max(self.generated_tokens - self.finished_tokens, 0)
+            left = max((self.total - self.done) * per_unit - in_flight, 0.0)
+            return left / (self.tokens / elapsed)
+        rate = self.done / elapsed
+        return (self.total - self.done) / rate if rate > 0 else None
 
     def snapshot(self) -> dict[str, Any]:
         """The current figures (the fields of a JSON ``progress`` event)."""
         elapsed = time.monotonic() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
+        eta = self._eta(elapsed)
         return {
             "step": self.description,
             "done": self.done,
@@ -130,6 +164,7 @@ class Progress:
             parts.append(f"problems {self.problems_done}/{self.problems_total}")
         parts.append(f"{figures['rate']:.1f} {self.unit}/s")
         if figures["tokens_per_s"] is not None:
+            parts.append(f"{self.tokens} tokens")
             parts.append(f"{figures['tokens_per_s']:.0f} tok/s")
         parts.append(f"elapsed {_duration(figures['elapsed_s'])}")
         if figures["eta_s"] is not None and math.isfinite(figures["eta_s"]):
@@ -137,7 +172,7 @@ class Progress:
         return " | ".join(parts)
 
     def _emit(self, event: str) -> None:
-        self._shown_done = self.done
+        self._shown = (self.done, self.tokens)
         if self.mode == "json":
             write_json_line(self.stream, {"event": event, **self.snapshot()})
         elif self.mode == "live":
@@ -151,7 +186,7 @@ class Progress:
         """Final output: the end event (JSON), the finished live line, or a last line if figures changed."""
         if self.mode == "json" or self.mode == "live":
             self._emit("end")
-        elif self.mode == "lines" and self._shown_done != self.done:
+        elif self.mode == "lines" and self._shown != (self.done, self.tokens):
             self._emit("end")
 
 
