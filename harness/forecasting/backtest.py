@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from harness.errors import check_number
 from harness.store.counts import Counts
 from harness.metrics.estimators import pass_at_k
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, METHODS, make_model, subsample
@@ -126,8 +127,8 @@ def backtest(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> list[BacktestRow]:
     """Backtest every method on every group of ``counts`` (split by the field ``group_by``)."""
-    if repeats < 1:
-        raise ValueError("repeats must be at least 1")
+    check_number("repeats", repeats, at_least=1)
+    check_number("confidence", confidence, above=0, below=1)
     unknown = [method for method in methods if method not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
@@ -235,6 +236,9 @@ def backtest_adaptive(
     full data, and compare the forecast at k before, after, and with the same samples spread uniformly."""
     from harness.forecasting.budget import plan_adaptive_pilot
 
+    check_number("extra_per_problem", extra_per_problem, at_least=1)
+    check_number("repeats", repeats, at_least=1)
+    check_number("confidence", confidence, above=0, below=1)
     rows = []
     for name, group in counts.group_by(group_by).items():
         if pilot + extra_per_problem > group.num_samples.min():

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.errors import OptionError
+from harness.errors import OptionError, check_number
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.store import RunStore, RunStoreError
 from verifiers.selection import (
@@ -315,6 +315,8 @@ def compare_verifiers(
     """Accuracy@k of each selector and pass@k, with intervals over problems (the ``verifiers.json`` content)."""
     if aggregate not in STEP_AGGREGATES:
         raise OptionError("aggregate", f"must be one of {', '.join(STEP_AGGREGATES)}, got {aggregate!r}")
+    check_number("subsets", subsets, at_least=1)
+    check_number("confidence", confidence, above=0, below=1)
     judged = load_judged_samples(store, verifier)
     smallest = int(judged.sizes.min())
     ks_array = np.asarray(log_spaced_ks(smallest) if ks is None else sorted(set(ks)), dtype=np.int64)
