@@ -14,8 +14,10 @@ from harness.engines.registry import engine_class
 from harness.errors import OptionError
 from harness.store import RunStore
 from harness.store.config import RunConfig
+from harness.store.outputs import check_run_directory_path
 from tasks import load_task
 from tasks.base import problems_digest
+from verifiers import load_verifier
 
 
 RESULTS_DIR = Path("results")
@@ -83,6 +85,9 @@ class PreparedRun:
 def prepare(options: SampleOptions) -> PreparedRun:
     """Load the task and model and work out the run's configuration and directory; samples nothing.
 
+    Checks what can fail later before anything is written or any engine starts: the task's verifier loads, and
+    the run directory is not a file, below a file, or inside another run directory.
+
     The engine class says what ``options.model`` names and which engine settings define the samples, as this
     machine would run them (its ``resolve_model`` and ``resolve_sample_defining`` hooks, see
     ``harness.engines.Engine``): the configuration hash records them, and no engine starts here.
@@ -116,6 +121,8 @@ def prepare(options: SampleOptions) -> PreparedRun:
         samples=options.samples,
     )
     out = options.out or RESULTS_DIR / f"{task.name}-{model.name}-{config.config_hash()[:8]}"
+    check_run_directory_path(out, "out")
+    load_verifier(task.default_verifier)  # a task's verifier that cannot load fails before any engine starts
     return PreparedRun(options, task, problems, model, config, Path(out))
 
 
