@@ -153,15 +153,14 @@ def load_judged_samples(store: RunStore, verifier: str | None = None) -> JudgedS
     table = store.verdicts(key).read(["correct", "answer"])
     if table.num_rows == 0:
         raise RunStoreError(f"{store.path}: verdict set {key} is empty")
-    order = {problem.problem_id: index for index, problem in enumerate(store.problems())}
+    problems = store.problems()
+    order = {problem.problem_id: index for index, problem in enumerate(problems)}
     # rows come sorted by problem id: find each problem's block, then put blocks in the run's problem order
     column = table.column("problem_id").combine_chunks()
     changes = pc.not_equal(column.slice(1), column.slice(0, len(column) - 1)).to_numpy(zero_copy_only=False)
     bounds = np.concatenate([[0], np.flatnonzero(changes) + 1, [len(column)]])
     problem_ids = pc.take(column, pa.array(bounds[:-1])).to_pylist()
-    unknown = sorted(set(problem_ids) - set(order))
-    if unknown:
-        raise RunStoreError(f"{store.path}: verdicts for problems missing from problems.jsonl: {unknown[:5]}")
+    store.check_known_problems(problem_ids, "verdicts", problems)
     counts = np.diff(bounds)
     ranked = sorted(range(len(problem_ids)), key=lambda i: order[problem_ids[i]])
     rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in ranked])

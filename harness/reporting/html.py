@@ -277,5 +277,7 @@ def write_report(
     path = Path(path) if path is not None else store.path / "report.html"
     check_output_path(path, "out", own_run=store.path, own_files=("report.html",))
     with store.locked():
-        path.write_text(build_report(store, summary, **options), encoding="utf-8")
+        html = build_report(store, summary, **options)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
     return path

@@ -257,8 +257,8 @@ def damaged_shard(path: Path, reason: BaseException | str) -> RunStoreError:
     if len(why) > 200:
         why = why[:200] + "..."
     return RunStoreError(
-        f"{path} is damaged ({why}); restore it from a copy, or move it out of the run directory and run the "
-        "step that wrote it again (only what it held is recomputed)"
+        f"{path} is damaged ({why}): restore it from a copy, or move it out of the run directory and rerun the "
+        "step that wrote it"
     )
 
 
@@ -514,6 +514,8 @@ class RunStore:
         the description of imported data.
         """
         path = Path(path)
+        if (path / "manifest.json").is_file():
+            raise RunStoreError(f"{path} holds a run already; choose another run directory (out)")
         if path.exists() and any(path.iterdir()):
             raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another run directory (out)")
         path.mkdir(parents=True, exist_ok=True)
@@ -610,6 +612,19 @@ class RunStore:
             problems.append(Problem.from_record(record))
         return problems
 
+    def check_known_problems(
+        self, problem_ids: Iterable[str], what: str, problems: Sequence[Problem] | None = None
+    ) -> None:
+        """Refuse ``what`` (samples, verdicts) stored for problems that problems.jsonl lacks: it was cut short
+        or changed, and a summary without those problems would pass for the run's."""
+        known = {problem.problem_id for problem in (self.problems() if problems is None else problems)}
+        unknown = sorted(set(problem_ids) - known)
+        if unknown:
+            raise RunStoreError(
+                f"{self.path}: {what} are stored for {len(unknown)} problems that problems.jsonl lacks (e.g. "
+                f"{unknown[0]!r}): problems.jsonl is cut short or damaged"
+            )
+
     def _write_problems(self, problems: Sequence[Problem]) -> None:
         ids = [problem.problem_id for problem in problems]
         if len(set(ids)) != len(ids):
@@ -650,9 +665,7 @@ class RunStore:
             todo = subtract_ranges(ranges, done.get(problem_id, []))
             if todo:
                 missing[problem_id] = todo
-        unknown = set(missing) - {problem.problem_id for problem in self.problems()}
-        if unknown:
-            raise RunStoreError(f"{self.path}: samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
+        self.check_known_problems(missing, "samples")
         return missing
 
     def iter_samples_lacking(
@@ -841,12 +854,7 @@ class RunStore:
             )
         }
         stored_problems = self.problems()
-        unknown = set(by_id) - {problem.problem_id for problem in stored_problems}
-        if unknown:
-            raise RunStoreError(
-                f"{self.path}: verdicts are stored for {len(unknown)} problems that problems.jsonl lacks (e.g. "
-                f"{sorted(unknown)[0]!r}): problems.jsonl is cut short or damaged"
-            )
+        self.check_known_problems(by_id, "verdicts", stored_problems)
         problems = [problem for problem in stored_problems if problem.problem_id in by_id]
         fields: dict[str, np.ndarray] = {}
         scalar_keys = sorted(
