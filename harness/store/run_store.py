@@ -127,11 +127,11 @@ def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     if not isinstance(manifest["config"].get("task"), str):
         raise fail("its config names no task")
     for session in manifest["sessions"]:
-        if not isinstance(session, dict) or any(
-            isinstance(session.get(name), bool) or not isinstance(session.get(name, 0), (int, float))
+        if not isinstance(session, dict) or not isinstance(session.get("id"), str) or any(
+            isinstance(session.get(name), bool) or not isinstance(session.get(name), (int, float))
             for name in SESSION_NUMBERS
         ):
-            raise fail(f"a sampling session is not an object with numeric figures: {str(session)[:80]}")
+            raise fail(f"a sampling session is not an object with an id and numeric figures: {str(session)[:80]}")
     return manifest
 
 
