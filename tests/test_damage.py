@@ -439,6 +439,11 @@ NUMERIC_CASES = [
     (["backtest", "--counts", "COUNTS", "--pilot", "10", "--k", "100", "--adaptive-extra", "-1"], "--adaptive-extra"),
     (["backtest", "--counts", "COUNTS", "--pilot", "10", "--k", "100", "--repeats", "0"], "--repeats"),
     (["sample", "--samples", "0"], "--samples"),
+    (["sample", "--temperature", "nan"], "--temperature"),
+    (["sample", "--max-model-len", "0"], "--max-model-len"),
+    (["sample", "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization"),
+    (["verify", "RUN", "--workers", "0"], "--workers"),
+    (["forecast", "RUN", "--seed", "-1"], "--seed"),
 ]
 
 
@@ -450,6 +455,23 @@ def test_numeric_options_out_of_range_are_refused_with_their_flag(args, flag, ru
     with unchanged(run_dir):
         line = refused(*[names.get(arg, arg) for arg in args], naming=(f"error: {flag}: ",))
     assert "must" in line
+
+
+def test_the_python_api_names_the_parameter(stored_run):
+    from harness import load_run
+    from harness.errors import OptionError
+
+    stored = load_run(stored_run)
+    for call, parameter in [
+        (lambda: stored.pass_at_k([0]), "ks"),
+        (lambda: stored.pass_at_k([1], confidence=1.5), "confidence"),
+        (lambda: stored.forecast(0), "k"),
+        (lambda: stored.forecast(100, seed=-1), "seed"),
+        (lambda: stored.selectors(subsets=0), "subsets"),
+    ]:
+        with pytest.raises(OptionError) as error:
+            call()
+        assert error.value.option == parameter
 
 
 def test_a_verifier_that_cannot_load_fails_before_the_engine_starts(shared_data, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import typer
 from typing_extensions import Annotated
 
 from harness.cli.app import JsonOption, Output, QuietOption, app, flag
-from harness.errors import OptionError
+from harness.errors import OptionError, check_number
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
@@ -213,6 +213,7 @@ def verify_command(
 
     output = Output("verify", json_output, quiet)
     with output.errors():
+        check_number("workers", workers, at_least=1)  # as harness.run() checks it
         with RunStore.open(run_dir, writable=True) as store:
             outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode)
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))

@@ -128,6 +128,7 @@ def backtest(
 ) -> list[BacktestRow]:
     """Backtest every method on every group of ``counts`` (split by the field ``group_by``)."""
     check_number("repeats", repeats, at_least=1)
+    check_number("seed", seed, at_least=0)
     check_number("k", k, at_least=1)
     check_number("confidence", confidence, above=0, below=1)
     unknown = [method for method in methods if method not in METHODS]

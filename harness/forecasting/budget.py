@@ -246,6 +246,7 @@ def plan_budget(
     """
     check_number("target", target, above=0, below=1)
     check_number("confidence", confidence, above=0, below=1)
+    check_number("seed", seed, at_least=0)
     counts = _checked(counts)
     usage = usage or Usage()
     prices = prices or Prices()

@@ -364,8 +364,10 @@ def select_method(
     return candidates[choice], {name: float(mean) for name, mean in zip(candidates, means)}
 
 
-def _validate_request(k: int | Sequence[int], confidence: float) -> None:
-    """Refuse a k outside 1..MAX_K or not whole, and a confidence outside (0, 1), naming the parameter."""
+def _validate_request(k: int | Sequence[int], confidence: float, seed: int = 0) -> None:
+    """Refuse a k outside 1..MAX_K or not whole, a confidence outside (0, 1) and a negative seed, naming the
+    parameter."""
+    check_number("seed", seed, at_least=0)
     for value in np.atleast_1d(np.asarray(k, dtype=object)):  # objects: a k beyond int64 is seen, not wrapped
         whole = isinstance(value, (int, np.integer)) or isinstance(value, float) and value.is_integer()
         if isinstance(value, bool) or not whole:
@@ -378,7 +380,7 @@ def forecast(
     counts: Counts, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0
 ) -> Forecast:
     """Forecast coverage at ``k`` samples per problem from per-problem counts (see the module docstring)."""
-    _validate_request(k, confidence)
+    _validate_request(k, confidence, seed)
     model = make_model(method, seed).fit(_checked(counts))
     coverage, low, high = model.interval(int(k), confidence)
     return Forecast(int(k), coverage, low, high, model.name, confidence, model.describe())
@@ -392,7 +394,7 @@ def forecast_curve(
     seed: int = 0,
 ) -> CurveForecast:
     """Forecast at every k of ``ks`` with one fitted model (for plots and budgets)."""
-    _validate_request(ks, confidence)
+    _validate_request(ks, confidence, seed)
     return model_curve(make_model(method, seed).fit(_checked(counts)), ks, confidence)
 
 

@@ -315,6 +315,7 @@ def compare_verifiers(
     if aggregate not in STEP_AGGREGATES:
         raise OptionError("aggregate", f"must be one of {', '.join(STEP_AGGREGATES)}, got {aggregate!r}")
     check_number("subsets", subsets, at_least=1)
+    check_number("seed", seed, at_least=0)
     check_number("confidence", confidence, above=0, below=1)
     judged = load_judged_samples(store, verifier)
     smallest = int(judged.sizes.min())
