@@ -245,7 +245,7 @@ def test_problems_jsonl_cut_mid_line_names_its_line(run_dir):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_a_lost_verdict_shard_gives_a_summary_that_says_what_it_covers(run_dir):
+def test_a_lost_verdict_shard_gives_a_summary_that_says_what_it_covers(run_dir, stored_run, tmp_path):
     shard(run_dir, "verdicts", 1).unlink()  # the second pass: problems 3, 4 and 5
     with unchanged(run_dir, allowed={"summary.json", "coverage.png"}):
         code, out, err, _ = ttc("analyze", run_dir, "--json")
@@ -267,6 +267,11 @@ def test_a_lost_verdict_shard_gives_a_summary_that_says_what_it_covers(run_dir):
         assert code == 0 and json.loads(out)["completeness"]["note"] == covered["note"]
         code, out, _, _ = ttc(command, run_dir)
         assert code == 0 and covered["note"] in out
+
+    complete = tmp_path / "complete"
+    shutil.copytree(stored_run, complete)
+    code, out, _, _ = ttc("compare", run_dir, complete, "--out", tmp_path / "compared")
+    assert code == 0 and f"run: {covered['note']}" in out and f"complete: {covered['note']}" not in out
 
     assert ttc("verify", run_dir, "--workers", "1", "--quiet")[0] == 0
     code, out, _, _ = ttc("analyze", run_dir, "--json")
@@ -354,6 +359,7 @@ def test_output_paths_are_checked_before_anything_runs(case, run_dir, stored_run
 
 def test_a_command_may_write_its_own_outputs(run_dir, tmp_path):
     assert ttc("report", run_dir, "--out", run_dir / "report.html")[0] == 0
+    assert "Part of the run" not in (run_dir / "report.html").read_text(), "a complete run has no partial banner"
     assert ttc("report", run_dir, "--out", run_dir / "notes" / "cheap.html", "--price-per-mtok", "0.1")[0] == 0
     assert ttc("forecast", run_dir, "--plot", tmp_path / "new" / "folder" / "f.png")[0] == 0
     assert (tmp_path / "new" / "folder" / "f.png").stat().st_size > 0

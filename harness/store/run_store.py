@@ -14,7 +14,9 @@ columns are typed (no float/int/None ambiguity); analysis reads only the columns
 touch the text); and each shard's footer carries the (problem, sample range) it holds, so resuming reads
 footers only. Why shards at all: a shard is written to a temporary name, fsynced and renamed, so it either
 exists whole or not at all. Nothing stored is ever rewritten; a crash (even ``kill -9``) loses at most the
-shard being written, and the next run recomputes exactly the missing ranges from the footers.
+shard being written, and the next run recomputes exactly the missing ranges from the footers. Shards carry
+page checksums, and every read checks them, the column types and the footer's index against the rows, so a
+damaged shard is an error naming it, never a silently different table.
 
 One writer at a time: a writer holds an exclusive ``flock`` on ``RUN_DIR/.lock``.
 """
