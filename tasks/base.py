@@ -103,21 +103,40 @@ class Task(abc.ABC):
 
 def read_jsonl(path: str | Path, kind: str = "data file") -> list[dict[str, Any]]:
     """Read a JSONL file of objects, with a clear error naming the file and line of any malformed record."""
+    return [record for _, record in read_jsonl_lines(path, kind)]
+
+
+def read_jsonl_lines(path: str | Path, kind: str = "data file") -> list[tuple[int, dict[str, Any]]]:
+    """``read_jsonl`` with each record's line number (blank lines are skipped, so records and lines differ).
+
+    Lines are decoded one at a time, so bytes that are not UTF-8 are reported with their line, like JSON that
+    does not parse and values that are not objects.
+    """
     path = Path(path)
     if not path.is_file():
+        if path.exists():
+            raise ValueError(f"{kind} {path} is not a file")
         raise FileNotFoundError(f"{kind} not found: {path}")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{path}:{line_number}: not UTF-8 text (byte {raw[error.start]:#04x} at column {error.start + 1})"
+                ) from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+            except RecursionError:
+                raise ValueError(f"{path}:{line_number}: JSON nested too deeply") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
+            records.append((line_number, record))
     return records
 
 

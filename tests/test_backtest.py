@@ -79,7 +79,7 @@ def test_backtest_on_monkey_counts(shared_data):
 
 def test_backtest_errors_are_clear():
     counts = small_counts()
-    with pytest.raises(ValueError, match="pilot must be in"):
+    with pytest.raises(ValueError, match="pilot: must be in"):
         backtest(counts, None, pilot=500, k=400)
     with pytest.raises(ValueError, match="fewer than k"):
         backtest(counts, None, pilot=100, k=1000)

@@ -249,7 +249,8 @@ def test_import_samples_refuses_malformed_files(tmp_path):
         "3 entries in 'pred' for 2 samples": [{**record, "pred": ["2", "3", "4"]}],
         "duplicate problem id '0'": [record, record],
         "is not a boolean": [{**record, "score": ["yes", False]}],
-        "lacks field\\(s\\) \\['gt'\\]": [{k: v for k, v in record.items() if k != "gt"}],
+        "in3.jsonl:2: the record lacks field\\(s\\) \\['gt'\\]": [record, {k: v for k, v in record.items() if k != "gt"}],
+        "no record of .* has a field 'gt'": [{k: v for k, v in record.items() if k != "gt"}],
     }  # fmt: skip
     for index, (message, rows) in enumerate(cases.items()):
         with pytest.raises(ValueError, match=message):

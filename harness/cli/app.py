@@ -44,7 +44,28 @@ USER_ERRORS = (ValueError, OSError, RuntimeError)
 
 
 # Library parameters whose CLI flag is not their name with dashes.
-FLAGS = {"ks": "--k", "prices": "--price-per-mtok", "labels": "--label"}
+FLAGS = {
+    "ks": "--k",
+    "extra_samples": "--adaptive-extra",
+    "extra_per_problem": "--adaptive-extra",
+    "prices": "--price-per-mtok",
+    "labels": "--label",
+    # harness.forecasting.costs: Prices and Usage
+    "per_million_tokens": "--price-per-mtok",
+    "gpu_hour": "--gpu-hour-price",
+    "output_tokens_per_sample": "--tokens-per-sample",
+    "prompt_tokens_per_problem": "--prompt-tokens",
+    "output_tokens_per_second": "--tokens-per-second",
+    "model_parameters": "--params",
+    # harness.pipeline.importing.SampleFields
+    "fields.problem_id": "--id-field",
+    "fields.prompt": "--prompt-field",
+    "fields.reference": "--reference-field",
+    "fields.samples": "--samples-field",
+    "fields.answers": "--answers-field",
+    "fields.correct": "--correct-field",
+    "fields.scores": "--scores-field",
+}
 
 
 def flag(option: str) -> str:

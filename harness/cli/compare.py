@@ -33,10 +33,12 @@ def compare_command(
     json_output: JsonOption = False,
 ) -> None:
     """Compare runs (models or settings) on one task: coverage curves, laws, targets, coverage at equal FLOPs/money."""
-    from harness.reporting.compare import compare_runs, load_runs, print_comparison, write_comparison
+    from harness.reporting.compare import COMPARISON_FILES, compare_runs, load_runs, print_comparison, write_comparison
+    from harness.store.outputs import check_output_folder
 
     output = Output("compare", json_output)
     with output.errors():
+        check_output_folder(out, "out", COMPARISON_FILES)
         runs = load_runs(
             run_dirs,
             labels=label,

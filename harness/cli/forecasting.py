@@ -29,9 +29,11 @@ ConfidenceOption = Annotated[float, typer.Option("--confidence", help="Interval 
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for pilots, sub-pilots and bootstraps.")]
 
 
-def load_groups(run_dir: Path | None, counts_file: Path | None, group_by: str | None) -> tuple[Any, dict[str, Any]]:
+def load_groups(
+    run_dir: Path | None, counts_file: Path | None, group_by: str | None, output: Output
+) -> tuple[Any, dict[str, Any]]:
     """The run (``harness.load_run``) from exactly one of RUN_DIR and --counts, and its groups by --group-by
-    (``{"all": run}`` without)."""
+    (``{"all": run}`` without). A run whose verdicts cover part of it is said to be so (``output.log``)."""
     from harness.pipeline.api import load_run
 
     if (run_dir is None) == (counts_file is None):
@@ -39,7 +41,15 @@ def load_groups(run_dir: Path | None, counts_file: Path | None, group_by: str | 
     if run_dir is not None and not run_dir.is_dir():
         raise ValueError(f"{run_dir} is not a run directory")
     loaded = load_run(run_dir if run_dir is not None else counts_file)
+    note = loaded.completeness.note() if loaded.is_run_directory else None
+    if note:
+        output.log(note)
     return loaded, ({"all": loaded} if group_by is None else loaded.groups(group_by))
+
+
+def completeness_fields(loaded: Any) -> dict[str, Any]:
+    """A run directory's ``completeness`` for the JSON result (nothing for counts)."""
+    return {"completeness": loaded.completeness.to_json()} if loaded.is_run_directory else {}
 
 
 @app.command()
@@ -57,9 +67,13 @@ def forecast(
     json_output: JsonOption = False,
 ) -> None:
     """Forecast coverage at --k samples per problem, with an interval, per group."""
+    from harness.store.outputs import check_output_path
+
     output = Output("forecast", json_output)
     with output.errors():
-        _, groups = load_groups(run_dir, counts_file, group_by)
+        if plot is not None:
+            check_output_path(plot, "plot", inputs=[counts_file])
+        loaded, groups = load_groups(run_dir, counts_file, group_by, output)
         if plot is not None and len(groups) != 1:
             raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
         results = {name: group.forecast(k, method, confidence, seed) for name, group in groups.items()}
@@ -77,7 +91,10 @@ def forecast(
         laws = law_curves(counts, methods, k, confidence)
         plot_coverage(plot, *observed_curve(counts, confidence), laws=laws, forecast_k=k)
     output.result(
-        k=k, confidence=confidence, forecasts={name: result.to_json() for name, result in results.items()}
+        k=k,
+        confidence=confidence,
+        forecasts={name: result.to_json() for name, result in results.items()},
+        **completeness_fields(loaded),
     )
 
 
@@ -112,7 +129,7 @@ def backtest(
         rows = run_backtest(counts, group_by, pilot, k, repeats, seed, tuple(methods.split(",")), confidence)
         adaptive = (
             backtest_adaptive(counts, group_by, pilot, adaptive_extra, k, repeats, seed, confidence)
-            if adaptive_extra > 0
+            if adaptive_extra != 0
             else []
         )
     output.echo(format_markdown(rows))
@@ -156,12 +173,15 @@ def budget(
     from harness.forecasting.budget import plan_adaptive_pilot, plan_budget
     from harness.forecasting.costs import Prices, Usage
     from harness.reporting.terminal import format_plan
+    from harness.store.outputs import check_output_path
 
     output = Output("budget", json_output)
     if price_per_mtok is not None and gpu_hour_price is not None:
         output.fail(ValueError("give --price-per-mtok or --gpu-hour-price, not both"))
     with output.errors():
-        loaded, groups = load_groups(run_dir, counts_file, group_by)
+        if plot is not None:
+            check_output_path(plot, "plot", inputs=[counts_file])
+        loaded, groups = load_groups(run_dir, counts_file, group_by, output)
         if plot is not None and len(groups) != 1:
             raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
         measured = loaded.usage
@@ -207,4 +227,4 @@ def budget(
         top = plan.k_conservative or plan.k or plan.k_limit
         ks = forecast_ks(int(group.num_samples.min()), int(min(top * 2, plan.k_limit)))
         plot_budget(plot, forecast_curve(group, ks, method, confidence, seed), group, usage, prices, target)
-    output.result(target=target, plans=payload)
+    output.result(target=target, plans=payload, **completeness_fields(loaded))

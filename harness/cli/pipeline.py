@@ -9,7 +9,7 @@ import typer
 from typing_extensions import Annotated
 
 from harness.cli.app import JsonOption, Output, QuietOption, app, flag
-from harness.errors import OptionError
+from harness.errors import OptionError, check_number
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
@@ -213,6 +213,7 @@ def verify_command(
 
     output = Output("verify", json_output, quiet)
     with output.errors():
+        check_number("workers", workers, at_least=1)  # as harness.run() checks it
         with RunStore.open(run_dir, writable=True) as store:
             outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode)
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
@@ -232,6 +233,8 @@ def analyze_command(
     with output.errors():
         summary = analyze(RunStore.open(run_dir), verifier)
     output.echo(f"pass@1 {summary['pass_at_1']:.4f}; wrote {Path(run_dir) / 'summary.json'}")
+    if summary["completeness"]["note"]:
+        output.echo(summary["completeness"]["note"])
     output.result(run=str(run_dir), summary=summary)
 
 
@@ -253,16 +256,20 @@ def report_command(
     from harness.forecasting.costs import Prices
     from harness.pipeline.api import load_run
     from harness.reporting.html import write_report
+    from harness.store.outputs import check_output_path
 
     output = Output("report", json_output, quiet)
     if price_per_mtok is not None and gpu_hour_price is not None:
         output.fail(ValueError("give --price-per-mtok or --gpu-hour-price, not both"))
     with output.errors():
+        prices = Prices(price_per_mtok, gpu_hour_price)
+        if out is not None:
+            check_output_path(out, "out", own_run=run_dir, own_files=("report.html",))
         stored = load_run(run_dir, verifier)
         if not stored.is_run_directory:
             raise ValueError(f"{run_dir} is not a run directory")
         summary = stored.summary
-        path = write_report(stored.store, summary, out, prices=Prices(price_per_mtok, gpu_hour_price))
+        path = write_report(stored.store, summary, out, prices=prices)
     if output.human:
         from harness.reporting.terminal import print_summary
 

@@ -45,9 +45,9 @@ def compare_verifiers_command(
     with output.errors():
         specs = parse_selectors(selectors) if selectors else None
         ks = parse_ks(k) if k else None
-        store = RunStore.open(run_dir)
-        result = compare_verifiers(store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed)
-        json_path, png_path = write_comparison(result, store.path)
+        with RunStore.open(run_dir).locked() as store:  # writes verifiers.json and verifiers.png into the run
+            result = compare_verifiers(store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed)
+            json_path, png_path = write_comparison(result, store.path)
     if output.human:
         print_comparison(result)
     output.echo(f"wrote {json_path} and {png_path}")
@@ -77,13 +77,17 @@ def import_scores_command(
 def import_samples_command(
     file: Annotated[Path, typer.Argument(help="JSONL, one problem a line, with list fields of samples.")],
     out: Annotated[Path, typer.Option(help="Run directory to create.")],
-    id_field: Annotated[str, typer.Option(help="Field with the problem id (else the line number).")] = "idx",
+    id_field: Annotated[
+        Optional[str], typer.Option(help="Field with the problem id (default: idx if the records have it, else the record's number).")
+    ] = None,
     prompt_field: Annotated[str, typer.Option(help="Field with the problem statement.")] = "question",
     reference_field: Annotated[str, typer.Option(help="Field with the reference answer.")] = "gt",
     samples_field: Annotated[str, typer.Option(help="Field with the list of completions.")] = "code",
     answers_field: Annotated[str, typer.Option(help="Field with the list of extracted answers.")] = "pred",
     correct_field: Annotated[str, typer.Option(help="Field with the list of correctness booleans.")] = "score",
-    scores_field: Annotated[str, typer.Option(help="Field with the list of reward scores (if present).")] = "pred_score",
+    scores_field: Annotated[
+        Optional[str], typer.Option(help="Field with the list of reward scores (default: pred_score if the records have it).")
+    ] = None,
     score_set: Annotated[str, typer.Option(help="Name of the score set for imported reward scores.")] = "imported",
     json_output: JsonOption = False,
 ) -> None:

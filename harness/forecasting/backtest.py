@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from harness.errors import OptionError, check_number
 from harness.store.counts import Counts
 from harness.metrics.estimators import pass_at_k
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, METHODS, make_model, subsample
@@ -52,7 +53,7 @@ class BacktestSummary:
 def true_coverage(counts: Counts, k: int) -> float:
     """Coverage at k from all samples (unbiased pass@k, mean over problems)."""
     if np.any(counts.num_samples < k):
-        raise ValueError(f"the full data has problems with {counts.num_samples.min()} samples, fewer than k = {k}")
+        raise OptionError("k", f"the full data has problems with {counts.num_samples.min()} samples, fewer than k = {k}")
     return float(pass_at_k(counts.num_samples, counts.num_correct, k).mean())
 
 
@@ -70,8 +71,8 @@ def backtest_group(
     if len(counts) == 0:
         raise ValueError(f"group {name!r} has no problems")
     if pilot < 1 or pilot > counts.num_samples.min():
-        raise ValueError(
-            f"pilot must be in 1..{counts.num_samples.min()} (the smallest n of group {name!r}), got {pilot}"
+        raise OptionError(
+            "pilot", f"must be in 1..{counts.num_samples.min()} (the smallest n of group {name!r}), got {pilot}"
         )
     truth = true_coverage(counts, k)
     rng = np.random.default_rng(seed)
@@ -126,8 +127,10 @@ def backtest(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> list[BacktestRow]:
     """Backtest every method on every group of ``counts`` (split by the field ``group_by``)."""
-    if repeats < 1:
-        raise ValueError("repeats must be at least 1")
+    check_number("repeats", repeats, at_least=1)
+    check_number("seed", seed, at_least=0)
+    check_number("k", k, at_least=1)
+    check_number("confidence", confidence, above=0, below=1)
     unknown = [method for method in methods if method not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
@@ -235,6 +238,9 @@ def backtest_adaptive(
     full data, and compare the forecast at k before, after, and with the same samples spread uniformly."""
     from harness.forecasting.budget import plan_adaptive_pilot
 
+    check_number("extra_per_problem", extra_per_problem, at_least=1)
+    check_number("repeats", repeats, at_least=1)
+    check_number("confidence", confidence, above=0, below=1)
     rows = []
     for name, group in counts.group_by(group_by).items():
         if pilot + extra_per_problem > group.num_samples.min():

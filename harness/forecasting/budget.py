@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import special
 
+from harness.errors import OptionError, check_number
 from harness.store.counts import Counts
 from harness.forecasting.costs import Cost, Prices, Usage, cost_of
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel, Forecast, _checked, make_model
@@ -217,8 +218,8 @@ def target_ks(
     model: CoverageModel, target: float, confidence: float = DEFAULT_CONFIDENCE, k_limit: int = K_LIMIT
 ) -> TargetKs:
     """The k at which a fitted model's forecast (and each end of its interval) reaches ``target``."""
-    if not 0 < target < 1:
-        raise ValueError(f"target coverage must lie in (0, 1), got {target}")
+    check_number("target", target, above=0, below=1)
+    check_number("confidence", confidence, above=0, below=1)
     ks = {name: smallest_k(model, target, confidence, statistic, k_limit)
           for name, statistic in (("k", 0), ("k_conservative", 1), ("k_optimistic", 2))}
     point = None
@@ -243,8 +244,9 @@ def plan_budget(
 
     ``model``: a forecasting model already fitted to ``counts``, used instead of fitting ``method``.
     """
-    if not 0 < target < 1:
-        raise ValueError(f"target coverage must lie in (0, 1), got {target}")
+    check_number("target", target, above=0, below=1)
+    check_number("confidence", confidence, above=0, below=1)
+    check_number("seed", seed, at_least=0)
     counts = _checked(counts)
     usage = usage or Usage()
     prices = prices or Prices()
@@ -327,7 +329,7 @@ def plan_adaptive_pilot(
     """
     counts = _checked(counts)
     if extra_samples < 0:
-        raise ValueError("extra_samples must be non-negative")
+        raise OptionError("extra_samples", f"must be 0 or more, got {extra_samples}")
     law = BetaBinomialLaw(zero_inflated=zero_inflated).fit(counts.num_samples, counts.num_correct)
     before = law.forecast(k, confidence)
     unsolved = np.flatnonzero(counts.num_correct == 0)

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from harness.errors import check_number
 from harness.store.counts import Counts
 
 
@@ -26,6 +27,12 @@ class Usage:
     output_tokens_per_second: float | None = None
     model_parameters: int | None = None
 
+    def __post_init__(self) -> None:
+        check_number("output_tokens_per_sample", self.output_tokens_per_sample, at_least=0)
+        check_number("prompt_tokens_per_problem", self.prompt_tokens_per_problem, at_least=0)
+        check_number("output_tokens_per_second", self.output_tokens_per_second, above=0)
+        check_number("model_parameters", self.model_parameters, above=0)
+
     @classmethod
     def from_mapping(cls, usage: Mapping[str, Any]) -> "Usage":
         """From ``RunStore.usage()`` (extra keys ignored)."""
@@ -36,6 +43,10 @@ class Usage:
 class Prices:
     per_million_tokens: float | None = None  # money per million tokens, generated and prompt
     gpu_hour: float | None = None  # money per hour of wall time
+
+    def __post_init__(self) -> None:
+        check_number("per_million_tokens", self.per_million_tokens, at_least=0)
+        check_number("gpu_hour", self.gpu_hour, at_least=0)
 
 
 def inference_flops(parameters: float, generated_tokens: float, prefilled_tokens: float) -> float:

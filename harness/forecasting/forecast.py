@@ -30,12 +30,14 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 from scipy import special
 
+from harness.errors import OptionError, check_number
 from harness.store.counts import Counts
 from harness.metrics.analysis import measured_coverage
-from harness.metrics.estimators import log_spaced_ks, pass_at_k
+from harness.metrics.estimators import interval_containing, log_spaced_ks, pass_at_k
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 
 DEFAULT_CONFIDENCE = 0.9
+MAX_K = 10**12  # the largest k forecast: samples per problem far beyond any budget, exact in float64
 AUTO_CANDIDATES = ("blend", "bayes", "bayes-zi", "beta", "powerlaw")  # the first is the default
 
 
@@ -139,8 +141,11 @@ class PowerLawModel:
             return measured_coverage(self.counts, [k], confidence, self.seed).at(k)
         boot = np.exp(self.boot_a * float(k) ** self.boot_b)
         tail = (1 - confidence) / 2
-        low, high = np.quantile(boot, [tail, 1 - tail]) if boot.size else (np.nan, np.nan)
-        return float(self.law.predict(k)), float(low), float(high)
+        point = float(self.law.predict(k))
+        if not boot.size:  # no bootstrap refit succeeded: no interval
+            return point, np.nan, np.nan
+        low, high = interval_containing(point, *np.quantile(boot, [tail, 1 - tail]))
+        return point, float(low), float(high)
 
     def describe(self) -> dict[str, Any]:
         return {"a": self.law.a_, "b": self.law.b_, "r2": self.law.r2_, "fitted_k": [int(k) for k in self.ks]}
@@ -168,8 +173,9 @@ class BetaMLEModel:
         a, b = self.boot_alpha, self.boot_beta
         boot = -np.expm1(special.betaln(a, b + k) - special.betaln(a, b))
         tail = (1 - confidence) / 2
-        low, high = np.quantile(boot, [tail, 1 - tail])
-        return float(self.law.predict(k)), float(low), float(high)
+        point = float(self.law.predict(k))
+        low, high = interval_containing(point, *np.quantile(boot, [tail, 1 - tail]))
+        return point, float(low), float(high)
 
     def describe(self) -> dict[str, Any]:
         return {"alpha": self.law.alpha_, "beta": self.law.beta_}
@@ -358,18 +364,23 @@ def select_method(
     return candidates[choice], {name: float(mean) for name, mean in zip(candidates, means)}
 
 
-def _validate_request(k: int | Sequence[int], confidence: float) -> None:
-    if np.any(np.asarray(k) < 1):
-        raise ValueError("k must be at least 1")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+def _validate_request(k: int | Sequence[int], confidence: float, seed: int = 0) -> None:
+    """Refuse a k outside 1..MAX_K or not whole, a confidence outside (0, 1) and a negative seed, naming the
+    parameter."""
+    check_number("seed", seed, at_least=0)
+    for value in np.atleast_1d(np.asarray(k, dtype=object)):  # objects: a k beyond int64 is seen, not wrapped
+        whole = isinstance(value, (int, np.integer)) or isinstance(value, float) and value.is_integer()
+        if isinstance(value, bool) or not whole:
+            raise OptionError("k", f"must be a whole number of samples, got {value!r}")
+        check_number("k", int(value), at_least=1, at_most=MAX_K)
+    check_number("confidence", confidence, above=0, below=1)
 
 
 def forecast(
     counts: Counts, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0
 ) -> Forecast:
     """Forecast coverage at ``k`` samples per problem from per-problem counts (see the module docstring)."""
-    _validate_request(k, confidence)
+    _validate_request(k, confidence, seed)
     model = make_model(method, seed).fit(_checked(counts))
     coverage, low, high = model.interval(int(k), confidence)
     return Forecast(int(k), coverage, low, high, model.name, confidence, model.describe())
@@ -383,7 +394,7 @@ def forecast_curve(
     seed: int = 0,
 ) -> CurveForecast:
     """Forecast at every k of ``ks`` with one fitted model (for plots and budgets)."""
-    _validate_request(ks, confidence)
+    _validate_request(ks, confidence, seed)
     return model_curve(make_model(method, seed).fit(_checked(counts)), ks, confidence)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import optimize, special, stats
 from scipy.interpolate import RegularGridInterpolator
 
-from harness.metrics.estimators import pass_at_k
+from harness.metrics.estimators import interval_containing, pass_at_k
 
 # ---------------------------------------------------------------------------------------------------------
 # Power law
@@ -436,9 +436,11 @@ class BetaBinomialLaw:
         coverage = (fixed + np.arange(total + 1)) / size
         cdf = np.cumsum(newly)
         tail = (1 - confidence) / 2
-        low = coverage[min(np.searchsorted(cdf, tail), total)]
-        high = coverage[min(np.searchsorted(cdf, 1 - tail), total)]
-        return float(newly @ coverage), float(low), float(high)
+        mean = float(newly @ coverage)
+        low, high = interval_containing(
+            mean, coverage[min(np.searchsorted(cdf, tail), total)], coverage[min(np.searchsorted(cdf, 1 - tail), total)]
+        )
+        return mean, float(low), float(high)
 
 
 def solvable_probability(

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from harness.errors import OptionError, check_number
 from harness.store.counts import Counts
 from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
 
@@ -36,7 +37,11 @@ def measured_coverage(
 ) -> MeasuredCoverage:
     """Coverage measured at each k of ``ks`` (every k <= the smallest n): the unbiased pass@k averaged over
     problems, with a percentile bootstrap interval over problems (one set of resamples for all k)."""
+    check_number("confidence", confidence, above=0, below=1)
+    check_number("seed", seed, at_least=0)
     ks = np.asarray(ks, dtype=np.int64).reshape(-1)
+    if ks.size and ks.min() < 1:
+        raise OptionError("ks", f"must be at least 1, got {int(ks.min())}")
     per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
     low, high = bootstrap_mean_interval(per_problem, confidence=confidence, resamples=resamples, seed=seed)
     return MeasuredCoverage(ks, per_problem.mean(axis=0), low, high)

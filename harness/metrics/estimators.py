@@ -102,9 +102,22 @@ def bootstrap_mean_interval(
     low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
     # When every problem agrees, the resampled means differ from the mean only by rounding, so a percentile
     # can land an ulp on the wrong side of it (or of [0, 1]); the interval always contains the mean.
-    mean = values.reshape(problems, -1).mean(axis=0)
-    low, high = np.minimum(low, mean), np.maximum(high, mean)
+    low, high = interval_containing(values.reshape(problems, -1).mean(axis=0), low, high)
     return low.reshape(values.shape[1:]), high.reshape(values.shape[1:])
+
+
+def interval_containing(
+    point: np.ndarray | float, low: np.ndarray | float, high: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` widened where needed to contain ``point``.
+
+    An interval from percentiles of resampled estimates, or from quantiles of a discrete predictive
+    distribution, need not contain the point estimate beside it: a percentile can fall an ulp on the wrong
+    side of a mean when all resamples agree, and far from the full-data fit when the forecast saturates near 1
+    at extreme k, and a discrete quantile can step past a mean. Every interval printed beside a point goes
+    through here, so no point ever lies outside its own interval.
+    """
+    return np.minimum(low, point), np.maximum(high, point)
 
 
 def log_spaced_ks(max_k: int, points_per_decade: int = 0) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.errors import OptionError
+from harness.errors import OptionError, check_number
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.store import RunStore, RunStoreError
 from verifiers.selection import (
@@ -153,15 +153,14 @@ def load_judged_samples(store: RunStore, verifier: str | None = None) -> JudgedS
     table = store.verdicts(key).read(["correct", "answer"])
     if table.num_rows == 0:
         raise RunStoreError(f"{store.path}: verdict set {key} is empty")
-    order = {problem.problem_id: index for index, problem in enumerate(store.problems())}
+    problems = store.problems()
+    order = {problem.problem_id: index for index, problem in enumerate(problems)}
     # rows come sorted by problem id: find each problem's block, then put blocks in the run's problem order
     column = table.column("problem_id").combine_chunks()
     changes = pc.not_equal(column.slice(1), column.slice(0, len(column) - 1)).to_numpy(zero_copy_only=False)
     bounds = np.concatenate([[0], np.flatnonzero(changes) + 1, [len(column)]])
     problem_ids = pc.take(column, pa.array(bounds[:-1])).to_pylist()
-    unknown = sorted(set(problem_ids) - set(order))
-    if unknown:
-        raise RunStoreError(f"{store.path}: verdicts for problems missing from problems.jsonl: {unknown[:5]}")
+    store.check_known_problems(problem_ids, "verdicts", problems)
     counts = np.diff(bounds)
     ranked = sorted(range(len(problem_ids)), key=lambda i: order[problem_ids[i]])
     rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in ranked])
@@ -315,6 +314,9 @@ def compare_verifiers(
     """Accuracy@k of each selector and pass@k, with intervals over problems (the ``verifiers.json`` content)."""
     if aggregate not in STEP_AGGREGATES:
         raise OptionError("aggregate", f"must be one of {', '.join(STEP_AGGREGATES)}, got {aggregate!r}")
+    check_number("subsets", subsets, at_least=1)
+    check_number("seed", seed, at_least=0)
+    check_number("confidence", confidence, above=0, below=1)
     judged = load_judged_samples(store, verifier)
     smallest = int(judged.sizes.min())
     ks_array = np.asarray(log_spaced_ks(smallest) if ks is None else sorted(set(ks)), dtype=np.int64)

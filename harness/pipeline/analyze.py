@@ -8,17 +8,27 @@ those fits. Reports read the summary; they fit nothing.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
 from harness.store import Counts, RunStore
+from harness.store.completeness import completeness
 
 
 def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
-    """Compute the run's summary, write ``summary.json`` and ``coverage.png``."""
+    """Compute the run's summary, write ``summary.json`` and ``coverage.png``, holding the run's lock (refused
+    while another process writes into the run).
+
+    The summary's ``completeness`` says what part of the run it covers: its ``note`` names what a summary of
+    part of the run leaves out (samples without verdicts, problems without any), and is None otherwise.
+    """
+    with store.locked():
+        return _analyze_locked(store, verifier)
+
+
+def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
     from harness.reporting.figures import plot_run_coverage  # matplotlib: imported when a figure is drawn
 
     key = store.resolve_verdict_key(verifier)
@@ -33,6 +43,7 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
         "sampling": manifest["config"].get("sampling"),  # absent for imported samples
         "verifier": store.verdict_sets()[key],
         "verdict_set": key,
+        "completeness": completeness(store, key).to_json(),
         "reasons": reasons_histogram(verdicts.column("reason").to_pylist()),
     }
     counts_summary, laws = summarize_counts(counts)
@@ -42,8 +53,7 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
     summary["finish_reasons"] = finish_reasons(store)
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
-    path = store.path / "summary.json"
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    store.write_json("summary.json", summary)
     plot_run_coverage(store.path / "coverage.png", laws, title=f"{summary['task']} · {summary['model']}")
     return summary
 

@@ -38,7 +38,9 @@ from harness.pipeline.verify import VerificationOutcome, verify
 from harness.reporting.html import write_report
 from harness.reporting.progress import PROGRESS_MODES, message_logger
 from harness.store import RunStore
+from harness.store.completeness import Completeness, completeness
 from harness.store.counts import Counts, read_counts_jsonl
+from verifiers import load_verifier
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for
     import pandas as pd
@@ -185,6 +187,8 @@ def run(
         raise OptionError("workers", f"must be at least 1, got {workers}")
     log = log or message_logger(progress)
 
+    if verifier is not None:
+        load_verifier(verifier)  # a bad verifier fails before anything is loaded (prepare checks the task's)
     prepared = prepare(options)
     sampled = sample_run(prepared, progress_mode=progress, log=log)
     with sampled.store as store:
@@ -264,15 +268,27 @@ class Run:
         return self._summary_file() or analyze(self.store, self.verdict_set)
 
     def _summary_file(self) -> dict[str, Any] | None:
-        """The run directory's summary.json if it summarises the verdicts stored now (checked on shard footers)."""
+        """The run directory's summary.json if it summarises the samples and verdicts stored now (checked on
+        shard footers); an unreadable one is stale too (``analyze`` writes it again)."""
         path = self.store.path / "summary.json"
-        if not path.is_file():
+        try:
+            stored = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError):  # missing, not UTF-8, not JSON
             return None
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        ranges = self.store.verdicts(self.verdict_set).ranges()
-        verdicts = sum(stop - start for spans in ranges.values() for start, stop in spans)
-        fresh = stored.get("verdict_set") == self.verdict_set and stored.get("samples") == verdicts
+        if not isinstance(stored, dict) or not isinstance(stored.get("completeness"), dict):
+            return None
+        covered = self.completeness
+        fresh = (
+            stored.get("verdict_set") == self.verdict_set
+            and stored.get("samples") == covered.verified + covered.verdicts_without_samples
+            and stored["completeness"].get("samples") == covered.samples
+        )
         return stored if fresh else None
+
+    @property
+    def completeness(self) -> Completeness | None:
+        """What part of the run the verdict set covers (``harness.store.completeness``); None for counts."""
+        return None if self.store is None else completeness(self.store, self.verdict_set)
 
     def _known_summary(self) -> dict[str, Any] | None:
         """The summary if it is at hand without analysing: computed already, or an up-to-date summary.json."""

@@ -14,15 +14,17 @@ a bad file never leaves stored data half changed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
 from harness.engines.models import file_digest
+from harness.errors import OptionError
 from harness.store import RunStore, RunStoreError
-from tasks.base import Problem, read_jsonl
+from harness.store.outputs import check_run_directory_path
+from tasks.base import Problem, read_jsonl_lines
 from verifiers.base import CORRECT, NO_ANSWER, WRONG
 
 IMPORTED_VERDICTS = "imported"
@@ -33,24 +35,42 @@ IMPORT_SESSION = "import"
 class SampleFields:
     """Which fields of an imported record hold what (defaults: the Qwen2.5-Math evaluation output).
 
+    A field named here must be present: a record that lacks it is an error naming the file, line and fields.
+    The two optional ones default to None: ``problem_id`` then means ``idx`` if the records have it, else the
+    record's number; ``scores`` means ``pred_score`` if the records have it, else no scores.
+
     Attributes:
-        problem_id: field with a problem id (the line number is used where it is absent).
+        problem_id: field with a problem id, in every record.
         prompt: the problem statement, stored as the problem's prompt.
         reference: the reference answer, stored as ``reference["answer"]``.
         samples: list of completions.
         answers: list of extracted answers, one per completion ("" or null: no answer).
         correct: list of correctness booleans, one per completion.
         scores: list of reward scores, one per completion (a number, or a list: one number is a score, several
-            are step scores); optional.
+            are step scores).
     """
 
-    problem_id: str = "idx"
+    problem_id: str | None = None
     prompt: str = "question"
     reference: str = "gt"
     samples: str = "code"
     answers: str = "pred"
     correct: str = "score"
-    scores: str = "pred_score"
+    scores: str | None = None
+
+    def resolved(self, records: Sequence[Mapping[str, Any]]) -> "SampleFields":
+        """These fields with the optional ones settled by the records: ``idx`` and ``pred_score`` where any
+        record has them (then every record must), else none."""
+        present = {key for record in records for key in record}
+        return replace(
+            self,
+            problem_id=self.problem_id or (DEFAULT_ID_FIELD if DEFAULT_ID_FIELD in present else None),
+            scores=self.scores or (DEFAULT_SCORES_FIELD if DEFAULT_SCORES_FIELD in present else None),
+        )
+
+
+DEFAULT_ID_FIELD = "idx"
+DEFAULT_SCORES_FIELD = "pred_score"
 
 
 def _sample_score(value: Any, where: str) -> tuple[float | None, list[float] | None]:
@@ -80,27 +100,36 @@ def import_samples(
     score_set: str = "imported",
     default_verifier: str = "math",
 ) -> RunStore:
-    """Create run directory ``out`` from a JSONL file of problems with their samples. Returns the open store."""
+    """Create run directory ``out`` from a JSONL file of problems with their samples. Returns the open store.
+
+    Every field ``fields`` names must be in every record (an error names the file, line and the fields there).
+    """
     source = Path(source)
-    records = read_jsonl(source)
-    if not records:
+    check_run_directory_path(out, "out")
+    numbered = read_jsonl_lines(source)
+    if not numbered:
         raise ValueError(f"{source}: no records")
+    fields = fields.resolved([record for _, record in numbered])
     problems: list[Problem] = []
     samples: dict[str, list] = {"problem_id": [], "sample_idx": [], "text": []}
     verdicts: dict[str, list] = {"problem_id": [], "sample_idx": [], "correct": [], "reason": [], "answer": []}
     scores: dict[str, list] = {"problem_id": [], "sample_idx": [], "score": [], "step_scores": []}
-    has_scores = any(fields.scores in record for record in records)
-    mapped = set(vars(fields).values())
+    has_scores = fields.scores is not None
+    named = {name: value for name, value in vars(fields).items() if value is not None}
+    present = sorted({key for _, record in numbered for key in record})
+    for name, value in named.items():
+        if value not in present:  # a typo in an option, not a gap in one record
+            raise OptionError(f"fields.{name}", f"no record of {source} has a field {value!r}; they have {present}")
+    mapped = set(named.values())
     seen: set[str] = set()
-    for line, record in enumerate(records, start=1):
-        where = f"{source}: record {line}"
-        missing = [name for name in (fields.prompt, fields.reference, fields.samples, fields.answers, fields.correct)
-                   if name not in record]  # fmt: skip
-        if has_scores and fields.scores not in record:
-            missing.append(fields.scores)
+    for number, (line, record) in enumerate(numbered):
+        where = f"{source}:{line}"
+        missing = [value for value in named.values() if value not in record]
         if missing:
-            raise ValueError(f"{where} lacks field(s) {missing}; it has {sorted(record)}")
-        problem_id = str(record.get(fields.problem_id, line - 1))
+            raise ValueError(f"{where}: the record lacks field(s) {missing}; it has {sorted(record)}")
+        problem_id = str(record[fields.problem_id]) if fields.problem_id else str(number)
+        if fields.problem_id and not isinstance(record[fields.problem_id], (str, int)) or problem_id == "":
+            raise ValueError(f"{where}: problem id {record[fields.problem_id]!r} ({fields.problem_id!r}) is not a string or integer")
         if problem_id in seen:
             raise ValueError(f"{where}: duplicate problem id {problem_id!r}")
         seen.add(problem_id)
@@ -181,10 +210,8 @@ def read_score_rows(path: str | Path) -> list[dict[str, Any]]:
     """Validated score rows from JSONL: ``problem_id``, ``sample_idx``, ``score`` and/or ``step_scores``."""
     path = Path(path)
     rows = []
-    for line, record in enumerate(read_jsonl(path), start=1):
+    for line, record in read_jsonl_lines(path):
         where = f"{path}:{line}"
-        if not isinstance(record, Mapping):
-            raise ValueError(f"{where}: expected an object, got {type(record).__name__}")
         for name in ("problem_id", "sample_idx"):
             if name not in record:
                 raise ValueError(f"{where}: missing {name!r}")

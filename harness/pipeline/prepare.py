@@ -11,11 +11,13 @@ from typing import Any
 from harness.engines.base import SamplingSettings
 from harness.engines.models import ModelRef, count_parameters
 from harness.engines.registry import engine_class
-from harness.errors import OptionError
+from harness.errors import OptionError, check_number
 from harness.store import RunStore
 from harness.store.config import RunConfig
+from harness.store.outputs import check_run_directory_path
 from tasks import load_task
 from tasks.base import problems_digest
+from verifiers import load_verifier
 
 
 RESULTS_DIR = Path("results")
@@ -62,12 +64,16 @@ class SampleOptions:
             raise OptionError("samples", f"must be at least 1, got {self.samples}")
         if self.max_tokens < 1:
             raise OptionError("max_tokens", f"must be at least 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise OptionError("temperature", f"must be 0 or more, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
+        check_number("temperature", self.temperature, at_least=0)
+        if not 0 < self.top_p <= 1:  # also refuses nan
             raise OptionError("top_p", f"must lie in (0, 1], got {self.top_p}")
         if self.top_k != -1 and self.top_k < 1:
             raise OptionError("top_k", f"must be -1 (off) or at least 1, got {self.top_k}")
+        # engine settings every engine that takes them reads alike; refused here, before an engine loads a model
+        options = self.engine_options
+        check_number("max_model_len", options.get("max_model_len"), at_least=1)
+        check_number("max_num_seqs", options.get("max_num_seqs"), at_least=1)
+        check_number("gpu_memory_utilization", options.get("gpu_memory_utilization"), above=0, at_most=1)
 
 
 @dataclass
@@ -82,6 +88,9 @@ class PreparedRun:
 
 def prepare(options: SampleOptions) -> PreparedRun:
     """Load the task and model and work out the run's configuration and directory; samples nothing.
+
+    Checks what can fail later before anything is written or any engine starts: the task's verifier loads, and
+    the run directory is not a file, below a file, or inside another run directory.
 
     The engine class says what ``options.model`` names and which engine settings define the samples, as this
     machine would run them (its ``resolve_model`` and ``resolve_sample_defining`` hooks, see
@@ -116,6 +125,8 @@ def prepare(options: SampleOptions) -> PreparedRun:
         samples=options.samples,
     )
     out = options.out or RESULTS_DIR / f"{task.name}-{model.name}-{config.config_hash()[:8]}"
+    check_run_directory_path(out, "out")
+    load_verifier(task.default_verifier)  # a task's verifier that cannot load fails before any engine starts
     return PreparedRun(options, task, problems, model, config, Path(out))
 
 

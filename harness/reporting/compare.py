@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import OptionError
+from harness.errors import OptionError, check_number
 from harness.forecasting.budget import K_LIMIT, smallest_k
 from harness.forecasting.costs import Prices, inference_flops, money_for
 from harness.forecasting.fitted import fit_laws
@@ -32,7 +32,9 @@ from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel
 from harness.metrics.analysis import coverage_summary, measured_coverage
 from harness.metrics.estimators import log_spaced_ks
 from harness.store import RunStore
+from harness.store.completeness import completeness
 from harness.store.counts import Counts
+from harness.store.outputs import check_output_folder
 
 COMPARE_TARGETS = (0.5, 0.8, 0.9, 0.95)
 
@@ -113,6 +115,9 @@ def load_runs(
         raise ValueError(f"labels must differ: {labels}")
     parameters = _per_run(parameters, len(paths), "parameters")
     prices = _per_run(prices, len(paths), "prices")
+    for size, price in zip(parameters, prices):
+        check_number("parameters", size, above=0)
+        check_number("prices", price, at_least=0)
     stores = [RunStore.open(path) for path in paths]
     tasks = [store.manifest["config"].get("task") for store in stores]
     if len(set(tasks)) > 1:
@@ -126,6 +131,9 @@ def load_runs(
         key = store.resolve_verdict_key(verifier)
         counts = store.counts(key)
         usage = store.usage()
+        note = completeness(store, key).note()
+        if note:
+            log(f"{label}: {note}")
         runs.append(
             ComparedRun(
                 label=label,
@@ -293,12 +301,16 @@ def compute_matched(
     return {"budgets": rows, "missing": None, "budget_run": costliest.label}
 
 
+COMPARISON_FILES = ("compare.json", "compare.html")
+
+
 def write_comparison(result: Mapping[str, Any], runs: Sequence[ComparedRun], out: Path) -> tuple[Path, Path]:
-    """``compare.json`` and ``compare.html`` (figures embedded) in ``out``."""
+    """``compare.json`` and ``compare.html`` (figures embedded) in ``out`` (checked: ``check_output_folder``)."""
     from harness.forecasting.laws import PowerLaw
     from harness.reporting.figures import observed_curve, plot_compared_coverage
     from harness.reporting.html import embedded_figure, template_environment
 
+    check_output_folder(out, "out", COMPARISON_FILES)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "compare.json"
     json_path.write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")

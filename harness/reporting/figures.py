@@ -139,6 +139,7 @@ def _save(figure, axes, path: str | Path, xlabel: str, ylabel: str, title: str) 
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path

@@ -25,6 +25,7 @@ import pyarrow as pa
 from harness.forecasting.costs import Cost, Prices, inference_flops, money_for
 from harness.reporting.format import MISSING, format_fixed, format_quantity
 from harness.store import RunStore
+from harness.store.outputs import check_output_path
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 2000
@@ -269,7 +270,14 @@ def write_report(
     path: str | Path | None = None,
     **options: Any,
 ) -> Path:
-    """Write ``build_report`` to ``path`` (default ``RUN_DIR/report.html``) and return the path."""
+    """Write ``build_report`` to ``path`` (default ``RUN_DIR/report.html``) and return the path.
+
+    ``path`` may not be a folder, lie below a file or be another of the run's files (``check_output_path``);
+    the run's lock is held while the report reads the run and writes into it."""
     path = Path(path) if path is not None else store.path / "report.html"
-    path.write_text(build_report(store, summary, **options), encoding="utf-8")
+    check_output_path(path, "out", own_run=store.path, own_files=("report.html",))
+    with store.locked():
+        html = build_report(store, summary, **options)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
     return path

@@ -52,6 +52,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         )
     for line in lines:
         console.print(line)
+    note = (summary.get("completeness") or {}).get("note")
+    if note:  # the summary covers part of the run: say so where its figures are read
+        console.print(note, style="bold", markup=False)
 
 
 def _quantity(value: float | None) -> str:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tasks.base import read_jsonl
+from tasks.base import read_jsonl_lines
 
 REQUIRED_FIELDS = ("num_samples", "num_correct")
+# The most samples per problem the estimators support: pass@k's log-gamma differences stay exact to ~1e-9,
+# coverage curves for every k up to n fit in memory, and forecasts' hypergeometric subsampling (< 1e9) holds.
+MAX_SAMPLES_PER_PROBLEM = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class Counts:
                 raise ValueError(f"field {name!r} has {values.shape[0]} values for {n.shape[0]} problems")
         if np.any(n < 0) or np.any(c < 0):
             raise ValueError("counts must be non-negative")
+        if np.any(n > MAX_SAMPLES_PER_PROBLEM):
+            bad = self.problem_ids[np.flatnonzero(n > MAX_SAMPLES_PER_PROBLEM)[0]]
+            raise ValueError(
+                f"problem {bad!r} has {int(n.max()):,} samples; the estimators support 0..{MAX_SAMPLES_PER_PROBLEM:,} "
+                "samples per problem"
+            )
         if np.any(c > n):
             bad = self.problem_ids[np.flatnonzero(c > n)[0]]
             raise ValueError(f"problem {bad!r} has num_correct > num_samples")
@@ -52,23 +61,30 @@ class Counts:
         return int(self.num_samples.shape[0])
 
     @classmethod
-    def from_records(cls, records: Iterable[Mapping[str, Any]], source: str = "counts") -> "Counts":
-        """Build from dict records with ``num_samples``, ``num_correct`` and optional other fields."""
+    def from_records(
+        cls, records: Iterable[Mapping[str, Any]], source: str = "counts", lines: Sequence[int] | None = None
+    ) -> "Counts":
+        """Build from dict records with ``num_samples``, ``num_correct`` and optional other fields; errors name
+        ``source`` and the record's line (``lines``, as in the file) or row number."""
         rows = list(records)
         if not rows:
             raise ValueError(f"{source}: no problems")
         for index, row in enumerate(rows):
+            where = f"{source}:{lines[index]}" if lines is not None else f"{source}: row {index + 1}"
             missing = [name for name in REQUIRED_FIELDS if name not in row]
             if missing:
-                raise ValueError(f"{source}: row {index + 1} lacks {missing} (needs {list(REQUIRED_FIELDS)})")
+                raise ValueError(f"{where}: lacks {missing} (needs {list(REQUIRED_FIELDS)})")
             for name in REQUIRED_FIELDS:
                 value = row[name]
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                    raise ValueError(f"{source}: row {index + 1}: {name} must be a non-negative integer, got {value!r}")
+                    raise ValueError(f"{where}: {name} must be a non-negative integer, got {value!r}")
+                if value > MAX_SAMPLES_PER_PROBLEM:
+                    raise ValueError(
+                        f"{where}: {name} {value:,} is beyond the supported range 0..{MAX_SAMPLES_PER_PROBLEM:,} "
+                        "samples per problem"
+                    )
             if row["num_correct"] > row["num_samples"]:
-                raise ValueError(
-                    f"{source}: row {index + 1}: num_correct {row['num_correct']} > num_samples {row['num_samples']}"
-                )
+                raise ValueError(f"{where}: num_correct {row['num_correct']} > num_samples {row['num_samples']}")
         ids = [str(row.get("problem_id", row.get("problem_idx", index))) for index, row in enumerate(rows)]
         scalar_fields = {
             name
@@ -130,7 +146,10 @@ def _plain(value: Any) -> Any:
 
 def read_counts_jsonl(path: str | Path) -> Counts:
     """Read a counts JSONL file, with errors that name the file and line."""
-    return Counts.from_records(read_jsonl(path, kind="counts file"), source=str(path))
+    numbered = read_jsonl_lines(path, kind="counts file")
+    return Counts.from_records(
+        [record for _, record in numbered], source=str(path), lines=[line for line, _ in numbered]
+    )
 
 
 def write_counts_jsonl(counts: Counts, path: str | Path) -> None:

@@ -14,7 +14,9 @@ columns are typed (no float/int/None ambiguity); analysis reads only the columns
 touch the text); and each shard's footer carries the (problem, sample range) it holds, so resuming reads
 footers only. Why shards at all: a shard is written to a temporary name, fsynced and renamed, so it either
 exists whole or not at all. Nothing stored is ever rewritten; a crash (even ``kill -9``) loses at most the
-shard being written, and the next run recomputes exactly the missing ranges from the footers.
+shard being written, and the next run recomputes exactly the missing ranges from the footers. Shards carry
+page checksums, and every read checks them, the column types and the footer's index against the rows, so a
+damaged shard is an error naming it, never a silently different table.
 
 One writer at a time: a writer holds an exclusive ``flock`` on ``RUN_DIR/.lock``.
 """
@@ -25,9 +27,11 @@ import fcntl
 import json
 import os
 import platform
+import re
 import time
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +44,7 @@ import pyarrow.parquet as pq
 
 from harness.store.config import RunConfig, config_hash, identity_differences
 from harness.store.counts import Counts
-from tasks.base import Problem
+from tasks.base import Problem, read_jsonl_lines
 
 FORMAT = "ttc-run/1"
 RANGES_KEY = b"ttc.ranges"
@@ -85,6 +89,52 @@ class RunStoreError(RuntimeError):
 
 
 Ranges = dict[str, list[tuple[int, int]]]
+
+
+def read_json_file(path: Path, expected: type = object) -> Any:
+    """A JSON file of the run directory, as ``expected`` (dict, list); anything else is a RunStoreError naming it."""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise RunStoreError(f"{path} is damaged: not UTF-8 text (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise RunStoreError(f"{path} is damaged: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+    except RecursionError:
+        raise RunStoreError(f"{path} is damaged: JSON nested too deeply") from None
+    if not isinstance(value, expected):
+        raise RunStoreError(f"{path} is damaged: a JSON {type(value).__name__}, expected a JSON {expected.__name__}")
+    return value
+
+
+# What readers of a manifest rely on: field -> its JSON type (optional fields are checked when present).
+MANIFEST_FIELDS = {"config": dict, "config_hash": str, "default_verifier": str, "sessions": list}
+OPTIONAL_MANIFEST_FIELDS = {"budget": dict, "model": dict, "versions": dict, "engine": dict, "active_verdicts": str}
+SESSION_NUMBERS = ("samples", "output_tokens", "prompt_tokens", "requests", "seconds")
+
+
+def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
+    """``manifest`` if it is a run manifest of this format with the fields readers rely on, else a RunStoreError."""
+    def fail(problem: str) -> RunStoreError:
+        return RunStoreError(f"{path} is not a run manifest: {problem}")
+
+    if not isinstance(manifest, dict):
+        raise fail(f"a JSON {type(manifest).__name__}, expected an object")
+    if manifest.get("format") != FORMAT:
+        raise fail(f"unknown run format {manifest.get('format')!r} (expected {FORMAT})")
+    for name, kind in {**MANIFEST_FIELDS, **OPTIONAL_MANIFEST_FIELDS}.items():
+        if name not in manifest and name in MANIFEST_FIELDS:
+            raise fail(f"no {name!r}")
+        if name in manifest and not isinstance(manifest[name], kind):
+            raise fail(f"{name!r} is a {type(manifest[name]).__name__}, expected a {kind.__name__}")
+    if not isinstance(manifest["config"].get("task"), str):
+        raise fail("its config names no task")
+    for session in manifest["sessions"]:
+        if not isinstance(session, dict) or not isinstance(session.get("id"), str) or any(
+            isinstance(session.get(name), bool) or not isinstance(session.get(name), (int, float))
+            for name in SESSION_NUMBERS
+        ):
+            raise fail(f"a sampling session is not an object with an id and numeric figures: {str(session)[:80]}")
+    return manifest
 
 
 def _now() -> str:
@@ -183,14 +233,60 @@ def read_footer_schema(path: Path) -> pa.Schema:
     """
     with path.open("rb") as handle:
         size = handle.seek(0, os.SEEK_END)
+        if size < 12:
+            raise damaged_shard(path, "too short to be a Parquet file")
         handle.seek(size - 8)
         tail = handle.read(8)
         footer_length = int.from_bytes(tail[:4], "little")
         if tail[4:] != PARQUET_MAGIC or footer_length + 8 > size:
-            raise RunStoreError(f"{path} is not a complete Parquet file")
+            raise damaged_shard(path, "not a complete Parquet file (cut short?)")
         handle.seek(size - 8 - footer_length)
         footer = handle.read(footer_length + 8)
-    return pq.read_schema(pa.BufferReader(PARQUET_MAGIC + footer))
+    try:
+        return pq.read_schema(pa.BufferReader(PARQUET_MAGIC + footer))
+    except READ_ERRORS as error:
+        raise damaged_shard(path, error) from None
+
+
+# What pyarrow raises on bytes that are not the Parquet it expects (ArrowInvalid is a ValueError, ArrowIOError
+# an OSError); a shard's reader turns each into one RunStoreError naming the shard.
+READ_ERRORS = (pa.ArrowException, OSError, ValueError, KeyError, IndexError, TypeError, OverflowError)
+
+
+def damaged_shard(path: Path, reason: BaseException | str) -> RunStoreError:
+    """The error for a shard that cannot be read as written: names it, says why in one line, and what to do."""
+    why = re.sub(r"\s+", " ", str(reason)).strip() or type(reason).__name__
+    if len(why) > 200:
+        why = why[:200] + "..."
+    return RunStoreError(
+        f"{path} is damaged ({why}): restore it from a copy, or move it out of the run directory and rerun the "
+        "step that wrote it"
+    )
+
+
+def _footer_ranges(path: Path, metadata: Mapping[bytes, bytes]) -> list[tuple[str, int, int]] | None:
+    """The (problem, start, stop) index a shard's footer declares (None for a shard written by other tools)."""
+    if RANGES_KEY not in metadata:
+        return None
+    try:
+        entries = json.loads(metadata[RANGES_KEY])
+        return [(str(problem_id), int(start), int(stop)) for problem_id, start, stop in entries]
+    except (ValueError, TypeError) as error:
+        raise damaged_shard(path, f"its footer's index is unreadable: {error}") from None
+
+
+def _key_ranges(table: pa.Table) -> list[tuple[str, int, int]]:
+    """The contiguous (problem, start, stop) ranges of a table's keys (vectorised ``ranges_of``); a key held
+    twice gives two ranges."""
+    if table.num_rows == 0:
+        return []
+    keys = table.select(["problem_id", "sample_idx"]).sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+    problem_ids = keys.column("problem_id").to_numpy(zero_copy_only=False)
+    indices = keys.column("sample_idx").to_numpy().astype(np.int64)
+    breaks = np.flatnonzero((problem_ids[1:] != problem_ids[:-1]) | (indices[1:] != indices[:-1] + 1)) + 1
+    starts = np.r_[0, breaks]
+    stops = np.r_[breaks, len(indices)]
+    return [(str(problem_ids[a]), int(indices[a]), int(indices[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
 class ShardSet:
@@ -216,7 +312,7 @@ class ShardSet:
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = self.folder / f".tmp-{name}"
         with tmp.open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
+            pq.write_table(table, handle, compression="zstd", write_page_checksum=True)
             handle.flush()
             os.fsync(handle.fileno())
         final = self.folder / name
@@ -228,15 +324,37 @@ class ShardSet:
         """Stored index ranges per problem, from shard footers only (no data pages are read)."""
         index: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for path in self.shard_paths():
-            metadata = read_footer_schema(path).metadata or {}
-            if RANGES_KEY in metadata:
-                entries = json.loads(metadata[RANGES_KEY])
-            else:  # a shard written by other tools: derive from its key columns
-                keys = pq.read_table(path, columns=["problem_id", "sample_idx"])
-                entries = ranges_of(keys.column("problem_id").to_pylist(), keys.column("sample_idx").to_pylist())
+            entries = _footer_ranges(path, read_footer_schema(path).metadata or {})
+            if entries is None:  # a shard written by other tools: derive from its key columns
+                entries = _key_ranges(self.read_shard(path, []))
             for problem_id, start, stop in entries:
                 index[problem_id].append((int(start), int(stop)))
         return {problem_id: merge_ranges(spans) for problem_id, spans in index.items()}
+
+    def read_shard(self, path: Path, columns: Sequence[str]) -> pa.Table:
+        """One shard's ``columns`` and keys, checked: pages against their checksums, columns against the
+        schema, keys against the index in the footer. Damage is a ``RunStoreError`` naming the shard."""
+        names = list(dict.fromkeys(["problem_id", "sample_idx", *columns]))
+        try:
+            table = pq.read_table(path, columns=names, page_checksum_verification=True)
+        except READ_ERRORS as error:
+            raise damaged_shard(path, error) from None
+        for name in names:
+            if name not in self.schema.names:
+                raise RunStoreError(f"{self.folder} has no column {name!r}; its columns are {self.schema.names}")
+            expected = self.schema.field(name).type
+            if table.schema.field(name).type != expected:  # a shard of other tools, or a damaged type
+                try:
+                    column = table.column(name).cast(expected)
+                    table = table.set_column(table.schema.get_field_index(name), name, column)
+                except READ_ERRORS:
+                    raise damaged_shard(path, f"column {name!r} is {table.schema.field(name).type}, not {expected}") from None
+        if table.column("problem_id").null_count or table.column("sample_idx").null_count:
+            raise damaged_shard(path, "a row has no problem id or sample index")
+        declared = _footer_ranges(path, table.schema.metadata or {})
+        if declared is not None and sorted(declared) != _key_ranges(table):
+            raise damaged_shard(path, "its rows differ from the index in its footer")
+        return table.select(names)
 
     def read(self, columns: Sequence[str] | None = None, problem_ids: Iterable[str] | None = None) -> pa.Table:
         """All stored rows (duplicates of a (problem, index) pair dropped, first shard wins), sorted by key."""
@@ -247,7 +365,7 @@ class ShardSet:
                 wanted.insert(0, key)
         if not paths:
             return self.schema.empty_table().select(wanted)
-        tables = [pq.read_table(path, columns=wanted) for path in paths]
+        tables = [self.read_shard(path, wanted) for path in paths]
         table = pa.concat_tables(tables, promote_options="default")
         if problem_ids is not None:
             table = table.filter(pc.is_in(table.column("problem_id"), pa.array(list(problem_ids), pa.string())))
@@ -319,12 +437,7 @@ class RunStore:
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
             raise RunStoreError(f"{path} is not a run directory (no manifest.json)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as error:
-            raise RunStoreError(f"{manifest_path} is not valid JSON: {error}") from None
-        if manifest.get("format") != FORMAT:
-            raise RunStoreError(f"{path}: unknown run format {manifest.get('format')!r} (expected {FORMAT})")
+        manifest = check_manifest(manifest_path, read_json_file(manifest_path))
         store = cls(path, manifest, _acquire_lock(path) if writable else None)
         if writable:
             store._remove_partial_writes()
@@ -403,6 +516,8 @@ class RunStore:
         the description of imported data.
         """
         path = Path(path)
+        if (path / "manifest.json").is_file():
+            raise RunStoreError(f"{path} holds a run already; choose another run directory (out)")
         if path.exists() and any(path.iterdir()):
             raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another run directory (out)")
         path.mkdir(parents=True, exist_ok=True)
@@ -422,6 +537,31 @@ class RunStore:
         store._write_problems(problems)
         store._save_manifest()
         return store
+
+    @property
+    def holds_lock(self) -> bool:
+        """Whether this store holds the run directory's writer lock (opened writable, or inside ``locked()``)."""
+        return self._lock_handle is not None
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Write ``RUN_DIR/name`` atomically (a summary, a comparison); needs the lock (``locked()``)."""
+        self._require_writer()
+        path = self.path / name
+        _write_json_atomic(path, data)
+        return path
+
+    @contextmanager
+    def locked(self) -> Iterator["RunStore"]:
+        """Hold the run directory's writer lock while writing into it (summary, figures, reports): taken here,
+        or refused with a RunStoreError while another process writes; a store opened writable holds it already."""
+        if self._lock_handle is not None:
+            yield self
+            return
+        self._lock_handle = _acquire_lock(self.path)
+        try:
+            yield self
+        finally:
+            self.close()
 
     def close(self) -> None:
         if self._lock_handle is not None:
@@ -455,9 +595,37 @@ class RunStore:
                 tmp.unlink(missing_ok=True)
 
     def problems(self) -> list[Problem]:
+        """The run's problems, from problems.jsonl (a missing or damaged file is a RunStoreError naming it)."""
         path = self.path / "problems.jsonl"
-        with path.open(encoding="utf-8") as handle:
-            return [Problem.from_record(json.loads(line)) for line in handle if line.strip()]
+        if not path.is_file():
+            raise RunStoreError(f"{path} is missing: the run directory is damaged (restore problems.jsonl from a copy)")
+        try:
+            lines = read_jsonl_lines(path, kind="problems file")
+        except ValueError as error:
+            raise RunStoreError(f"{error}: the run directory is damaged") from None
+        problems = []
+        for line, record in lines:
+            missing = [name for name in ("problem_id", "prompt", "reference") if name not in record]
+            if missing or not isinstance(record["problem_id"], str) or not isinstance(record["reference"], dict):
+                raise RunStoreError(
+                    f"{path}:{line}: not a stored problem (needs a string problem_id, a prompt and a reference "
+                    f"object; has {sorted(record)}): the run directory is damaged"
+                )
+            problems.append(Problem.from_record(record))
+        return problems
+
+    def check_known_problems(
+        self, problem_ids: Iterable[str], what: str, problems: Sequence[Problem] | None = None
+    ) -> None:
+        """Refuse ``what`` (samples, verdicts) stored for problems that problems.jsonl lacks: it was cut short
+        or changed, and a summary without those problems would pass for the run's."""
+        known = {problem.problem_id for problem in (self.problems() if problems is None else problems)}
+        unknown = sorted(set(problem_ids) - known)
+        if unknown:
+            raise RunStoreError(
+                f"{self.path}: {what} are stored for {len(unknown)} problems that problems.jsonl lacks (e.g. "
+                f"{unknown[0]!r}): problems.jsonl is cut short or damaged"
+            )
 
     def _write_problems(self, problems: Sequence[Problem]) -> None:
         ids = [problem.problem_id for problem in problems]
@@ -499,9 +667,7 @@ class RunStore:
             todo = subtract_ranges(ranges, done.get(problem_id, []))
             if todo:
                 missing[problem_id] = todo
-        unknown = set(missing) - {problem.problem_id for problem in self.problems()}
-        if unknown:
-            raise RunStoreError(f"{self.path}: samples stored for problems missing from problems.jsonl: {sorted(unknown)[:5]}")
+        self.check_known_problems(missing, "samples")
         return missing
 
     def iter_samples_lacking(
@@ -523,7 +689,7 @@ class RunStore:
         for path in self.samples.shard_paths():
             if not remaining:
                 return
-            shard = pq.read_table(path, columns=["problem_id", "sample_idx", *names])
+            shard = self.samples.read_shard(path, names)
             problem_ids = shard.column("problem_id").to_numpy(zero_copy_only=False)
             indices = shard.column("sample_idx").to_numpy()
             pending = np.zeros(shard.num_rows, dtype=bool)
@@ -591,7 +757,7 @@ class RunStore:
         for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
             info = sub / "verifier.json"
             if info.is_file():
-                sets[sub.name] = json.loads(info.read_text())
+                sets[sub.name] = read_json_file(info, dict)
         return sets
 
     def verdict_key(self, verifier_description: Mapping[str, Any]) -> str:
@@ -649,7 +815,7 @@ class RunStore:
         for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
             info = sub / "scorer.json"
             if info.is_file():
-                sets[sub.name] = json.loads(info.read_text())
+                sets[sub.name] = read_json_file(info, dict)
         return sets
 
     def register_score_set(self, name: str, description: Mapping[str, Any]) -> None:
@@ -660,7 +826,7 @@ class RunStore:
         folder = self.path / "scores" / name
         info = folder / "scorer.json"
         if info.is_file():
-            stored = json.loads(info.read_text())
+            stored = read_json_file(info, dict)
             if stored != dict(description):
                 differences = identity_differences(stored, dict(description))
                 raise RunStoreError(
@@ -689,7 +855,9 @@ class RunStore:
                 grouped.column("correct_sum").to_pylist(),
             )
         }
-        problems = [problem for problem in self.problems() if problem.problem_id in by_id]
+        stored_problems = self.problems()
+        self.check_known_problems(by_id, "verdicts", stored_problems)
+        problems = [problem for problem in stored_problems if problem.problem_id in by_id]
         fields: dict[str, np.ndarray] = {}
         scalar_keys = sorted(
             {

@@ -1,0 +1,122 @@
+"""What part of a run a verdict set covers, so that no summary passes a subset of the run off as the run.
+
+A summary is computed from one verdict set. It covers the whole run when every stored sample has a verdict,
+every problem has samples and verdicts, and sampling reached the run's budget; otherwise ``Completeness``
+says what is missing (samples not yet verified after a killed or running ``verify``, or a lost verdict shard;
+problems without verdicts; verdicts whose samples are gone; sampling short of the budget) in one line, and
+``summary.json``, the terminal, the JSON result and the report carry it. Computed from shard footers and
+problems.jsonl only, so it costs no data reads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.store.run_store import RunStore, subtract_ranges
+
+
+def _total(ranges: dict[str, list[tuple[int, int]]]) -> int:
+    return sum(stop - start for spans in ranges.values() for start, stop in spans)
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """How much of a run one verdict set covers.
+
+    Attributes:
+        problems: problems of the run (problems.jsonl).
+        problems_with_verdicts: problems with at least one verdict (the problems a summary covers).
+        samples: samples stored.
+        verified: stored samples with a verdict.
+        unverified: stored samples without a verdict (``ttc verify`` judges them).
+        verdicts_without_samples: verdicts of samples no longer stored (a sample shard removed).
+        problems_short: problems with fewer samples than the run's budget (sampling interrupted).
+        budget_samples: the run's samples per problem (None for imported runs).
+        writer: the process writing into the run now (``pid ... on host``), if any.
+    """
+
+    problems: int
+    problems_with_verdicts: int
+    samples: int
+    verified: int
+    unverified: int
+    verdicts_without_samples: int
+    problems_short: int
+    budget_samples: int | None
+    writer: str | None
+
+    @property
+    def complete(self) -> bool:
+        return (
+            self.unverified == 0
+            and self.problems_with_verdicts == self.problems
+            and self.verdicts_without_samples == 0
+            and self.problems_short == 0
+            and self.writer is None
+        )
+
+    def note(self) -> str | None:
+        """One line saying what the summary leaves out, and how to complete it (None when complete)."""
+        if self.complete:
+            return None
+        parts = [f"covers {self.problems_with_verdicts} of {self.problems} problems"]
+        if self.unverified:
+            parts.append(f"{self.unverified} of {self.samples} stored samples have no verdict yet (`ttc verify RUN_DIR`)")
+        if self.verdicts_without_samples:
+            parts.append(f"{self.verdicts_without_samples} verdicts are of samples no longer stored")
+        if self.problems_short:
+            parts.append(f"{self.problems_short} problems have fewer than the run's {self.budget_samples} samples")
+        if self.writer is not None:
+            parts.append(f"the run is being written now ({self.writer})")
+        return "partial summary: " + "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields, ``complete``, and the ``note`` (None when complete)."""
+        return {**asdict(self), "complete": self.complete, "note": self.note()}
+
+
+def completeness(store: RunStore, verdict_set: str) -> Completeness:
+    """What ``verdict_set`` of ``store`` covers of the run (see ``Completeness``)."""
+    problems = store.problems()
+    sampled = store.sample_ranges()
+    judged = store.verdicts(verdict_set).ranges()
+    unverified = {pid: subtract_ranges(spans, judged.get(pid, [])) for pid, spans in sampled.items()}
+    orphans = {pid: subtract_ranges(spans, sampled.get(pid, [])) for pid, spans in judged.items()}
+    budget = store.manifest.get("budget") or {}
+    budget_samples = budget.get("samples") if "sampling" in store.manifest["config"] else None
+    short = 0
+    if isinstance(budget_samples, int):
+        wanted = problems[: budget.get("problems") or len(problems)]
+        short = sum(_total({"": sampled.get(problem.problem_id, [])}) < budget_samples for problem in wanted)
+    ids = {problem.problem_id for problem in problems}
+    return Completeness(
+        problems=len(problems),
+        problems_with_verdicts=len(ids & {pid for pid, spans in judged.items() if spans}),
+        samples=_total(sampled),
+        verified=_total(sampled) - _total(unverified),
+        unverified=_total(unverified),
+        verdicts_without_samples=_total(orphans),
+        problems_short=short,
+        budget_samples=budget_samples if isinstance(budget_samples, int) else None,
+        writer=None if store.holds_lock else current_writer(store),
+    )
+
+
+def current_writer(store: RunStore) -> str | None:
+    """The process holding the run directory's writer lock (as it wrote itself into .lock), if any."""
+    path = store.path / ".lock"
+    if not path.is_file():
+        return None
+    try:
+        handle = path.open("r")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
