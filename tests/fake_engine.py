@@ -36,11 +36,13 @@ class FakeEngine(Engine):
     """Returns deterministic samples, one request after another, after sleeping ``$TTC_FAKE_DELAY`` seconds per
     request (0 by default) and ``$TTC_FAKE_TOKEN_DELAY`` seconds per token step (0 by default: all tokens at
     once). A token step generates the next word of every completion of the request, reported to ``on_tokens``.
-    ``$TTC_FAKE_START_ERROR``: the engine prints it to stderr (as an engine's own output) and fails to start."""
+    At start it prints ``$TTC_FAKE_START_OUTPUT`` to stderr (as an engine's own output), if set, and then fails
+    if ``$TTC_FAKE_START_FAILS`` is set."""
 
     def __init__(self, model: str, **options: Any) -> None:
-        if os.environ.get("TTC_FAKE_START_ERROR"):
-            print(os.environ["TTC_FAKE_START_ERROR"], file=sys.stderr, flush=True)
+        if os.environ.get("TTC_FAKE_START_OUTPUT"):
+            print(os.environ["TTC_FAKE_START_OUTPUT"], file=sys.stderr, flush=True)
+        if os.environ.get("TTC_FAKE_START_FAILS"):
             raise RuntimeError("the fake engine failed to start")
         self.model = model
         self.delay = float(os.environ.get("TTC_FAKE_DELAY", "0"))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import warnings
 
+import pytest
+
 from harness.engines.engine_log import ENGINE_LOG, EngineLog
 from tests.conftest import REPO_ROOT
 from tests.helpers import FAKE_ENGINE, fake_model_dir
@@ -63,30 +65,32 @@ def test_the_failure_note_keeps_a_root_cause_that_later_tracebacks_pushed_out_of
     assert note.endswith("\n  File line 16\n" + "".join(f"  File line {i}\n" for i in range(17, 40)) + f"  {core}")
 
 
-def test_an_engine_failing_to_start_shows_the_tail_of_its_log(shared_data, tmp_path):
+def sample(shared_data, tmp_path, **env: str) -> subprocess.CompletedProcess:
     args = ["sample", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
             "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "2", "--samples", "2",
             "--out", str(tmp_path / "run")]  # fmt: skip
-    env = {**os.environ, "TTC_FAKE_START_ERROR": "CUDA out of memory (the engine's own words)"}
-    done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("output", ["loading weights: 100%", ""], ids=["engine-output", "none"])
+def test_one_line_says_where_the_engines_output_went(shared_data, tmp_path, output):
+    done = sample(shared_data, tmp_path, TTC_FAKE_START_OUTPUT=output)
+    log_path = tmp_path / "run" / ENGINE_LOG
+    assert done.returncode == 0, done.stderr
+    assert "loading weights" not in done.stdout + done.stderr
+    if output:
+        assert f"engine log: {log_path}" in done.stdout.splitlines() and log_path.read_text() == output + "\n"
+    else:
+        assert "engine log" not in done.stdout, "an engine that writes nothing needs no line about its log"
+
+
+def test_an_engine_failing_to_start_shows_the_tail_of_its_log(shared_data, tmp_path):
+    done = sample(shared_data, tmp_path, TTC_FAKE_START_OUTPUT="CUDA out of memory (the engine's own words)", TTC_FAKE_START_FAILS="1")
     log_path = tmp_path / "run" / ENGINE_LOG
     assert done.returncode == 2 and "error: the fake engine failed to start" in done.stderr
     assert "CUDA out of memory" in log_path.read_text(), "the engine's output went to its log"
     assert "CUDA out of memory" not in done.stderr, "not between ttc's lines"
-    assert f"engine log: {log_path}" in done.stdout
     assert f"the engine's last output ({log_path}):\n  CUDA out of memory (the engine's own words)" in done.stdout
-
-
-def test_the_engine_libraries_loggers_write_to_the_log_while_the_engine_runs(tmp_path, capfd):
-    import logging
-
-    library = logging.getLogger("vllm")
-    log = EngineLog(tmp_path / "engine.log")
-    with log.loggers_logged():
-        library.error("engine core busy")
-        logging.getLogger("harness").error("ttc's own")
-    assert "ERROR" in log.path.read_text() and "vllm: engine core busy" in log.path.read_text()
-    assert "ttc's own" not in log.path.read_text()
-    assert "engine core busy" not in capfd.readouterr().err

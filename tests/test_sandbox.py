@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import socketserver
 import subprocess
 import sys
@@ -27,15 +28,15 @@ FAST = SandboxLimits(timeout_s=2.0)
 SLACK_S = 15.0  # start-up and clean-up on a loaded 2-core machine, on top of the program's own timeout
 
 
-def sandbox_processes() -> list[int]:
-    """Processes whose real uid is a sandbox uid: none may outlive its run."""
+def sandbox_processes(uids: set[int]) -> list[int]:
+    """Processes whose real uid is one of ``uids``: none may outlive its run."""
     pids = []
     for status_path in glob.glob("/proc/[0-9]*/status"):
         try:
             uid_line = next(line for line in Path(status_path).read_text().splitlines() if line.startswith("Uid:"))
         except (OSError, StopIteration):
             continue
-        if int(uid_line.split()[1]) >= SANDBOX_UID_BASE:
+        if int(uid_line.split()[1]) in uids:
             pids.append(int(status_path.split("/")[2]))
     return pids
 
@@ -55,12 +56,28 @@ def os_layers() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def no_leftovers():
-    """The test must leave no sandbox process and no sandbox directory behind."""
-    directories_before = sandbox_directories()
-    yield
-    assert sandbox_processes() == []
-    assert sandbox_directories() <= directories_before
+def no_leftovers(monkeypatch):
+    """The test must leave no sandbox process and no sandbox directory behind. Only its own sandboxes count,
+    as other runs may use sandboxes on the machine meanwhile: its sandboxes' directories are made in a
+    temporary folder of its own (which their uids may traverse), and its processes are those running under the
+    uids of the sandbox runners it started (``SANDBOX_UID_BASE`` + runner pid)."""
+    folder = tempfile.mkdtemp(prefix="ttc-test-sandboxes-")
+    os.chmod(folder, 0o711)
+    monkeypatch.setattr(tempfile, "tempdir", folder)
+    runners: list[int] = []
+
+    class RecordedPopen(subprocess.Popen):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            runners.append(self.pid)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordedPopen)
+    try:
+        yield
+        assert sandbox_processes({SANDBOX_UID_BASE + pid for pid in runners}) == []
+        assert sandbox_directories() == set()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_timed(program: str, limits: SandboxLimits = FAST, **options):

@@ -125,15 +125,16 @@ class EngineLog:
 
 @contextlib.contextmanager
 def engine_session(start: Callable[[], _Engine], log_path: Path, log: Callable[[str], None]) -> Iterator[_Engine]:
-    """Start an engine with ``start()``, its output going to ``log_path`` (one line says so), and close it on
-    the way out (its shutdown output going there too). If anything fails meanwhile, ``log`` shows the log's
-    tail before the error goes on."""
+    """Start an engine with ``start()``, its output going to ``log_path`` (one line says so, if it wrote any:
+    an engine that samples from a server writes none), and close it on the way out (its shutdown output going
+    there too). If anything fails meanwhile, ``log`` shows the log's tail before the error goes on."""
     engine_log = EngineLog(log_path)
-    log(f"engine log: {engine_log.path}")
     with engine_log.warnings_logged():
         try:
             with engine_log.captured():
                 engine = start()
+            if engine_log.path.stat().st_size:
+                log(f"engine log: {engine_log.path}")
             try:
                 with engine_log.loggers_logged():
                     yield engine

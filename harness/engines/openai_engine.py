@@ -293,7 +293,7 @@ class _StreamedAnswer:
             choice: dict[str, Any] = {"index": index, "finish_reason": self._finish[index]}
             if self.chat:
                 choice["message"] = {"role": "assistant", "content": text}
-                choice["logprobs"] = None if values is None else {"content": [{"logprob": value} for value in values]}
+                choice["logprobs"] = None if values is None else {"content": [{"logprob": v} for v in values]}
             else:
                 choice["text"] = text
                 choice["logprobs"] = None if values is None else {"token_logprobs": values}
@@ -564,7 +564,8 @@ class OpenAIEngine(Engine):
         answer = _StreamedAnswer(chat, self._count_tokens) if stream else None
         status, body = self._send("POST", path, payload, answer)
         if status == 200:
-            return self._parse(answer.body() if answer is not None and answer.started else _json_body(body), size, chat)
+            data = answer.body() if answer is not None and answer.started else _json_body(body)
+            return self._parse(data, size, chat)
         message = _error_message(body)
         if status in (400, 422):
             if stream and "stream" in message.lower():

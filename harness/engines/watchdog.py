@@ -108,7 +108,11 @@ def descendants(roots: set[int], table: dict[int, Proc]) -> set[int]:
 
 def alive(known: dict[int, int], table: dict[int, Proc]) -> dict[int, int]:
     """Of ``known`` (pid -> start time), the processes still running (not exited, reused or a zombie)."""
-    return {pid: start for pid, start in known.items() if pid in table and table[pid].start == start and table[pid].state != "Z"}
+    return {
+        pid: start
+        for pid, start in known.items()
+        if pid in table and table[pid].start == start and table[pid].state != "Z"
+    }
 
 
 def _is_resource_tracker(pid: int) -> bool:
