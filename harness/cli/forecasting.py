@@ -83,12 +83,13 @@ def forecast(
         results = {name: run_forecast(group, k, method, confidence, seed) for name, group in groups.items()}
     except (ValueError, FileNotFoundError) as error:
         fail(error)
+    from harness.reporting.format import format_forecast
+
     width = max(len(name) for name in results)
     for name, result in results.items():
-        typer.echo(
-            f"{name:<{width}}  coverage@{k} = {result.coverage:.3f}  "
-            f"[{result.low:.3f}, {result.high:.3f}] ({confidence:.0%}, {result.method})"
-        )
+        typer.echo(f"{name:<{width}}  {format_forecast({'k': k, **result.to_json(), 'confidence': confidence})}")
+        if result.note:
+            typer.echo(f"{'':<{width}}  ({result.note})")
     if json_path is not None:
         _write_json(json_path, {name: result.to_json() for name, result in results.items()})
     if plot is not None:
