@@ -14,10 +14,10 @@ A problem's ``reference`` says how to build that program (all fields JSON values
                    default false
 =================  ==========================================================================================
 
-The program is ``prefix + completion + "\\n" + test``, the completion cut or extracted as above. Identical programs run once per ``verify`` call, so
-repeated samples cost one execution (this assumes programs are deterministic; PYTHONHASHSEED is fixed). The
-distinct programs of one call run concurrently on ``max_workers`` threads, each waiting on its own sandbox
-process (see ``verifiers.sandbox``).
+The program is ``prefix + completion + "\\n" + test``, the completion cut or extracted as above. Identical
+programs run once per ``verify`` call, so repeated samples cost one execution (this assumes programs are
+deterministic; PYTHONHASHSEED is fixed). The distinct programs of one call run concurrently on ``max_workers``
+threads, each waiting on its own sandbox process (see ``verifiers.sandbox``).
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)")
 _PYTHON_TAGS = frozenset({"", "python", "python3", "py"})
 _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(", re.MULTILINE)
 # top-level statements of a whole-definition answer that are kept: what a function needs to be defined
-_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+_DEFINITIONS = (
+    ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign
+)
 
 
 def extract_code_block(answer: str) -> str:
