@@ -9,12 +9,13 @@ Two prompt styles:
   strings: the answer ends where the model ends it.
 - ``"completion"`` (for base models): the raw signature + docstring; the completion is the function's body.
 
-In completion style a body ends at the first statement in column 0. The engine stops at the Codex stop strings, each of which
-starts such a statement, ``"\\ndef "``, ``"\\nclass "``, ``"\\nif "``, ``"\\nprint("``, plus ``"\\nassert "``,
-``"\\nimport "``, ``"\\nfrom "``, ``"\\n@"`` and ``"\\n```"`` (what instruct models add after a body). Codex's
-``"\\n#"`` is left out: a column-0 comment inside a body is legal and does not end it. Those strings cannot catch
-every ending (``result = f(3)``), so the verifier also cuts each completion where the function ends (see
-``verifiers.code.cut_function_body``); with or without the engine's stops, a completion gets the same verdict.
+In completion style a body ends at the first statement in column 0. The engine stops at the Codex stop strings,
+each of which starts such a statement, ``"\\ndef "``, ``"\\nclass "``, ``"\\nif "``, ``"\\nprint("``, plus
+``"\\nassert "``, ``"\\nimport "``, ``"\\nfrom "``, ``"\\n@"`` and ``"\\n```"`` (what instruct models add after
+a body). Codex's ``"\\n#"`` is left out: a column-0 comment inside a body is legal and does not end it. Those
+strings cannot catch every ending (``result = f(3)``), so the verifier also cuts each completion where the
+function ends (see ``verifiers.code.cut_function_body``); with or without the engine's stops, a completion gets
+the same verdict.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ def to_problem(record: dict[str, Any], prompt: Prompt, chat: bool = False) -> Pr
     return Problem(
         problem_id=record["task_id"],
         prompt=prompt,
-        reference={"prefix": record["prompt"], "test": f"{record['test']}\n\ncheck({record['entry_point']})\n", **judged},
+        reference={
+            "prefix": record["prompt"],
+            "test": f"{record['test']}\n\ncheck({record['entry_point']})\n",
+            **judged,
+        },
         metadata={"entry_point": record["entry_point"], "canonical_solution": record["canonical_solution"]},
     )

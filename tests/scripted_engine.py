@@ -43,7 +43,7 @@ class ScriptedEngine(Engine):
             completions = []
             for index in range(request.first_index, request.first_index + request.n):
                 text = texts[index % len(texts)]
-                completions.append(Completion(text=text, n_tokens=len(text.split()), finish_reason="stop", logprob_sum=-1.0))
+                completions.append(Completion(text, n_tokens=len(text.split()), finish_reason="stop", logprob_sum=-1.0))
             yield GenerationResult(request=request, completions=completions, prompt_tokens=11)
 
     def close(self) -> None:

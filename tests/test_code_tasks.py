@@ -324,7 +324,7 @@ CHAT_TEST = "assert f(1) == 2\nassert f(-1) == 0\n"
     ("answer", "reason"),
     [
         ("```python\ndef f(x):\n    return x + 1\n```", CORRECT),
-        ("```python\ndef f(x):\n    return int(math.floor(half(2 * x))) + 1\n```", CORRECT),  # prefix's imports, helpers
+        ("```python\ndef f(x):\n    return int(math.floor(half(2 * x))) + 1\n```", CORRECT),  # the prefix's helpers
         ("```python\ndef f(x):\n    return x + 1\n\nprint(f(3))\nassert f(3) == 5\n```", CORRECT),  # own tests dropped
         ("```python\n    return x + 1\n```", CORRECT),  # a body
         ("```python\nreturn x + 1\n```", CORRECT),  # a body written in column 0

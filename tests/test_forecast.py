@@ -208,7 +208,8 @@ def test_cli_needs_exactly_one_input(tmp_path):
 
 
 def counts_of(correct: list[int], samples: int = 32) -> Counts:
-    return Counts(np.full(len(correct), samples), np.asarray(correct, dtype=np.int64), np.arange(len(correct)).astype(object))
+    ids = np.arange(len(correct)).astype(object)
+    return Counts(np.full(len(correct), samples), np.asarray(correct, dtype=np.int64), ids)
 
 
 @pytest.mark.parametrize("method", ["auto", "bayes", "powerlaw", "beta"])
@@ -219,7 +220,8 @@ def test_no_success_gives_bounds_never_a_point(method):
     assert "0 successes in 640 samples (0 of 20 problems solved): too few for a law" in result.note
     # the rule of three carried to k: mean success rate <= 1 - 0.05^(1/640), so coverage <= 1 - 0.05^(320/640)
     assert result.low == 0.0 and result.high == pytest.approx(1 - 0.05**0.5)
-    assert result.to_json() == {"coverage": None, "low": 0.0, "high": result.high, "method": "bound", "note": result.note}
+    assert result.to_json() == {"coverage": None, "low": 0.0, "high": result.high, "method": "bound",
+                                "note": result.note}
     assert forecast(zero, 10_000, method).high == pytest.approx(1.0)  # the data rule nothing out that far
     assert forecast(zero, 32, method).coverage == 0.0  # within the samples: measured
 

@@ -23,7 +23,14 @@ from scipy import special
 
 from harness.store.counts import Counts
 from harness.forecasting.costs import Cost, Prices, Usage, cost_of
-from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel, Forecast, _checked, fit_model, model_forecast
+from harness.forecasting.forecast import (
+    DEFAULT_CONFIDENCE,
+    CoverageModel,
+    Forecast,
+    _checked,
+    fit_model,
+    model_forecast,
+)
 from harness.forecasting.laws import BetaBinomialLaw, solvable_probability
 
 DIFFICULTY_EDGES = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)  # pilot success rate bins (a bin of its own for 0)

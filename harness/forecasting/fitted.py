@@ -1,10 +1,11 @@
 """The laws of a set of counts, each fitted once, and what a run's analysis derives from them.
 
-``fit_laws`` fits the coverage power law (``fit_power_law``) and the forecasting model (``auto`` unless
-asked otherwise) once; counts with too few successes for a law (``law_refusal``) get neither, and the
-forecasting model is then ``BoundModel``: no point estimate beyond the samples, only the bounds they support. The summary's ``fit``, ``forecast`` and ``budget``, the forecast band of
-coverage.png, and ``compare``'s targets and compute-matched coverage all read these two fits, so every
-output of a run shows the same law and the same forecast, and none refits them.
+``fit_laws`` fits the coverage power law (``fit_power_law``) and the forecasting model (``auto`` unless asked
+otherwise) once; counts with too few successes for a law (``law_refusal``) get neither, and the forecasting
+model is then ``BoundModel``: no point estimate beyond the samples, only the bounds they support. The summary's
+``fit``, ``forecast`` and ``budget``, the forecast band of coverage.png, and ``compare``'s targets and
+compute-matched coverage all read these two fits, so every output of a run shows the same law and the same
+forecast, and none refits them.
 """
 
 from __future__ import annotations
