@@ -13,7 +13,7 @@ from harness.engines.models import ModelRef, count_parameters
 from harness.engines.registry import build_engine, engine_class  # noqa: F401 - build_engine: sample.py imports it here
 from harness.store import RunStore
 from harness.store.config import RunConfig
-from tasks import load_task
+from tasks import DEFAULT_RUN, load_task
 from tasks.base import problems_digest
 
 
@@ -33,20 +33,20 @@ def package_versions() -> dict[str, str]:
 
 @dataclass
 class SampleOptions:
-    """What ``ttc run`` / ``ttc sample`` were asked for (CLI options, typed)."""
+    """What ``ttc run`` / ``ttc sample`` were asked for (CLI options, typed); defaults: ``tasks.DEFAULT_RUN``."""
 
-    task: str = "humaneval"
+    task: str = DEFAULT_RUN["task"]
     data: str | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     engine: str = "vllm"
     engine_options: dict[str, Any] = field(default_factory=dict)
-    problems: int | None = 20
-    samples: int = 32
-    temperature: float = 0.8
-    top_p: float = 0.95
+    problems: int | None = DEFAULT_RUN["problems"]
+    samples: int = DEFAULT_RUN["samples"]
+    temperature: float = DEFAULT_RUN["temperature"]
+    top_p: float = DEFAULT_RUN["top_p"]
     top_k: int = -1
-    max_tokens: int = 512
+    max_tokens: int = DEFAULT_RUN["max_tokens"]
     seed: int = 0
     out: Path | None = None
 
