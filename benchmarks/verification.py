@@ -10,6 +10,7 @@ LaTeX. Run::
     python -m benchmarks.verification --data ../shared/data/math500_test.jsonl            # throughput
     python -m benchmarks.verification --data ../shared/data/math500_test.jsonl --checks   # checks
     python -m benchmarks.verification --nasty                                             # nasty inputs
+    python -m benchmarks.verification --pathological       # a batch of 32 answers, 12 of them pathological
 """
 
 from __future__ import annotations
@@ -232,6 +233,54 @@ NASTY_ANSWERS = {
 }
 
 
+# Answers that are slow to judge or absurd: huge powers and factorials, deep nesting, very long expressions.
+PATHOLOGICAL_ANSWERS = {
+    "power tower": "10^{10^{10}}",
+    "power of a power": "9^{9^{9}}",
+    "tower of twos": "2^{2^{2^{2^{2^{2}}}}}",
+    "huge product": "(10^{10^{8}}+1)^{2}",
+    "ten-million power": "7^{10000000}",
+    "huge factorial": "(10^{10})!",
+    "factorial of a factorial": "(1000!)!",
+    "huge binomial": "\\binom{10^{9}}{10^{5}}",
+    "parentheses 300 deep": "(" * 300 + "1" + ")" * 300,
+    "square roots 100 deep": "\\sqrt{" * 100 + "2" + "}" * 100,
+    "product of 119 factors": "".join(f"(x+{i})" for i in range(1, 120)),
+    "power of a sum of four": "(x+y+z+1)^{60}",
+}
+ORDINARY_ANSWERS = (
+    "\\frac{3}{4}", "0.75", "\\frac{6}{8}", "3/4", "\\frac{1}{2}", "1", "2", "-\\frac{3}{4}", "\\sqrt{2}",
+    "\\frac{\\sqrt{3}}{2}", "x+1", "\\pi", "(1,2)", "[0,1)", "75\\%", "\\text{yes}", "2^{-1}", "12", "0", "\\infty",
+)  # fmt: skip
+
+
+def pathological_batch_timing(timeout: float = 5.0, workers: int = 2) -> dict[str, Any]:
+    """Wall seconds to judge one call of 32 distinct answers against ``\\frac{3}{4}``: 20 ordinary ones and
+    the 12 ``PATHOLOGICAL_ANSWERS`` (the issue's batch took 34 s when each used its whole 5 s budget in turn),
+    with every worker started beforehand, and each answer's verdict."""
+    answers = list(ORDINARY_ANSWERS) + list(PATHOLOGICAL_ANSWERS.values())
+    verifier = MathVerifier(timeout=timeout, workers=workers)
+    for slot in range(workers):  # start-up is not what is timed
+        from verifiers.math_worker import SharedWorker
+
+        SharedWorker.for_limit(verifier.memory_limit_mb, slot).live()
+    start = time.perf_counter()
+    verdicts = verifier.verify({"answer": "\\frac{3}{4}"}, [f"\\boxed{{{answer}}}" for answer in answers])
+    seconds = time.perf_counter() - start
+    verifier.close()
+    names = [f"ordinary {answer}" for answer in ORDINARY_ANSWERS] + list(PATHOLOGICAL_ANSWERS)
+    return {
+        "answers": len(answers),
+        "pathological": len(PATHOLOGICAL_ANSWERS),
+        "seconds": seconds,
+        "target_s": 10.0,
+        "timeout_cpu_s": timeout,
+        "workers": workers,
+        "verdicts": {name: {"reason": v.reason, "detail": v.detail} for name, v in zip(names, verdicts)},
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": os.getloadavg()[0]},
+    }
+
+
 def nasty_input_timings(timeout: float = 5.0, max_answer_chars: int = 10**7) -> dict[str, dict[str, Any]]:
     """Reason, detail and wall seconds of each nasty answer, boxed, against the reference ``42``.
 
@@ -259,8 +308,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     instead = parser.add_mutually_exclusive_group()
     instead.add_argument("--checks", action="store_true", help="self-verification and negative control instead")
     instead.add_argument("--nasty", action="store_true", help="nasty-input verdicts and timings instead")
+    instead.add_argument("--pathological", action="store_true", help="time a batch with 12 pathological answers")
+    parser.add_argument("--timeout", type=float, default=5.0, help="--pathological: CPU seconds per answer")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.pathological:
+        figures = pathological_batch_timing(timeout=args.timeout)
+        if args.json:
+            print(json.dumps(figures, indent=2))
+            return
+        for name, verdict in figures["verdicts"].items():
+            print(f"  {name:28s} {verdict['reason']:12s} {verdict['detail'][:70]}")
+        print(
+            f"{figures['answers']} distinct answers, {figures['pathological']} pathological: {figures['seconds']:.1f} s "
+            f"(target < {figures['target_s']:.0f} s; {figures['workers']} workers, {figures['timeout_cpu_s']:g} s CPU "
+            f"timeout; {figures['machine']['cpus']} CPUs, load average {figures['machine']['load_average_1m']:.1f})"
+        )
+        return
     if args.checks or args.nasty:
         figures = math500_checks(args.data) if args.checks else nasty_input_timings()
         print(json.dumps(figures, indent=2, ensure_ascii=True))

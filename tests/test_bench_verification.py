@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.verification import main, run_verification_benchmark, synthetic_samples
+from benchmarks.verification import (
+    PATHOLOGICAL_ANSWERS,
+    main,
+    pathological_batch_timing,
+    run_verification_benchmark,
+    synthetic_samples,
+)
 from tasks.base import read_jsonl
 from verifiers.math import extract_answer
 
@@ -28,3 +34,14 @@ def test_benchmark_figures(shared_data, capsys):
     main(["--data", str(shared_data / "math500_test.jsonl"), "--problems", "1", "--samples", "20",
           "--baseline-samples", "5", "--repeats", "1"])
     assert "speed-up" in capsys.readouterr().out
+
+
+def test_pathological_batch_reports_its_time_and_every_verdict(capsys):
+    figures = pathological_batch_timing(timeout=1.0)  # a short budget: the test checks figures, not speed
+    assert figures["answers"] == 32 and figures["pathological"] == 12 and figures["seconds"] > 0
+    verdicts = figures["verdicts"]
+    assert len(verdicts) == 32 and verdicts["ordinary \\frac{3}{4}"]["reason"] == "correct"
+    refused = [name for name in PATHOLOGICAL_ANSWERS if verdicts[name]["detail"].startswith("refused before parsing")]
+    assert len(refused) == 10 and not any(verdicts[name]["reason"] == "correct" for name in PATHOLOGICAL_ANSWERS)
+    main(["--pathological", "--timeout", "1"])
+    assert "32 distinct answers, 12 pathological: " in capsys.readouterr().out

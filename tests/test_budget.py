@@ -92,7 +92,7 @@ def test_plan_budget_plans_with_an_already_fitted_model(monkeypatch):
     def no_refit(*args, **kwargs):
         raise AssertionError("plan_budget refitted a model it was given")
 
-    monkeypatch.setattr(budget_module, "make_model", no_refit)
+    monkeypatch.setattr(budget_module, "fit_model", no_refit)
     assert plan_budget(counts, 0.6, model=fitted).to_json() == expected
 
 

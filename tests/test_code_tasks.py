@@ -22,12 +22,24 @@ from tasks.humaneval import HumanEval
 from tasks.mbpp import MBPP
 from verifiers import load_verifier
 from verifiers.base import ASSERTION, CORRECT, EXCEPTION, EXITED, SYNTAX_ERROR, TIMEOUT
-from verifiers.code import PythonTestsVerifier, build_program, cut_at_stop, cut_function_body
+from verifiers.code import (
+    PythonTestsVerifier,
+    build_program,
+    cut_at_stop,
+    cut_function_body,
+    extract_code_block,
+    keep_definitions,
+)
 
 
 
 @pytest.fixture(scope="module")
 def humaneval() -> HumanEval:
+    return HumanEval(prompt_style="completion")
+
+
+@pytest.fixture(scope="module")
+def humaneval_chat() -> HumanEval:
     return HumanEval()
 
 
@@ -85,6 +97,17 @@ def sweep(verifier, problems, solutions) -> dict[str, list[str]]:
 
 
 HUMANEVAL_SOLUTIONS = (lambda p: p.metadata["canonical_solution"], lambda p: "")
+
+
+def fenced(code: str) -> str:
+    return f"Here is the function:\n\n```python\n{code}```\n\nIt works as follows."
+
+
+# chat answers: the whole function in a code block (signature, docstring and body); the empty one keeps the docstring
+HUMANEVAL_CHAT_SOLUTIONS = (
+    lambda p: fenced(p.reference["prefix"] + p.metadata["canonical_solution"]),
+    lambda p: fenced(p.reference["prefix"]),
+)
 MBPP_SOLUTIONS = (lambda p: p.metadata["code"], lambda p: empty_functions(p.metadata["code"]))
 
 
@@ -96,7 +119,11 @@ def check_sweep(failures: dict[str, list[str]], n_problems: int) -> None:
 
 
 # task fixture -> (reference and empty solutions, problems in the full sweep, step of the default subset)
-SWEEPS = {"humaneval": (HUMANEVAL_SOLUTIONS, 164, 8), "mbpp_all": (MBPP_SOLUTIONS, 974, 25)}
+SWEEPS = {
+    "humaneval": (HUMANEVAL_SOLUTIONS, 164, 8),
+    "humaneval_chat": (HUMANEVAL_CHAT_SOLUTIONS, 164, 8),
+    "mbpp_all": (MBPP_SOLUTIONS, 974, 25),
+}
 
 
 @pytest.mark.parametrize("task", SWEEPS)
@@ -131,7 +158,18 @@ def test_humaneval_problems_and_prompts(humaneval):
     description = humaneval.describe()
     assert description["problems"] == 164 and len(problems_digest(problems)) == 16
     assert "\n#" not in humaneval.stop and "\ndef " in humaneval.stop
-    assert load_task("humaneval").describe() == description
+    assert load_task("humaneval", prompt_style="completion").describe() == description
+
+
+def test_humaneval_chat_prompt_asks_for_a_code_block(humaneval_chat):
+    first = humaneval_chat.problems()[0]
+    [message] = first.prompt
+    assert message["role"] == "user"
+    assert message["content"].startswith("Complete the following Python function. Answer with the whole function")
+    assert message["content"].endswith("```python\n" + first.reference["prefix"] + "```")
+    assert first.reference["code_block"] is True and "function_body" not in first.reference
+    assert humaneval_chat.stop == ("\n```\n",) and humaneval_chat.describe()["prompt"]["style"] == "chat"
+    assert load_task("humaneval").describe() == humaneval_chat.describe()  # chat is the default style
 
 
 def test_humaneval_loads_identically_from_jsonl_gz_and_the_hub(humaneval, tmp_path, monkeypatch):
@@ -152,7 +190,7 @@ def test_humaneval_loads_identically_from_jsonl_gz_and_the_hub(humaneval, tmp_pa
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     digest = problems_digest(humaneval.problems())
     for data in (str(plain), str(packed), "openai_humaneval"):
-        assert problems_digest(HumanEval(data=data).problems()) == digest
+        assert problems_digest(HumanEval(data=data, prompt_style="completion").problems()) == digest
 
 
 def test_humaneval_rejects_bad_data(tmp_path):
@@ -255,6 +293,57 @@ def test_cut_function_body(completion, kept):
     assert cut_function_body(BODY_PREFIX, completion) == kept
 
 
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ("```python\ndef f():\n    return 1\n```\nDone.", "def f():\n    return 1\n"),
+        ("Sure:\n```\nx = 1\n```", "x = 1\n"),
+        ("```text\nnot this\n```\n```py\nthis\n```", "this\n"),
+        ("```javascript\nonly this\n```", "only this\n"),
+        ("```python\ndef f():\n    return 1", "def f():\n    return 1"),  # left open: cut by a limit
+        ("```python\na = 1\n```\n```python\nb = 2\n```", "a = 1\n"),
+        ("def f():\n    return 1\n", "def f():\n    return 1\n"),  # no fence: bare code
+        ("", ""),
+    ],
+)
+def test_extract_code_block(answer, code):
+    assert extract_code_block(answer) == code
+
+
+def test_keep_definitions_drops_examples_and_self_tests():
+    code = "import math\n\n@decorate\ndef f(x):\n    return x\n\nprint(f(3))\nassert f(1) == 2\nK = 3\n"
+    assert keep_definitions(code) == "import math\n@decorate\ndef f(x):\n    return x\nK = 3\n"
+    assert keep_definitions("def f(:\n") == "def f(:\n"  # kept whole: its syntax error is the verdict
+
+
+CHAT_PREFIX = 'import math\n\n\ndef half(x):\n    return x / 2\n\n\ndef f(x):\n    """Add one."""\n'
+CHAT_TEST = "assert f(1) == 2\nassert f(-1) == 0\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("```python\ndef f(x):\n    return x + 1\n```", CORRECT),
+        ("```python\ndef f(x):\n    return int(math.floor(half(2 * x))) + 1\n```", CORRECT),  # the prefix's helpers
+        ("```python\ndef f(x):\n    return x + 1\n\nprint(f(3))\nassert f(3) == 5\n```", CORRECT),  # own tests dropped
+        ("```python\n    return x + 1\n```", CORRECT),  # a body
+        ("```python\nreturn x + 1\n```", CORRECT),  # a body written in column 0
+        ("```python\n    return x + 1\n\nprint(f(2))\n```", CORRECT),  # a body, cut where the function ends
+        ("def f(x):\n    return x + 1\n", CORRECT),  # bare code
+        ("```python\ndef f(x):\n    return x + 1", CORRECT),  # left open
+        ("```python\ndef f(x):\n    return x\n```", ASSERTION),
+        ("```python\ndef g(x):\n    return x + 1\n```", ASSERTION),  # f stays the docstring stub, returning None
+        ("The answer is to add one to x.", SYNTAX_ERROR),
+        ("```python\ndef f(x):\n    return x +\n```", SYNTAX_ERROR),
+        ("", ASSERTION),
+    ],
+)
+def test_verifier_judges_chat_answers(answer, reason):
+    reference = {"prefix": CHAT_PREFIX, "test": CHAT_TEST, "code_block": True}
+    [verdict] = PythonTestsVerifier(timeout_s=2.0).verify(reference, [answer])
+    assert verdict.reason == reason, verdict.detail
+
+
 def test_cut_at_stop():
     assert cut_at_stop("a = 1\n[DONE]\nb = 2 [DONE]", ["[DONE]"]) == "a = 1\n"
     assert cut_at_stop("a\nprint(1)\ndef g", ["\ndef ", "\nprint("]) == "a"
@@ -327,6 +416,7 @@ def test_verifier_is_picklable_and_described():
         ({"test": "", "prefix": 3}, "'prefix' must be a string"),
         ({"test": "", "stop": "[DONE]"}, "'stop' must be a list of strings"),
         ({"test": "", "function_body": "yes"}, "'function_body' must be true or false"),
+        ({"test": "", "code_block": 1}, "'code_block' must be true or false"),
     ],
 )
 def test_bad_references_are_rejected_clearly(reference, message):

@@ -12,16 +12,21 @@ import pytest
 
 from harness.store.counts import Counts, read_counts_jsonl
 from harness.metrics.estimators import pass_at_k
+from harness.forecasting.budget import plan_budget
+from harness.forecasting.costs import Usage
+from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import (
     METHODS,
     BayesModel,
     BlendModel,
     PowerLawModel,
+    coverage_bounds,
     forecast,
     forecast_curve,
     select_method,
     subsample,
 )
+from harness.metrics.analysis import measured_coverage
 
 MONKEY = "monkey_business_pythia_math_10k_counts.jsonl"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -145,8 +150,8 @@ def test_forecast_errors_are_clear():
     nothing = Counts(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([], dtype=object))
     with pytest.raises(ValueError, match="no problems"):
         forecast(nothing, 1000)
-    with pytest.raises(ValueError, match="power law"):
-        forecast(Counts(np.full(5, 100), np.zeros(5, dtype=np.int64), np.arange(5).astype(object)), 1000, "powerlaw")
+    with pytest.raises(ValueError, match="power law"):  # every sample correct: no k with coverage below 1
+        forecast(Counts(np.full(5, 100), np.full(5, 100), np.arange(5).astype(object)), 1000, "powerlaw")
 
 
 def test_forecast_monkey_counts_at_sampled_k(shared_data):
@@ -200,3 +205,79 @@ def test_cli_reports_bad_counts_files_clearly(tmp_path, lines, message):
 def test_cli_needs_exactly_one_input(tmp_path):
     done = run_cli("forecast", "--k", "1000")
     assert done.returncode == 2 and "exactly one" in done.stderr
+
+
+# --- no forecast from nothing ---------------------------------------------------------------------------------
+
+
+def counts_of(correct: list[int], samples: int = 32) -> Counts:
+    ids = np.arange(len(correct)).astype(object)
+    return Counts(np.full(len(correct), samples), np.asarray(correct, dtype=np.int64), ids)
+
+
+@pytest.mark.parametrize("method", ["auto", "bayes", "powerlaw", "beta"])
+def test_no_success_gives_bounds_never_a_point(method):
+    zero = counts_of([0] * 20)  # the issue's default run: 0 successes in 640 samples
+    result = forecast(zero, 320, method)
+    assert result.coverage is None and result.method == "bound"
+    assert "0 successes in 640 samples (0 of 20 problems solved): too few for a law" in result.note
+    # the rule of three carried to k: mean success rate <= 1 - 0.05^(1/640), so coverage <= 1 - 0.05^(320/640)
+    assert result.low == 0.0 and result.high == pytest.approx(1 - 0.05**0.5)
+    assert result.to_json() == {"coverage": None, "low": 0.0, "high": result.high, "method": "bound",
+                                "note": result.note}
+    assert forecast(zero, 10_000, method).high == pytest.approx(1.0)  # the data rule nothing out that far
+    assert forecast(zero, 32, method).coverage == 0.0  # within the samples: measured
+
+
+def test_one_solved_problem_is_too_few_for_a_law_two_are_enough():
+    one = forecast(counts_of([3] + [0] * 19), 320)
+    assert one.coverage is None and "1 of 20 problems solved" in one.note
+    measured_low = measured_coverage(counts_of([3] + [0] * 19), [32], 0.9).at(32)[1]
+    assert one.low == measured_low and 0.05 < one.high < 1
+    two = forecast(counts_of([3, 1] + [0] * 18), 320)
+    assert two.coverage is not None and two.method != "bound" and two.note == ""
+
+
+def simulated_rates(name: str, rng: np.random.Generator) -> np.ndarray:
+    if name == "tiny rates":
+        return rng.uniform(0, 0.002, 40)
+    if name == "half solved by chance":  # unsolved problems are a selection: the lucky zeros of p ~ 0.02
+        return np.full(100, 0.0215)
+    if name == "one easy problem":
+        return np.r_[0.5, np.zeros(39)]
+    return np.r_[rng.uniform(0, 0.01, 10), np.zeros(30)]  # a few hard solvable problems among unsolvable ones
+
+
+@pytest.mark.parametrize("population", ["tiny rates", "half solved by chance", "one easy problem", "mixed"])
+def test_coverage_bounds_hold_at_their_confidence(population):
+    """The bound's top misses the true coverage at k in at most 5% of pilots (0.9 interval: 5% per side)."""
+    rng = np.random.default_rng(1)
+    rates = simulated_rates(population, rng)
+    samples, k = 32, 320
+    truth = float(np.mean(1 - (1 - rates) ** k))
+    misses = 0
+    draws = 400
+    for _ in range(draws):
+        correct = rng.binomial(samples, rates)
+        counts = Counts(np.full(rates.size, samples), correct, np.arange(rates.size).astype(object))
+        misses += coverage_bounds(counts, k, 0.9)[1] < truth
+    assert misses / draws <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / draws), (population, truth, misses)
+
+
+def test_fit_laws_and_budget_without_a_law():
+    laws = fit_laws(counts_of([0] * 20))
+    summary = laws.summary()
+    assert summary["fit"] is None and "too few for a law" in summary["fit_error"]
+    assert summary["forecast"]["coverage"] is None and summary["forecast"]["method"] == "bound"
+    assert summary["forecast"]["k"] == 320 and summary["forecast"]["high"] == pytest.approx(1 - 0.05**0.5)
+    budget = laws.budget(Usage())
+    assert budget["method"] == "bound" and "too few for a law" in budget["note"]
+    for row in budget["targets"]:
+        assert row["k"] is None and row["forecast"] is None and row["cost"] is None
+        # the fewest samples the bound allows: where its top first reaches the target
+        k = row["k_optimistic"]
+        assert coverage_bounds(laws.counts, k, 0.9)[1] >= row["target"] > coverage_bounds(laws.counts, k - 1, 0.9)[1]
+    plan = plan_budget(laws.counts, 0.5)
+    assert plan.method == "bound" and plan.k is None and plan.forecast is None
+    assert plan.k_optimistic == budget["targets"][0]["k_optimistic"] and plan.allocation.bins == []
+    assert any("no forecast" in note for note in plan.notes)

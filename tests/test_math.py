@@ -10,16 +10,19 @@ import random
 import signal
 import threading
 import time
+from fractions import Fraction
 
 import pytest
 
-from benchmarks.verification import NASTY_ANSWERS, math500_checks
+from benchmarks.verification import NASTY_ANSWERS, PATHOLOGICAL_ANSWERS, math500_checks
 from tasks import load_task
 from tasks.base import problems_digest
 from tasks.math500 import FEW_SHOT_STOP, MATH500
 from verifiers import load_verifier
 from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG
+from verifiers.exact_numbers import TooLarge, exact_value, refusal
 from verifiers.math import MathVerifier, extract_answer, normalize_answer
+from verifiers.math_worker import SharedWorker
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +38,7 @@ def records(math500_path):
 
 
 HALF = {"answer": r"\frac{1}{2}"}
+SLOW_ANSWER = "(x+y+z+1)^{60}"  # sympy expands it for many seconds of CPU; no size check refuses it
 
 
 def start_worker(verifier: MathVerifier) -> int:
@@ -223,7 +227,7 @@ def test_load_verifier_by_name_and_describe():
 
 def test_each_distinct_answer_is_judged_once(monkeypatch):
     """40 samples spelling one slow answer in different ways cost one budget, not forty."""
-    slow = "(10^{10^{8}}+1)^{2}"
+    slow = SLOW_ANSWER
     spellings = [f"\\boxed{{{slow}}}", f"$\\boxed{{ {slow} }}$.", f"The final answer is ${slow}$. I hope it is correct."]
     verifier = MathVerifier(timeout=0.5, hard_timeout=5)
     start_worker(verifier)
@@ -330,8 +334,9 @@ def test_unresponsive_worker_is_killed_and_replaced():
     deadline; the answer in flight gets `timeout` and the other answers are still judged."""
     verifier = MathVerifier(timeout=3.0, hard_timeout=3.0)
     stuck = start_worker(verifier)
-    # Sorted, "(10^..." comes first: it is in flight (minutes of CPU) when the worker is stopped.
-    completions = [r"\boxed{(10^{10^{8}}+1)^{2}}", r"\boxed{0.5}", r"\boxed{1/3}"]
+    # Sorted, "(x+..." comes first: it is in flight (seconds of CPU, first quick, then with the whole budget)
+    # when the worker is stopped; 1/3 is an exact number, compared without the worker.
+    completions = [f"\\boxed{{{SLOW_ANSWER}}}", r"\boxed{0.5}", r"\boxed{1/3}"]
     timer = threading.Timer(1.0, os.kill, (stuck, signal.SIGSTOP))
     timer.start()
     start = time.monotonic()
@@ -350,7 +355,7 @@ def test_unresponsive_worker_is_killed_and_replaced():
 def test_stopped_worker_before_a_job_fails_the_reference_with_timeout():
     verifier = MathVerifier(timeout=1.0, hard_timeout=1.5)
     os.kill(start_worker(verifier), signal.SIGSTOP)
-    verdicts = verifier.verify(HALF, [r"\boxed{0.5}", r"\boxed{1/3}"])
+    verdicts = verifier.verify(HALF, [r"\boxed{0.5}", r"\boxed{x}"])  # not exact numbers: both need the worker
     assert [v.reason for v in verdicts] == [TIMEOUT, TIMEOUT]
     assert verdicts[0].detail.startswith("reference answer")
     assert verifier.verify(HALF, [r"\boxed{0.5}"])[0].reason == CORRECT
@@ -362,7 +367,7 @@ def test_worker_that_dies_mid_job_costs_one_answer():
     doomed = start_worker(verifier)
     timer = threading.Timer(1.0, os.kill, (doomed, signal.SIGKILL))
     timer.start()
-    verdicts = verifier.verify(HALF, [r"\boxed{(10^{10^{8}}+1)^{2}}", r"\boxed{0.5}"])
+    verdicts = verifier.verify(HALF, [f"\\boxed{{{SLOW_ANSWER}}}", r"\boxed{0.5}"])
     timer.join()
     assert verdicts[0].reason == PARSE_ERROR and "died" in verdicts[0].detail
     assert verdicts[1].reason == CORRECT
@@ -385,3 +390,86 @@ def test_integer_shortcut_agrees_with_math_verify(verifier, gold, answer):
     verdict = verifier.verify({"answer": gold}, [f"\\boxed{{{answer}}}"])[0]
     assert verdict.correct == expected
     assert verdict.answer == str(int(answer))
+
+
+# ------------------------------------------------------------------------- absurd answers, exact numbers
+
+
+SLOW_NOT_ABSURD = ("product of 119 factors", "power of a sum of four")
+REFUSED = {name: answer for name, answer in PATHOLOGICAL_ANSWERS.items() if name not in SLOW_NOT_ABSURD}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_absurd_answers_are_refused_before_any_worker_sees_them(name):
+    verifier = MathVerifier(memory_limit_mb=4093)  # a worker slot of its own: none may start
+    verdicts = verifier.verify({"answer": "42"}, [f"\\boxed{{{REFUSED[name]}}}"] * 3)
+    assert {v.reason for v in verdicts} == {PARSE_ERROR}
+    assert verdicts[0].detail.startswith("refused before parsing: ") and verdicts[0].answer == REFUSED[name]
+    assert verifier.worker_pid is None
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("10^{20}", 10**20), ("100000000000000000001", 10**20 + 1), ("\\frac{1}{3}", (1, 3)), ("\\frac12", (1, 2)),
+        ("2^{-1}", (1, 2)), ("-0", 0), ("007", 7), ("3!", 6), ("\\binom{5}{2}", 10), ("(2+3)\\cdot4", 20),
+        ("2/3/4", (1, 6)), ("-2^2", -4), ("\\frac{-3}{4}", (-3, 4)), ("2\\times3\\div4", (3, 2)),
+        # not exact numbers, or not unambiguous: math-verify judges them
+        ("0.5", None), ("1\\frac{4}{5}", None), ("1 000", None), ("10,080", None), ("2^10", None), ("x", None),
+        ("\\sqrt{4}", None), ("\\frac{1}{0}", None), ("2^{1/2}", None), ("3\\cdots", None), ("75\\%", None),
+    ],
+)  # fmt: skip
+def test_exact_value(text, value):
+    expected = None if value is None else Fraction(*value) if isinstance(value, tuple) else Fraction(value)
+    assert exact_value(text) == expected
+
+
+def test_size_checks_estimate_before_computing():
+    assert refusal("2^{1000}") is None and refusal("25000!") is None and refusal("\\binom{100}{50}") is None
+    assert refusal("x^{10000}") is None and "exponent" in refusal("x^{100000}")
+    assert "digits" in refusal("10^{-10^{10}}")  # a tiny number with a huge denominator
+    assert "nested 31 deep" in refusal("{" * 31 + "1" + "}" * 31) and refusal("{" * 30 + "1" + "}" * 30) is None
+    with pytest.raises(TooLarge):
+        exact_value("1+10^{200000}")
+
+
+@pytest.mark.parametrize(
+    "gold, answer, correct",
+    [
+        # distinct numbers that math-verify's numeric tolerance takes for equal
+        ("\\frac{1}{10^{10}}", "\\frac{1}{10^{10}+1}", False),
+        ("\\frac{1}{2^{40}}", "\\frac{1}{2^{40}+1}", False),
+        ("\\frac{5}{10^{9}}", "\\frac{5}{10^{9}-1}", False),
+        ("\\frac{1}{7^{12}}", "\\frac{1}{7^{12}+1}", False),
+        # equal numbers, spelt differently
+        ("\\frac{1}{2}", "2^{-1}", True),
+        ("1024", "2^{10}", True),
+        ("6", "3!", True),
+        ("10", "\\binom{5}{2}", True),
+    ],
+)
+def test_exact_numbers_are_compared_exactly(verifier, gold, answer, correct):
+    from math_verify import parse, verify
+
+    tolerant = verify(parse(f"\\boxed{{{gold}}}"), parse(f"\\boxed{{{answer}}}"))
+    verdict = verifier.verify({"answer": gold}, [f"\\boxed{{{answer}}}"])[0]
+    assert verdict.correct is correct and verdict.reason == (CORRECT if correct else WRONG)
+    assert verdict.answer == str(exact_value(answer))  # the canonical form sympy would print
+    assert tolerant, "math-verify takes all of them for equal: the distinct ones by its numeric tolerance"
+
+
+def test_slow_answers_share_the_budget_spread_over_workers():
+    """Answers that use up the quick budget share the timeout (here 3 answers: 1 s each) on two workers."""
+    verifier = MathVerifier(timeout=3.0, hard_timeout=60, workers=2, memory_limit_mb=4094)  # no kill under load
+    slow = [SLOW_ANSWER.replace("1", str(digit)) for digit in (1, 2, 3)]
+    verdicts = verifier.verify(HALF, [f"\\boxed{{{answer}}}" for answer in slow] + [r"\boxed{0.5}"])
+    assert [v.reason for v in verdicts] == [TIMEOUT, TIMEOUT, TIMEOUT, CORRECT]
+    assert {v.detail for v in verdicts[:3]} == {"exceeded 1 s of CPU time"}
+    workers = SharedWorker.all_for_limit(4094)
+    assert len(workers) == 2 and len({worker.pid for worker in workers}) == 2
+    verifier.close()
+    assert all(worker.pid is None for worker in workers)
+    lone = MathVerifier(timeout=1.5, hard_timeout=60, workers=2, memory_limit_mb=4094)
+    alone = lone.verify(HALF, [f"\\boxed{{{SLOW_ANSWER}}}"])
+    assert alone[0].detail == "exceeded 1.5 s of CPU time"  # a lone slow answer gets the whole timeout
+    lone.close()

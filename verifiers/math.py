@@ -4,24 +4,45 @@ For each problem the verifier
 
 1. extracts each sample's final answer (pure string work, see ``extract_answer``) and normalises it
    (``normalize_answer``);
-2. judges each *distinct* normalised answer once: math-verify parses it and compares it with the
-   reference answer, in a worker process under a CPU budget and a wall-clock watchdog
-   (``verifiers.math_worker``); a plain integer against a plain-integer reference is compared directly;
+2. judges each *distinct* normalised answer once:
+
+   - an absurd answer (brackets nested 30 deep, a power or factorial of more than 100,000 digits) is
+     refused before anything parses it (``verifiers.exact_numbers.refusal``: Python computes such numbers
+     in C, where no CPU timer interrupts it);
+   - an exact number (integers, fractions, integer powers ...) against an exact-number reference is
+     compared exactly (``verifiers.exact_numbers.exact_value``): math-verify's numeric tolerance would make
+     ``10^{20}`` equal to ``10^{20}+1``;
+   - any other answer goes to math-verify, which parses it and compares it with the reference, in a worker
+     process under a CPU budget and a wall-clock watchdog (``verifiers.math_worker``). The budget adapts:
+     every answer first gets ``QUICK_BUDGET_S`` (MATH-500's answers need under 0.25 s); the answers that
+     use it up share ``timeout``: each gets ``timeout / their number`` (at least the quick budget, at most
+     ``timeout``), spread over ``workers`` processes, so a batch full of slow answers costs about
+     ``timeout / workers`` of wall time after the quick pass, not ``timeout`` per answer;
 3. gives every sample the verdict of its answer. ``Verdict.answer`` is the canonical form of the parsed
    answer (sympy's printed form, decimals made exact), else the normalised string: what majority vote counts.
 
-Since a verdict is a function of (reference, normalised answer) alone, and distinct answers are judged in
-sorted order, the verdicts do not depend on the order of the samples or of the problems.
+A verdict is a function of (reference, normalised answer), and for an answer slower than the quick budget
+also of how many other slow answers the call has; distinct answers are judged in sorted order, so the
+verdicts do not depend on the order of the samples or of the problems.
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from importlib import metadata
 from typing import Any, Mapping, Sequence
 
+from verifiers import exact_numbers
 from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict
+from verifiers.exact_numbers import TooLarge, exact_value, refusal
 from verifiers.math_worker import SharedWorker
+
+QUICK_BUDGET_S = 0.5  # CPU seconds every answer gets first; the slowest MATH-500 answer needs 0.21 s
+HARD_TIMEOUT_FLOOR_S = 5.0  # the watchdog's least wall time for a job (a loaded machine runs 0.5 s CPU slowly)
+PRINTABLE_DIGITS = 4000  # Python prints integers of up to 4,300 digits (sys.int_max_str_digits)
+Judged = dict[str, tuple[str, "str | None", str]]  # answer -> (reason, canonical form or None, detail)
 
 _FINAL_ANSWER = "final answer is"
 _HOPE = "i hope it is correct"
@@ -141,11 +162,14 @@ class MathVerifier:
             parsing the reference; an answer over budget gets reason ``timeout``.
         hard_timeout: wall-clock seconds after which an unresponsive worker (a hang that the CPU timer
             cannot interrupt) is killed and replaced; the answer gets ``timeout``. None: ``4 * timeout``.
+            A job with a smaller CPU budget gets a proportionally shorter watchdog (at least 5 s).
         max_answer_chars: longer answers are not parsed (reason ``parse_error``); MATH answers are short.
         memory_limit_mb: address-space limit of the worker process (None: no limit).
+        workers: worker processes over which the answers slower than the quick budget are spread.
 
     Reasons: ``correct``, ``wrong`` (parsed, not equivalent), ``no_answer`` (nothing extracted),
-    ``parse_error`` (not parseable and not equal as a string, or too long), ``timeout``, ``memory_limit``.
+    ``parse_error`` (not parseable and not equal as a string, too long, or refused as absurd), ``timeout``,
+    ``memory_limit``.
     """
 
     name = "math"
@@ -156,9 +180,13 @@ class MathVerifier:
         hard_timeout: float | None = None,
         max_answer_chars: int = 1000,
         memory_limit_mb: int | None = 4096,
+        workers: int = 2,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.workers = workers
         self.timeout = float(timeout)
         self.hard_timeout = float(hard_timeout) if hard_timeout is not None else 4 * self.timeout
         if self.hard_timeout < self.timeout:
@@ -166,15 +194,16 @@ class MathVerifier:
         self.max_answer_chars = int(max_answer_chars)
         self.memory_limit_mb = memory_limit_mb
 
-    @property
-    def _shared(self) -> SharedWorker:
-        return SharedWorker.for_limit(self.memory_limit_mb)
-
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         gold = _reference_answer(reference)
         keys = [_normalized(extract_answer(text)) for text in completions]
         to_judge = sorted({key for key in keys if key is not None and len(key) <= self.max_answer_chars})
-        judged = _judge_integers(gold, to_judge)
+        judged: Judged = {}
+        for key in to_judge:
+            why = refusal(key)
+            if why is not None:
+                judged[key] = (PARSE_ERROR, None, f"refused before parsing: {why}")
+        judged.update(_judge_exact(gold, [key for key in to_judge if key not in judged]))
         to_judge = [key for key in to_judge if key not in judged]
         judged.update(self._judge(gold, to_judge) if to_judge else {})
         verdicts: dict[str | None, Verdict] = {None: Verdict(False, NO_ANSWER, None, "no final answer found")}
@@ -186,58 +215,82 @@ class MathVerifier:
                 verdicts[key] = Verdict(False, PARSE_ERROR, None, f"answer longer than {self.max_answer_chars} characters")
         return [verdicts[key] for key in keys]
 
-    def _judge(self, gold: str, answers: list[str]) -> dict[str, tuple[str, str | None, str]]:
-        """(reason, canonical, detail) per answer, from the worker."""
-        results: dict[str, tuple[str, str | None, str]] = {}
-        shared = self._shared
-        with shared.lock:
-            while len(results) < len(answers):
-                self._run(shared, gold, answers[len(results) :], results)
+    def _judge(self, gold: str, answers: list[str]) -> Judged:
+        """(reason, canonical, detail) per answer, from the workers: every answer with the quick budget in
+        the first worker, then the ones that used it up, sharing ``timeout``, spread over ``workers`` workers."""
+        quick = min(self.timeout, QUICK_BUDGET_S)
+        results, hung = self._judge_in(0, gold, answers, quick)
+        slow = [answer for answer in answers if results[answer][0] == TIMEOUT and answer not in hung]
+        if not slow or quick >= self.timeout:
+            return results
+        shares = [slow[slot :: self.workers] for slot in range(min(self.workers, len(slow)))]
+        budget = min(self.timeout, max(quick, self.timeout / len(slow)))
+
+        def judge_share(slot: int) -> Judged:
+            return self._judge_in(slot, gold, shares[slot], budget)[0]
+
+        with ThreadPoolExecutor(max_workers=len(shares)) as pool:
+            for share_results in pool.map(judge_share, range(len(shares))):
+                results.update(share_results)
         return results
 
+    def _judge_in(self, slot: int, gold: str, answers: list[str], budget: float) -> tuple[Judged, set[str]]:
+        """Judge ``answers`` in the worker of ``slot`` with ``budget`` CPU seconds each; also returns the
+        answers on which the worker hung (killed by the watchdog: not worth a second try)."""
+        results: Judged = {}
+        hung: set[str] = set()
+        shared = SharedWorker.for_limit(self.memory_limit_mb, slot)
+        with shared.lock:
+            while len(results) < len(answers):
+                self._run(shared, gold, answers[len(results) :], results, hung, budget)
+        return results, hung
+
     def _run(
-        self, shared: SharedWorker, gold: str, pending: list[str], results: dict[str, tuple[str, str | None, str]]
+        self, shared: SharedWorker, gold: str, pending: list[str], results: Judged, hung: set[str], budget: float
     ) -> None:
         """Judge ``pending`` in one worker, adding to ``results``, until done or until the worker hangs or
         dies: the answer in flight then gets ``timeout`` / ``parse_error`` and the worker is replaced."""
         worker = shared.live()
+        watchdog = min(self.hard_timeout, max(HARD_TIMEOUT_FLOOR_S, self.hard_timeout * budget / self.timeout))
         in_flight: str | None = None  # None: the reference answer
         try:
-            worker.send(("judge", gold, pending, self.timeout))
-            reply = worker.receive(self.hard_timeout)
+            worker.send(("judge", gold, pending, budget))
+            reply = worker.receive(watchdog)
             if reply is not None and reply[1] != "ok":  # the reference failed: every answer shares its fate
                 results.update({answer: (reply[1], None, reply[2]) for answer in pending})
                 return
             if reply is not None:
                 for answer in pending:
                     in_flight = answer
-                    reply = worker.receive(self.hard_timeout)
+                    reply = worker.receive(watchdog)
                     if reply is None:
                         break
                     results[answer] = (reply[1], reply[2], reply[3])
                 else:
                     return
-            failure = (TIMEOUT, None, f"worker unresponsive for {self.hard_timeout:g} s, killed")
+            failure = (TIMEOUT, None, f"worker unresponsive for {watchdog:g} s, killed")
         except (EOFError, OSError):
             failure = (PARSE_ERROR, None, "the verification worker died")
         shared.discard()
         if in_flight is None:
             reason, _, detail = failure
             results.update({answer: (reason, None, f"reference answer: {detail}") for answer in pending})
+            hung.update(pending)
         else:
             results[in_flight] = failure
+            hung.add(in_flight)
 
     @property
     def worker_pid(self) -> int | None:
-        """Process id of the worker serving this verifier in this process (None if none is running)."""
-        return self._shared.pid
+        """Process id of the first worker serving this verifier in this process (None if none is running)."""
+        return SharedWorker.for_limit(self.memory_limit_mb).pid
 
     def close(self) -> None:
-        """Stop the worker process (shared by this process's math verifiers; it also stops at exit and is
-        restarted by the next call that needs it)."""
-        shared = self._shared
-        with shared.lock:
-            shared.discard()
+        """Stop the worker processes (shared by this process's math verifiers; they also stop at exit and are
+        restarted by the next call that needs them)."""
+        for shared in SharedWorker.all_for_limit(self.memory_limit_mb):
+            with shared.lock:
+                shared.discard()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -250,24 +303,44 @@ class MathVerifier:
             "hard_timeout_s": self.hard_timeout,
             "max_answer_chars": self.max_answer_chars,
             "memory_limit_mb": self.memory_limit_mb,
+            "quick_budget_cpu_s": min(self.timeout, QUICK_BUDGET_S),
+            "slow_answers": f"share timeout_cpu_s, spread over {self.workers} workers",
+            "exact_numbers": "compared as fractions",
+            "refused": {
+                "max_nesting": exact_numbers.MAX_NESTING,
+                "max_digits": exact_numbers.MAX_DIGITS,
+                "max_exponent": exact_numbers.MAX_EXPONENT,
+            },
         }
 
 
-_INTEGER = re.compile(r"-?\d{1,1000}")
-
-
-def _judge_integers(gold: str, answers: list[str]) -> dict[str, tuple[str, str | None, str]]:
-    """Verdicts for plain integers against a plain-integer reference, without a worker round trip: for
-    these math-verify compares values exactly, so plain ``int`` equality is the same judgement."""
-    gold = normalize_answer(gold)
-    if not _INTEGER.fullmatch(gold):
+def _judge_exact(gold: str, answers: list[str]) -> Judged:
+    """Verdicts for exact numbers against an exact-number reference, compared as fractions without a worker
+    round trip (``verifiers.exact_numbers``); answers that are not exact numbers are left out."""
+    try:
+        value = exact_value(normalize_answer(gold))
+    except TooLarge:
         return {}
-    value = int(gold)
-    return {
-        answer: (CORRECT if int(answer) == value else WRONG, str(int(answer)), "")
-        for answer in answers
-        if _INTEGER.fullmatch(answer)
-    }
+    if value is None:
+        return {}
+    results: Judged = {}
+    for answer in answers:
+        try:
+            mine = exact_value(answer)
+        except TooLarge as error:
+            results[answer] = (PARSE_ERROR, None, f"refused before parsing: {error}")
+            continue
+        if mine is not None:
+            results[answer] = (CORRECT if mine == value else WRONG, _exact_text(mine, answer), "")
+    return results
+
+
+def _exact_text(value: Fraction, answer: str) -> str:
+    """The canonical form of an exact number, as sympy prints it (``-1/2``); numbers too long to print
+    (Python refuses to print integers of over 4,300 digits) keep their answer's spelling."""
+    if max(abs(value.numerator), value.denominator) >= 10**PRINTABLE_DIGITS:
+        return answer
+    return str(value)
 
 
 def _normalized(answer: str | None) -> str | None:

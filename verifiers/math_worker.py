@@ -209,14 +209,15 @@ def _stop(process: subprocess.Popen, connection: Connection, owner_pid: int) -> 
 
 
 class SharedWorker:
-    """The worker process that every verifier with the same memory limit uses within one process.
+    """A worker process that every verifier with the same memory limit uses within one process, one per slot.
 
     The harness sends a pickled verifier with every problem to its process pool, so each problem arrives
     with a fresh verifier object; sharing the worker per process means its start-up (about a second) is
-    paid once per process, not once per problem. Hold ``lock`` while talking to the worker.
+    paid once per process, not once per problem. Slot 0 judges every answer first; further slots start when
+    slow answers are spread over several workers. Hold ``lock`` while talking to the worker.
     """
 
-    _instances: dict[int | None, "SharedWorker"] = {}
+    _instances: dict[tuple[int | None, int], "SharedWorker"] = {}
     _instances_lock = threading.Lock()
 
     def __init__(self, memory_limit_mb: int | None) -> None:
@@ -225,11 +226,17 @@ class SharedWorker:
         self._process: WorkerProcess | None = None
 
     @classmethod
-    def for_limit(cls, memory_limit_mb: int | None) -> "SharedWorker":
+    def for_limit(cls, memory_limit_mb: int | None, slot: int = 0) -> "SharedWorker":
         with cls._instances_lock:
-            if memory_limit_mb not in cls._instances:
-                cls._instances[memory_limit_mb] = cls(memory_limit_mb)
-            return cls._instances[memory_limit_mb]
+            if (memory_limit_mb, slot) not in cls._instances:
+                cls._instances[memory_limit_mb, slot] = cls(memory_limit_mb)
+            return cls._instances[memory_limit_mb, slot]
+
+    @classmethod
+    def all_for_limit(cls, memory_limit_mb: int | None) -> list["SharedWorker"]:
+        with cls._instances_lock:
+            return [worker for (limit, _), worker in sorted(cls._instances.items(), key=lambda item: item[0][1])
+                    if limit == memory_limit_mb]
 
     def live(self) -> WorkerProcess:
         """The running worker, started (or restarted, if it died) as needed."""

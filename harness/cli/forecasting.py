@@ -77,12 +77,13 @@ def forecast(
         if plot is not None and len(groups) != 1:
             raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
         results = {name: group.forecast(k, method, confidence, seed) for name, group in groups.items()}
+    from harness.reporting.format import format_forecast
+
     width = max(len(name) for name in results)
     for name, result in results.items():
-        output.echo(
-            f"{name:<{width}}  coverage@{k} = {result.coverage:.3f}  "
-            f"[{result.low:.3f}, {result.high:.3f}] ({confidence:.0%}, {result.method})"
-        )
+        output.echo(f"{name:<{width}}  {format_forecast({'k': k, **result.to_json(), 'confidence': confidence})}")
+        if result.note:
+            output.echo(f"{'':<{width}}  ({result.note})")
     if plot is not None:
         from harness.reporting.figures import law_curves, observed_curve, plot_coverage
 

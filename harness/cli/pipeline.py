@@ -10,6 +10,7 @@ from typing_extensions import Annotated
 
 from harness.cli.app import JsonOption, Output, QuietOption, app, flag
 from harness.errors import OptionError, check_number
+from tasks import DEFAULT_RUN
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
@@ -21,17 +22,21 @@ WorkersOption = Annotated[Optional[int], typer.Option(help="Verification worker 
 
 def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> None:
     def command(
-        task: Annotated[str, typer.Option(help="Task: gsm8k, humaneval, mbpp, math500, jsonl or module:Class.")] = "humaneval",
+        task: Annotated[
+            str, typer.Option(help="Task: gsm8k, humaneval, mbpp, math500, jsonl or module:Class.")
+        ] = DEFAULT_RUN["task"],
         data: Annotated[Optional[str], typer.Option(help="Local JSONL file or Hugging Face Hub dataset id.")] = None,
         model: Annotated[
             Optional[str], typer.Option(help="Hub id or local checkpoint (default: embedded SmolLM2-135M-Instruct).")
         ] = None,
-        problems: Annotated[int, typer.Option(help="Number of problems (the task's first N); 0 for all.")] = 20,
-        samples: Annotated[int, typer.Option(help="Samples per problem.")] = 32,
-        temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
-        top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 0.95,
+        problems: Annotated[
+            int, typer.Option(help="Number of problems (the task's first N); 0 for all.")
+        ] = DEFAULT_RUN["problems"],
+        samples: Annotated[int, typer.Option(help="Samples per problem.")] = DEFAULT_RUN["samples"],
+        temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = DEFAULT_RUN["temperature"],
+        top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = DEFAULT_RUN["top_p"],
         top_k: Annotated[int, typer.Option(help="Top-k sampling; -1 for off.")] = -1,
-        max_tokens: Annotated[int, typer.Option(help="Most tokens per completion.")] = 512,
+        max_tokens: Annotated[int, typer.Option(help="Most tokens per completion.")] = DEFAULT_RUN["max_tokens"],
         seed: Annotated[int, typer.Option(help="Base seed; each request's seed is derived from it.")] = 0,
         out: Annotated[
             Optional[Path], typer.Option(help="Run directory (default: results/<task>-<model>-<config hash>).")
@@ -74,7 +79,9 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         split: Annotated[Optional[str], typer.Option(help="Dataset split, for tasks that have several.")] = None,
         shots: Annotated[Optional[int], typer.Option(help="Few-shot exemplars, for tasks that use them.")] = None,
         fewshot_data: Annotated[Optional[str], typer.Option(help="Where few-shot exemplars come from.")] = None,
-        prompt_style: Annotated[Optional[str], typer.Option(help="completion or chat, for tasks that offer both.")] = None,
+        prompt_style: Annotated[
+            Optional[str], typer.Option(help="completion or chat, for tasks that offer both (default: the task's).")
+        ] = None,
         prompt_template: Annotated[Optional[Path], typer.Option(help="Prompt template file overriding the task's.")] = None,
         prompt_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding the prompt.")] = None,
         answer_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding the reference answer.")] = None,

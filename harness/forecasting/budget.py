@@ -24,7 +24,14 @@ from scipy import special
 from harness.errors import OptionError, check_number
 from harness.store.counts import Counts
 from harness.forecasting.costs import Cost, Prices, Usage, cost_of
-from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel, Forecast, _checked, make_model
+from harness.forecasting.forecast import (
+    DEFAULT_CONFIDENCE,
+    CoverageModel,
+    Forecast,
+    _checked,
+    fit_model,
+    model_forecast,
+)
 from harness.forecasting.laws import BetaBinomialLaw, solvable_probability
 
 DIFFICULTY_EDGES = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)  # pilot success rate bins (a bin of its own for 0)
@@ -222,10 +229,7 @@ def target_ks(
     check_number("confidence", confidence, above=0, below=1)
     ks = {name: smallest_k(model, target, confidence, statistic, k_limit)
           for name, statistic in (("k", 0), ("k_conservative", 1), ("k_optimistic", 2))}
-    point = None
-    if ks["k"] is not None:
-        coverage, low, high = model.interval(ks["k"], confidence)
-        point = Forecast(ks["k"], coverage, low, high, model.name, confidence, model.describe())
+    point = None if ks["k"] is None else model_forecast(model, ks["k"], confidence)
     return TargetKs(target, ks["k"], ks["k_optimistic"], ks["k_conservative"], point)
 
 
@@ -250,11 +254,17 @@ def plan_budget(
     counts = _checked(counts)
     usage = usage or Usage()
     prices = prices or Prices()
-    model = model or make_model(method, seed).fit(counts)
+    model = model or fit_model(counts, method, seed)
     reached = target_ks(model, target, confidence, k_limit)
     ks = {"k": reached.k, "k_conservative": reached.k_conservative, "k_optimistic": reached.k_optimistic}
     costs = {name: cost_of(k, counts, usage, prices) for name, k in ks.items() if k is not None}
     notes = []
+    refusal = getattr(model, "reason", None)  # BoundModel: too few successes for a law
+    if refusal is not None:
+        notes.append(f"no forecast: {refusal}")
+        allocation = Allocation(target, None, None, None, [])
+        return BudgetPlan(target, model.name, confidence, None, reached.k_optimistic, None, None, costs, allocation,
+                          k_limit, notes)
     if reached.k is None:
         notes.append(f"the forecast does not reach {target:.0%} by k = {k_limit:,}")
     law = getattr(getattr(model, "model", model), "law", None)

@@ -1,9 +1,11 @@
 """The laws of a set of counts, each fitted once, and what a run's analysis derives from them.
 
-``fit_laws`` fits the coverage power law (``fit_power_law``) and the forecasting model (``auto`` unless
-asked otherwise) once. The summary's ``fit``, ``forecast`` and ``budget``, the forecast band of
-coverage.png, and ``compare``'s targets and compute-matched coverage all read these two fits, so every
-output of a run shows the same law and the same forecast, and none refits them.
+``fit_laws`` fits the coverage power law (``fit_power_law``) and the forecasting model (``auto`` unless asked
+otherwise) once; counts with too few successes for a law (``law_refusal``) get neither, and the forecasting
+model is then ``BoundModel``: no point estimate beyond the samples, only the bounds they support. The summary's
+``fit``, ``forecast`` and ``budget``, the forecast band of coverage.png, and ``compare``'s targets and
+compute-matched coverage all read these two fits, so every output of a run shows the same law and the same
+forecast, and none refits them.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from harness.forecasting.forecast import (
     CoverageModel,
     CurveForecast,
     Forecast,
-    _checked,
+    fit_model,
     fit_power_law,
-    make_model,
+    law_refusal,
     model_curve,
+    model_forecast,
 )
 from harness.forecasting.laws import PowerLaw
 
@@ -35,8 +38,9 @@ BUDGET_TARGETS = (0.5, 0.8, 0.9, 0.95)  # coverage targets of the summary's budg
 
 @dataclass
 class FittedLaws:
-    """A set of counts with its power law and its forecasting model (fitted as ``method``; ``auto`` picks one),
-    each None where it cannot be fitted (the reason in ``errors["fit"]`` or ``errors["forecast"]``)."""
+    """A set of counts with its power law and its forecasting model (fitted as ``method``; ``auto`` picks one;
+    ``BoundModel`` where the counts are too few for a law), each None where it cannot be fitted (the reason
+    in ``errors["fit"]`` or ``errors["forecast"]``)."""
 
     counts: Counts
     method: str
@@ -51,7 +55,8 @@ class FittedLaws:
 
     def summary(self, forecast_factor: int = FORECAST_FACTOR) -> dict[str, Any]:
         """The summary's ``fit`` (the power law) and ``forecast`` (the model at ``forecast_factor`` x the
-        sampled k, with its interval); either None, with ``fit_error`` or ``forecast_error``, when missing."""
+        sampled k, with its interval; ``coverage`` None and a ``note`` where the counts support only bounds);
+        either None, with ``fit_error`` or ``forecast_error``, when missing."""
         result: dict[str, Any] = {"fit": None, "forecast": None}
         if self.power_law is None:
             result["fit_error"] = self.errors["fit"]
@@ -66,10 +71,7 @@ class FittedLaws:
 
     def forecast(self, k: int) -> Forecast | None:
         """The model's forecast at k with its interval (None without a model)."""
-        if self.model is None:
-            return None
-        coverage, low, high = self.model.interval(int(k), self.confidence)
-        return Forecast(int(k), coverage, low, high, self.model.name, self.confidence, self.model.describe())
+        return None if self.model is None else model_forecast(self.model, k, self.confidence)
 
     def curve(self, ks: Sequence[int] | np.ndarray) -> CurveForecast | None:
         """The model's forecast at every k of ``ks`` (None without a model)."""
@@ -80,7 +82,9 @@ class FittedLaws:
     ) -> dict[str, Any] | None:
         """The summary's ``budget``: per target coverage, the k where the forecast reaches it (and where its
         interval's top and bottom do), the forecast there and what bringing every problem to k costs, before
-        any price (``Cost.priced`` adds money); None without a model."""
+        any price (``Cost.priced`` adds money); None without a model. Where the counts support only bounds,
+        no k reaches a target by a forecast: ``k_optimistic`` is then the fewest samples that the bound's top
+        allows, and ``note`` says why."""
         if self.model is None:
             return None
         rows = []
@@ -99,7 +103,9 @@ class FittedLaws:
                     "cost": None if reached.k is None else cost_of(reached.k, self.counts, usage).to_json(),
                 }
             )
-        return {"method": self.model.name, "confidence": self.confidence, "k_limit": k_limit, "targets": rows}
+        budget = {"method": self.model.name, "confidence": self.confidence, "k_limit": k_limit, "targets": rows}
+        note = getattr(self.model, "reason", None)
+        return budget if note is None else {**budget, "note": note}
 
 
 def fit_laws(
@@ -111,11 +117,15 @@ def fit_laws(
     errors: dict[str, str] = {}
     power_law = model = None
     try:
-        power_law = fit_power_law(counts)
-    except ValueError as error:
-        errors["fit"] = str(error)
-    try:
-        model = make_model(method, seed).fit(_checked(counts))
+        model = fit_model(counts, method, seed)
     except ValueError as error:
         errors["forecast"] = str(error)
+    refusal = law_refusal(counts) if model is not None else None
+    if refusal is not None:
+        errors["fit"] = refusal
+    else:
+        try:
+            power_law = fit_power_law(counts)
+        except ValueError as error:
+            errors["fit"] = str(error)
     return FittedLaws(counts, method, confidence, power_law, model, errors)

@@ -20,10 +20,16 @@ pass@k with a bootstrap interval over problems; beyond it a law extrapolates:
   coverage from them; if the default's interval misses the truth in most sub-pilots, the candidate with the
   best interval score (width plus 20x any miss: the proper score of a 90% interval) among those that held
   replaces it. In-sample fit quality plays no part.
+
+No law from nothing: a law needs successes on at least ``MIN_SOLVED_FOR_LAW`` problems. With fewer, any
+point forecast beyond the pilot would be the prior's (0 successes in 640 samples "forecast" 0.16 at k = 320),
+so ``fit_model`` gives ``BoundModel`` instead, whatever the method asked: no point estimate beyond the pilot
+(``Forecast.coverage`` is None), only the interval the samples support (``coverage_bounds``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -39,22 +45,31 @@ from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_pow
 DEFAULT_CONFIDENCE = 0.9
 MAX_K = 10**12  # the largest k forecast: samples per problem far beyond any budget, exact in float64
 AUTO_CANDIDATES = ("blend", "bayes", "bayes-zi", "beta", "powerlaw")  # the first is the default
+# The Beta law has two parameters and the power law's shape is one problem's curve when one problem is solved:
+# with successes on fewer problems than this, a forecast would be the prior's, so none is made.
+MIN_SOLVED_FOR_LAW = 2
 
 
 @dataclass(frozen=True)
 class Forecast:
-    """Forecast coverage at ``k`` samples per problem with a ``confidence`` interval [low, high]."""
+    """Forecast coverage at ``k`` samples per problem with a ``confidence`` interval [low, high].
+
+    ``coverage`` is None where the counts support no point estimate (``method`` ``"bound"``: too few
+    successes for a law; ``note`` says so): [low, high] is then what the samples alone rule in.
+    """
 
     k: int
-    coverage: float
+    coverage: float | None
     low: float
     high: float
     method: str
     confidence: float = DEFAULT_CONFIDENCE
     details: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"coverage": self.coverage, "low": self.low, "high": self.high, "method": self.method}
+        fields = {"coverage": self.coverage, "low": self.low, "high": self.high, "method": self.method}
+        return {**fields, "note": self.note} if self.note else fields
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,42 @@ def _checked(counts: Counts) -> Counts:
         bad = counts.problem_ids[np.flatnonzero(counts.num_samples < 1)[0]]
         raise ValueError(f"problem {bad!r} has no samples; forecasts need at least one sample per problem")
     return counts
+
+
+def law_refusal(counts: Counts) -> str | None:
+    """Why no law may be fitted to ``counts`` (successes on fewer than ``MIN_SOLVED_FOR_LAW`` problems);
+    None when one may."""
+    solved = int(np.count_nonzero(counts.num_correct))
+    if solved >= MIN_SOLVED_FOR_LAW:
+        return None
+    successes = int(counts.num_correct.sum())
+    return (
+        f"{successes} success{'' if successes == 1 else 'es'} in {int(counts.num_samples.sum()):,} samples "
+        f"({solved} of {len(counts)} problems solved): too few for a law, which needs successes on at least "
+        f"{MIN_SOLVED_FOR_LAW} problems"
+    )
+
+
+def coverage_bounds(counts: Counts, k: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+    """What the samples alone say about coverage at ``k`` >= the pilot's n, as a ``confidence`` interval.
+
+    Low: the lower end of the measured coverage's interval at n (coverage only rises with k). High: from an
+    upper bound on the mean success rate over problems. The successes T are a sum of independent draws with
+    mean sum n_i p_i >= m sum p_i (m the fewest samples of a problem), and a sum of independent Bernoulli
+    draws is no likelier to fall this low than a binomial of the same mean (Hoeffding 1956), so the
+    Clopper-Pearson upper bound on T / sum n_i at level alpha = (1 - confidence) / 2 bounds the mean rate:
+    0 successes in M samples give 1 - alpha^(1/M), the rule of three's 3 / M at 95%. Coverage at k, the
+    mean of 1 - (1 - p_i)^k, is concave in the rates, so it is at most 1 - (1 - mean rate)^k.
+    """
+    pilot = int(counts.num_samples.min())
+    alpha = (1.0 - confidence) / 2
+    low = measured_coverage(counts, [pilot], confidence).at(pilot)[1]
+    successes, samples = int(counts.num_correct.sum()), int(counts.num_samples.sum())
+    if successes >= samples:
+        return low, 1.0
+    rate = float(special.betaincinv(successes + 1, samples - successes, 1 - alpha))  # Clopper-Pearson upper
+    mean_rate = min(1.0, rate * samples / (pilot * len(counts)))
+    return low, float(-np.expm1(k * np.log1p(-mean_rate))) if mean_rate < 1 else 1.0
 
 
 def fit_power_law(counts: Counts, objective: str = "linear") -> PowerLaw:
@@ -258,6 +309,34 @@ class BlendModel:
         return described
 
 
+class BoundModel:
+    """``bound``: no law, for counts with too few successes (``law_refusal``): measured coverage up to the
+    pilot's n, beyond it no point estimate (NaN) and the interval of ``coverage_bounds``."""
+
+    name = "bound"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, counts: Counts) -> "BoundModel":
+        self.counts = _checked(counts)
+        self.sampled_k = int(counts.num_samples.min())
+        self.reason = law_refusal(counts) or "bounds asked for"
+        return self
+
+    def interval(self, k: int, confidence: float) -> tuple[float, float, float]:
+        if k <= self.sampled_k:
+            return measured_coverage(self.counts, [k], confidence, self.seed).at(k)
+        return (math.nan, *coverage_bounds(self.counts, k, confidence))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "solved": int(np.count_nonzero(self.counts.num_correct)),
+            "successes": int(self.counts.num_correct.sum()),
+        }
+
+
 class AutoModel:
     """``auto``: the candidate that forecasts best inside the pilot (``select_method``), then fitted on it all."""
 
@@ -297,6 +376,21 @@ def make_model(method: str, seed: int = 0) -> CoverageModel:
     if method not in MODELS:
         raise ValueError(f"unknown forecast method {method!r}; choose one of {', '.join(METHODS)}")
     return MODELS[method](seed)
+
+
+def fit_model(counts: Counts, method: str = "auto", seed: int = 0) -> CoverageModel:
+    """``method`` fitted to ``counts``; ``BoundModel`` instead where the counts are too few for a law."""
+    model = make_model(method, seed)
+    counts = _checked(counts)
+    return BoundModel(seed).fit(counts) if law_refusal(counts) is not None else model.fit(counts)
+
+
+def model_forecast(model: CoverageModel, k: int, confidence: float = DEFAULT_CONFIDENCE) -> Forecast:
+    """A fitted model's forecast at ``k`` (coverage None where it has no point estimate)."""
+    coverage, low, high = model.interval(int(k), confidence)
+    point = None if math.isnan(coverage) else float(coverage)
+    note = getattr(model, "reason", "") if point is None else ""
+    return Forecast(int(k), point, float(low), float(high), model.name, confidence, model.describe(), note)
 
 
 def interval_score(truth: float, low: float, high: float, confidence: float) -> float:
@@ -379,11 +473,10 @@ def _validate_request(k: int | Sequence[int], confidence: float, seed: int = 0) 
 def forecast(
     counts: Counts, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0
 ) -> Forecast:
-    """Forecast coverage at ``k`` samples per problem from per-problem counts (see the module docstring)."""
+    """Forecast coverage at ``k`` samples per problem from per-problem counts (see the module docstring);
+    with too few successes for a law, bounds only (method ``"bound"``, coverage None)."""
     _validate_request(k, confidence, seed)
-    model = make_model(method, seed).fit(_checked(counts))
-    coverage, low, high = model.interval(int(k), confidence)
-    return Forecast(int(k), coverage, low, high, model.name, confidence, model.describe())
+    return model_forecast(fit_model(counts, method, seed), k, confidence)
 
 
 def forecast_curve(
@@ -393,9 +486,10 @@ def forecast_curve(
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> CurveForecast:
-    """Forecast at every k of ``ks`` with one fitted model (for plots and budgets)."""
+    """Forecast at every k of ``ks`` with one fitted model (for plots and budgets); NaN coverage beyond the
+    pilot where the counts are too few for a law (``fit_model``)."""
     _validate_request(ks, confidence, seed)
-    return model_curve(make_model(method, seed).fit(_checked(counts)), ks, confidence)
+    return model_curve(fit_model(counts, method, seed), ks, confidence)
 
 
 def model_curve(

@@ -40,6 +40,7 @@ from harness.reporting.progress import PROGRESS_MODES, message_logger
 from harness.store import RunStore
 from harness.store.completeness import Completeness, completeness
 from harness.store.counts import Counts, read_counts_jsonl
+from tasks import DEFAULT_RUN
 from verifiers import load_verifier
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for
@@ -110,16 +111,16 @@ def task_options_for(task: str, task_options: Mapping[str, Any] | None, verifier
 
 
 def run(
-    task: str = "humaneval",
+    task: str = DEFAULT_RUN["task"],
     *,
     data: str | None = None,
     model: str | None = None,
-    problems: int | None = 20,
-    samples: int = 32,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
+    problems: int | None = DEFAULT_RUN["problems"],
+    samples: int = DEFAULT_RUN["samples"],
+    temperature: float = DEFAULT_RUN["temperature"],
+    top_p: float = DEFAULT_RUN["top_p"],
     top_k: int = -1,
-    max_tokens: int = 512,
+    max_tokens: int = DEFAULT_RUN["max_tokens"],
     seed: int = 0,
     out: str | Path | None = None,
     engine: str = "vllm",

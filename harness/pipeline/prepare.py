@@ -15,7 +15,7 @@ from harness.errors import OptionError, check_number
 from harness.store import RunStore
 from harness.store.config import RunConfig
 from harness.store.outputs import check_run_directory_path
-from tasks import load_task
+from tasks import DEFAULT_RUN, load_task
 from tasks.base import problems_digest
 from verifiers import load_verifier
 
@@ -42,18 +42,18 @@ class SampleOptions:
     field (``OptionError("max_tokens", "must be at least 1, got 0")``) before anything is loaded or written.
     """
 
-    task: str = "humaneval"
+    task: str = DEFAULT_RUN["task"]
     data: str | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     engine: str = "vllm"
     engine_options: dict[str, Any] = field(default_factory=dict)
-    problems: int | None = 20
-    samples: int = 32
-    temperature: float = 0.8
-    top_p: float = 0.95
+    problems: int | None = DEFAULT_RUN["problems"]
+    samples: int = DEFAULT_RUN["samples"]
+    temperature: float = DEFAULT_RUN["temperature"]
+    top_p: float = DEFAULT_RUN["top_p"]
     top_k: int = -1
-    max_tokens: int = 512
+    max_tokens: int = DEFAULT_RUN["max_tokens"]
     seed: int = 0
     out: Path | None = None
 

@@ -136,7 +136,7 @@ def score_run(
         def flush() -> None:
             nonlocal buffered, last_flush
             if buffer:
-                score_set.append(pa.concat_tables(buffer))
+                score_set.append(buffer)
                 buffer.clear()
             buffered, last_flush = 0, time.monotonic()
 

@@ -77,7 +77,7 @@ def run_verification(
     def flush() -> None:
         nonlocal buffered_rows, last_flush
         if buffer:
-            store.write_verdicts(key, pa.concat_tables(buffer))
+            store.write_verdicts(key, buffer)
             buffer.clear()
         buffered_rows, last_flush = 0, time.monotonic()
 
@@ -85,7 +85,7 @@ def run_verification(
         nonlocal buffered_rows
         verdicts = future.result()
         buffer.append(
-            pa.table(
+            verdict_set.table(
                 {
                     "problem_id": [problem_id] * len(indices),
                     "sample_idx": indices,

@@ -204,6 +204,8 @@ def _coverage_at(counts: Counts, model: CoverageModel, k: int, confidence: float
         coverage, low, high = measured_coverage(counts, [k], confidence).at(k)
         return {"k": int(k), "coverage": coverage, "low": low, "high": high, "source": "measured"}
     coverage, low, high = model.interval(int(k), confidence)
+    if np.isnan(coverage):  # too few successes for a law: the bounds only
+        return {"k": int(k), "coverage": None, "low": low, "high": high, "source": "bound"}
     return {"k": int(k), "coverage": coverage, "low": low, "high": high, "source": "forecast"}
 
 
@@ -212,6 +214,8 @@ def _target_k(curve: np.ndarray, model: CoverageModel, target: float, confidence
     reached = np.flatnonzero(curve >= target)
     if reached.size:
         return {"target": target, "k": int(reached[0]) + 1, "source": "measured"}
+    if model.name == "bound":
+        return {"target": target, "k": None, "source": "no forecast (too few successes)"}
     k = smallest_k(model, target, confidence)
     return {"target": target, "k": k, "source": "forecast" if k is not None else f"not reached by k = {K_LIMIT:,}"}
 
@@ -376,7 +380,8 @@ def print_comparison(result: Mapping[str, Any], console: Any = None) -> None:
             format_quantity(entry["flops_per_sample"]),
         )
     console.print(table)
-    targets = Table(title="samples per problem to reach a coverage target (* forecast)", title_justify="left")
+    title = "samples per problem to reach a coverage target (* forecast)"
+    targets = Table(title=title, title_justify="left", min_width=len(title))
     targets.add_column("target", justify="right")
     for entry in runs:
         targets.add_column(entry["label"], justify="right")
@@ -384,7 +389,10 @@ def print_comparison(result: Mapping[str, Any], console: Any = None) -> None:
         cells = []
         for entry in runs:
             reached = entry["targets"][row]
-            cells.append("—" if reached["k"] is None else f"{reached['k']:,}" + ("*" if reached["source"] == "forecast" else ""))
+            if reached["k"] is None:
+                cells.append("no law" if reached["source"].startswith("no forecast") else "—")
+                continue
+            cells.append(f"{reached['k']:,}" + ("*" if reached["source"] == "forecast" else ""))
         targets.add_row(f"{target:.0%}", *cells)
     console.print(targets)
     for unit, name in (("flops", "FLOPs"), ("money", "money")):
@@ -402,6 +410,9 @@ def print_comparison(result: Mapping[str, Any], console: Any = None) -> None:
             cells = []
             for entry in runs:
                 point = budget["runs"][entry["label"]]
+                if point["coverage"] is None:
+                    cells.append(f"k={point['k']:,}: at most {point['high']:.3f} (no forecast)")
+                    continue
                 star = "*" if point["source"] == "forecast" else ""
                 cells.append(f"k={point['k']:,}{star}: {point['coverage']:.3f} [{point['low']:.3f}, {point['high']:.3f}]")
             table.add_row(format_quantity(budget["budget"]), *cells)

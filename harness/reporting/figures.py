@@ -59,7 +59,8 @@ def plot_coverage(
     """Coverage against k (log axis): measured points with interval bars, each law's curve, forecast bands.
 
     ``laws`` maps a label to a fitted ``PowerLaw`` (its curve is drawn from k = 1 to ``forecast_k``) or to a
-    ``CurveForecast`` (its curve, dashed and with a shaded interval band beyond the sampled k).
+    ``CurveForecast`` (its curve, dashed and with a shaded interval band beyond the sampled k; for counts too
+    few for a law, method ``bound``, only the band: what the samples alone allow, hatched, with no curve).
     """
     ks = np.asarray(ks, dtype=np.float64)
     mean, low, high = (np.asarray(values, dtype=np.float64) for values in (mean, low, high))
@@ -73,10 +74,16 @@ def plot_coverage(
             grid = np.logspace(0, np.log10(right), 200)
             axes.plot(grid, law.predict(grid), color=color, label=f"{label} (a={law.a_:.3g}, b={law.b_:.3g})")
             continue
-        if law.method != label:
-            label = f"{label}: {law.method}"
         inside = law.ks <= law.sampled_k
         beyond = law.ks >= law.sampled_k
+        if law.method == "bound":  # from the first k beyond the samples: at n itself the points are measured
+            bounded = law.ks > law.sampled_k
+            axes.fill_between(law.ks[bounded], law.low[bounded], law.high[bounded], facecolor="none", edgecolor=color,
+                              hatch="//", linewidth=0, label="no forecast (too few successes for a law): bounds")
+            axes.plot(law.ks[bounded], law.high[bounded], color=color, linewidth=1)
+            continue
+        if law.method != label:
+            label = f"{label}: {law.method}"
         axes.plot(law.ks[inside], law.coverage[inside], color=color, label=label)
         axes.plot(law.ks[beyond], law.coverage[beyond], color=color, linestyle="--")
         axes.fill_between(law.ks[beyond], law.low[beyond], law.high[beyond], color=color, alpha=0.15)

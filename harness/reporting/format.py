@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
 MISSING = "—"  # an unknown figure: never shown as 0
@@ -22,3 +24,13 @@ def format_fixed(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return MISSING
     return f"{value:.{digits}f}"
+
+
+def format_forecast(forecast: Mapping[str, Any]) -> str:
+    """A forecast (``k``, ``coverage``, ``low``, ``high``, ``method``, ``confidence``) as one line; one without
+    a point estimate (too few successes for a law) as the bound the samples support."""
+    k, low, high = forecast["k"], forecast["low"], forecast["high"]
+    percent = f"{forecast['confidence']:.0%}"
+    if forecast["coverage"] is None:
+        return f"coverage@{k} is at most {high:.3f} ({percent} interval [{low:.3f}, {high:.3f}] from the samples alone)"
+    return f"coverage@{k} = {forecast['coverage']:.3f} [{low:.3f}, {high:.3f}] ({percent}, {forecast['method']})"

@@ -60,34 +60,71 @@ def embedded_figure(draw: Callable[[Path], Any]) -> str:
         return png_data_uri(path)
 
 
-def configuration_rows(store: RunStore, summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(field, value) pairs describing how the run was made."""
+Row = tuple[str, "str | list[str]"]  # (field, text or a list of texts)
+
+SAMPLING_COLUMNS = (("temperature", "temperature"), ("top_p", "top-p"), ("top_k", "top-k"),
+                    ("max_tokens", "max tokens"), ("seed", "seed"))  # fmt: skip
+
+
+def configuration_sections(store: RunStore, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """How the run was made, as readable rows: the run, its sampling settings (a small table and the stop
+    strings as a list), the task, the engine, the verifier and the package versions. A row's value is a text or
+    a list of texts (strings shown as literals, so that a stop string's newline is visible)."""
     manifest = store.manifest
     config = manifest.get("config", {})
     model = manifest.get("model", {})
-    sessions = manifest.get("sessions", [])
-    rows = [
+    sampling = config.get("sampling") or {}
+    run: list[Row] = [
         ("run directory", str(store.path)),
         ("task", str(summary["task"])),
-        ("task description", _compact_json(config.get("task_description"))),
         ("model", str(model.get("name"))),
         ("model identity", str(model.get("identity", config.get("model")))),
         ("model parameters", format_quantity(model.get("parameters"))),
         ("engine", str(config.get("engine", MISSING))),
-        ("engine description", _compact_json(manifest.get("engine") or None)),
-        ("sampling", _compact_json(config.get("sampling"))),
-        ("seed", str((config.get("sampling") or {}).get("seed", MISSING))),
-        ("engine settings that define samples", _compact_json(config.get("sample_defining"))),
         ("config hash", str(manifest.get("config_hash"))),
-        ("verifier", _compact_json(summary["verifier"])),
-        ("verdict set", str(summary["verdict_set"])),
         ("problems", str(summary["problems"])),
         ("samples per problem", _samples_per_problem(summary["samples_per_problem"])),
-        ("sampling sessions", str(len(sessions))),
+        ("verdict set", str(summary["verdict_set"])),
+        ("sampling sessions", str(len(manifest.get("sessions", [])))),
         ("created", str(manifest.get("created", MISSING))),
-        ("versions", ", ".join(f"{name} {version}" for name, version in manifest.get("versions", {}).items())),
     ]
-    return rows
+    return {
+        "run": run,
+        "sampling": [(label, _text(sampling.get(name))) for name, label in SAMPLING_COLUMNS],
+        "stop": [_literal(stop) for stop in sampling.get("stop") or []],
+        "sample_defining": readable_rows(config.get("sample_defining") or {}),
+        "sections": [
+            ("Task", readable_rows(config.get("task_description") or {})),
+            ("Engine", readable_rows(manifest.get("engine") or {})),
+            ("Verifier", readable_rows(summary["verifier"])),
+            ("Versions", readable_rows(manifest.get("versions") or {})),
+        ],
+    }
+
+
+def readable_rows(value: Mapping[str, Any], prefix: str = "") -> list[Row]:
+    """A nested mapping as (field, value) rows: nested keys joined by spaces, lists as lists of texts."""
+    rows: list[Row] = []
+    for key, item in value.items():
+        name = f"{prefix}{key}".replace("_", " ")
+        if isinstance(item, Mapping) and item:
+            rows.extend(readable_rows(item, name + " "))
+        elif isinstance(item, (list, tuple)):
+            rows.append((name, [_literal(element) for element in item] if item else "none"))
+        else:
+            rows.append((name, _text(item)))
+    return rows or [("(none)", MISSING)]
+
+
+def _text(value: Any) -> str:
+    if value is None or value == {}:
+        return MISSING
+    return str(value)
+
+
+def _literal(value: Any) -> str:
+    """A list element as text: strings as literals (``"\\ndef "``), other values as compact JSON."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _samples_per_problem(spread: Mapping[str, int]) -> str:
@@ -241,7 +278,7 @@ def build_report(
         "title": f"{summary['task']} · {summary['model']}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "summary": summary,
-        "configuration": configuration_rows(store, summary),
+        "configuration": configuration_sections(store, summary),
         "coverage_figure": png_data_uri(coverage_png),
         "groups": groups,
         "selectors": selector_section(store, verdict_set),

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.forecasting.budget import BudgetPlan
-from harness.reporting.format import format_quantity
+from harness.reporting.format import format_forecast, format_quantity
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -37,10 +37,11 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         )
     forecast = summary.get("forecast")
     if forecast:
-        lines.append(
-            f"forecast: coverage@{forecast['k']} = {forecast['coverage']:.3f} "
-            f"[{forecast['low']:.3f}, {forecast['high']:.3f}] ({forecast['method']})"
-        )
+        if forecast["coverage"] is None:
+            lines.append(f"no forecast: {forecast.get('note', 'too few successes for a law')}")
+        lines.append(f"{'bound' if forecast['coverage'] is None else 'forecast'}: {format_forecast(forecast)}")
+    elif summary.get("forecast_error"):
+        lines.append(f"no forecast: {summary['forecast_error']}")
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(summary["reasons"].items(), key=lambda x: -x[1]))
     lines.append(f"verdicts: {reasons}")
     usage = summary.get("usage") or {}
@@ -64,6 +65,13 @@ def _quantity(value: float | None) -> str:
 def format_plan(plan: BudgetPlan) -> str:
     """The budget plan as readable lines."""
     lines = [f"target coverage {plan.target:.0%} ({plan.method}, {plan.confidence:.0%} interval)"]
+    if plan.method == "bound":  # no law: only the bound's top says anything (the fewest samples it allows)
+        earliest = plan.costs.get("k_optimistic")
+        lines.append(
+            "  no forecast, so no budget; the samples allow the target "
+            + ("beyond the k limit" if earliest is None else f"no earlier than k = {earliest.k:,}")
+        )
+        return "\n".join(lines + [f"note: {note}" for note in plan.notes])
     if plan.forecast is not None:
         f = plan.forecast
         lines.append(f"  k = {plan.k:,} samples per problem: coverage {f.coverage:.3f} [{f.low:.3f}, {f.high:.3f}]")

@@ -301,11 +301,24 @@ class ShardSet:
             return []
         return sorted(self.folder.glob("part-*.parquet"))
 
-    def append(self, table: pa.Table) -> Path | None:
-        """Write one shard atomically (temp name, fsync, rename). Returns its path (None for no rows)."""
+    def table(self, columns: Mapping[str, Any]) -> pa.Table:
+        """Rows (column name -> values) as a table of this set's declared schema: a column that holds only
+        nulls (no sample of a problem had an answer) keeps its declared type, so tables built separately
+        concatenate. Every column of the schema must be given."""
+        missing = [name for name in self.schema.names if name not in columns]
+        if missing:
+            raise ValueError(f"a table for {self.folder.name} lacks column(s) {missing}; its schema: {self.schema.names}")
+        return pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
+
+    def append(self, table: pa.Table | Sequence[pa.Table]) -> Path | None:
+        """Write one shard atomically (temp name, fsync, rename), of a table or of several tables together,
+        each cast to the declared schema first. Returns its path (None for no rows)."""
+        tables = [table] if isinstance(table, pa.Table) else list(table)
+        if not tables:
+            return None
+        table = pa.concat_tables([part.select(self.schema.names).cast(self.schema) for part in tables])
         if table.num_rows == 0:
             return None
-        table = table.select(self.schema.names).cast(self.schema)
         ranges = ranges_of(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
         table = table.replace_schema_metadata({RANGES_KEY: json.dumps(ranges).encode()})
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -778,7 +791,7 @@ class RunStore:
         self.update_manifest(active_verdicts=key)
         return key
 
-    def write_verdicts(self, key: str, table: pa.Table) -> None:
+    def write_verdicts(self, key: str, table: pa.Table | Sequence[pa.Table]) -> None:
         self._require_writer()
         self.verdicts(key).append(table)
 
