@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tasks import DEFAULT_RUN
+
 import harness.reporting.figures as figures
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import AutoModel, PowerLawModel
@@ -68,7 +70,8 @@ def test_ttc_report_prints_the_table_and_writes_every_section(report_run, tmp_pa
     for expected in (
         "Run configuration", store.manifest["config_hash"], "tests.report_fixtures:HostileEngine",
         "<th>temperature</th><th>top-p</th><th>top-k</th><th>max tokens</th><th>seed</th>",  # sampling settings
-        "<td>0.8</td><td>0.95</td><td>-1</td><td>512</td><td>0</td>",
+        f"<td>{DEFAULT_RUN['temperature']}</td><td>{DEFAULT_RUN['top_p']}</td><td>-1</td>"
+        f"<td>{DEFAULT_RUN['max_tokens']}</td><td>0</td>",  # the defaults of `ttc run`
         "Stop strings: none.", "<th class=\"text\">dtype</th>", "<th class=\"text\">prompt style</th>",
         "<th class=\"text\">name</th><td class=\"config\">numeric-with-timeouts</td>",  # the verifier, as rows
         "Coverage", "Fitted law and forecast", "90% interval",
