@@ -35,8 +35,12 @@ class Usage:
 
     @classmethod
     def from_mapping(cls, usage: Mapping[str, Any]) -> "Usage":
-        """From ``RunStore.usage()`` (extra keys ignored)."""
-        return cls(**{name: usage.get(name) for name in cls.__dataclass_fields__})
+        """From ``RunStore.usage()`` (extra keys ignored). A measured throughput of 0 (a run that generated no
+        tokens) says nothing about speed: it is unknown."""
+        fields = {name: usage.get(name) for name in cls.__dataclass_fields__}
+        if not fields["output_tokens_per_second"]:
+            fields["output_tokens_per_second"] = None
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
