@@ -125,7 +125,8 @@ def test_kill_during_verification_ends_workers_math_workers_and_sandboxes(shared
         commands = [command_line(pid) for pid in started]
         sandboxes = sum("sandbox_runner.py" in command for command in commands)
         math_workers = sum("math_worker import serve" in command for command in commands)
-        if sandboxes == 2 and math_workers == 2:
+        # A sandbox forks its program, so a runner may briefly show twice: at least, not exactly.
+        if sandboxes >= 2 and math_workers >= 2:
             break
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline, commands
