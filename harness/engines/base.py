@@ -115,6 +115,9 @@ class Engine(abc.ABC):
     sample_defining_options: ClassVar[tuple[str, ...]] = ("dtype",)
     #: Whether the constructor takes ``seed``, the session's seed for an engine-wide random stream.
     takes_session_seed: ClassVar[bool] = False
+    #: Whether the engine computes on an accelerator when there is one: replicas on Ray then get GPUs
+    #: (``tensor_parallel_size`` x ``pipeline_parallel_size`` each), not a share of the CPUs.
+    uses_accelerator: ClassVar[bool] = False
 
     @classmethod
     def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:
@@ -145,6 +148,16 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """Engine name and version, model, and engine settings that can change samples (kept in the manifest)."""
+
+    def concurrent_samples(self) -> int | None:
+        """How many samples the engine works on at once (None: it does not say). A pool of replicas hands each
+        replica about this many at a time, so that its batch stays full."""
+        return None
+
+    def session_figures(self) -> dict[str, Any]:
+        """Figures of the sampling session that only the engine knows (a pool: per-replica throughput), kept
+        in the session record."""
+        return {}
 
     @abc.abstractmethod
     def close(self) -> None:

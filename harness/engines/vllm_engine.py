@@ -97,11 +97,15 @@ class VLLMEngine(Engine):
         seed: the engine-wide seed. On GPUs every request carries its own seed and this one is unused; on CPU,
             where vLLM crashes on seeded requests whose prefill is split over steps ("CPU Generator does not use
             offset"), requests are unseeded and draw from this seed's stream instead.
-        tensor_parallel_size: GPUs to shard the model over.
+        tensor_parallel_size: GPUs to shard each layer over.
+        pipeline_parallel_size: GPUs (or nodes) to split the layers over; the engine uses
+            ``tensor_parallel_size`` x ``pipeline_parallel_size`` GPUs. Neither changes what is sampled (they are
+            recorded with the session, not hashed).
         extra_engine_args: passed to ``vllm.LLM`` as is.
     """
 
     takes_session_seed = True  # on CPU every request draws from the engine-wide stream
+    uses_accelerator = True
 
     @classmethod
     def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,6 +132,7 @@ class VLLMEngine(Engine):
         enforce_eager: bool | None = None,
         max_inflight_samples: int | None = None,
         tensor_parallel_size: int = 1,
+        pipeline_parallel_size: int = 1,
         seed: int = 0,
         extra_engine_args: dict[str, Any] | None = None,
     ) -> None:
@@ -153,6 +158,7 @@ class VLLMEngine(Engine):
             "max_num_seqs": max_num_seqs,
             "enforce_eager": enforce_eager,
             "tensor_parallel_size": tensor_parallel_size,
+            "pipeline_parallel_size": pipeline_parallel_size,
             **(extra_engine_args or {}),
         }
         engine_args = {key: value for key, value in self.settings.items() if value is not None}
@@ -163,6 +169,9 @@ class VLLMEngine(Engine):
         self.max_inflight_samples = max_inflight_samples or 2 * scheduler_slots
         self.settings["max_inflight_samples"] = self.max_inflight_samples
         self._tokenizer = self._llm.get_tokenizer()
+
+    def concurrent_samples(self) -> int | None:
+        return self.max_inflight_samples
 
     def describe(self) -> dict[str, Any]:
         return {

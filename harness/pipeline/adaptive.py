@@ -53,7 +53,7 @@ def adaptive_pilot(
     )
     targets = {problem.problem_id: pilot + plan["extra"].get(problem.problem_id, 0) for problem in prepared.problems}
     generate_missing(store, prepared, targets, progress_mode, log)
-    verify(store, verifier_name, workers=workers, progress_mode=progress_mode)
+    verify(store, verifier_name, workers=workers, progress_mode=progress_mode, scale=prepared.options.scale)
     after = forecast(store.counts(verifier_name), forecast_k, method="bayes")
     result = {
         **plan,

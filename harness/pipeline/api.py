@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from harness.engines.ray_pool import ScaleOut
 from harness.errors import OptionError
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
@@ -129,6 +130,8 @@ def run(
     verifier: str | None = None,
     workers: int | None = None,
     adaptive_pilot: int = 0,
+    engines: int = 1,
+    ray_address: str | None = None,
     progress: str = "auto",
     log: Log | None = None,
 ) -> RunResult:
@@ -154,6 +157,11 @@ def run(
         workers: verification processes (default: all cores).
         adaptive_pilot: after the pilot (``samples`` per problem), this many extra samples in total where
             they narrow the forecast interval at 10 x ``samples`` most.
+        engines: replicas of the engine, as Ray actors fed from one queue (1: the engine runs in this process,
+            without Ray). Any number resumes any run. Tensor and pipeline parallelism are engine options
+            (``engine_options={"tensor_parallel_size": 4}``): each replica then gets that many GPUs.
+        ray_address: the Ray cluster to run the replicas and the verification on (``"auto"``: the one this
+            machine belongs to; None with ``engines > 1``: a local cluster started for the run).
         progress: ``auto`` (live on a terminal, plain lines elsewhere), ``live``, ``lines``, ``json`` or
             ``quiet``; progress goes to stderr.
         log: where informational messages go (default: stdout, as JSON events on stderr for ``json``,
@@ -179,6 +187,7 @@ def run(
         max_tokens=max_tokens,
         seed=seed,
         out=None if out is None else Path(out),
+        scale=ScaleOut(engines=engines, ray_address=ray_address),
     )
     if adaptive_pilot < 0:
         raise OptionError("adaptive_pilot", f"must be 0 (off) or a positive number of samples, got {adaptive_pilot}")
@@ -193,7 +202,7 @@ def run(
     prepared = prepare(options)
     sampled = sample_run(prepared, progress_mode=progress, log=log)
     with sampled.store as store:
-        outcome = verify(store, verifier, workers=workers, progress_mode=progress)
+        outcome = verify(store, verifier, workers=workers, progress_mode=progress, scale=options.scale)
         if outcome.verified:
             log(f"verified {outcome.verified} samples in {outcome.seconds:.1f} s")
         pilot = None

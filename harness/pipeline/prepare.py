@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.engines.base import SamplingSettings
 from harness.engines.models import ModelRef, count_parameters
+from harness.engines.ray_pool import ScaleOut
 from harness.engines.registry import engine_class
 from harness.errors import OptionError, check_number
 from harness.store import RunStore
@@ -56,6 +57,7 @@ class SampleOptions:
     max_tokens: int = DEFAULT_RUN["max_tokens"]
     seed: int = 0
     out: Path | None = None
+    scale: ScaleOut = field(default_factory=ScaleOut)
 
     def __post_init__(self) -> None:
         if self.problems is not None and self.problems < 1:
@@ -74,6 +76,8 @@ class SampleOptions:
         check_number("max_model_len", options.get("max_model_len"), at_least=1)
         check_number("max_num_seqs", options.get("max_num_seqs"), at_least=1)
         check_number("gpu_memory_utilization", options.get("gpu_memory_utilization"), above=0, at_most=1)
+        check_number("tensor_parallel_size", options.get("tensor_parallel_size"), at_least=1)
+        check_number("pipeline_parallel_size", options.get("pipeline_parallel_size"), at_least=1)
 
 
 @dataclass

@@ -140,6 +140,7 @@ def run_sampling(
         progress.close()
         session.seconds = time.monotonic() - started
         session.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        session.engine_figures = engine.session_figures()
         store.save_session(session, engine_description=engine.describe())
     return SamplingOutcome(session=session, requested=sum(request.n for request in requests))
 
@@ -169,12 +170,27 @@ def sample(prepared: PreparedRun, quiet: bool = False, log: Callable[[str], None
 
 def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log: Callable[[str], None] = print) -> SampleReport:
     """``sample`` with a progress mode (see ``harness.reporting.progress.PROGRESS_MODES``), reporting what was done."""
+    options = prepared.options
+    if options.scale.uses_ray:  # an unreachable cluster or too few GPUs is refused before the run directory is made
+        from harness.engines.ray_pool import check_cluster
+
+        check_cluster(options.engine, options.scale, options.engine_options)
     store = open_run(prepared)
     try:
         return generate_missing(store, prepared, prepared.config.samples, progress_mode, log)
     except BaseException:
         store.close()
         raise
+
+
+def start_engine(prepared: PreparedRun, session_seed: int, log: Callable[[str], None] = print) -> Engine:
+    """The run's engine: one in this process, or replicas of it on Ray when ``prepared.options.scale`` asks."""
+    options = prepared.options
+    if options.scale.uses_ray:
+        from harness.engines.ray_pool import RayEnginePool  # Ray is imported only when asked for
+
+        return RayEnginePool(options.engine, prepared.model, options.engine_options, session_seed, options.scale, log)
+    return build_engine(options.engine, prepared.model, options.engine_options, session_seed)
 
 
 def generate_missing(
@@ -198,7 +214,7 @@ def generate_missing(
     if requests:
         stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
         session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
-        start = lambda: build_engine(config.engine, prepared.model, prepared.options.engine_options, session_seed)  # noqa: E731
+        start = lambda: start_engine(prepared, session_seed, log)  # noqa: E731
         with engine_session(start, store.path / ENGINE_LOG, log) as engine:
             problems = len({request.problem_id for request in requests})
             progress = Progress(

@@ -8,6 +8,9 @@ Verdicts are stored in atomic shards as results come back; a rerun skips everyth
 Nothing outlives a killed verification: the workers die with this process (``PR_SET_PDEATHSIG``), and the
 watchdog (``harness.engines.watchdog``) ends what they started (math workers, code sandboxes) and
 multiprocessing's resource tracker.
+
+On Ray (``scale.uses_ray``) the same calls run as Ray tasks spread over the cluster's CPUs, one CPU each:
+the verifier and its limits (math workers, sandboxes) are the same objects, so the verdicts are the same.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 
+from harness.engines.ray_pool import ScaleOut
 from harness.engines.watchdog import die_with_parent, ensure_watchdog
 from harness.reporting.progress import Progress
 from harness.store import RunStore
@@ -39,6 +43,36 @@ def _judge(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str
     return verdicts
 
 
+class RayTasks(Executor):
+    """``submit`` runs a function as a Ray task on one CPU of the cluster (joined with
+    ``harness.engines.ray_pool.connect``); its future is Ray's. Leaving cancels what has not finished."""
+
+    def __init__(self, address: str | None) -> None:
+        from harness.engines import ray_pool
+
+        ray_pool.connect(address)
+        import ray
+
+        self._ray = ray
+        self._remote: dict[Callable, Any] = {}
+        self._refs: list[Any] = []
+        self.cpus = int(ray.cluster_resources().get("CPU", 1))
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        remote = self._remote.get(fn) or self._remote.setdefault(fn, self._ray.remote(num_cpus=1, max_retries=1)(fn))
+        ref = remote.remote(*args, **kwargs)
+        self._refs.append(ref)
+        return ref.future()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for ref in self._refs:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # finished already, or its worker is gone
+                pass
+        self._refs.clear()
+
+
 @dataclass
 class VerificationOutcome:
     key: str
@@ -52,10 +86,12 @@ def run_verification(
     verifier: Verifier,
     workers: int | None = None,
     progress_mode: str = "auto",
+    scale: ScaleOut = ScaleOut(),
 ) -> VerificationOutcome:
     """Verify every unjudged sample of ``store`` with ``verifier``; returns counts of what was done.
 
-    ``progress_mode`` is one of ``harness.reporting.progress.PROGRESS_MODES``.
+    ``progress_mode`` is one of ``harness.reporting.progress.PROGRESS_MODES``. ``workers`` is the number of
+    processes here, or on Ray (``scale.uses_ray``) the calls in flight at once (default: the cluster's CPUs).
     """
     key = store.register_verdict_set(verifier.describe())
     outcome = VerificationOutcome(key=key)
@@ -67,7 +103,18 @@ def run_verification(
         return outcome
     references = {problem.problem_id: problem.reference for problem in store.problems()}
     batch_size = getattr(verifier, "batch_size", None)
-    workers = workers or os.cpu_count() or 1
+    if scale.uses_ray:
+        executor: Executor = RayTasks(scale.ray_address)
+        workers = workers or executor.cpus
+    else:
+        workers = workers or os.cpu_count() or 1
+        ensure_watchdog()  # the workers' own children (math workers, sandboxes) must not outlive this process
+        executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        )
     progress = Progress("verifying", total, problems=len(expected), mode=progress_mode)
     unjudged = dict(expected)
     started = time.monotonic()
@@ -106,12 +153,8 @@ def run_verification(
             flush()
 
     inflight: dict[Future, tuple[str, list[int]]] = {}
-    context = multiprocessing.get_context("spawn")
-    ensure_watchdog()  # the workers' own children (math workers, sandboxes) must not outlive this process
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
-        ) as pool:
+        with executor as pool:
 
             def drain(limit: int) -> None:
                 while len(inflight) > limit:
@@ -141,9 +184,11 @@ def verify(
     workers: int | None = None,
     quiet: bool = False,
     progress_mode: str | None = None,
+    scale: ScaleOut = ScaleOut(),
 ) -> VerificationOutcome:
-    """Judge the store's unverified samples; ``progress_mode`` (default: ``quiet`` or ``auto``) wins over ``quiet``."""
+    """Judge the store's unverified samples; ``progress_mode`` (default: ``quiet`` or ``auto``) wins over ``quiet``.
+    With ``scale.uses_ray`` the work is spread over the Ray cluster at ``scale.ray_address``."""
     verifier = load_verifier(verifier_name or store.manifest["default_verifier"])
     mode = progress_mode or ("quiet" if quiet else "auto")
-    return run_verification(store, verifier, workers=workers, progress_mode=mode)
+    return run_verification(store, verifier, workers=workers, progress_mode=mode, scale=scale)
 

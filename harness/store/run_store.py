@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -431,6 +431,8 @@ class Session:
     seconds: float = 0.0
     finished: str | None = None
     status: str = "running"
+    #: what only the engine knows of the session, e.g. per-replica throughput of a pool of engines on Ray
+    engine_figures: dict[str, Any] = field(default_factory=dict)
 
 
 class RunStore:
