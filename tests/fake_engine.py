@@ -37,7 +37,11 @@ class FakeEngine(Engine):
     request (0 by default) and ``$TTC_FAKE_TOKEN_DELAY`` seconds per token step (0 by default: all tokens at
     once). A token step generates the next word of every completion of the request, reported to ``on_tokens``.
     At start it prints ``$TTC_FAKE_START_OUTPUT`` to stderr (as an engine's own output), if set, and then fails
-    if ``$TTC_FAKE_START_FAILS`` is set."""
+    if ``$TTC_FAKE_START_FAILS`` is set.
+
+    Options (engine options, so they reach replicas on Ray too): ``delay`` overrides ``$TTC_FAKE_DELAY``;
+    ``crash_marker``, a path: the first engine to finish a request while that file does not exist creates it and
+    kills its own process (a replica that dies mid-run)."""
 
     def __init__(self, model: str, **options: Any) -> None:
         if os.environ.get("TTC_FAKE_START_OUTPUT"):
@@ -45,7 +49,8 @@ class FakeEngine(Engine):
         if os.environ.get("TTC_FAKE_START_FAILS"):
             raise RuntimeError("the fake engine failed to start")
         self.model = model
-        self.delay = float(os.environ.get("TTC_FAKE_DELAY", "0"))
+        self.delay = float(options.get("delay", os.environ.get("TTC_FAKE_DELAY", "0")))
+        self.crash_marker = options.get("crash_marker")
         self.token_delay = float(os.environ.get("TTC_FAKE_TOKEN_DELAY", "0"))
         self.requests_seen: list[GenerationRequest] = []
 
@@ -68,6 +73,12 @@ class FakeEngine(Engine):
                     if on_tokens is not None:
                         on_tokens(sum(completion.n_tokens > step for completion in completions))
             yield GenerationResult(request=request, completions=completions, prompt_tokens=7)
+            if self.crash_marker:
+                try:
+                    os.close(os.open(self.crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    continue
+                os._exit(1)
 
     def close(self) -> None:
         pass

@@ -42,7 +42,7 @@ from harness.errors import OptionError
 RAY_CONNECT_SECONDS = 30.0
 #: How often a replica reports the tokens its engine generated (progress), while requests run.
 TOKEN_REPORT_SECONDS = 1.0
-#: Requests per chunk for engines that do not say how many samples they work on at once.
+#: Most requests per chunk for engines that do not say how many samples they work on at once.
 DEFAULT_CHUNK_REQUESTS = 4
 #: Environment variables that reach the replicas (an existing cluster's workers do not inherit ours).
 FORWARDED_ENV_PREFIXES = ("TTC_", "VLLM_", "HF_", "TRANSFORMERS_", "OPENAI_")
@@ -350,12 +350,19 @@ class RayEnginePool(Engine):
         import ray
 
         pending = deque(requests)
+        pending_samples = sum(request.n for request in pending)
         calls: dict[Any, _Call] = {}  # by stream
 
-        def dispatch(replica: _ReplicaState) -> None:
+        def dispatch(replica: _ReplicaState, most_calls: int = 2) -> None:
             """Keep one chunk running and one queued on the replica, while requests are left."""
-            while pending and len(replica.calls) < 2:
-                chunk = _take_chunk(pending, replica.chunk_samples)
+            nonlocal pending_samples
+            while pending and len(replica.calls) < most_calls:
+                alive = sum(r.error is None for r in self._replicas)
+                # a full batch for the engine, but no more than an even share of what is left
+                share = -(-pending_samples // (2 * alive))
+                target = min(2 * replica.chunk_samples, share) if replica.chunk_samples else share
+                chunk = _take_chunk(pending, target, DEFAULT_CHUNK_REQUESTS if not replica.chunk_samples else None)
+                pending_samples -= sum(request.n for request in chunk)
                 stream = replica.handle.generate.options(num_returns="streaming").remote(chunk, settings)
                 call = _Call(replica, stream, {_request_key(r): r for r in chunk})
                 replica.calls.append(call)
@@ -364,10 +371,12 @@ class RayEnginePool(Engine):
 
         def lose(replica: _ReplicaState, error: BaseException) -> None:
             """A dead replica's unreturned requests go back to the front of the queue."""
+            nonlocal pending_samples
             replica.error = _first_line(error)
             for call in replica.calls:
                 calls.pop(call.stream, None)
                 pending.extendleft(reversed(list(call.unreturned.values())))
+                pending_samples += sum(request.n for request in call.unreturned.values())
             replica.calls.clear()
             alive = [r for r in self._replicas if r.error is None]
             self._log(f"engine replica {replica.index} on {replica.node or '?'} failed ({replica.error}); "
@@ -376,9 +385,10 @@ class RayEnginePool(Engine):
                 raise RuntimeError(f"every engine replica failed; the last: {replica.error}")
 
         try:
-            for replica in self._replicas:
-                if replica.error is None:
-                    dispatch(replica)
+            for most_calls in (1, 2):  # a chunk for each replica first, then one queued behind it
+                for replica in self._replicas:
+                    if replica.error is None:
+                        dispatch(replica, most_calls)
             while calls:
                 ready, _ = ray.wait(list(calls), num_returns=1, timeout=TOKEN_REPORT_SECONDS)
                 for stream in ready:
@@ -444,17 +454,12 @@ def _request_key(request: GenerationRequest) -> str:
     return f"{request.problem_id}@{request.first_index}"
 
 
-def _take_chunk(pending: deque, chunk_samples: int) -> list[GenerationRequest]:
-    """The next requests from the queue: about ``chunk_samples`` samples (at least one request), or
-    ``DEFAULT_CHUNK_REQUESTS`` requests where the engine does not say how many it works on at once."""
+def _take_chunk(pending: deque, samples: int, most_requests: int | None) -> list[GenerationRequest]:
+    """The next requests from the queue: at least one, up to ``samples`` samples (and ``most_requests``)."""
     chunk = [pending.popleft()]
-    if chunk_samples <= 0:
-        while pending and len(chunk) < DEFAULT_CHUNK_REQUESTS:
-            chunk.append(pending.popleft())
-        return chunk
-    samples = chunk[0].n
-    while pending and samples + pending[0].n <= 2 * chunk_samples:
-        samples += pending[0].n
+    total = chunk[0].n
+    while pending and total + pending[0].n <= samples and (most_requests is None or len(chunk) < most_requests):
+        total += pending[0].n
         chunk.append(pending.popleft())
     return chunk
 
