@@ -178,3 +178,15 @@ def test_bad_scale_out_input_is_one_clear_line_and_writes_nothing(shared_data, t
     assert "Traceback" not in stderr
     assert time.monotonic() - started < 30
     assert not out.exists(), "nothing written"
+
+
+def test_without_scale_out_options_ray_is_not_imported(shared_data, tmp_path):
+    code = (
+        "import sys; from pathlib import Path; from tests.helpers import gsm8k_options;"
+        "from harness.pipeline.prepare import prepare; from harness.pipeline.sample import sample_run;"
+        f"report = sample_run(prepare(gsm8k_options(Path({str(shared_data)!r}), Path({str(tmp_path)!r}))), 'quiet');"
+        "assert report.session.samples == 20; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
+    )
+    process = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip().splitlines()[-1] == "[]"
