@@ -77,6 +77,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("sandbox", "4 code sandbox", "sandbox:run_figure"),
     Figure("analysis", "5 analysis at paper scale", "analysis:run_figure"),
     Figure("store", "6 run store", "store:run_figure"),
+    Figure("scaleout", "7 scale-out on Ray", "scaleout:run_figure"),
+    Figure("scaleout-vllm", "7 scale-out on Ray, real engine", "scaleout:run_vllm_figure", uses_engine=True),
 )
 FIGURE_NAMES = tuple(figure.name for figure in FIGURES)
 
