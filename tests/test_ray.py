@@ -34,6 +34,7 @@ TTC = str(Path(sys.executable).with_name("ttc"))
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray cluster of 4 CPUs for this module (the pool joins it rather than starting its own)."""
+    ray.shutdown()  # a connection an earlier test left open
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

@@ -25,6 +25,7 @@ from tests.helpers import gsm8k_options  # noqa: E402
 @pytest.fixture(scope="module")
 def two_nodes():
     """A head node and a second node, 2 CPUs each; the head declares 2 GPUs (none are used)."""
+    ray.shutdown()  # a connection an earlier test left open
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 2})
     cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()

@@ -9,11 +9,12 @@ takes fewer chunks. Results stream back through Ray (``num_returns="streaming"``
 and the driver alone writes the run directory: the cluster needs no shared filesystem. A replica that dies
 has the requests it had not returned put back in the queue; the run goes on with the others.
 
-Ray is imported only here, and this module only when ``--engines`` / ``--ray-address`` ask for it.
+Ray is imported only by this module's functions, when ``--engines`` / ``--ray-address`` ask for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import socket
@@ -33,6 +34,7 @@ from harness.engines.base import (
     accepts_on_tokens,
     request_seed,
 )
+from harness.engines import models
 from harness.engines.models import ModelRef
 from harness.engines.registry import build_engine, engine_class
 from harness.engines.watchdog import ensure_watchdog
@@ -93,8 +95,9 @@ def connect(address: str | None, timeout: float = RAY_CONNECT_SECONDS) -> None:
         for entry in sys.path
         if not any(os.path.realpath(entry or ".").startswith(prefix) for prefix in installed)
     ]
-    if own_path:
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(own_path + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    given = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    if own_path or given:
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(own_path + given))
     try:
         ray.init(
             address=address,
@@ -147,6 +150,7 @@ class EngineReplica:
     """One engine inside a Ray actor."""
 
     def __init__(self, kind: str, model: ModelRef, engine_options: Mapping[str, Any], session_seed: int) -> None:
+        model = _model_on_this_node(model)
         self.engine = build_engine(kind, model, engine_options, session_seed)
 
     def info(self) -> dict[str, Any]:
@@ -175,7 +179,8 @@ class EngineReplica:
             streaming = {"on_tokens": add_tokens} if accepts_on_tokens(self.engine) else {}
             try:
                 for result in self.engine.generate(requests, settings, **streaming):
-                    events.put(result)
+                    # the driver has the request: its prompt need not travel back
+                    events.put(dataclasses.replace(result, request=dataclasses.replace(result.request, prompt="")))
             except BaseException as error:  # reaches the driver as this call's error
                 events.put(_Failure(error))
             finally:
@@ -417,8 +422,10 @@ class RayEnginePool(Engine):
                         if on_tokens is not None:
                             on_tokens(value)
                         continue
-                    result: GenerationResult = value
-                    call.unreturned.pop(_request_key(result.request), None)
+                    key = _request_key(value.request)
+                    if key not in call.unreturned:
+                        raise RuntimeError(f"engine replica {replica.index} returned {key}, which it was not asked for")
+                    result = dataclasses.replace(value, request=call.unreturned.pop(key))
                     replica.samples += result.request.n
                     replica.requests += 1
                     replica.output_tokens += sum(completion.n_tokens for completion in result.completions)
@@ -448,6 +455,17 @@ class RayEnginePool(Engine):
             pass
         for replica in self._replicas:
             ray.kill(replica.handle, no_restart=True)
+
+
+def _model_on_this_node(model: ModelRef) -> ModelRef:
+    """The driver's model as this node has it: the embedded model is converted into each node's own cache (the
+    driver's cache path need not exist here); any other local checkpoint must be at the same path."""
+    if "://" in model.path or not os.path.isabs(model.path) or os.path.exists(model.path):
+        return model  # a Hub id, or present here
+    embedded = models.embedded_model(convert=False)
+    if model.identity == embedded.identity:
+        return models.embedded_model()
+    raise FileNotFoundError(f"model {model.path} is not on this node: put it at the same path or use a Hub id")
 
 
 def _request_key(request: GenerationRequest) -> str:
