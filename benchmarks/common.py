@@ -6,13 +6,20 @@ side in one run and medians of repeats; every figure records the load average be
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import signal
+import subprocess
+import sys
 import resource
 import statistics
 import time
 from importlib import metadata
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+#: The line a worker process prints its measurements on (as JSON after the marker).
+RESULT_MARKER = "BENCH-RESULT "
 
 
 def median(values: Sequence[float]) -> float:
@@ -87,3 +94,27 @@ def _cpu_model() -> str | None:
     except OSError:
         return None
     return None
+
+
+def run_json_worker(module: str, config: Mapping[str, Any], env: Mapping[str, str], timeout: float) -> dict[str, Any]:
+    """Run ``python -m MODULE CONFIG_JSON`` in a process group of its own (so that the engine, Ray and worker
+    processes it starts are killed with it on a timeout) and return the JSON it prints after
+    ``RESULT_MARKER``; raises with the end of its stderr when it fails."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, json.dumps(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env),
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    lines = [line for line in stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} worker failed (exit {process.returncode}): {stderr[-2000:]}")
+    return json.loads(lines[-1][len(RESULT_MARKER) :])

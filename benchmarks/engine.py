@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import load_average, median
+from benchmarks.common import RESULT_MARKER, load_average, median, run_json_worker
 
-RESULT_MARKER = "BENCH-RESULT "
 OVERHEAD_TARGET = 1.05
 
 
@@ -59,25 +56,7 @@ def run_worker(config: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     for key in config.get("unset_env", []):
         env.pop(key, None)
     started = time.perf_counter()
-    # its own process group: vLLM's engine and worker processes are killed with it on a timeout
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.engine", json.dumps(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
-    lines = [line for line in stdout.splitlines() if line.startswith(RESULT_MARKER)]
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(f"engine worker failed (exit {process.returncode}): {stderr[-2000:]}")
-    result = json.loads(lines[-1][len(RESULT_MARKER) :])
+    result = run_json_worker("benchmarks.engine", config, env, timeout)
     result["process_seconds"] = time.perf_counter() - started
     return result
 

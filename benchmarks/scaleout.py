@@ -32,18 +32,16 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import RESULT_MARKER, run_json_worker
 from benchmarks.suite import FigureResult, Row
 
-RESULT_MARKER = "BENCH-RESULT "
 FAKE_ENGINE = "tests.fake_engine:FakeEngine"
 EFFICIENCY_TARGET = 0.9
 
@@ -69,24 +67,7 @@ def gsm8k_data(name: str = "gsm8k_test.jsonl") -> str:
 
 def run_worker(config: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 1800) -> dict[str, Any]:
     """Run one part in a subprocess of its own (its own Ray cluster); returns its measurements."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.scaleout", json.dumps(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,  # Ray's and vLLM's processes are killed with it on a timeout
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
-    lines = [line for line in stdout.splitlines() if line.startswith(RESULT_MARKER)]
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(f"scale-out worker failed (exit {process.returncode}): {stderr[-2000:]}")
-    return json.loads(lines[-1][len(RESULT_MARKER) :])
+    return run_json_worker("benchmarks.scaleout", config, {**os.environ, **(env or {})}, timeout)
 
 
 def run_figure(quick: bool) -> FigureResult:

@@ -28,7 +28,7 @@ from benchmarks.common import median
 from benchmarks.suite import FigureResult, Row
 from harness.store.config import RunConfig
 from harness.engines.base import SamplingSettings
-from harness.pipeline.sample import MAX_SAMPLES_PER_REQUEST, plan_requests
+from harness.pipeline.sample import plan_requests
 from harness.store import RunStore
 from tasks.base import Problem, read_jsonl
 
