@@ -14,6 +14,7 @@ from harness.pipeline.sample import sample
 from harness.pipeline.verify import verify
 from harness.store import RunStore, RunStoreError, missing_ranges, subtract_ranges
 from harness.store.run_store import SAMPLE_SCHEMA, VERDICT_SCHEMA
+from tasks import DEFAULT_RUN
 from tasks.base import Problem
 from tests.fake_engine import fake_text
 from tests.helpers import gsm8k_options
@@ -85,7 +86,7 @@ def test_different_configuration_is_refused_and_nothing_is_touched(shared_data, 
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file()}
     with pytest.raises(RunStoreError) as error:
         sample(prepare(gsm8k_options(shared_data, tmp_path, temperature=0.3)), quiet=True, log=lambda *_: None)
-    assert "sampling.temperature: stored 1.0, requested 0.3" in str(error.value)
+    assert f"sampling.temperature: stored {DEFAULT_RUN['temperature']}, requested 0.3" in str(error.value)
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == {name: t for name, t in before.items() if name != ".lock"}
 
