@@ -46,6 +46,9 @@ RAY_CONNECT_SECONDS = 30.0
 TOKEN_REPORT_SECONDS = 1.0
 #: Most requests per chunk for engines that do not say how many samples they work on at once.
 DEFAULT_CHUNK_REQUESTS = 4
+#: How long replicas may take to close their engines before they are killed (their watchdogs then stop the
+#: engines' processes): an interrupted run must not wait on the chunks still running.
+CLOSE_SECONDS = 15.0
 #: Environment variables that reach the replicas (an existing cluster's workers do not inherit ours).
 FORWARDED_ENV_PREFIXES = ("TTC_", "VLLM_", "HF_", "TRANSFORMERS_", "OPENAI_")
 
@@ -450,7 +453,7 @@ class RayEnginePool(Engine):
             return
         closing = [replica.handle.close.remote() for replica in self._replicas if replica.error is None]
         try:
-            ray.get(closing, timeout=60)
+            ray.get(closing, timeout=CLOSE_SECONDS)
         except Exception:  # a replica that cannot close is killed below all the same
             pass
         for replica in self._replicas:
