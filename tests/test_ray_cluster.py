@@ -58,13 +58,17 @@ def test_replicas_on_two_nodes_write_one_run_and_ray_verification_matches_local(
 
     local_copy = tmp_path / "local"
     shutil.copytree(run, local_copy)
+    verifier = "tests.where_verifier:WhereVerifier"
     with RunStore.open(run, writable=True) as store:
-        on_ray = verify(store, progress_mode="quiet", scale=ScaleOut(ray_address=two_nodes))
+        on_ray = verify(store, verifier, progress_mode="quiet", scale=ScaleOut(ray_address=two_nodes))
     with RunStore.open(local_copy, writable=True) as store:
-        local = verify(store, progress_mode="quiet", workers=2)
+        local = verify(store, verifier, progress_mode="quiet", workers=2)
     assert on_ray.key == local.key and on_ray.verified == local.verified == 16 * 6
     assert verdict_rows(run, on_ray.key) == verdict_rows(local_copy, local.key)
     assert any(row[2] for row in verdict_rows(run, on_ray.key)), "some samples are right"
+    judged_at = set(RunStore.open(run).verdicts(on_ray.key).read().column("detail").to_pylist())
+    assert judged_at and all(place.startswith("ray:") for place in judged_at), "judged in Ray workers"
+    assert set(RunStore.open(local_copy).verdicts(local.key).read().column("detail").to_pylist()) == {"local"}
 
 
 def test_gpu_replicas_are_counted_against_the_clusters_gpus(two_nodes):

@@ -229,7 +229,7 @@ class _ReplicaState:
     error: str | None = None
 
     def figures(self) -> dict[str, Any]:
-        seconds = (self.last_result or 0.0) - (self.first_dispatch or 0.0) if self.last_result else 0.0
+        seconds = self.last_result - self.first_dispatch if self.last_result and self.first_dispatch else 0.0
         return {
             "replica": self.index,
             "node": self.node,
@@ -298,13 +298,13 @@ class RayEnginePool(Engine):
         cls = engine_class(kind)
         resources = replica_resources(cls, scale.engines, engine_options)
         self.scale, self._log = scale, log
-        self._cores = _local_core_shares(scale) if cls.uses_accelerator and "num_gpus" not in resources else None
+        cores = _local_core_shares(scale) if cls.uses_accelerator and "num_gpus" not in resources else None
         actor = ray.remote(EngineReplica)
         self._replicas: list[_ReplicaState] = []
         for index in range(scale.engines):
             options: dict[str, Any] = dict(resources, max_restarts=0)
-            if self._cores is not None:  # vLLM on CPU binds its threads to these cores instead of all of them
-                options["runtime_env"] = {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": self._cores[index]}}
+            if cores is not None:  # vLLM on CPU binds its threads to these cores instead of all of them
+                options["runtime_env"] = {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": cores[index]}}
             seed = request_seed(session_seed, "replica", index)
             handle = actor.options(**options).remote(kind, model, dict(engine_options), seed)
             self._replicas.append(_ReplicaState(index=index, handle=handle))
@@ -334,10 +334,6 @@ class RayEnginePool(Engine):
             self._log(f"engine {message} (going on with {len(alive)})")
         nodes = len({replica.node for replica in alive})
         self._log(f"engines: {len(alive)} replicas on {nodes} node(s) of the Ray cluster")
-
-    def concurrent_samples(self) -> int | None:
-        sizes = [replica.chunk_samples for replica in self._replicas if replica.error is None]
-        return sum(sizes) if sizes and all(sizes) else None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -377,6 +373,11 @@ class RayEnginePool(Engine):
                 calls[stream] = call
                 replica.first_dispatch = replica.first_dispatch or time.monotonic()
 
+        def feed(most_calls: int = 2) -> None:
+            for replica in self._replicas:
+                if replica.error is None:
+                    dispatch(replica, most_calls)
+
         def lose(replica: _ReplicaState, error: BaseException) -> None:
             """A dead replica's unreturned requests go back to the front of the queue."""
             nonlocal pending_samples
@@ -393,10 +394,8 @@ class RayEnginePool(Engine):
                 raise RuntimeError(f"every engine replica failed; the last: {replica.error}")
 
         try:
-            for most_calls in (1, 2):  # a chunk for each replica first, then one queued behind it
-                for replica in self._replicas:
-                    if replica.error is None:
-                        dispatch(replica, most_calls)
+            feed(1)  # a chunk for each replica first, then one queued behind each
+            feed(2)
             while calls:
                 ready, _ = ray.wait(list(calls), num_returns=1, timeout=TOKEN_REPORT_SECONDS)
                 for stream in ready:
@@ -417,7 +416,7 @@ class RayEnginePool(Engine):
                         continue
                     except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as error:
                         lose(replica, error)
-                        self._redispatch_all(dispatch)
+                        feed()  # replicas left idle by an empty queue take the lost requests
                         continue
                     except ray.exceptions.RayTaskError as error:  # the engine itself failed: so does the run
                         raise RuntimeError(f"engine replica {replica.index}: {_first_line(error.cause)}") from None
@@ -440,11 +439,6 @@ class RayEnginePool(Engine):
                     ray.cancel(stream)
                 except Exception:  # the replica is gone already
                     pass
-
-    def _redispatch_all(self, dispatch: Callable[[_ReplicaState], None]) -> None:
-        for replica in self._replicas:
-            if replica.error is None:
-                dispatch(replica)
 
     def close(self) -> None:
         import ray

@@ -55,22 +55,24 @@ class RayTasks(Executor):
 
         self._ray = ray
         self._remote: dict[Callable, Any] = {}
-        self._refs: list[Any] = []
+        self._inflight: set[Any] = set()  # only these: a finished task's result is freed once collected
         self.cpus = int(ray.cluster_resources().get("CPU", 1))
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
         remote = self._remote.get(fn) or self._remote.setdefault(fn, self._ray.remote(num_cpus=1, max_retries=1)(fn))
         ref = remote.remote(*args, **kwargs)
-        self._refs.append(ref)
-        return ref.future()
+        self._inflight.add(ref)
+        future = ref.future()
+        future.add_done_callback(lambda _: self._inflight.discard(ref))
+        return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        for ref in self._refs:
+        for ref in list(self._inflight):
             try:
                 self._ray.cancel(ref, force=True)
-            except Exception:  # finished already, or its worker is gone
+            except Exception:  # finished meanwhile, or its worker is gone
                 pass
-        self._refs.clear()
+        self._inflight.clear()
 
 
 @dataclass
