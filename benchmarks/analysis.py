@@ -57,7 +57,9 @@ def analyse(answer_ids: np.ndarray, correct: np.ndarray, subsets: int | None = N
 
     start = time.perf_counter()
     ks = log_spaced_ks(samples)
-    majority = majority_vote_curves(list(answer_ids), list(correct), ks, method="monte-carlo", subsets=subsets, seed=seed)
+    majority = majority_vote_curves(
+        list(answer_ids), list(correct), ks, method="monte-carlo", subsets=subsets, seed=seed
+    )
     parts["majority_at_k_monte_carlo"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -102,7 +104,9 @@ def run_figure(quick: bool) -> FigureResult:
     problems, samples = QUICK_SHAPE if quick else FULL_SHAPE
     # quick mode: as many Monte-Carlo permutations as the library picks at paper scale (16), not its default
     # for small inputs (up to 2000), which would make the small case slower than the large one
-    figures = run_analysis_benchmark(problems, samples, repeats=1 if quick else 3, subsets=QUICK_SUBSETS if quick else None)
+    figures = run_analysis_benchmark(
+        problems, samples, repeats=1 if quick else 3, subsets=QUICK_SUBSETS if quick else None
+    )
     parts = figures["median_part_seconds"]
     seconds = figures["median_total_seconds"]
     row = Row(

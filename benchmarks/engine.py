@@ -249,7 +249,12 @@ def worker_main(config: dict[str, Any]) -> dict[str, Any]:
         load_before = load_average()
         figures = MEASUREMENTS[measurement["kind"]](engine, task, problems, measurement)
         results["measurements"].append(
-            {"kind": measurement["kind"], "load_average_before": load_before, "load_average_after": load_average(), **figures}
+            {
+                "kind": measurement["kind"],
+                "load_average_before": load_before,
+                "load_average_after": load_average(),
+                **figures,
+            }
         )
     engine.close()
     return results

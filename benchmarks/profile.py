@@ -33,7 +33,10 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sampling: other (penalties, temperature, random draw)", ("sampler.py", "/sample/")),
     ("logits: lm_head matmul", ("compute_logits", "logits_processor")),
     ("attention (paged KV cache)", ("attention", "cpu_attn", "paged_attention")),
-    ("model forward: linear layers, norms, MLP (compiled graph or eager ops)", ("compiled_fn", "torch/_inductor", "forward", "_call_impl")),
+    (
+        "model forward: linear layers, norms, MLP (compiled graph or eager ops)",
+        ("compiled_fn", "torch/_inductor", "forward", "_call_impl"),
+    ),
     ("input preparation (batch metadata)", ("_prepare_inputs", "prepare_inputs", "_update_states", "input_batch")),
     ("output transfer to the scheduler (shared memory, serialisation)", ("shm_broadcast", "msgspec", "serial_utils")),
 )
@@ -100,7 +103,9 @@ def profile_engine(seconds: float, workload: dict[str, Any], py_spy: str) -> dic
         with log.open("w") as handle:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.engine", json.dumps(config)],
-                stdout=subprocess.PIPE, stderr=handle, text=True,
+                stdout=subprocess.PIPE,
+                stderr=handle,
+                text=True,
             )
         pid = None
         deadline = time.monotonic() + 600
@@ -115,13 +120,26 @@ def profile_engine(seconds: float, workload: dict[str, Any], py_spy: str) -> dic
         time.sleep(float(os.environ.get("TTC_PROFILE_DELAY", "60")))
         raw_path = Path(scratch) / "profile.txt"
         subprocess.run(
-            [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--format", "raw",
-             "--output", str(raw_path), "--nonblocking"],
-            check=True, capture_output=True, text=True,
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--format",
+                "raw",
+                "--output",
+                str(raw_path),
+                "--nonblocking",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         stdout, _ = worker.communicate(timeout=1800)
         lines = [line for line in stdout.splitlines() if line.startswith(RESULT_MARKER)]
-        throughput = json.loads(lines[-1][len(RESULT_MARKER):])["measurements"][0] if lines else None
+        throughput = json.loads(lines[-1][len(RESULT_MARKER) :])["measurements"][0] if lines else None
         return {"profile": summarise(raw_path.read_text()), "throughput": throughput}
 
 

@@ -298,8 +298,14 @@ def _fixed_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     for label, replicas, scale in variants:
         requests = config["requests_per_replica"] * replicas
         options = SampleOptions(
-            task="gsm8k", data=data, model=model, engine=FAKE_ENGINE, problems=requests, samples=samples,
-            out=root / f"run-{label}", scale=scale,
+            task="gsm8k",
+            data=data,
+            model=model,
+            engine=FAKE_ENGINE,
+            problems=requests,
+            samples=samples,
+            out=root / f"run-{label}",
+            scale=scale,
         )
         run = _sample(probe, options)
         run.update(label=label, replicas=replicas)
@@ -338,8 +344,14 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     sizes = ((config["requests"], config["samples"]), (config["large_requests"], config["large_samples"]))
     for requests, samples in sizes:
         options = SampleOptions(
-            task="gsm8k", data=data, model=model, engine=FAKE_ENGINE, problems=requests, samples=samples,
-            out=root / f"run-overhead-{samples}", scale=ScaleOut(engines=config["replicas"]),
+            task="gsm8k",
+            data=data,
+            model=model,
+            engine=FAKE_ENGINE,
+            problems=requests,
+            samples=samples,
+            out=root / f"run-overhead-{samples}",
+            scale=ScaleOut(engines=config["replicas"]),
         )
         run = _sample(probe, options)
         cpu = run["driver_cpu_seconds"]
@@ -363,10 +375,18 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
         **config,
         "cpus": len(os.sched_getaffinity(0)),
         "runs": runs,
-        **{key: small[key] for key in (
-            "driver_cpu_seconds", "driver_cpu_ms_per_request", "driver_cpu_us_per_sample", "store_cpu_ms_per_request",
-            "store_share", "requests_per_s", "samples_per_s",
-        )},
+        **{
+            key: small[key]
+            for key in (
+                "driver_cpu_seconds",
+                "driver_cpu_ms_per_request",
+                "driver_cpu_us_per_sample",
+                "store_cpu_ms_per_request",
+                "store_share",
+                "requests_per_s",
+                "samples_per_s",
+            )
+        },
         "fit": {"ms_per_request": per_request, "us_per_sample": 1000 * per_sample},
         "wire": _wire_bytes(data, 50, config["samples"]),
     }
@@ -380,10 +400,16 @@ def _vllm_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     runs = []
     for replicas in config["replicas"]:
         options = SampleOptions(
-            task="gsm8k", data=gsm8k_data(), model=None, engine="vllm",
+            task="gsm8k",
+            data=gsm8k_data(),
+            model=None,
+            engine="vllm",
             engine_options={"max_inflight_samples": config["max_inflight_samples"]},
-            problems=config["problems"], samples=config["samples"], max_tokens=config["max_tokens"],
-            out=root / f"run-vllm-{replicas}", scale=ScaleOut(engines=replicas),
+            problems=config["problems"],
+            samples=config["samples"],
+            max_tokens=config["max_tokens"],
+            out=root / f"run-vllm-{replicas}",
+            scale=ScaleOut(engines=replicas),
         )
         run = _sample(probe, options)
         run.update(replicas=replicas, cpus=len(os.sched_getaffinity(0)))

@@ -50,9 +50,7 @@ def text_corpus(data_folder: Path) -> np.ndarray:
     return np.frombuffer("\n".join(texts).encode("ascii", "ignore"), dtype=np.uint8)
 
 
-def sample_table(
-    problem_id: str, first: int, count: int, corpus: np.ndarray, rng: np.random.Generator
-) -> pa.Table:
+def sample_table(problem_id: str, first: int, count: int, corpus: np.ndarray, rng: np.random.Generator) -> pa.Table:
     """``count`` samples of one problem as the sampling step stores them, texts cut from ``corpus``."""
     lengths = rng.integers(MEAN_TEXT_CHARS // 4, 7 * MEAN_TEXT_CHARS // 4, size=count)
     starts = rng.integers(0, corpus.size - lengths.max(), size=count)
@@ -138,9 +136,7 @@ def run_store_benchmark(problems: int, samples: int, data_folder: Path, folder: 
     # 99% stored: every problem has its first 99% of samples (the interrupted run's shape under ttc sample)
     stored_per_problem = int(samples * STORED_FRACTION)
     store = create_or_resume()
-    write_seconds, written = _write(
-        store, plan_requests(problem_list, {}, stored_per_problem, seed), corpus, rng
-    )
+    write_seconds, written = _write(store, plan_requests(problem_list, {}, stored_per_problem, seed), corpus, rng)
     store.close()
     size_bytes = sum(path.stat().st_size for path in (folder / "samples").glob("part-*.parquet"))
     needed_bytes = index_bytes(folder)

@@ -200,7 +200,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON figures")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument(
-        "--markdown", action="store_true", help="print the rows already stored in --out as a Markdown table (runs nothing)"
+        "--markdown",
+        action="store_true",
+        help="print the rows already stored in --out as a Markdown table (runs nothing)",
     )
     args = parser.parse_args(argv)
     if args.markdown:

@@ -109,7 +109,9 @@ def sweep_configurations() -> list[dict[str, Any]]:
     ]
 
 
-def _sweep_entry(configuration: dict[str, Any], outcome: dict[str, Any], measurements: list[dict[str, Any]]) -> dict[str, Any]:
+def _sweep_entry(
+    configuration: dict[str, Any], outcome: dict[str, Any], measurements: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "name": configuration["name"],
         "engine_options": configuration["engine_options"],
@@ -219,7 +221,11 @@ def _time_conversion(cache: Path) -> float:
     """Seconds to resolve the embedded model in a fresh process with ``TTC_CACHE=cache``."""
     code = "import time; t = time.perf_counter(); from harness.engines.models import embedded_model; embedded_model(); print(time.perf_counter() - t)"
     process = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "TTC_CACHE": str(cache)}, timeout=900
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TTC_CACHE": str(cache)},
+        timeout=900,
     )
     if process.returncode != 0:
         raise RuntimeError(f"model conversion failed: {process.stderr[-1000:]}")
@@ -232,7 +238,9 @@ def run_startup(quick: bool) -> FigureResult:
     model resolution only (its one engine start is the engine figure's)."""
     figures: dict[str, Any] = {"conversion_cached_s": _time_conversion(_default_cache())}
     if quick:
-        row = Row("2 start-up", "cached model resolution (GGUF hash + cache lookup)", figures["conversion_cached_s"], "s")
+        row = Row(
+            "2 start-up", "cached model resolution (GGUF hash + cache lookup)", figures["conversion_cached_s"], "s"
+        )
         return FigureResult([row], figures)
     with tempfile.TemporaryDirectory(prefix="ttc-bench-startup-") as scratch:
         figures["conversion_cold_s"] = _time_conversion(Path(scratch) / "cache")

@@ -207,7 +207,11 @@ def math500_checks(data: str | Path, seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> 
     failures = [records[i]["unique_id"] for i in range(len(records)) if not judged(i, i)]
     negative = {}
     for seed in seeds:
-        hits = [(records[i]["answer"], records[j]["answer"]) for i, j in enumerate(derangement(len(records), seed)) if judged(i, j)]
+        hits = [
+            (records[i]["answer"], records[j]["answer"])
+            for i, j in enumerate(derangement(len(records), seed))
+            if judged(i, j)
+        ]
         negative[seed] = {"rate": len(hits) / len(records), "hits": hits}
     verifier.close()
     return {
@@ -249,9 +253,27 @@ PATHOLOGICAL_ANSWERS = {
     "power of a sum of four": "(x+y+z+1)^{60}",
 }
 ORDINARY_ANSWERS = (
-    "\\frac{3}{4}", "0.75", "\\frac{6}{8}", "3/4", "\\frac{1}{2}", "1", "2", "-\\frac{3}{4}", "\\sqrt{2}",
-    "\\frac{\\sqrt{3}}{2}", "x+1", "\\pi", "(1,2)", "[0,1)", "75\\%", "\\text{yes}", "2^{-1}", "12", "0", "\\infty",
-)  # fmt: skip
+    "\\frac{3}{4}",
+    "0.75",
+    "\\frac{6}{8}",
+    "3/4",
+    "\\frac{1}{2}",
+    "1",
+    "2",
+    "-\\frac{3}{4}",
+    "\\sqrt{2}",
+    "\\frac{\\sqrt{3}}{2}",
+    "x+1",
+    "\\pi",
+    "(1,2)",
+    "[0,1)",
+    "75\\%",
+    "\\text{yes}",
+    "2^{-1}",
+    "12",
+    "0",
+    "\\infty",
+)
 
 
 def pathological_batch_timing(timeout: float = 5.0, workers: int = 2) -> dict[str, Any]:
@@ -338,12 +360,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     cached, baseline = figures["cached"], figures["per_sample_math_verify"]
     print(f"{figures['n_problems']} MATH-500 problems x {figures['samples_per_problem']} synthetic samples")
     print(f"  distinct answers/problem  : {figures['distinct_answers_per_problem_mean']:10.1f} (mean)")
-    print(f"  with answer-level caching : {cached['samples_per_s']:10.0f} samples/s ({cached['samples']} samples, median of {figures['repeats']})")
-    print(f"  math-verify per sample    : {baseline['samples_per_s']:10.0f} samples/s ({baseline['samples']} samples, median of {figures['repeats']})")
+    print(
+        f"  with answer-level caching : {cached['samples_per_s']:10.0f} samples/s ({cached['samples']} samples, median of {figures['repeats']})"
+    )
+    print(
+        f"  math-verify per sample    : {baseline['samples_per_s']:10.0f} samples/s ({baseline['samples']} samples, median of {figures['repeats']})"
+    )
     print(f"  speed-up                  : {figures['speedup']:10.1f}x")
     print(f"  verdict agreement         : {figures['agreement']:10.4f}")
     print(f"  worker start-up           : {figures['worker_startup_s']:10.2f} s (once per process)")
-    print(f"  machine                   : {figures['machine']['cpus']} CPUs, load average {figures['machine']['load_average_1m']:.1f}")
+    print(
+        f"  machine                   : {figures['machine']['cpus']} CPUs, load average {figures['machine']['load_average_1m']:.1f}"
+    )
 
 
 if __name__ == "__main__":

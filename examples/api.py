@@ -45,7 +45,9 @@ def main() -> None:
 
     print(loaded.pass_at_k())  # k = 1, 2, 4, ..., n with 95% intervals over problems
     law = loaded.law  # log(coverage) = a * k^b, as the analysis fitted it
-    print(f"law: log(coverage) = {law.a_:.3f} * k^{law.b_:.3f} (R^2 {law.r2_:.3f}); at k = 1000: {law.predict(1000):.3f}")
+    print(
+        f"law: log(coverage) = {law.a_:.3f} * k^{law.b_:.3f} (R^2 {law.r2_:.3f}); at k = 1000: {law.predict(1000):.3f}"
+    )
     k = args.k or 10 * int(counts.num_samples.min())
     forecast = loaded.forecast(k)  # auto method, 90% interval
     interval = f"[{forecast.low:.3f}, {forecast.high:.3f}]"

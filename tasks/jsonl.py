@@ -93,7 +93,9 @@ class JSONLTask(Task):
         where = f"{self.source} record {index}"
         question = record[self.prompt_field]
         if not isinstance(question, str):
-            raise ValueError(f"{where}: prompt_field {self.prompt_field!r} must hold a string, got {type(question).__name__}")
+            raise ValueError(
+                f"{where}: prompt_field {self.prompt_field!r} must hold a string, got {type(question).__name__}"
+            )
         fields = {**record, "prompt": question, "record": record}
         answer_key = "test" if self.default_verifier == "python-tests" else "answer"
         reference = {answer_key: _reference_answer(record[self.answer_field], where, self.answer_field)}

@@ -59,7 +59,10 @@ class MBPP(Task):
             raise ValueError(f"{self.data}: no problems with task_id {first}-{last} (split {self.split!r})")
         fewshot = [template_fields(by_id[task_id]) for task_id in FEW_SHOT_IDS]
         return [
-            to_problem(record, self.prompt_builder.build({**template_fields(record), "fewshot": fewshot}, f"mbpp {record['task_id']}"))
+            to_problem(
+                record,
+                self.prompt_builder.build({**template_fields(record), "fewshot": fewshot}, f"mbpp {record['task_id']}"),
+            )
             for record in selected
         ]
 
@@ -80,7 +83,12 @@ def clean_code(code: str) -> str:
 
 def template_fields(record: dict[str, Any]) -> dict[str, Any]:
     """A record's fields as a prompt template sees them: stripped text, asserts one per line, cleaned code."""
-    return {**record, "text": record["text"].strip(), "tests": "\n".join(record["test_list"]), "code": clean_code(record["code"])}
+    return {
+        **record,
+        "text": record["text"].strip(),
+        "tests": "\n".join(record["test_list"]),
+        "code": clean_code(record["code"]),
+    }
 
 
 def to_problem(record: dict[str, Any], prompt: str) -> Problem:

@@ -54,8 +54,15 @@ class Browser:
         # bash (dash takes single-digit fds only) puts the two pipe ends on the fds 3 and 4 that
         # --remote-debugging-pipe expects.
         self.process = subprocess.Popen(
-            ["bash", "-c", f'exec "$0" "$@" 3<&{commands_read} 4>&{replies_write}', executable,
-             *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],  # fmt: skip
+            [
+                "bash",
+                "-c",
+                f'exec "$0" "$@" 3<&{commands_read} 4>&{replies_write}',
+                executable,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
             pass_fds=(commands_read, replies_write),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -102,7 +109,11 @@ class Browser:
                 raise BrowserError(f"no reply from Chromium within {self.timeout:g} s")
             chunk = os.read(self._replies, 1 << 16)
             if not chunk:
-                error = self.process.stderr.read().decode(errors="replace")[-2000:] if self.process.poll() is not None else ""
+                error = (
+                    self.process.stderr.read().decode(errors="replace")[-2000:]
+                    if self.process.poll() is not None
+                    else ""
+                )
                 raise BrowserError(f"Chromium closed the DevTools pipe (exit {self.process.poll()}): {error}")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)

@@ -66,7 +66,9 @@ class FakeEngine(Engine):
             completions = []
             for offset in range(request.n):
                 text = fake_text(request.problem_id, request.first_index + offset, request.seed)
-                completions.append(Completion(text=text, n_tokens=len(text.split()), finish_reason="stop", logprob_sum=-1.0))
+                completions.append(
+                    Completion(text=text, n_tokens=len(text.split()), finish_reason="stop", logprob_sum=-1.0)
+                )
             if self.token_delay > 0:
                 for step in range(max(completion.n_tokens for completion in completions)):
                     time.sleep(self.token_delay)

@@ -48,6 +48,8 @@ class TimeoutNumericVerifier(NumericVerifier):
     def verify(self, reference, completions):
         verdicts = super().verify(reference, completions)
         return [
-            Verdict(False, TIMEOUT, None, "exceeded the time limit (test stand-in)") if v.answer == TIMEOUT_ANSWER else v
+            Verdict(False, TIMEOUT, None, "exceeded the time limit (test stand-in)")
+            if v.answer == TIMEOUT_ANSWER
+            else v
             for v in verdicts
         ]

@@ -84,7 +84,9 @@ def healthy_body(call: Call, choices: int | None = None) -> dict[str, Any]:
         if chat:
             item["message"] = {"role": "assistant", "content": text}
             if payload.get("logprobs"):
-                item["logprobs"] = {"content": [{"token": t, "logprob": TOKEN_LOGPROB, "top_logprobs": []} for t in tokens]}
+                item["logprobs"] = {
+                    "content": [{"token": t, "logprob": TOKEN_LOGPROB, "top_logprobs": []} for t in tokens]
+                }
         else:
             item["text"] = text
             if payload.get("logprobs") is not None:
@@ -101,14 +103,21 @@ def healthy_body(call: Call, choices: int | None = None) -> dict[str, Any]:
         "object": "chat.completion" if chat else "text_completion",
         "model": payload.get("model"),
         "choices": items,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
 def stream_events(call: Call, body: dict[str, Any]) -> list[dict[str, Any]]:
     """``body`` as the events of a stream: a token of each choice in turn, then the finish reasons and usage."""
     chat = "messages" in call.payload
-    pieces = {item["index"]: re.findall(r"\s*\S+", item["message"]["content"] if chat else item["text"]) for item in body["choices"]}
+    pieces = {
+        item["index"]: re.findall(r"\s*\S+", item["message"]["content"] if chat else item["text"])
+        for item in body["choices"]
+    }
     events = []
     for position in range(max(len(tokens) for tokens in pieces.values())):
         for index, tokens in pieces.items():
@@ -118,11 +127,18 @@ def stream_events(call: Call, body: dict[str, Any]) -> list[dict[str, Any]]:
             if chat:
                 choice["delta"] = {"content": tokens[position]} | ({"role": "assistant"} if position == 0 else {})
                 if call.payload.get("logprobs"):
-                    choice["logprobs"] = {"content": [{"token": tokens[position], "logprob": TOKEN_LOGPROB, "top_logprobs": []}]}
+                    choice["logprobs"] = {
+                        "content": [{"token": tokens[position], "logprob": TOKEN_LOGPROB, "top_logprobs": []}]
+                    }
             else:
                 choice["text"] = tokens[position]
                 if call.payload.get("logprobs") is not None:
-                    choice["logprobs"] = {"tokens": [tokens[position]], "token_logprobs": [TOKEN_LOGPROB], "top_logprobs": [None], "text_offset": [0]}
+                    choice["logprobs"] = {
+                        "tokens": [tokens[position]],
+                        "token_logprobs": [TOKEN_LOGPROB],
+                        "top_logprobs": [None],
+                        "text_offset": [0],
+                    }
             events.append({"id": body["id"], "object": body["object"] + ".chunk", "choices": [choice]})
     for index in pieces:
         final = {"index": index, "finish_reason": "stop", **({"delta": {}} if chat else {"text": ""})}
@@ -176,7 +192,9 @@ class ScriptedServer:
     def _record(self, method: str, path: str, payload: dict[str, Any], headers: dict[str, str]) -> Call:
         with self._lock:
             signature = json.dumps(payload, sort_keys=True)
-            attempt = sum(1 for c in self.calls if c.method == method and json.dumps(c.payload, sort_keys=True) == signature)
+            attempt = sum(
+                1 for c in self.calls if c.method == method and json.dumps(c.payload, sort_keys=True) == signature
+            )
             call = Call(method, path, payload, headers, attempt)
             self.calls.append(call)
             return call
@@ -190,7 +208,9 @@ class ScriptedServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, length: int | None = None) -> None:
+            def _send(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None, length: int | None = None
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -206,7 +226,9 @@ class ScriptedServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                lines = [f"data: {json.dumps(event)}\n\n".encode() for event in events] + ([b"data: [DONE]\n\n"] if done else [])
+                lines = [f"data: {json.dumps(event)}\n\n".encode() for event in events] + (
+                    [b"data: [DONE]\n\n"] if done else []
+                )
                 for line in lines:
                     if delay:
                         time.sleep(delay)
@@ -238,7 +260,10 @@ class ScriptedServer:
                 if self.path != "/v1/models":
                     self._error(404, f"no route {self.path}")
                     return
-                models = {"object": "list", "data": [{"id": server.model, "object": "model", "owned_by": "scripted", "max_model_len": 2048}]}
+                models = {
+                    "object": "list",
+                    "data": [{"id": server.model, "object": "model", "owned_by": "scripted", "max_model_len": 2048}],
+                }
                 self._send(200, json.dumps(models).encode())
 
             def do_POST(self) -> None:

@@ -108,7 +108,11 @@ def test_load_run_reads_what_summary_json_holds_without_recomputing(stored_run, 
     stored = summary["forecast"]
     predicted = loaded.forecast(stored["k"])
     assert (predicted.coverage, predicted.low, predicted.high, predicted.method) == (
-        stored["coverage"], stored["low"], stored["high"], stored["method"])  # fmt: skip
+        stored["coverage"],
+        stored["low"],
+        stored["high"],
+        stored["method"],
+    )
     assert loaded.usage == summary["usage"]
 
 
@@ -166,7 +170,14 @@ def test_load_run_on_the_monkey_counts_picks_a_group(shared_data):
     everything = load_run(shared_data / MONKEY)
     assert not everything.is_run_directory and len(everything.counts) == 7 * 128
     assert set(everything.groups("model")) == {
-        "Pythia 70M", "Pythia 160M", "Pythia 410M", "Pythia 1B", "Pythia 2.8B", "Pythia 6.9B", "Pythia 12B"}  # fmt: skip
+        "Pythia 70M",
+        "Pythia 160M",
+        "Pythia 410M",
+        "Pythia 1B",
+        "Pythia 2.8B",
+        "Pythia 6.9B",
+        "Pythia 12B",
+    }
 
     model = everything.group("model", "Pythia 2.8B")
     frame = everything.counts[everything.counts.model == "Pythia 2.8B"]
@@ -220,8 +231,15 @@ def test_import_harness_loads_no_engine_and_the_layers_stay_light():
 
 @pytest.mark.slow
 def test_run_on_the_real_embedded_model(shared_data, tmp_path):
-    result = run("gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), problems=2, samples=2, max_tokens=32,
-                 out=tmp_path / "run", progress="quiet")  # fmt: skip
+    result = run(
+        "gsm8k",
+        data=str(shared_data / "gsm8k_test.jsonl"),
+        problems=2,
+        samples=2,
+        max_tokens=32,
+        out=tmp_path / "run",
+        progress="quiet",
+    )
     assert result.generated == 4 and result.verification["verified"] == 4
     assert result.summary["problems"] == 2 and result.summary["samples_per_problem"]["min"] == 2
     assert result.summary["task"] == "gsm8k" and result.summary["verifier"]["name"] == "numeric"
@@ -232,8 +250,13 @@ def test_run_on_the_real_embedded_model(shared_data, tmp_path):
 
 
 def test_the_example_script_runs_on_the_monkey_counts(shared_data):
-    done = subprocess.run([sys.executable, "examples/api.py", str(shared_data / MONKEY), "--group", "Pythia 12B"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "examples/api.py", str(shared_data / MONKEY), "--group", "Pythia 12B"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[model=Pythia 12B]" in done.stdout and "law: log(coverage) = " in done.stdout
     assert "forecast: coverage@100,000 = " in done.stdout

@@ -33,7 +33,9 @@ def test_unknown_figure_is_a_clear_error():
 def test_quick_suite_without_engine_writes_every_figure(tmp_path, shared_data, monkeypatch):
     monkeypatch.setenv("TTC_SHARED_DATA", str(shared_data))
     rows = run_suite(NON_ENGINE, quick=True, out=tmp_path, log=lambda message: None)
-    assert {row.figure.split()[0] for row in rows} == {figure.title.split()[0] for figure in FIGURES if not figure.uses_engine}
+    assert {row.figure.split()[0] for row in rows} == {
+        figure.title.split()[0] for figure in FIGURES if not figure.uses_engine
+    }
     for row in rows:
         assert row.metric != "FAILED", row.detail
         assert row.value is not None and row.value > 0, row

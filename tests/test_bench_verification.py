@@ -26,13 +26,29 @@ def test_synthetic_samples_are_deterministic_and_mostly_answered(shared_data):
 
 def test_benchmark_figures(shared_data, capsys):
     figures = run_verification_benchmark(
-        shared_data / "math500_test.jsonl", n_problems=2, samples_per_problem=40, baseline_samples_per_problem=10, repeats=1
+        shared_data / "math500_test.jsonl",
+        n_problems=2,
+        samples_per_problem=40,
+        baseline_samples_per_problem=10,
+        repeats=1,
     )
     assert figures["cached"]["samples"] == 80 and figures["per_sample_math_verify"]["samples"] == 20
     assert figures["agreement"] == 1.0
     assert figures["speedup"] == figures["cached"]["samples_per_s"] / figures["per_sample_math_verify"]["samples_per_s"]
-    main(["--data", str(shared_data / "math500_test.jsonl"), "--problems", "1", "--samples", "20",
-          "--baseline-samples", "5", "--repeats", "1"])
+    main(
+        [
+            "--data",
+            str(shared_data / "math500_test.jsonl"),
+            "--problems",
+            "1",
+            "--samples",
+            "20",
+            "--baseline-samples",
+            "5",
+            "--repeats",
+            "1",
+        ]
+    )
     assert "speed-up" in capsys.readouterr().out
 
 

@@ -55,8 +55,12 @@ def test_smallest_k_gives_up_past_the_limit():
 
 def test_costs_follow_the_formulas_and_name_what_is_missing():
     counts = pilot_counts(problems=10)
-    usage = Usage(output_tokens_per_sample=250.0, prompt_tokens_per_problem=400.0, output_tokens_per_second=1000.0,
-                  model_parameters=7_000_000_000)
+    usage = Usage(
+        output_tokens_per_sample=250.0,
+        prompt_tokens_per_problem=400.0,
+        output_tokens_per_second=1000.0,
+        model_parameters=7_000_000_000,
+    )
     cost = cost_of(1000, counts, usage, Prices(per_million_tokens=2.0))
     assert cost.samples == 10_000 and cost.additional_samples == 9_000
     assert cost.generated_tokens == 2_500_000
@@ -154,8 +158,22 @@ def test_cli_budget_from_counts(tmp_path):
     path = tmp_path / "pilot.jsonl"
     counts = pilot_counts(seed=4)
     path.write_text("".join(json.dumps(record) + "\n" for record in counts.to_records()))
-    args = [sys.executable, "-m", "harness.cli", "budget", "--counts", str(path), "--target", "0.6", "--method", "bayes",
-            "--tokens-per-sample", "300", "--plot", str(tmp_path / "budget.png")]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "budget",
+        "--counts",
+        str(path),
+        "--target",
+        "0.6",
+        "--method",
+        "bayes",
+        "--tokens-per-sample",
+        "300",
+        "--plot",
+        str(tmp_path / "budget.png"),
+    ]
     done = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "missing inputs: model parameters, price, throughput (tokens per second)" in done.stdout

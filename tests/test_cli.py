@@ -19,12 +19,44 @@ def ttc(*args: str) -> subprocess.CompletedProcess:
 
 def test_custom_jsonl_task_with_fields_stop_strings_and_verifier(tmp_path):
     data = tmp_path / "mine.jsonl"
-    rows = [{"q": f"What is {i} + {i}?", "a": 2 * i, "topic": "add" if i % 2 else "double", "uid": f"p{i}"} for i in range(6)]
+    rows = [
+        {"q": f"What is {i} + {i}?", "a": 2 * i, "topic": "add" if i % 2 else "double", "uid": f"p{i}"}
+        for i in range(6)
+    ]
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    done = ttc("run", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "jsonl",
-               "--data", str(data), "--prompt-field", "q", "--answer-field", "a", "--id-field", "uid",
-               "--metadata-field", "topic", "--stop", "\n\n", "--stop", "Q:", "--verifier", "numeric",
-               "--problems", "0", "--samples", "3", "--out", str(tmp_path / "run"), "--workers", "1")  # fmt: skip
+    done = ttc(
+        "run",
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--task",
+        "jsonl",
+        "--data",
+        str(data),
+        "--prompt-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--id-field",
+        "uid",
+        "--metadata-field",
+        "topic",
+        "--stop",
+        "\n\n",
+        "--stop",
+        "Q:",
+        "--verifier",
+        "numeric",
+        "--problems",
+        "0",
+        "--samples",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+        "--workers",
+        "1",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     store = RunStore.open(tmp_path / "run")
     problems = store.problems()
@@ -38,8 +70,19 @@ def test_custom_jsonl_task_with_fields_stop_strings_and_verifier(tmp_path):
 
 
 def test_options_a_task_does_not_take_are_refused_clearly(tmp_path):
-    done = ttc("sample", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "humaneval",
-               "--shots", "3", "--out", str(tmp_path / "run"))  # fmt: skip
+    done = ttc(
+        "sample",
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--task",
+        "humaneval",
+        "--shots",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert done.returncode == 2
     assert "error: task 'humaneval' does not accept these options ['shots']" in done.stderr
     assert "Traceback" not in done.stderr
@@ -59,9 +102,29 @@ def test_missing_data_and_unknown_names_are_refused_clearly(tmp_path):
 
 
 def test_adaptive_pilot_spends_the_extra_samples_once_and_reports_both_intervals(shared_data, tmp_path):
-    args = ["run", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
-            "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "12", "--samples", "8",
-            "--adaptive-pilot", "40", "--out", str(tmp_path / "run"), "--workers", "1", "--json", "--quiet"]  # fmt: skip
+    args = [
+        "run",
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        "12",
+        "--samples",
+        "8",
+        "--adaptive-pilot",
+        "40",
+        "--out",
+        str(tmp_path / "run"),
+        "--workers",
+        "1",
+        "--json",
+        "--quiet",
+    ]
     done = ttc(*args)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)["adaptive_pilot"]
@@ -90,8 +153,17 @@ def fake_run(shared_data, tmp_path_factory):
     from harness import run
 
     root = tmp_path_factory.mktemp("cli")
-    return run("gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), model=str(fake_model_dir(root)), engine=FAKE_ENGINE,
-               problems=6, samples=8, out=root / "run", workers=1, progress="quiet").run_dir  # fmt: skip
+    return run(
+        "gsm8k",
+        data=str(shared_data / "gsm8k_test.jsonl"),
+        model=str(fake_model_dir(root)),
+        engine=FAKE_ENGINE,
+        problems=6,
+        samples=8,
+        out=root / "run",
+        workers=1,
+        progress="quiet",
+    ).run_dir
 
 
 @pytest.mark.parametrize(
@@ -103,7 +175,11 @@ def fake_run(shared_data, tmp_path_factory):
         ("forecast", ["--k", "80"], {"k", "confidence", "forecasts"}),
         ("budget", ["--target", "0.5"], {"target", "plans"}),
         ("compare-verifiers", ["--selectors", "coverage,majority"], {"run", "ks", "selectors"}),
-        ("backtest", ["--pilot", "2", "--k", "8", "--repeats", "2", "--methods", "powerlaw,bayes"], {"rows", "summary"}),
+        (
+            "backtest",
+            ["--pilot", "2", "--k", "8", "--repeats", "2", "--methods", "powerlaw,bayes"],
+            {"rows", "summary"},
+        ),
     ],
 )
 def test_json_flag_prints_one_result_object_on_stdout(fake_run, tmp_path, command, args, fields):
@@ -131,15 +207,21 @@ def test_every_error_is_one_line_and_exit_status_2_naming_the_flag(tmp_path):
 
     as_json = ttc("sample", "--task", "gsm8k", "--top-p", "0", "--out", str(tmp_path / "run"), "--json")
     assert as_json.returncode == 2
-    assert json.loads(as_json.stdout) == {"command": "sample", "ok": False, "error": "--top-p: must lie in (0, 1], got 0.0"}
+    assert json.loads(as_json.stdout) == {
+        "command": "sample",
+        "ok": False,
+        "error": "--top-p: must lie in (0, 1], got 0.0",
+    }
 
     for args, message in [
         (["forecast"], "error: give a run directory or --counts FILE (exactly one)"),
         (["analyze", str(tmp_path)], f"error: {tmp_path} is not a run directory (no manifest.json)"),
-        (["budget", "--counts", "x.jsonl", "--price-per-mtok", "1", "--gpu-hour-price", "2"],
-         "error: give --price-per-mtok or --gpu-hour-price, not both"),
+        (
+            ["budget", "--counts", "x.jsonl", "--price-per-mtok", "1", "--gpu-hour-price", "2"],
+            "error: give --price-per-mtok or --gpu-hour-price, not both",
+        ),
         (["compare", str(tmp_path)], None),
-    ]:  # fmt: skip
+    ]:
         done = ttc(*args)
         assert done.returncode == 2, args
         assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: "), done.stderr
@@ -148,17 +230,29 @@ def test_every_error_is_one_line_and_exit_status_2_naming_the_flag(tmp_path):
 
 def test_json_flag_on_the_import_commands(shared_data, tmp_path):
     out = tmp_path / "imported"
-    created = ttc("import-samples", str(shared_data / "qwen25math_rm_maj_example_math_cot_100.jsonl"), "--out", str(out),
-                  "--json")  # fmt: skip
+    created = ttc(
+        "import-samples", str(shared_data / "qwen25math_rm_maj_example_math_cot_100.jsonl"), "--out", str(out), "--json"
+    )
     assert created.returncode == 0, created.stderr[-3000:]
-    assert json.loads(created.stdout) == {"command": "import-samples", "ok": True, "run": str(out), "problems": 100,
-                                          "samples": 800, "score_sets": ["imported"]}  # fmt: skip
+    assert json.loads(created.stdout) == {
+        "command": "import-samples",
+        "ok": True,
+        "run": str(out),
+        "problems": 100,
+        "samples": 800,
+        "score_sets": ["imported"],
+    }
     scores = tmp_path / "scores.jsonl"
     scores.write_text(json.dumps({"problem_id": "0", "sample_idx": 0, "score": 1}) + "\n")
     imported = ttc("import-scores", str(out), str(scores), "--name", "mine", "--json")
     assert imported.returncode == 0, imported.stderr[-3000:]
-    assert json.loads(imported.stdout) == {"command": "import-scores", "ok": True, "run": str(out), "score_set": "mine",
-                                           "imported": 1}  # fmt: skip
+    assert json.loads(imported.stdout) == {
+        "command": "import-scores",
+        "ok": True,
+        "run": str(out),
+        "score_set": "mine",
+        "imported": 1,
+    }
 
 
 def test_library_parameters_are_shown_as_their_cli_flags():

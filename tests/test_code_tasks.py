@@ -32,7 +32,6 @@ from verifiers.code import (
 )
 
 
-
 @pytest.fixture(scope="module")
 def humaneval() -> HumanEval:
     return HumanEval(prompt_style="completion")
@@ -207,8 +206,13 @@ def test_humaneval_rejects_bad_data(tmp_path):
 
 @pytest.mark.parametrize(
     ("split", "count", "first", "last"),
-    [("test", 500, 11, 510), ("validation", 90, 511, 600), ("train", 374, 601, 974), ("prompt", 10, 1, 10),
-     ("all", 974, 1, 974)],
+    [
+        ("test", 500, 11, 510),
+        ("validation", 90, 511, 600),
+        ("train", 374, 601, 974),
+        ("prompt", 10, 1, 10),
+        ("all", 974, 1, 974),
+    ],
 )
 def test_mbpp_splits_are_the_standard_task_id_ranges(shared_data, split, count, first, last):
     problems = MBPP(data=str(shared_data / "mbpp.jsonl"), split=split).problems()
@@ -279,15 +283,26 @@ BODY_PREFIX = 'def f(x):\n    """Return x plus one."""\n'
         ("    return x + 1\nprint(f(1))\n", "    return x + 1\n"),
         ("    return x + 1\nresult = f(3)\nwhile True:\n    pass\n", "    return x + 1\n"),
         ("    s = '''\nnot code\n'''\n    return x + 1\n\nx = 1\n", "    s = '''\nnot code\n'''\n    return x + 1\n\n"),
-        ("    y = max(x,\n1)\n# a comment\n    return y + 1\n```\ntext",
-         "    y = max(x,\n1)\n# a comment\n    return y + 1\n"),
+        (
+            "    y = max(x,\n1)\n# a comment\n    return y + 1\n```\ntext",
+            "    y = max(x,\n1)\n# a comment\n    return y + 1\n",
+        ),
         ("def f(x):\n    return x + 1\n\nprint(f(2))\n", "def f(x):\n    return x + 1\n\n"),
         ("    return (x +\n", "    return (x +\n"),
         ("    return x + 1\n  broken\nz = 1\n", "    return x + 1\n  broken\n"),
         ("", ""),
     ],
-    ids=["def", "print", "assignment", "multiline-string", "continuation-and-comment", "redefinition",
-         "unfinished", "broken-indent", "empty"],
+    ids=[
+        "def",
+        "print",
+        "assignment",
+        "multiline-string",
+        "continuation-and-comment",
+        "redefinition",
+        "unfinished",
+        "broken-indent",
+        "empty",
+    ],
 )
 def test_cut_function_body(completion, kept):
     assert cut_function_body(BODY_PREFIX, completion) == kept

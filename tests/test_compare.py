@@ -32,10 +32,28 @@ def make_run(root, name: str, problems: int, samples: int, seed: int, task: str 
     model = root / f"model-{name}"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text(json.dumps({"architectures": ["Fake"]}))
-    task_options = {"prompt_field": "q", "answer_field": "a", "id_field": "uid", "metadata_fields": ["level"],
-                    "verifier": "numeric"} if task == "jsonl" else {}  # fmt: skip
-    options = SampleOptions(task=task, data=str(data), task_options=task_options, model=str(model),
-                            engine=FAKE_ENGINE, problems=problems, samples=samples, seed=seed, out=root / name)  # fmt: skip
+    task_options = (
+        {
+            "prompt_field": "q",
+            "answer_field": "a",
+            "id_field": "uid",
+            "metadata_fields": ["level"],
+            "verifier": "numeric",
+        }
+        if task == "jsonl"
+        else {}
+    )
+    options = SampleOptions(
+        task=task,
+        data=str(data),
+        task_options=task_options,
+        model=str(model),
+        engine=FAKE_ENGINE,
+        problems=problems,
+        samples=samples,
+        seed=seed,
+        out=root / name,
+    )
     with sample_run(prepare(options), progress_mode="quiet").store as store:
         verify(store, workers=1, quiet=True)
     return root / name
@@ -67,9 +85,20 @@ def shared_counts(run_dir, shared):
 
 def test_compare_restricts_to_shared_problems_and_matches_compute_by_hand(runs, tmp_path):
     out = tmp_path / "out"
-    done = compare(str(runs["small"]), str(runs["large"]), "--out", str(out),
-                   "--parameters", str(PARAMETERS["small"]), "--parameters", str(PARAMETERS["large"]),
-                   "--price-per-mtok", "0.1", "--price-per-mtok", "0.5")  # fmt: skip
+    done = compare(
+        str(runs["small"]),
+        str(runs["large"]),
+        "--out",
+        str(out),
+        "--parameters",
+        str(PARAMETERS["small"]),
+        "--parameters",
+        str(PARAMETERS["large"]),
+        "--price-per-mtok",
+        "0.1",
+        "--price-per-mtok",
+        "0.5",
+    )
     assert done.exit_code == 0, done.output
     assert "problem sets differ (small has 12, large has 8): comparing on the 8 problems all runs share" in done.output
     assert "coverage at equal FLOPs" in done.output and "samples per problem to reach" in done.output
@@ -90,7 +119,9 @@ def test_compare_restricts_to_shared_problems_and_matches_compute_by_hand(runs, 
     assert entries["small"]["fit"] == fit_power_law(small_shared).to_json(), "the one power law of these counts"
     assert large[1].sum() == 1, "one success in 32 samples: too few for a law"
     assert entries["large"]["fit"] is None and entries["large"]["forecast"]["coverage"] is None
-    assert all(reached["k"] is None and reached["source"].startswith("no forecast") for reached in entries["large"]["targets"])
+    assert all(
+        reached["k"] is None and reached["source"].startswith("no forecast") for reached in entries["large"]["targets"]
+    )
 
     # budgets: what "large" spends on k = 1, 2, 4 (48,000 k + 56,000); "small" affords floor((B - 14,000) / 12,000)
     flops = result["compute_matched"]["flops"]
@@ -99,7 +130,9 @@ def test_compare_restricts_to_shared_problems_and_matches_compute_by_hand(runs, 
     assert [row["runs"]["small"]["k"] for row in flops["budgets"]] == [7, 11, 19]
     assert [row["runs"]["large"]["k"] for row in flops["budgets"]] == [1, 2, 4]
     first = flops["budgets"][0]["runs"]
-    assert first["small"]["source"] == "measured" and first["small"]["coverage"] == pytest.approx(hand_coverage(*small, 7))
+    assert first["small"]["source"] == "measured" and first["small"]["coverage"] == pytest.approx(
+        hand_coverage(*small, 7)
+    )
     assert first["large"]["coverage"] == pytest.approx(hand_coverage(*large, 1))
     assert first["small"]["low"] <= first["small"]["coverage"] <= first["small"]["high"]
     assert [row["runs"]["small"]["source"] for row in flops["budgets"][1:]] == ["forecast", "forecast"]
@@ -139,28 +172,50 @@ def test_strict_refuses_different_problem_sets(runs, tmp_path):
 
 
 def test_runs_on_different_tasks_are_refused(runs, shared_data, tmp_path):
-    other = make_run(tmp_path, "gsm8k", problems=4, samples=2, seed=0, task="gsm8k", data=shared_data / "gsm8k_test.jsonl")
+    other = make_run(
+        tmp_path, "gsm8k", problems=4, samples=2, seed=0, task="gsm8k", data=shared_data / "gsm8k_test.jsonl"
+    )
     done = compare(str(runs["small"]), str(other), "--out", str(tmp_path / "out"))
     assert done.exit_code == 2
     assert "the runs are on different tasks: small on 'jsonl', gsm8k on 'gsm8k'" in done.output
 
 
 def test_json_output_and_bad_option_counts(runs, tmp_path):
-    done = compare(str(runs["small"]), str(runs["large"]), "--out", str(tmp_path), "--json", "--label", "a", "--label", "b")
+    done = compare(
+        str(runs["small"]), str(runs["large"]), "--out", str(tmp_path), "--json", "--label", "a", "--label", "b"
+    )
     assert done.exit_code == 0, done.output
     result = json.loads(done.stdout)
     assert [entry["label"] for entry in result["runs"]] == ["a", "b"]
     assert result["compute_matched"]["flops"]["missing"].startswith("a: model parameters (--parameters) unknown")
-    wrong = compare(str(runs["small"]), str(runs["large"]), "--out", str(tmp_path), "--parameters", "1", "--parameters", "2",
-                    "--parameters", "3")  # fmt: skip
+    wrong = compare(
+        str(runs["small"]),
+        str(runs["large"]),
+        "--out",
+        str(tmp_path),
+        "--parameters",
+        "1",
+        "--parameters",
+        "2",
+        "--parameters",
+        "3",
+    )
     assert wrong.exit_code == 2 and "give one value for all runs or one per run (2), not 3" in wrong.output
     alone = compare(str(runs["small"]), "--out", str(tmp_path))
     assert alone.exit_code == 2 and "at least two run directories" in alone.output
 
 
 def test_compare_html_renders_in_headless_chromium(runs, chromium, tmp_path):
-    done = compare(str(runs["small"]), str(runs["large"]), "--out", str(tmp_path), "--parameters", "1000",
-                   "--price-per-mtok", "0.2")  # fmt: skip
+    done = compare(
+        str(runs["small"]),
+        str(runs["large"]),
+        "--out",
+        str(tmp_path),
+        "--parameters",
+        "1000",
+        "--price-per-mtok",
+        "0.2",
+    )
     assert done.exit_code == 0, done.output
     page = chromium.open_page((tmp_path / "compare.html").resolve().as_uri())
     assert page.errors() == []
@@ -183,8 +238,19 @@ def test_same_ids_with_different_references_are_refused(runs, tmp_path):
 
 def test_cost_per_sample_and_per_prompt_is_the_budget_cost_arithmetic(runs):
     counts = RunStore.open(runs["large"]).counts()
-    run = ComparedRun("large", runs["large"], None, "jsonl", "v", counts, len(counts), tokens_per_sample=6.0,
-                      prompt_tokens_per_problem=7.0, parameters=4000.0, price_per_mtok=0.5)  # fmt: skip
+    run = ComparedRun(
+        "large",
+        runs["large"],
+        None,
+        "jsonl",
+        "v",
+        counts,
+        len(counts),
+        tokens_per_sample=6.0,
+        prompt_tokens_per_problem=7.0,
+        parameters=4000.0,
+        price_per_mtok=0.5,
+    )
     usage = Usage(output_tokens_per_sample=6.0, prompt_tokens_per_problem=7.0, model_parameters=4000)
     one, two = (cost_of(k, counts, usage, Prices(per_million_tokens=0.5)) for k in (1, 2))
     per_sample, prefill = run.per_problem_cost("flops")
@@ -202,4 +268,3 @@ def test_bad_option_counts_name_the_parameter(runs):
     with pytest.raises(OptionError) as error:
         load_runs([runs["small"], runs["large"]], labels=["only"])
     assert error.value.option == "labels"
-

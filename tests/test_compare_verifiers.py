@@ -131,7 +131,9 @@ def test_cli_imports_and_compares(shared_data, tmp_path):
     out = tmp_path / "run"
 
     def ttc(*args):
-        return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        )
 
     created = ttc("import-samples", str(shared_data / QWEN), "--out", str(out))
     assert created.returncode == 0, created.stderr
@@ -230,7 +232,11 @@ def test_selectors_read_the_named_score_set_and_aggregate_steps(fresh_qwen_run, 
 
 def test_selector_and_k_parsing():
     assert [s.label for s in parse_selectors("coverage, majority,orm=rm-1,weighted")] == [
-        "coverage", "majority", "orm=rm-1", "weighted"]  # fmt: skip
+        "coverage",
+        "majority",
+        "orm=rm-1",
+        "weighted",
+    ]
     with pytest.raises(ValueError, match="unknown selector 'best'"):
         parse_selectors("best")
     with pytest.raises(ValueError, match="takes no score set"):
@@ -249,9 +255,12 @@ def test_import_samples_refuses_malformed_files(tmp_path):
         "3 entries in 'pred' for 2 samples": [{**record, "pred": ["2", "3", "4"]}],
         "duplicate problem id '0'": [record, record],
         "is not a boolean": [{**record, "score": ["yes", False]}],
-        "in3.jsonl:2: the record lacks field\\(s\\) \\['gt'\\]": [record, {k: v for k, v in record.items() if k != "gt"}],
+        "in3.jsonl:2: the record lacks field\\(s\\) \\['gt'\\]": [
+            record,
+            {k: v for k, v in record.items() if k != "gt"},
+        ],
         "no record of .* has a field 'gt'": [{k: v for k, v in record.items() if k != "gt"}],
-    }  # fmt: skip
+    }
     for index, (message, rows) in enumerate(cases.items()):
         with pytest.raises(ValueError, match=message):
             import_samples(write_jsonl(tmp_path / f"in{index}.jsonl", rows), tmp_path / f"run{index}")
@@ -278,7 +287,10 @@ def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
         key = writer.register_verdict_set({"name": "no-answers"})
         writer.write_verdicts(key, verdicts.set_column(4, "answer", pa.nulls(verdicts.num_rows, pa.string())))
     store = RunStore.open(store.path)
-    assert [e["selector"] for e in compare_verifiers(store, verifier="no-answers")["selectors"]] == ["coverage", "likelihood"]
+    assert [e["selector"] for e in compare_verifiers(store, verifier="no-answers")["selectors"]] == [
+        "coverage",
+        "likelihood",
+    ]
     with pytest.raises(ValueError, match="votes over extracted answers"):
         compare_verifiers(store, parse_selectors("majority"), verifier="no-answers")
     store = RunStore.open(store.path)
@@ -287,7 +299,9 @@ def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
     expected = []
     for problem in store.problems():
         rows = [i for i, pid in enumerate(samples.column("problem_id").to_pylist()) if pid == problem.problem_id]
-        mean_logprob = np.array([samples.column("logprob_sum")[i].as_py() / samples.column("n_tokens")[i].as_py() for i in rows])
+        mean_logprob = np.array(
+            [samples.column("logprob_sum")[i].as_py() / samples.column("n_tokens")[i].as_py() for i in rows]
+        )
         correct = np.array([verdicts.column("correct")[i].as_py() for i in rows])
         expected.append(best_of_k(mean_logprob, correct, result["ks"]))
     assert result["selectors"][2]["accuracy"] == pytest.approx(np.mean(expected, axis=0).tolist())

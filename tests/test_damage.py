@@ -50,8 +50,17 @@ def stored_run(tmp_path_factory, shared_data) -> Path:
     """6 problems x 8 samples, verified in two passes (3 problems, then 6): two verdict shards."""
     root = tmp_path_factory.mktemp("stored")
     for problems in (3, PROBLEMS):
-        run("gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), model=str(fake_model_dir(root)), engine=FAKE_ENGINE,
-            problems=problems, samples=SAMPLES, out=root / "run", workers=1, progress="quiet")  # fmt: skip
+        run(
+            "gsm8k",
+            data=str(shared_data / "gsm8k_test.jsonl"),
+            model=str(fake_model_dir(root)),
+            engine=FAKE_ENGINE,
+            problems=problems,
+            samples=SAMPLES,
+            out=root / "run",
+            workers=1,
+            progress="quiet",
+        )
     return root / "run"
 
 
@@ -177,37 +186,71 @@ def rewrite_half_of_shard(path: Path) -> None:
 # "SHARD" stands for the damaged shard's file name.
 DAMAGES: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
     "manifest is a list": (lambda r: (r / "manifest.json").write_text("[]"), ("manifest.json", "a JSON list")),
-    "manifest of no format": (lambda r: (r / "manifest.json").write_text("{}"), ("manifest.json", "unknown run format")),
-    "manifest without config": (lambda r: edit_manifest(r, lambda m: m.pop("config")), ("manifest.json", "no 'config'")),
+    "manifest of no format": (
+        lambda r: (r / "manifest.json").write_text("{}"),
+        ("manifest.json", "unknown run format"),
+    ),
+    "manifest without config": (
+        lambda r: edit_manifest(r, lambda m: m.pop("config")),
+        ("manifest.json", "no 'config'"),
+    ),
     "manifest config without task": (
-        lambda r: edit_manifest(r, lambda m: m["config"].pop("task")), ("manifest.json", "names no task")),
+        lambda r: edit_manifest(r, lambda m: m["config"].pop("task")),
+        ("manifest.json", "names no task"),
+    ),
     "manifest session not an object": (
-        lambda r: edit_manifest(r, lambda m: m.update(sessions=[5])), ("manifest.json", "sampling session")),
+        lambda r: edit_manifest(r, lambda m: m.update(sessions=[5])),
+        ("manifest.json", "sampling session"),
+    ),
     "manifest cut short": (
         lambda r: (r / "manifest.json").write_bytes((r / "manifest.json").read_bytes()[:200]),
-        ("manifest.json", "not valid JSON")),
+        ("manifest.json", "not valid JSON"),
+    ),
     "manifest not UTF-8": (lambda r: flip(r / "manifest.json", 30, 1), ("manifest.json", "not UTF-8")),
     "problems.jsonl deleted": (lambda r: (r / "problems.jsonl").unlink(), ("problems.jsonl is missing",)),
     "problems.jsonl cut at a line": (
-        lambda r: set_problem_line(r, PROBLEMS, b""), ("problems.jsonl lacks", "cut short")),
-    "problems.jsonl not UTF-8": (lambda r: set_problem_line(r, 2, b'{"problem_id": "\xff"}'), ("problems.jsonl:2", "not UTF-8")),
-    "problems.jsonl line not a problem": (lambda r: set_problem_line(r, 3, b"[1, 2]"), ("problems.jsonl:3", "a JSON object")),
+        lambda r: set_problem_line(r, PROBLEMS, b""),
+        ("problems.jsonl lacks", "cut short"),
+    ),
+    "problems.jsonl not UTF-8": (
+        lambda r: set_problem_line(r, 2, b'{"problem_id": "\xff"}'),
+        ("problems.jsonl:2", "not UTF-8"),
+    ),
+    "problems.jsonl line not a problem": (
+        lambda r: set_problem_line(r, 3, b"[1, 2]"),
+        ("problems.jsonl:3", "a JSON object"),
+    ),
     "problems.jsonl record not a problem": (
-        lambda r: set_problem_line(r, 4, b'{"id": 4}'), ("problems.jsonl:4", "not a stored problem")),
+        lambda r: set_problem_line(r, 4, b'{"id": 4}'),
+        ("problems.jsonl:4", "not a stored problem"),
+    ),
     "sample shard cut short": (
-        lambda r: shard(r, "samples").write_bytes(shard(r, "samples").read_bytes()[:1000]), ("SHARD", "is damaged")),
+        lambda r: shard(r, "samples").write_bytes(shard(r, "samples").read_bytes()[:1000]),
+        ("SHARD", "is damaged"),
+    ),
     "sample shard bytes flipped": (lambda r: flip_column(shard(r, "samples"), "problem_id"), ("SHARD", "is damaged")),
-    "sample shard rows differ from its footer": (lambda r: rewrite_half_of_shard(shard(r, "samples")), ("SHARD", "footer")),
+    "sample shard rows differ from its footer": (
+        lambda r: rewrite_half_of_shard(shard(r, "samples")),
+        ("SHARD", "footer"),
+    ),
     "verdict shard cut short": (
-        lambda r: shard(r, "verdicts").write_bytes(shard(r, "verdicts").read_bytes()[:-30]), ("SHARD", "is damaged")),
+        lambda r: shard(r, "verdicts").write_bytes(shard(r, "verdicts").read_bytes()[:-30]),
+        ("SHARD", "is damaged"),
+    ),
     "verdict shard bytes flipped": (lambda r: flip_column(shard(r, "verdicts"), "problem_id"), ("SHARD", "is damaged")),
     "verdict shard footer flipped": (
-        lambda r: flip(shard(r, "verdicts"), shard(r, "verdicts").stat().st_size - 120), ("SHARD", "is damaged")),
-    "verdict shard not Parquet": (lambda r: shard(r, "verdicts").write_bytes(b"PAR1" + b"x" * 40), ("SHARD", "is damaged")),
+        lambda r: flip(shard(r, "verdicts"), shard(r, "verdicts").stat().st_size - 120),
+        ("SHARD", "is damaged"),
+    ),
+    "verdict shard not Parquet": (
+        lambda r: shard(r, "verdicts").write_bytes(b"PAR1" + b"x" * 40),
+        ("SHARD", "is damaged"),
+    ),
     "verifier.json not JSON": (
         lambda r: next((r / "verdicts").iterdir()).joinpath("verifier.json").write_text("{name"),
-        ("verifier.json is damaged", "not valid JSON")),
-}  # fmt: skip
+        ("verifier.json is damaged", "not valid JSON"),
+    ),
+}
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
@@ -253,7 +296,12 @@ def test_a_lost_verdict_shard_gives_a_summary_that_says_what_it_covers(run_dir, 
     summary = json.loads(out)["summary"]
     covered = summary["completeness"]
     assert summary["problems"] == 3 and not covered["complete"]
-    assert (covered["problems"], covered["problems_with_verdicts"], covered["samples"], covered["unverified"]) == (6, 3, 48, 24)
+    assert (covered["problems"], covered["problems_with_verdicts"], covered["samples"], covered["unverified"]) == (
+        6,
+        3,
+        48,
+        24,
+    )
     assert "covers 3 of 6 problems" in covered["note"] and "24 of 48 stored samples have no verdict" in covered["note"]
     assert json.loads((run_dir / "summary.json").read_text())["completeness"] == covered
 
@@ -261,7 +309,10 @@ def test_a_lost_verdict_shard_gives_a_summary_that_says_what_it_covers(run_dir, 
     assert code == 0 and covered["note"] in out, "the terminal says so too"
     code, out, _, _ = ttc("report", run_dir)
     assert code == 0 and covered["note"] in " ".join(out.split())  # the table's console wraps long lines
-    assert "Part of the run:" in (run_dir / "report.html").read_text() and "24 of 48" in (run_dir / "report.html").read_text()
+    assert (
+        "Part of the run:" in (run_dir / "report.html").read_text()
+        and "24 of 48" in (run_dir / "report.html").read_text()
+    )
     for command in ("forecast", "budget"):
         code, out, _, _ = ttc(command, run_dir, "--json")
         assert code == 0 and json.loads(out)["completeness"]["note"] == covered["note"]
@@ -276,7 +327,11 @@ def test_a_lost_verdict_shard_gives_a_summary_that_says_what_it_covers(run_dir, 
     assert ttc("verify", run_dir, "--workers", "1", "--quiet")[0] == 0
     code, out, _, _ = ttc("analyze", run_dir, "--json")
     summary = json.loads(out)["summary"]
-    assert summary["problems"] == PROBLEMS and summary["completeness"]["complete"] and summary["completeness"]["note"] is None
+    assert (
+        summary["problems"] == PROBLEMS
+        and summary["completeness"]["complete"]
+        and summary["completeness"]["note"] is None
+    )
 
 
 def test_samples_drawn_after_the_last_verify_are_named(run_dir, stored_run, shared_data):
@@ -325,23 +380,66 @@ OUTPUT_CASES = {
     "report over the manifest": (["report", "RUN", "--out", "RUN/manifest.json"], ("--out", "own manifest.json")),
     "report over summary.json": (["report", "RUN", "--out", "RUN/summary.json"], ("--out", "own summary.json")),
     "report into a folder": (["report", "RUN", "--out", "RUN/samples"], ("--out", "is a folder")),
-    "report below a file": (["report", "RUN", "--out", "RUN/manifest.json/r.html"], ("--out", "lies below", "which is a file")),
+    "report below a file": (
+        ["report", "RUN", "--out", "RUN/manifest.json/r.html"],
+        ("--out", "lies below", "which is a file"),
+    ),
     "report over another run's report": (["report", "RUN", "--out", "OTHER/report.html"], ("--out", "own report.html")),
-    "forecast plot over coverage.png": (["forecast", "RUN", "--plot", "RUN/coverage.png"], ("--plot", "own coverage.png")),
+    "forecast plot over coverage.png": (
+        ["forecast", "RUN", "--plot", "RUN/coverage.png"],
+        ("--plot", "own coverage.png"),
+    ),
     "forecast plot into a folder": (["forecast", "RUN", "--plot", "RUN"], ("--plot", "is a folder")),
-    "forecast plot over its counts": (["forecast", "--counts", "COUNTS", "--plot", "COUNTS"], ("--plot", "input files")),
+    "forecast plot over its counts": (
+        ["forecast", "--counts", "COUNTS", "--plot", "COUNTS"],
+        ("--plot", "input files"),
+    ),
     "budget plot below a file": (["budget", "RUN", "--plot", "RUN/problems.jsonl/b.png"], ("--plot", "lies below")),
     "budget plot into a shard folder": (["budget", "RUN", "--plot", "RUN/verdicts/b.png"], ("--plot", "own verdicts")),
-    "compare into a file": (["compare", "RUN", "OTHER", "--out", "RUN/manifest.json"], ("--out", "is a file, not a folder")),
+    "compare into a file": (
+        ["compare", "RUN", "OTHER", "--out", "RUN/manifest.json"],
+        ("--out", "is a file, not a folder"),
+    ),
     "compare into the samples": (["compare", "RUN", "OTHER", "--out", "RUN/samples"], ("--out", "own samples")),
     "import over a file": (["import-samples", "IMPORTED", "--out", "RUN/manifest.json"], ("--out", "is a file")),
-    "import inside a run": (["import-samples", "IMPORTED", "--out", "RUN/imported"], ("--out", "inside the run directory")),
+    "import inside a run": (
+        ["import-samples", "IMPORTED", "--out", "RUN/imported"],
+        ("--out", "inside the run directory"),
+    ),
     "import over a run": (["import-samples", "IMPORTED", "--out", "RUN"], ("holds a run already",)),
-    "run inside a run": (["run", "--engine", FAKE_ENGINE, "--task", "gsm8k", "--data", "GSM8K", "--model", "MODEL",
-                          "--out", "RUN/samples/inner"], ("--out", "inside the run directory")),
-    "run below a file": (["sample", "--engine", FAKE_ENGINE, "--task", "gsm8k", "--data", "GSM8K", "--model", "MODEL",
-                          "--out", "RUN/problems.jsonl/x"], ("--out", "lies below")),
-}  # fmt: skip
+    "run inside a run": (
+        [
+            "run",
+            "--engine",
+            FAKE_ENGINE,
+            "--task",
+            "gsm8k",
+            "--data",
+            "GSM8K",
+            "--model",
+            "MODEL",
+            "--out",
+            "RUN/samples/inner",
+        ],
+        ("--out", "inside the run directory"),
+    ),
+    "run below a file": (
+        [
+            "sample",
+            "--engine",
+            FAKE_ENGINE,
+            "--task",
+            "gsm8k",
+            "--data",
+            "GSM8K",
+            "--model",
+            "MODEL",
+            "--out",
+            "RUN/problems.jsonl/x",
+        ],
+        ("--out", "lies below"),
+    ),
+}
 
 
 @pytest.mark.parametrize("case", OUTPUT_CASES)
@@ -349,10 +447,18 @@ def test_output_paths_are_checked_before_anything_runs(case, run_dir, stored_run
     args, fragments = OUTPUT_CASES[case]
     other = tmp_path / "other"
     shutil.copytree(stored_run, other)
-    names = {"RUN": str(run_dir), "OTHER": str(other), "COUNTS": str(shared_data / COUNTS),
-             "IMPORTED": str(shared_data / IMPORTED), "GSM8K": str(shared_data / "gsm8k_test.jsonl"),
-             "MODEL": str(fake_model_dir(stored_run.parent))}  # fmt: skip
-    args = [arg.replace(arg.split("/")[0], names[arg.split("/")[0]], 1) if arg.split("/")[0] in names else arg for arg in args]
+    names = {
+        "RUN": str(run_dir),
+        "OTHER": str(other),
+        "COUNTS": str(shared_data / COUNTS),
+        "IMPORTED": str(shared_data / IMPORTED),
+        "GSM8K": str(shared_data / "gsm8k_test.jsonl"),
+        "MODEL": str(fake_model_dir(stored_run.parent)),
+    }
+    args = [
+        arg.replace(arg.split("/")[0], names[arg.split("/")[0]], 1) if arg.split("/")[0] in names else arg
+        for arg in args
+    ]
     with unchanged(run_dir), unchanged(other):
         refused(*args, naming=fragments)
 
@@ -377,8 +483,15 @@ def lines_of(path: Path) -> list[bytes]:
 def test_import_options_that_name_no_field_are_refused_with_the_fields_present(shared_data, tmp_path):
     source = shared_data / IMPORTED
     for option in ("--id-field", "--scores-field", "--prompt-field", "--correct-field"):
-        refused("import-samples", source, "--out", tmp_path / "run", option, "nosuch",
-                naming=(option, "'nosuch'", "'idx'", "'pred_score'", str(source)))  # fmt: skip
+        refused(
+            "import-samples",
+            source,
+            "--out",
+            tmp_path / "run",
+            option,
+            "nosuch",
+            naming=(option, "'nosuch'", "'idx'", "'pred_score'", str(source)),
+        )
         assert not (tmp_path / "run").exists()
 
 
@@ -399,15 +512,34 @@ def with_line(source: Path, target: Path, number: int, content: bytes) -> Path:
     return target
 
 
-@pytest.mark.parametrize("content, problem", [(b'{"idx": 1, "q": "\xff\xfe"}', "not UTF-8"), (b'{"idx": 1,', "not valid JSON"), (b"[]", "a JSON object")])
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b'{"idx": 1, "q": "\xff\xfe"}', "not UTF-8"), (b'{"idx": 1,', "not valid JSON"), (b"[]", "a JSON object")],
+)
 def test_bad_lines_in_every_input_file_name_file_and_line(content, problem, run_dir, shared_data, tmp_path):
     counts = with_line(shared_data / COUNTS, tmp_path / "counts.jsonl", 7, content)
     refused("forecast", "--counts", counts, naming=(f"{counts}:7", problem))
     imported = with_line(shared_data / IMPORTED, tmp_path / "import.jsonl", 5, content)
     refused("import-samples", imported, "--out", tmp_path / "imported", naming=(f"{imported}:5", problem))
     task = with_line(shared_data / "gsm8k_test.jsonl", tmp_path / "task.jsonl", 2, content)
-    refused("sample", "--engine", FAKE_ENGINE, "--model", fake_model_dir(tmp_path), "--task", "jsonl", "--data", task,
-            "--prompt-field", "question", "--answer-field", "answer", "--out", tmp_path / "t", naming=(f"{task}:2", problem))  # fmt: skip
+    refused(
+        "sample",
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        fake_model_dir(tmp_path),
+        "--task",
+        "jsonl",
+        "--data",
+        task,
+        "--prompt-field",
+        "question",
+        "--answer-field",
+        "answer",
+        "--out",
+        tmp_path / "t",
+        naming=(f"{task}:2", problem),
+    )
     assert not (tmp_path / "imported").exists() and not (tmp_path / "t").exists()
     scores = tmp_path / "scores.jsonl"
     scores.write_bytes(b'{"problem_id": "gsm8k/test/0", "sample_idx": 0, "score": 0.5}\n' + content + b"\n")
@@ -418,7 +550,12 @@ def test_bad_lines_in_every_input_file_name_file_and_line(content, problem, run_
 def test_sample_counts_beyond_the_estimators_range_say_the_range(tmp_path):
     for n in (10**7, 10**23):
         counts = tmp_path / f"counts-{n}.jsonl"
-        counts.write_text(json.dumps({"num_samples": 4, "num_correct": 1}) + "\n" + json.dumps({"num_samples": n, "num_correct": 3}) + "\n")
+        counts.write_text(
+            json.dumps({"num_samples": 4, "num_correct": 1})
+            + "\n"
+            + json.dumps({"num_samples": n, "num_correct": 3})
+            + "\n"
+        )
         refused("forecast", "--counts", counts, naming=(f"{counts}:2", "supported range 0..1,000,000"))
 
 
@@ -454,7 +591,9 @@ NUMERIC_CASES = [
 
 
 @pytest.mark.parametrize("args, flag", NUMERIC_CASES, ids=[" ".join(args[:1] + args[2:]) for args, _ in NUMERIC_CASES])
-def test_numeric_options_out_of_range_are_refused_with_their_flag(args, flag, run_dir, stored_run, shared_data, tmp_path):
+def test_numeric_options_out_of_range_are_refused_with_their_flag(
+    args, flag, run_dir, stored_run, shared_data, tmp_path
+):
     other = tmp_path / "other"
     shutil.copytree(stored_run, other)
     names = {"RUN": run_dir, "OTHER": other, "OUT": tmp_path / "out", "COUNTS": shared_data / COUNTS}
@@ -487,11 +626,35 @@ def test_a_verifier_that_cannot_load_fails_before_the_engine_starts(shared_data,
         raise AssertionError("the engine was started")
 
     monkeypatch.setattr(harness.pipeline.sample, "build_engine", no_engine)
-    common = ["--engine", FAKE_ENGINE, "--model", fake_model_dir(tmp_path), "--task", "gsm8k",
-              "--data", shared_data / "gsm8k_test.jsonl", "--out", tmp_path / "run"]  # fmt: skip
+    common = [
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        fake_model_dir(tmp_path),
+        "--task",
+        "gsm8k",
+        "--data",
+        shared_data / "gsm8k_test.jsonl",
+        "--out",
+        tmp_path / "run",
+    ]
     refused("run", *common, "--verifier", "nosuch:Class", naming=("nosuch",))
-    jsonl = ["--engine", FAKE_ENGINE, "--model", fake_model_dir(tmp_path), "--task", "jsonl", "--data",
-             shared_data / "gsm8k_test.jsonl", "--prompt-field", "question", "--answer-field", "answer", "--out", tmp_path / "run"]  # fmt: skip
+    jsonl = [
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        fake_model_dir(tmp_path),
+        "--task",
+        "jsonl",
+        "--data",
+        shared_data / "gsm8k_test.jsonl",
+        "--prompt-field",
+        "question",
+        "--answer-field",
+        "answer",
+        "--out",
+        tmp_path / "run",
+    ]
     refused("sample", *jsonl, "--verifier", "nosuch:Class", naming=("nosuch",))
     assert not (tmp_path / "run").exists()
 
@@ -595,11 +758,25 @@ def test_fuzzed_run_files_give_a_clear_error_or_the_same_result(target, stored_r
 
 
 GARBAGE = [
-    b"\xff\xfe\x00garbage", b"{", b"}", b"[1, 2, 3]", b"42", b'"text"', b"null", b'{"a": 1}', b"{'single': 'quotes'}",
-    b'{"num_samples": -1, "num_correct": 0}', b'{"num_samples": "ten", "num_correct": 1}', b'{"num_samples": 2, "num_correct": 3}',
-    b'{"problem_id": "gsm8k/test/0", "sample_idx": -1, "score": 1}', b'{"problem_id": "x", "sample_idx": 0, "score": "high"}',
-    b'{"problem_id": "x", "sample_idx": 0, "score": NaN}', b'{"problem_id": "x", "sample_idx": 0}', b"\x00\x01\x02", b"[" * 5000,
-]  # fmt: skip
+    b"\xff\xfe\x00garbage",
+    b"{",
+    b"}",
+    b"[1, 2, 3]",
+    b"42",
+    b'"text"',
+    b"null",
+    b'{"a": 1}',
+    b"{'single': 'quotes'}",
+    b'{"num_samples": -1, "num_correct": 0}',
+    b'{"num_samples": "ten", "num_correct": 1}',
+    b'{"num_samples": 2, "num_correct": 3}',
+    b'{"problem_id": "gsm8k/test/0", "sample_idx": -1, "score": 1}',
+    b'{"problem_id": "x", "sample_idx": 0, "score": "high"}',
+    b'{"problem_id": "x", "sample_idx": 0, "score": NaN}',
+    b'{"problem_id": "x", "sample_idx": 0}',
+    b"\x00\x01\x02",
+    b"[" * 5000,
+]
 
 
 def insert_garbage(source: bytes, rng: random.Random) -> tuple[bytes, int]:
@@ -608,7 +785,9 @@ def insert_garbage(source: bytes, rng: random.Random) -> tuple[bytes, int]:
     at = rng.randrange(len(lines) + 1)
     if at == len(lines) and lines and not lines[-1].endswith(b"\n"):
         lines[-1] += b"\n"
-    noise = rng.choice(GARBAGE) if rng.random() < 0.8 else bytes(rng.randrange(1, 256) for _ in range(rng.randint(1, 40)))
+    noise = (
+        rng.choice(GARBAGE) if rng.random() < 0.8 else bytes(rng.randrange(1, 256) for _ in range(rng.randint(1, 40)))
+    )
     noise = noise.replace(b"\n", b" ").replace(b"\r", b" ")
     return b"".join(lines[:at] + [noise + b"\n"] + lines[at:]), at + 1
 
@@ -616,8 +795,9 @@ def insert_garbage(source: bytes, rng: random.Random) -> tuple[bytes, int]:
 def test_garbage_lines_in_counts_scores_and_import_files_are_named_by_line(shared_data, tmp_path):
     scores = b"".join(
         json.dumps({"problem_id": f"gsm8k/test/{p}", "sample_idx": i, "score": (p + i) / 10}).encode() + b"\n"
-        for p in range(PROBLEMS) for i in range(SAMPLES)
-    )  # fmt: skip
+        for p in range(PROBLEMS)
+        for i in range(SAMPLES)
+    )
     readers: dict[str, tuple[bytes, Callable[[Path], object]]] = {
         "counts": (b"".join(lines_of(shared_data / COUNTS)[:40]), lambda path: read_counts_jsonl(path).to_records()),
         "scores": (scores, read_score_rows),

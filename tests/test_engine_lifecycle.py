@@ -50,8 +50,22 @@ def ttc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def gsm8k_args(shared_data: Path, out: Path, samples: int) -> list[str]:
     # a tenth of the memory (vLLM's CPU default here is 0.3): the engine starts beside other engines on the machine
-    return ["--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "2",
-            "--samples", str(samples), "--max-tokens", "64", "--gpu-memory-utilization", "0.1", "--out", str(out)]  # fmt: skip
+    return [
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        "2",
+        "--samples",
+        str(samples),
+        "--max-tokens",
+        "64",
+        "--gpu-memory-utilization",
+        "0.1",
+        "--out",
+        str(out),
+    ]
 
 
 def assert_clean(done: subprocess.CompletedProcess, what: str) -> None:
@@ -77,8 +91,22 @@ def test_engine_commands_exit_cleanly_and_keep_the_terminal_for_ttc(shared_data,
 
     model = tiny_outcome_reward_model(tmp_path / "tiny-orm")
     for name in ("first", "second"):
-        done = ttc("score", str(run), "--model", str(model), "--backend", "vllm", "--name", name, "--dtype", "float32",
-                   "--gpu-memory-utilization", "0.1", "--max-length", "512")  # fmt: skip
+        done = ttc(
+            "score",
+            str(run),
+            "--model",
+            str(model),
+            "--backend",
+            "vllm",
+            "--name",
+            name,
+            "--dtype",
+            "float32",
+            "--gpu-memory-utilization",
+            "0.1",
+            "--max-length",
+            "512",
+        )
         assert_clean(done, f"ttc score --name {name}")
         assert RunStore.open(run).scores(name).read().num_rows == 6
     log = (run / ENGINE_LOG).read_text(errors="replace")
@@ -127,9 +155,13 @@ def test_kill_during_sampling_leaves_no_engine_process_and_the_run_resumes(share
     run = tmp_path / "run"
     args = ["run", *gsm8k_args(shared_data, run, 4)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *args, "--json"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "harness.cli", *args, "--json"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         first = json.loads(_Lines(process.stderr).wait_for(generating, seconds=900))
     except AssertionError:

@@ -30,9 +30,13 @@ sys.exit(process.wait())  # the child wrote after the capture ended, to the desc
 def test_captured_output_of_this_process_and_its_children_goes_to_the_log(tmp_path):
     log_path = tmp_path / "logs" / "engine.log"
     done = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(log_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", PROGRAM, str(log_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ttc line\n" and done.stderr == ""
     assert log_path.read_text().splitlines() == ["python print", "C-level write", "child on stdout", "child on stderr"]
@@ -52,7 +56,9 @@ def test_the_tail_keeps_the_last_lines_and_the_last_state_of_progress_bars(tmp_p
     log.path.write_text("".join(f"line {i}\n" for i in range(40)) + "Loading: 0%\rLoading: 50%\rLoading: 100%\n\n")
     assert log.tail(3) == "line 38\nline 39\nLoading: 100%"
     note = log.failure_note()
-    assert note.startswith(f"the engine's last output ({log.path}):\n  line 16\n") and note.endswith("\n  Loading: 100%")
+    assert note.startswith(f"the engine's last output ({log.path}):\n  line 16\n") and note.endswith(
+        "\n  Loading: 100%"
+    )
 
 
 def test_the_failure_note_keeps_a_root_cause_that_later_tracebacks_pushed_out_of_the_tail(tmp_path):
@@ -66,13 +72,31 @@ def test_the_failure_note_keeps_a_root_cause_that_later_tracebacks_pushed_out_of
 
 
 def sample(shared_data, tmp_path, **env: str) -> subprocess.CompletedProcess:
-    args = ["sample", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
-            "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "2", "--samples", "2",
-            "--out", str(tmp_path / "run")]  # fmt: skip
+    args = [
+        "sample",
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        "2",
+        "--samples",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, **env},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("output", ["loading weights: 100%", ""], ids=["engine-output", "none"])
@@ -88,7 +112,12 @@ def test_one_line_says_where_the_engines_output_went(shared_data, tmp_path, outp
 
 
 def test_an_engine_failing_to_start_shows_the_tail_of_its_log(shared_data, tmp_path):
-    done = sample(shared_data, tmp_path, TTC_FAKE_START_OUTPUT="CUDA out of memory (the engine's own words)", TTC_FAKE_START_FAILS="1")
+    done = sample(
+        shared_data,
+        tmp_path,
+        TTC_FAKE_START_OUTPUT="CUDA out of memory (the engine's own words)",
+        TTC_FAKE_START_FAILS="1",
+    )
     log_path = tmp_path / "run" / ENGINE_LOG
     assert done.returncode == 2 and "error: the fake engine failed to start" in done.stderr
     assert "CUDA out of memory" in log_path.read_text(), "the engine's output went to its log"

@@ -43,7 +43,10 @@ def test_builtin_names_and_module_class_resolve_to_engine_classes():
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("tests.test_engine_registry:not_an_engine", "is the function tests.test_engine_registry.not_an_engine, not a subclass"),
+        (
+            "tests.test_engine_registry:not_an_engine",
+            "is the function tests.test_engine_registry.not_an_engine, not a subclass",
+        ),
         ("tests.test_engine_registry:Unrelated", "is the class tests.test_engine_registry.Unrelated, not a subclass"),
         ("tests.test_engine_registry:MODEL", "is a ModelRef object, not a subclass of harness.engines.Engine"),
         ("tests.test_engine_registry:Absent", "has no engine class 'Absent'"),

@@ -167,8 +167,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_forecast_writes_the_json_other_tools_read(shared_data, tmp_path):
-    done = run_cli("forecast", "--counts", str(shared_data / MONKEY), "--group-by", "model", "--k", "20000",
-                   "--method", "bayes", "--json")
+    done = run_cli(
+        "forecast",
+        "--counts",
+        str(shared_data / MONKEY),
+        "--group-by",
+        "model",
+        "--k",
+        "20000",
+        "--method",
+        "bayes",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)  # stdout holds exactly one JSON document
     assert printed["command"] == "forecast" and printed["ok"] and printed["k"] == 20000
@@ -178,8 +188,9 @@ def test_cli_forecast_writes_the_json_other_tools_read(shared_data, tmp_path):
         assert set(value) == {"coverage", "low", "high", "method"}
         assert value["method"] == "bayes"
         assert 0 <= value["low"] <= value["coverage"] <= value["high"] <= 1
-    table = run_cli("forecast", "--counts", str(shared_data / MONKEY), "--group-by", "model", "--k", "20000",
-                    "--method", "bayes")
+    table = run_cli(
+        "forecast", "--counts", str(shared_data / MONKEY), "--group-by", "model", "--k", "20000", "--method", "bayes"
+    )
     assert table.returncode == 0 and "Pythia 70M" in table.stdout
 
 
@@ -189,8 +200,10 @@ def test_cli_forecast_writes_the_json_other_tools_read(shared_data, tmp_path):
         (['{"num_samples": 10}'], "lacks ['num_correct']"),
         (['{"num_samples": 10, "num_correct": 11}'], "num_correct 11 > num_samples 10"),
         (['{"num_samples": -1, "num_correct": 0}'], "non-negative integer"),
-        (['{"num_samples": 10, "num_correct": 2, "model": "a"}', '{"num_samples": 10, "num_correct": 1}'],
-         "no value for it"),
+        (
+            ['{"num_samples": 10, "num_correct": 2, "model": "a"}', '{"num_samples": 10, "num_correct": 1}'],
+            "no value for it",
+        ),
         ([], "no problems"),
     ],
 )
@@ -223,8 +236,13 @@ def test_no_success_gives_bounds_never_a_point(method):
     assert "0 successes in 640 samples (0 of 20 problems solved): too few for a law" in result.note
     # the rule of three carried to k: mean success rate <= 1 - 0.05^(1/640), so coverage <= 1 - 0.05^(320/640)
     assert result.low == 0.0 and result.high == pytest.approx(1 - 0.05**0.5)
-    assert result.to_json() == {"coverage": None, "low": 0.0, "high": result.high, "method": "bound",
-                                "note": result.note}
+    assert result.to_json() == {
+        "coverage": None,
+        "low": 0.0,
+        "high": result.high,
+        "method": "bound",
+        "note": result.note,
+    }
     assert forecast(zero, 10_000, method).high == pytest.approx(1.0)  # the data rule nothing out that far
     assert forecast(zero, 32, method).coverage == 0.0  # within the samples: measured
 

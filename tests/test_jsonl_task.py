@@ -70,12 +70,28 @@ def test_reference_fields_are_copied(data):
 @pytest.mark.parametrize(
     "records, options, message",
     [
-        ([{"q": "x"}], {"prompt_field": "q"}, r"record 0 lacks field\(s\) \['answer'\] \(answer_field='answer'\); it has \['q'\]"),
+        (
+            [{"q": "x"}],
+            {"prompt_field": "q"},
+            r"record 0 lacks field\(s\) \['answer'\] \(answer_field='answer'\); it has \['q'\]",
+        ),
         ([{"q": 1, "answer": "1"}], {"prompt_field": "q"}, "prompt_field 'q' must hold a string"),
         ([{"prompt": "x", "answer": None}], {}, "not an answer"),
-        ([{"prompt": "x", "answer": "1", "id": 1}, {"prompt": "y", "answer": "2", "id": 1}], {"id_field": "id"}, "share the id"),
-        ([{"prompt": "x", "answer": "1"}], {"metadata_fields": ["nope"]}, r"lacks field\(s\) \['nope'\] \(metadata_fields='nope'\)"),
-        ([{"prompt": "x", "answer": "1"}], {"reference_fields": ["prefix"]}, r"\['prefix'\] \(reference_fields='prefix'\)"),
+        (
+            [{"prompt": "x", "answer": "1", "id": 1}, {"prompt": "y", "answer": "2", "id": 1}],
+            {"id_field": "id"},
+            "share the id",
+        ),
+        (
+            [{"prompt": "x", "answer": "1"}],
+            {"metadata_fields": ["nope"]},
+            r"lacks field\(s\) \['nope'\] \(metadata_fields='nope'\)",
+        ),
+        (
+            [{"prompt": "x", "answer": "1"}],
+            {"reference_fields": ["prefix"]},
+            r"\['prefix'\] \(reference_fields='prefix'\)",
+        ),
     ],
 )
 def test_bad_records_get_clear_errors(tmp_path, records, options, message):

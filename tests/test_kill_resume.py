@@ -35,10 +35,23 @@ def ttc(*args: str, delay: float, **env: str) -> subprocess.Popen:
 
 def sample_args(shared_data: Path, tmp_path: Path) -> list[str]:
     return [
-        "sample", "--quiet", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)),
-        "--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"),
-        "--problems", str(PROBLEMS), "--samples", str(SAMPLES), "--out", str(tmp_path / "run"),
-    ]  # fmt: skip
+        "sample",
+        "--quiet",
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        str(PROBLEMS),
+        "--samples",
+        str(SAMPLES),
+        "--out",
+        str(tmp_path / "run"),
+    ]
 
 
 def shard_count(folder: Path) -> int:

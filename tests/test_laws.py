@@ -165,4 +165,3 @@ def test_solvable_probability_is_bayes_rule_on_the_zero_count():
     assert np.all(solvable_probability(a, b, 0.0, n, c) == 1.0)  # no atom at 0: everything is solvable
     grid = solvable_probability(np.array([0.2, 0.4])[None, :], b, zero_mass, n[:, None], c[:, None])
     assert grid.shape == (4, 2) and grid[:, 1] == pytest.approx(solvable)
-

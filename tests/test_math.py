@@ -228,12 +228,18 @@ def test_load_verifier_by_name_and_describe():
 def test_each_distinct_answer_is_judged_once(monkeypatch):
     """40 samples spelling one slow answer in different ways cost one budget, not forty."""
     slow = SLOW_ANSWER
-    spellings = [f"\\boxed{{{slow}}}", f"$\\boxed{{ {slow} }}$.", f"The final answer is ${slow}$. I hope it is correct."]
+    spellings = [
+        f"\\boxed{{{slow}}}",
+        f"$\\boxed{{ {slow} }}$.",
+        f"The final answer is ${slow}$. I hope it is correct.",
+    ]
     verifier = MathVerifier(timeout=0.5, hard_timeout=5)
     start_worker(verifier)
     judged: list[str] = []
     judge = MathVerifier._judge
-    monkeypatch.setattr(MathVerifier, "_judge", lambda self, gold, answers: judged.extend(answers) or judge(self, gold, answers))
+    monkeypatch.setattr(
+        MathVerifier, "_judge", lambda self, gold, answers: judged.extend(answers) or judge(self, gold, answers)
+    )
     verdicts = verifier.verify({"answer": "1"}, [spellings[i % 3] for i in range(40)])
     verifier.close()
     assert {v.reason for v in verdicts} == {TIMEOUT}
@@ -297,7 +303,9 @@ def test_spawned_pool_starts_one_worker_per_process(records, verifier):
     expected = [verifier.verify(reference, completions) for reference, completions in batch]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        got = list(pool.map(_verify_in_worker, [(verifier, reference, completions) for reference, completions in batch]))
+        got = list(
+            pool.map(_verify_in_worker, [(verifier, reference, completions) for reference, completions in batch])
+        )
     assert [verdicts for verdicts, _, _ in got] == expected
     workers_per_process = {}
     for _, worker, process in got:
@@ -306,6 +314,7 @@ def test_spawned_pool_starts_one_worker_per_process(records, verifier):
 
 
 # ---------------------------------------------------------------------------------------------- nasty input
+
 
 @pytest.mark.parametrize("name", sorted(NASTY_ANSWERS))
 def test_nasty_answers_get_a_verdict_within_the_timeout(name):
@@ -381,7 +390,8 @@ def test_worker_that_died_between_calls_is_replaced_silently(verifier):
 
 
 @pytest.mark.parametrize(
-    "gold, answer", [("5", "5"), ("5", "6"), ("-125", "-125"), ("0", "-0"), ("007", "7"), ("12", "-12"), ("100", "1000")]
+    "gold, answer",
+    [("5", "5"), ("5", "6"), ("-125", "-125"), ("0", "-0"), ("007", "7"), ("12", "-12"), ("100", "1000")],
 )
 def test_integer_shortcut_agrees_with_math_verify(verifier, gold, answer):
     from math_verify import parse, verify
@@ -411,14 +421,34 @@ def test_absurd_answers_are_refused_before_any_worker_sees_them(name):
 @pytest.mark.parametrize(
     "text, value",
     [
-        ("10^{20}", 10**20), ("100000000000000000001", 10**20 + 1), ("\\frac{1}{3}", (1, 3)), ("\\frac12", (1, 2)),
-        ("2^{-1}", (1, 2)), ("-0", 0), ("007", 7), ("3!", 6), ("\\binom{5}{2}", 10), ("(2+3)\\cdot4", 20),
-        ("2/3/4", (1, 6)), ("-2^2", -4), ("\\frac{-3}{4}", (-3, 4)), ("2\\times3\\div4", (3, 2)),
+        ("10^{20}", 10**20),
+        ("100000000000000000001", 10**20 + 1),
+        ("\\frac{1}{3}", (1, 3)),
+        ("\\frac12", (1, 2)),
+        ("2^{-1}", (1, 2)),
+        ("-0", 0),
+        ("007", 7),
+        ("3!", 6),
+        ("\\binom{5}{2}", 10),
+        ("(2+3)\\cdot4", 20),
+        ("2/3/4", (1, 6)),
+        ("-2^2", -4),
+        ("\\frac{-3}{4}", (-3, 4)),
+        ("2\\times3\\div4", (3, 2)),
         # not exact numbers, or not unambiguous: math-verify judges them
-        ("0.5", None), ("1\\frac{4}{5}", None), ("1 000", None), ("10,080", None), ("2^10", None), ("x", None),
-        ("\\sqrt{4}", None), ("\\frac{1}{0}", None), ("2^{1/2}", None), ("3\\cdots", None), ("75\\%", None),
+        ("0.5", None),
+        ("1\\frac{4}{5}", None),
+        ("1 000", None),
+        ("10,080", None),
+        ("2^10", None),
+        ("x", None),
+        ("\\sqrt{4}", None),
+        ("\\frac{1}{0}", None),
+        ("2^{1/2}", None),
+        ("3\\cdots", None),
+        ("75\\%", None),
     ],
-)  # fmt: skip
+)
 def test_exact_value(text, value):
     expected = None if value is None else Fraction(*value) if isinstance(value, tuple) else Fraction(value)
     assert exact_value(text) == expected

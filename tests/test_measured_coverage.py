@@ -25,8 +25,12 @@ def test_measured_coverage_is_the_mean_unbiased_pass_at_k_with_an_interval_aroun
     counts = pilot()
     measured = measured_coverage(counts, [1, 3, 64], confidence=0.9, seed=3)
     for k, value in zip([1, 3, 64], measured.mean):
-        by_hand = np.mean([1 - math.comb(int(n - c), k) / math.comb(int(n), k)
-                           for n, c in zip(counts.num_samples, counts.num_correct)])  # fmt: skip
+        by_hand = np.mean(
+            [
+                1 - math.comb(int(n - c), k) / math.comb(int(n), k)
+                for n, c in zip(counts.num_samples, counts.num_correct)
+            ]
+        )
         assert value == pytest.approx(by_hand, rel=1e-12)
     assert np.all(measured.low < measured.mean) and np.all(measured.mean < measured.high)
     narrower = measured_coverage(counts, [1, 3, 64], confidence=0.5, seed=3)

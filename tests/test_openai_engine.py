@@ -238,13 +238,17 @@ def test_a_server_that_does_not_stream_is_sampled_all_the_same(shared_data, tmp_
     engine = RunStore.open(tmp_path / "run").manifest["engine"]
     assert engine["streaming"] is not refuses and engine["n_tokens_from"] == ["logprobs"]
     if refuses:
-        assert engine["fallbacks"] == ["stream refused (HTTP 400: stream is not supported): answers arrive whole, no token progress while they run"]
+        assert engine["fallbacks"] == [
+            "stream refused (HTTP 400: stream is not supported): answers arrive whole, no token progress while they run"
+        ]
         assert not server.sampling_calls()[-1].payload.get("stream")
 
 
 def test_api_key_is_read_from_the_named_variable_and_a_refusal_is_explained(shared_data, tmp_path, monkeypatch):
     with ScriptedServer(api_key="sekrit") as server:
-        with pytest.raises(OpenAIEngineError, match=r"HTTP 401: Incorrect API key provided.*name its variable with api_key_env"):
+        with pytest.raises(
+            OpenAIEngineError, match=r"HTTP 401: Incorrect API key provided.*name its variable with api_key_env"
+        ):
             run(shared_data, tmp_path, server)
         with pytest.raises(OptionError, match=r"api_key_env: \$TTC_TEST_KEY is not set"):
             run(shared_data, tmp_path, server, api_key_env="TTC_TEST_KEY")
@@ -271,11 +275,17 @@ def test_model_names_a_served_model_never_a_local_checkpoint(shared_data, tmp_pa
 
     monkeypatch.setattr(harness.engines.models, "resolve_model", no_local_model)
     base = dict(task="gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), engine="openai", out=tmp_path / "run")
-    first = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:8000/v1"}, **base))
-    moved = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:9001/v1/"}, **base))
+    first = prepare(
+        SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:8000/v1"}, **base)
+    )
+    moved = prepare(
+        SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "http://10.0.0.7:9001/v1/"}, **base)
+    )
     assert first.model.identity == "Qwen/Qwen2.5-0.5B@10.0.0.7" and first.model.name == "Qwen2.5-0.5B"
     assert first.config.config_hash() == moved.config.config_hash(), "a server restarted on another port resumes"
-    elsewhere = prepare(SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "https://api.example.com/v1"}, **base))
+    elsewhere = prepare(
+        SampleOptions(model="Qwen/Qwen2.5-0.5B", engine_options={"base_url": "https://api.example.com/v1"}, **base)
+    )
     assert elsewhere.config.config_hash() != first.config.config_hash()
     with pytest.raises(OptionError, match="model: the openai engine needs the name the server serves"):
         prepare(SampleOptions(model=None, engine_options={"base_url": "http://10.0.0.7:8000/v1"}, **base))
@@ -287,9 +297,13 @@ def test_model_names_a_served_model_never_a_local_checkpoint(shared_data, tmp_pa
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("concurrency", 0, "must be at least 1, got 0"), ("request_timeout", 0.0, "must be positive, got 0.0"),
-     ("max_retries", -1, "must be 0 or more, got -1"), ("max_n_per_request", 0, "must be at least 1, got 0")],
-)  # fmt: skip
+    [
+        ("concurrency", 0, "must be at least 1, got 0"),
+        ("request_timeout", 0.0, "must be positive, got 0.0"),
+        ("max_retries", -1, "must be 0 or more, got -1"),
+        ("max_n_per_request", 0, "must be at least 1, got 0"),
+    ],
+)
 def test_bad_options_are_named_before_any_connection(option, value, message):
     with pytest.raises(OptionError, match=f"^{option}: {message}$") as error:
         OpenAIEngine(MODEL, base_url="http://127.0.0.1:1/v1", **{option: value})
@@ -313,7 +327,9 @@ def test_retry_after_is_honoured():
         (result,) = list(engine.generate(requests, SamplingSettings()))
         waited = time.monotonic() - began
         engine.close()
-    assert waited >= 1.0 and [c.text for c in result.completions] == [expected_text("Question: 1 + 1?", 5 + i) for i in range(2)]
+    assert waited >= 1.0 and [c.text for c in result.completions] == [
+        expected_text("Question: 1 + 1?", 5 + i) for i in range(2)
+    ]
 
 
 def test_chat_prompts_go_to_chat_completions():
@@ -340,19 +356,46 @@ def test_split_by_length_keeps_the_total():
 def ttc(*args: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def cli_args(shared_data: Path, tmp_path: Path, server: ScriptedServer, command: str = "run") -> list[str]:
-    return [command, "--engine", "openai", "--base-url", server.base_url, "--model", MODEL,
-            "--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", str(PROBLEMS),
-            "--samples", str(SAMPLES), "--out", str(tmp_path / "run"), "--concurrency", "3", "--workers", "1"]  # fmt: skip
+    return [
+        command,
+        "--engine",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        str(PROBLEMS),
+        "--samples",
+        str(SAMPLES),
+        "--out",
+        str(tmp_path / "run"),
+        "--concurrency",
+        "3",
+        "--workers",
+        "1",
+    ]
 
 
 def test_cli_run_against_a_server_with_json_output(shared_data, tmp_path):
     # every problem's first attempt is rate limited: the retries are reported as JSON log events
-    with ScriptedServer(lambda call: Fault("status", 429, headers={"Retry-After": "0"}) if call.attempt == 0 else None) as server:
+    with ScriptedServer(
+        lambda call: Fault("status", 429, headers={"Retry-After": "0"}) if call.attempt == 0 else None
+    ) as server:
         done = ttc(*cli_args(shared_data, tmp_path, server), "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)

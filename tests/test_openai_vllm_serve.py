@@ -69,10 +69,22 @@ def vllm_serve(log_path: Path) -> Iterator[tuple[str, subprocess.Popen, float]]:
     port = free_port()
     env = dict(os.environ, VLLM_LOGGING_LEVEL="WARNING")
     command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model.path,
-        "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-        "--gpu-memory-utilization", "0.15", "--max-model-len", "2048",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model.path,
+        "--served-model-name",
+        SERVED_NAME,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--gpu-memory-utilization",
+        "0.15",
+        "--max-model-len",
+        "2048",
+    ]
     if is_cpu_platform():
         # what VLLMEngine does on CPU: no reserved core, eager, and float32 where bf16 would be emulated
         env = {**cpu_environment_defaults(), **env}
@@ -105,9 +117,32 @@ def test_ttc_run_against_vllm_serve(shared_data, tmp_path):
 
 
 def check_run_against(base_url: str, log_path: Path, start_seconds: float, shared_data: Path, out: Path) -> None:
-    args = [sys.executable, "-m", "harness.cli", "run", "--engine", "openai", "--base-url", base_url,
-            "--model", SERVED_NAME, "--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"),
-            "--problems", "2", "--samples", "4", "--max-tokens", "96", "--out", str(out), "--workers", "1"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--engine",
+        "openai",
+        "--base-url",
+        base_url,
+        "--model",
+        SERVED_NAME,
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        "2",
+        "--samples",
+        "4",
+        "--max-tokens",
+        "96",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+    ]
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
     began = time.monotonic()
     done = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -140,4 +175,3 @@ def check_run_against(base_url: str, log_path: Path, start_seconds: float, share
     again = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "(8/8 samples already stored)" in again.stdout
     assert len(RunStore.open(out).manifest["sessions"]) == 1
-

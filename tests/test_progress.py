@@ -15,8 +15,19 @@ from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import FAKE_ENGINE, fake_model_dir
 
-EVENT_FIELDS = {"step", "done", "total", "unit", "problems_done", "problems_total", "tokens", "elapsed_s", "rate",
-                "tokens_per_s", "eta_s"}  # fmt: skip
+EVENT_FIELDS = {
+    "step",
+    "done",
+    "total",
+    "unit",
+    "problems_done",
+    "problems_total",
+    "tokens",
+    "elapsed_s",
+    "rate",
+    "tokens_per_s",
+    "eta_s",
+}
 
 
 def test_off_a_terminal_progress_is_plain_lines_with_problems_rate_tokens_and_eta():
@@ -68,9 +79,18 @@ def test_tokens_move_progress_before_any_unit_finishes_and_give_the_eta(monkeypa
     progress.add_tokens(50)
     # 5 tok/s; no sample finished, so each is expected to take the limit: 10 x 100 - 50 tokens left
     assert progress.snapshot() | {"elapsed_s": None} == {
-        "step": "sampling", "done": 0, "total": 10, "unit": "samples", "problems_done": 0, "problems_total": None,
-        "tokens": 50, "elapsed_s": None, "rate": 0.0, "tokens_per_s": 5.0, "eta_s": 190.0,
-    }  # fmt: skip
+        "step": "sampling",
+        "done": 0,
+        "total": 10,
+        "unit": "samples",
+        "problems_done": 0,
+        "problems_total": None,
+        "tokens": 50,
+        "elapsed_s": None,
+        "rate": 0.0,
+        "tokens_per_s": 5.0,
+        "eta_s": 190.0,
+    }
     clock[0] += 10
     progress.add_tokens(50)
     progress.update(2, tokens=40)  # 20 tokens a sample: 8 x 20 left, less the 60 generated for samples in flight
@@ -112,9 +132,25 @@ def ttc(*args: str) -> subprocess.CompletedProcess:
 
 
 def run_args(shared_data, tmp_path, command: str) -> list[str]:
-    return [command, "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
-            "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "5", "--samples", "4",
-            "--out", str(tmp_path / "run"), "--workers", "1"]  # fmt: skip
+    return [
+        command,
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        "5",
+        "--samples",
+        "4",
+        "--out",
+        str(tmp_path / "run"),
+        "--workers",
+        "1",
+    ]
 
 
 def test_cli_json_mode_gives_json_lines_on_stderr_and_one_result_on_stdout(shared_data, tmp_path):
@@ -137,7 +173,11 @@ def test_cli_json_mode_gives_json_lines_on_stderr_and_one_result_on_stdout(share
 
     refused = ttc("verify", str(tmp_path / "missing"), "--json")
     assert refused.returncode == 2
-    assert json.loads(refused.stdout) == {"command": "verify", "ok": False, "error": f"{tmp_path / 'missing'} is not a run directory (no manifest.json)"}
+    assert json.loads(refused.stdout) == {
+        "command": "verify",
+        "ok": False,
+        "error": f"{tmp_path / 'missing'} is not a run directory (no manifest.json)",
+    }
     assert json.loads(refused.stderr)["event"] == "error"
 
 
@@ -155,13 +195,32 @@ def test_sampling_progress_moves_while_the_engine_generates(shared_data, tmp_pat
     """One request of 4 samples whose 6 tokens come one step at a time (0.6 s each): progress events arrive
     before it finishes. JSON events come at most every 2 s and the first at once, so the 2.4 s between the
     first and the fifth step guarantee two events before the request is done, however slow the machine."""
-    args = ["sample", "--json", "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--task", "gsm8k",
-            "--data", str(shared_data / "gsm8k_test.jsonl"), "--problems", "1", "--samples", "4",
-            "--out", str(tmp_path / "run")]  # fmt: skip
+    args = [
+        "sample",
+        "--json",
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--problems",
+        "1",
+        "--samples",
+        "4",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "TTC_FAKE_TOKEN_DELAY": "0.6"},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     progress = [event for event in events if event["event"] == "progress" and event["step"] == "sampling"]

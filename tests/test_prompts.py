@@ -9,14 +9,18 @@ from tasks.prompts import TEMPLATE_DIR, PromptBuilder, PromptTemplate
 
 def test_builtin_templates_are_files():
     names = sorted(path.name for path in TEMPLATE_DIR.glob("*.jinja"))
-    assert {"math500_completion.jinja", "math500_chat.jinja", "jsonl_completion.jinja", "jsonl_chat.jinja"} <= set(names)
+    assert {"math500_completion.jinja", "math500_chat.jinja", "jsonl_completion.jinja", "jsonl_chat.jinja"} <= set(
+        names
+    )
     template = PromptTemplate.builtin("math500_chat.jinja")
     assert template.name == "builtin:math500_chat.jinja" and len(template.sha256) == 64
 
 
 def test_render_drops_one_trailing_newline_and_keeps_latex_braces():
     template = PromptTemplate("t", "Solve $\\frac{a}{b}$: {{ problem }}\nSolution:\n")
-    assert template.render({"problem": "{{ not a variable }}"}) == "Solve $\\frac{a}{b}$: {{ not a variable }}\nSolution:"
+    assert (
+        template.render({"problem": "{{ not a variable }}"}) == "Solve $\\frac{a}{b}$: {{ not a variable }}\nSolution:"
+    )
 
 
 def test_styles():

@@ -119,10 +119,26 @@ def test_the_cli_runs_replicas_of_a_repository_engine_from_the_repository_root(s
     """The issue's command, as a user types it: custom engine classes reach Ray's workers."""
     out = tmp_path / "run"
     process = ttc(
-        "run", "--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"), "--engine", FAKE_ENGINE,
-        "--model", "fake", "--problems", "40", "--samples", "8", "--engines", "4", "--out", str(out), "--json",
+        "run",
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        "fake",
+        "--problems",
+        "40",
+        "--samples",
+        "8",
+        "--engines",
+        "4",
+        "--out",
+        str(out),
+        "--json",
         TTC_FAKE_DELAY="0.2",
-    )  # fmt: skip
+    )
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
     result = json.loads(stdout)
@@ -134,10 +150,23 @@ def test_the_cli_runs_replicas_of_a_repository_engine_from_the_repository_root(s
 
 def test_kill_9_of_the_driver_leaves_no_process_and_the_run_resumes_with_other_replicas(shared_data, tmp_path):
     args = [
-        "sample", "--quiet", "--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"),
-        "--engine", FAKE_ENGINE, "--model", str(fake_model_dir(tmp_path)), "--problems", "30", "--samples", "4",
-        "--out", str(tmp_path / "run"),
-    ]  # fmt: skip
+        "sample",
+        "--quiet",
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        str(fake_model_dir(tmp_path)),
+        "--problems",
+        "30",
+        "--samples",
+        "4",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     process = ttc(*args, "--engines", "2", TTC_FAKE_DELAY="0.3")
     deadline = time.monotonic() + 120
     while len(list((tmp_path / "run" / "samples").glob("part-*.parquet"))) < 3:
@@ -170,9 +199,23 @@ def test_bad_scale_out_input_is_one_clear_line_and_writes_nothing(shared_data, t
     out = tmp_path / "run"
     started = time.monotonic()
     process = ttc(
-        "sample", "--task", "gsm8k", "--data", str(shared_data / "gsm8k_test.jsonl"), "--engine", FAKE_ENGINE,
-        "--model", "fake", "--problems", "2", "--samples", "2", "--out", str(out), *option,
-    )  # fmt: skip
+        "sample",
+        "--task",
+        "gsm8k",
+        "--data",
+        str(shared_data / "gsm8k_test.jsonl"),
+        "--engine",
+        FAKE_ENGINE,
+        "--model",
+        "fake",
+        "--problems",
+        "2",
+        "--samples",
+        "2",
+        "--out",
+        str(out),
+        *option,
+    )
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert stderr.strip().splitlines() == [f"error: {message}" + stderr.strip().split(message, 1)[1]]

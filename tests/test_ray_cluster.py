@@ -43,9 +43,13 @@ def verdict_rows(run, key: str) -> list[tuple]:
 
 def test_replicas_on_two_nodes_write_one_run_and_ray_verification_matches_local(two_nodes, shared_data, tmp_path):
     options = gsm8k_options(
-        shared_data, tmp_path, problems=16, samples=6, engine_options={"delay": 0.05},
+        shared_data,
+        tmp_path,
+        problems=16,
+        samples=6,
+        engine_options={"delay": 0.05},
         scale=ScaleOut(engines=2, ray_address=two_nodes),
-    )  # fmt: skip
+    )
     report = sample_run(prepare(options), progress_mode="quiet", log=lambda message: None)
     report.store.close()
     replicas = report.session.engine_figures["replicas"]

@@ -32,10 +32,27 @@ def test_two_vllm_replicas_write_one_valid_run_and_leave_nothing(tmp_path):
     before = engine_processes()
     out = tmp_path / "run"
     process = subprocess.run(
-        [str(Path(sys.executable).with_name("ttc")), "run", "--engines", "2", "--problems", str(PROBLEMS),
-         "--samples", str(SAMPLES), "--max-tokens", "48", "--out", str(out), "--json"],
-        cwd=REPO_ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("ttc")),
+            "run",
+            "--engines",
+            "2",
+            "--problems",
+            str(PROBLEMS),
+            "--samples",
+            str(SAMPLES),
+            "--max-tokens",
+            "48",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     result = json.loads(process.stdout)
     assert result["summary"]["samples"] == PROBLEMS * SAMPLES

@@ -37,10 +37,33 @@ def ttc(*args: str) -> subprocess.CompletedProcess:
 
 
 def run_args(root, data, *extra: str) -> list[str]:
-    return ["--engine", "tests.report_fixtures:HostileEngine", "--model", str(fake_model_dir(root)), "--task", "jsonl",
-            "--data", str(data), "--prompt-field", "q", "--answer-field", "a", "--id-field", "uid",
-            "--metadata-field", "level", "--verifier", "tests.report_fixtures:TimeoutNumericVerifier",
-            "--problems", "0", "--samples", str(SAMPLES), "--workers", "1", *extra]  # fmt: skip
+    return [
+        "--engine",
+        "tests.report_fixtures:HostileEngine",
+        "--model",
+        str(fake_model_dir(root)),
+        "--task",
+        "jsonl",
+        "--data",
+        str(data),
+        "--prompt-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--id-field",
+        "uid",
+        "--metadata-field",
+        "level",
+        "--verifier",
+        "tests.report_fixtures:TimeoutNumericVerifier",
+        "--problems",
+        "0",
+        "--samples",
+        str(SAMPLES),
+        "--workers",
+        "1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +91,36 @@ def test_ttc_report_prints_the_table_and_writes_every_section(report_run, tmp_pa
     html = out.read_text()
     store = RunStore.open(run_dir)
     for expected in (
-        "Run configuration", store.manifest["config_hash"], "tests.report_fixtures:HostileEngine",
+        "Run configuration",
+        store.manifest["config_hash"],
+        "tests.report_fixtures:HostileEngine",
         "<th>temperature</th><th>top-p</th><th>top-k</th><th>max tokens</th><th>seed</th>",  # sampling settings
         f"<td>{DEFAULT_RUN['temperature']}</td><td>{DEFAULT_RUN['top_p']}</td><td>-1</td>"
         f"<td>{DEFAULT_RUN['max_tokens']}</td><td>0</td>",  # the defaults of `ttc run`
-        "Stop strings: none.", "<th class=\"text\">dtype</th>", "<th class=\"text\">prompt style</th>",
-        "<th class=\"text\">name</th><td class=\"config\">numeric-with-timeouts</td>",  # the verifier, as rows
-        "Coverage", "Fitted law and forecast", "90% interval",
-        "by level", "Level 1", "Level 3",
-        "Verifiers and selectors", "majority", "likelihood",
-        "Budget for common coverage targets", "50%", "95%",
-        "Tokens and cost of this run", "finish reasons",
-        "Example samples by outcome", "correct (", "wrong (", "timeout (", "exceeded the time limit",
-    ):  # fmt: skip
+        "Stop strings: none.",
+        '<th class="text">dtype</th>',
+        '<th class="text">prompt style</th>',
+        '<th class="text">name</th><td class="config">numeric-with-timeouts</td>',  # the verifier, as rows
+        "Coverage",
+        "Fitted law and forecast",
+        "90% interval",
+        "by level",
+        "Level 1",
+        "Level 3",
+        "Verifiers and selectors",
+        "majority",
+        "likelihood",
+        "Budget for common coverage targets",
+        "50%",
+        "95%",
+        "Tokens and cost of this run",
+        "finish reasons",
+        "Example samples by outcome",
+        "correct (",
+        "wrong (",
+        "timeout (",
+        "exceeded the time limit",
+    ):
         assert expected in html, expected
     summary = json.loads((run_dir / "summary.json").read_text())
     assert f"pass@1 = {summary['pass_at_1']:.3f}" in html
@@ -155,10 +195,22 @@ def library_run(tmp_path_factory):
     """A verified run made in this process (so that fits can be counted and figures intercepted)."""
     root = tmp_path_factory.mktemp("library")
     data = write_level_problems(root / "levels.jsonl", PROBLEMS)
-    options = SampleOptions(task="jsonl", data=str(data), model=str(fake_model_dir(root)), engine=FAKE_ENGINE,
-                            task_options={"prompt_field": "q", "answer_field": "a", "id_field": "uid",
-                                          "metadata_fields": ["level"], "verifier": "numeric"},
-                            problems=PROBLEMS, samples=SAMPLES, out=root / "run")  # fmt: skip
+    options = SampleOptions(
+        task="jsonl",
+        data=str(data),
+        model=str(fake_model_dir(root)),
+        engine=FAKE_ENGINE,
+        task_options={
+            "prompt_field": "q",
+            "answer_field": "a",
+            "id_field": "uid",
+            "metadata_fields": ["level"],
+            "verifier": "numeric",
+        },
+        problems=PROBLEMS,
+        samples=SAMPLES,
+        out=root / "run",
+    )
     with sample_run(prepare(options), progress_mode="quiet").store as store:
         verify(store, workers=1, quiet=True)
     return root / "run"
@@ -213,4 +265,3 @@ def test_quantities_have_one_formatter():
     assert format_quantity(12_345) == "12.3k" and format_quantity(2.5e15, "FLOPs") == "2.5PFLOPs"
     assert format_quantity(None) == format_quantity(float("nan")) == "—"
     assert format_quantity(None, missing="missing") == "missing" and format_quantity(0.5) == "0.5"
-

@@ -256,8 +256,11 @@ def test_no_network(loopback_server, guard, os_isolation, no_leftovers):
         ("import os\nos.kill(1, 9)\n", EXCEPTION, "os.kill is disabled"),
         ("import ctypes\n", EXCEPTION, "ModuleNotFoundError"),
         ("import asyncio\nassert asyncio.run(asyncio.sleep(0, 5)) == 5\n", CORRECT, ""),  # needs socketpair
-        ("import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n    open(os.path.join(d, 'x'), 'w').close()\n",
-         CORRECT, ""),
+        (
+            "import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n    open(os.path.join(d, 'x'), 'w').close()\n",
+            CORRECT,
+            "",
+        ),
     ],
     ids=["subprocess", "kill", "ctypes", "asyncio", "tempfile"],
 )
@@ -306,7 +309,10 @@ def test_only_the_standard_library_is_importable(no_leftovers):
 def test_hash_seed_is_fixed_so_verdicts_are_reproducible(no_leftovers):
     expected = subprocess.run(
         [sys.executable, "-c", "print(hash('ttc'))"],
-        env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert run_timed(f"assert hash('ttc') == {expected}\n")[0].reason == CORRECT
 

@@ -47,10 +47,16 @@ def stepwise_run(tmp_path) -> Path:
         ["One step only.", "Step A.\n\n\n\nStep B.\n\nStep C.\n\nStep D.", ""],
     ]
     records = [
-        {"idx": index, "question": f"Problem {index}?", "gt": "3", "code": texts, "pred": ["3", "4", None],
-         "score": [True, False, False]}
+        {
+            "idx": index,
+            "question": f"Problem {index}?",
+            "gt": "3",
+            "code": texts,
+            "pred": ["3", "4", None],
+            "score": [True, False, False],
+        }
         for index, texts in enumerate(completions)
-    ]  # fmt: skip
+    ]
     source = tmp_path / "steps.jsonl"
     source.write_text("".join(json.dumps(record) + "\n" for record in records))
     import_samples(source, tmp_path / "steps-run").close()
@@ -110,7 +116,12 @@ def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outc
         outcome = score_run(store, options, **QUIET)
         assert outcome.scored == 14 and outcome.backend == "transformers"
         assert score_run(store, options, **QUIET).scored == 0, "nothing left to score"
-        assert store.score_sets()["rm"] == {"kind": "orm", "model": str(outcome_model.resolve()), "template": "chat", "max_length": 4096}
+        assert store.score_sets()["rm"] == {
+            "kind": "orm",
+            "model": str(outcome_model.resolve()),
+            "template": "chat",
+            "max_length": 4096,
+        }
 
     scores = stored_scores(sampled_run, "rm")
     assert len(scores) == 20
@@ -126,7 +137,9 @@ def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outc
 
 
 def test_process_model_scores_each_step(stepwise_run, process_model):
-    options = ScoringOptions(model=str(process_model), kind="prm", backend="transformers", batch_size=4, step_token=STEP_TOKEN)
+    options = ScoringOptions(
+        model=str(process_model), kind="prm", backend="transformers", batch_size=4, step_token=STEP_TOKEN
+    )
     with RunStore.open(stepwise_run, writable=True) as store:
         outcome = score_run(store, options, **QUIET)
     assert outcome.scored == 6 and outcome.name == "prm-tiny-prm"
@@ -153,13 +166,17 @@ def test_scoring_refuses_what_it_cannot_do(sampled_run, outcome_model, process_m
             ScoringOptions(model=str(outcome_model), kind="grm")
         with pytest.raises(ValueError, match="backend: must be one of auto, vllm, transformers"):
             ScoringOptions(model=str(outcome_model), backend="onnx")
-        score_run(store, ScoringOptions(model=str(outcome_model), backend="transformers", name="rm", max_length=64), **QUIET)
+        score_run(
+            store, ScoringOptions(model=str(outcome_model), backend="transformers", name="rm", max_length=64), **QUIET
+        )
         with pytest.raises(RunStoreError, match="max_length: stored 64, requested 4096"):
             score_run(store, ScoringOptions(model=str(outcome_model), backend="transformers", name="rm"), **QUIET)
 
 
 def ttc(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.mark.slow
@@ -169,8 +186,20 @@ def test_vllm_backend_gives_the_transformers_scores(sampled_run, stepwise_run, o
     for run, model, kind in ((sampled_run, outcome_model, "orm"), (stepwise_run, process_model, "prm")):
         extra = ["--step-token", STEP_TOKEN] if kind == "prm" else []
         for backend in ("transformers", "vllm"):
-            done = ttc("score", str(run), "--model", str(model), "--kind", kind, "--backend", backend,
-                       "--name", f"{kind}-{backend}", *extra, *common)  # fmt: skip
+            done = ttc(
+                "score",
+                str(run),
+                "--model",
+                str(model),
+                "--kind",
+                kind,
+                "--backend",
+                backend,
+                "--name",
+                f"{kind}-{backend}",
+                *extra,
+                *common,
+            )
             assert done.returncode == 0, done.stderr[-3000:]
         by_transformers = stored_scores(run, f"{kind}-transformers")
         by_vllm = stored_scores(run, f"{kind}-vllm")

@@ -179,7 +179,9 @@ def bare_store(path, problem_ids) -> RunStore:
 
 
 def sample_rows(problem_id: str, indices) -> pa.Table:
-    rows = [{"problem_id": problem_id, "sample_idx": i, "text": f"{problem_id}#{i}", "n_tokens": i * 10} for i in indices]
+    rows = [
+        {"problem_id": problem_id, "sample_idx": i, "text": f"{problem_id}#{i}", "n_tokens": i * 10} for i in indices
+    ]
     return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
 
 
@@ -187,7 +189,9 @@ def test_samples_lacking_come_per_problem_once_all_are_read(tmp_path, monkeypatc
     import harness.store.run_store as run_store
 
     with bare_store(tmp_path / "run", ["a", "b", "c"]) as store:
-        store.write_samples(pa.concat_tables([sample_rows("b", [2, 0]), sample_rows("a", range(3)), sample_rows("c", [0])]))
+        store.write_samples(
+            pa.concat_tables([sample_rows("b", [2, 0]), sample_rows("a", range(3)), sample_rows("c", [0])])
+        )
         # copies of a sample (a shard copied by hand): b#2 while b is still being gathered, a#1 after a is done
         store.write_samples(pa.concat_tables([sample_rows("c", [1, 2]), sample_rows("b", [2])]))
         store.write_samples(pa.concat_tables([sample_rows("b", [1, 3]), sample_rows("a", [1])]))
@@ -196,7 +200,9 @@ def test_samples_lacking_come_per_problem_once_all_are_read(tmp_path, monkeypatc
         verdicts.append(pa.Table.from_pylist(judged, schema=VERDICT_SCHEMA))
         shards_read = []
         original_read = run_store.pq.read_table
-        monkeypatch.setattr(run_store.pq, "read_table", lambda path, **kw: shards_read.append(path) or original_read(path, **kw))
+        monkeypatch.setattr(
+            run_store.pq, "read_table", lambda path, **kw: shards_read.append(path) or original_read(path, **kw)
+        )
 
         batches = []
         for batch in store.iter_samples_lacking(verdicts, columns=("text", "n_tokens")):
@@ -229,14 +235,32 @@ def test_every_shard_is_written_in_its_declared_schema(tmp_path):
     concatenate and are stored in the set's schema (issue 13: ArrowInvalid in verify's flush)."""
     with bare_store(tmp_path / "run", ["a", "b"]) as store:
         verdicts = store.verdicts("v")
-        no_answers = verdicts.table({"problem_id": ["a"], "sample_idx": [0], "correct": [False],
-                                     "reason": ["no_answer"], "answer": [None], "detail": [""]})  # fmt: skip
+        no_answers = verdicts.table(
+            {
+                "problem_id": ["a"],
+                "sample_idx": [0],
+                "correct": [False],
+                "reason": ["no_answer"],
+                "answer": [None],
+                "detail": [""],
+            }
+        )
         assert no_answers.schema == VERDICT_SCHEMA
-        untyped = pa.table({"problem_id": ["b"], "sample_idx": [0], "correct": [False], "reason": ["wrong"],
-                            "answer": ["3"], "detail": [None]})  # fmt: skip
+        untyped = pa.table(
+            {
+                "problem_id": ["b"],
+                "sample_idx": [0],
+                "correct": [False],
+                "reason": ["wrong"],
+                "answer": ["3"],
+                "detail": [None],
+            }
+        )
         path = verdicts.append([no_answers, untyped])
         assert pyarrow.parquet.read_schema(path).remove_metadata() == VERDICT_SCHEMA
         assert verdicts.read().column("answer").to_pylist() == [None, "3"]
         assert verdicts.append([]) is None
         with pytest.raises(ValueError, match=r"lacks column\(s\) \['detail'\]"):
-            verdicts.table({"problem_id": ["a"], "sample_idx": [1], "correct": [True], "reason": ["x"], "answer": ["1"]})
+            verdicts.table(
+                {"problem_id": ["a"], "sample_idx": [1], "correct": [True], "reason": ["x"], "answer": ["1"]}
+            )

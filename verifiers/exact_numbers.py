@@ -225,7 +225,7 @@ class _Parser:
     def parse(self) -> Fraction:
         value = self.expression()
         if self.position != len(self.text):
-            raise NotExact(f"unexpected {self.text[self.position:self.position + 10]!r}")
+            raise NotExact(f"unexpected {self.text[self.position : self.position + 10]!r}")
         return value
 
     def binomial_prefix(self) -> None:

@@ -212,7 +212,9 @@ class MathVerifier:
                 reason, canonical, detail = judged[key]
                 verdicts[key] = Verdict(reason == CORRECT, reason, canonical or key, detail)
             else:
-                verdicts[key] = Verdict(False, PARSE_ERROR, None, f"answer longer than {self.max_answer_chars} characters")
+                verdicts[key] = Verdict(
+                    False, PARSE_ERROR, None, f"answer longer than {self.max_answer_chars} characters"
+                )
         return [verdicts[key] for key in keys]
 
     def _judge(self, gold: str, answers: list[str]) -> Judged:

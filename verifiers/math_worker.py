@@ -235,8 +235,11 @@ class SharedWorker:
     @classmethod
     def all_for_limit(cls, memory_limit_mb: int | None) -> list["SharedWorker"]:
         with cls._instances_lock:
-            return [worker for (limit, _), worker in sorted(cls._instances.items(), key=lambda item: item[0][1])
-                    if limit == memory_limit_mb]
+            return [
+                worker
+                for (limit, _), worker in sorted(cls._instances.items(), key=lambda item: item[0][1])
+                if limit == memory_limit_mb
+            ]
 
     def live(self) -> WorkerProcess:
         """The running worker, started (or restarted, if it died) as needed."""

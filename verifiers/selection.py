@@ -138,9 +138,7 @@ def _checked_ks(ks: Sequence[int] | np.ndarray, sizes: Sequence[int]) -> np.ndar
 def _checked_problem(name: str, index: int, correct: np.ndarray, **arrays: np.ndarray) -> None:
     for label, values in arrays.items():
         if values.shape != correct.shape:
-            raise ValueError(
-                f"{name}: problem {index} has {values.shape[0]} {label} for {correct.shape[0]} samples"
-            )
+            raise ValueError(f"{name}: problem {index} has {values.shape[0]} {label} for {correct.shape[0]} samples")
         if values.dtype.kind == "f" and np.isnan(values).any():
             raise ValueError(f"{name}: problem {index} has NaN {label}")
 
@@ -311,9 +309,7 @@ def _vote_outcome(support: np.ndarray, present: np.ndarray, share: np.ndarray) -
     return np.where(tied_count > 0, (tied * share).sum(axis=1) / np.maximum(tied_count, 1), 0.0)
 
 
-def _weighted_vote_enumerated(
-    answer_ids: np.ndarray, weights: np.ndarray, share: np.ndarray, k: int
-) -> float:
+def _weighted_vote_enumerated(answer_ids: np.ndarray, weights: np.ndarray, share: np.ndarray, k: int) -> float:
     """Exact weighted-vote accuracy at one k by enumerating all k-subsets (callers bound their number)."""
     n = answer_ids.shape[0]
     answers = share.shape[0]
@@ -496,7 +492,9 @@ def _vote_curves(
                 method == "exact" or majority_vote_cost(answer_ids[index], max_k) <= EXACT_VOTE_MAX_COST
             )
             if method == "exact" and not feasible:
-                raise ValueError(f"{name}: exact computation supports n <= {EXACT_VOTE_MAX_SAMPLES}; problem {index} has {n}")
+                raise ValueError(
+                    f"{name}: exact computation supports n <= {EXACT_VOTE_MAX_SAMPLES}; problem {index} has {n}"
+                )
             if feasible and method != "monte-carlo":
                 values[index] = majority_vote_exact(answer_ids[index], correct[index], max_k)[ks - 1]
                 exact[index] = True
@@ -506,7 +504,9 @@ def _vote_curves(
                     continue
                 log_cells = _log_comb(n, k) + math.log(int(k) + shares[index].shape[0] + 1)
                 if log_cells <= math.log(EXACT_ENUMERATION_CELLS):
-                    values[index, column] = _weighted_vote_enumerated(answer_ids[index], weights[index], shares[index], int(k))
+                    values[index, column] = _weighted_vote_enumerated(
+                        answer_ids[index], weights[index], shares[index], int(k)
+                    )
                     exact[index, column] = True
                 elif method == "exact":
                     raise ValueError(

@@ -75,10 +75,14 @@ def by_model(monkey: Counts) -> tuple[list[str], np.ndarray]:
 # -- pooling -----------------------------------------------------------------------------------------------------
 def pooling(monkey: Counts, repeats: int) -> None:
     names, correct = by_model(monkey)
-    print(f"## Cross-model signal ({repeats} pilots): pilot-unsolved problems solved at 10,000, "
-          "by whether another model's pilot solved them")
-    print("| model | unsolved in pilot | of them solved by another pilot: solved at 10k | "
-          "solved by no pilot: solved at 10k |")
+    print(
+        f"## Cross-model signal ({repeats} pilots): pilot-unsolved problems solved at 10,000, "
+        "by whether another model's pilot solved them"
+    )
+    print(
+        "| model | unsolved in pilot | of them solved by another pilot: solved at 10k | "
+        "solved by no pilot: solved at 10k |"
+    )
     print("|---|---:|---:|---:|")
     stats = np.zeros((len(names), 5))
     for seed in range(repeats):
@@ -87,11 +91,18 @@ def pooling(monkey: Counts, repeats: int) -> None:
             unsolved = pilot[row] == 0
             others = np.delete(pilot, row, axis=0).sum(0) > 0
             solved = correct[row] > 0
-            stats[row] += [unsolved.sum(), (unsolved & others).sum(), (unsolved & others & solved).sum(),
-                           (unsolved & ~others).sum(), (unsolved & ~others & solved).sum()]
+            stats[row] += [
+                unsolved.sum(),
+                (unsolved & others).sum(),
+                (unsolved & others & solved).sum(),
+                (unsolved & ~others).sum(),
+                (unsolved & ~others & solved).sum(),
+            ]
     for name, (unsolved, with_others, with_solved, alone, alone_solved) in zip(names, stats / repeats):
-        print(f"| {name} | {unsolved:.1f} | {with_solved:.1f} of {with_others:.1f} ({with_solved / with_others:.2f}) "
-              f"| {alone_solved:.1f} of {alone:.1f} ({alone_solved / alone:.2f}) |")
+        print(
+            f"| {name} | {unsolved:.1f} | {with_solved:.1f} of {with_others:.1f} ({with_solved / with_others:.2f}) "
+            f"| {alone_solved:.1f} of {alone:.1f} ({alone_solved / alone:.2f}) |"
+        )
 
     rates = (correct + 0.5) / (K + 1)
     correlation = np.corrcoef(np.log(rates / (1 - rates)))
@@ -110,8 +121,10 @@ def pooling(monkey: Counts, repeats: int) -> None:
     for weak in range(len(names) - 1):
         for strong in sorted({weak + 1, len(names) - 1}):
             shifts = np.linspace(0, np.log(1000), 400)
-            costs = [np.mean((np.interp(log_k[fit_range] - s, log_k, curves[strong]) - curves[weak, fit_range]) ** 2)
-                     for s in shifts]
+            costs = [
+                np.mean((np.interp(log_k[fit_range] - s, log_k, curves[strong]) - curves[weak, fit_range]) ** 2)
+                for s in shifts
+            ]
             shift = shifts[int(np.argmin(costs))]
             read = np.interp(np.log(K) - shift, log_k, curves[strong])
             print(f"| {names[weak]} <- {names[strong]} | {np.exp(shift):.1f} | {read:.3f} | {curves[weak, -1]:.3f} |")
@@ -190,8 +203,10 @@ def factor(monkey: Counts, repeats: int) -> None:
         forecast = LogitFactor(np.full_like(pilot, PILOT), pilot).fit().forecast(K)
         for name, value, true in zip(names, forecast, truths):
             errors[name].append(value - true)
-        print(f"pilot {seed} ({time.perf_counter() - start:.0f} s): signed error "
-              + ", ".join(f"{name} {value - true:+.3f}" for name, value, true in zip(names, forecast, truths)))
+        print(
+            f"pilot {seed} ({time.perf_counter() - start:.0f} s): signed error "
+            + ", ".join(f"{name} {value - true:+.3f}" for name, value, true in zip(names, forecast, truths))
+        )
     print(summary("factor", errors))
 
 
@@ -232,8 +247,11 @@ def hierarchical(monkey: Counts, repeats: int) -> None:
             errors["hierarchical"][name].append(law.forecast(K)[0] - truths[name])
         print(f"pilot {seed}: shared prior alpha ~ logNormal({np.exp(mean):.3f}, {scale:.2f})")
     for label, per_group in errors.items():
-        print(summary(label, per_group) + " | per model: "
-              + ", ".join(f"{name} {np.mean(np.abs(v)):.3f} ({np.mean(v):+.3f})" for name, v in per_group.items()))
+        print(
+            summary(label, per_group)
+            + " | per model: "
+            + ", ".join(f"{name} {np.mean(np.abs(v)):.3f} ({np.mean(v):+.3f})" for name, v in per_group.items())
+        )
 
 
 # -- single-group variants ---------------------------------------------------------------------------------------
@@ -255,8 +273,11 @@ def beta_curve_forecast(counts: Counts) -> float | None:
         unsolved = np.exp(special.betaln(a, b + kk) - special.betaln(a, b))
         return np.log(-np.log1p(-unsolved)) - target
 
-    fits = [optimize.least_squares(residual, np.log([a0, b0]), bounds=(np.log([1e-3, 1e-2]), np.log([10, 1e7])))
-            for a0 in (0.1, 0.3, 1.0) for b0 in (1, 10, 100, 1000)]
+    fits = [
+        optimize.least_squares(residual, np.log([a0, b0]), bounds=(np.log([1e-3, 1e-2]), np.log([10, 1e7])))
+        for a0 in (0.1, 0.3, 1.0)
+        for b0 in (1, 10, 100, 1000)
+    ]
     a, b = np.exp(min(fits, key=lambda fit: fit.cost).x)
     n, c = counts.num_samples, counts.num_correct
     waiting = c == 0
@@ -286,9 +307,17 @@ def scaled_beta_forecast(counts: Counts) -> float:
         a, b, scale = np.exp(theta[0]), np.exp(theta[1]), special.expit(theta[2])
         return -(special.logsumexp(log_lik_grid(scale) + cell_log_mass(a, b), axis=1) @ multiplicity)
 
-    fits = [optimize.minimize(neg_log_lik, [np.log(a0), np.log(b0), special.logit(s0)], method="Nelder-Mead",
-                              options={"maxiter": 600, "xatol": 1e-4, "fatol": 1e-6})
-            for a0 in (0.1, 0.3, 1.0) for b0 in (0.5, 3, 30) for s0 in (0.3, 0.9)]
+    fits = [
+        optimize.minimize(
+            neg_log_lik,
+            [np.log(a0), np.log(b0), special.logit(s0)],
+            method="Nelder-Mead",
+            options={"maxiter": 600, "xatol": 1e-4, "fatol": 1e-6},
+        )
+        for a0 in (0.1, 0.3, 1.0)
+        for b0 in (0.5, 3, 30)
+        for s0 in (0.3, 0.9)
+    ]
     theta = min(fits, key=lambda fit: fit.fun).x
     a, b, scale = np.exp(theta[0]), np.exp(theta[1]), special.expit(theta[2])
     p = scale * MIDPOINTS
@@ -318,8 +347,10 @@ def single(monkey: Counts, repeats: int, scaled_sets: set[str]) -> None:
         "simulated (12)": hard.simulated(rng),
     }
     print(f"## One group at a time ({repeats} pilots per group): median / max over groups of the mean abs error")
-    print("| data | powerlaw | bayes | blend (0.3 powerlaw) | Beta fitted to the curve | scaled Beta | "
-          "curvature-gated blend | median curvature |")
+    print(
+        "| data | powerlaw | bayes | blend (0.3 powerlaw) | Beta fitted to the curve | scaled Beta | "
+        "curvature-gated blend | median curvature |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for title, groups in sets.items():
         errors: dict[str, dict[str, list[float]]] = {}
@@ -337,7 +368,9 @@ def single(monkey: Counts, repeats: int, scaled_sets: set[str]) -> None:
                 # weight the power law more where the pilot's log(-log coverage) is straight
                 gated = 0.7 if abs(bend) < 0.01 else 0.3
                 values = {
-                    "powerlaw": power, "bayes": bayes, "blend": 0.3 * power + 0.7 * bayes,
+                    "powerlaw": power,
+                    "bayes": bayes,
+                    "blend": 0.3 * power + 0.7 * bayes,
                     "beta-curve": beta_curve_forecast(pilot) or bayes,
                     "gated": gated * power + (1 - gated) * bayes,
                 }
@@ -352,9 +385,12 @@ def single(monkey: Counts, repeats: int, scaled_sets: set[str]) -> None:
             mae = np.array([np.mean(np.abs(v)) for v in errors[method].values()])
             return f"{np.median(mae):.3f} / {mae.max():.3f}"
 
-        print(f"| {title} | " + " | ".join(cell(m) for m in ("powerlaw", "bayes", "blend", "beta-curve", "scaled",
-                                                           "gated")) + f" | {np.nanmedian(curvatures):+.4f} |",
-              flush=True)
+        print(
+            f"| {title} | "
+            + " | ".join(cell(m) for m in ("powerlaw", "bayes", "blend", "beta-curve", "scaled", "gated"))
+            + f" | {np.nanmedian(curvatures):+.4f} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -362,8 +398,11 @@ def main() -> None:
     parser.add_argument("study", choices=("pooling", "factor", "hierarchical", "single"))
     parser.add_argument("--counts", type=Path, default=hard.SHARED / hard.MONKEY)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--scaled-on", default="monkey (7 models)",
-                        help="comma-separated data titles on which to run the (slow) scaled Beta in `single`")
+    parser.add_argument(
+        "--scaled-on",
+        default="monkey (7 models)",
+        help="comma-separated data titles on which to run the (slow) scaled Beta in `single`",
+    )
     args = parser.parse_args()
     monkey = read_counts_jsonl(args.counts)
     start = time.perf_counter()

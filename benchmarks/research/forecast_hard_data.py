@@ -56,8 +56,17 @@ def weaker_models(monkey: Counts, shift: float, rng: np.random.Generator) -> dic
 
 def simulated(rng: np.random.Generator, problems: int = 200) -> dict[str, Counts]:
     sets = {}
-    for alpha, beta, zero in [(0.1, 30, 0), (0.1, 300, 0), (0.2, 100, 0), (0.2, 1000, 0), (0.3, 30, 0), (0.3, 300, 0),
-                              (0.3, 30, 0.3), (0.5, 300, 0.3), (0.2, 100, 0.5)]:
+    for alpha, beta, zero in [
+        (0.1, 30, 0),
+        (0.1, 300, 0),
+        (0.2, 100, 0),
+        (0.2, 1000, 0),
+        (0.3, 30, 0),
+        (0.3, 300, 0),
+        (0.3, 30, 0.3),
+        (0.5, 300, 0.3),
+        (0.2, 100, 0.5),
+    ]:
         p = rng.beta(alpha, beta, problems)
         p[rng.random(problems) < zero] = 0.0
         sets[f"beta({alpha},{beta}) zero={zero}"] = counts_of(rng.binomial(SAMPLES, p))
@@ -84,10 +93,15 @@ def main() -> None:
     }
     for title, groups in sets.items():
         start = time.perf_counter()
-        rows = [row for name, group in groups.items()
-                for row in backtest_group(name, group, 100, SAMPLES, args.repeats, 0, methods)]
-        print(f"\n## {title}: {len(groups)} groups, pilot 100, k 10000, {args.repeats} repeats "
-              f"({time.perf_counter() - start:.0f} s)")
+        rows = [
+            row
+            for name, group in groups.items()
+            for row in backtest_group(name, group, 100, SAMPLES, args.repeats, 0, methods)
+        ]
+        print(
+            f"\n## {title}: {len(groups)} groups, pilot 100, k 10000, {args.repeats} repeats "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
         print("| group | truth | pilot coverage | " + " | ".join(f"{m} error (bias) / hit" for m in methods) + " |")
         print("|---|---:|---:|" + "---|" * len(methods))
         for name, group in groups.items():
@@ -98,8 +112,10 @@ def main() -> None:
         print("\n| method | median abs error | max abs error | groups held (>= half) | hit rate |")
         print("|---|---:|---:|---:|---:|")
         for summary in summarize(rows):
-            print(f"| {summary.method} | {summary.median_abs_error:.3f} | {summary.max_abs_error:.3f} "
-                  f"| {summary.groups_covered}/{summary.groups} | {summary.hit_rate:.2f} |")
+            print(
+                f"| {summary.method} | {summary.median_abs_error:.3f} | {summary.max_abs_error:.3f} "
+                f"| {summary.groups_covered}/{summary.groups} | {summary.hit_rate:.2f} |"
+            )
 
 
 if __name__ == "__main__":

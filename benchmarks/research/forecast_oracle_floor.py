@@ -83,11 +83,15 @@ def main() -> None:
         }
         values = np.array(list(per_group.values()))
         cells = ", ".join(f"{name} {pop:.3f} / {beta:.3f}" for name, (pop, beta) in per_group.items())
-        print(f"| {title} | {np.median(values[:, 0]):.3f}, {values[:, 0].max():.3f} "
-              f"| {np.median(values[:, 1]):.3f}, {values[:, 1].max():.3f} | {cells} |")
+        print(
+            f"| {title} | {np.median(values[:, 0]):.3f}, {values[:, 0].max():.3f} "
+            f"| {np.median(values[:, 1]):.3f}, {values[:, 1].max():.3f} | {cells} |"
+        )
     pilots = 5
-    print(f"\nTail exponent alpha: full data (maximum likelihood) vs the bayes posterior from each of the first "
-          f"{pilots} pilots (median [90% interval])\n")
+    print(
+        f"\nTail exponent alpha: full data (maximum likelihood) vs the bayes posterior from each of the first "
+        f"{pilots} pilots (median [90% interval])\n"
+    )
     print("| model | full data | pilots |")
     print("|---|---:|---|")
     for name, group in monkey.group_by("model").items():

@@ -16,12 +16,15 @@ def compare_command(
     run_dirs: Annotated[List[Path], typer.Argument(help="Two or more run directories on the same task.")],
     out: Annotated[Path, typer.Option(help="Folder for compare.json and compare.html.")] = Path("results/compare"),
     label: Annotated[
-        Optional[List[str]], typer.Option(help="Name of a run in tables and plots, one per run (default: folder names).")
+        Optional[List[str]],
+        typer.Option(help="Name of a run in tables and plots, one per run (default: folder names)."),
     ] = None,
     strict: Annotated[
         bool, typer.Option(help="Refuse runs on different problem sets instead of comparing their shared problems.")
     ] = False,
-    verifier: Annotated[Optional[str], typer.Option(help="Verdict set or verifier name (default: each run's latest).")] = None,
+    verifier: Annotated[
+        Optional[str], typer.Option(help="Verdict set or verifier name (default: each run's latest).")
+    ] = None,
     parameters: Annotated[
         Optional[List[float]],
         typer.Option(help="Model parameters, once for all runs or once per run (default: from each run's manifest)."),

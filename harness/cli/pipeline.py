@@ -49,7 +49,8 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             Optional[Path], typer.Option(help="Run directory (default: results/<task>-<model>-<config hash>).")
         ] = None,
         engine: Annotated[
-            str, typer.Option(help="Sampling engine: vllm (local), openai (any OpenAI-compatible server) or module:Class.")
+            str,
+            typer.Option(help="Sampling engine: vllm (local), openai (any OpenAI-compatible server) or module:Class."),
         ] = "vllm",
         base_url: Annotated[
             Optional[str],
@@ -57,7 +58,9 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         ] = None,
         api_key_env: Annotated[
             Optional[str],
-            typer.Option(help="--engine openai: environment variable holding the API key (default: OPENAI_API_KEY, if set)."),
+            typer.Option(
+                help="--engine openai: environment variable holding the API key (default: OPENAI_API_KEY, if set)."
+            ),
         ] = None,
         concurrency: Annotated[
             Optional[int], typer.Option(help="--engine openai: HTTP requests in flight at once (default 8).")
@@ -67,9 +70,13 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         ] = None,
         max_retries: Annotated[
             Optional[int],
-            typer.Option(help="--engine openai: retries of a failed request (429, 5xx, timeout) before stopping (default 5)."),
+            typer.Option(
+                help="--engine openai: retries of a failed request (429, 5xx, timeout) before stopping (default 5)."
+            ),
         ] = None,
-        dtype: Annotated[str, typer.Option(help="Model dtype for the engine (auto, bfloat16, float16, float32).")] = "auto",
+        dtype: Annotated[
+            str, typer.Option(help="Model dtype for the engine (auto, bfloat16, float16, float32).")
+        ] = "auto",
         gpu_memory_utilization: Annotated[
             Optional[float], typer.Option(help="Share of accelerator memory for vLLM (on CPU: of RAM).")
         ] = None,
@@ -103,9 +110,13 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         prompt_style: Annotated[
             Optional[str], typer.Option(help="completion or chat, for tasks that offer both (default: the task's).")
         ] = None,
-        prompt_template: Annotated[Optional[Path], typer.Option(help="Prompt template file overriding the task's.")] = None,
+        prompt_template: Annotated[
+            Optional[Path], typer.Option(help="Prompt template file overriding the task's.")
+        ] = None,
         prompt_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding the prompt.")] = None,
-        answer_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding the reference answer.")] = None,
+        answer_field: Annotated[
+            Optional[str], typer.Option(help="jsonl task: field holding the reference answer.")
+        ] = None,
         id_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding a problem id.")] = None,
         metadata_field: Annotated[
             Optional[List[str]], typer.Option(help="jsonl task: a field kept for per-group analysis (repeatable).")
@@ -140,7 +151,11 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         }
         if engine == "openai":
             if tensor_parallel_size != 1 or pipeline_parallel_size != 1:
-                output.fail(ValueError("--tensor-parallel-size, --pipeline-parallel-size: the server sets them for --engine openai"))
+                output.fail(
+                    ValueError(
+                        "--tensor-parallel-size, --pipeline-parallel-size: the server sets them for --engine openai"
+                    )
+                )
             engine_options = {key: value for key, value in server_options.items() if value is not None}
         else:
             given = [flag(key) for key, value in server_options.items() if value is not None]

@@ -22,10 +22,15 @@ def compare_verifiers_command(
             "(default: all the run's data allows)."
         ),
     ] = None,
-    k: Annotated[Optional[str], typer.Option("--k", help="Comma-separated k values (default: 1, 2, 4, ..., n).")] = None,
-    aggregate: Annotated[str, typer.Option(help="How step scores become a sample's score: min, last, product, mean.")] = "min",
+    k: Annotated[
+        Optional[str], typer.Option("--k", help="Comma-separated k values (default: 1, 2, 4, ..., n).")
+    ] = None,
+    aggregate: Annotated[
+        str, typer.Option(help="How step scores become a sample's score: min, last, product, mean.")
+    ] = "min",
     subsets: Annotated[
-        Optional[int], typer.Option(help="Monte-Carlo random subsets per problem, where exact is too costly (default: automatic).")
+        Optional[int],
+        typer.Option(help="Monte-Carlo random subsets per problem, where exact is too costly (default: automatic)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of Monte-Carlo subsets and bootstrap intervals.")] = 0,
     verifier: VerifierOption = None,
@@ -46,7 +51,9 @@ def compare_verifiers_command(
         specs = parse_selectors(selectors) if selectors else None
         ks = parse_ks(k) if k else None
         with RunStore.open(run_dir).locked() as store:  # writes verifiers.json and verifiers.png into the run
-            result = compare_verifiers(store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed)
+            result = compare_verifiers(
+                store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed
+            )
             json_path, png_path = write_comparison(result, store.path)
     if output.human:
         print_comparison(result)
@@ -78,7 +85,8 @@ def import_samples_command(
     file: Annotated[Path, typer.Argument(help="JSONL, one problem a line, with list fields of samples.")],
     out: Annotated[Path, typer.Option(help="Run directory to create.")],
     id_field: Annotated[
-        Optional[str], typer.Option(help="Field with the problem id (default: idx if the records have it, else the record's number).")
+        Optional[str],
+        typer.Option(help="Field with the problem id (default: idx if the records have it, else the record's number)."),
     ] = None,
     prompt_field: Annotated[str, typer.Option(help="Field with the problem statement.")] = "question",
     reference_field: Annotated[str, typer.Option(help="Field with the reference answer.")] = "gt",
@@ -86,7 +94,8 @@ def import_samples_command(
     answers_field: Annotated[str, typer.Option(help="Field with the list of extracted answers.")] = "pred",
     correct_field: Annotated[str, typer.Option(help="Field with the list of correctness booleans.")] = "score",
     scores_field: Annotated[
-        Optional[str], typer.Option(help="Field with the list of reward scores (default: pred_score if the records have it).")
+        Optional[str],
+        typer.Option(help="Field with the list of reward scores (default: pred_score if the records have it)."),
     ] = None,
     score_set: Annotated[str, typer.Option(help="Name of the score set for imported reward scores.")] = "imported",
     json_output: JsonOption = False,
@@ -109,7 +118,10 @@ def import_samples_command(
             problems = len(store.problems())
             samples = store.read_samples(columns=["sample_idx"]).num_rows
             sets = sorted(store.score_sets())
-    output.echo(f"created {out}: {problems} problems, {samples} samples with verdicts" + (f", score sets {sets}" if sets else ""))
+    output.echo(
+        f"created {out}: {problems} problems, {samples} samples with verdicts"
+        + (f", score sets {sets}" if sets else "")
+    )
     output.result(run=str(out), problems=problems, samples=samples, score_sets=sets)
 
 
@@ -118,11 +130,14 @@ def score_command(
     run_dir: RunDir,
     model: Annotated[str, typer.Option(help="Reward model: Hugging Face Hub id or local checkpoint directory.")],
     kind: Annotated[str, typer.Option(help="orm (a score per sample) or prm (a score per reasoning step).")] = "orm",
-    backend: Annotated[str, typer.Option(help="auto (vLLM on a GPU, else transformers), vllm or transformers.")] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="auto (vLLM on a GPU, else transformers), vllm or transformers.")
+    ] = "auto",
     batch_size: Annotated[int, typer.Option(help="Samples per model call.")] = 16,
     name: Annotated[Optional[str], typer.Option(help="Score set to write (default: <kind>-<model name>).")] = None,
     step_token: Annotated[
-        Optional[str], typer.Option(help="prm: token after each step where the model scores it (default <extra_0> if known).")
+        Optional[str],
+        typer.Option(help="prm: token after each step where the model scores it (default <extra_0> if known)."),
     ] = None,
     max_length: Annotated[int, typer.Option(help="Most tokens per input; longer inputs keep their end.")] = 4096,
     dtype: Annotated[str, typer.Option(help="Weights' dtype: auto, bfloat16, float16, float32.")] = "auto",
@@ -153,7 +168,9 @@ def score_command(
         with RunStore.open(run_dir, writable=True) as store:
             outcome = score_run(store, options, progress_mode=output.progress_mode, log=log)
     if outcome.scored:
-        log(f"scored {outcome.scored} samples into score set {outcome.name!r} with {outcome.backend} in {outcome.seconds:.1f} s")
+        log(
+            f"scored {outcome.scored} samples into score set {outcome.name!r} with {outcome.backend} in {outcome.seconds:.1f} s"
+        )
     else:
         log(f"score set {outcome.name!r} already holds every sample")
     if outcome.truncated:

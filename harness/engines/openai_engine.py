@@ -96,7 +96,8 @@ def resolve_base_url(base_url: str | None) -> str:
     value = base_url or os.environ.get(BASE_URL_ENV)
     if not value:
         raise OptionError(
-            "base_url", f"the openai engine needs the server's API root (e.g. http://127.0.0.1:8000/v1) or ${BASE_URL_ENV}"
+            "base_url",
+            f"the openai engine needs the server's API root (e.g. http://127.0.0.1:8000/v1) or ${BASE_URL_ENV}",
         )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -157,7 +158,11 @@ def _choice_logprobs(choice: Mapping[str, Any], chat: bool) -> list[float] | Non
         return None
     if chat:
         content = logprobs.get("content")
-        values = [entry.get("logprob") for entry in content if isinstance(entry, dict)] if isinstance(content, list) else None
+        values = (
+            [entry.get("logprob") for entry in content if isinstance(entry, dict)]
+            if isinstance(content, list)
+            else None
+        )
     else:
         values = logprobs.get("token_logprobs")
     if not isinstance(values, list) or not all(isinstance(value, (int, float)) for value in values):
@@ -381,7 +386,8 @@ class OpenAIEngine(Engine):
         """
         if not spec:
             raise OptionError(
-                "model", "the openai engine needs the name the server serves the model under (GET <base_url>/models lists them)"
+                "model",
+                "the openai engine needs the name the server serves the model under (GET <base_url>/models lists them)",
             )
         host = urlsplit(resolve_base_url(engine_options.get("base_url"))).hostname
         name = spec.rstrip("/").split("/")[-1] or spec
@@ -425,7 +431,9 @@ class OpenAIEngine(Engine):
         stop = threading.Event()
         # Daemon threads: a run that stops on an error need not wait for exchanges still in flight.
         workers = [
-            threading.Thread(target=self._work, args=(tasks, results, stop, settings), daemon=True, name=f"ttc-openai-{i}")
+            threading.Thread(
+                target=self._work, args=(tasks, results, stop, settings), daemon=True, name=f"ttc-openai-{i}"
+            )
             for i in range(self.concurrency)
         ]
         for worker in workers:
@@ -489,7 +497,9 @@ class OpenAIEngine(Engine):
                 yield _Chunk(key, request, offset, size)
                 offset += size
 
-    def _work(self, tasks: queue.SimpleQueue, results: queue.SimpleQueue, stop: threading.Event, settings: SamplingSettings) -> None:
+    def _work(
+        self, tasks: queue.SimpleQueue, results: queue.SimpleQueue, stop: threading.Event, settings: SamplingSettings
+    ) -> None:
         while (chunk := tasks.get()) is not None:
             try:
                 results.put((chunk, self._sample_chunk(chunk, settings, stop)))
@@ -611,7 +621,9 @@ class OpenAIEngine(Engine):
         ]
         return _ChunkResult(completions, prompt_tokens if isinstance(prompt_tokens, int) else 0)
 
-    def _token_counts(self, texts: list[str], token_logprobs: list[list[float] | None], completion_tokens: Any) -> list[int]:
+    def _token_counts(
+        self, texts: list[str], token_logprobs: list[list[float] | None], completion_tokens: Any
+    ) -> list[int]:
         if all(values is not None for values in token_logprobs):
             source, counts = "logprobs", [len(values) for values in token_logprobs]  # type: ignore[arg-type]
         elif not isinstance(completion_tokens, int):
@@ -711,9 +723,7 @@ class OpenAIEngine(Engine):
         A server without the endpoint is accepted as is; a wrong model name, a refused key or an unreachable
         server stop here, before any sampling.
         """
-        status, body = self._retrying(
-            "GET /models", lambda: self._send("GET", "/models"), threading.Event()
-        )
+        status, body = self._retrying("GET /models", lambda: self._send("GET", "/models"), threading.Event())
         if status in (401, 403):
             raise OpenAIEngineError(self._refusal(status, _error_message(body), "/models"))
         if status != 200:

@@ -258,7 +258,9 @@ def replica_resources(cls: type[Engine], engines: int, engine_options: Mapping[s
 
     cluster = ray.cluster_resources()
     gpus, cpus = float(cluster.get("GPU", 0)), float(cluster.get("CPU", 1))
-    per_replica = int(engine_options.get("tensor_parallel_size", 1)) * int(engine_options.get("pipeline_parallel_size", 1))
+    per_replica = int(engine_options.get("tensor_parallel_size", 1)) * int(
+        engine_options.get("pipeline_parallel_size", 1)
+    )
     if cls.uses_accelerator and gpus > 0:
         if engines * per_replica > gpus:
             raise OptionError(
@@ -388,8 +390,10 @@ class RayEnginePool(Engine):
                 pending_samples += sum(request.n for request in call.unreturned.values())
             replica.calls.clear()
             alive = [r for r in self._replicas if r.error is None]
-            self._log(f"engine replica {replica.index} on {replica.node or '?'} failed ({replica.error}); "
-                      f"its requests go back to the queue ({len(alive)} replicas left)")
+            self._log(
+                f"engine replica {replica.index} on {replica.node or '?'} failed ({replica.error}); "
+                f"its requests go back to the queue ({len(alive)} replicas left)"
+            )
             if not alive:
                 raise RuntimeError(f"every engine replica failed; the last: {replica.error}")
 

@@ -106,7 +106,9 @@ class TransformersRewardModel:
 
     backend = "transformers"
 
-    def __init__(self, path: str, kind: str, *, dtype: str = "auto", pad_token_id: int, step_token_id: int | None) -> None:
+    def __init__(
+        self, path: str, kind: str, *, dtype: str = "auto", pad_token_id: int, step_token_id: int | None
+    ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
@@ -207,7 +209,9 @@ class VLLMRewardModel:
             if data.shape[0] == len(ids):  # one row per token: keep the step tokens'
                 data = data[positions]
             elif data.shape[0] != positions.size:  # else the model's step pooling already picked them
-                raise RuntimeError(f"vLLM returned {data.shape[0]} rows for {len(ids)} tokens and {positions.size} steps")
+                raise RuntimeError(
+                    f"vLLM returned {data.shape[0]} rows for {len(ids)} tokens and {positions.size} steps"
+                )
             results.append((None, head_scores(data).astype(float).tolist()))
         return results
 

@@ -223,9 +223,7 @@ class VLLMEngine(Engine):
         try:
             while pending or inflight:
                 # Top up the window; a request larger than the window still goes in alone.
-                while pending and (
-                    not inflight or inflight_samples + pending[0].n <= self.max_inflight_samples
-                ):
+                while pending and (not inflight or inflight_samples + pending[0].n <= self.max_inflight_samples):
                     request = pending.popleft()
                     request_id = f"{request.problem_id}@{request.first_index}"
                     engine.add_request(

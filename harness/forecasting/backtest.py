@@ -53,7 +53,9 @@ class BacktestSummary:
 def true_coverage(counts: Counts, k: int) -> float:
     """Coverage at k from all samples (unbiased pass@k, mean over problems)."""
     if np.any(counts.num_samples < k):
-        raise OptionError("k", f"the full data has problems with {counts.num_samples.min()} samples, fewer than k = {k}")
+        raise OptionError(
+            "k", f"the full data has problems with {counts.num_samples.min()} samples, fewer than k = {k}"
+        )
     return float(pass_at_k(counts.num_samples, counts.num_correct, k).mean())
 
 
@@ -263,7 +265,10 @@ def backtest_adaptive(
         summary = {variant: np.mean(values, axis=0) for variant, values in figures.items()}
         rows.append(
             AdaptiveRow(
-                name, len(group), truth, extra_per_problem,
+                name,
+                len(group),
+                truth,
+                extra_per_problem,
                 *(float(summary["before"][i]) for i in range(3)),
                 *(float(summary["adaptive"][i]) for i in range(3)),
                 *(float(summary["uniform"][i]) for i in range(3)),

@@ -227,8 +227,10 @@ def target_ks(
     """The k at which a fitted model's forecast (and each end of its interval) reaches ``target``."""
     check_number("target", target, above=0, below=1)
     check_number("confidence", confidence, above=0, below=1)
-    ks = {name: smallest_k(model, target, confidence, statistic, k_limit)
-          for name, statistic in (("k", 0), ("k_conservative", 1), ("k_optimistic", 2))}
+    ks = {
+        name: smallest_k(model, target, confidence, statistic, k_limit)
+        for name, statistic in (("k", 0), ("k_conservative", 1), ("k_optimistic", 2))
+    }
     point = None if ks["k"] is None else model_forecast(model, ks["k"], confidence)
     return TargetKs(target, ks["k"], ks["k_optimistic"], ks["k_conservative"], point)
 
@@ -263,8 +265,9 @@ def plan_budget(
     if refusal is not None:
         notes.append(f"no forecast: {refusal}")
         allocation = Allocation(target, None, None, None, [])
-        return BudgetPlan(target, model.name, confidence, None, reached.k_optimistic, None, None, costs, allocation,
-                          k_limit, notes)
+        return BudgetPlan(
+            target, model.name, confidence, None, reached.k_optimistic, None, None, costs, allocation, k_limit, notes
+        )
     if reached.k is None:
         notes.append(f"the forecast does not reach {target:.0%} by k = {k_limit:,}")
     law = getattr(getattr(model, "model", model), "law", None)
@@ -272,8 +275,19 @@ def plan_budget(
     allocation = allocate_by_difficulty(counts, target, law, k_limit)
     if allocation.uniform_k is None:
         notes.append("the Beta law's expected coverage of a fresh run does not reach the target by the k limit")
-    return BudgetPlan(target, model.name, confidence, reached.k, reached.k_optimistic, reached.k_conservative,
-                      reached.forecast, costs, allocation, k_limit, notes)
+    return BudgetPlan(
+        target,
+        model.name,
+        confidence,
+        reached.k,
+        reached.k_optimistic,
+        reached.k_conservative,
+        reached.forecast,
+        costs,
+        allocation,
+        k_limit,
+        notes,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

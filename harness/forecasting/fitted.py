@@ -108,9 +108,7 @@ class FittedLaws:
         return budget if note is None else {**budget, "note": note}
 
 
-def fit_laws(
-    counts: Counts, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0
-) -> FittedLaws:
+def fit_laws(counts: Counts, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> FittedLaws:
     """Fit the counts' power law and their forecasting model ``method``, once each."""
     if not 0 < confidence < 1:
         raise OptionError("confidence", f"must lie in (0, 1), got {confidence}")

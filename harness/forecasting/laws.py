@@ -200,8 +200,11 @@ def _jeffreys_log_prior(num_samples: int) -> RegularGridInterpolator:
     c = np.arange(num_samples + 1, dtype=np.float64)[None, None, :]
     n = float(num_samples)
     log_pmf = (
-        special.gammaln(n + 1) - special.gammaln(c + 1) - special.gammaln(n - c + 1)
-        + special.betaln(a + c, b + n - c) - special.betaln(a, b)
+        special.gammaln(n + 1)
+        - special.gammaln(c + 1)
+        - special.gammaln(n - c + 1)
+        + special.betaln(a + c, b + n - c)
+        - special.betaln(a, b)
     )
     pmf = np.exp(log_pmf)
     common = special.digamma(a + b) - special.digamma(a + b + n)
@@ -278,8 +281,11 @@ class BetaBinomialLaw:
         self.num_samples_, self.num_correct_ = n, c
         self._unique = _unique_counts(n, c)
         self._prior_n = int(min(np.median(n), JEFFREYS_MAX_N))
-        grid = self._grid(np.linspace(*np.log(ALPHA_RANGE), self.grid_shape[0]),
-                          np.linspace(*np.log(BETA_RANGE), self.grid_shape[1]), self._zero_axis(None))
+        grid = self._grid(
+            np.linspace(*np.log(ALPHA_RANGE), self.grid_shape[0]),
+            np.linspace(*np.log(BETA_RANGE), self.grid_shape[1]),
+            self._zero_axis(None),
+        )
         log_post = self._log_posterior(grid)
         grid, log_post = self._zoom(grid, log_post)
         weights = np.exp(log_post - log_post.max())
@@ -289,7 +295,8 @@ class BetaBinomialLaw:
         self.alpha_grid_, self.beta_grid_ = np.exp(la[keep]), np.exp(lb[keep])
         self.zero_mass_grid_, self.weights_ = zm[keep], weights[keep] / weights[keep].sum()
         self.alpha_, self.beta_, self.zero_mass_ = (
-            self._quantile(self.alpha_grid_, 0.5), self._quantile(self.beta_grid_, 0.5),
+            self._quantile(self.alpha_grid_, 0.5),
+            self._quantile(self.beta_grid_, 0.5),
             self._quantile(self.zero_mass_grid_, 0.5),
         )
         return self
@@ -486,7 +493,9 @@ class BetaMLE:
         best = np.unravel_index(np.argmax(log_lik), log_lik.shape)
         start = np.array([self._log_alpha[best[0]], self._log_beta[best[1]]])
         result = optimize.minimize(
-            lambda t: -float(self._log_lik(np.exp(t[0]), np.exp(t[1])) @ self._unique[2]), start, method="Nelder-Mead",
+            lambda t: -float(self._log_lik(np.exp(t[0]), np.exp(t[1])) @ self._unique[2]),
+            start,
+            method="Nelder-Mead",
             bounds=[tuple(np.log(ALPHA_RANGE)), tuple(np.log(BETA_RANGE))],  # a flat ridge must not run off
             options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 2000},
         )

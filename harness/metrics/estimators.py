@@ -50,9 +50,7 @@ def pass_at_k(
     # log C(n-c, k) - log C(n, k); defined as -inf (ratio 0) when fewer than k wrong samples exist.
     possible = wrong >= k
     safe_wrong = np.where(possible, wrong, k)
-    log_ratio = (
-        gammaln(safe_wrong + 1) - gammaln(safe_wrong - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
-    )
+    log_ratio = gammaln(safe_wrong + 1) - gammaln(safe_wrong - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
     # Clipped: rounding in the log-gamma differences can push the ratio a hair past 0 or 1.
     return np.where(possible, np.clip(-np.expm1(log_ratio), 0.0, 1.0), 1.0)
 

@@ -206,7 +206,9 @@ def resolve_score_set(store: RunStore, spec: SelectorSpec) -> str:
             f"selector {spec.kind!r} needs a score set with {'step' if spec.kind == 'prm' else 'per-sample'} "
             f"scores; {store.path} has {sorted(sets) or 'none'}. Run `ttc score` or `ttc import-scores` first."
         )
-    raise ValueError(f"several score sets suit {spec.kind!r}: {sorted(suitable)}; name one, e.g. {spec.kind}={suitable[0]}")
+    raise ValueError(
+        f"several score sets suit {spec.kind!r}: {sorted(suitable)}; name one, e.g. {spec.kind}={suitable[0]}"
+    )
 
 
 def sample_scores(
@@ -321,7 +323,9 @@ def compare_verifiers(
     smallest = int(judged.sizes.min())
     ks_array = np.asarray(log_spaced_ks(smallest) if ks is None else sorted(set(ks)), dtype=np.int64)
     if ks_array[-1] > smallest:
-        raise ValueError(f"k = {int(ks_array[-1])} exceeds the judged samples of some problem (smallest n is {smallest})")
+        raise ValueError(
+            f"k = {int(ks_array[-1])} exceeds the judged samples of some problem (smallest n is {smallest})"
+        )
     specs = list(selectors) if selectors is not None else available_selectors(store, judged)
     results = []
     for spec in specs:

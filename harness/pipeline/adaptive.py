@@ -67,4 +67,3 @@ def adaptive_pilot(
         f"(interval width {result['width_before']:.3f} -> {result['width_after']:.3f})"
     )
     return result
-

@@ -364,9 +364,7 @@ class Run:
             raise ValueError(f"{self.label}: no power law could be fitted: {reason}")
         return PowerLaw.from_json(fit)
 
-    def forecast(
-        self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0
-    ) -> Forecast:
+    def forecast(self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Forecast:
         """Coverage at ``k`` samples per problem with a ``confidence`` interval (``harness.forecasting.forecast``).
 
         The summary's own forecast (``auto`` at 10 x the samples, seed 0) is read from it.
@@ -413,8 +411,15 @@ class Run:
             confidence=confidence,
         )
         rows = [
-            {"selector": entry["selector"], "kind": entry["kind"], "k": k, "accuracy": accuracy, "low": low,
-             "high": high, "method": entry["method"]}  # fmt: skip
+            {
+                "selector": entry["selector"],
+                "kind": entry["kind"],
+                "k": k,
+                "accuracy": accuracy,
+                "low": low,
+                "high": high,
+                "method": entry["method"],
+            }
             for entry in result["selectors"]
             for k, accuracy, low, high in zip(result["ks"], entry["accuracy"], entry["low"], entry["high"])
         ]

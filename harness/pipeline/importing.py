@@ -129,7 +129,9 @@ def import_samples(
             raise ValueError(f"{where}: the record lacks field(s) {missing}; it has {sorted(record)}")
         problem_id = str(record[fields.problem_id]) if fields.problem_id else str(number)
         if fields.problem_id and not isinstance(record[fields.problem_id], (str, int)) or problem_id == "":
-            raise ValueError(f"{where}: problem id {record[fields.problem_id]!r} ({fields.problem_id!r}) is not a string or integer")
+            raise ValueError(
+                f"{where}: problem id {record[fields.problem_id]!r} ({fields.problem_id!r}) is not a string or integer"
+            )
         if problem_id in seen:
             raise ValueError(f"{where}: duplicate problem id {problem_id!r}")
         seen.add(problem_id)
@@ -149,9 +151,7 @@ def import_samples(
             for key, value in record.items()
             if key not in mapped and isinstance(value, (str, int, float, bool)) and len(str(value)) <= 100
         }
-        problems.append(
-            Problem(problem_id, str(record[fields.prompt]), {"answer": record[fields.reference]}, metadata)
-        )
+        problems.append(Problem(problem_id, str(record[fields.prompt]), {"answer": record[fields.reference]}, metadata))
         for index, (text, answer, is_correct) in enumerate(zip(texts, answers, correct)):
             if not isinstance(is_correct, bool) and is_correct not in (0, 1):
                 raise ValueError(f"{where}: sample {index}: correctness {is_correct!r} is not a boolean")
@@ -265,7 +265,9 @@ def import_scores(store: RunStore, path: str | Path, name: str) -> int:
         seen.add(key)
     existing = store.score_sets().get(name)
     if existing is not None and existing.get("kind") != "imported":
-        raise RunStoreError(f"score set {name!r} was made by a reward model ({existing.get('model')}); choose another --name")
+        raise RunStoreError(
+            f"score set {name!r} was made by a reward model ({existing.get('model')}); choose another --name"
+        )
     store.register_score_set(name, {"kind": "imported"})
     store.scores(name).append(pa.Table.from_pylist(rows, schema=store.scores(name).schema))
     return len(rows)

@@ -149,4 +149,3 @@ def open_run(prepared: PreparedRun) -> RunStore:
         },
         versions=package_versions(),
     )
-

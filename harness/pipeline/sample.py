@@ -123,7 +123,9 @@ def run_sampling(
             session.prompt_tokens += result.prompt_tokens
             session.requests += 1
             requests_left[result.request.problem_id] -= 1
-            progress.update(result.request.n, tokens=tokens, problems=int(requests_left[result.request.problem_id] == 0))
+            progress.update(
+                result.request.n, tokens=tokens, problems=int(requests_left[result.request.problem_id] == 0)
+            )
             now = time.monotonic()
             if now - last_save >= SESSION_SAVE_SECONDS:
                 session.seconds = now - started
@@ -218,11 +220,16 @@ def generate_missing(
         with engine_session(start, store.path / ENGINE_LOG, log) as engine:
             problems = len({request.problem_id for request in requests})
             progress = Progress(
-                "sampling", missing, problems=problems, mode=progress_mode, max_tokens_per_unit=config.sampling.max_tokens
+                "sampling",
+                missing,
+                problems=problems,
+                mode=progress_mode,
+                max_tokens_per_unit=config.sampling.max_tokens,
             )
             outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
         session = outcome.session
         rate = session.output_tokens / session.seconds if session.seconds else 0.0
-        log(f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)")
+        log(
+            f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)"
+        )
     return SampleReport(store=store, wanted=wanted, already_stored=wanted - missing, session=session)
-

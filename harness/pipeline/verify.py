@@ -193,4 +193,3 @@ def verify(
     verifier = load_verifier(verifier_name or store.manifest["default_verifier"])
     mode = progress_mode or ("quiet" if quiet else "auto")
     return run_verification(store, verifier, workers=workers, progress_mode=mode, scale=scale)
-

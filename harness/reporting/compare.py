@@ -275,9 +275,7 @@ def compare_runs(
         "method": method,
         "targets": list(targets),
         "runs": entries,
-        "compute_matched": {
-            unit: compute_matched(runs, models, unit, confidence) for unit in ("flops", "money")
-        },
+        "compute_matched": {unit: compute_matched(runs, models, unit, confidence) for unit in ("flops", "money")},
     }
 
 
@@ -343,11 +341,15 @@ def write_comparison(result: Mapping[str, Any], runs: Sequence[ComparedRun], out
                 path, costed, f"{name} per problem", f"{result['task']}: coverage at equal {name}"
             )
         )
-    html = template_environment().get_template("compare.html.jinja").render(
-        title=f"{result['task']}: " + " vs ".join(entry["label"] for entry in result["runs"]),
-        result=result,
-        figures=figures,
-        missing="—",
+    html = (
+        template_environment()
+        .get_template("compare.html.jinja")
+        .render(
+            title=f"{result['task']}: " + " vs ".join(entry["label"] for entry in result["runs"]),
+            result=result,
+            figures=figures,
+            missing="—",
+        )
     )
     html_path = out / "compare.html"
     html_path.write_text(html, encoding="utf-8")
@@ -414,6 +416,8 @@ def print_comparison(result: Mapping[str, Any], console: Any = None) -> None:
                     cells.append(f"k={point['k']:,}: at most {point['high']:.3f} (no forecast)")
                     continue
                 star = "*" if point["source"] == "forecast" else ""
-                cells.append(f"k={point['k']:,}{star}: {point['coverage']:.3f} [{point['low']:.3f}, {point['high']:.3f}]")
+                cells.append(
+                    f"k={point['k']:,}{star}: {point['coverage']:.3f} [{point['low']:.3f}, {point['high']:.3f}]"
+                )
             table.add_row(format_quantity(budget["budget"]), *cells)
         console.print(table)

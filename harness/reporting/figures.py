@@ -65,8 +65,17 @@ def plot_coverage(
     ks = np.asarray(ks, dtype=np.float64)
     mean, low, high = (np.asarray(values, dtype=np.float64) for values in (mean, low, high))
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    axes.errorbar(ks, mean, yerr=[mean - low, high - mean], fmt="o", color="black", markersize=3, capsize=2,
-                  label="measured pass@k", zorder=3)
+    axes.errorbar(
+        ks,
+        mean,
+        yerr=[mean - low, high - mean],
+        fmt="o",
+        color="black",
+        markersize=3,
+        capsize=2,
+        label="measured pass@k",
+        zorder=3,
+    )
     right = max(float(ks.max()), float(forecast_k or 0))
     for index, (label, law) in enumerate((laws or {}).items()):
         color = f"C{index}"
@@ -78,8 +87,16 @@ def plot_coverage(
         beyond = law.ks >= law.sampled_k
         if law.method == "bound":  # from the first k beyond the samples: at n itself the points are measured
             bounded = law.ks > law.sampled_k
-            axes.fill_between(law.ks[bounded], law.low[bounded], law.high[bounded], facecolor="none", edgecolor=color,
-                              hatch="//", linewidth=0, label="no forecast (too few successes for a law): bounds")
+            axes.fill_between(
+                law.ks[bounded],
+                law.low[bounded],
+                law.high[bounded],
+                facecolor="none",
+                edgecolor=color,
+                hatch="//",
+                linewidth=0,
+                label="no forecast (too few successes for a law): bounds",
+            )
             axes.plot(law.ks[bounded], law.high[bounded], color=color, linewidth=1)
             continue
         if law.method != label:
@@ -90,13 +107,17 @@ def plot_coverage(
     if forecast_k:
         axes.axvline(forecast_k, color="grey", linestyle=":", linewidth=1)
     axes.set_xlim(0.8, right * 1.2)
-    return _save(figure, axes, path, "samples per problem k", "coverage (pass@k)",
-                 title or "coverage vs samples; bands: forecast intervals")
+    return _save(
+        figure,
+        axes,
+        path,
+        "samples per problem k",
+        "coverage (pass@k)",
+        title or "coverage vs samples; bands: forecast intervals",
+    )
 
 
-def plot_run_coverage(
-    path: str | Path, fitted: FittedLaws, title: str, forecast_factor: int = FORECAST_FACTOR
-) -> Path:
+def plot_run_coverage(path: str | Path, fitted: FittedLaws, title: str, forecast_factor: int = FORECAST_FACTOR) -> Path:
     """coverage.png of a run: measured pass@k with 95% intervals, the fitted power law (the summary's ``fit``)
     and the fitted forecast model with its band up to ``forecast_factor`` x the sampled k."""
     forecast_k = forecast_factor * fitted.sampled_k
@@ -170,6 +191,12 @@ def plot_compared_coverage(
         law = (laws or {}).get(label)
         if law is not None:
             grid = np.logspace(0, np.log10(right or float(np.max(x))), 200)
-            axes.plot(grid, law.predict(grid), color=color, linestyle=":", linewidth=1,
-                      label=f"{label}: power law (a={law.a_:.3g}, b={law.b_:.3g})")
+            axes.plot(
+                grid,
+                law.predict(grid),
+                color=color,
+                linestyle=":",
+                linewidth=1,
+                label=f"{label}: power law (a={law.a_:.3g}, b={law.b_:.3g})",
+            )
     return _save(figure, axes, path, xlabel, "coverage (pass@k)", title)

@@ -62,8 +62,13 @@ def embedded_figure(draw: Callable[[Path], Any]) -> str:
 
 Row = tuple[str, "str | list[str]"]  # (field, text or a list of texts)
 
-SAMPLING_COLUMNS = (("temperature", "temperature"), ("top_p", "top-p"), ("top_k", "top-k"),
-                    ("max_tokens", "max tokens"), ("seed", "seed"))  # fmt: skip
+SAMPLING_COLUMNS = (
+    ("temperature", "temperature"),
+    ("top_p", "top-p"),
+    ("top_k", "top-k"),
+    ("max_tokens", "max tokens"),
+    ("seed", "seed"),
+)
 
 
 def configuration_sections(store: RunStore, summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,7 +237,9 @@ def example_samples(
                     "detail": verdicts.column("detail")[row].as_py(),
                     "reference": _cut(_compact_json(references.get(problem_id)), REFERENCE_CHARS),
                     "n_tokens": None if sample_row is None else samples.column("n_tokens")[sample_row].as_py(),
-                    "finish_reason": None if sample_row is None else samples.column("finish_reason")[sample_row].as_py(),
+                    "finish_reason": None
+                    if sample_row is None
+                    else samples.column("finish_reason")[sample_row].as_py(),
                     "text": _cut(text, max_chars),
                 }
             )

@@ -78,8 +78,12 @@ def print_comparison(result: dict[str, Any], console: Any = None) -> None:
     for entry in result["selectors"]:
         notes = [entry["description"]]
         if entry.get("score_set"):
-            notes.append(f"scores {entry['score_set']}" + (f" ({entry['aggregate']} of steps)" if entry.get("aggregate") else ""))
+            notes.append(
+                f"scores {entry['score_set']}" + (f" ({entry['aggregate']} of steps)" if entry.get("aggregate") else "")
+            )
         notes.append(entry["method"])
         if entry["subsets"]:
-            notes.append(f"{entry['subsets']} random subsets per problem, Monte-Carlo s.e. <= {max(entry['monte_carlo_se']):.4f}")
+            notes.append(
+                f"{entry['subsets']} random subsets per problem, Monte-Carlo s.e. <= {max(entry['monte_carlo_se']):.4f}"
+            )
         console.print(f"{entry['selector']}: " + "; ".join(notes))

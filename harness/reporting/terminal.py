@@ -32,9 +32,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     ]
     fit = summary.get("fit")
     if fit:
-        lines.append(
-            f"fit: log(coverage) = {fit['a']:.4g} * k^{fit['b']:.4g}  (R^2 on log coverage {fit['r2']:.3f})"
-        )
+        lines.append(f"fit: log(coverage) = {fit['a']:.4g} * k^{fit['b']:.4g}  (R^2 on log coverage {fit['r2']:.3f})")
     forecast = summary.get("forecast")
     if forecast:
         if forecast["coverage"] is None:

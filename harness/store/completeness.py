@@ -63,7 +63,9 @@ class Completeness:
             return None
         parts = [f"covers {self.problems_with_verdicts} of {self.problems} problems"]
         if self.unverified:
-            parts.append(f"{self.unverified} of {self.samples} stored samples have no verdict yet (`ttc verify RUN_DIR`)")
+            parts.append(
+                f"{self.unverified} of {self.samples} stored samples have no verdict yet (`ttc verify RUN_DIR`)"
+            )
         if self.verdicts_without_samples:
             parts.append(f"{self.verdicts_without_samples} verdicts are of samples no longer stored")
         if self.problems_short:

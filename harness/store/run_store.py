@@ -98,7 +98,9 @@ def read_json_file(path: Path, expected: type = object) -> Any:
     except UnicodeDecodeError as error:
         raise RunStoreError(f"{path} is damaged: not UTF-8 text (byte {error.start})") from None
     except json.JSONDecodeError as error:
-        raise RunStoreError(f"{path} is damaged: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+        raise RunStoreError(
+            f"{path} is damaged: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from None
     except RecursionError:
         raise RunStoreError(f"{path} is damaged: JSON nested too deeply") from None
     if not isinstance(value, expected):
@@ -114,6 +116,7 @@ SESSION_NUMBERS = ("samples", "output_tokens", "prompt_tokens", "requests", "sec
 
 def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     """``manifest`` if it is a run manifest of this format with the fields readers rely on, else a RunStoreError."""
+
     def fail(problem: str) -> RunStoreError:
         return RunStoreError(f"{path} is not a run manifest: {problem}")
 
@@ -129,9 +132,13 @@ def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     if not isinstance(manifest["config"].get("task"), str):
         raise fail("its config names no task")
     for session in manifest["sessions"]:
-        if not isinstance(session, dict) or not isinstance(session.get("id"), str) or any(
-            isinstance(session.get(name), bool) or not isinstance(session.get(name), (int, float))
-            for name in SESSION_NUMBERS
+        if (
+            not isinstance(session, dict)
+            or not isinstance(session.get("id"), str)
+            or any(
+                isinstance(session.get(name), bool) or not isinstance(session.get(name), (int, float))
+                for name in SESSION_NUMBERS
+            )
         ):
             raise fail(f"a sampling session is not an object with an id and numeric figures: {str(session)[:80]}")
     return manifest
@@ -188,9 +195,7 @@ def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def subtract_ranges(
-    ranges: Iterable[tuple[int, int]], removed: Iterable[tuple[int, int]]
-) -> list[tuple[int, int]]:
+def subtract_ranges(ranges: Iterable[tuple[int, int]], removed: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts of ``ranges`` not covered by ``removed`` (half-open index ranges)."""
     removed = merge_ranges(removed)
     result = []
@@ -280,7 +285,9 @@ def _key_ranges(table: pa.Table) -> list[tuple[str, int, int]]:
     twice gives two ranges."""
     if table.num_rows == 0:
         return []
-    keys = table.select(["problem_id", "sample_idx"]).sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+    keys = table.select(["problem_id", "sample_idx"]).sort_by(
+        [("problem_id", "ascending"), ("sample_idx", "ascending")]
+    )
     problem_ids = keys.column("problem_id").to_numpy(zero_copy_only=False)
     indices = keys.column("sample_idx").to_numpy().astype(np.int64)
     breaks = np.flatnonzero((problem_ids[1:] != problem_ids[:-1]) | (indices[1:] != indices[:-1] + 1)) + 1
@@ -307,7 +314,9 @@ class ShardSet:
         concatenate. Every column of the schema must be given."""
         missing = [name for name in self.schema.names if name not in columns]
         if missing:
-            raise ValueError(f"a table for {self.folder.name} lacks column(s) {missing}; its schema: {self.schema.names}")
+            raise ValueError(
+                f"a table for {self.folder.name} lacks column(s) {missing}; its schema: {self.schema.names}"
+            )
         return pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
 
     def append(self, table: pa.Table | Sequence[pa.Table]) -> Path | None:
@@ -361,7 +370,9 @@ class ShardSet:
                     column = table.column(name).cast(expected)
                     table = table.set_column(table.schema.get_field_index(name), name, column)
                 except READ_ERRORS:
-                    raise damaged_shard(path, f"column {name!r} is {table.schema.field(name).type}, not {expected}") from None
+                    raise damaged_shard(
+                        path, f"column {name!r} is {table.schema.field(name).type}, not {expected}"
+                    ) from None
         if table.column("problem_id").null_count or table.column("sample_idx").null_count:
             raise damaged_shard(path, "a row has no problem id or sample index")
         declared = _footer_ranges(path, table.schema.metadata or {})
@@ -534,7 +545,9 @@ class RunStore:
         if (path / "manifest.json").is_file():
             raise RunStoreError(f"{path} holds a run already; choose another run directory (out)")
         if path.exists() and any(path.iterdir()):
-            raise RunStoreError(f"{path} exists, is not empty and is not a run directory; choose another run directory (out)")
+            raise RunStoreError(
+                f"{path} exists, is not empty and is not a run directory; choose another run directory (out)"
+            )
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
@@ -665,7 +678,7 @@ class RunStore:
         if stored_ids[:common] != requested_ids[:common]:
             raise RunStoreError(f"{self.path}: the task's problems differ from the stored ones (order or ids)")
         if len(requested_ids) > len(stored_ids):
-            self._write_problems(list(stored) + list(problems[len(stored):]))
+            self._write_problems(list(stored) + list(problems[len(stored) :]))
 
     # -- samples -------------------------------------------------------------------------------------------
     def sample_ranges(self) -> Ranges:
