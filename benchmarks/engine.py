@@ -65,7 +65,7 @@ def run_worker(config: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
 
 
 def _settings(measurement: dict[str, Any], stop: tuple[str, ...]):
-    from harness.engines.base import SamplingSettings
+    from harness.core.records import SamplingSettings
 
     return SamplingSettings(
         temperature=measurement.get("temperature", 0.8),

@@ -257,7 +257,7 @@ def _wire_bytes(data: str, problems: int, samples: int, seed: int = 0) -> dict[s
     back (the completions: text, token count, finish reason, logprob sum; and the request it answers, prompt
     included). ``completion_overhead_bytes``: what a completion takes beyond its text's bytes, so that a sample
     of real text costs about its text's UTF-8 bytes plus this."""
-    from harness.engines.base import SamplingSettings
+    from harness.core.records import SamplingSettings
     from harness.pipeline.sample import plan_requests
     from tasks import load_task
     from tests.fake_engine import FakeEngine

@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem, Task
+from tasks import Problem, Task
 from tasks.prompts import PromptBuilder, PromptTemplate
 
 DEFAULT_TEMPLATE = PromptTemplate(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from types import MappingProxyType
 from typing import Any
 
-from tasks.base import Problem, Prompt, Task
+from harness.core.classes import resolve_class
+from harness.core.errors import TaskError
+from harness.core.records import Problem, Prompt
+from tasks.base import Task
 
 # The default run (`ttc run` and `harness.run()` without options, the defaults of every run): the embedded
 # model on HumanEval's chat prompt (the task's default style), sized to show coverage rising with k within
@@ -27,24 +27,6 @@ BUILTIN_TASKS: dict[str, str] = {
 }
 
 
-def resolve_class(spec: str, builtins: dict[str, str], kind: str) -> Any:
-    """Import ``builtins[spec]``, or ``spec`` itself when it has the form ``package.module:ClassName``."""
-    target = builtins.get(spec, spec)
-    if ":" not in target:
-        raise ValueError(f"unknown {kind} {spec!r}; built-in: {', '.join(sorted(builtins))}, or module:Class")
-    module_name, _, class_name = target.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())  # as `python -m` does: your module beside you imports from the `ttc` script too
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import {kind} module {module_name!r}: {error}") from error
-    try:
-        return getattr(module, class_name)
-    except AttributeError:
-        raise ValueError(f"module {module_name!r} has no {kind} class {class_name!r}") from None
-
-
 def load_task(name: str, data: str | None = None, **options: Any) -> Task:
     """Build a task: a built-in name (see ``BUILTIN_TASKS``) or ``module:Class`` for a task of your own.
 
@@ -55,7 +37,7 @@ def load_task(name: str, data: str | None = None, **options: Any) -> Task:
     try:
         return cls(data=data, **options)
     except TypeError as error:
-        raise ValueError(f"task {name!r} does not accept these options {sorted(options)}: {error}") from None
+        raise TaskError(f"task {name!r} does not accept these options {sorted(options)}: {error}") from None
 
 
-__all__ = ["BUILTIN_TASKS", "DEFAULT_RUN", "Problem", "Prompt", "Task", "load_task", "resolve_class"]
+__all__ = ["BUILTIN_TASKS", "DEFAULT_RUN", "Problem", "Prompt", "Task", "load_task"]

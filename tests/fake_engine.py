@@ -13,15 +13,8 @@ import sys
 import time
 from typing import Any, Iterable, Iterator
 
-from harness.engines.base import (
-    Completion,
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    SamplingSettings,
-    TokenCallback,
-)
-
+from harness.core.records import SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
 
 # The first five GSM8K test answers are 18, 3, 70000, 540 and 20: drawing from these makes some samples right.
 FAKE_ANSWERS = (18, 3, 70000, 540, 20, 7, 11)

@@ -8,7 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from harness.engines.base import GenerationRequest, GenerationResult, SamplingSettings
+from harness.core.records import SamplingSettings
+from harness.engines.base import GenerationRequest, GenerationResult
 from tests.fake_engine import FAKE_ANSWERS, FakeEngine
 from verifiers.base import TIMEOUT, Verdict
 from verifiers.numeric import NumericVerifier

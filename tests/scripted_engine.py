@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
+from harness.core.records import SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult
 
 SCRIPTED_ENGINE = "tests.scripted_engine:ScriptedEngine"
 

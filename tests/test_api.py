@@ -12,7 +12,7 @@ import pytest
 
 import harness.pipeline.api as api
 from harness import load_run, run
-from harness.errors import OptionError
+from harness.core.errors import OptionError
 from harness.forecasting.forecast import forecast
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT

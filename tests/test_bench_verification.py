@@ -9,7 +9,7 @@ from benchmarks.verification import (
     run_verification_benchmark,
     synthetic_samples,
 )
-from tasks.base import read_jsonl
+from harness.core.jsonl import read_jsonl
 from verifiers.math import extract_answer
 
 

@@ -257,7 +257,7 @@ def test_json_flag_on_the_import_commands(shared_data, tmp_path):
 
 def test_library_parameters_are_shown_as_their_cli_flags():
     from harness.cli.app import error_message
-    from harness.errors import OptionError
+    from harness.core.errors import OptionError
 
     assert error_message(OptionError("max_tokens", "must be at least 1")) == "--max-tokens: must be at least 1"
     assert error_message(OptionError("ks", "k must be at least 1")) == "--k: k must be at least 1"

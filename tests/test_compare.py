@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 
 import harness.cli  # noqa: F401  (registers the commands on the app)
 from harness.cli.app import app
-from harness.errors import OptionError
+from harness.core.errors import OptionError
 from harness.forecasting.costs import Prices, Usage, cost_of
 from harness.forecasting.forecast import fit_power_law
-from harness.reporting.compare import ComparedRun, load_runs
 from harness.pipeline.prepare import SampleOptions, prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
+from harness.reporting.compare import ComparedRun, load_runs
 from harness.store import RunStore
 from tests.helpers import FAKE_ENGINE
 from tests.report_fixtures import write_level_problems

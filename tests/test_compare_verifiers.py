@@ -10,15 +10,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from harness.errors import OptionError
+from harness.core.errors import OptionError, RunStoreError
 from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors
-from harness.pipeline.importing import SampleFields, import_samples, import_scores
 from harness.pipeline.analyze import analyze
+from harness.pipeline.importing import SampleFields, import_samples, import_scores
 from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample
 from harness.pipeline.verify import verify
 from harness.reporting.selectors import write_comparison
-from harness.store import RunStore, RunStoreError
+from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options
 

@@ -604,7 +604,7 @@ def test_numeric_options_out_of_range_are_refused_with_their_flag(
 
 def test_the_python_api_names_the_parameter(stored_run):
     from harness import load_run
-    from harness.errors import OptionError
+    from harness.core.errors import OptionError
 
     stored = load_run(stored_run)
     for call, parameter in [

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 import harness.engines.models
+from harness.core.errors import OptionError
 from harness.engines import BUILTIN_ENGINES, Engine, build_engine, engine_class
 from harness.engines.models import ModelRef
 from harness.engines.openai_engine import OpenAIEngine
 from harness.engines.vllm_engine import VLLMEngine
-from harness.errors import OptionError
 from tests.fake_engine import EngineSeededFakeEngine, FakeEngine
 
 MODEL = ModelRef(path="/models/m", identity="m@1", name="m")

@@ -2,10 +2,10 @@ import random
 
 import pytest
 
+from harness.core.jsonl import read_jsonl
 from tasks import load_task
 from tasks.gsm8k import final_answer
 from verifiers import load_verifier
-from tasks.base import read_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ LAYERS = [
     "harness.metrics",
     "harness.store",
     "harness.engines",
-    "harness.errors",
     "verifiers",
     "tasks",
+    "harness.core",
 ]
 
 

@@ -32,7 +32,7 @@ def math500_path(shared_data):
 
 @pytest.fixture(scope="module")
 def records(math500_path):
-    from tasks.base import read_jsonl
+    from harness.core.jsonl import read_jsonl
 
     return read_jsonl(math500_path)
 

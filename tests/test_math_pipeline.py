@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingSettings
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.core.jsonl import read_jsonl
+from harness.core.records import SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult
 from harness.pipeline.analyze import analyze
+from harness.pipeline.prepare import SampleOptions, prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
-from tasks.base import read_jsonl
 from tests.conftest import find_shared_data
 from tests.helpers import fake_model_dir
 

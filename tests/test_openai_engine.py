@@ -15,9 +15,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness.engines.base import GenerationRequest, SamplingSettings
+from harness.core.errors import OptionError
+from harness.core.records import SamplingSettings
+from harness.engines.base import GenerationRequest
 from harness.engines.openai_engine import OpenAIEngine, OpenAIEngineError, split_by_length
-from harness.errors import OptionError
 from harness.pipeline.prepare import SampleOptions, prepare
 from harness.pipeline.sample import sample_run
 from harness.store import RunStore

@@ -19,9 +19,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from harness.core.errors import OptionError  # noqa: E402
 from harness.engines.ray_pool import ScaleOut, replica_resources  # noqa: E402
 from harness.engines.vllm_engine import VLLMEngine  # noqa: E402
-from harness.errors import OptionError  # noqa: E402
 from harness.pipeline.prepare import prepare  # noqa: E402
 from harness.pipeline.sample import sample_run  # noqa: E402
 from harness.store import RunStore  # noqa: E402

@@ -12,9 +12,9 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from harness.core.errors import OptionError  # noqa: E402
 from harness.engines.ray_pool import ScaleOut, replica_resources  # noqa: E402
 from harness.engines.vllm_engine import VLLMEngine  # noqa: E402
-from harness.errors import OptionError  # noqa: E402
 from harness.pipeline.prepare import prepare  # noqa: E402
 from harness.pipeline.sample import sample_run  # noqa: E402
 from harness.pipeline.verify import verify  # noqa: E402

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 import harness.engines.vllm_engine as vllm_engine
+from harness.core.errors import RunStoreError
 from harness.engines.vllm_engine import VLLMEngine, cpu_has_fast_bf16
 from harness.pipeline.prepare import open_run, prepare
 from harness.pipeline.sample import sample
-from harness.store import RunStoreError
 from tests.helpers import gsm8k_options
 
 CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 {extra}\nbogomips\t: 4000\n"

@@ -10,11 +10,12 @@ import pytest
 
 import harness.engines.reward_models
 import harness.pipeline.score
+from harness.core.errors import RunStoreError
 from harness.pipeline.importing import import_samples
 from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample
 from harness.pipeline.score import ScoringOptions, score_run
-from harness.store import RunStore, RunStoreError
+from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import gsm8k_options
 from tests.tiny_reward_models import STEP_TOKEN, tiny_outcome_reward_model, tiny_process_reward_model

@@ -5,17 +5,15 @@ import pyarrow as pa
 import pyarrow.parquet
 import pytest
 
+from harness.core.errors import RunStoreError
+from harness.core.records import Problem
 from harness.pipeline.analyze import analyze
-
 from harness.pipeline.prepare import prepare
-
 from harness.pipeline.sample import sample
-
 from harness.pipeline.verify import verify
-from harness.store import RunStore, RunStoreError, missing_ranges, subtract_ranges
+from harness.store import RunStore, missing_ranges, subtract_ranges
 from harness.store.run_store import SAMPLE_SCHEMA, VERDICT_SCHEMA
 from tasks import DEFAULT_RUN
-from tasks.base import Problem
 from tests.fake_engine import fake_text
 from tests.helpers import gsm8k_options
 

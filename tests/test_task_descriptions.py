@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.records import Problem
 from tasks import load_task
-from tasks.base import Problem, Task, problems_digest
+from tasks.base import Task, problems_digest
 from tasks.prompts import PromptBuilder, PromptTemplate
 from tests.conftest import REPO_ROOT
 

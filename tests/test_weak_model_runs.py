@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
+from harness.core.records import Problem
 from harness.pipeline.analyze import analyze
 from harness.pipeline.prepare import SampleOptions, prepare
 from harness.pipeline.sample import sample_run
@@ -25,7 +26,6 @@ from harness.reporting.html import write_report
 from harness.reporting.terminal import print_summary
 from harness.store.run_store import VERDICT_SCHEMA
 from tasks import load_task
-from tasks.base import Problem
 from tests.scripted_engine import SCRIPTED_ENGINE, scripted_model_dir
 
 PROBLEMS = 3

@@ -18,7 +18,7 @@ import click
 import typer
 from typing_extensions import Annotated
 
-from harness.errors import OptionError
+from harness.core.errors import OptionError
 
 app = typer.Typer(
     name="ttc",

@@ -9,7 +9,7 @@ import typer
 from typing_extensions import Annotated
 
 from harness.cli.app import JsonOption, Output, QuietOption, app, flag
-from harness.errors import OptionError, check_number
+from harness.core.errors import OptionError, check_number
 from tasks import DEFAULT_RUN
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]

@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.errors import OptionError, check_number
-from harness.store.counts import Counts
-from harness.metrics.estimators import pass_at_k
+from harness.core.errors import OptionError, check_number
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, METHODS, make_model, subsample
+from harness.metrics.estimators import pass_at_k
+from harness.store.counts import Counts
 
 
 @dataclass(frozen=True)

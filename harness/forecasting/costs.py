@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.errors import check_number
+from harness.core.errors import check_number
 from harness.store.counts import Counts
 
 

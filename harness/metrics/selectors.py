@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.errors import OptionError, check_number
+from harness.core.errors import OptionError, RunStoreError, check_number
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
-from harness.store import RunStore, RunStoreError
+from harness.store import RunStore
 from verifiers.selection import (
     STEP_AGGREGATES,
     Estimate,

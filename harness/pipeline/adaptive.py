@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from harness.errors import OptionError
+from harness.core.errors import OptionError
 from harness.forecasting.budget import plan_adaptive_pilot
 from harness.forecasting.forecast import forecast
 from harness.pipeline.prepare import PreparedRun

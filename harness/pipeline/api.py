@@ -23,8 +23,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from harness.core.errors import OptionError
 from harness.engines.ray_pool import ScaleOut
-from harness.errors import OptionError
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw

@@ -20,11 +20,12 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
+from harness.core.errors import OptionError, RunStoreError
+from harness.core.jsonl import read_jsonl_lines
+from harness.core.records import Problem
 from harness.engines.models import file_digest
-from harness.errors import OptionError
-from harness.store import RunStore, RunStoreError
+from harness.store import RunStore
 from harness.store.outputs import check_run_directory_path
-from tasks.base import Problem, read_jsonl_lines
 from verifiers.base import CORRECT, NO_ANSWER, WRONG
 
 IMPORTED_VERDICTS = "imported"

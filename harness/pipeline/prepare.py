@@ -8,18 +8,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.engines.base import SamplingSettings
+from harness.core.errors import OptionError, check_number
+from harness.core.records import SamplingSettings
 from harness.engines.models import ModelRef, count_parameters
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.registry import engine_class
-from harness.errors import OptionError, check_number
 from harness.store import RunStore
 from harness.store.config import RunConfig
 from harness.store.outputs import check_run_directory_path
 from tasks import DEFAULT_RUN, load_task
 from tasks.base import problems_digest
 from verifiers import load_verifier
-
 
 RESULTS_DIR = Path("results")
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from harness.core.errors import OptionError
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.models import resolve_model
 from harness.engines.reward_models import (
@@ -25,7 +26,6 @@ from harness.engines.reward_models import (
     RewardInputs,
     load_reward_model,
 )
-from harness.errors import OptionError
 from harness.reporting.progress import Progress
 from harness.store import RunStore
 

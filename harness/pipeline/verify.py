@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 
+from harness.core.errors import VerifierError
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.watchdog import die_with_parent, ensure_watchdog
 from harness.reporting.progress import Progress
@@ -39,7 +40,9 @@ FLUSH_SECONDS = 5.0
 def _judge(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:
     verdicts = verifier.verify(reference, texts)
     if len(verdicts) != len(texts):
-        raise RuntimeError(f"verifier {verifier.describe()} returned {len(verdicts)} verdicts for {len(texts)} samples")
+        raise VerifierError(
+            f"verifier {verifier.describe()} returned {len(verdicts)} verdicts for {len(texts)} samples"
+        )
     return verdicts
 
 

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import OptionError, check_number
+from harness.core.errors import OptionError, check_number
 from harness.forecasting.budget import K_LIMIT, smallest_k
 from harness.forecasting.costs import Prices, inference_flops, money_for
 from harness.forecasting.fitted import fit_laws

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tasks.base import read_jsonl_lines
+from harness.core.jsonl import read_jsonl_lines
 
 REQUIRED_FIELDS = ("num_samples", "num_correct")
 # The most samples per problem the estimators support: pass@k's log-gamma differences stay exact to ~1e-9,

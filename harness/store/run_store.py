@@ -42,9 +42,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from harness.core.errors import DataError, RunStoreError
+from harness.core.jsonl import read_json_file as read_json
+from harness.core.jsonl import read_jsonl_lines
+from harness.core.records import Problem
 from harness.store.config import RunConfig, config_hash, identity_differences
 from harness.store.counts import Counts
-from tasks.base import Problem, read_jsonl_lines
 
 FORMAT = "ttc-run/1"
 RANGES_KEY = b"ttc.ranges"
@@ -84,28 +87,15 @@ SCORE_SCHEMA = pa.schema(
 )
 
 
-class RunStoreError(RuntimeError):
-    """A run directory cannot be used as asked (wrong configuration, locked, not a run, ...)."""
-
-
 Ranges = dict[str, list[tuple[int, int]]]
 
 
 def read_json_file(path: Path, expected: type = object) -> Any:
     """A JSON file of the run directory, as ``expected`` (dict, list); anything else is a RunStoreError naming it."""
     try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise RunStoreError(f"{path} is damaged: not UTF-8 text (byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise RunStoreError(
-            f"{path} is damaged: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
-        ) from None
-    except RecursionError:
-        raise RunStoreError(f"{path} is damaged: JSON nested too deeply") from None
-    if not isinstance(value, expected):
-        raise RunStoreError(f"{path} is damaged: a JSON {type(value).__name__}, expected a JSON {expected.__name__}")
-    return value
+        return read_json(path, expected, where=f"{path} is damaged")
+    except DataError as error:
+        raise RunStoreError(str(error)) from None
 
 
 # What readers of a manifest rely on: field -> its JSON type (optional fields are checked when present).
@@ -629,7 +619,7 @@ class RunStore:
             raise RunStoreError(f"{path} is missing: the run directory is damaged (restore problems.jsonl from a copy)")
         try:
             lines = read_jsonl_lines(path, kind="problems file")
-        except ValueError as error:
+        except DataError as error:
             raise RunStoreError(f"{error}: the run directory is damaged") from None
         problems = []
         for line, record in lines:

@@ -1,8 +1,12 @@
-"""Errors that every layer may raise, and the CLI renders.
+"""ttc's errors: one root, ``TTCError``, for everything a user can fix; the CLI prints it as one line.
 
 Library code names the problem in the Python API's terms (a parameter name, a file and line), never a CLI
 flag: ``OptionError("max_tokens", "must be at least 1, got 0")``. The CLI turns ``option`` into its flag
-(``--max-tokens``) when it reports the error.
+(``--max-tokens``) when it reports the error. Any other exception is a bug in ttc, and keeps its traceback.
+
+Each class also derives from the built-in exception that code caught before the hierarchy existed
+(``ValueError`` for bad input, ``RuntimeError`` for a resource that gave up), so ``except ValueError`` around a
+call still works.
 """
 
 from __future__ import annotations
@@ -11,13 +15,46 @@ import math
 import numbers
 
 
-class OptionError(ValueError):
+class TTCError(Exception):
+    """The root: an error in what ttc was given (an option, a file, a run directory, a server), not in ttc."""
+
+
+class OptionError(TTCError, ValueError):
     """A bad value of a named option: ``option`` is the Python parameter name (``max_tokens``)."""
 
     def __init__(self, option: str, message: str) -> None:
         self.option = option
         self.message = message
         super().__init__(f"{option}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled by worker processes and Ray
+        return type(self), (self.option, self.message)
+
+
+class DataError(TTCError, ValueError):
+    """An input file or record that is not what it should be (malformed JSON, a missing field, a bad count); the
+    message names the file and line, or the record."""
+
+
+class TaskError(TTCError, ValueError):
+    """A task cannot be built or cannot load its problems as asked (options, data, prompt templates)."""
+
+
+class VerifierError(TTCError, ValueError):
+    """A verifier cannot be built as asked, or is given a reference it cannot judge."""
+
+
+class RunStoreError(TTCError, RuntimeError):
+    """A run directory cannot be used as asked (wrong configuration, locked, not a run, damaged, ...)."""
+
+
+class EngineError(TTCError, RuntimeError):
+    """An engine cannot start, or gave up (a server that refuses, replicas that all failed, a model that cannot
+    be loaded or converted)."""
+
+
+class SandboxError(TTCError, RuntimeError):
+    """The code sandbox itself failed (not the program it ran): a verdict cannot be given."""
 
 
 def check_number(
