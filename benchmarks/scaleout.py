@@ -281,7 +281,7 @@ def _wire_bytes(data: str, problems: int, samples: int, seed: int = 0) -> dict[s
 
 def _fixed_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     from harness.engines.ray_pool import ScaleOut, connect
-    from harness.pipeline.prepare import SampleOptions
+    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     connect(None)  # one local Ray cluster for every replica count; TTC_FAKE_DELAY is already in the environment
@@ -335,7 +335,7 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     """The driver's CPU at two request sizes (``samples`` per request, and ``large_samples`` per request), so
     that its cost splits into a part per request and a part per sample: cpu = requests x a + samples x b."""
     from harness.engines.ray_pool import ScaleOut, connect
-    from harness.pipeline.prepare import SampleOptions
+    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     connect(None)
@@ -394,7 +394,7 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
 
 def _vllm_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     from harness.engines.ray_pool import ScaleOut
-    from harness.pipeline.prepare import SampleOptions
+    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     runs = []

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any
 
 from harness.core.classes import resolve_class
 from harness.core.errors import TaskError
 from harness.core.records import Problem, Prompt
 from tasks.base import Task
-
-# The default run (`ttc run` and `harness.run()` without options, the defaults of every run): the embedded
-# model on HumanEval's chat prompt (the task's default style), sized to show coverage rising with k within
-# minutes on 2 CPU cores, first model conversion included (README, "Quick start", measured).
-DEFAULT_RUN = MappingProxyType(
-    {"task": "humaneval", "problems": 36, "samples": 20, "temperature": 1.1, "top_p": 0.95, "max_tokens": 112}
-)
 
 # name -> "module:Class"; imported lazily so that `ttc --help` loads no benchmark code.
 BUILTIN_TASKS: dict[str, str] = {
@@ -40,4 +32,4 @@ def load_task(name: str, data: str | None = None, **options: Any) -> Task:
         raise TaskError(f"task {name!r} does not accept these options {sorted(options)}: {error}") from None
 
 
-__all__ = ["BUILTIN_TASKS", "DEFAULT_RUN", "Problem", "Prompt", "Task", "load_task"]
+__all__ = ["BUILTIN_TASKS", "Problem", "Prompt", "Task", "load_task"]

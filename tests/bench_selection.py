@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from harness.metrics.estimators import log_spaced_ks, pass_at_k
-from verifiers.selection import best_of_k_curves, majority_vote_curves, weighted_vote_curves
+from harness.metrics.selection import best_of_k_curves, majority_vote_curves, weighted_vote_curves
 
 
 def synthetic(problems: int, samples: int, seed: int = 0):

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from harness.engines.watchdog import alive, descendants, process_table
-from harness.pipeline.prepare import SampleOptions
+from harness.pipeline.options import SampleOptions
 
 FAKE_ENGINE = "tests.fake_engine:FakeEngine"
 

@@ -14,6 +14,7 @@ import harness.pipeline.api as api
 from harness import load_run, run
 from harness.core.errors import OptionError
 from harness.forecasting.forecast import forecast
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import FAKE_ENGINE, fake_model_dir
@@ -60,7 +61,7 @@ def test_run_samples_verifies_analyses_and_reports_then_resumes_with_nothing_new
     assert result.to_json()["summary"] == result.summary and result.to_json()["run"] == str(result.run_dir)
     store = RunStore.open(result.run_dir)
     assert store.read_samples(columns=["seed"]).num_rows == 20
-    assert int(store.counts().num_correct.sum()) == result.summary["correct"]
+    assert int(run_counts(store).num_correct.sum()) == result.summary["correct"]
     sessions = len(store.manifest["sessions"])
 
     again = run("gsm8k", **arguments)
@@ -118,7 +119,7 @@ def test_load_run_reads_what_summary_json_holds_without_recomputing(stored_run, 
 
 def test_load_run_counts_curve_forecast_and_selectors_agree_with_the_store(stored_run):
     loaded = load_run(stored_run)
-    counts = RunStore.open(stored_run).counts()
+    counts = run_counts(RunStore.open(stored_run))
 
     frame = loaded.counts
     assert list(frame.columns[:3]) == ["problem_id", "num_samples", "num_correct"]
@@ -219,7 +220,8 @@ def test_load_run_refuses_what_it_cannot_open(shared_data, tmp_path):
 def test_import_harness_loads_no_engine_and_the_layers_stay_light():
     code = (
         "import sys, harness, harness.store, harness.cli\n"
-        "assert 'harness.pipeline' not in sys.modules, 'import harness.store / harness.cli loaded the pipeline'\n"
+        "steps = sorted(name for name in sys.modules if name.startswith('harness.pipeline.'))\n"
+        "assert steps == ['harness.pipeline.options'], f'import harness.store / harness.cli loaded the steps {steps}'\n"
         "from harness import run, load_run\n"
         "heavy = sorted(name for name in ('vllm', 'torch') if name in sys.modules)\n"
         "assert not heavy, heavy\n"
@@ -260,3 +262,9 @@ def test_the_example_script_runs_on_the_monkey_counts(shared_data):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[model=Pythia 12B]" in done.stdout and "law: log(coverage) = " in done.stdout
     assert "forecast: coverage@100,000 = " in done.stdout
+
+
+def test_star_import_gives_the_public_api():
+    namespace: dict = {}
+    exec("from harness import *", namespace)
+    assert {"run", "load_run", "Run", "RunResult"} <= set(namespace)

@@ -15,9 +15,9 @@ from harness.forecasting.backtest import (
     summarize,
     true_coverage,
 )
-from harness.store.counts import Counts, read_counts_jsonl
-from harness.metrics.estimators import pass_at_k
 from harness.forecasting.forecast import METHODS, subsample
+from harness.metrics.counts import Counts, read_counts_jsonl
+from harness.metrics.estimators import pass_at_k
 
 MONKEY = "monkey_business_pythia_math_10k_counts.jsonl"
 

@@ -19,8 +19,8 @@ from harness.forecasting.budget import (
     smallest_k,
 )
 from harness.forecasting.costs import Cost, Prices, Usage, cost_of, money_for
-from harness.store.counts import Counts
 from harness.forecasting.forecast import make_model
+from harness.metrics.counts import Counts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

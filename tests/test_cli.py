@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import FAKE_ENGINE, fake_model_dir
@@ -132,7 +133,7 @@ def test_adaptive_pilot_spends_the_extra_samples_once_and_reports_both_intervals
     assert store.read_samples(columns=["seed"]).num_rows == 12 * 8 + 40
     assert sum(result["extra"].values()) == 40 and result["k"] == 80
     assert result["width_before"] > 0 and 0 <= result["after"]["low"] <= result["after"]["high"] <= 1
-    counts = store.counts()
+    counts = run_counts(store)
     assert counts.num_samples.sum() == 12 * 8 + 40, "the extra samples are verified too"
     sessions = len(store.manifest["sessions"])
 
@@ -184,9 +185,9 @@ def fake_run(shared_data, tmp_path_factory):
 )
 def test_json_flag_prints_one_result_object_on_stdout(fake_run, tmp_path, command, args, fields):
     if command == "backtest":
-        from harness.store.counts import write_counts_jsonl
+        from harness.metrics.counts import write_counts_jsonl
 
-        write_counts_jsonl(RunStore.open(fake_run).counts(), tmp_path / "counts.jsonl")
+        write_counts_jsonl(run_counts(RunStore.open(fake_run)), tmp_path / "counts.jsonl")
         target = ["--counts", str(tmp_path / "counts.jsonl")]
     else:
         target = [str(fake_run)]

@@ -16,10 +16,12 @@ from harness.cli.app import app
 from harness.core.errors import OptionError
 from harness.forecasting.costs import Prices, Usage, cost_of
 from harness.forecasting.forecast import fit_power_law
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.options import SampleOptions
+from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
 from harness.reporting.compare import ComparedRun, load_runs
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.helpers import FAKE_ENGINE
 from tests.report_fixtures import write_level_problems
@@ -78,7 +80,7 @@ def hand_coverage(n: np.ndarray, c: np.ndarray, k: int) -> float:
 
 
 def shared_counts(run_dir, shared):
-    counts = RunStore.open(run_dir).counts()
+    counts = run_counts(RunStore.open(run_dir))
     keep = np.isin(counts.problem_ids.astype(str), sorted(shared))
     return counts.num_samples[keep], counts.num_correct[keep]
 
@@ -114,7 +116,7 @@ def test_compare_restricts_to_shared_problems_and_matches_compute_by_hand(runs, 
     assert entries["small"]["prefill_flops_per_problem"] == 2 * 1000 * PROMPT_TOKENS == 14_000
     assert entries["large"]["flops_per_sample"] == 48_000 and entries["large"]["prefill_flops_per_problem"] == 56_000
     assert entries["small"]["coverage_all_k"][-1] == pytest.approx(hand_coverage(*small, 8))
-    small_counts = RunStore.open(runs["small"]).counts()
+    small_counts = run_counts(RunStore.open(runs["small"]))
     small_shared = small_counts.subset(np.isin(small_counts.problem_ids.astype(str), sorted(shared)))
     assert entries["small"]["fit"] == fit_power_law(small_shared).to_json(), "the one power law of these counts"
     assert large[1].sum() == 1, "one success in 32 samples: too few for a law"
@@ -237,7 +239,7 @@ def test_same_ids_with_different_references_are_refused(runs, tmp_path):
 
 
 def test_cost_per_sample_and_per_prompt_is_the_budget_cost_arithmetic(runs):
-    counts = RunStore.open(runs["large"]).counts()
+    counts = run_counts(RunStore.open(runs["large"]))
     run = ComparedRun(
         "large",
         runs["large"],

@@ -11,12 +11,13 @@ import pyarrow as pa
 import pytest
 
 from harness.core.errors import OptionError, RunStoreError
-from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors
 from harness.pipeline.analyze import analyze
 from harness.pipeline.importing import SampleFields, import_samples, import_scores
 from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample
 from harness.pipeline.verify import verify
+from harness.reporting.run_counts import run_counts
+from harness.reporting.selector_comparison import compare_verifiers, parse_ks, parse_selectors
 from harness.reporting.selectors import write_comparison
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
@@ -78,7 +79,7 @@ def test_imported_qwen_run_holds_the_file(qwen_run, shared_data):
     scores = store.scores("imported").read()
     assert scores.num_rows == 800 and scores.column("score").null_count == 0
     assert store.score_sets()["imported"]["kind"] == "imported"
-    assert store.counts().num_correct.sum() == sum(sum(r["score"]) for r in records)
+    assert run_counts(store).num_correct.sum() == sum(sum(r["score"]) for r in records)
     summary = analyze(store)  # the coverage analysis works on imported runs (no token counts, no sampling)
     assert summary["pass_at_1"] == pytest.approx(0.91) and summary["usage"]["output_tokens"] is None
 
@@ -273,7 +274,7 @@ def test_import_samples_refuses_malformed_files(tmp_path):
 
 def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
     """A run sampled by the (fake) engine: likelihood from recorded log-probs, majority from verdict answers."""
-    from verifiers.selection import best_of_k
+    from harness.metrics.selection import best_of_k
 
     options = gsm8k_options(shared_data, tmp_path, samples=6, task_options={"shots": 0})
     with sample(prepare(options), quiet=True, log=lambda *_: None) as store:

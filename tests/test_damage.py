@@ -28,11 +28,12 @@ from typer.testing import CliRunner
 from harness import run
 from harness.cli import app
 from harness.forecasting.forecast import METHODS, make_model, subsample
+from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.pipeline.importing import import_samples, read_score_rows
 from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
-from harness.store.counts import Counts, read_counts_jsonl
 from tests.helpers import FAKE_ENGINE, fake_model_dir, gsm8k_options
 
 PROBLEMS, SAMPLES = 6, 8
@@ -688,7 +689,7 @@ def read_everything(run_dir: Path) -> dict[str, object]:
 
     store = RunStore.open(run_dir)
     key = store.resolve_verdict_key()
-    counts = store.counts(key)
+    counts = run_counts(store, key)
     return {
         "counts": (counts.problem_ids.tolist(), counts.num_samples.tolist(), counts.num_correct.tolist()),
         "samples": store.read_samples().to_pylist(),
@@ -821,7 +822,7 @@ def imported(path: Path) -> tuple:
     """What importing ``path`` stores (in a fresh run directory beside it), comparable across files."""
     out = path.with_suffix(".run")
     with import_samples(path, out) as store:
-        counts = store.counts()
+        counts = run_counts(store)
         texts = store.read_samples(["text"]).column("text").to_pylist()
         result = (counts.problem_ids.tolist(), counts.num_samples.tolist(), counts.num_correct.tolist(), texts)
     shutil.rmtree(out)

@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.store.counts import Counts, read_counts_jsonl
-from harness.metrics.estimators import pass_at_k
 from harness.forecasting.budget import plan_budget
 from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import fit_laws
@@ -27,6 +25,8 @@ from harness.forecasting.forecast import (
     subsample,
 )
 from harness.metrics.analysis import measured_coverage
+from harness.metrics.counts import Counts, read_counts_jsonl
+from harness.metrics.estimators import pass_at_k
 
 MONKEY = "monkey_business_pythia_math_10k_counts.jsonl"
 REPO_ROOT = Path(__file__).resolve().parents[1]

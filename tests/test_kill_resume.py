@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.fake_engine import fake_text
@@ -121,7 +122,7 @@ def test_kill_during_verification_then_resume(shared_data, tmp_path):
     keys = list(zip(verdicts.column("problem_id").to_pylist(), verdicts.column("sample_idx").to_pylist()))
     assert len(keys) == len(set(keys)) == PROBLEMS * SAMPLES
     assert raw_rows(store.verdicts(key_folder.name).shard_paths()) == PROBLEMS * SAMPLES, "no verdict stored twice"
-    counts = RunStore.open(run).counts(key_folder.name)
+    counts = run_counts(RunStore.open(run), key_folder.name)
     assert np.all(counts.num_samples == SAMPLES)
 
 

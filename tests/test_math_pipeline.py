@@ -8,7 +8,8 @@ from harness.core.jsonl import read_jsonl
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult
 from harness.pipeline.analyze import analyze
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.options import SampleOptions
+from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
 from tests.conftest import find_shared_data

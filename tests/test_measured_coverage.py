@@ -10,9 +10,9 @@ import pytest
 
 from harness.forecasting.forecast import METHODS, make_model
 from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.counts import Counts
 from harness.reporting.compare import _coverage_at
 from harness.reporting.figures import observed_curve
-from harness.store.counts import Counts
 
 
 def pilot(problems: int = 40, samples: int = 64) -> Counts:

@@ -19,7 +19,8 @@ from harness.core.errors import OptionError
 from harness.core.records import SamplingSettings
 from harness.engines.base import GenerationRequest
 from harness.engines.openai_engine import OpenAIEngine, OpenAIEngineError, split_by_length
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.options import SampleOptions
+from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
 from harness.store import RunStore
 from tasks import load_task

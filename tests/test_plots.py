@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.store.counts import Counts
 from harness.forecasting.laws import PowerLaw
+from harness.metrics.counts import Counts
 from harness.reporting.figures import forecast_ks, law_curves, observed_curve, plot_budget, plot_coverage
 
 

@@ -10,18 +10,18 @@ import sys
 
 import pytest
 
-from tasks import DEFAULT_RUN
-
 import harness.reporting.figures as figures
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import AutoModel, PowerLawModel
 from harness.forecasting.laws import PowerLaw
 from harness.pipeline.analyze import analyze
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.options import DEFAULT_RUN, SampleOptions
+from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
 from harness.reporting.format import format_quantity
 from harness.reporting.html import build_report, example_samples
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.helpers import FAKE_ENGINE, fake_model_dir
@@ -253,7 +253,7 @@ def test_the_printed_and_the_drawn_power_law_are_one_fit(library_run, monkeypatc
     assert isinstance(law, PowerLaw)
     assert law.to_json() == summary["fit"], "coverage.png draws the law summary.json prints"
     assert summary["fit"]["ks"] == [1, 2, 4, 8]
-    counts = store.counts(summary["verdict_set"])
+    counts = run_counts(store, summary["verdict_set"])
     assert PowerLawModel().fit(counts).law.to_json() == summary["fit"], "the powerlaw forecast extrapolates it too"
     band = drawn["auto"]
     assert band.ks[-1] == summary["forecast"]["k"] == 10 * SAMPLES

@@ -5,14 +5,13 @@ import itertools
 import numpy as np
 import pytest
 
-from verifiers.selection import (
-    aggregate_steps,
+from harness.engines.reward_steps import aggregate_steps, split_steps
+from harness.metrics.selection import (
     best_of_k,
     best_of_k_curves,
     encode_answers,
     majority_vote_curves,
     majority_vote_exact,
-    split_steps,
     weighted_vote_curves,
 )
 

@@ -8,12 +8,13 @@ import pytest
 from harness.core.errors import RunStoreError
 from harness.core.records import Problem
 from harness.pipeline.analyze import analyze
+from harness.pipeline.options import DEFAULT_RUN
 from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample
 from harness.pipeline.verify import verify
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore, missing_ranges, subtract_ranges
 from harness.store.run_store import SAMPLE_SCHEMA, VERDICT_SCHEMA
-from tasks import DEFAULT_RUN
 from tests.fake_engine import fake_text
 from tests.helpers import gsm8k_options
 
@@ -137,7 +138,7 @@ def test_verify_and_analyze_resume_and_count_exactly(shared_data, tmp_path):
         outcome = verify(store, workers=2, quiet=True)
         assert outcome.verified == 50
         assert verify(store, workers=2, quiet=True).verified == 0  # nothing left to judge
-        counts = store.counts()
+        counts = run_counts(store)
         table = store.read_samples(columns=["text", "problem_id"])
         references = {p.problem_id: p.reference["answer"] for p in store.problems()}
         expected = {}

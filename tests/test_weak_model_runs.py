@@ -19,7 +19,8 @@ from rich.console import Console
 
 from harness.core.records import Problem
 from harness.pipeline.analyze import analyze
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.options import SampleOptions
+from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
 from harness.reporting.html import write_report

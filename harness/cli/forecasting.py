@@ -122,7 +122,7 @@ def backtest(
     """How far can a forecast from a --pilot be trusted? Error and interval hit rate per method and group."""
     from harness.forecasting.backtest import backtest as run_backtest
     from harness.forecasting.backtest import backtest_adaptive, format_adaptive_markdown, format_markdown, rows_to_json
-    from harness.store.counts import read_counts_jsonl
+    from harness.metrics.counts import read_counts_jsonl
 
     output = Output("backtest", json_output)
     with output.errors():

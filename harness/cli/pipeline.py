@@ -10,7 +10,7 @@ from typing_extensions import Annotated
 
 from harness.cli.app import JsonOption, Output, QuietOption, app, flag
 from harness.core.errors import OptionError, check_number
-from tasks import DEFAULT_RUN
+from harness.pipeline.options import DEFAULT_RUN
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
@@ -226,7 +226,8 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
 
         from harness.engines.ray_pool import ScaleOut
         from harness.pipeline.api import task_options_for
-        from harness.pipeline.prepare import SampleOptions, prepare
+        from harness.pipeline.options import SampleOptions
+        from harness.pipeline.prepare import prepare
         from harness.pipeline.sample import sample_run
 
         with output.errors():

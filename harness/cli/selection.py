@@ -42,7 +42,7 @@ def compare_verifiers_command(
     Prints a table (rows k, columns selectors, cells value [95% interval over problems]) and writes
     verifiers.json and verifiers.png into the run directory.
     """
-    from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors
+    from harness.reporting.selector_comparison import compare_verifiers, parse_ks, parse_selectors
     from harness.reporting.selectors import print_comparison, write_comparison
     from harness.store import RunStore
 

@@ -12,7 +12,7 @@ keep their last tokens (the end is what an outcome model reads).
   label, the probability of label 1 for two.
 * Process reward models (kind ``"prm"``): a ``*ForTokenClassification`` checkpoint, or Qwen2.5-Math-PRM
   (``Qwen2ForProcessRewardModel``, vLLM only). The completion is split into steps by
-  ``verifiers.selection.split_steps`` (blocks between blank lines), each step followed by the step token
+  ``harness.engines.reward_steps.split_steps`` (blocks between blank lines), each step followed by the step token
   (``<extra_0>`` for Qwen2.5-Math-PRM); a step's score is the head's output at its step token (one label: raw
   value; two: probability of label 1, the "step is correct" class).
 
@@ -32,14 +32,13 @@ import numpy as np
 
 from harness.core.errors import EngineError, OptionError
 from harness.core.records import Prompt
+from harness.engines.reward_steps import split_steps
 from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, is_cpu_platform, shutdown_llm
 from harness.engines.watchdog import ensure_watchdog
-from verifiers.selection import split_steps
 
 SCORE_KINDS = ("orm", "prm")
 BACKENDS = ("auto", "vllm", "transformers")
 QWEN_PRM_STEP_TOKEN = "<extra_0>"
-STEP_RULE = "blank-lines"  # how RewardInputs splits a completion into steps (recorded with the scores)
 
 ScoredSample = tuple[float | None, list[float] | None]
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from harness.core.errors import OptionError, check_number
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, METHODS, make_model, subsample
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import pass_at_k
-from harness.store.counts import Counts
 
 
 @dataclass(frozen=True)

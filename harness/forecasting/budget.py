@@ -32,7 +32,7 @@ from harness.forecasting.forecast import (
     model_forecast,
 )
 from harness.forecasting.laws import BetaBinomialLaw, solvable_probability
-from harness.store.counts import Counts
+from harness.metrics.counts import Counts
 
 DIFFICULTY_EDGES = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)  # pilot success rate bins (a bin of its own for 0)
 K_LIMIT = 10**7

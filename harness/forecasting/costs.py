@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness.core.errors import check_number
-from harness.store.counts import Counts
+from harness.metrics.counts import Counts
 
 
 @dataclass(frozen=True)

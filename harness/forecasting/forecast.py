@@ -39,8 +39,8 @@ from scipy import special
 from harness.core.errors import OptionError, check_number
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 from harness.metrics.analysis import measured_coverage
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import interval_containing, log_spaced_ks, pass_at_k
-from harness.store.counts import Counts
 
 DEFAULT_CONFIDENCE = 0.9
 MAX_K = 10**12  # the largest k forecast: samples per problem far beyond any budget, exact in float64

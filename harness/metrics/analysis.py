@@ -10,8 +10,8 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from harness.core.errors import OptionError, check_number
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
-from harness.store.counts import Counts
 
 
 class MeasuredCoverage(NamedTuple):

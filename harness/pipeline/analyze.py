@@ -13,7 +13,9 @@ from typing import Any
 from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
-from harness.store import Counts, RunStore
+from harness.metrics.counts import Counts
+from harness.reporting.run_counts import run_counts
+from harness.store import RunStore
 from harness.store.completeness import completeness
 
 
@@ -32,7 +34,7 @@ def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
     from harness.reporting.figures import plot_run_coverage  # matplotlib: imported when a figure is drawn
 
     key = store.resolve_verdict_key(verifier)
-    counts = store.counts(key)
+    counts = run_counts(store, key)
     verdicts = store.read_verdicts(key, columns=["reason"])
     manifest = store.manifest
     summary: dict[str, Any] = {

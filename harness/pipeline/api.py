@@ -12,7 +12,7 @@
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
 
 Parameters are named like the CLI options (``max_tokens`` is ``--max-tokens``) and default to the same
-values; a bad value raises ``harness.errors.OptionError`` naming the parameter.
+values; a bad value raises ``harness.core.errors.OptionError`` naming the parameter.
 """
 
 from __future__ import annotations
@@ -29,19 +29,20 @@ from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
 from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.metrics.estimators import log_spaced_ks
-from harness.metrics.selectors import compare_verifiers, parse_selectors
 from harness.pipeline.adaptive import adaptive_pilot as spend_adaptive_pilot
 from harness.pipeline.analyze import analyze, summarize_counts
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.options import DEFAULT_RUN, SampleOptions
+from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import VerificationOutcome, verify
 from harness.reporting.html import write_report
 from harness.reporting.progress import PROGRESS_MODES, message_logger
+from harness.reporting.run_counts import run_counts
+from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
 from harness.store import RunStore
 from harness.store.completeness import Completeness, completeness
-from harness.store.counts import Counts, read_counts_jsonl
-from tasks import DEFAULT_RUN
 from verifiers import load_verifier
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for
@@ -263,10 +264,10 @@ class Run:
 
     @cached_property
     def _counts(self) -> Counts:
-        return self.store.counts(self.verdict_set)
+        return run_counts(self.store, self.verdict_set)
 
     def to_counts(self) -> Counts:
-        """The per-problem counts as ``harness.store.counts.Counts``, the type every analysis function takes."""
+        """The per-problem counts as ``harness.metrics.counts.Counts``, the type every analysis function takes."""
         return self._counts
 
     @cached_property

@@ -18,14 +18,8 @@ import pyarrow as pa
 from harness.core.errors import OptionError
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.models import resolve_model
-from harness.engines.reward_models import (
-    BACKENDS,
-    QWEN_PRM_STEP_TOKEN,
-    SCORE_KINDS,
-    STEP_RULE,
-    RewardInputs,
-    load_reward_model,
-)
+from harness.engines.reward_models import BACKENDS, QWEN_PRM_STEP_TOKEN, SCORE_KINDS, RewardInputs, load_reward_model
+from harness.engines.reward_steps import STEP_RULE
 from harness.reporting.progress import Progress
 from harness.store import RunStore
 

@@ -30,10 +30,11 @@ from harness.forecasting.costs import Prices, inference_flops, money_for
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel
 from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
-from harness.store.counts import Counts
 from harness.store.outputs import check_output_folder
 
 COMPARE_TARGETS = (0.5, 0.8, 0.9, 0.95)
@@ -129,7 +130,7 @@ def load_runs(
     runs = []
     for store, label, size, price in zip(stores, labels, parameters, prices):
         key = store.resolve_verdict_key(verifier)
-        counts = store.counts(key)
+        counts = run_counts(store, key)
         usage = store.usage()
         note = completeness(store, key).note()
         if note:

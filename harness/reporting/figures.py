@@ -16,8 +16,8 @@ from harness.forecasting.fitted import FORECAST_FACTOR, FittedLaws  # noqa: E402
 from harness.forecasting.forecast import CurveForecast, forecast_curve  # noqa: E402
 from harness.forecasting.laws import PowerLaw  # noqa: E402
 from harness.metrics.analysis import MeasuredCoverage, measured_coverage  # noqa: E402
+from harness.metrics.counts import Counts  # noqa: E402
 from harness.metrics.estimators import log_spaced_ks  # noqa: E402
-from harness.store.counts import Counts  # noqa: E402
 
 
 def observed_curve(counts: Counts, confidence: float = 0.9) -> MeasuredCoverage:

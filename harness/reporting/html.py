@@ -184,7 +184,7 @@ def token_accounting(
 
 def selector_section(store: RunStore, verdict_set: str) -> dict[str, Any] | None:
     """Each selector's accuracy@k next to coverage (``compare_verifiers``), when the run allows any selector."""
-    from harness.metrics.selectors import compare_verifiers
+    from harness.reporting.selector_comparison import compare_verifiers
     from harness.reporting.selectors import plot_comparison
 
     result = compare_verifiers(store, verifier=verdict_set)

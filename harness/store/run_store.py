@@ -47,7 +47,6 @@ from harness.core.jsonl import read_json_file as read_json
 from harness.core.jsonl import read_jsonl_lines
 from harness.core.records import Problem
 from harness.store.config import RunConfig, config_hash, identity_differences
-from harness.store.counts import Counts
 
 FORMAT = "ttc-run/1"
 RANGES_KEY = b"ttc.ranges"
@@ -857,8 +856,8 @@ class RunStore:
         _write_json_atomic(info, dict(description))
 
     # -- reductions for analysis -----------------------------------------------------------------------------
-    def counts(self, verifier: str | None = None) -> Counts:
-        """Per-problem (n, c) from a verdict set; problem metadata become grouping fields."""
+    def verdict_tallies(self, verifier: str | None = None) -> list[tuple[Problem, int, int]]:
+        """Per problem with verdicts, in the run's order: the problem, its verdicts and how many say correct."""
         verdicts = self.read_verdicts(verifier, columns=["correct"])
         if verdicts.num_rows == 0:
             raise RunStoreError(f"{self.path}: the verdict set is empty")
@@ -873,26 +872,9 @@ class RunStore:
                 grouped.column("correct_sum").to_pylist(),
             )
         }
-        stored_problems = self.problems()
-        self.check_known_problems(by_id, "verdicts", stored_problems)
-        problems = [problem for problem in stored_problems if problem.problem_id in by_id]
-        fields: dict[str, np.ndarray] = {}
-        scalar_keys = sorted(
-            {
-                key
-                for problem in problems
-                for key, value in problem.metadata.items()
-                if isinstance(value, (str, int, float, bool))
-            }
-        )
-        for key in scalar_keys:
-            fields[key] = np.array([problem.metadata.get(key) for problem in problems], dtype=object)
-        return Counts(
-            num_samples=np.array([by_id[p.problem_id][0] for p in problems], dtype=np.int64),
-            num_correct=np.array([by_id[p.problem_id][1] for p in problems], dtype=np.int64),
-            problem_ids=np.array([p.problem_id for p in problems], dtype=object),
-            fields=fields,
-        )
+        problems = self.problems()
+        self.check_known_problems(by_id, "verdicts", problems)
+        return [(problem, *by_id[problem.problem_id]) for problem in problems if problem.problem_id in by_id]
 
     def usage(self) -> dict[str, Any]:
         """Measured cost figures: tokens per sample and per prompt, throughput, model size."""

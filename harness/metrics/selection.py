@@ -54,7 +54,6 @@ MC_MAX_SUBSETS = 2000
 MC_MAX_CELLS = 4_000_000
 
 METHODS = ("auto", "exact", "monte-carlo")
-STEP_AGGREGATES = ("min", "last", "product", "mean")
 
 
 @dataclass(frozen=True)
@@ -95,30 +94,6 @@ def encode_answers(answers: Sequence[str | None]) -> np.ndarray:
         if answer is not None:
             ids[index] = seen.setdefault(answer, len(seen))
     return ids
-
-
-def split_steps(text: str) -> list[str]:
-    """The reasoning steps of a completion, for process reward models.
-
-    Rule: a step is a block of text between blank lines (split on ``"\\n\\n"``), stripped; empty blocks are
-    dropped; a completion with no text is one empty step (so every sample gets a score).
-    """
-    steps = [block.strip() for block in text.split("\n\n")]
-    steps = [step for step in steps if step]
-    return steps or [""]
-
-
-def aggregate_steps(step_scores: Sequence[Sequence[float]], how: str) -> np.ndarray:
-    """One score per sample from its step scores: ``min``, ``last``, ``product`` or ``mean``."""
-    if how not in STEP_AGGREGATES:
-        raise ValueError(f"unknown step aggregate {how!r}; choose one of {', '.join(STEP_AGGREGATES)}")
-    reduce = {"min": np.min, "last": lambda s: s[-1], "product": np.prod, "mean": np.mean}[how]
-    result = np.empty(len(step_scores))
-    for index, steps in enumerate(step_scores):
-        if steps is None or len(steps) == 0:
-            raise ValueError(f"sample {index} has no step scores to aggregate")
-        result[index] = reduce(np.asarray(steps, dtype=np.float64))
-    return result
 
 
 def _checked_ks(ks: Sequence[int] | np.ndarray, sizes: Sequence[int]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 A counts file is JSONL, one problem per line, with ``num_samples`` and ``num_correct`` and any other fields
 (model, level, subject, ...) usable for grouping; ``../shared/data/monkey_business_pythia_math_10k_counts.jsonl``
-is one. A run directory reduces to the same table (``harness.store.RunStore.counts``).
+is one. A run directory reduces to the same table (``harness.reporting.run_counts.run_counts``).
 """
 
 from __future__ import annotations

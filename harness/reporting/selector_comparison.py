@@ -1,7 +1,7 @@
 """Compare selectors with coverage on a run: how much of "some sample is right" a selector recovers.
 
 Reads a run directory's verdicts (correctness and extracted answers), score sets and sample log-probs,
-computes accuracy@k of each selector (``verifiers.selection``) next to pass@k, with intervals over problems
+computes accuracy@k of each selector (``harness.metrics.selection``) next to pass@k, with intervals over problems
 (the content of ``verifiers.json``; ``harness.reporting.selectors`` prints, plots and writes it).
 
 Selectors (comma separated in ``parse_selectors``):
@@ -28,16 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from harness.core.errors import OptionError, RunStoreError, check_number
+from harness.engines.reward_steps import STEP_AGGREGATES, aggregate_steps
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
+from harness.metrics.selection import Estimate, best_of_k_curves, majority_vote_curves, weighted_vote_curves
 from harness.store import RunStore
-from verifiers.selection import (
-    STEP_AGGREGATES,
-    Estimate,
-    aggregate_steps,
-    best_of_k_curves,
-    majority_vote_curves,
-    weighted_vote_curves,
-)
 
 SELECTOR_KINDS = ("coverage", "majority", "orm", "prm", "weighted", "likelihood")
 SCORED_KINDS = ("orm", "prm", "weighted")
