@@ -306,5 +306,5 @@ def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
         correct = np.array([verdicts.column("correct")[i].as_py() for i in rows])
         expected.append(best_of_k(mean_logprob, correct, result["ks"]))
     assert result["selectors"][2]["accuracy"] == pytest.approx(np.mean(expected, axis=0).tolist())
-    json_path, png_path = write_comparison(result, store.path)
+    json_path, png_path = write_comparison(result, store)
     assert json.loads(json_path.read_text())["verdict_set"] == result["verdict_set"] and png_path.is_file()

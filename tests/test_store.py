@@ -14,7 +14,7 @@ from harness.pipeline.sample import sample
 from harness.pipeline.verify import verify
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore, missing_ranges, subtract_ranges
-from harness.store.run_store import SAMPLE_SCHEMA, VERDICT_SCHEMA
+from harness.store.shards import SAMPLE_SCHEMA, VERDICT_SCHEMA
 from tests.fake_engine import fake_text
 from tests.helpers import gsm8k_options
 
@@ -185,7 +185,7 @@ def sample_rows(problem_id: str, indices) -> pa.Table:
 
 
 def test_samples_lacking_come_per_problem_once_all_are_read(tmp_path, monkeypatch):
-    import harness.store.run_store as run_store
+    import harness.store.shards as shards
 
     with bare_store(tmp_path / "run", ["a", "b", "c"]) as store:
         store.write_samples(
@@ -198,9 +198,9 @@ def test_samples_lacking_come_per_problem_once_all_are_read(tmp_path, monkeypatc
         judged = [{"problem_id": "c", "sample_idx": 1, "correct": True}]  # c#1 needs no verdict
         verdicts.append(pa.Table.from_pylist(judged, schema=VERDICT_SCHEMA))
         shards_read = []
-        original_read = run_store.pq.read_table
+        original_read = shards.pq.read_table
         monkeypatch.setattr(
-            run_store.pq, "read_table", lambda path, **kw: shards_read.append(path) or original_read(path, **kw)
+            shards.pq, "read_table", lambda path, **kw: shards_read.append(path) or original_read(path, **kw)
         )
 
         batches = []
@@ -263,3 +263,42 @@ def test_every_shard_is_written_in_its_declared_schema(tmp_path):
             verdicts.table(
                 {"problem_id": ["a"], "sample_idx": [1], "correct": [True], "reason": ["x"], "answer": ["1"]}
             )
+
+
+def verdict_rows(problem_id: str, indices) -> pa.Table:
+    rows = [{"problem_id": problem_id, "sample_idx": i, "correct": i % 2 == 0} for i in indices]
+    return pa.Table.from_pylist(rows, schema=VERDICT_SCHEMA)
+
+
+def test_buffered_verdicts_go_to_one_shard_per_flush_and_are_kept_on_an_error(tmp_path):
+    with bare_store(tmp_path / "run", ["a", "b"]) as store:
+        key = store.register_verdict_set({"name": "v"})
+        shards = lambda: sorted((tmp_path / "run" / "verdicts" / key).glob("part-*.parquet"))  # noqa: E731
+        with store.verdict_writer(key, flush_rows=4, flush_seconds=3600) as writer:
+            writer.add(verdict_rows("a", range(3)))
+            assert shards() == []  # 3 rows buffered, below flush_rows
+            writer.add(verdict_rows("b", range(2)))
+            assert len(shards()) == 1  # 5 rows: one shard of both tables
+        with pytest.raises(KeyboardInterrupt):
+            with store.verdict_writer(key, flush_rows=100, flush_seconds=3600) as writer:
+                writer.add(verdict_rows("a", [3]))
+                raise KeyboardInterrupt  # Ctrl-C: what was judged is stored all the same
+        assert len(shards()) == 2
+        assert store.verdicts(key).ranges() == {"a": [(0, 4)], "b": [(0, 2)]}
+
+
+def test_every_write_needs_the_writer_lock_and_a_registered_set(tmp_path):
+    store = bare_store(tmp_path / "run", ["a"])
+    store.close()  # as if opened read-only
+    for write in (
+        lambda: store.write_file("coverage.png", b"png"),
+        lambda: store.write_json("summary.json", {}),
+        lambda: store.write_verdicts("v", verdict_rows("a", [0])),
+    ):
+        with pytest.raises(RunStoreError, match="opened read-only"):
+            write()
+    with store.locked():
+        assert store.write_file("report.html", "<html>").read_text() == "<html>"
+        with pytest.raises(RunStoreError, match="no score set 'rm'"):
+            store.write_scores("rm", pa.table({"problem_id": ["a"], "sample_idx": [0], "score": [1.0]}))
+    assert not list((tmp_path / "run").glob(".*.tmp")), "atomic writes leave no temporary file"

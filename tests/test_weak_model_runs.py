@@ -25,7 +25,7 @@ from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import verify
 from harness.reporting.html import write_report
 from harness.reporting.terminal import print_summary
-from harness.store.run_store import VERDICT_SCHEMA
+from harness.store.shards import VERDICT_SCHEMA
 from tasks import load_task
 from tests.scripted_engine import SCRIPTED_ENGINE, scripted_model_dir
 

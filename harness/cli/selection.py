@@ -54,7 +54,7 @@ def compare_verifiers_command(
             result = compare_verifiers(
                 store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed
             )
-            json_path, png_path = write_comparison(result, store.path)
+            json_path, png_path = write_comparison(result, store)
     if output.human:
         print_comparison(result)
     output.echo(f"wrote {json_path} and {png_path}")

@@ -31,7 +31,7 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
 
 
 def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
-    from harness.reporting.figures import plot_run_coverage  # matplotlib: imported when a figure is drawn
+    from harness.reporting.figures import figure_png, plot_run_coverage  # matplotlib: imported when drawing
 
     key = store.resolve_verdict_key(verifier)
     counts = run_counts(store, key)
@@ -56,7 +56,8 @@ def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
     store.write_json("summary.json", summary)
-    plot_run_coverage(store.path / "coverage.png", laws, title=f"{summary['task']} · {summary['model']}")
+    title = f"{summary['task']} · {summary['model']}"
+    store.write_file("coverage.png", figure_png(lambda path: plot_run_coverage(path, laws, title=title)))
     return summary
 
 

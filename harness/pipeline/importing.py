@@ -200,7 +200,7 @@ def import_samples(
         store.write_verdicts(key, pa.table({**verdicts, "detail": [""] * rows}))
         if has_scores:
             store.register_score_set(score_set, {"kind": "imported", "source": description, "field": fields.scores})
-            store.scores(score_set).append(pa.table(scores))
+            store.write_scores(score_set, pa.table(scores))
     except BaseException:
         store.close()
         raise
@@ -270,7 +270,7 @@ def import_scores(store: RunStore, path: str | Path, name: str) -> int:
             f"score set {name!r} was made by a reward model ({existing.get('model')}); choose another --name"
         )
     store.register_score_set(name, {"kind": "imported"})
-    store.scores(name).append(pa.Table.from_pylist(rows, schema=store.scores(name).schema))
+    store.write_scores(name, pa.Table.from_pylist(rows, schema=store.scores(name).schema))
     return len(rows)
 
 

@@ -124,20 +124,11 @@ def score_run(
         outcome.backend = reward_model.backend
         progress = Progress(f"scoring ({reward_model.backend})", total, mode=progress_mode)
         started = time.monotonic()
-        buffer: list[pa.Table] = []
-        buffered, last_flush = 0, time.monotonic()
-
-        def flush() -> None:
-            nonlocal buffered, last_flush
-            if buffer:
-                score_set.append(buffer)
-                buffer.clear()
-            buffered, last_flush = 0, time.monotonic()
+        writer = store.score_writer(name, FLUSH_ROWS, FLUSH_SECONDS)
 
         def run_batch(keys: list[tuple[str, int]], token_ids: list[list[int]]) -> None:
-            nonlocal buffered
             results = reward_model.score(token_ids)
-            buffer.append(
+            writer.add(
                 pa.table(
                     {
                         "problem_id": [key[0] for key in keys],
@@ -149,10 +140,7 @@ def score_run(
                 )
             )
             outcome.scored += len(keys)
-            buffered += len(keys)
             progress.update(len(keys))
-            if buffered >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
-                flush()
 
         window: list[tuple[int, tuple[str, int], list[int]]] = []
 
@@ -173,7 +161,7 @@ def score_run(
                     run_window()
             run_window()
         finally:
-            flush()
+            writer.flush()
             progress.close()
             outcome.seconds = time.monotonic() - started
             outcome.truncated = inputs.truncated

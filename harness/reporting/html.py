@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -48,16 +47,15 @@ def template_environment() -> jinja2.Environment:
     return environment
 
 
-def png_data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def embedded_figure(draw: Callable[[Path], Any]) -> str:
     """Run ``draw(path)`` on a temporary PNG path and return the figure as a data URI."""
-    with tempfile.TemporaryDirectory(prefix="ttc-figure-") as folder:
-        path = Path(folder) / "figure.png"
-        draw(path)
-        return png_data_uri(path)
+    from harness.reporting.figures import figure_png  # matplotlib: imported when a figure is drawn
+
+    return png_data_uri(figure_png(draw))
 
 
 Row = tuple[str, "str | list[str]"]  # (field, text or a list of texts)
@@ -286,7 +284,7 @@ def build_report(
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "summary": summary,
         "configuration": configuration_sections(store, summary),
-        "coverage_figure": png_data_uri(coverage_png),
+        "coverage_figure": png_data_uri(coverage_png.read_bytes()),
         "groups": groups,
         "selectors": selector_section(store, verdict_set),
         "budget": budget,
@@ -322,6 +320,9 @@ def write_report(
     check_output_path(path, "out", own_run=store.path, own_files=("report.html",))
     with store.locked():
         html = build_report(store, summary, **options)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        if path.resolve().parent == store.path.resolve():  # into the run directory: through the store
+            store.write_file(path.name, html)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(html, encoding="utf-8")
     return path
