@@ -91,7 +91,7 @@ def connect(address: str | None, timeout: float = RAY_CONNECT_SECONDS) -> None:
     ensure_watchdog()
     env = {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENV_PREFIXES)}
     # the driver's own import path, so that module:Class engines, tasks and verifiers it imports (a
-    # repository's tests.fake_engine) import on the workers too
+    # repository's tests.support.fake_engine) import on the workers too
     installed = {os.path.realpath(prefix) for prefix in (sys.prefix, sys.base_prefix)}
     own_path = [
         os.path.abspath(entry or ".")
