@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.core.errors import OptionError
+from harness.core.errors import DataError, OptionError
 
 STEP_RULE = "blank-lines"  # how split_steps splits a completion into steps (recorded with the scores)
 STEP_AGGREGATES = ("min", "last", "product", "mean")
@@ -32,6 +32,6 @@ def aggregate_steps(step_scores: Sequence[Sequence[float]], how: str) -> np.ndar
     result = np.empty(len(step_scores))
     for index, steps in enumerate(step_scores):
         if steps is None or len(steps) == 0:
-            raise ValueError(f"sample {index} has no step scores to aggregate")
+            raise DataError(f"sample {index} has no step scores to aggregate")
         result[index] = reduce(np.asarray(steps, dtype=np.float64))
     return result

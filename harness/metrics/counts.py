@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from harness.core.errors import DataError, OptionError
 from harness.core.jsonl import read_jsonl_lines
 
 REQUIRED_FIELDS = ("num_samples", "num_correct")
@@ -41,21 +42,21 @@ class Counts:
     def __post_init__(self) -> None:
         n, c = self.num_samples, self.num_correct
         if n.shape != c.shape or n.ndim != 1 or self.problem_ids.shape != n.shape:
-            raise ValueError("num_samples, num_correct and problem_ids must be 1-D arrays of one length")
+            raise DataError("num_samples, num_correct and problem_ids must be 1-D arrays of one length")
         for name, values in self.fields.items():
             if values.shape != n.shape:
-                raise ValueError(f"field {name!r} has {values.shape[0]} values for {n.shape[0]} problems")
+                raise DataError(f"field {name!r} has {values.shape[0]} values for {n.shape[0]} problems")
         if np.any(n < 0) or np.any(c < 0):
-            raise ValueError("counts must be non-negative")
+            raise DataError("counts must be non-negative")
         if np.any(n > MAX_SAMPLES_PER_PROBLEM):
             bad = self.problem_ids[np.flatnonzero(n > MAX_SAMPLES_PER_PROBLEM)[0]]
-            raise ValueError(
+            raise DataError(
                 f"problem {bad!r} has {int(n.max()):,} samples; the estimators support 0..{MAX_SAMPLES_PER_PROBLEM:,} "
                 "samples per problem"
             )
         if np.any(c > n):
             bad = self.problem_ids[np.flatnonzero(c > n)[0]]
-            raise ValueError(f"problem {bad!r} has num_correct > num_samples")
+            raise DataError(f"problem {bad!r} has num_correct > num_samples")
 
     def __len__(self) -> int:
         return int(self.num_samples.shape[0])
@@ -68,23 +69,23 @@ class Counts:
         ``source`` and the record's line (``lines``, as in the file) or row number."""
         rows = list(records)
         if not rows:
-            raise ValueError(f"{source}: no problems")
+            raise DataError(f"{source}: no problems")
         for index, row in enumerate(rows):
             where = f"{source}:{lines[index]}" if lines is not None else f"{source}: row {index + 1}"
             missing = [name for name in REQUIRED_FIELDS if name not in row]
             if missing:
-                raise ValueError(f"{where}: lacks {missing} (needs {list(REQUIRED_FIELDS)})")
+                raise DataError(f"{where}: lacks {missing} (needs {list(REQUIRED_FIELDS)})")
             for name in REQUIRED_FIELDS:
                 value = row[name]
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                    raise ValueError(f"{where}: {name} must be a non-negative integer, got {value!r}")
+                    raise DataError(f"{where}: {name} must be a non-negative integer, got {value!r}")
                 if value > MAX_SAMPLES_PER_PROBLEM:
-                    raise ValueError(
+                    raise DataError(
                         f"{where}: {name} {value:,} is beyond the supported range 0..{MAX_SAMPLES_PER_PROBLEM:,} "
                         "samples per problem"
                     )
             if row["num_correct"] > row["num_samples"]:
-                raise ValueError(f"{where}: num_correct {row['num_correct']} > num_samples {row['num_samples']}")
+                raise DataError(f"{where}: num_correct {row['num_correct']} > num_samples {row['num_samples']}")
         ids = [str(row.get("problem_id", row.get("problem_idx", index))) for index, row in enumerate(rows)]
         scalar_fields = {
             name
@@ -105,11 +106,11 @@ class Counts:
         if name is None:
             return {"all": self}
         if name not in self.fields:
-            raise ValueError(f"cannot group by {name!r}: the counts have fields {sorted(self.fields)}")
+            raise OptionError("group_by", f"cannot group by {name!r}: the counts have fields {sorted(self.fields)}")
         values = self.fields[name]
         unset = [index for index, value in enumerate(values) if value is None or value == ""]
         if unset:
-            raise ValueError(
+            raise DataError(
                 f"cannot group by {name!r}: {len(unset)} problems have no value for it "
                 f"(first: problem {self.problem_ids[unset[0]]!r})"
             )

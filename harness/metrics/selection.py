@@ -39,6 +39,8 @@ from typing import Sequence
 import numpy as np
 from scipy.special import comb, gammaln
 
+from harness.core.errors import DataError, OptionError
+
 # Exact majority vote: above this many samples per problem binomial coefficients approach float64's range.
 EXACT_VOTE_MAX_SAMPLES = 512
 # Exact majority vote: most multiply-adds spent per problem (else Monte-Carlo).
@@ -99,23 +101,23 @@ def encode_answers(answers: Sequence[str | None]) -> np.ndarray:
 def _checked_ks(ks: Sequence[int] | np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     ks = np.asarray(ks, dtype=np.int64)
     if ks.ndim != 1 or ks.size == 0:
-        raise ValueError("ks must be a non-empty list of subset sizes")
+        raise OptionError("ks", "must be a non-empty list of subset sizes")
     if np.any(np.diff(ks) <= 0):
-        raise ValueError(f"ks must be strictly increasing, got {ks.tolist()}")
+        raise OptionError("ks", f"must be strictly increasing, got {ks.tolist()}")
     if ks[0] < 1:
-        raise ValueError("k must be at least 1")
+        raise OptionError("ks", "k must be at least 1")
     smallest = min(sizes) if len(sizes) else 0
     if ks[-1] > smallest:
-        raise ValueError(f"k = {int(ks[-1])} exceeds the samples of some problem (smallest n is {smallest})")
+        raise OptionError("ks", f"k = {int(ks[-1])} exceeds the samples of some problem (smallest n is {smallest})")
     return ks
 
 
 def _checked_problem(name: str, index: int, correct: np.ndarray, **arrays: np.ndarray) -> None:
     for label, values in arrays.items():
         if values.shape != correct.shape:
-            raise ValueError(f"{name}: problem {index} has {values.shape[0]} {label} for {correct.shape[0]} samples")
+            raise DataError(f"{name}: problem {index} has {values.shape[0]} {label} for {correct.shape[0]} samples")
         if values.dtype.kind == "f" and np.isnan(values).any():
-            raise ValueError(f"{name}: problem {index} has NaN {label}")
+            raise DataError(f"{name}: problem {index} has NaN {label}")
 
 
 def compact_answer_ids(answer_ids: np.ndarray) -> np.ndarray:
@@ -435,7 +437,7 @@ def _vote_curves(
 ) -> Estimate:
     name = "majority_vote" if weights is None else "weighted_vote"
     if method not in METHODS:
-        raise ValueError(f"{name}: method must be one of {METHODS}, got {method!r}")
+        raise OptionError("method", f"{name}: method must be one of {METHODS}, got {method!r}")
     if len(answer_ids) != len(correct) or (weights is not None and len(weights) != len(correct)):
         raise ValueError(f"{name}: the per-problem lists differ in length")
     ks = _checked_ks(ks, [len(c) for c in correct])
@@ -448,7 +450,7 @@ def _vote_curves(
         if weights is not None:
             arrays["weights"] = weights[index]
             if not np.isfinite(weights[index]).all():
-                raise ValueError(f"{name}: problem {index} has non-finite weights")
+                raise DataError(f"{name}: problem {index} has non-finite weights")
         _checked_problem(name, index, problem_correct, **arrays)
     shares = [answer_correctness(ids, c) for ids, c in zip(answer_ids, correct)]
     problems = len(correct)
@@ -467,8 +469,9 @@ def _vote_curves(
                 method == "exact" or majority_vote_cost(answer_ids[index], max_k) <= EXACT_VOTE_MAX_COST
             )
             if method == "exact" and not feasible:
-                raise ValueError(
-                    f"{name}: exact computation supports n <= {EXACT_VOTE_MAX_SAMPLES}; problem {index} has {n}"
+                raise OptionError(
+                    "method",
+                    f"{name}: exact computation supports n <= {EXACT_VOTE_MAX_SAMPLES}; problem {index} has {n}",
                 )
             if feasible and method != "monte-carlo":
                 values[index] = majority_vote_exact(answer_ids[index], correct[index], max_k)[ks - 1]
@@ -484,16 +487,17 @@ def _vote_curves(
                     )
                     exact[index, column] = True
                 elif method == "exact":
-                    raise ValueError(
+                    raise OptionError(
+                        "method",
                         f"{name}: problem {index} has C({n}, {int(k)}) k-subsets, too many to enumerate "
-                        f"(limit {EXACT_ENUMERATION_CELLS} cells); use method='auto' or 'monte-carlo'"
+                        f"(limit {EXACT_ENUMERATION_CELLS} cells); use method='auto' or 'monte-carlo'",
                     )
     sampled = [index for index in range(problems) if not exact[index].all()]
     if not sampled:
         return Estimate(ks, values, variances, exact)
     subsets = subsets or default_subsets(sum(correct[index].shape[0] for index in sampled))
     if subsets < 2:
-        raise ValueError(f"{name}: Monte-Carlo needs at least 2 subsets per problem, got {subsets}")
+        raise OptionError("subsets", f"{name}: Monte-Carlo needs at least 2 subsets per problem, got {subsets}")
     mc_values = np.zeros_like(values)
     mc_variances = np.zeros_like(values)
     rng = np.random.default_rng(seed)

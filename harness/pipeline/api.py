@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from harness.core.errors import OptionError
+from harness.core.errors import DataError, OptionError
 from harness.engines.ray_pool import ScaleOut
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
@@ -362,7 +362,7 @@ class Run:
         fit = self.summary.get("fit")
         if fit is None:
             reason = self.summary.get("fit_error", "unknown reason")
-            raise ValueError(f"{self.label}: no power law could be fitted: {reason}")
+            raise DataError(f"{self.label}: no power law could be fitted: {reason}")
         return PowerLaw.from_json(fit)
 
     def forecast(self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Forecast:
@@ -394,7 +394,7 @@ class Run:
         import pandas as pd
 
         if self.store is None:
-            raise ValueError(
+            raise DataError(
                 f"{self.label}: selectors need the samples' answers and scores, which counts do not hold; "
                 "load a run directory"
             )
@@ -437,7 +437,9 @@ class Run:
         """The problems whose ``field`` is ``value``, as a ``Run`` of their counts."""
         groups = self.groups(field)
         if str(value) not in groups:
-            raise ValueError(f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}")
+            raise OptionError(
+                "value", f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}"
+            )
         return groups[str(value)]
 
 

@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import TaskError
 from harness.core.records import SamplingSettings
 from harness.engines.models import ModelRef, count_parameters
 from harness.engines.registry import engine_class
@@ -56,7 +57,7 @@ def prepare(options: SampleOptions) -> PreparedRun:
     task = load_task(options.task, data=options.data, **options.task_options)
     all_problems = task.problems()
     if not all_problems:
-        raise ValueError(f"task {options.task!r} has no problems")
+        raise TaskError(f"task {options.task!r} has no problems")
     problems = all_problems[: options.problems] if options.problems else all_problems
     engine_type = engine_class(options.engine)
     model = engine_type.resolve_model(options.model, options.engine_options)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from harness.core.errors import OptionError
+from harness.core.errors import EngineError, OptionError
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.models import resolve_model
 from harness.engines.reward_models import BACKENDS, QWEN_PRM_STEP_TOKEN, SCORE_KINDS, RewardInputs, load_reward_model
@@ -87,7 +87,10 @@ def score_run(
     from transformers import AutoTokenizer
 
     model = resolve_model(options.model, convert=False)
-    tokenizer = AutoTokenizer.from_pretrained(model.path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model.path)
+    except (OSError, ValueError) as error:  # not a checkpoint with a tokenizer: the model given, not ttc
+        raise EngineError(f"cannot load the tokenizer of {options.model}: {error}") from error
     step_token = options.step_token
     if options.kind == "prm" and step_token is None and QWEN_PRM_STEP_TOKEN in tokenizer.get_vocab():
         step_token = QWEN_PRM_STEP_TOKEN

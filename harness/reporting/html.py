@@ -21,6 +21,7 @@ import jinja2
 import numpy as np
 import pyarrow as pa
 
+from harness.core.errors import RunStoreError
 from harness.forecasting.costs import Cost, Prices, inference_flops, money_for
 from harness.reporting.format import MISSING, format_fixed, format_quantity
 from harness.store import RunStore
@@ -273,7 +274,9 @@ def build_report(
     if not coverage_png.is_file():
         raise FileNotFoundError(f"{coverage_png} is missing: run `ttc analyze {store.path}` first")
     if "budget" not in summary or "finish_reasons" not in summary:
-        raise ValueError(f"the summary of {store.path} predates its budget rows: run `ttc analyze {store.path}` again")
+        raise RunStoreError(
+            f"the summary of {store.path} predates its budget rows: run `ttc analyze {store.path}` again"
+        )
     groups = {
         name: sorted(values.items(), key=lambda item: _natural_key(item[0]))
         for name, values in (summary.get("groups") or {}).items()

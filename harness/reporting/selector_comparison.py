@@ -66,15 +66,15 @@ def parse_selectors(text: str) -> list[SelectorSpec]:
         kind, _, score_set = item.partition("=")
         kind, score_set = kind.strip(), score_set.strip() or None
         if kind not in SELECTOR_KINDS:
-            raise ValueError(f"unknown selector {kind!r}; choose from {', '.join(SELECTOR_KINDS)}")
+            raise OptionError("selectors", f"unknown selector {kind!r}; choose from {', '.join(SELECTOR_KINDS)}")
         if score_set is not None and kind not in SCORED_KINDS:
-            raise ValueError(f"selector {kind!r} takes no score set (got {item!r})")
+            raise OptionError("selectors", f"selector {kind!r} takes no score set (got {item!r})")
         spec = SelectorSpec(kind, score_set)
         if spec in specs:
-            raise ValueError(f"selector {item!r} is listed twice")
+            raise OptionError("selectors", f"selector {item!r} is listed twice")
         specs.append(spec)
     if not specs:
-        raise ValueError("no selectors given")
+        raise OptionError("selectors", "none given")
     return specs
 
 
@@ -134,7 +134,7 @@ class JudgedSamples:
         missing = np.flatnonzero(rows < 0)
         if missing.size:
             first = int(missing[0])
-            raise ValueError(
+            raise RunStoreError(
                 f"{what} lacks {missing.size} of the {count} judged samples "
                 f"(first: problem {self.problem_ids[problem_of_row[first]]!r} sample {int(self.sample_idx[first])})"
             )
@@ -184,7 +184,9 @@ def resolve_score_set(store: RunStore, spec: SelectorSpec) -> str:
     sets = store.score_sets()
     if spec.score_set is not None:
         if spec.score_set not in sets:
-            raise ValueError(f"{store.path} has no score set {spec.score_set!r}; it has {sorted(sets) or 'none'}")
+            raise OptionError(
+                "selectors", f"{store.path} has no score set {spec.score_set!r}; it has {sorted(sets) or 'none'}"
+            )
         return spec.score_set
     kinds = {name: _score_set_kinds(store, name) for name in sets}
     if spec.kind == "prm":
@@ -196,12 +198,14 @@ def resolve_score_set(store: RunStore, spec: SelectorSpec) -> str:
     if len(suitable) == 1:
         return suitable[0]
     if not suitable:
-        raise ValueError(
+        raise OptionError(
+            "selectors",
             f"selector {spec.kind!r} needs a score set with {'step' if spec.kind == 'prm' else 'per-sample'} "
-            f"scores; {store.path} has {sorted(sets) or 'none'}. Run `ttc score` or `ttc import-scores` first."
+            f"scores; {store.path} has {sorted(sets) or 'none'}. Run `ttc score` or `ttc import-scores` first.",
         )
-    raise ValueError(
-        f"several score sets suit {spec.kind!r}: {sorted(suitable)}; name one, e.g. {spec.kind}={suitable[0]}"
+    raise OptionError(
+        "selectors",
+        f"several score sets suit {spec.kind!r}: {sorted(suitable)}; name one, e.g. {spec.kind}={suitable[0]}",
     )
 
 
@@ -217,7 +221,7 @@ def sample_scores(
     steps = table.column("step_scores")
     if steps.null_count:
         what = "step scores" if use_steps else "scores"
-        raise ValueError(f"score set {name!r} has no {what} for {steps.null_count} judged samples")
+        raise RunStoreError(f"score set {name!r} has no {what} for {steps.null_count} judged samples")
     return aggregate_steps(steps.to_pylist(), aggregate), aggregate
 
 
@@ -228,9 +232,10 @@ def mean_logprobs(store: RunStore, judged: JudgedSamples) -> np.ndarray:
     logprob = table.column("logprob_sum")
     tokens = table.column("n_tokens")
     if logprob.null_count or tokens.null_count:
-        raise ValueError(
+        raise OptionError(
+            "selectors",
             f"{store.path}: {max(logprob.null_count, tokens.null_count)} samples have no recorded log-probability "
-            "(imported samples, or an engine without log-probs); the likelihood selector needs them"
+            "(imported samples, or an engine without log-probs); the likelihood selector needs them",
         )
     total = logprob.to_numpy(zero_copy_only=False).astype(np.float64)
     count = tokens.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -272,9 +277,10 @@ def estimate(
     correct = judged.split(judged.correct)
     info: dict[str, Any] = {"description": DESCRIPTIONS[spec.kind]}
     if spec.kind in ("majority", "weighted") and not (judged.answer_codes >= 0).any():
-        raise ValueError(
+        raise OptionError(
+            "selectors",
             f"selector {spec.kind!r} votes over extracted answers, and verdict set {judged.verdict_set} has none "
-            "(its verifier extracts no answers, as for code tasks)"
+            "(its verifier extracts no answers, as for code tasks)",
         )
     if spec.kind == "coverage":
         sizes, right = judged.sizes, np.array([c.sum() for c in correct])
@@ -317,8 +323,8 @@ def compare_verifiers(
     smallest = int(judged.sizes.min())
     ks_array = np.asarray(log_spaced_ks(smallest) if ks is None else sorted(set(ks)), dtype=np.int64)
     if ks_array[-1] > smallest:
-        raise ValueError(
-            f"k = {int(ks_array[-1])} exceeds the judged samples of some problem (smallest n is {smallest})"
+        raise OptionError(
+            "ks", f"k = {int(ks_array[-1])} exceeds the judged samples of some problem (smallest n is {smallest})"
         )
     specs = list(selectors) if selectors is not None else available_selectors(store, judged)
     results = []

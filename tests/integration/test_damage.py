@@ -26,6 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.cli.app import REPORTED_ERRORS
 from harness.forecasting.forecast import METHODS, make_model, subsample
 from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.pipeline.importing import import_samples, read_score_rows
@@ -36,7 +37,7 @@ from harness.store import RunStore
 from tests.support.helpers import FAKE_ENGINE, fake_model_dir, gsm8k_options
 
 PROBLEMS, SAMPLES = 6, 8
-USER_ERRORS = (ValueError, OSError, RuntimeError)  # what the CLI's one error path reports (harness.cli.app)
+USER_ERRORS = REPORTED_ERRORS  # what the CLI reports in one line (harness.cli.app); anything else is a bug
 OUTPUTS = {"summary.json", "coverage.png", "report.html", "verifiers.json", "verifiers.png"}  # written by commands
 
 
