@@ -4,11 +4,12 @@ hashes them into the run's configuration)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 ChatMessages = Sequence[Mapping[str, str]]
-Prompt = Union[str, ChatMessages]
+Prompt = str | ChatMessages
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Problem:
         }
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Problem":
+    def from_record(cls, record: Mapping[str, Any]) -> Problem:
         return cls(
             problem_id=record["problem_id"],
             prompt=record["prompt"],

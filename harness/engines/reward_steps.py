@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,13 @@ def aggregate_steps(step_scores: Sequence[Sequence[float]], how: str) -> np.ndar
     """One score per sample from its step scores: ``min``, ``last``, ``product`` or ``mean``."""
     if how not in STEP_AGGREGATES:
         raise OptionError("aggregate", f"unknown step aggregate {how!r}; choose one of {', '.join(STEP_AGGREGATES)}")
-    reduce = {"min": np.min, "last": lambda s: s[-1], "product": np.prod, "mean": np.mean}[how]
+    reductions: dict[str, Callable[[np.ndarray], float]] = {
+        "min": np.min,
+        "last": lambda steps: steps[-1],
+        "product": np.prod,
+        "mean": np.mean,
+    }
+    reduce = reductions[how]
     result = np.empty(len(step_scores))
     for index, steps in enumerate(step_scores):
         if steps is None or len(steps) == 0:

@@ -8,10 +8,11 @@ never a summary of something else.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.core.errors import DataError, RunStoreError
 from harness.core.jsonl import read_json_file as read_json

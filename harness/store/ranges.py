@@ -4,7 +4,7 @@ what a verdict or score set lacks, and what sampling must still generate."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

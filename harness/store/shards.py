@@ -19,9 +19,10 @@ import re
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -349,7 +350,7 @@ class BufferedShards:
             self._tables = []
         self._rows, self._last_flush = 0, time.monotonic()
 
-    def __enter__(self) -> "BufferedShards":
+    def __enter__(self) -> BufferedShards:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -83,18 +83,11 @@ def fake_run_args(shared_data: Path, root: Path, command: str, problems: int, sa
     ]
 
 
-def gsm8k_options(shared_data: Path, root: Path, **overrides) -> SampleOptions:
-    options = dict(
-        task="gsm8k",
-        data=str(shared_data / "gsm8k_test.jsonl"),
-        model=str(fake_model_dir(root)),
-        engine=FAKE_ENGINE,
-        problems=5,
-        samples=4,
-        out=root / "run",
-    )
-    options.update(overrides)
-    return SampleOptions(**options)
+def gsm8k_options(shared_data: Path, root: Path, **overrides: Any) -> SampleOptions:
+    """The sampling options of ``fake_run_arguments`` (5 problems x 4 samples unless ``overrides`` say otherwise)."""
+    arguments = fake_run_arguments(shared_data, root, problems=5, samples=4)
+    del arguments["workers"], arguments["progress"]  # the verify step's and the terminal's, not sampling's
+    return SampleOptions(task="gsm8k", **{**arguments, **overrides})
 
 
 def process_tree(pid: int) -> dict[int, int]:
