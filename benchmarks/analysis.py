@@ -1,7 +1,7 @@
 """Figure 5: the analysis at paper scale (Large Language Monkeys: 10,000 samples per problem).
 
 Over P problems x N samples: pass@k for every k = 1..N (the unbiased estimator, per problem, averaged),
-majority@k on a log grid of k by Monte-Carlo k-subsets (``verifiers.selection``, forced to Monte-Carlo), and
+majority@k on a log grid of k by Monte-Carlo k-subsets (``harness.metrics.selection``, forced to Monte-Carlo), and
 the power-law fit of the coverage curve. Timed as medians of repeats; peak memory is measured in a separate
 pass under ``tracemalloc`` (numpy reports its buffers to it), so the timing runs carry no tracing cost.
 
@@ -19,9 +19,9 @@ import numpy as np
 
 from benchmarks.common import median
 from benchmarks.suite import FigureResult, Row
-from harness.metrics.estimators import coverage_curve, log_spaced_ks
 from harness.forecasting.laws import PowerLaw
-from verifiers.selection import majority_vote_curves
+from harness.metrics.estimators import coverage_curve, log_spaced_ks
+from harness.metrics.selection import majority_vote_curves
 
 FULL_SHAPE = (1000, 10_000)
 QUICK_SHAPE = (100, 1000)

@@ -65,7 +65,7 @@ def run_worker(config: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
 
 
 def _settings(measurement: dict[str, Any], stop: tuple[str, ...]):
-    from harness.engines.base import SamplingSettings
+    from harness.core.records import SamplingSettings
 
     return SamplingSettings(
         temperature=measurement.get("temperature", 0.8),
@@ -98,7 +98,8 @@ def _bare_generate(engine, requests, settings) -> tuple[float, int]:
 
 def _harness_sample(engine, task, problems, n: int, settings, folder: Path) -> tuple[float, int]:
     """What ``ttc sample`` does once its engine is up: prepare the run directory, plan, sample and store."""
-    from harness.pipeline.prepare import SampleOptions, open_run, package_versions, prepare
+    from harness.pipeline.options import SampleOptions
+    from harness.pipeline.prepare import open_run, package_versions, prepare
     from harness.pipeline.sample import plan_requests, run_sampling
 
     start = time.perf_counter()

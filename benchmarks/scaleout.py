@@ -7,7 +7,7 @@ arrives. Each part runs in its own process (``python -m benchmarks.scaleout CONF
 local Ray cluster for all its replica counts (the engine's environment, ``TTC_FAKE_DELAY``, is set before Ray
 starts, so every replica inherits it) and takes it down on exit.
 
-* ``fixed`` (figure 7a, scaling efficiency): the fake engine of the tests (``tests.fake_engine:FakeEngine``),
+* ``fixed`` (figure 7a, scaling efficiency): the fake engine of the tests (``tests.support.fake_engine:FakeEngine``),
   which sleeps ``TTC_FAKE_DELAY`` seconds per request whatever it holds: a fixed-latency engine, so N replicas
   can at best be N times as fast as one. N = 1, 2, 4, 8 replicas (N = 1 also through Ray, and once in-process
   without Ray as the reference), 40 requests of 8 samples per replica (GSM8K test problems, one request each).
@@ -42,7 +42,7 @@ from typing import Any
 from benchmarks.common import RESULT_MARKER, run_json_worker
 from benchmarks.suite import FigureResult, Row
 
-FAKE_ENGINE = "tests.fake_engine:FakeEngine"
+FAKE_ENGINE = "tests.support.fake_engine:FakeEngine"
 EFFICIENCY_TARGET = 0.9
 
 FULL_FIXED = {"delay": 0.2, "replicas": [1, 2, 4, 8], "requests_per_replica": 40, "samples": 8}
@@ -257,10 +257,10 @@ def _wire_bytes(data: str, problems: int, samples: int, seed: int = 0) -> dict[s
     back (the completions: text, token count, finish reason, logprob sum; and the request it answers, prompt
     included). ``completion_overhead_bytes``: what a completion takes beyond its text's bytes, so that a sample
     of real text costs about its text's UTF-8 bytes plus this."""
-    from harness.engines.base import SamplingSettings
+    from harness.core.records import SamplingSettings
     from harness.pipeline.sample import plan_requests
     from tasks import load_task
-    from tests.fake_engine import FakeEngine
+    from tests.support.fake_engine import FakeEngine
 
     task = load_task("gsm8k", data=data)
     requests = plan_requests(task.problems()[:problems], {}, samples, seed)
@@ -281,7 +281,7 @@ def _wire_bytes(data: str, problems: int, samples: int, seed: int = 0) -> dict[s
 
 def _fixed_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     from harness.engines.ray_pool import ScaleOut, connect
-    from harness.pipeline.prepare import SampleOptions
+    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     connect(None)  # one local Ray cluster for every replica count; TTC_FAKE_DELAY is already in the environment
@@ -335,7 +335,7 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     """The driver's CPU at two request sizes (``samples`` per request, and ``large_samples`` per request), so
     that its cost splits into a part per request and a part per sample: cpu = requests x a + samples x b."""
     from harness.engines.ray_pool import ScaleOut, connect
-    from harness.pipeline.prepare import SampleOptions
+    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     connect(None)
@@ -394,7 +394,7 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
 
 def _vllm_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     from harness.engines.ray_pool import ScaleOut
-    from harness.pipeline.prepare import SampleOptions
+    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     runs = []

@@ -26,11 +26,11 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import median
 from benchmarks.suite import FigureResult, Row
-from harness.store.config import RunConfig
-from harness.engines.base import SamplingSettings
+from harness.core.jsonl import read_jsonl
+from harness.core.records import Problem, SamplingSettings
 from harness.pipeline.sample import plan_requests
 from harness.store import RunStore
-from tasks.base import Problem, read_jsonl
+from harness.store.config import RunConfig
 
 FULL_SHAPE = (1000, 10_000)
 QUICK_SHAPE = (20, 2000)

@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks.base import read_jsonl
+from harness.core.jsonl import read_jsonl
 from verifiers.math import MathVerifier, extract_answer, normalize_answer
 
 POOL_SIZE = 8

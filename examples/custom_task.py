@@ -7,7 +7,7 @@ that holds it or put that folder on PYTHONPATH::
 
 A task subclasses ``tasks.base.Task``: it sets ``name``, ``default_verifier`` (and ``stop`` if completions
 should end at some strings) and a ``prompt_builder``, takes ``Cls(data=None, **options)`` (options come from
-the command line), and implements two hooks: ``load_problems()`` returning ``tasks.base.Problem`` objects
+the command line), and implements two hooks: ``load_problems()`` returning ``tasks.Problem`` objects
 (called once; ``problems()`` caches them) and ``options()`` returning its source and options (``describe()``
 adds the name and prompt; the run manifest records it, beside a digest of the problems that the harness
 computes). ``Problem.reference`` holds what the verifier needs: ``{"answer": ...}`` for ``math``,
@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem, Task
+from tasks import Problem, Task
 from tasks.prompts import PromptBuilder, PromptTemplate
 
 DEFAULT_TEMPLATE = PromptTemplate(

@@ -18,9 +18,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.pipeline.api import PowerLawFit, Run, RunResult, load_run, run
+    from harness.pipeline.api import Run, RunResult, load_run, run
 
-__all__ = ["run", "load_run", "Run", "RunResult", "PowerLawFit"]
+__all__ = ["run", "load_run", "Run", "RunResult"]
 
 
 def __getattr__(name: str) -> Any:

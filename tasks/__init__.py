@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-from types import MappingProxyType
 from typing import Any
 
-from tasks.base import Problem, Prompt, Task
-
-# The default run (`ttc run` and `harness.run()` without options, the defaults of every run): the embedded
-# model on HumanEval's chat prompt (the task's default style), sized to show coverage rising with k within
-# minutes on 2 CPU cores, first model conversion included (README, "Quick start", measured).
-DEFAULT_RUN = MappingProxyType(
-    {"task": "humaneval", "problems": 36, "samples": 20, "temperature": 1.1, "top_p": 0.95, "max_tokens": 112}
-)
+from harness.core.classes import resolve_class
+from harness.core.errors import TaskError
+from harness.core.records import Problem, Prompt
+from tasks.base import Task
 
 # name -> "module:Class"; imported lazily so that `ttc --help` loads no benchmark code.
 BUILTIN_TASKS: dict[str, str] = {
@@ -25,24 +17,6 @@ BUILTIN_TASKS: dict[str, str] = {
     "math500": "tasks.math500:MATH500",
     "jsonl": "tasks.jsonl:JSONLTask",
 }
-
-
-def resolve_class(spec: str, builtins: dict[str, str], kind: str) -> Any:
-    """Import ``builtins[spec]``, or ``spec`` itself when it has the form ``package.module:ClassName``."""
-    target = builtins.get(spec, spec)
-    if ":" not in target:
-        raise ValueError(f"unknown {kind} {spec!r}; built-in: {', '.join(sorted(builtins))}, or module:Class")
-    module_name, _, class_name = target.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())  # as `python -m` does: your module beside you imports from the `ttc` script too
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import {kind} module {module_name!r}: {error}") from error
-    try:
-        return getattr(module, class_name)
-    except AttributeError:
-        raise ValueError(f"module {module_name!r} has no {kind} class {class_name!r}") from None
 
 
 def load_task(name: str, data: str | None = None, **options: Any) -> Task:
@@ -55,7 +29,7 @@ def load_task(name: str, data: str | None = None, **options: Any) -> Task:
     try:
         return cls(data=data, **options)
     except TypeError as error:
-        raise ValueError(f"task {name!r} does not accept these options {sorted(options)}: {error}") from None
+        raise TaskError(f"task {name!r} does not accept these options {sorted(options)}: {error}") from None
 
 
-__all__ = ["BUILTIN_TASKS", "DEFAULT_RUN", "Problem", "Prompt", "Task", "load_task", "resolve_class"]
+__all__ = ["BUILTIN_TASKS", "Problem", "Prompt", "Task", "load_task"]

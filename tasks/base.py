@@ -9,53 +9,13 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, Union
+from typing import Any, ClassVar, Mapping, Sequence
 
-if TYPE_CHECKING:  # tasks.prompts imports this module
-    from tasks.prompts import PromptBuilder
-
-ChatMessages = Sequence[Mapping[str, str]]
-Prompt = Union[str, ChatMessages]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem of a benchmark.
-
-    Attributes:
-        problem_id: stable identifier, unique within the task (e.g. ``"HumanEval/0"``, ``"gsm8k/test/12"``).
-        prompt: completion-style text, or chat messages (``[{"role": ..., "content": ...}]``) that the engine
-            renders with the model's chat template.
-        reference: everything the task's verifier needs to judge a completion (e.g. ``{"answer": "18"}`` or
-            ``{"prompt": ..., "test": ..., "entry_point": ...}``); JSON-serialisable.
-        metadata: descriptive fields kept for analysis (MATH level, subject, ...); JSON-serialisable.
-    """
-
-    problem_id: str
-    prompt: Prompt
-    reference: Mapping[str, Any]
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_record(self) -> dict[str, Any]:
-        """JSON-serialisable form, stored in a run directory so later steps need not reload the task."""
-        prompt = self.prompt if isinstance(self.prompt, str) else [dict(m) for m in self.prompt]
-        return {
-            "problem_id": self.problem_id,
-            "prompt": prompt,
-            "reference": dict(self.reference),
-            "metadata": dict(self.metadata),
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Problem":
-        return cls(
-            problem_id=record["problem_id"],
-            prompt=record["prompt"],
-            reference=record["reference"],
-            metadata=record.get("metadata", {}),
-        )
+from harness.core.errors import TaskError
+from harness.core.jsonl import read_jsonl
+from harness.core.records import Problem
+from tasks.prompts import PromptBuilder
 
 
 class Task(abc.ABC):
@@ -101,45 +61,6 @@ class Task(abc.ABC):
         return {"name": self.name, **self.options(), "prompt": self.prompt_builder.describe()}
 
 
-def read_jsonl(path: str | Path, kind: str = "data file") -> list[dict[str, Any]]:
-    """Read a JSONL file of objects, with a clear error naming the file and line of any malformed record."""
-    return [record for _, record in read_jsonl_lines(path, kind)]
-
-
-def read_jsonl_lines(path: str | Path, kind: str = "data file") -> list[tuple[int, dict[str, Any]]]:
-    """``read_jsonl`` with each record's line number (blank lines are skipped, so records and lines differ).
-
-    Lines are decoded one at a time, so bytes that are not UTF-8 are reported with their line, like JSON that
-    does not parse and values that are not objects.
-    """
-    path = Path(path)
-    if not path.is_file():
-        if path.exists():
-            raise ValueError(f"{kind} {path} is not a file")
-        raise FileNotFoundError(f"{kind} not found: {path}")
-    records = []
-    with path.open("rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"{path}:{line_number}: not UTF-8 text (byte {raw[error.start]:#04x} at column {error.start + 1})"
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-            except RecursionError:
-                raise ValueError(f"{path}:{line_number}: JSON nested too deeply") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
-            records.append((line_number, record))
-    return records
-
-
 def load_records(source: str | Path, *, split: str, config: str | None = None) -> list[dict[str, Any]]:
     """Load raw records from a local JSONL file, or from a Hugging Face Hub dataset id through ``datasets``.
 
@@ -151,11 +72,11 @@ def load_records(source: str | Path, *, split: str, config: str | None = None) -
     try:
         import datasets
     except ImportError as error:  # pragma: no cover - datasets is a dependency
-        raise RuntimeError("loading a Hub dataset needs the `datasets` package") from error
+        raise TaskError("loading a Hub dataset needs the `datasets` package") from error
     try:
         dataset = datasets.load_dataset(text, config, split=split)
-    except Exception as error:
-        raise RuntimeError(
+    except Exception as error:  # the Hub, the network or the dataset's own code: all say the id cannot be used
+        raise TaskError(
             f"could not load Hub dataset {text!r} (config={config!r}, split={split!r}): {error}. "
             "Without internet, pass a local copy as data=PATH.jsonl."
         ) from error
@@ -172,7 +93,7 @@ def require_fields(
         if missing:
             options = [f"{named_by[name]}={name!r}" for name in missing if named_by and name in named_by]
             named = f" ({', '.join(options)})" if options else ""
-            raise ValueError(f"{source}: record {index} lacks field(s) {missing}{named}; it has {sorted(record)}")
+            raise TaskError(f"{source}: record {index} lacks field(s) {missing}{named}; it has {sorted(record)}")
 
 
 def problems_digest(problems: Sequence[Problem]) -> str:

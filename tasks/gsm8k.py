@@ -11,7 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem, Task, load_records, require_fields
+from harness.core.errors import TaskError
+from harness.core.records import Problem
+from tasks.base import Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 HUB_ID = "openai/gsm8k"
@@ -23,7 +25,7 @@ COMPLETION_STOP = ("\n\nQuestion:", "\nQuestion:")
 def final_answer(solution: str) -> str:
     """The reference's final answer: the text after the last ``####``."""
     if "####" not in solution:
-        raise ValueError(f"GSM8K solution has no '####' final answer: {solution[-80:]!r}")
+        raise TaskError(f"GSM8K solution has no '####' final answer: {solution[-80:]!r}")
     return solution.rsplit("####", 1)[1].strip()
 
 
@@ -53,7 +55,7 @@ class GSM8K(Task):
         prompt_template: str | None = None,
     ) -> None:
         if shots < 0:
-            raise ValueError("shots must be >= 0")
+            raise TaskError("shots must be >= 0")
         self.data = data or HUB_ID
         self.split = split
         self.shots = shots
@@ -68,7 +70,7 @@ class GSM8K(Task):
             sibling = path.with_name(path.name.replace("test", "train"))
             if sibling != path and sibling.is_file():
                 return str(sibling)
-            raise ValueError(
+            raise TaskError(
                 f"few-shot exemplars for {data}: no sibling train file {sibling.name}; pass fewshot_data=PATH"
             )
         return data

@@ -25,7 +25,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Problem, Prompt, Task, load_records, require_fields
+from harness.core.records import Problem, Prompt
+from tasks.base import Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")

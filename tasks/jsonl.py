@@ -12,7 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks.base import Problem, Task, read_jsonl, require_fields
+from harness.core.errors import TaskError
+from harness.core.jsonl import read_jsonl
+from harness.core.records import Problem
+from tasks.base import Task, require_fields
 from tasks.prompts import PromptBuilder
 
 
@@ -53,9 +56,9 @@ class JSONLTask(Task):
         stop: Sequence[str] = (),
     ) -> None:
         if data is None:
-            raise ValueError("the jsonl task needs a data file: data=PATH.jsonl")
+            raise TaskError("the jsonl task needs a data file: data=PATH.jsonl")
         if not verifier:
-            raise ValueError("the jsonl task needs a verifier name (e.g. math, numeric, exact, python-tests)")
+            raise TaskError("the jsonl task needs a verifier name (e.g. math, numeric, exact, python-tests)")
         self.source = str(data)
         self.prompt_field = prompt_field
         self.answer_field = answer_field
@@ -69,7 +72,7 @@ class JSONLTask(Task):
     def load_problems(self) -> list[Problem]:
         records = read_jsonl(self.source)
         if not records:
-            raise ValueError(f"{self.source}: no records")
+            raise TaskError(f"{self.source}: no records")
         named_by = {name: "metadata_fields" for name in self.metadata_fields or ()}
         named_by.update({name: "reference_fields" for name in self.reference_fields})
         if self.id_field:
@@ -81,7 +84,7 @@ class JSONLTask(Task):
         for index, record in enumerate(records):
             problem_id = str(record[self.id_field]) if self.id_field else str(index)
             if problem_id in seen_ids:
-                raise ValueError(
+                raise TaskError(
                     f"{self.source}: records {seen_ids[problem_id]} and {index} share the id {problem_id!r} "
                     f"(id_field {self.id_field!r}); ids must be unique"
                 )
@@ -93,7 +96,7 @@ class JSONLTask(Task):
         where = f"{self.source} record {index}"
         question = record[self.prompt_field]
         if not isinstance(question, str):
-            raise ValueError(
+            raise TaskError(
                 f"{where}: prompt_field {self.prompt_field!r} must hold a string, got {type(question).__name__}"
             )
         fields = {**record, "prompt": question, "record": record}
@@ -120,7 +123,7 @@ class JSONLTask(Task):
 
 def _reference_answer(value: Any, where: str, field_name: str) -> Any:
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"{where}: answer_field {field_name!r} holds {value!r}, not an answer")
+        raise TaskError(f"{where}: answer_field {field_name!r} holds {value!r}, not an answer")
     if isinstance(value, (int, float)):
         return str(value)
     return value

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks.base import Problem, Task, load_records, require_fields
+from harness.core.records import Problem
+from tasks.base import Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 HUB_ID = "HuggingFaceH4/MATH-500"

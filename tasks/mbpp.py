@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.base import Problem, Task, load_records, require_fields
+from harness.core.errors import TaskError
+from harness.core.records import Problem
+from tasks.base import Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code")
@@ -41,7 +43,7 @@ class MBPP(Task):
 
     def __init__(self, data: str | None = None, split: str = "test", prompt_template: str | None = None) -> None:
         if split not in SPLITS:
-            raise ValueError(f"unknown MBPP split {split!r}; choose one of {', '.join(SPLITS)}")
+            raise TaskError(f"unknown MBPP split {split!r}; choose one of {', '.join(SPLITS)}")
         self.data = "google-research-datasets/mbpp" if data is None else str(data)
         self.split = split
         self.prompt_builder = PromptBuilder.for_task("mbpp", "completion", prompt_template)
@@ -52,11 +54,11 @@ class MBPP(Task):
         by_id = {int(record["task_id"]): record for record in records}
         missing_shots = [task_id for task_id in FEW_SHOT_IDS if task_id not in by_id]
         if missing_shots:
-            raise ValueError(f"{self.data}: lacks the few-shot examples, task_ids {missing_shots}")
+            raise TaskError(f"{self.data}: lacks the few-shot examples, task_ids {missing_shots}")
         first, last = SPLITS[self.split]
         selected = [by_id[task_id] for task_id in sorted(by_id) if first <= task_id <= last]
         if not selected:
-            raise ValueError(f"{self.data}: no problems with task_id {first}-{last} (split {self.split!r})")
+            raise TaskError(f"{self.data}: no problems with task_id {first}-{last} (split {self.split!r})")
         fewshot = [template_fields(by_id[task_id]) for task_id in FEW_SHOT_IDS]
         return [
             to_problem(

@@ -25,7 +25,8 @@ from typing import Any, Mapping
 
 import jinja2
 
-from tasks.base import Prompt
+from harness.core.errors import TaskError
+from harness.core.records import Prompt
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 PROMPT_STYLES = ("completion", "chat")
@@ -52,7 +53,7 @@ class PromptTemplate:
         try:
             compiled = _ENVIRONMENT.from_string(self.source)
         except jinja2.TemplateSyntaxError as error:
-            raise ValueError(f"prompt template {self.name}: line {error.lineno}: {error.message}") from None
+            raise TaskError(f"prompt template {self.name}: line {error.lineno}: {error.message}") from None
         object.__setattr__(self, "_compiled", compiled)
 
     @classmethod
@@ -67,7 +68,7 @@ class PromptTemplate:
         path = TEMPLATE_DIR / file_name
         if not path.is_file():
             available = ", ".join(sorted(p.name for p in TEMPLATE_DIR.glob("*.jinja")))
-            raise ValueError(f"no built-in prompt template {file_name!r}; built-in: {available}")
+            raise TaskError(f"no built-in prompt template {file_name!r}; built-in: {available}")
         return cls(name=f"builtin:{file_name}", source=path.read_text(encoding="utf-8"))
 
     @property
@@ -79,7 +80,7 @@ class PromptTemplate:
         try:
             return self._compiled.render(**fields)
         except jinja2.UndefinedError as error:
-            raise ValueError(
+            raise TaskError(
                 f"prompt template {self.name} on {where}: {error.message}; available fields: {sorted(fields)}"
             ) from None
 
@@ -112,4 +113,4 @@ class PromptBuilder:
 
 def check_prompt_style(style: str) -> None:
     if style not in PROMPT_STYLES:
-        raise ValueError(f"unknown prompt style {style!r}; expected one of {', '.join(PROMPT_STYLES)}")
+        raise TaskError(f"unknown prompt style {style!r}; expected one of {', '.join(PROMPT_STYLES)}")

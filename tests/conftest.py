@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real benchmark data lives, and the run directory of a test."""
+"""Shared fixtures: where the real benchmark data lives, a headless browser, and stored runs on the fake engine."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def chromium():
-    """A headless Chromium (tests/browser.py); skipped when none is installed, unless TTC_REQUIRE_CHROMIUM=1."""
-    from tests.browser import Browser, find_chromium
+    """A headless Chromium (tests/support/browser.py); skipped when none is installed, unless TTC_REQUIRE_CHROMIUM=1."""
+    from tests.support.browser import Browser, find_chromium
 
     executable = find_chromium()
     if executable is None:
@@ -40,3 +40,19 @@ def chromium():
         pytest.skip(message)
     with Browser(executable) as browser:
         yield browser
+
+
+@pytest.fixture(scope="session")
+def make_fake_run(shared_data, tmp_path_factory):
+    """The one builder of stored runs on the fake engine: ``make_fake_run(task="gsm8k", root=None, **arguments)``
+    runs ``harness.run`` (sample, verify, analyse, report) with ``tests.support.helpers.fake_run_arguments``
+    (8 GSM8K problems x 8 samples unless ``arguments`` say otherwise) in ``root/run`` and returns that run
+    directory. ``root`` defaults to a new folder; the same ``root`` again extends the run."""
+    from harness import run
+    from tests.support.helpers import fake_run_arguments
+
+    def build(task: str = "gsm8k", root: Path | None = None, **arguments) -> Path:
+        root = root or tmp_path_factory.mktemp("fake-run")
+        return run(task, **fake_run_arguments(shared_data, root, **arguments)).run_dir
+
+    return build

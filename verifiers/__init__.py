@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks import resolve_class
+from harness.core.classes import resolve_class
+from harness.core.errors import VerifierError
 from verifiers.base import Verdict, Verifier
 
 # name -> "module:Class"; imported lazily (math-verify and the sandbox are not needed to list commands).
@@ -22,7 +23,7 @@ def load_verifier(name: str, **options: Any) -> Verifier:
     try:
         return cls(**options)
     except TypeError as error:
-        raise ValueError(f"verifier {name!r} does not accept these options {sorted(options)}: {error}") from None
+        raise VerifierError(f"verifier {name!r} does not accept these options {sorted(options)}: {error}") from None
 
 
 __all__ = ["BUILTIN_VERIFIERS", "Verdict", "Verifier", "load_verifier"]

@@ -30,6 +30,7 @@ import tokenize
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
+from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, Verdict
 from verifiers.sandbox import SandboxLimits, probe_isolation, run_python
 
@@ -187,7 +188,7 @@ class PythonTestsVerifier:
         if max_workers is None:
             max_workers = len(os.sched_getaffinity(0))
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
+            raise VerifierError(f"max_workers must be a positive integer, got {max_workers!r}")
         self.max_workers = max_workers
 
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
@@ -221,16 +222,18 @@ def build_program(reference: Mapping[str, Any], completion: str) -> str:
     function_body = reference.get("function_body", False)
     code_block = reference.get("code_block", False)
     if not isinstance(test, str):
-        raise ValueError(f"python-tests reference needs a string 'test' (the test code); got keys {sorted(reference)}")
+        raise VerifierError(
+            f"python-tests reference needs a string 'test' (the test code); got keys {sorted(reference)}"
+        )
     if not isinstance(prefix, str):
-        raise ValueError(f"python-tests reference 'prefix' must be a string, got {type(prefix).__name__}")
+        raise VerifierError(f"python-tests reference 'prefix' must be a string, got {type(prefix).__name__}")
     if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
-        raise ValueError(f"python-tests reference 'stop' must be a list of strings, got {stop!r}")
+        raise VerifierError(f"python-tests reference 'stop' must be a list of strings, got {stop!r}")
     for name, flag in (("function_body", function_body), ("code_block", code_block)):
         if not isinstance(flag, bool):
-            raise ValueError(f"python-tests reference '{name}' must be true or false, got {flag!r}")
+            raise VerifierError(f"python-tests reference '{name}' must be true or false, got {flag!r}")
     if not isinstance(completion, str):
-        raise ValueError(f"a completion must be a string, got {type(completion).__name__}")
+        raise VerifierError(f"a completion must be a string, got {type(completion).__name__}")
     completion = cut_at_stop(completion, stop)
     if code_block:
         completion = code_from_answer(prefix, completion)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
+from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict
 
 
@@ -27,7 +28,7 @@ class ExactMatchVerifier:
         try:
             self._regex = re.compile(pattern) if pattern is not None else None
         except re.error as error:
-            raise ValueError(f"invalid answer pattern {pattern!r}: {error}") from None
+            raise VerifierError(f"invalid answer pattern {pattern!r}: {error}") from None
         self.pattern = pattern
         self.ignore_case = ignore_case
 
@@ -66,9 +67,9 @@ class ExactMatchVerifier:
 
 def _reference_answers(reference: Mapping[str, Any]) -> list[str]:
     if "answer" not in reference:
-        raise ValueError(f"the exact verifier needs reference['answer']; the reference has {sorted(reference)}")
+        raise VerifierError(f"the exact verifier needs reference['answer']; the reference has {sorted(reference)}")
     answer = reference["answer"]
     answers = answer if isinstance(answer, list) else [answer]
     if not answers or not all(isinstance(item, str) for item in answers):
-        raise ValueError(f"reference['answer'] must be a string or a non-empty list of strings, got {answer!r}")
+        raise VerifierError(f"reference['answer'] must be a string or a non-empty list of strings, got {answer!r}")
     return answers

@@ -34,6 +34,7 @@ from fractions import Fraction
 from importlib import metadata
 from typing import Any, Mapping, Sequence
 
+from harness.core.errors import VerifierError
 from verifiers import exact_numbers
 from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict
 from verifiers.exact_numbers import TooLarge, exact_value, refusal
@@ -183,14 +184,14 @@ class MathVerifier:
         workers: int = 2,
     ) -> None:
         if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+            raise VerifierError(f"timeout must be positive, got {timeout}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+            raise VerifierError(f"workers must be a positive integer, got {workers!r}")
         self.workers = workers
         self.timeout = float(timeout)
         self.hard_timeout = float(hard_timeout) if hard_timeout is not None else 4 * self.timeout
         if self.hard_timeout < self.timeout:
-            raise ValueError(f"hard_timeout ({self.hard_timeout}) must be at least timeout ({self.timeout})")
+            raise VerifierError(f"hard_timeout ({self.hard_timeout}) must be at least timeout ({self.timeout})")
         self.max_answer_chars = int(max_answer_chars)
         self.memory_limit_mb = memory_limit_mb
 
@@ -353,8 +354,8 @@ def _normalized(answer: str | None) -> str | None:
 
 def _reference_answer(reference: Mapping[str, Any]) -> str:
     if "answer" not in reference:
-        raise ValueError(f"the math verifier needs reference['answer']; the reference has {sorted(reference)}")
+        raise VerifierError(f"the math verifier needs reference['answer']; the reference has {sorted(reference)}")
     answer = reference["answer"]
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise ValueError(f"reference['answer'] must be a string or number, got {type(answer).__name__}")
+        raise VerifierError(f"reference['answer'] must be a string or number, got {type(answer).__name__}")
     return str(answer)

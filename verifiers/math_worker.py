@@ -29,6 +29,7 @@ import weakref
 from multiprocessing.connection import Connection, Pipe
 from typing import Any, Iterator
 
+from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, MEMORY, PARSE_ERROR, TIMEOUT, WRONG
 
 _BOOT = "import sys; from verifiers.math_worker import serve; serve(int(sys.argv[1]), int(sys.argv[2]))"
@@ -173,7 +174,7 @@ class WorkerProcess:
             ready = None
         if ready is None or ready[0] != "ready":
             self.kill()
-            raise RuntimeError(
+            raise VerifierError(
                 f"the math verification worker did not start (exit code {self.process.returncode}); "
                 "its error, if any, is on stderr above"
             )

@@ -11,6 +11,7 @@ import re
 from fractions import Fraction
 from typing import Any, Mapping, Sequence
 
+from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d[\d,]*)?|-?\.\d+")
@@ -56,7 +57,7 @@ class NumericVerifier:
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         gold = to_fraction(str(reference["answer"]))
         if gold is None:
-            raise ValueError(f"reference answer {reference['answer']!r} is not a number")
+            raise VerifierError(f"reference answer {reference['answer']!r} is not a number")
         verdicts = []
         for completion in completions:
             raw = extract_number(completion)

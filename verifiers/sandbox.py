@@ -43,16 +43,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.errors import SandboxError, VerifierError
 from verifiers.base import ASSERTION, CORRECT, EXCEPTION, EXITED, MEMORY, SYNTAX_ERROR, TIMEOUT
 
 RUNNER = Path(__file__).with_name("sandbox_runner.py")
 SANDBOX_UID_BASE = 1_500_000_000  # sandbox uids are this plus a pid (< 2**22): far above any real account
 RUNNER_GRACE_S = 30.0  # extra time the runner gets (start-up, cleanup) before it is killed from outside
 REASONS = frozenset({CORRECT, SYNTAX_ERROR, EXCEPTION, ASSERTION, TIMEOUT, MEMORY, EXITED})
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (not the program): a verdict cannot be given."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +70,11 @@ class SandboxLimits:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
-            raise ValueError(f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}")
+            raise VerifierError(f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}")
         for name in ("memory_mb", "max_processes", "max_file_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise VerifierError(f"{name} must be a positive integer, got {value!r}")
 
     def to_request(self) -> dict[str, float | int]:
         return {

@@ -37,10 +37,10 @@ from scipy import optimize, special
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import forecast_hard_data as hard  # noqa: E402  (sibling script: the stand-in data sets)
 
-from harness.store.counts import Counts, read_counts_jsonl  # noqa: E402
-from harness.metrics.estimators import log_spaced_ks, pass_at_k  # noqa: E402
 from harness.forecasting.forecast import BayesModel, PowerLawModel, subsample  # noqa: E402
 from harness.forecasting.laws import BetaBinomialLaw  # noqa: E402
+from harness.metrics.counts import Counts, read_counts_jsonl  # noqa: E402
+from harness.metrics.estimators import log_spaced_ks, pass_at_k  # noqa: E402
 
 PILOT, K = 100, 10_000
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.forecasting.backtest import backtest_group, summarize
-from harness.store.counts import Counts, read_counts_jsonl
 from harness.forecasting.forecast import METHODS
+from harness.metrics.counts import Counts, read_counts_jsonl
 
 MONKEY = "monkey_business_pythia_math_10k_counts.jsonl"
 SHARED = Path(os.environ.get("TTC_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))

@@ -31,9 +31,9 @@ import numpy as np
 from scipy import special, stats
 
 from harness.forecasting.backtest import true_coverage
-from harness.store.counts import Counts, read_counts_jsonl
 from harness.forecasting.forecast import subsample
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE
+from harness.metrics.counts import Counts, read_counts_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forecast_hard_data import MONKEY, SHARED, hard_problems, simulated, weaker_models  # noqa: E402

@@ -3,22 +3,29 @@
 Command modules register themselves on ``app`` when imported. Each command makes an ``Output``: it parses
 its options, calls the library inside ``with output.errors():``, and prints. ``--json`` means the same on
 every command: one JSON object on stdout (``{"command": ..., "ok": true, ...}``), progress and messages as
-JSON lines on stderr. An error prints ``error: ...`` on stderr (with ``--json`` also ``{"command": ...,
-"ok": false, "error": ...}`` on stdout) and exits with status 2; an ``OptionError`` is shown with its flag.
+JSON lines on stderr.
+
+Errors take one of two paths. What ttc reports as a fault of its input or surroundings (a ``TTCError``: a bad
+option, a malformed file, a damaged run directory, an engine that gave up; or an ``OSError``: a missing or
+unreadable file) prints ``error: ...`` on stderr (with ``--json`` also ``{"command": ..., "ok": false, "error":
+...}`` on stdout) and exits with status 2; an ``OptionError`` is shown with its flag. Any other exception is a
+bug in ttc: its traceback, then one line saying so and how to report it, and exit status 1.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any, Iterator, NoReturn
 
 import click
 import typer
 from typing_extensions import Annotated
 
-from harness.errors import OptionError
+from harness.core.errors import OptionError, TTCError
 
 app = typer.Typer(
     name="ttc",
@@ -37,10 +44,17 @@ JsonOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages (errors still show).")]
 
-# What a command reports as a one-line error rather than a traceback: bad input (ValueError, OptionError),
-# missing or unreadable files (OSError), a run directory's refusals (RunStoreError) and an engine that gave up
-# (RuntimeError). Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, RuntimeError)
+# What a command reports as a one-line error: ttc's own errors, and files that are missing or cannot be read or
+# written. Anything else is a bug in ttc and keeps its traceback.
+REPORTED_ERRORS = (TTCError, OSError)
+BUG_REPORT = (
+    "this is a bug in ttc, not in your input: please report it to the ttc issue tracker with the command and the "
+    "traceback above"
+)
+
+
+class CommandError(TTCError):
+    """Arguments of a command that do not go together (``--plot`` with several groups, two price options)."""
 
 
 # Library parameters whose CLI flag is not their name with dashes.
@@ -50,6 +64,7 @@ FLAGS = {
     "extra_per_problem": "--adaptive-extra",
     "prices": "--price-per-mtok",
     "labels": "--label",
+    "paths": "RUN_DIRS",
     # harness.forecasting.costs: Prices and Usage
     "per_million_tokens": "--price-per-mtok",
     "gpu_hour": "--gpu-hour-price",
@@ -119,15 +134,39 @@ class Output:
             typer.echo(f"error: {message}", err=True)
         raise typer.Exit(code=2)
 
+    def bug(self, error: BaseException) -> NoReturn:
+        """Report an exception that is not ttc's error: its traceback and a line saying it is a bug; exit status 1.
+        With ``--json`` the traceback travels in the error event, and stdout holds the failed result."""
+        trace = traceback.format_exc()
+        message = f"{type(error).__name__}: {error}; {BUG_REPORT} (ttc {_version()}, Python {sys.version.split()[0]})"
+        if self.as_json:
+            from harness.reporting.progress import write_json_line
+
+            write_json_line(sys.stderr, {"event": "error", "message": message, "bug": True, "traceback": trace})
+            print(json.dumps({"command": self.command, "ok": False, "error": message, "bug": True}), flush=True)
+        else:
+            sys.stderr.write(trace)
+            typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(code=1)
+
     @contextmanager
     def errors(self) -> Iterator[None]:
-        """Turn the library's errors about its input into ``fail``."""
+        """Turn ttc's errors (and file errors) into ``fail``, and any other exception into ``bug``."""
         try:
             yield
-        except click.exceptions.Exit:
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
-        except USER_ERRORS as error:
+        except REPORTED_ERRORS as error:
             self.fail(error)
+        except Exception as error:  # noqa: BLE001 - anything else is a bug in ttc: reported as one, with its traceback
+            self.bug(error)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ttc-harness")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _plain(value: Any) -> Any:

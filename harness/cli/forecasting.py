@@ -8,7 +8,8 @@ from typing import Any, Optional
 import typer
 from typing_extensions import Annotated
 
-from harness.cli.app import JsonOption, Output, app
+from harness.cli.app import CommandError, JsonOption, Output, app
+from harness.core.errors import RunStoreError
 
 RunDirArgument = Annotated[
     Optional[Path], typer.Argument(help="Run directory (its verdicts give the counts); or use --counts.")
@@ -37,9 +38,9 @@ def load_groups(
     from harness.pipeline.api import load_run
 
     if (run_dir is None) == (counts_file is None):
-        raise ValueError("give a run directory or --counts FILE (exactly one)")
+        raise CommandError("give a run directory or --counts FILE (exactly one)")
     if run_dir is not None and not run_dir.is_dir():
-        raise ValueError(f"{run_dir} is not a run directory")
+        raise RunStoreError(f"{run_dir} is not a run directory")
     loaded = load_run(run_dir if run_dir is not None else counts_file)
     note = loaded.completeness.note() if loaded.is_run_directory else None
     if note:
@@ -75,7 +76,7 @@ def forecast(
             check_output_path(plot, "plot", inputs=[counts_file])
         loaded, groups = load_groups(run_dir, counts_file, group_by, output)
         if plot is not None and len(groups) != 1:
-            raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
+            raise CommandError("--plot draws one group; drop --group-by or select a single group's counts")
         results = {name: group.forecast(k, method, confidence, seed) for name, group in groups.items()}
     from harness.reporting.format import format_forecast
 
@@ -122,7 +123,7 @@ def backtest(
     """How far can a forecast from a --pilot be trusted? Error and interval hit rate per method and group."""
     from harness.forecasting.backtest import backtest as run_backtest
     from harness.forecasting.backtest import backtest_adaptive, format_adaptive_markdown, format_markdown, rows_to_json
-    from harness.store.counts import read_counts_jsonl
+    from harness.metrics.counts import read_counts_jsonl
 
     output = Output("backtest", json_output)
     with output.errors():
@@ -178,13 +179,13 @@ def budget(
 
     output = Output("budget", json_output)
     if price_per_mtok is not None and gpu_hour_price is not None:
-        output.fail(ValueError("give --price-per-mtok or --gpu-hour-price, not both"))
+        output.fail(CommandError("give --price-per-mtok or --gpu-hour-price, not both"))
     with output.errors():
         if plot is not None:
             check_output_path(plot, "plot", inputs=[counts_file])
         loaded, groups = load_groups(run_dir, counts_file, group_by, output)
         if plot is not None and len(groups) != 1:
-            raise ValueError("--plot draws one group; drop --group-by or select a single group's counts")
+            raise CommandError("--plot draws one group; drop --group-by or select a single group's counts")
         measured = loaded.usage
         usage = Usage.from_mapping(measured) if measured else Usage()
         overrides = {

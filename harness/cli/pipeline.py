@@ -8,9 +8,9 @@ from typing import Any, List, Optional
 import typer
 from typing_extensions import Annotated
 
-from harness.cli.app import JsonOption, Output, QuietOption, app, flag
-from harness.errors import OptionError, check_number
-from tasks import DEFAULT_RUN
+from harness.cli.app import CommandError, JsonOption, Output, QuietOption, app, flag
+from harness.core.errors import OptionError, RunStoreError, check_number
+from harness.pipeline.options import DEFAULT_RUN
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
@@ -226,7 +226,8 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
 
         from harness.engines.ray_pool import ScaleOut
         from harness.pipeline.api import task_options_for
-        from harness.pipeline.prepare import SampleOptions, prepare
+        from harness.pipeline.options import SampleOptions
+        from harness.pipeline.prepare import prepare
         from harness.pipeline.sample import sample_run
 
         with output.errors():
@@ -321,14 +322,14 @@ def report_command(
 
     output = Output("report", json_output, quiet)
     if price_per_mtok is not None and gpu_hour_price is not None:
-        output.fail(ValueError("give --price-per-mtok or --gpu-hour-price, not both"))
+        output.fail(CommandError("give --price-per-mtok or --gpu-hour-price, not both"))
     with output.errors():
         prices = Prices(price_per_mtok, gpu_hour_price)
         if out is not None:
             check_output_path(out, "out", own_run=run_dir, own_files=("report.html",))
         stored = load_run(run_dir, verifier)
         if not stored.is_run_directory:
-            raise ValueError(f"{run_dir} is not a run directory")
+            raise RunStoreError(f"{run_dir} is not a run directory")
         summary = stored.summary
         path = write_report(stored.store, summary, out, prices=prices)
     if output.human:

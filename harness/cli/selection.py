@@ -42,7 +42,7 @@ def compare_verifiers_command(
     Prints a table (rows k, columns selectors, cells value [95% interval over problems]) and writes
     verifiers.json and verifiers.png into the run directory.
     """
-    from harness.metrics.selectors import compare_verifiers, parse_ks, parse_selectors
+    from harness.reporting.selector_comparison import compare_verifiers, parse_ks, parse_selectors
     from harness.reporting.selectors import print_comparison, write_comparison
     from harness.store import RunStore
 
@@ -54,7 +54,7 @@ def compare_verifiers_command(
             result = compare_verifiers(
                 store, specs, ks, verifier=verifier, aggregate=aggregate, subsets=subsets, seed=seed
             )
-            json_path, png_path = write_comparison(result, store.path)
+            json_path, png_path = write_comparison(result, store)
     if output.human:
         print_comparison(result)
     output.echo(f"wrote {json_path} and {png_path}")

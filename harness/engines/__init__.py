@@ -1,14 +1,8 @@
 """Engines that sample completions: vLLM offline (default), OpenAI-compatible servers, and your own
 ``Engine`` subclasses, named by ``module:Class`` (see ``registry``)."""
 
-from harness.engines.base import (
-    Completion,
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    SamplingSettings,
-    request_seed,
-)
+from harness.core.records import SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, request_seed
 from harness.engines.registry import BUILTIN_ENGINES, build_engine, engine_class
 
 __all__ = [

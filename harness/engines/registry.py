@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping
 
+from harness.core.classes import resolve_class
+from harness.core.errors import OptionError
 from harness.engines.base import Engine
 from harness.engines.models import ModelRef
-from harness.errors import OptionError
-from tasks import resolve_class
 
 # name -> "module:Class"; imported on first use, so naming an engine never imports another one's dependencies.
 BUILTIN_ENGINES: dict[str, str] = {
@@ -22,10 +22,7 @@ def engine_class(kind: str) -> type[Engine]:
 
     Raises ``OptionError("engine", ...)`` when it cannot be imported or is not an ``Engine`` subclass.
     """
-    try:
-        found = resolve_class(kind, BUILTIN_ENGINES, "engine")
-    except ValueError as error:
-        raise OptionError("engine", str(error)) from None
+    found = resolve_class(kind, BUILTIN_ENGINES, "engine")
     if not (inspect.isclass(found) and issubclass(found, Engine)):
         raise OptionError(
             "engine",

@@ -12,7 +12,7 @@ keep their last tokens (the end is what an outcome model reads).
   label, the probability of label 1 for two.
 * Process reward models (kind ``"prm"``): a ``*ForTokenClassification`` checkpoint, or Qwen2.5-Math-PRM
   (``Qwen2ForProcessRewardModel``, vLLM only). The completion is split into steps by
-  ``verifiers.selection.split_steps`` (blocks between blank lines), each step followed by the step token
+  ``harness.engines.reward_steps.split_steps`` (blocks between blank lines), each step followed by the step token
   (``<extra_0>`` for Qwen2.5-Math-PRM); a step's score is the head's output at its step token (one label: raw
   value; two: probability of label 1, the "step is correct" class).
 
@@ -30,16 +30,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from harness.core.errors import EngineError, OptionError
+from harness.core.records import Prompt
+from harness.engines.reward_steps import split_steps
 from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, is_cpu_platform, shutdown_llm
 from harness.engines.watchdog import ensure_watchdog
-from harness.errors import OptionError
-from tasks.base import Prompt
-from verifiers.selection import split_steps
 
 SCORE_KINDS = ("orm", "prm")
 BACKENDS = ("auto", "vllm", "transformers")
 QWEN_PRM_STEP_TOKEN = "<extra_0>"
-STEP_RULE = "blank-lines"  # how RewardInputs splits a completion into steps (recorded with the scores)
 
 ScoredSample = tuple[float | None, list[float] | None]
 
@@ -98,7 +97,7 @@ def head_scores(logits: np.ndarray) -> np.ndarray:
         return logits[..., 0]
     if labels == 2:
         return 1.0 / (1.0 + np.exp(logits[..., 0] - logits[..., 1]))  # softmax probability of label 1
-    raise ValueError(f"the reward model's head has {labels} labels; expected 1 (a reward) or 2 (wrong / right)")
+    raise EngineError(f"the reward model's head has {labels} labels; expected 1 (a reward) or 2 (wrong / right)")
 
 
 class TransformersRewardModel:
@@ -185,7 +184,7 @@ class VLLMRewardModel:
         # (Qwen2ForRewardModel, e.g. Qwen2.5-Math-RM-72B); process models: per-token outputs
         self.task = "classify" if kind == "orm" and "classify" in supported else "token_classify"
         if self.task not in supported:
-            raise ValueError(f"vLLM serves {path} for {sorted(supported)}, not as a {kind} reward model")
+            raise EngineError(f"vLLM serves {path} for {sorted(supported)}, not as a {kind} reward model")
         self._params = vllm.PoolingParams(use_activation=False)
 
     def score(self, batch: Sequence[list[int]]) -> list[ScoredSample]:
@@ -209,7 +208,7 @@ class VLLMRewardModel:
             if data.shape[0] == len(ids):  # one row per token: keep the step tokens'
                 data = data[positions]
             elif data.shape[0] != positions.size:  # else the model's step pooling already picked them
-                raise RuntimeError(
+                raise EngineError(
                     f"vLLM returned {data.shape[0]} rows for {len(ids)} tokens and {positions.size} steps"
                 )
             results.append((None, head_scores(data).astype(float).tolist()))
@@ -256,7 +255,7 @@ def load_reward_model(
     tokenizer = inputs.tokenizer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
-        raise ValueError(f"the tokenizer of {path} has neither a pad nor an eos token to pad batches with")
+        raise EngineError(f"the tokenizer of {path} has neither a pad nor an eos token to pad batches with")
     return TransformersRewardModel(path, inputs.kind, dtype=dtype, pad_token_id=pad, step_token_id=inputs.step_token_id)
 
 

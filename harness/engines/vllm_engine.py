@@ -12,14 +12,9 @@ import os
 from collections import deque
 from typing import Any, Iterable, Iterator, Mapping
 
-from harness.engines.base import (
-    Completion,
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    SamplingSettings,
-    TokenCallback,
-)
+from harness.core.errors import EngineError
+from harness.core.records import SamplingSettings
+from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
 from harness.engines.watchdog import ensure_watchdog
 
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
@@ -188,7 +183,7 @@ class VLLMEngine(Engine):
         if isinstance(prompt, str):
             return prompt
         if not getattr(self._tokenizer, "chat_template", None):
-            raise ValueError(f"the task gives chat messages but model {self.model} has no chat template")
+            raise EngineError(f"the task gives chat messages but model {self.model} has no chat template")
         return self._tokenizer.apply_chat_template(
             [dict(message) for message in prompt], tokenize=False, add_generation_prompt=True
         )

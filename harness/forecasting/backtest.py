@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.errors import OptionError, check_number
-from harness.store.counts import Counts
-from harness.metrics.estimators import pass_at_k
+from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, METHODS, make_model, subsample
+from harness.metrics.counts import Counts
+from harness.metrics.estimators import pass_at_k
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def backtest_group(
 ) -> list[BacktestRow]:
     """Backtest every method on one group of problems; pilots are shared across methods."""
     if len(counts) == 0:
-        raise ValueError(f"group {name!r} has no problems")
+        raise DataError(f"group {name!r} has no problems")
     if pilot < 1 or pilot > counts.num_samples.min():
         raise OptionError(
             "pilot", f"must be in 1..{counts.num_samples.min()} (the smallest n of group {name!r}), got {pilot}"
@@ -135,7 +135,7 @@ def backtest(
     check_number("confidence", confidence, above=0, below=1)
     unknown = [method for method in methods if method not in METHODS]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        raise OptionError("methods", f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     rows = []
     for name, group in counts.group_by(group_by).items():
         rows.extend(backtest_group(name, group, pilot, k, repeats, seed, methods, confidence))
@@ -221,7 +221,7 @@ def _draw_more(full: Counts, pilot: Counts, extra: np.ndarray, rng: np.random.Ge
     remaining = full.num_samples - pilot.num_samples
     remaining_correct = full.num_correct - pilot.num_correct
     if np.any(extra > remaining):
-        raise ValueError("not enough samples left in the full data for the extra samples")
+        raise DataError("not enough samples left in the full data for the extra samples")
     correct = rng.hypergeometric(remaining_correct, remaining - remaining_correct, extra)
     return Counts(pilot.num_samples + extra, pilot.num_correct + correct, pilot.problem_ids, pilot.fields)
 
@@ -246,7 +246,10 @@ def backtest_adaptive(
     rows = []
     for name, group in counts.group_by(group_by).items():
         if pilot + extra_per_problem > group.num_samples.min():
-            raise ValueError(f"group {name!r}: pilot + extra exceeds the {group.num_samples.min()} samples per problem")
+            raise OptionError(
+                "extra_per_problem",
+                f"group {name!r}: pilot + extra exceeds the {group.num_samples.min()} samples per problem",
+            )
         truth = true_coverage(group, k)
         rng = np.random.default_rng(seed)
         figures = {"before": [], "adaptive": [], "uniform": []}

@@ -21,8 +21,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import special
 
-from harness.errors import OptionError, check_number
-from harness.store.counts import Counts
+from harness.core.errors import OptionError, check_number
 from harness.forecasting.costs import Cost, Prices, Usage, cost_of
 from harness.forecasting.forecast import (
     DEFAULT_CONFIDENCE,
@@ -33,6 +32,7 @@ from harness.forecasting.forecast import (
     model_forecast,
 )
 from harness.forecasting.laws import BetaBinomialLaw, solvable_probability
+from harness.metrics.counts import Counts
 
 DIFFICULTY_EDGES = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)  # pilot success rate bins (a bin of its own for 0)
 K_LIMIT = 10**7

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.errors import check_number
-from harness.store.counts import Counts
+from harness.core.errors import check_number
+from harness.metrics.counts import Counts
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import OptionError
-from harness.store.counts import Counts
+from harness.core.errors import OptionError
 from harness.forecasting.budget import K_LIMIT, target_ks
 from harness.forecasting.costs import Usage, cost_of
 from harness.forecasting.forecast import (
@@ -31,6 +30,7 @@ from harness.forecasting.forecast import (
     model_forecast,
 )
 from harness.forecasting.laws import PowerLaw
+from harness.metrics.counts import Counts
 
 FORECAST_FACTOR = 10  # the summary forecasts coverage at 10 x the sampled k
 BUDGET_TARGETS = (0.5, 0.8, 0.9, 0.95)  # coverage targets of the summary's budget rows

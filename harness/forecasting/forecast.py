@@ -36,11 +36,11 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 from scipy import special
 
-from harness.errors import OptionError, check_number
-from harness.store.counts import Counts
-from harness.metrics.analysis import measured_coverage
-from harness.metrics.estimators import interval_containing, log_spaced_ks, pass_at_k
+from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
+from harness.metrics.analysis import measured_coverage
+from harness.metrics.counts import Counts
+from harness.metrics.estimators import interval_containing, log_spaced_ks, pass_at_k
 
 DEFAULT_CONFIDENCE = 0.9
 MAX_K = 10**12  # the largest k forecast: samples per problem far beyond any budget, exact in float64
@@ -100,10 +100,10 @@ class CoverageModel(Protocol):
 
 def _checked(counts: Counts) -> Counts:
     if len(counts) == 0:
-        raise ValueError("no problems to forecast from (empty group?)")
+        raise DataError("no problems to forecast from (empty group?)")
     if np.any(counts.num_samples < 1):
         bad = counts.problem_ids[np.flatnonzero(counts.num_samples < 1)[0]]
-        raise ValueError(f"problem {bad!r} has no samples; forecasts need at least one sample per problem")
+        raise DataError(f"problem {bad!r} has no samples; forecasts need at least one sample per problem")
     return counts
 
 
@@ -273,7 +273,7 @@ class BlendModel:
 
     def __init__(self, weight_powerlaw: float = 0.3, seed: int = 0) -> None:
         if not 0 <= weight_powerlaw <= 1:
-            raise ValueError(f"weight_powerlaw must lie in [0, 1], got {weight_powerlaw}")
+            raise OptionError("weight_powerlaw", f"must lie in [0, 1], got {weight_powerlaw}")
         self.weight_powerlaw = weight_powerlaw
         self.seed = seed
 
@@ -374,7 +374,7 @@ METHODS = tuple(MODELS)
 
 def make_model(method: str, seed: int = 0) -> CoverageModel:
     if method not in MODELS:
-        raise ValueError(f"unknown forecast method {method!r}; choose one of {', '.join(METHODS)}")
+        raise OptionError("method", f"unknown forecast method {method!r}; choose one of {', '.join(METHODS)}")
     return MODELS[method](seed)
 
 
@@ -402,7 +402,7 @@ def interval_score(truth: float, low: float, high: float, confidence: float) -> 
 def subsample(counts: Counts, samples: int, rng: np.random.Generator) -> Counts:
     """Keep ``samples`` of each problem's samples, drawn without replacement (hypergeometric counts)."""
     if np.any(counts.num_samples < samples):
-        raise ValueError(f"cannot draw {samples} samples from problems with as few as {counts.num_samples.min()}")
+        raise DataError(f"cannot draw {samples} samples from problems with as few as {counts.num_samples.min()}")
     correct = rng.hypergeometric(counts.num_correct, counts.num_samples - counts.num_correct, samples)
     return Counts(
         num_samples=np.full(len(counts), samples, dtype=np.int64),

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import optimize, special, stats
 from scipy.interpolate import RegularGridInterpolator
 
+from harness.core.errors import DataError, OptionError
 from harness.metrics.estimators import interval_containing, pass_at_k
 
 # ---------------------------------------------------------------------------------------------------------
@@ -37,7 +38,9 @@ POWER_LAW_OBJECTIVES = ("linear", "log")
 
 def _check_objective(objective: str) -> None:
     if objective not in POWER_LAW_OBJECTIVES:
-        raise ValueError(f"unknown power-law objective {objective!r}; choose one of {', '.join(POWER_LAW_OBJECTIVES)}")
+        raise OptionError(
+            "objective", f"unknown power-law objective {objective!r}; choose one of {', '.join(POWER_LAW_OBJECTIVES)}"
+        )
 
 
 def fit_power_law_batch(
@@ -139,7 +142,7 @@ class PowerLaw:
             if weights.shape != ks.shape or np.any(weights < 0):
                 raise ValueError("weights must be non-negative, one per k")
         if np.count_nonzero((coverage > 0) & (coverage < 1)) < 2:
-            raise ValueError("a power law needs at least two k with 0 < coverage < 1")
+            raise DataError("a power law needs at least two k with 0 < coverage < 1")
         a, b = fit_power_law_batch(
             ks, coverage[None, :], None if weights is None else weights[None, :], objective=self.objective
         )
@@ -260,7 +263,7 @@ class BetaBinomialLaw:
         grid_shape: tuple[int, int] = GRID_SHAPE,
     ) -> None:
         if not 0 <= no_zero_mass_prior < 1:
-            raise ValueError("no_zero_mass_prior must lie in [0, 1)")
+            raise OptionError("no_zero_mass_prior", "must lie in [0, 1)")
         self.zero_inflated = zero_inflated
         self.no_zero_mass_prior = no_zero_mass_prior
         self.alpha_scale = alpha_scale
@@ -275,9 +278,9 @@ class BetaBinomialLaw:
         if n.ndim != 1 or n.shape != c.shape or n.size == 0:
             raise ValueError("num_samples and num_correct must be non-empty 1-D arrays of one length")
         if np.any(n < 1):
-            raise ValueError("every problem needs at least one sample to fit a success-rate distribution")
+            raise DataError("every problem needs at least one sample to fit a success-rate distribution")
         if np.any(c < 0) or np.any(c > n):
-            raise ValueError("counts must satisfy 0 <= num_correct <= num_samples")
+            raise DataError("counts must satisfy 0 <= num_correct <= num_samples")
         self.num_samples_, self.num_correct_ = n, c
         self._unique = _unique_counts(n, c)
         self._prior_n = int(min(np.median(n), JEFFREYS_MAX_N))

@@ -1,2 +1,3 @@
-"""Estimators over per-problem counts: unbiased pass@k, bootstrap intervals, run summaries, and the
-accuracy@k of selectors (majority vote, reward models, likelihood) next to coverage."""
+"""Estimators over per-problem counts (``Counts``, and counts files): unbiased pass@k, bootstrap intervals, run
+summaries, and the selection estimators (best-of-k, majority and weighted vote) behind accuracy@k of selectors.
+Pure: counts and arrays in, numbers out; nothing here reads a run directory."""

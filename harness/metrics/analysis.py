@@ -9,8 +9,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from harness.errors import OptionError, check_number
-from harness.store.counts import Counts
+from harness.core.errors import DataError, OptionError, check_number
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
 
 
@@ -60,10 +60,10 @@ def coverage_summary(
     unevenly sampled run is still summarised without bias, up to the smallest n.
     """
     if len(counts) == 0:
-        raise ValueError("no problems to analyse")
+        raise DataError("no problems to analyse")
     max_k = int(counts.num_samples.min())
     if max_k < 1:
-        raise ValueError("some problems have no samples; verify or sample them first")
+        raise DataError("some problems have no samples; verify or sample them first")
     mean = coverage_curve(counts.num_samples, counts.num_correct, max_k).mean(axis=0)
     measured = measured_coverage(counts, log_spaced_ks(max_k), confidence, seed, resamples)
     return {

@@ -16,6 +16,8 @@ from typing import Sequence
 import numpy as np
 from scipy.special import gammaln
 
+from harness.core.errors import DataError, OptionError
+
 
 def _as_counts(num_samples: np.ndarray | Sequence[int], num_correct: np.ndarray | Sequence[int]):
     n = np.asarray(num_samples, dtype=np.int64)
@@ -23,9 +25,9 @@ def _as_counts(num_samples: np.ndarray | Sequence[int], num_correct: np.ndarray 
     if n.shape != c.shape:
         raise ValueError(f"num_samples and num_correct differ in shape: {n.shape} vs {c.shape}")
     if np.any(n < 0) or np.any(c < 0):
-        raise ValueError("sample and correct counts must be non-negative")
+        raise DataError("sample and correct counts must be non-negative")
     if np.any(c > n):
-        raise ValueError("a problem has more correct samples than samples (c > n)")
+        raise DataError("a problem has more correct samples than samples (c > n)")
     return n, c
 
 
@@ -42,10 +44,10 @@ def pass_at_k(
     n, c = _as_counts(num_samples, num_correct)
     k = np.asarray(k, dtype=np.int64)
     if np.any(k < 1):
-        raise ValueError("k must be at least 1")
+        raise OptionError("k", "must be at least 1")
     n, c, k = np.broadcast_arrays(n, c, k)
     if np.any(k > n):
-        raise ValueError(f"pass@k needs k <= n; got k up to {int(k.max())} with n as low as {int(n.min())}")
+        raise OptionError("k", f"pass@k needs k <= n; got k up to {int(k.max())} with n as low as {int(n.min())}")
     wrong = n - c
     # log C(n-c, k) - log C(n, k); defined as -inf (ratio 0) when fewer than k wrong samples exist.
     possible = wrong >= k
@@ -65,10 +67,10 @@ def coverage_curve(
     """
     n, c = _as_counts(num_samples, num_correct)
     if n.size == 0:
-        raise ValueError("no problems")
+        raise DataError("no problems")
     max_k = int(n.min()) if max_k is None else int(max_k)
     if max_k < 1 or max_k > n.min():
-        raise ValueError(f"max_k must be in 1..min(n) = 1..{int(n.min())}, got {max_k}")
+        raise OptionError("max_k", f"must be in 1..min(n) = 1..{int(n.min())}, got {max_k}")
     i = np.arange(max_k, dtype=np.float64)
     wrong = (n - c).astype(np.float64)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -92,7 +94,7 @@ def bootstrap_mean_interval(
     values = np.asarray(per_problem, dtype=np.float64)
     problems = values.shape[0]
     if problems == 0:
-        raise ValueError("no problems to bootstrap over")
+        raise DataError("no problems to bootstrap over")
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(problems, np.full(problems, 1.0 / problems), size=resamples) / problems
     means = weights @ values.reshape(problems, -1)
@@ -121,7 +123,7 @@ def interval_containing(
 def log_spaced_ks(max_k: int, points_per_decade: int = 0) -> np.ndarray:
     """k = 1, 2, 4, ..., up to and including max_k (powers of two), or a denser log grid if asked."""
     if max_k < 1:
-        raise ValueError("max_k must be at least 1")
+        raise OptionError("max_k", "must be at least 1")
     if points_per_decade <= 0:
         ks = 2 ** np.arange(int(np.floor(np.log2(max_k))) + 1)
     else:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from harness.errors import OptionError
+from harness.core.errors import OptionError
 from harness.forecasting.budget import plan_adaptive_pilot
 from harness.forecasting.forecast import forecast
 from harness.pipeline.prepare import PreparedRun
 from harness.pipeline.sample import generate_missing
 from harness.pipeline.verify import verify
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 
 
@@ -35,7 +36,7 @@ def adaptive_pilot(
     forecast_k = 10 * pilot
     plan = store.manifest.get("adaptive_pilot")
     if plan is None or plan.get("extra_samples") != extra_samples:
-        counts = store.counts(verifier_name)
+        counts = run_counts(store, verifier_name)
         pilot_only = counts.num_samples == pilot
         if not pilot_only.all():
             raise OptionError(
@@ -54,7 +55,7 @@ def adaptive_pilot(
     targets = {problem.problem_id: pilot + plan["extra"].get(problem.problem_id, 0) for problem in prepared.problems}
     generate_missing(store, prepared, targets, progress_mode, log)
     verify(store, verifier_name, workers=workers, progress_mode=progress_mode, scale=prepared.options.scale)
-    after = forecast(store.counts(verifier_name), forecast_k, method="bayes")
+    after = forecast(run_counts(store, verifier_name), forecast_k, method="bayes")
     result = {
         **plan,
         "after": {"coverage": after.coverage, "low": after.low, "high": after.high},

@@ -13,7 +13,9 @@ from typing import Any
 from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
-from harness.store import Counts, RunStore
+from harness.metrics.counts import Counts
+from harness.reporting.run_counts import run_counts
+from harness.store import RunStore
 from harness.store.completeness import completeness
 
 
@@ -29,10 +31,10 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
 
 
 def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
-    from harness.reporting.figures import plot_run_coverage  # matplotlib: imported when a figure is drawn
+    from harness.reporting.figures import figure_png, plot_run_coverage  # matplotlib: imported when drawing
 
     key = store.resolve_verdict_key(verifier)
-    counts = store.counts(key)
+    counts = run_counts(store, key)
     verdicts = store.read_verdicts(key, columns=["reason"])
     manifest = store.manifest
     summary: dict[str, Any] = {
@@ -54,7 +56,8 @@ def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
     store.write_json("summary.json", summary)
-    plot_run_coverage(store.path / "coverage.png", laws, title=f"{summary['task']} · {summary['model']}")
+    title = f"{summary['task']} · {summary['model']}"
+    store.write_file("coverage.png", figure_png(lambda path: plot_run_coverage(path, laws, title=title)))
     return summary
 
 

@@ -12,7 +12,7 @@
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
 
 Parameters are named like the CLI options (``max_tokens`` is ``--max-tokens``) and default to the same
-values; a bad value raises ``harness.errors.OptionError`` naming the parameter.
+values; a bad value raises ``harness.core.errors.OptionError`` naming the parameter.
 """
 
 from __future__ import annotations
@@ -23,25 +23,26 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from harness.core.errors import DataError, OptionError
 from harness.engines.ray_pool import ScaleOut
-from harness.errors import OptionError
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
 from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.metrics.estimators import log_spaced_ks
-from harness.metrics.selectors import compare_verifiers, parse_selectors
 from harness.pipeline.adaptive import adaptive_pilot as spend_adaptive_pilot
 from harness.pipeline.analyze import analyze, summarize_counts
-from harness.pipeline.prepare import SampleOptions, prepare
+from harness.pipeline.options import DEFAULT_RUN, SampleOptions
+from harness.pipeline.prepare import prepare
 from harness.pipeline.sample import sample_run
 from harness.pipeline.verify import VerificationOutcome, verify
 from harness.reporting.html import write_report
 from harness.reporting.progress import PROGRESS_MODES, message_logger
+from harness.reporting.run_counts import run_counts
+from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
 from harness.store import RunStore
 from harness.store.completeness import Completeness, completeness
-from harness.store.counts import Counts, read_counts_jsonl
-from tasks import DEFAULT_RUN
 from verifiers import load_verifier
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for
@@ -263,10 +264,10 @@ class Run:
 
     @cached_property
     def _counts(self) -> Counts:
-        return self.store.counts(self.verdict_set)
+        return run_counts(self.store, self.verdict_set)
 
     def to_counts(self) -> Counts:
-        """The per-problem counts as ``harness.store.counts.Counts``, the type every analysis function takes."""
+        """The per-problem counts as ``harness.metrics.counts.Counts``, the type every analysis function takes."""
         return self._counts
 
     @cached_property
@@ -361,7 +362,7 @@ class Run:
         fit = self.summary.get("fit")
         if fit is None:
             reason = self.summary.get("fit_error", "unknown reason")
-            raise ValueError(f"{self.label}: no power law could be fitted: {reason}")
+            raise DataError(f"{self.label}: no power law could be fitted: {reason}")
         return PowerLaw.from_json(fit)
 
     def forecast(self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Forecast:
@@ -393,7 +394,7 @@ class Run:
         import pandas as pd
 
         if self.store is None:
-            raise ValueError(
+            raise DataError(
                 f"{self.label}: selectors need the samples' answers and scores, which counts do not hold; "
                 "load a run directory"
             )
@@ -436,7 +437,9 @@ class Run:
         """The problems whose ``field`` is ``value``, as a ``Run`` of their counts."""
         groups = self.groups(field)
         if str(value) not in groups:
-            raise ValueError(f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}")
+            raise OptionError(
+                "value", f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}"
+            )
         return groups[str(value)]
 
 

@@ -20,11 +20,12 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
+from harness.core.errors import DataError, OptionError, RunStoreError
+from harness.core.jsonl import read_jsonl_lines
+from harness.core.records import Problem
 from harness.engines.models import file_digest
-from harness.errors import OptionError
-from harness.store import RunStore, RunStoreError
+from harness.store import RunStore
 from harness.store.outputs import check_run_directory_path
-from tasks.base import Problem, read_jsonl_lines
 from verifiers.base import CORRECT, NO_ANSWER, WRONG
 
 IMPORTED_VERDICTS = "imported"
@@ -79,16 +80,16 @@ def _sample_score(value: Any, where: str) -> tuple[float | None, list[float] | N
         value = value[0]
     if isinstance(value, (list, tuple)):
         if not value:
-            raise ValueError(f"{where}: empty list of step scores")
+            raise DataError(f"{where}: empty list of step scores")
         return None, [_finite(step, where) for step in value]
     return _finite(value, where), None
 
 
 def _finite(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: score {value!r} is not a number")
+        raise DataError(f"{where}: score {value!r} is not a number")
     if not math.isfinite(value):
-        raise ValueError(f"{where}: score {value!r} is not finite")
+        raise DataError(f"{where}: score {value!r} is not finite")
     return float(value)
 
 
@@ -108,7 +109,7 @@ def import_samples(
     check_run_directory_path(out, "out")
     numbered = read_jsonl_lines(source)
     if not numbered:
-        raise ValueError(f"{source}: no records")
+        raise DataError(f"{source}: no records")
     fields = fields.resolved([record for _, record in numbered])
     problems: list[Problem] = []
     samples: dict[str, list] = {"problem_id": [], "sample_idx": [], "text": []}
@@ -126,14 +127,14 @@ def import_samples(
         where = f"{source}:{line}"
         missing = [value for value in named.values() if value not in record]
         if missing:
-            raise ValueError(f"{where}: the record lacks field(s) {missing}; it has {sorted(record)}")
+            raise DataError(f"{where}: the record lacks field(s) {missing}; it has {sorted(record)}")
         problem_id = str(record[fields.problem_id]) if fields.problem_id else str(number)
         if fields.problem_id and not isinstance(record[fields.problem_id], (str, int)) or problem_id == "":
-            raise ValueError(
+            raise DataError(
                 f"{where}: problem id {record[fields.problem_id]!r} ({fields.problem_id!r}) is not a string or integer"
             )
         if problem_id in seen:
-            raise ValueError(f"{where}: duplicate problem id {problem_id!r}")
+            raise DataError(f"{where}: duplicate problem id {problem_id!r}")
         seen.add(problem_id)
         texts, answers, correct = record[fields.samples], record[fields.answers], record[fields.correct]
         lists = {fields.samples: texts, fields.answers: answers, fields.correct: correct}
@@ -141,11 +142,11 @@ def import_samples(
             lists[fields.scores] = record[fields.scores]
         for name, values in lists.items():
             if not isinstance(values, list):
-                raise ValueError(f"{where}: field {name!r} must be a list (one entry per sample)")
+                raise DataError(f"{where}: field {name!r} must be a list (one entry per sample)")
             if len(values) != len(texts):
-                raise ValueError(f"{where}: {len(values)} entries in {name!r} for {len(texts)} samples")
+                raise DataError(f"{where}: {len(values)} entries in {name!r} for {len(texts)} samples")
         if not texts:
-            raise ValueError(f"{where}: no samples")
+            raise DataError(f"{where}: no samples")
         metadata = {
             key: value
             for key, value in record.items()
@@ -154,7 +155,7 @@ def import_samples(
         problems.append(Problem(problem_id, str(record[fields.prompt]), {"answer": record[fields.reference]}, metadata))
         for index, (text, answer, is_correct) in enumerate(zip(texts, answers, correct)):
             if not isinstance(is_correct, bool) and is_correct not in (0, 1):
-                raise ValueError(f"{where}: sample {index}: correctness {is_correct!r} is not a boolean")
+                raise DataError(f"{where}: sample {index}: correctness {is_correct!r} is not a boolean")
             answer = None if answer is None or str(answer).strip() == "" else str(answer)
             samples["problem_id"].append(problem_id)
             samples["sample_idx"].append(index)
@@ -199,7 +200,7 @@ def import_samples(
         store.write_verdicts(key, pa.table({**verdicts, "detail": [""] * rows}))
         if has_scores:
             store.register_score_set(score_set, {"kind": "imported", "source": description, "field": fields.scores})
-            store.scores(score_set).append(pa.table(scores))
+            store.write_scores(score_set, pa.table(scores))
     except BaseException:
         store.close()
         raise
@@ -214,17 +215,17 @@ def read_score_rows(path: str | Path) -> list[dict[str, Any]]:
         where = f"{path}:{line}"
         for name in ("problem_id", "sample_idx"):
             if name not in record:
-                raise ValueError(f"{where}: missing {name!r}")
+                raise DataError(f"{where}: missing {name!r}")
         index = record["sample_idx"]
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise ValueError(f"{where}: sample_idx {index!r} is not a non-negative integer")
+            raise DataError(f"{where}: sample_idx {index!r} is not a non-negative integer")
         score = record.get("score")
         steps = record.get("step_scores")
         if score is None and steps is None:
-            raise ValueError(f"{where}: needs 'score' or 'step_scores'")
+            raise DataError(f"{where}: needs 'score' or 'step_scores'")
         if steps is not None:
             if not isinstance(steps, list) or not steps:
-                raise ValueError(f"{where}: step_scores must be a non-empty list of numbers")
+                raise DataError(f"{where}: step_scores must be a non-empty list of numbers")
             steps = [_finite(step, where) for step in steps]
         rows.append(
             {
@@ -235,7 +236,7 @@ def read_score_rows(path: str | Path) -> list[dict[str, Any]]:
             }
         )
     if not rows:
-        raise ValueError(f"{path}: no score rows")
+        raise DataError(f"{path}: no score rows")
     return rows
 
 
@@ -255,13 +256,13 @@ def import_scores(store: RunStore, path: str | Path, name: str) -> int:
         key = (row["problem_id"], row["sample_idx"])
         where = f"{path}: row {line}"
         if key[0] not in problem_ids:
-            raise ValueError(f"{where}: unknown problem {key[0]!r} (not among the run's {len(problem_ids)} problems)")
+            raise DataError(f"{where}: unknown problem {key[0]!r} (not among the run's {len(problem_ids)} problems)")
         if not _covered(key[1], known.get(key[0], [])):
-            raise ValueError(f"{where}: problem {key[0]!r} has no stored sample {key[1]}")
+            raise DataError(f"{where}: problem {key[0]!r} has no stored sample {key[1]}")
         if key in seen:
-            raise ValueError(f"{where}: duplicate row for problem {key[0]!r} sample {key[1]}")
+            raise DataError(f"{where}: duplicate row for problem {key[0]!r} sample {key[1]}")
         if _covered(key[1], stored.get(key[0], [])):
-            raise ValueError(f"{where}: problem {key[0]!r} sample {key[1]} is already scored in set {name!r}")
+            raise DataError(f"{where}: problem {key[0]!r} sample {key[1]} is already scored in set {name!r}")
         seen.add(key)
     existing = store.score_sets().get(name)
     if existing is not None and existing.get("kind") != "imported":
@@ -269,7 +270,7 @@ def import_scores(store: RunStore, path: str | Path, name: str) -> int:
             f"score set {name!r} was made by a reward model ({existing.get('model')}); choose another --name"
         )
     store.register_score_set(name, {"kind": "imported"})
-    store.scores(name).append(pa.Table.from_pylist(rows, schema=store.scores(name).schema))
+    store.write_scores(name, pa.Table.from_pylist(rows, schema=store.scores(name).schema))
     return len(rows)
 
 

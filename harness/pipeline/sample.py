@@ -10,20 +10,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 
-from harness.engines.base import (
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    SamplingSettings,
-    accepts_on_tokens,
-    request_seed,
-)
+from harness.core.errors import EngineError
+from harness.core.records import Problem, SamplingSettings
+from harness.engines.base import Engine, GenerationRequest, GenerationResult, accepts_on_tokens, request_seed
 from harness.engines.engine_log import ENGINE_LOG, engine_session
-from harness.reporting.progress import Progress
-from harness.store import RunStore, Session, missing_ranges
 from harness.engines.registry import build_engine
 from harness.pipeline.prepare import PreparedRun, open_run, package_versions
-from tasks.base import Problem
+from harness.reporting.progress import Progress
+from harness.store import RunStore, Session, missing_ranges
 
 # Largest n in one request: beyond this a problem's samples are split over several requests (prefix caching
 # still prefills the prompt once), which bounds what one finished request holds in memory.
@@ -68,7 +62,7 @@ def plan_requests(
 def result_table(result: GenerationResult, session_id: str) -> pa.Table:
     request, completions = result.request, result.completions
     if len(completions) != request.n:
-        raise RuntimeError(
+        raise EngineError(
             f"engine returned {len(completions)} completions for {request.problem_id} (asked for {request.n})"
         )
     return pa.table(

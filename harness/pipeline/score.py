@@ -15,17 +15,11 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from harness.core.errors import EngineError, OptionError
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.models import resolve_model
-from harness.engines.reward_models import (
-    BACKENDS,
-    QWEN_PRM_STEP_TOKEN,
-    SCORE_KINDS,
-    STEP_RULE,
-    RewardInputs,
-    load_reward_model,
-)
-from harness.errors import OptionError
+from harness.engines.reward_models import BACKENDS, QWEN_PRM_STEP_TOKEN, SCORE_KINDS, RewardInputs, load_reward_model
+from harness.engines.reward_steps import STEP_RULE
 from harness.reporting.progress import Progress
 from harness.store import RunStore
 
@@ -93,7 +87,10 @@ def score_run(
     from transformers import AutoTokenizer
 
     model = resolve_model(options.model, convert=False)
-    tokenizer = AutoTokenizer.from_pretrained(model.path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model.path)
+    except (OSError, ValueError) as error:  # not a checkpoint with a tokenizer: the model given, not ttc
+        raise EngineError(f"cannot load the tokenizer of {options.model}: {error}") from error
     step_token = options.step_token
     if options.kind == "prm" and step_token is None and QWEN_PRM_STEP_TOKEN in tokenizer.get_vocab():
         step_token = QWEN_PRM_STEP_TOKEN
@@ -130,20 +127,11 @@ def score_run(
         outcome.backend = reward_model.backend
         progress = Progress(f"scoring ({reward_model.backend})", total, mode=progress_mode)
         started = time.monotonic()
-        buffer: list[pa.Table] = []
-        buffered, last_flush = 0, time.monotonic()
-
-        def flush() -> None:
-            nonlocal buffered, last_flush
-            if buffer:
-                score_set.append(buffer)
-                buffer.clear()
-            buffered, last_flush = 0, time.monotonic()
+        writer = store.score_writer(name, FLUSH_ROWS, FLUSH_SECONDS)
 
         def run_batch(keys: list[tuple[str, int]], token_ids: list[list[int]]) -> None:
-            nonlocal buffered
             results = reward_model.score(token_ids)
-            buffer.append(
+            writer.add(
                 pa.table(
                     {
                         "problem_id": [key[0] for key in keys],
@@ -155,10 +143,7 @@ def score_run(
                 )
             )
             outcome.scored += len(keys)
-            buffered += len(keys)
             progress.update(len(keys))
-            if buffered >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
-                flush()
 
         window: list[tuple[int, tuple[str, int], list[int]]] = []
 
@@ -179,7 +164,7 @@ def score_run(
                     run_window()
             run_window()
         finally:
-            flush()
+            writer.flush()
             progress.close()
             outcome.seconds = time.monotonic() - started
             outcome.truncated = inputs.truncated

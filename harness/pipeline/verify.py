@@ -23,8 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-import pyarrow as pa
-
+from harness.core.errors import VerifierError
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.watchdog import die_with_parent, ensure_watchdog
 from harness.reporting.progress import Progress
@@ -39,7 +38,9 @@ FLUSH_SECONDS = 5.0
 def _judge(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:
     verdicts = verifier.verify(reference, texts)
     if len(verdicts) != len(texts):
-        raise RuntimeError(f"verifier {verifier.describe()} returned {len(verdicts)} verdicts for {len(texts)} samples")
+        raise VerifierError(
+            f"verifier {verifier.describe()} returned {len(verdicts)} verdicts for {len(texts)} samples"
+        )
     return verdicts
 
 
@@ -120,20 +121,11 @@ def run_verification(
     progress = Progress("verifying", total, problems=len(expected), mode=progress_mode)
     unjudged = dict(expected)
     started = time.monotonic()
-    buffer: list[pa.Table] = []
-    buffered_rows, last_flush = 0, time.monotonic()
-
-    def flush() -> None:
-        nonlocal buffered_rows, last_flush
-        if buffer:
-            store.write_verdicts(key, buffer)
-            buffer.clear()
-        buffered_rows, last_flush = 0, time.monotonic()
+    writer = store.verdict_writer(key, FLUSH_ROWS, FLUSH_SECONDS)
 
     def collect(future: Future, problem_id: str, indices: list[int]) -> None:
-        nonlocal buffered_rows
         verdicts = future.result()
-        buffer.append(
+        writer.add(
             verdict_set.table(
                 {
                     "problem_id": [problem_id] * len(indices),
@@ -148,11 +140,8 @@ def run_verification(
         for verdict in verdicts:
             outcome.reasons[verdict.reason] += 1
         outcome.verified += len(indices)
-        buffered_rows += len(indices)
         unjudged[problem_id] -= len(indices)
         progress.update(len(indices), problems=int(unjudged[problem_id] == 0))
-        if buffered_rows >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
-            flush()
 
     inflight: dict[Future, tuple[str, list[int]]] = {}
     try:
@@ -174,7 +163,7 @@ def run_verification(
                     drain(4 * workers)
             drain(0)
     finally:
-        flush()
+        writer.flush()
         progress.close()
         outcome.seconds = time.monotonic() - started
     return outcome

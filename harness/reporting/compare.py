@@ -24,16 +24,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import OptionError, check_number
+from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.budget import K_LIMIT, smallest_k
 from harness.forecasting.costs import Prices, inference_flops, money_for
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel
 from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
+from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
-from harness.store.counts import Counts
 from harness.store.outputs import check_output_folder
 
 COMPARE_TARGETS = (0.5, 0.8, 0.9, 0.95)
@@ -105,14 +106,14 @@ def load_runs(
     refuse differing problem sets instead). ``parameters`` overrides the model size recorded in a run's
     manifest (needed for FLOPs where a server-backed engine could not count it)."""
     if len(paths) < 2:
-        raise ValueError("compare needs at least two run directories")
+        raise OptionError("paths", "compare needs at least two run directories")
     if len({Path(path).resolve() for path in paths}) != len(paths):
-        raise ValueError("a run directory is listed twice")
+        raise OptionError("paths", "a run directory is listed twice")
     labels = list(labels) if labels else _default_labels(paths)
     if len(labels) != len(paths):
         raise OptionError("labels", f"give one per run ({len(paths)}), not {len(labels)}")
     if len(set(labels)) != len(labels):
-        raise ValueError(f"labels must differ: {labels}")
+        raise OptionError("labels", f"labels must differ: {labels}")
     parameters = _per_run(parameters, len(paths), "parameters")
     prices = _per_run(prices, len(paths), "prices")
     for size, price in zip(parameters, prices):
@@ -121,7 +122,7 @@ def load_runs(
     stores = [RunStore.open(path) for path in paths]
     tasks = [store.manifest["config"].get("task") for store in stores]
     if len(set(tasks)) > 1:
-        raise ValueError(
+        raise DataError(
             "the runs are on different tasks: "
             + ", ".join(f"{label} on {task!r}" for label, task in zip(labels, tasks))
             + "; compare runs of one task"
@@ -129,7 +130,7 @@ def load_runs(
     runs = []
     for store, label, size, price in zip(stores, labels, parameters, prices):
         key = store.resolve_verdict_key(verifier)
-        counts = store.counts(key)
+        counts = run_counts(store, key)
         usage = store.usage()
         note = completeness(store, key).note()
         if note:
@@ -165,7 +166,7 @@ def _check_same_references(runs: Sequence[ComparedRun], stores: Sequence[RunStor
             if problem.problem_id in shared and problem.reference != first[problem.problem_id]
         )
         if differing:
-            raise ValueError(
+            raise DataError(
                 f"{runs[0].label} and {run.label} hold different problems under the same ids "
                 f"({len(differing)} differ, first {differing[0]!r}): they come from different data"
             )
@@ -184,11 +185,11 @@ def _restrict_to_shared_problems(runs: list[ComparedRun], strict: bool, log) -> 
         return
     sizes = ", ".join(f"{run.label} has {run.problems_in_run}" for run in runs)
     if strict:
-        raise ValueError(
+        raise DataError(
             f"the runs' problem sets differ ({sizes}; {len(shared)} shared) and a strict comparison refuses them"
         )
     if not shared:
-        raise ValueError(f"the runs share no problem ({sizes})")
+        raise DataError(f"the runs share no problem ({sizes})")
     log(f"problem sets differ ({sizes}): comparing on the {len(shared)} problems all runs share")
     for run in runs:
         mask = np.array([problem_id in shared for problem_id in run.counts.problem_ids.tolist()])
@@ -231,7 +232,7 @@ def compare_runs(
     models = {}
     for label, laws in fitted.items():
         if laws.model is None:
-            raise ValueError(f"{label}: no forecast: {laws.errors['forecast']}")
+            raise DataError(f"{label}: no forecast: {laws.errors['forecast']}")
         models[label] = laws.model
     entries = []
     for run in runs:

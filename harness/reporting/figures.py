@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 
@@ -16,8 +17,17 @@ from harness.forecasting.fitted import FORECAST_FACTOR, FittedLaws  # noqa: E402
 from harness.forecasting.forecast import CurveForecast, forecast_curve  # noqa: E402
 from harness.forecasting.laws import PowerLaw  # noqa: E402
 from harness.metrics.analysis import MeasuredCoverage, measured_coverage  # noqa: E402
+from harness.metrics.counts import Counts  # noqa: E402
 from harness.metrics.estimators import log_spaced_ks  # noqa: E402
-from harness.store.counts import Counts  # noqa: E402
+
+
+def figure_png(draw: Callable[[Path], Any]) -> bytes:
+    """The PNG that ``draw(path)`` saves, as bytes (drawn into a temporary folder), for the run store to write
+    atomically or a report to embed."""
+    with tempfile.TemporaryDirectory(prefix="ttc-figure-") as folder:
+        path = Path(folder) / "figure.png"
+        draw(path)
+        return path.read_bytes()
 
 
 def observed_curve(counts: Counts, confidence: float = 0.9) -> MeasuredCoverage:

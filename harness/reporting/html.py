@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ import jinja2
 import numpy as np
 import pyarrow as pa
 
+from harness.core.errors import RunStoreError
 from harness.forecasting.costs import Cost, Prices, inference_flops, money_for
 from harness.reporting.format import MISSING, format_fixed, format_quantity
 from harness.store import RunStore
@@ -48,16 +48,15 @@ def template_environment() -> jinja2.Environment:
     return environment
 
 
-def png_data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def embedded_figure(draw: Callable[[Path], Any]) -> str:
     """Run ``draw(path)`` on a temporary PNG path and return the figure as a data URI."""
-    with tempfile.TemporaryDirectory(prefix="ttc-figure-") as folder:
-        path = Path(folder) / "figure.png"
-        draw(path)
-        return png_data_uri(path)
+    from harness.reporting.figures import figure_png  # matplotlib: imported when a figure is drawn
+
+    return png_data_uri(figure_png(draw))
 
 
 Row = tuple[str, "str | list[str]"]  # (field, text or a list of texts)
@@ -184,7 +183,7 @@ def token_accounting(
 
 def selector_section(store: RunStore, verdict_set: str) -> dict[str, Any] | None:
     """Each selector's accuracy@k next to coverage (``compare_verifiers``), when the run allows any selector."""
-    from harness.metrics.selectors import compare_verifiers
+    from harness.reporting.selector_comparison import compare_verifiers
     from harness.reporting.selectors import plot_comparison
 
     result = compare_verifiers(store, verifier=verdict_set)
@@ -275,7 +274,9 @@ def build_report(
     if not coverage_png.is_file():
         raise FileNotFoundError(f"{coverage_png} is missing: run `ttc analyze {store.path}` first")
     if "budget" not in summary or "finish_reasons" not in summary:
-        raise ValueError(f"the summary of {store.path} predates its budget rows: run `ttc analyze {store.path}` again")
+        raise RunStoreError(
+            f"the summary of {store.path} predates its budget rows: run `ttc analyze {store.path}` again"
+        )
     groups = {
         name: sorted(values.items(), key=lambda item: _natural_key(item[0]))
         for name, values in (summary.get("groups") or {}).items()
@@ -286,7 +287,7 @@ def build_report(
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "summary": summary,
         "configuration": configuration_sections(store, summary),
-        "coverage_figure": png_data_uri(coverage_png),
+        "coverage_figure": png_data_uri(coverage_png.read_bytes()),
         "groups": groups,
         "selectors": selector_section(store, verdict_set),
         "budget": budget,
@@ -322,6 +323,9 @@ def write_report(
     check_output_path(path, "out", own_run=store.path, own_files=("report.html",))
     with store.locked():
         html = build_report(store, summary, **options)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        if path.resolve().parent == store.path.resolve():  # into the run directory: through the store
+            store.write_file(path.name, html)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(html, encoding="utf-8")
     return path

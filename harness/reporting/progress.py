@@ -23,6 +23,8 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
+from harness.core.errors import OptionError
+
 PROGRESS_MODES = ("auto", "live", "lines", "json", "quiet")
 # Seconds between JSON progress events, and between redraws of the live line (a fast step updates thousands
 # of times a second).
@@ -42,7 +44,7 @@ def _duration(seconds: float) -> str:
 def resolve_mode(mode: str, stream: TextIO) -> str:
     """``auto`` becomes ``live`` on a terminal, else ``lines``; other modes are checked and returned."""
     if mode not in PROGRESS_MODES:
-        raise ValueError(f"unknown progress mode {mode!r}; expected one of {', '.join(PROGRESS_MODES)}")
+        raise OptionError("progress", f"unknown progress mode {mode!r}; expected one of {', '.join(PROGRESS_MODES)}")
     if mode == "auto":
         return "live" if stream.isatty() else "lines"
     return mode

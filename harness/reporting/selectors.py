@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.store import RunStore
 
-def write_comparison(result: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
-    """Write ``verifiers.json`` and ``verifiers.png`` into the run directory."""
-    json_path = run_dir / "verifiers.json"
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    png_path = run_dir / "verifiers.png"
-    plot_comparison(result, png_path)
+
+def write_comparison(result: dict[str, Any], store: RunStore) -> tuple[Path, Path]:
+    """Write ``verifiers.json`` and ``verifiers.png`` into the run directory (under its writer lock)."""
+    from harness.reporting.figures import figure_png  # matplotlib: imported when a figure is drawn
+
+    with store.locked():
+        json_path = store.write_json("verifiers.json", result)
+        png_path = store.write_file("verifiers.png", figure_png(lambda path: plot_comparison(result, path)))
     return json_path, png_path
 
 

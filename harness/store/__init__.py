@@ -1,26 +1,9 @@
-"""The data layer: run directories (samples, verdicts, scores as Parquet shards), their configuration, and
-per-problem counts, the lingua franca of the analysis."""
+"""The data layer: run directories (samples, verdicts, scores as Parquet shards) and their configuration."""
 
 from harness.store.config import RunConfig
-from harness.store.counts import Counts, read_counts_jsonl, write_counts_jsonl
-from harness.store.run_store import (
-    PendingSamples,
-    RunStore,
-    RunStoreError,
-    Session,
-    missing_ranges,
-    subtract_ranges,
-)
+from harness.store.manifest import Session
+from harness.store.ranges import missing_ranges, subtract_ranges
+from harness.store.run_store import RunStore
+from harness.store.shards import PendingSamples
 
-__all__ = [
-    "Counts",
-    "PendingSamples",
-    "RunConfig",
-    "RunStore",
-    "RunStoreError",
-    "Session",
-    "missing_ranges",
-    "read_counts_jsonl",
-    "subtract_ranges",
-    "write_counts_jsonl",
-]
+__all__ = ["PendingSamples", "RunConfig", "RunStore", "Session", "missing_ranges", "subtract_ranges"]

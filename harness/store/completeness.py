@@ -10,11 +10,12 @@ problems.jsonl only, so it costs no data reads.
 
 from __future__ import annotations
 
-import fcntl
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.store.run_store import RunStore, subtract_ranges
+from harness.store.lock import current_writer
+from harness.store.ranges import subtract_ranges
+from harness.store.run_store import RunStore
 
 
 def _total(ranges: dict[str, list[tuple[int, int]]]) -> int:
@@ -102,23 +103,5 @@ def completeness(store: RunStore, verdict_set: str) -> Completeness:
         verdicts_without_samples=_total(orphans),
         problems_short=short,
         budget_samples=budget_samples if isinstance(budget_samples, int) else None,
-        writer=None if store.holds_lock else current_writer(store),
+        writer=None if store.holds_lock else current_writer(store.path),
     )
-
-
-def current_writer(store: RunStore) -> str | None:
-    """The process holding the run directory's writer lock (as it wrote itself into .lock), if any."""
-    path = store.path / ".lock"
-    if not path.is_file():
-        return None
-    try:
-        handle = path.open("r")
-    except OSError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return handle.read().strip() or "another process"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from harness.engines.base import SamplingSettings
+from harness.core.records import SamplingSettings
 
 
 @dataclass(frozen=True)

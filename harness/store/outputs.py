@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from harness.errors import OptionError
+from harness.core.errors import OptionError
 
 # What a run directory holds (harness.store.run_store's layout, and the files its steps write): an output
 # path among these, in any run directory, is refused unless it is the command's own output in its own run.

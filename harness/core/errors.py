@@ -1,0 +1,91 @@
+"""ttc's errors: one root, ``TTCError``, for everything a user can fix; the CLI prints it as one line.
+
+Library code names the problem in the Python API's terms (a parameter name, a file and line), never a CLI
+flag: ``OptionError("max_tokens", "must be at least 1, got 0")``. The CLI turns ``option`` into its flag
+(``--max-tokens``) when it reports the error. Any other exception is a bug in ttc, and keeps its traceback.
+
+Each class also derives from the built-in exception that code caught before the hierarchy existed
+(``ValueError`` for bad input, ``RuntimeError`` for a resource that gave up), so ``except ValueError`` around a
+call still works.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+class TTCError(Exception):
+    """The root: an error in what ttc was given (an option, a file, a run directory, a server), not in ttc."""
+
+
+class OptionError(TTCError, ValueError):
+    """A bad value of a named option: ``option`` is the Python parameter name (``max_tokens``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled by worker processes and Ray
+        return type(self), (self.option, self.message)
+
+
+class DataError(TTCError, ValueError):
+    """An input file or record that is not what it should be (malformed JSON, a missing field, a bad count); the
+    message names the file and line, or the record."""
+
+
+class TaskError(TTCError, ValueError):
+    """A task cannot be built or cannot load its problems as asked (options, data, prompt templates)."""
+
+
+class VerifierError(TTCError, ValueError):
+    """A verifier cannot be built as asked, or is given a reference it cannot judge."""
+
+
+class RunStoreError(TTCError, RuntimeError):
+    """A run directory cannot be used as asked (wrong configuration, locked, not a run, damaged, ...)."""
+
+
+class EngineError(TTCError, RuntimeError):
+    """An engine cannot start, or gave up (a server that refuses, replicas that all failed, a model that cannot
+    be loaded or converted)."""
+
+
+class SandboxError(TTCError, RuntimeError):
+    """The code sandbox itself failed (not the program it ran): a verdict cannot be given."""
+
+
+def check_number(
+    option: str,
+    value: float | None,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> None:
+    """Raise ``OptionError(option, ...)`` unless ``value`` is a finite number in the range given (None passes:
+    an option left unset). ``above``/``below`` are strict bounds, ``at_least``/``at_most`` inclusive."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionError(option, f"must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise OptionError(option, f"must be a finite number, got {value}")
+    if above is not None and below is not None and not above < value < below:
+        raise OptionError(option, f"must lie in ({_shown(above)}, {_shown(below)}), got {value}")
+    if above is not None and not value > above:
+        bound = "positive" if above == 0 else f"above {_shown(above)}"
+        raise OptionError(option, f"must be {bound}, got {value}")
+    if at_least is not None and not value >= at_least:
+        raise OptionError(option, f"must be at least {_shown(at_least)}, got {value}")
+    if below is not None and not value < below:
+        raise OptionError(option, f"must be below {_shown(below)}, got {value}")
+    if at_most is not None and not value <= at_most:
+        raise OptionError(option, f"must be at most {_shown(at_most)}, got {value}")
+
+
+def _shown(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
