@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import signal
+import statistics
 import subprocess
 import sys
-import resource
-import statistics
 import time
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 #: The line a worker process prints its measurements on (as JSON after the marker).
 RESULT_MARKER = "BENCH-RESULT "

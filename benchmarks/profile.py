@@ -23,8 +23,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.engine import RESULT_MARKER
 from benchmarks.common import load_average, machine_info
+from benchmarks.engine import RESULT_MARKER
 
 # (category, substrings of a frame "function (file:line)"); the first match from the top wins
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import resource
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 from benchmarks.common import cpu_count, load_average, median
 from benchmarks.suite import FigureResult, Row

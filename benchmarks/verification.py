@@ -22,9 +22,10 @@ import random
 import re
 import statistics
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.core.jsonl import read_jsonl
 from verifiers.math import MathVerifier, extract_answer, normalize_answer

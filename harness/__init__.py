@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from harness.pipeline.api import Run, RunResult, load_run, run
 
-__all__ = ["run", "load_run", "Run", "RunResult"]
+__all__ = ["Run", "RunResult", "load_run", "run"]
 
 
 def __getattr__(name: str) -> Any:

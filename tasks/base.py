@@ -9,8 +9,9 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from harness.core.errors import TaskError
 from harness.core.jsonl import read_jsonl

@@ -9,8 +9,9 @@ every field of the record by name, and ``record`` (the whole record, for names t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.core.errors import TaskError
 from harness.core.jsonl import read_jsonl
@@ -73,8 +74,8 @@ class JSONLTask(Task):
         records = read_jsonl(self.source)
         if not records:
             raise TaskError(f"{self.source}: no records")
-        named_by = {name: "metadata_fields" for name in self.metadata_fields or ()}
-        named_by.update({name: "reference_fields" for name in self.reference_fields})
+        named_by = dict.fromkeys(self.metadata_fields or (), "metadata_fields")
+        named_by.update(dict.fromkeys(self.reference_fields, "reference_fields"))
         if self.id_field:
             named_by[self.id_field] = "id_field"
         named_by.update({self.prompt_field: "prompt_field", self.answer_field: "answer_field"})

@@ -11,8 +11,9 @@ Two prompt styles:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.core.records import Problem
 from tasks.base import Task, load_records, require_fields

@@ -19,9 +19,10 @@ and ships ``tasks/templates/gsm8k_completion.jinja`` (and ``gsm8k_chat.jinja`` i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jinja2
 
@@ -57,14 +58,14 @@ class PromptTemplate:
         object.__setattr__(self, "_compiled", compiled)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "PromptTemplate":
+    def from_file(cls, path: str | Path) -> PromptTemplate:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"prompt template not found: {path}")
         return cls(name=str(path), source=path.read_text(encoding="utf-8"))
 
     @classmethod
-    def builtin(cls, file_name: str) -> "PromptTemplate":
+    def builtin(cls, file_name: str) -> PromptTemplate:
         path = TEMPLATE_DIR / file_name
         if not path.is_file():
             available = ", ".join(sorted(p.name for p in TEMPLATE_DIR.glob("*.jinja")))
@@ -94,7 +95,7 @@ class PromptBuilder:
         self.style = style
 
     @classmethod
-    def for_task(cls, task: str, style: str = "completion", template_path: str | Path | None = None) -> "PromptBuilder":
+    def for_task(cls, task: str, style: str = "completion", template_path: str | Path | None = None) -> PromptBuilder:
         """The template at ``template_path``, else the built-in ``tasks/templates/<task>_<style>.jinja``."""
         check_prompt_style(style)
         if template_path is not None:

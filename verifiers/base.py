@@ -7,8 +7,9 @@ many samples give, a test harness) is done once per problem.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 # Reasons a verdict may carry. Verifiers use these where they apply and may add precise ones of their own.
 CORRECT = "correct"

@@ -27,8 +27,9 @@ import io
 import os
 import re
 import tokenize
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, Verdict

@@ -4,7 +4,8 @@ normalised. For custom tasks whose answers are labels, names or fixed strings.""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict

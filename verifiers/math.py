@@ -29,10 +29,11 @@ verdicts do not depend on the order of the samples or of the problems.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from importlib import metadata
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.core.errors import VerifierError
 from verifiers import exact_numbers
@@ -260,7 +261,7 @@ class MathVerifier:
             worker.send(("judge", gold, pending, budget))
             reply = worker.receive(watchdog)
             if reply is not None and reply[1] != "ok":  # the reference failed: every answer shares its fate
-                results.update({answer: (reply[1], None, reply[2]) for answer in pending})
+                results.update(dict.fromkeys(pending, (reply[1], None, reply[2])))
                 return
             if reply is not None:
                 for answer in pending:
@@ -277,7 +278,7 @@ class MathVerifier:
         shared.discard()
         if in_flight is None:
             reason, _, detail = failure
-            results.update({answer: (reason, None, f"reference answer: {detail}") for answer in pending})
+            results.update(dict.fromkeys(pending, (reason, None, f"reference answer: {detail}")))
             hung.update(pending)
         else:
             results[in_flight] = failure

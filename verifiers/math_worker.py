@@ -26,8 +26,9 @@ import subprocess
 import sys
 import threading
 import weakref
+from collections.abc import Iterator
 from multiprocessing.connection import Connection, Pipe
-from typing import Any, Iterator
+from typing import Any
 
 from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, MEMORY, PARSE_ERROR, TIMEOUT, WRONG
@@ -218,7 +219,7 @@ class SharedWorker:
     slow answers are spread over several workers. Hold ``lock`` while talking to the worker.
     """
 
-    _instances: dict[tuple[int | None, int], "SharedWorker"] = {}
+    _instances: dict[tuple[int | None, int], SharedWorker] = {}
     _instances_lock = threading.Lock()
 
     def __init__(self, memory_limit_mb: int | None) -> None:
@@ -227,14 +228,14 @@ class SharedWorker:
         self._process: WorkerProcess | None = None
 
     @classmethod
-    def for_limit(cls, memory_limit_mb: int | None, slot: int = 0) -> "SharedWorker":
+    def for_limit(cls, memory_limit_mb: int | None, slot: int = 0) -> SharedWorker:
         with cls._instances_lock:
             if (memory_limit_mb, slot) not in cls._instances:
                 cls._instances[memory_limit_mb, slot] = cls(memory_limit_mb)
             return cls._instances[memory_limit_mb, slot]
 
     @classmethod
-    def all_for_limit(cls, memory_limit_mb: int | None) -> list["SharedWorker"]:
+    def all_for_limit(cls, memory_limit_mb: int | None) -> list[SharedWorker]:
         with cls._instances_lock:
             return [
                 worker

@@ -8,8 +8,9 @@ separators, currency signs and units ("$1,234.50" == "1234.5"); fractions "3/4" 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict

@@ -180,7 +180,7 @@ def _run_runner(request: bytes, workdir: str, timeout_s: float) -> tuple[bytes, 
     return stdout, stderr, process.returncode
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_isolation(limits: SandboxLimits = SandboxLimits()) -> tuple[str, ...]:
     """The isolation layers that apply on this machine, found by running an empty program (cached)."""
     return run_python("pass", limits).isolation

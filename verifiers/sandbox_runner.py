@@ -196,12 +196,53 @@ def apply_guard(workdir: str) -> None:
     builtins.open = open_inside_for_writing("open", builtins.open)
     io.open = open_inside_for_writing("io.open", io.open)
 
-    blocked_os = (
-        "system popen fork forkpty vfork kill killpg tkill tgkill pidfd_open pidfd_send_signal "
-        "execv execve execl execle execlp execlpe execvp execvpe spawnv spawnve spawnvp spawnvpe spawnl spawnle "
-        "spawnlp spawnlpe posix_spawn posix_spawnp chmod fchmod lchmod chown fchown lchown chroot "
-        "setuid seteuid setreuid setresuid setgid setegid setregid setresgid setgroups"
-    ).split()
+    blocked_os = [
+        "system",
+        "popen",
+        "fork",
+        "forkpty",
+        "vfork",
+        "kill",
+        "killpg",
+        "tkill",
+        "tgkill",
+        "pidfd_open",
+        "pidfd_send_signal",
+        "execv",
+        "execve",
+        "execl",
+        "execle",
+        "execlp",
+        "execlpe",
+        "execvp",
+        "execvpe",
+        "spawnv",
+        "spawnve",
+        "spawnvp",
+        "spawnvpe",
+        "spawnl",
+        "spawnle",
+        "spawnlp",
+        "spawnlpe",
+        "posix_spawn",
+        "posix_spawnp",
+        "chmod",
+        "fchmod",
+        "lchmod",
+        "chown",
+        "fchown",
+        "lchown",
+        "chroot",
+        "setuid",
+        "seteuid",
+        "setreuid",
+        "setresuid",
+        "setgid",
+        "setegid",
+        "setregid",
+        "setresgid",
+        "setgroups",
+    ]
     for name in blocked_os:
         if hasattr(os, name):
             setattr(os, name, refuse(f"os.{name}"))

@@ -35,12 +35,12 @@ import numpy as np
 from scipy import optimize, special
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import forecast_hard_data as hard  # noqa: E402  (sibling script: the stand-in data sets)
+import forecast_hard_data as hard
 
-from harness.forecasting.forecast import BayesModel, PowerLawModel, subsample  # noqa: E402
-from harness.forecasting.laws import BetaBinomialLaw  # noqa: E402
-from harness.metrics.counts import Counts, read_counts_jsonl  # noqa: E402
-from harness.metrics.estimators import log_spaced_ks, pass_at_k  # noqa: E402
+from harness.forecasting.forecast import BayesModel, PowerLawModel, subsample
+from harness.forecasting.laws import BetaBinomialLaw
+from harness.metrics.counts import Counts, read_counts_jsonl
+from harness.metrics.estimators import log_spaced_ks, pass_at_k
 
 PILOT, K = 100, 10_000
 
@@ -171,7 +171,7 @@ class LogitFactor:
         log_prior, per_group = self.parts(theta)
         return -special.logsumexp(sum(p[3] for p in per_group) + log_prior, axis=1).sum()
 
-    def fit(self) -> "LogitFactor":
+    def fit(self) -> LogitFactor:
         rate = (self.c.sum(1) + 0.5) / (self.n.sum(1) + 1)
         odds = np.log(rate / (1 - rate))
         start = [np.log(0.3), 0.0] + [x for g in self.others for x in (odds[g] - odds[self.reference], 0.0, 0.0)]

@@ -36,7 +36,7 @@ from harness.forecasting.laws import BetaBinomialLaw, BetaMLE
 from harness.metrics.counts import Counts, read_counts_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forecast_hard_data import MONKEY, SHARED, hard_problems, simulated, weaker_models  # noqa: E402
+from forecast_hard_data import MONKEY, SHARED, hard_problems, simulated, weaker_models
 
 PILOT, K = 100, 10_000
 

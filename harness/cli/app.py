@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Any, Iterator, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import click
 import typer
-from typing_extensions import Annotated
 
 from harness.core.errors import OptionError, TTCError
 

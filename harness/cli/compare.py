@@ -3,34 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from harness.cli.app import JsonOption, Output, app
 
 
 @app.command("compare")
 def compare_command(
-    run_dirs: Annotated[List[Path], typer.Argument(help="Two or more run directories on the same task.")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories on the same task.")],
     out: Annotated[Path, typer.Option(help="Folder for compare.json and compare.html.")] = Path("results/compare"),
     label: Annotated[
-        Optional[List[str]],
+        list[str] | None,
         typer.Option(help="Name of a run in tables and plots, one per run (default: folder names)."),
     ] = None,
     strict: Annotated[
         bool, typer.Option(help="Refuse runs on different problem sets instead of comparing their shared problems.")
     ] = False,
     verifier: Annotated[
-        Optional[str], typer.Option(help="Verdict set or verifier name (default: each run's latest).")
+        str | None, typer.Option(help="Verdict set or verifier name (default: each run's latest).")
     ] = None,
     parameters: Annotated[
-        Optional[List[float]],
+        list[float] | None,
         typer.Option(help="Model parameters, once for all runs or once per run (default: from each run's manifest)."),
     ] = None,
     price_per_mtok: Annotated[
-        Optional[List[float]],
+        list[float] | None,
         typer.Option("--price-per-mtok", help="Money per million tokens, once for all runs or once per run."),
     ] = None,
     json_output: JsonOption = False,

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
-from typing_extensions import Annotated
 
 from harness.cli.app import CommandError, JsonOption, Output, app
 from harness.core.errors import RunStoreError
 
 RunDirArgument = Annotated[
-    Optional[Path], typer.Argument(help="Run directory (its verdicts give the counts); or use --counts.")
+    Path | None, typer.Argument(help="Run directory (its verdicts give the counts); or use --counts.")
 ]
 CountsOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--counts", help="Counts JSONL: num_samples, num_correct and optional grouping fields per line."),
 ]
-GroupByOption = Annotated[Optional[str], typer.Option("--group-by", help="Field to split problems by (e.g. model).")]
+GroupByOption = Annotated[str | None, typer.Option("--group-by", help="Field to split problems by (e.g. model).")]
 MethodOption = Annotated[
     str,
     typer.Option(
@@ -61,9 +60,7 @@ def forecast(
     k: Annotated[int, typer.Option("--k", help="Samples per problem to forecast coverage at.")] = 10_000,
     method: MethodOption = "auto",
     confidence: ConfidenceOption = 0.9,
-    plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Write a coverage-vs-k figure (PNG); one group.")
-    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a coverage-vs-k figure (PNG); one group.")] = None,
     seed: SeedOption = 0,
     json_output: JsonOption = False,
 ) -> None:
@@ -151,23 +148,21 @@ def budget(
     target: Annotated[float, typer.Option("--target", help="Coverage to reach, e.g. 0.8.")] = 0.8,
     method: MethodOption = "auto",
     confidence: ConfidenceOption = 0.9,
-    price_per_mtok: Annotated[
-        Optional[float], typer.Option("--price-per-mtok", help="Money per million tokens.")
-    ] = None,
-    gpu_hour_price: Annotated[Optional[float], typer.Option("--gpu-hour-price", help="Money per GPU hour.")] = None,
+    price_per_mtok: Annotated[float | None, typer.Option("--price-per-mtok", help="Money per million tokens.")] = None,
+    gpu_hour_price: Annotated[float | None, typer.Option("--gpu-hour-price", help="Money per GPU hour.")] = None,
     tokens_per_sample: Annotated[
-        Optional[float], typer.Option(help="Generated tokens per sample (--counts input).")
+        float | None, typer.Option(help="Generated tokens per sample (--counts input).")
     ] = None,
-    prompt_tokens: Annotated[Optional[float], typer.Option(help="Prompt tokens per problem (--counts input).")] = None,
-    params: Annotated[Optional[float], typer.Option(help="Model parameters, e.g. 7e9 (--counts input).")] = None,
-    tokens_per_second: Annotated[Optional[float], typer.Option(help="Generation throughput (--counts input).")] = None,
+    prompt_tokens: Annotated[float | None, typer.Option(help="Prompt tokens per problem (--counts input).")] = None,
+    params: Annotated[float | None, typer.Option(help="Model parameters, e.g. 7e9 (--counts input).")] = None,
+    tokens_per_second: Annotated[float | None, typer.Option(help="Generation throughput (--counts input).")] = None,
     adaptive_extra: Annotated[
         int,
         typer.Option(
             "--adaptive-extra", help="Plan this many extra pilot samples (total) where they narrow the forecast most."
         ),
     ] = 0,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the budget curve (PNG); one group.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the budget curve (PNG); one group.")] = None,
     seed: SeedOption = 0,
     json_output: JsonOption = False,
 ) -> None:

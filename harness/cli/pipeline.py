@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Annotated, Any
 
 import typer
-from typing_extensions import Annotated
 
 from harness.cli.app import CommandError, JsonOption, Output, QuietOption, app, flag
 from harness.core.errors import OptionError, RunStoreError, check_number
@@ -14,12 +13,12 @@ from harness.pipeline.options import DEFAULT_RUN
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="Verifier: numeric, math, python-tests, exact or module:Class (default: the task's)."),
 ]
-WorkersOption = Annotated[Optional[int], typer.Option(help="Verification worker processes (default: all cores).")]
+WorkersOption = Annotated[int | None, typer.Option(help="Verification worker processes (default: all cores).")]
 RayAddressOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         help="Run on this Ray cluster: host:port, ray://host:port, or auto for the one this machine belongs to "
         "(docs/ray.md)."
@@ -32,9 +31,9 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         task: Annotated[
             str, typer.Option(help="Task: gsm8k, humaneval, mbpp, math500, jsonl or module:Class.")
         ] = DEFAULT_RUN["task"],
-        data: Annotated[Optional[str], typer.Option(help="Local JSONL file or Hugging Face Hub dataset id.")] = None,
+        data: Annotated[str | None, typer.Option(help="Local JSONL file or Hugging Face Hub dataset id.")] = None,
         model: Annotated[
-            Optional[str], typer.Option(help="Hub id or local checkpoint (default: embedded SmolLM2-135M-Instruct).")
+            str | None, typer.Option(help="Hub id or local checkpoint (default: embedded SmolLM2-135M-Instruct).")
         ] = None,
         problems: Annotated[
             int, typer.Option(help="Number of problems (the task's first N); 0 for all.")
@@ -46,30 +45,30 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         max_tokens: Annotated[int, typer.Option(help="Most tokens per completion.")] = DEFAULT_RUN["max_tokens"],
         seed: Annotated[int, typer.Option(help="Base seed; each request's seed is derived from it.")] = 0,
         out: Annotated[
-            Optional[Path], typer.Option(help="Run directory (default: results/<task>-<model>-<config hash>).")
+            Path | None, typer.Option(help="Run directory (default: results/<task>-<model>-<config hash>).")
         ] = None,
         engine: Annotated[
             str,
             typer.Option(help="Sampling engine: vllm (local), openai (any OpenAI-compatible server) or module:Class."),
         ] = "vllm",
         base_url: Annotated[
-            Optional[str],
+            str | None,
             typer.Option(help="--engine openai: API root, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)."),
         ] = None,
         api_key_env: Annotated[
-            Optional[str],
+            str | None,
             typer.Option(
                 help="--engine openai: environment variable holding the API key (default: OPENAI_API_KEY, if set)."
             ),
         ] = None,
         concurrency: Annotated[
-            Optional[int], typer.Option(help="--engine openai: HTTP requests in flight at once (default 8).")
+            int | None, typer.Option(help="--engine openai: HTTP requests in flight at once (default 8).")
         ] = None,
         request_timeout: Annotated[
-            Optional[float], typer.Option(help="--engine openai: seconds one HTTP request may take (default 600).")
+            float | None, typer.Option(help="--engine openai: seconds one HTTP request may take (default 600).")
         ] = None,
         max_retries: Annotated[
-            Optional[int],
+            int | None,
             typer.Option(
                 help="--engine openai: retries of a failed request (429, 5xx, timeout) before stopping (default 5)."
             ),
@@ -78,12 +77,12 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             str, typer.Option(help="Model dtype for the engine (auto, bfloat16, float16, float32).")
         ] = "auto",
         gpu_memory_utilization: Annotated[
-            Optional[float], typer.Option(help="Share of accelerator memory for vLLM (on CPU: of RAM).")
+            float | None, typer.Option(help="Share of accelerator memory for vLLM (on CPU: of RAM).")
         ] = None,
         max_model_len: Annotated[int, typer.Option(help="Context length limit for the engine.")] = 4096,
-        max_num_seqs: Annotated[Optional[int], typer.Option(help="Most sequences the engine decodes at once.")] = None,
+        max_num_seqs: Annotated[int | None, typer.Option(help="Most sequences the engine decodes at once.")] = None,
         enforce_eager: Annotated[
-            Optional[bool],
+            bool | None,
             typer.Option(
                 "--enforce-eager/--compile",
                 help="Skip graph compilation (faster start, slower decode) or compile. Default: eager on CPU, "
@@ -104,28 +103,28 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             ),
         ] = 1,
         ray_address: RayAddressOption = None,
-        split: Annotated[Optional[str], typer.Option(help="Dataset split, for tasks that have several.")] = None,
-        shots: Annotated[Optional[int], typer.Option(help="Few-shot exemplars, for tasks that use them.")] = None,
-        fewshot_data: Annotated[Optional[str], typer.Option(help="Where few-shot exemplars come from.")] = None,
+        split: Annotated[str | None, typer.Option(help="Dataset split, for tasks that have several.")] = None,
+        shots: Annotated[int | None, typer.Option(help="Few-shot exemplars, for tasks that use them.")] = None,
+        fewshot_data: Annotated[str | None, typer.Option(help="Where few-shot exemplars come from.")] = None,
         prompt_style: Annotated[
-            Optional[str], typer.Option(help="completion or chat, for tasks that offer both (default: the task's).")
+            str | None, typer.Option(help="completion or chat, for tasks that offer both (default: the task's).")
         ] = None,
         prompt_template: Annotated[
-            Optional[Path], typer.Option(help="Prompt template file overriding the task's.")
+            Path | None, typer.Option(help="Prompt template file overriding the task's.")
         ] = None,
-        prompt_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding the prompt.")] = None,
+        prompt_field: Annotated[str | None, typer.Option(help="jsonl task: field holding the prompt.")] = None,
         answer_field: Annotated[
-            Optional[str], typer.Option(help="jsonl task: field holding the reference answer.")
+            str | None, typer.Option(help="jsonl task: field holding the reference answer.")
         ] = None,
-        id_field: Annotated[Optional[str], typer.Option(help="jsonl task: field holding a problem id.")] = None,
+        id_field: Annotated[str | None, typer.Option(help="jsonl task: field holding a problem id.")] = None,
         metadata_field: Annotated[
-            Optional[List[str]], typer.Option(help="jsonl task: a field kept for per-group analysis (repeatable).")
+            list[str] | None, typer.Option(help="jsonl task: a field kept for per-group analysis (repeatable).")
         ] = None,
         reference_field: Annotated[
-            Optional[List[str]], typer.Option(help="jsonl task: a field passed to the verifier (repeatable).")
+            list[str] | None, typer.Option(help="jsonl task: a field passed to the verifier (repeatable).")
         ] = None,
         stop: Annotated[
-            Optional[List[str]], typer.Option(help="Stop string replacing the task's (repeatable; jsonl, math500).")
+            list[str] | None, typer.Option(help="Stop string replacing the task's (repeatable; jsonl, math500).")
         ] = None,
         verifier: VerifierOption = None,
         workers: WorkersOption = None,
@@ -304,12 +303,12 @@ def analyze_command(
 def report_command(
     run_dir: RunDir,
     verifier: VerifierOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: RUN_DIR/report.html).")] = None,
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default: RUN_DIR/report.html).")] = None,
     price_per_mtok: Annotated[
-        Optional[float], typer.Option("--price-per-mtok", help="Money per million tokens, for the cost columns.")
+        float | None, typer.Option("--price-per-mtok", help="Money per million tokens, for the cost columns.")
     ] = None,
     gpu_hour_price: Annotated[
-        Optional[float], typer.Option("--gpu-hour-price", help="Money per GPU hour, for the cost columns.")
+        float | None, typer.Option("--gpu-hour-price", help="Money per GPU hour, for the cost columns.")
     ] = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,

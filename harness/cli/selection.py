@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from harness.cli.app import JsonOption, Output, QuietOption, app
 from harness.cli.pipeline import RunDir, VerifierOption
@@ -16,20 +15,18 @@ from harness.cli.pipeline import RunDir, VerifierOption
 def compare_verifiers_command(
     run_dir: RunDir,
     selectors: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="Comma-separated: coverage, majority, orm[=SET], prm[=SET], weighted[=SET], likelihood "
             "(default: all the run's data allows)."
         ),
     ] = None,
-    k: Annotated[
-        Optional[str], typer.Option("--k", help="Comma-separated k values (default: 1, 2, 4, ..., n).")
-    ] = None,
+    k: Annotated[str | None, typer.Option("--k", help="Comma-separated k values (default: 1, 2, 4, ..., n).")] = None,
     aggregate: Annotated[
         str, typer.Option(help="How step scores become a sample's score: min, last, product, mean.")
     ] = "min",
     subsets: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Monte-Carlo random subsets per problem, where exact is too costly (default: automatic)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of Monte-Carlo subsets and bootstrap intervals.")] = 0,
@@ -73,9 +70,8 @@ def import_scores_command(
     from harness.store import RunStore
 
     output = Output("import-scores", json_output)
-    with output.errors():
-        with RunStore.open(run_dir, writable=True) as store:
-            rows = import_scores(store, file, name)
+    with output.errors(), RunStore.open(run_dir, writable=True) as store:
+        rows = import_scores(store, file, name)
     output.echo(f"imported {rows} scores into score set {name!r}")
     output.result(run=str(run_dir), score_set=name, imported=rows)
 
@@ -85,7 +81,7 @@ def import_samples_command(
     file: Annotated[Path, typer.Argument(help="JSONL, one problem a line, with list fields of samples.")],
     out: Annotated[Path, typer.Option(help="Run directory to create.")],
     id_field: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Field with the problem id (default: idx if the records have it, else the record's number)."),
     ] = None,
     prompt_field: Annotated[str, typer.Option(help="Field with the problem statement.")] = "question",
@@ -94,7 +90,7 @@ def import_samples_command(
     answers_field: Annotated[str, typer.Option(help="Field with the list of extracted answers.")] = "pred",
     correct_field: Annotated[str, typer.Option(help="Field with the list of correctness booleans.")] = "score",
     scores_field: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Field with the list of reward scores (default: pred_score if the records have it)."),
     ] = None,
     score_set: Annotated[str, typer.Option(help="Name of the score set for imported reward scores.")] = "imported",
@@ -113,11 +109,10 @@ def import_samples_command(
         scores=scores_field,
     )
     output = Output("import-samples", json_output)
-    with output.errors():
-        with import_samples(file, out, fields, score_set=score_set) as store:
-            problems = len(store.problems())
-            samples = store.read_samples(columns=["sample_idx"]).num_rows
-            sets = sorted(store.score_sets())
+    with output.errors(), import_samples(file, out, fields, score_set=score_set) as store:
+        problems = len(store.problems())
+        samples = store.read_samples(columns=["sample_idx"]).num_rows
+        sets = sorted(store.score_sets())
     output.echo(
         f"created {out}: {problems} problems, {samples} samples with verdicts"
         + (f", score sets {sets}" if sets else "")
@@ -134,15 +129,15 @@ def score_command(
         str, typer.Option(help="auto (vLLM on a GPU, else transformers), vllm or transformers.")
     ] = "auto",
     batch_size: Annotated[int, typer.Option(help="Samples per model call.")] = 16,
-    name: Annotated[Optional[str], typer.Option(help="Score set to write (default: <kind>-<model name>).")] = None,
+    name: Annotated[str | None, typer.Option(help="Score set to write (default: <kind>-<model name>).")] = None,
     step_token: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="prm: token after each step where the model scores it (default <extra_0> if known)."),
     ] = None,
     max_length: Annotated[int, typer.Option(help="Most tokens per input; longer inputs keep their end.")] = 4096,
     dtype: Annotated[str, typer.Option(help="Weights' dtype: auto, bfloat16, float16, float32.")] = "auto",
     gpu_memory_utilization: Annotated[
-        Optional[float], typer.Option(help="vLLM's share of accelerator memory (on CPU: of RAM).")
+        float | None, typer.Option(help="vLLM's share of accelerator memory (on CPU: of RAM).")
     ] = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, ClassVar
 
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
@@ -136,7 +137,7 @@ class Engine(abc.ABC):
     def close(self) -> None:
         """Release the engine's resources (model memory, connections); the engine is not used afterwards."""
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,8 +18,9 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from harness.core.errors import EngineError, TTCError
 
@@ -71,7 +72,7 @@ class EngineLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings(), open(self.path, "a", encoding="utf-8") as log:
 
-            def to_log(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+            def to_log(message, category, filename, lineno, file=None, line=None) -> None:
                 log.write(warnings.formatwarning(message, category, filename, lineno, line))
                 log.flush()
 

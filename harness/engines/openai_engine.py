@@ -30,8 +30,9 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx

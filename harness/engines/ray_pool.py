@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from harness.core.errors import EngineError, OptionError
 from harness.core.records import SamplingSettings
@@ -220,7 +221,7 @@ class _ReplicaState:
     node: str = ""
     address: str = ""
     chunk_samples: int = 0
-    calls: list["_Call"] = field(default_factory=list)
+    calls: list[_Call] = field(default_factory=list)
     samples: int = 0
     output_tokens: int = 0
     requests: int = 0

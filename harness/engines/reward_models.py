@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

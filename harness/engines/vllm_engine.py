@@ -10,7 +10,8 @@ from __future__ import annotations
 import gc
 import os
 from collections import deque
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from harness.core.errors import EngineError
 from harness.core.records import SamplingSettings
@@ -196,7 +197,7 @@ class VLLMEngine(Engine):
             n=request.n,
             temperature=settings.temperature,
             top_p=settings.top_p,
-            top_k=settings.top_k if settings.top_k > 0 else 0,
+            top_k=max(0, settings.top_k),
             max_tokens=settings.max_tokens,
             stop=list(settings.stop) or None,
             seed=request.seed if self.per_request_seeds else None,

@@ -9,8 +9,8 @@ group, the absolute error and how often the interval contained the truth.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -9,8 +9,9 @@ time times a GPU-hour price.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class Usage:
         check_number("model_parameters", self.model_parameters, above=0)
 
     @classmethod
-    def from_mapping(cls, usage: Mapping[str, Any]) -> "Usage":
+    def from_mapping(cls, usage: Mapping[str, Any]) -> Usage:
         """From ``RunStore.usage()`` (extra keys ignored). A measured throughput of 0 (a run that generated no
         tokens) says nothing about speed: it is unknown."""
         fields = {name: usage.get(name) for name in cls.__dataclass_fields__}
@@ -88,10 +89,10 @@ class Cost:
         return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"missing": list(self.missing)}
 
     @classmethod
-    def from_json(cls, fields: Mapping[str, Any]) -> "Cost":
+    def from_json(cls, fields: Mapping[str, Any]) -> Cost:
         return cls(**{**fields, "missing": tuple(fields["missing"])})
 
-    def priced(self, prices: Prices) -> "Cost":
+    def priced(self, prices: Prices) -> Cost:
         """The same cost with its money at ``prices`` (a cost is computed once, then priced as asked)."""
         missing = [item for item in self.missing if item != "price"]
         if prices.per_million_tokens is None and prices.gpu_hour is None:

@@ -30,8 +30,9 @@ so ``fit_model`` gives ``BoundModel`` instead, whatever the method asked: no poi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import special
@@ -91,7 +92,7 @@ class CoverageModel(Protocol):
     name: str
     sampled_k: int
 
-    def fit(self, counts: Counts) -> "CoverageModel": ...
+    def fit(self, counts: Counts) -> CoverageModel: ...
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]: ...
 
@@ -171,7 +172,7 @@ class PowerLawModel:
         self.resamples = resamples
         self.seed = seed
 
-    def fit(self, counts: Counts) -> "PowerLawModel":
+    def fit(self, counts: Counts) -> PowerLawModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
         self.law = fit_power_law(counts, self.objective)
@@ -211,7 +212,7 @@ class BetaMLEModel:
         self.resamples = resamples
         self.seed = seed
 
-    def fit(self, counts: Counts) -> "BetaMLEModel":
+    def fit(self, counts: Counts) -> BetaMLEModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
         self.law = BetaMLE().fit(counts.num_samples, counts.num_correct)
@@ -240,7 +241,7 @@ class BayesModel:
         self.name = "bayes-zi" if zero_inflated else "bayes"
         self.seed = seed
 
-    def fit(self, counts: Counts) -> "BayesModel":
+    def fit(self, counts: Counts) -> BayesModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
         self.law = BetaBinomialLaw(zero_inflated=self.zero_inflated).fit(counts.num_samples, counts.num_correct)
@@ -277,7 +278,7 @@ class BlendModel:
         self.weight_powerlaw = weight_powerlaw
         self.seed = seed
 
-    def fit(self, counts: Counts) -> "BlendModel":
+    def fit(self, counts: Counts) -> BlendModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
         self.bayes = BayesModel(seed=self.seed).fit(counts)
@@ -318,7 +319,7 @@ class BoundModel:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def fit(self, counts: Counts) -> "BoundModel":
+    def fit(self, counts: Counts) -> BoundModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
         self.reason = law_refusal(counts) or "bounds asked for"
@@ -346,7 +347,7 @@ class AutoModel:
         self.candidates = tuple(candidates)
         self.seed = seed
 
-    def fit(self, counts: Counts) -> "AutoModel":
+    def fit(self, counts: Counts) -> AutoModel:
         self.choice, self.scores = select_method(counts, self.candidates, seed=self.seed)
         self.model = make_model(self.choice, self.seed).fit(counts)
         self.name = self.model.name
@@ -463,7 +464,7 @@ def _validate_request(k: int | Sequence[int], confidence: float, seed: int = 0) 
     parameter."""
     check_number("seed", seed, at_least=0)
     for value in np.atleast_1d(np.asarray(k, dtype=object)):  # objects: a k beyond int64 is seen, not wrapped
-        whole = isinstance(value, (int, np.integer)) or isinstance(value, float) and value.is_integer()
+        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not whole:
             raise OptionError("k", f"must be a whole number of samples, got {value!r}")
         check_number("k", int(value), at_least=1, at_most=MAX_K)

@@ -17,9 +17,10 @@ tail of p, which a pilot pins down only loosely, and the posterior carries that 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -128,7 +129,7 @@ class PowerLaw:
         ks: Sequence[float] | np.ndarray,
         coverage: Sequence[float] | np.ndarray,
         weights: Sequence[float] | np.ndarray | None = None,
-    ) -> "PowerLaw":
+    ) -> PowerLaw:
         ks = np.asarray(ks, dtype=np.float64)
         coverage = np.asarray(coverage, dtype=np.float64)
         if ks.ndim != 1 or ks.shape != coverage.shape:
@@ -174,7 +175,7 @@ class PowerLaw:
         return {"law": "log(coverage) = a * k^b", **self.params, "ks": [int(k) for k in self.ks_]}
 
     @classmethod
-    def from_json(cls, fields: Mapping[str, Any]) -> "PowerLaw":
+    def from_json(cls, fields: Mapping[str, Any]) -> PowerLaw:
         """The law ``to_json`` wrote, as it was fitted (nothing is refitted)."""
         law = cls()
         law.a_, law.b_, law.r2_ = float(fields["a"]), float(fields["b"]), float(fields["r2"])
@@ -270,9 +271,7 @@ class BetaBinomialLaw:
         self.grid_shape = grid_shape
 
     # -- fitting ---------------------------------------------------------------------------------------------
-    def fit(
-        self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray
-    ) -> "BetaBinomialLaw":
+    def fit(self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray) -> BetaBinomialLaw:
         n = np.asarray(num_samples, dtype=np.int64)
         c = np.asarray(num_correct, dtype=np.int64)
         if n.ndim != 1 or n.shape != c.shape or n.size == 0:
@@ -481,7 +480,7 @@ class BetaMLE:
     with replacement, on the grid (one matrix product for all resamples), and returns (alphas, betas).
     """
 
-    def fit(self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray) -> "BetaMLE":
+    def fit(self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray) -> BetaMLE:
         n = np.asarray(num_samples, dtype=np.int64)
         c = np.asarray(num_correct, dtype=np.int64)
         if n.ndim != 1 or n.shape != c.shape or n.size == 0 or np.any(n < 1) or np.any(c < 0) or np.any(c > n):

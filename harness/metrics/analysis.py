@@ -5,7 +5,8 @@ Functions here take ``Counts`` (numpy arrays), not run directories, so they serv
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 

@@ -8,9 +8,10 @@ is one. A run directory reduces to the same table (``harness.reporting.run_count
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class Counts:
     @classmethod
     def from_records(
         cls, records: Iterable[Mapping[str, Any]], source: str = "counts", lines: Sequence[int] | None = None
-    ) -> "Counts":
+    ) -> Counts:
         """Build from dict records with ``num_samples``, ``num_correct`` and optional other fields; errors name
         ``source`` and the record's line (``lines``, as in the file) or row number."""
         rows = list(records)
@@ -101,7 +102,7 @@ class Counts:
             fields=fields,
         )
 
-    def group_by(self, name: str | None) -> dict[str, "Counts"]:
+    def group_by(self, name: str | None) -> dict[str, Counts]:
         """Split by a field's value (``{"all": self}`` when ``name`` is None), groups in sorted order."""
         if name is None:
             return {"all": self}
@@ -120,7 +121,7 @@ class Counts:
             groups[value] = self.subset(mask)
         return groups
 
-    def subset(self, mask: np.ndarray) -> "Counts":
+    def subset(self, mask: np.ndarray) -> Counts:
         return Counts(
             num_samples=self.num_samples[mask],
             num_correct=self.num_correct[mask],
@@ -155,5 +156,4 @@ def read_counts_jsonl(path: str | Path) -> Counts:
 
 def write_counts_jsonl(counts: Counts, path: str | Path) -> None:
     with Path(path).open("w", encoding="utf-8") as handle:
-        for record in counts.to_records():
-            handle.write(json.dumps(record) + "\n")
+        handle.writelines(json.dumps(record) + "\n" for record in counts.to_records())

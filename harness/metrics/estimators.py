@@ -11,7 +11,7 @@ which we evaluate as a product of ratios in log space, so that it stays exact an
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import gammaln

@@ -3,7 +3,8 @@ forecast interval most."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from harness.core.errors import OptionError
 from harness.forecasting.budget import plan_adaptive_pilot

@@ -18,10 +18,11 @@ values; a bad value raises ``harness.core.errors.OptionError`` naming the parame
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import DataError, OptionError
 from harness.engines.ray_pool import ScaleOut
@@ -83,7 +84,7 @@ class RunResult:
         session = self.sampling.get("session")
         return 0 if session is None else int(session["samples"])
 
-    def load(self) -> "Run":
+    def load(self) -> Run:
         """The stored run, for analysis (``load_run(run_dir)``)."""
         return load_run(self.run_dir)
 
@@ -310,7 +311,7 @@ class Run:
         return self.__dict__.get("summary")
 
     @cached_property
-    def counts(self) -> "pd.DataFrame":
+    def counts(self) -> pd.DataFrame:
         """Per-problem counts: ``problem_id``, ``num_samples``, ``num_correct`` and the problems' metadata fields."""
         import pandas as pd
 
@@ -331,7 +332,7 @@ class Run:
         known = self._known_summary()
         return known["usage"] if known is not None else self.store.usage()
 
-    def pass_at_k(self, ks: Sequence[int] | None = None, confidence: float = 0.95) -> "pd.DataFrame":
+    def pass_at_k(self, ks: Sequence[int] | None = None, confidence: float = 0.95) -> pd.DataFrame:
         """Unbiased pass@k with a bootstrap ``confidence`` interval over problems: columns k, coverage, low, high.
 
         ``ks`` defaults to 1, 2, 4, ..., the smallest samples per problem; what the summary holds (its ks at
@@ -384,7 +385,7 @@ class Run:
         subsets: int | None = None,
         seed: int = 0,
         confidence: float = 0.95,
-    ) -> "pd.DataFrame":
+    ) -> pd.DataFrame:
         """Accuracy@k of selectors (majority vote, reward-model best-of-k, ...) next to coverage, with intervals.
 
         ``selectors``: e.g. ``"coverage,majority,orm=my-rm"`` or a list of such names (default: all the run's
@@ -426,14 +427,14 @@ class Run:
         ]
         return pd.DataFrame(rows, columns=["selector", "kind", "k", "accuracy", "low", "high", "method"])
 
-    def groups(self, field: str) -> dict[str, "Run"]:
+    def groups(self, field: str) -> dict[str, Run]:
         """One ``Run`` per value of a per-problem field (e.g. ``model`` of a counts file, ``level`` of MATH)."""
         return {
             value: Run(self.source, counts=subset, label=f"{self.label} [{field}={value}]")
             for value, subset in self._counts.group_by(field).items()
         }
 
-    def group(self, field: str, value: Any) -> "Run":
+    def group(self, field: str, value: Any) -> Run:
         """The problems whose ``field`` is ``value``, as a ``Run`` of their counts."""
         groups = self.groups(field)
         if str(value) not in groups:

@@ -14,9 +14,10 @@ a bad file never leaves stored data half changed.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -59,7 +60,7 @@ class SampleFields:
     correct: str = "score"
     scores: str | None = None
 
-    def resolved(self, records: Sequence[Mapping[str, Any]]) -> "SampleFields":
+    def resolved(self, records: Sequence[Mapping[str, Any]]) -> SampleFields:
         """These fields with the optional ones settled by the records: ``idx`` and ``pred_score`` where any
         record has them (then every record must), else none."""
         present = {key for record in records for key in record}
@@ -129,7 +130,7 @@ def import_samples(
         if missing:
             raise DataError(f"{where}: the record lacks field(s) {missing}; it has {sorted(record)}")
         problem_id = str(record[fields.problem_id]) if fields.problem_id else str(number)
-        if fields.problem_id and not isinstance(record[fields.problem_id], (str, int)) or problem_id == "":
+        if (fields.problem_id and not isinstance(record[fields.problem_id], (str, int))) or problem_id == "":
             raise DataError(
                 f"{where}: problem id {record[fields.problem_id]!r} ({fields.problem_id!r}) is not a string or integer"
             )

@@ -19,9 +19,10 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from harness.core.errors import VerifierError
 from harness.engines.ray_pool import ScaleOut

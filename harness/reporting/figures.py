@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from harness.forecasting.costs import Prices, Usage, cost_of  # noqa: E402
-from harness.forecasting.fitted import FORECAST_FACTOR, FittedLaws  # noqa: E402
-from harness.forecasting.forecast import CurveForecast, forecast_curve  # noqa: E402
-from harness.forecasting.laws import PowerLaw  # noqa: E402
-from harness.metrics.analysis import MeasuredCoverage, measured_coverage  # noqa: E402
-from harness.metrics.counts import Counts  # noqa: E402
-from harness.metrics.estimators import log_spaced_ks  # noqa: E402
+from harness.forecasting.costs import Prices, Usage, cost_of
+from harness.forecasting.fitted import FORECAST_FACTOR, FittedLaws
+from harness.forecasting.forecast import CurveForecast, forecast_curve
+from harness.forecasting.laws import PowerLaw
+from harness.metrics.analysis import MeasuredCoverage, measured_coverage
+from harness.metrics.counts import Counts
+from harness.metrics.estimators import log_spaced_ks
 
 
 def figure_png(draw: Callable[[Path], Any]) -> bytes:

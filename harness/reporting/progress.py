@@ -21,7 +21,8 @@ import logging
 import math
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from harness.core.errors import OptionError
 
@@ -186,9 +187,11 @@ class Progress:
 
     def close(self) -> None:
         """Final output: the end event (JSON), the finished live line, or a last line if figures changed."""
-        if self.mode == "json" or self.mode == "live":
-            self._emit("end")
-        elif self.mode == "lines" and self._shown != (self.done, self.tokens):
+        if (
+            self.mode == "json"
+            or self.mode == "live"
+            or (self.mode == "lines" and self._shown != (self.done, self.tokens))
+        ):
             self._emit("end")
 
 

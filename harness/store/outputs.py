@@ -7,8 +7,8 @@ run directory is created inside another one. Each refusal is an ``OptionError`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from harness.core.errors import OptionError
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import fcntl
 import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,7 +66,7 @@ class RunStore:
 
     # -- opening -------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, writable: bool = False) -> "RunStore":
+    def open(cls, path: str | Path, writable: bool = False) -> RunStore:
         """Open an existing run directory; ``writable`` takes the directory's writer lock."""
         path = Path(path)
         store = cls(path, read_manifest(path), acquire_lock(path) if writable else None)
@@ -83,7 +84,7 @@ class RunStore:
         default_verifier: str,
         model_info: Mapping[str, Any],
         versions: Mapping[str, Any],
-    ) -> "RunStore":
+    ) -> RunStore:
         """Open ``path`` for sampling ``config``, creating it if new.
 
         An existing directory must hold the same configuration hash (else ``RunStoreError`` lists the
@@ -125,7 +126,7 @@ class RunStore:
         default_verifier: str,
         model_info: Mapping[str, Any],
         versions: Mapping[str, Any],
-    ) -> "RunStore":
+    ) -> RunStore:
         """Create a new run directory (refusing a non-empty one) holding ``problems``; opened for writing.
 
         ``identity`` is what defines the samples (hashed into ``config_hash``): a sampling configuration, or
@@ -167,7 +168,7 @@ class RunStore:
         return path
 
     @contextmanager
-    def locked(self) -> Iterator["RunStore"]:
+    def locked(self) -> Iterator[RunStore]:
         """Hold the run directory's writer lock while writing into it (summary, figures, reports): taken here,
         or refused with a RunStoreError while another process writes; a store opened writable holds it already."""
         if self._lock_handle is not None:
@@ -185,10 +186,10 @@ class RunStore:
             self._lock_handle.close()
             self._lock_handle = None
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- manifest and problems -----------------------------------------------------------------------------

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-import harness.pipeline.api as api
 from harness import load_run, run
 from harness.core.errors import OptionError
 from harness.forecasting.forecast import forecast
+from harness.pipeline import api
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT

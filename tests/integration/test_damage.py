@@ -16,9 +16,9 @@ import hashlib
 import json
 import random
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow.parquet as pq

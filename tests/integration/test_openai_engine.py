@@ -223,7 +223,7 @@ def test_a_stream_that_ends_early_is_retried(shared_data, tmp_path):
         report = run(shared_data, tmp_path, server)
     assert report.session.status == "complete"
     assert_exact(tmp_path / "run")
-    assert Counter(problem_index(call) for call in server.sampling_calls()) == {index: 2 for index in range(PROBLEMS)}
+    assert Counter(problem_index(call) for call in server.sampling_calls()) == dict.fromkeys(range(PROBLEMS), 2)
 
 
 @pytest.mark.parametrize("refuses", [False, True], ids=["answers-whole", "refuses-stream"])

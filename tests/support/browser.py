@@ -73,10 +73,10 @@ class Browser:
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class Browser:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def open_page(self, url: str) -> "Page":
+    def open_page(self, url: str) -> Page:
         """A new tab that has loaded ``url`` (its load event fired), with console and log capture on."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]

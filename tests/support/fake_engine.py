@@ -11,7 +11,8 @@ import os
 import random
 import sys
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback

@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from harness.engines.watchdog import alive, descendants, process_table
 from harness.pipeline.options import SampleOptions

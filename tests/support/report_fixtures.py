@@ -4,9 +4,9 @@ HTML, and a numeric verifier that reports some samples as timeouts (so every out
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from harness.core.records import SamplingSettings
 from harness.engines.base import GenerationRequest, GenerationResult

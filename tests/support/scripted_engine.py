@@ -7,8 +7,9 @@ The model directory holds ``script.json``: ``{problem_id: [text, ...]}``; sample
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult

@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-import harness.reporting.figures as figures
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import AutoModel, PowerLawModel
 from harness.forecasting.laws import PowerLaw
 from harness.pipeline.analyze import analyze
 from harness.pipeline.options import DEFAULT_RUN
+from harness.reporting import figures
 from harness.reporting.format import format_quantity
 from harness.reporting.html import build_report, example_samples
 from harness.reporting.run_counts import run_counts

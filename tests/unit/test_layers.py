@@ -166,7 +166,7 @@ def test_no_import_cycle():
 def test_the_layer_check_catches_an_upward_import(tmp_path):
     module = tmp_path / "bad.py"
     module.write_text("def f():\n    from harness.cli.app import app\n")
-    assert [(2, "harness.cli.app")] == imported_modules(module)
+    assert imported_modules(module) == [(2, "harness.cli.app")]
     assert not may_import("harness.store.run_store", "harness.cli.app")
     assert forbidden_imports("harness.store.run_store", module) == [f"{module}:2 imports harness.cli.app"]
     assert may_import("harness.cli.app", "harness.store.run_store")

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import harness.engines.vllm_engine as vllm_engine
 from harness.core.errors import RunStoreError
+from harness.engines import vllm_engine
 from harness.engines.vllm_engine import VLLMEngine, cpu_has_fast_bf16
 from harness.pipeline.prepare import open_run, prepare
 from harness.pipeline.sample import sample

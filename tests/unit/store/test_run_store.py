@@ -42,7 +42,7 @@ def sample_rows(problem_id: str, indices) -> pa.Table:
 
 
 def test_samples_lacking_come_per_problem_once_all_are_read(tmp_path, monkeypatch):
-    import harness.store.shards as shards
+    from harness.store import shards
 
     with bare_store(tmp_path / "run", ["a", "b", "c"]) as store:
         store.write_samples(
