@@ -16,7 +16,7 @@ Intervals (``confidence`` 0.95 by default), all closed form, so a million sample
   near 0, where verifier error rates live. With R at 0 or 1 the design effect is taken as 1.
 * Cohen's kappa: the delta method on the four cell shares (each problem's cell counts as a cluster total),
   ``kappa +- z SE``, clipped to [-1, 1]. NaN when both verdict sets hold one class only.
-* AUROC: the rank (Mann-Whitney) estimate with ties counted half; its variance from the structural
+* AUROC: the Mann-Whitney estimate (each positive against each negative, ties counted half); its variance from the structural
   components of DeLong et al., summed per problem as Obuchowski (1997) does for clustered data; the interval
   is ``logit(AUROC) +- z SE / (AUROC (1 - AUROC))`` mapped back (it stays inside [0, 1]).
 
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import expit, logit
-from scipy.stats import norm, rankdata
+from scipy.stats import norm
 
 from harness.errors import check_number
 
@@ -234,16 +234,15 @@ def wilson_interval(proportion: float, size: float, z: float) -> tuple[float, fl
 def area_under_roc(scores: ArrayLike, labels: ArrayLike) -> float:
     """AUROC of ``scores`` for boolean ``labels``: P(score of a positive > score of a negative), ties half.
 
-    NaN when a class is missing. One rank pass: ``(sum of positive ranks - m (m + 1) / 2) / (m n)``.
+    NaN when a class is missing. Each positive's count of negatives below it (ties half) by binary search in
+    the sorted negatives (sorting both sides first keeps the searches cache-friendly).
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=bool)
-    positives = int(labels.sum())
-    negatives = labels.size - positives
-    if positives == 0 or negatives == 0:
+    if labels.all() or not labels.any():
         return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    below = _negatives_below(np.sort(scores[labels]), np.sort(scores[~labels]))
+    return float(below.sum() / (labels.sum() * (labels.size - labels.sum())))
 
 
 def auroc(scores: ArrayLike, labels: ArrayLike, problems: ArrayLike, *, confidence: float = 0.95) -> Statistic:
@@ -266,13 +265,10 @@ def auroc(scores: ArrayLike, labels: ArrayLike, problems: ArrayLike, *, confiden
     if m == 0 or n == 0 or clusters < 2:
         nan = float("nan")
         return Statistic(area_under_roc(scores, labels), nan, nan, nan)
-    ranks = rankdata(scores)
-    positive_ranks = rankdata(scores[labels])
-    negative_ranks = rankdata(scores[~labels])
-    value = float((ranks[labels].sum() - m * (m + 1) / 2) / (m * n))
-    # negatives a positive outranks = its overall rank less its rank among positives (ties count half)
-    placement_positive = (ranks[labels] - positive_ranks) / n
-    placement_negative = (m - (ranks[~labels] - negative_ranks)) / m
+    positive, negative = scores[labels], scores[~labels]
+    placement_positive = _negatives_below(positive, np.sort(negative)) / n
+    placement_negative = (m - _negatives_below(negative, np.sort(positive))) / m
+    value = float(placement_positive.mean())
     per_positive = np.bincount(codes[labels], weights=placement_positive, minlength=clusters)
     per_negative = np.bincount(codes[~labels], weights=placement_negative, minlength=clusters)
     positives_in = np.bincount(codes[labels], minlength=clusters)
@@ -291,6 +287,12 @@ def auroc(scores: ArrayLike, labels: ArrayLike, problems: ArrayLike, *, confiden
     else:  # perfect (or perfectly wrong) ranking: no spread to transform
         low = high = value
     return Statistic(value, low, high, standard_error)
+
+
+def _negatives_below(queries: np.ndarray, sorted_others: np.ndarray) -> np.ndarray:
+    """Per query, how many of ``sorted_others`` lie below it, ties counting half."""
+    below = np.searchsorted(sorted_others, queries, side="left")
+    return below + 0.5 * (np.searchsorted(sorted_others, queries, side="right") - below)
 
 
 def _as_bool(name: str, values: ArrayLike) -> np.ndarray:
