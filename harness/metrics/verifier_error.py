@@ -53,8 +53,13 @@ truncated to [0, 0.5)) and refits the deconvolution (warm-started, a fixed numbe
 interval holds the sampling of problems and samples *and* the uncertainty of the rates. Replicates share a
 rate draw in small groups so that their fits run as batched matrix products.
 
-Checked on simulated runs with known error rates (``tests/test_verifier_error.py``): the corrected intervals
-contain the true coverage at about their nominal rate at every k, where the raw curve misses it.
+Checked on simulated runs with known error rates (``tests/test_verifier_error.py``; more simulations in
+``benchmarks/research/verifier_stats_coverage.py``, figures in ``results/bench/verifier_stats_coverage.txt``):
+nominal 95% intervals contain the true coverage in 89-96% of runs at every k up to n (FPR 0.05 and FNR 0.1
+from audits of a few hundred samples, 200 problems x 100 samples; FPR 0.1 and FNR 0.05, 100 x 1,000), while
+the raw curve's intervals contain it in none beyond k = 2. The shortfall from 95% is largest at large k, where
+the deconvolution's regularisation leaves a small upward bias (about 0.03 at k = n = 100 with FPR 0.05). With
+no errors the corrected curve is the raw one (within a fifth of its interval) and covers as well.
 """
 
 from __future__ import annotations
