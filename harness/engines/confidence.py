@@ -41,7 +41,6 @@ from harness.errors import OptionError, check_number
 DEFAULT_WINDOW = 2048
 DEFAULT_TAIL = 2048
 DEFAULT_BOTTOM_FRACTION = 0.1
-VARIANTS = ("logprob", "deepconf")
 
 
 @dataclass(frozen=True)
