@@ -17,8 +17,8 @@ Intervals (``confidence`` 0.95 by default), all closed form, so a million sample
 * Cohen's kappa: the delta method on the four cell shares (each problem's cell counts as a cluster total),
   ``kappa +- z SE``, clipped to [-1, 1]. NaN when both verdict sets hold one class only.
 * AUROC: the Mann-Whitney estimate (each positive against each negative, ties counted half); its variance from
-  the structural components of DeLong et al., summed per problem as Obuchowski (1997) does for clustered data; the interval
-  is ``logit(AUROC) +- z SE / (AUROC (1 - AUROC))`` mapped back (it stays inside [0, 1]).
+  the structural components of DeLong et al., summed per problem as Obuchowski (1997) does for clustered data;
+  the interval is ``logit(AUROC) +- z SE / (AUROC (1 - AUROC))`` mapped back (it stays inside [0, 1]).
 
 ``tests/test_agreement.py`` checks by simulation, with problems whose verifier error rates differ, that these
 intervals contain the true rates, kappa and AUROC at about their nominal rate (0.93-0.95 for 0.95 over 400
