@@ -79,6 +79,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("store", "6 run store", "store:run_figure"),
     Figure("scaleout", "7 scale-out on Ray", "scaleout:run_figure"),
     Figure("scaleout-vllm", "7 scale-out on Ray, real engine", "scaleout:run_vllm_figure", uses_engine=True),
+    Figure("planner", "19 samples x thinking surface and planner", "planner:run_figure"),
 )
 FIGURE_NAMES = tuple(figure.name for figure in FIGURES)
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks.planner import synthetic_sweep
 from harness.errors import OptionError
 from harness.forecasting.cost_model import HARDWARE, CostModel, ModelArchitecture
 from harness.forecasting.costs import Prices
@@ -23,8 +24,7 @@ from harness.forecasting.planner import (
 )
 from harness.forecasting.surface_laws import fit_surface_laws
 from harness.metrics.surface import measure_surface
-from tests.test_cost_model import QWEN3_0_6B
-from tests.test_surface import sweep
+from tests.model_configs import QWEN3_0_6B
 
 BUDGETS = [128, 512, 2048, 8192]
 
@@ -32,9 +32,8 @@ BUDGETS = [128, 512, 2048, 8192]
 def random_surface(seed: int, problems: int = 30, samples: int = 8):
     rng = np.random.default_rng(seed)
     budgets = np.sort(rng.choice(np.arange(64, 16384), size=4, replace=False))
-    correct, _answers, tokens = sweep(problems, samples, budgets, seed)
+    correct, _answers, tokens, prompt = synthetic_sweep(problems, samples, budgets, seed)
     forecast = fit_surface_laws(measure_surface(correct, budgets, tokens=tokens, resamples=100, seed=seed))
-    prompt = rng.integers(20, 400, size=problems).astype(float)
     return forecast, tokens, prompt
 
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks.planner import synthetic_sweep
 from harness.errors import OptionError
 from harness.forecasting.laws import PowerLaw
 from harness.forecasting.surface_laws import BUDGET_LAWS, fit_budget_law, fit_surface_laws
@@ -19,19 +20,8 @@ BUDGETS = [256, 512, 1024, 2048, 4096]
 
 
 def sweep(problems: int, samples: int, budgets=BUDGETS, seed: int = 0):
-    """A synthetic one-trace sweep: each sample has a natural thinking length; cut at B, its forced answer is
-    right less often the more of its thinking was cut; answers: 0 right, 1..4 wrong; tokens: thinking + answer."""
-    rng = np.random.default_rng(seed)
-    budgets = np.asarray(budgets)
-    skill = rng.beta(0.7, 1.0, size=(problems, 1, 1))
-    length = rng.lognormal(np.log(900), 0.7, size=(problems, samples, 1))
-    kept = np.minimum(budgets / length, 1.0)
-    correct = rng.random((problems, samples, 1)) < skill * kept**1.5
-    correct = np.broadcast_to(correct, (problems, samples, budgets.size)).copy()
-    correct &= rng.random(correct.shape) < np.where(kept >= 1, 1.0, 0.9)
-    answers = np.where(correct, 0, rng.integers(1, 5, size=correct.shape))
-    tokens = np.minimum(length, budgets) + rng.integers(10, 60, size=correct.shape)
-    return correct, answers, tokens
+    """A synthetic one-trace sweep (the benchmark's): verdicts, answer ids and tokens per (problem, sample, B)."""
+    return synthetic_sweep(problems, samples, budgets, seed)[:3]
 
 
 def test_coverage_at_every_k_and_budget_is_the_unbiased_estimator():
