@@ -17,6 +17,7 @@ from harness.forecasting.planner import (
     MORE_SAMPLES,
     NEITHER,
     LinearCost,
+    Marginal,
     compute_cost,
     money_cost,
     plan_samples_and_thinking,
@@ -171,6 +172,15 @@ def test_more_samples_or_longer_thinking():
     assert edge.marginal.more_samples == 0.0 and edge.marginal.longer_thinking is None
     assert edge.marginal.answer == NEITHER and edge.marginal.next_budget is None
 
+    # a longer budget at no extra cost is taken; a free step's rate is infinite, "free" in JSON
+    free_thinking = LinearCost("x", np.zeros(2), np.array([1.0, 1.0]))
+    spent = plan_samples_and_thinking(forecast, free_thinking, spend=1.0, k_max=8).spend
+    assert (spent.point.k, spent.point.budget) == (1, 4096)
+    spent = plan_samples_and_thinking(forecast, free_thinking, target=0.1, k_max=8).target
+    assert (spent.point.k, spent.point.budget) == (1, 4096)
+    free = Marginal(np.inf, None, LONGER_THINKING, None, None)
+    assert json.loads(json.dumps(free.to_json()))["more_samples"] == "free"
+
 
 def test_frontier_table_is_spend_to_best_point():
     forecast, tokens, prompt = random_surface(3, samples=16)
@@ -240,3 +250,7 @@ def test_bad_input_is_named():
     with pytest.raises(OptionError) as error:
         token_cost(tokens[:, :, 0])
     assert error.value.option == "tokens"
+    model = CostModel(ModelArchitecture.from_config(QWEN3_0_6B))
+    with pytest.raises(OptionError, match="prefill") as error:
+        compute_cost(model, tokens, None)
+    assert error.value.option == "prompt_tokens"

@@ -71,14 +71,19 @@ class LinearCost:
         return {"unit": self.unit, "fixed": self.fixed.tolist(), "per_sample": self.per_sample.tolist()}
 
 
-def _checked_tokens(tokens: np.ndarray, prompt_tokens: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _checked_tokens(
+    tokens: np.ndarray, prompt_tokens: np.ndarray | None, required: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens per (problem, sample, budget) and per problem's prompt (zeros when not given and not required)."""
     tokens = np.asarray(tokens, dtype=np.float64)
     if tokens.ndim != 3 or 0 in tokens.shape:
         raise OptionError("tokens", f"must have shape (problems, samples, budgets), none empty; got {tokens.shape}")
     if not np.isfinite(tokens).all() or np.any(tokens < 0):
         raise OptionError("tokens", "must be finite token counts, 0 or more")
     if prompt_tokens is None:
-        return tokens, None
+        if required:
+            raise OptionError("prompt_tokens", "are needed: prefill and the prompt's KV reads are part of the cost")
+        return tokens, np.zeros(tokens.shape[0])
     prompt = np.asarray(prompt_tokens, dtype=np.float64)
     if prompt.shape != tokens.shape[:1]:
         raise OptionError("prompt_tokens", f"must hold one count per problem ({tokens.shape[0]}), got {prompt.shape}")
@@ -91,7 +96,7 @@ def token_cost(tokens: np.ndarray, prompt_tokens: np.ndarray | None = None) -> L
     """Tokens: each problem's prompt once (when given) plus the generated tokens of its k samples, each the
     mean measured per sample at the budget. ``tokens``: (problems, samples, budgets)."""
     tokens, prompt = _checked_tokens(tokens, prompt_tokens)
-    fixed = np.full(tokens.shape[2], 0.0 if prompt is None else float(prompt.sum()))
+    fixed = np.full(tokens.shape[2], float(prompt.sum()))
     return LinearCost("tokens", fixed, tokens.mean(axis=1).sum(axis=0))
 
 
@@ -112,8 +117,7 @@ def compute_cost(
     its KV cache read as ``model`` counts it, each sample's decode from its measured tokens (the mean cost of
     the measured samples at the budget, so long and short samples weigh as they cost, not at the mean length).
     """
-    tokens, prompt = _checked_tokens(tokens, prompt_tokens)
-    assert prompt is not None
+    tokens, prompt = _checked_tokens(tokens, prompt_tokens, required=True)
     request, per_sample = _compute_parts(model, tokens, prompt)
     if hardware is None:
         return LinearCost("FLOPs", request.flops.sum(axis=0), per_sample.flops.sum(axis=0))
@@ -131,28 +135,23 @@ def money_cost(
 ) -> LinearCost:
     """Money: at ``prices.per_million_tokens`` for prompt and generated tokens; else at ``prices.gpu_hour`` for
     the time the eFLOPs take at the hardware's peak (needs ``model`` and ``hardware``)."""
-    tokens, prompt = _checked_tokens(tokens, prompt_tokens)
-    assert prompt is not None
-
-    def priced(amounts: np.ndarray, as_prompt: bool = False, as_seconds: bool = False) -> np.ndarray:
-        if as_seconds:
-            return np.array([money_for(prices, None, None, float(value)) for value in amounts])
-        if as_prompt:
-            return np.array([money_for(prices, 0.0, float(value), None) for value in amounts])
-        return np.array([money_for(prices, float(value), 0.0, None) for value in amounts])
-
+    tokens, prompt = _checked_tokens(tokens, prompt_tokens, required=True)
     if prices.per_million_tokens is not None:
         counted = token_cost(tokens, prompt)
-        return LinearCost("money", priced(counted.fixed, as_prompt=True), priced(counted.per_sample))
+        per_token = money_for(prices, 1.0, 0.0, None)  # one price for prompt and generated tokens
+        assert per_token is not None
+        return LinearCost("money", counted.fixed * per_token, counted.per_sample * per_token)
     if prices.gpu_hour is None:
         raise OptionError("prices", "money needs a price per million tokens or per GPU hour")
     if model is None or hardware is None:
         raise OptionError("hardware", "money at a GPU-hour price needs the model's cost model and the hardware")
+    per_second = money_for(prices, None, None, 1.0)
+    assert per_second is not None
     request, per_sample = _compute_parts(model, tokens, prompt)
     return LinearCost(
         "money",
-        priced(request.seconds(hardware).sum(axis=0), as_seconds=True),
-        priced(per_sample.seconds(hardware).sum(axis=0), as_seconds=True),
+        request.seconds(hardware).sum(axis=0) * per_second,
+        per_sample.seconds(hardware).sum(axis=0) * per_second,
     )
 
 
@@ -184,13 +183,17 @@ class Marginal:
     next_budget: PlanPoint | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "more_samples": self.more_samples,
-            "longer_thinking": self.longer_thinking,
+        return {  # a step that gains coverage at no extra cost has an infinite rate: "free" in JSON
+            "more_samples": _rate_json(self.more_samples),
+            "longer_thinking": _rate_json(self.longer_thinking),
             "answer": self.answer,
             "next_sample": None if self.next_sample is None else self.next_sample.to_json(),
             "next_budget": None if self.next_budget is None else self.next_budget.to_json(),
         }
+
+
+def _rate_json(rate: float | None) -> float | str | None:
+    return "free" if rate == np.inf else rate
 
 
 @dataclass(frozen=True)
