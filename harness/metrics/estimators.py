@@ -174,6 +174,22 @@ def coverage_curve(
     return 0.0 - np.expm1(log_ratio)
 
 
+def bootstrap_means(per_problem: np.ndarray, *, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """The mean of ``per_problem`` over problems (axis 0) in each of ``resamples`` bootstrap resamples of the
+    problems: an array of shape ``(resamples, *per_problem.shape[1:])``.
+
+    Resampling is done as multinomial weights times the matrix, so any number of columns (k values, budgets)
+    costs one matrix product, and every column sees the same resampled problems.
+    """
+    values = np.asarray(per_problem, dtype=np.float64)
+    problems = values.shape[0]
+    if problems == 0:
+        raise DataError("no problems to bootstrap over")
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(problems, np.full(problems, 1.0 / problems), size=resamples) / problems
+    return (weights @ values.reshape(problems, -1)).reshape((resamples, *values.shape[1:]))
+
+
 def bootstrap_mean_interval(
     per_problem: np.ndarray,
     *,
@@ -183,22 +199,24 @@ def bootstrap_mean_interval(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval over problems for the mean of ``per_problem`` (problems on axis 0).
 
-    Returns (low, high) with the shape of ``per_problem.shape[1:]``. Resampling is done as multinomial
-    weights times the matrix, so any number of columns (k values) costs one matrix product.
+    Returns (low, high) with the shape of ``per_problem.shape[1:]`` (resampled as in ``bootstrap_means``).
     """
     values = np.asarray(per_problem, dtype=np.float64)
-    problems = values.shape[0]
-    if problems == 0:
-        raise DataError("no problems to bootstrap over")
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(problems, np.full(problems, 1.0 / problems), size=resamples) / problems
-    means = weights @ values.reshape(problems, -1)
+    means = bootstrap_means(values, resamples=resamples, seed=seed)
+    return percentile_interval(values.mean(axis=0), means, confidence)
+
+
+def percentile_interval(
+    point: np.ndarray | float, resampled: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``confidence`` interval of ``resampled`` (resamples on axis 0), widened to contain ``point``.
+
+    When every problem agrees, the resampled means differ from the mean only by rounding, so a percentile can
+    land an ulp on the wrong side of it (or of [0, 1]); the interval always contains the point.
+    """
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
-    # When every problem agrees, the resampled means differ from the mean only by rounding, so a percentile
-    # can land an ulp on the wrong side of it (or of [0, 1]); the interval always contains the mean.
-    low, high = interval_containing(values.reshape(problems, -1).mean(axis=0), low, high)
-    return low.reshape(values.shape[1:]), high.reshape(values.shape[1:])
+    low, high = np.quantile(resampled, [alpha, 1.0 - alpha], axis=0)
+    return interval_containing(point, low, high)
 
 
 def interval_containing(
