@@ -141,7 +141,7 @@ def run_figure(quick: bool) -> FigureResult:
     parts = figures["median_part_seconds"]
     seconds = figures["median_total_seconds"]
     row = Row(
-        "19 surface and planner",
+        "9 surface and planner",
         f"surface + laws + eFLOPs plan, {problems:,} x {samples} x {len(budgets)} budgets",
         seconds,
         "s",
