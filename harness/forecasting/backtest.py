@@ -93,8 +93,8 @@ def backtest_group(
     for method, values in results.items():
         failures = sum(value[3] == "failed" for value in values)
         values = [value for value in values if value[3] != "failed"] or [(np.nan, np.nan, np.nan, "failed")]
-        coverage, low, high = (np.array([value[i] for value in values]) for i in range(3))
-        error = coverage - truth
+        forecasts, lows, highs = (np.array([value[i] for value in values]) for i in range(3))
+        error = forecasts - truth
         chosen: dict[str, int] = {}
         if method == "auto":
             for value in values:
@@ -105,12 +105,12 @@ def backtest_group(
                 method=method,
                 problems=len(counts),
                 truth=truth,
-                mean_forecast=float(coverage.mean()),
+                mean_forecast=float(forecasts.mean()),
                 mean_abs_error=float(np.abs(error).mean()),
                 median_abs_error=float(np.median(np.abs(error))),
                 bias=float(error.mean()),
-                hit_rate=float(np.mean((low <= truth) & (truth <= high))),
-                mean_width=float((high - low).mean()),
+                hit_rate=float(np.mean((lows <= truth) & (truth <= highs))),
+                mean_width=float((highs - lows).mean()),
                 chosen=chosen,
                 failures=failures,
             )
@@ -252,7 +252,7 @@ def backtest_adaptive(
             )
         truth = true_coverage(group, k)
         rng = np.random.default_rng(seed)
-        figures = {"before": [], "adaptive": [], "uniform": []}
+        figures: dict[str, list[tuple[float, bool, float]]] = {"before": [], "adaptive": [], "uniform": []}
         for _ in range(repeats):
             drawn = subsample(group, pilot, rng)
             plan = plan_adaptive_pilot(drawn, extra_per_problem * len(group), k, confidence, seed=seed)

@@ -171,16 +171,16 @@ def allocate_by_difficulty(
 
     allocated = None
     if uniform_k is not None:
-        low, high = 0.0, 1.0
+        low_gain, high_gain = 0.0, 1.0
         for _ in range(60):  # bisection on log threshold
-            middle = np.sqrt(max(low, 1e-300) * high) if low > 0 else high / 1e6
-            if float(coverage(allocation_at(middle)).mean()) >= target:
-                low = middle
+            middle_gain = float(np.sqrt(max(low_gain, 1e-300) * high_gain)) if low_gain > 0 else high_gain / 1e6
+            if float(coverage(allocation_at(middle_gain)).mean()) >= target:
+                low_gain = middle_gain
             else:
-                high = middle
-            if low > 0 and high / low < 1.001:
+                high_gain = middle_gain
+            if low_gain > 0 and high_gain / low_gain < 1.001:
                 break
-        allocated = allocation_at(low) if low > 0 else np.full(problems, float(uniform_k))
+        allocated = allocation_at(low_gain) if low_gain > 0 else np.full(problems, float(uniform_k))
     rate = counts.num_correct / counts.num_samples
     edges = DIFFICULTY_EDGES
     masks = [(rate == 0, "0 (no success)")] + [
@@ -197,7 +197,9 @@ def allocate_by_difficulty(
                 label=label,
                 problems=int(mask.sum()),
                 samples_per_problem=float(allocated[mask].mean()) if allocated is not None else float("nan"),
-                coverage_allocated=float(allocated_coverage[mask].mean()) if allocated is not None else float("nan"),
+                coverage_allocated=(
+                    float(allocated_coverage[mask].mean()) if allocated_coverage is not None else float("nan")
+                ),
                 coverage_uniform=float(uniform_coverage[mask].mean()),
             )
         )

@@ -59,13 +59,18 @@ def inference_flops(parameters: float, generated_tokens: float, prefilled_tokens
     return 2.0 * parameters * (generated_tokens + prefilled_tokens)
 
 
+def token_money(tokens: float, per_million_tokens: float) -> float:
+    """Money for ``tokens`` at a price per million tokens."""
+    return tokens / 1e6 * per_million_tokens
+
+
 def money_for(
     prices: Prices, generated_tokens: float | None, prefilled_tokens: float | None, seconds: float | None
 ) -> float | None:
     """Money at the token price when there is one and the generated tokens are known (prompt tokens count
     where known), else at the GPU-hour price when the wall time is known; None otherwise."""
     if prices.per_million_tokens is not None and generated_tokens is not None:
-        return (generated_tokens + (prefilled_tokens or 0.0)) / 1e6 * prices.per_million_tokens
+        return token_money(generated_tokens + (prefilled_tokens or 0.0), prices.per_million_tokens)
     if prices.gpu_hour is not None and seconds is not None:
         return seconds / 3600.0 * prices.gpu_hour
     return None

@@ -154,9 +154,14 @@ def fit_power_law(counts: Counts, objective: str = "linear") -> PowerLaw:
     on which the ``powerlaw`` backtests of docs/forecasting.md were measured. Denser k add little: pass@k at
     neighbouring k comes from the same samples and moves together.
     """
-    ks = log_spaced_ks(int(counts.num_samples.min()))
-    per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
+    ks, per_problem = _pass_at_fitted_ks(counts)
     return PowerLaw(objective).fit(ks, per_problem.mean(0))
+
+
+def _pass_at_fitted_ks(counts: Counts) -> tuple[np.ndarray, np.ndarray]:
+    """The k a power law is fitted on (``fit_power_law``) and each problem's unbiased pass@k at them."""
+    ks = log_spaced_ks(int(counts.num_samples.min()))
+    return ks, pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
 
 
 class PowerLawModel:
@@ -175,9 +180,8 @@ class PowerLawModel:
     def fit(self, counts: Counts) -> PowerLawModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
-        self.law = fit_power_law(counts, self.objective)
-        self.ks = self.law.ks_.astype(np.int64)
-        per_problem = pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], self.ks[None, :])
+        self.ks, per_problem = _pass_at_fitted_ks(counts)
+        self.law = PowerLaw(self.objective).fit(self.ks, per_problem.mean(0))
         size = len(counts)
         rng = np.random.default_rng(self.seed)
         resample_weights = rng.multinomial(size, np.full(size, 1.0 / size), size=self.resamples) / size
@@ -459,7 +463,7 @@ def select_method(
     return candidates[choice], {name: float(mean) for name, mean in zip(candidates, means)}
 
 
-def _validate_request(k: int | Sequence[int], confidence: float, seed: int = 0) -> None:
+def _validate_request(k: int | Sequence[int] | np.ndarray, confidence: float, seed: int = 0) -> None:
     """Refuse a k outside 1..MAX_K or not whole, a confidence outside (0, 1) and a negative seed, naming the
     parameter."""
     check_number("seed", seed, at_least=0)

@@ -159,20 +159,25 @@ class PowerLaw:
         self.r2_ = float(1.0 - residual / total) if total > 0 else 1.0
         return self
 
+    def _fitted(self, method: str) -> tuple[float, float, float, np.ndarray]:
+        """(a, b, R^2, the k fitted on); ``method`` names the caller in the error before ``fit``."""
+        if self.a_ is None or self.b_ is None or self.r2_ is None or self.ks_ is None:
+            raise RuntimeError(f"PowerLaw.{method} before fit")
+        return self.a_, self.b_, self.r2_, self.ks_
+
     def predict(self, k: float | Sequence[float] | np.ndarray) -> np.ndarray:
-        if self.a_ is None:
-            raise RuntimeError("PowerLaw.predict before fit")
-        return np.exp(self.a_ * np.asarray(k, dtype=np.float64) ** self.b_)
+        a, b, _, _ = self._fitted("predict")
+        return np.exp(a * np.asarray(k, dtype=np.float64) ** b)
 
     @property
     def params(self) -> dict[str, float]:
-        if self.a_ is None:
-            raise RuntimeError("PowerLaw.params before fit")
-        return {"a": self.a_, "b": self.b_, "r2": self.r2_}
+        a, b, r2, _ = self._fitted("params")
+        return {"a": a, "b": b, "r2": r2}
 
     def to_json(self) -> dict[str, Any]:
         """The fitted law as ``summary.json`` holds it (``fit``): its formula, a, b, R^2 and the k fitted on."""
-        return {"law": "log(coverage) = a * k^b", **self.params, "ks": [int(k) for k in self.ks_]}
+        ks = self._fitted("to_json")[3]
+        return {"law": "log(coverage) = a * k^b", **self.params, "ks": [int(k) for k in ks]}
 
     @classmethod
     def from_json(cls, fields: Mapping[str, Any]) -> PowerLaw:
@@ -194,11 +199,20 @@ ZERO_MASS_CELLS = 20
 JEFFREYS_MAX_N = 200  # the prior's design size is capped: beyond it the prior barely changes
 
 
+def _log_range(bounds: tuple[float, float]) -> tuple[float, float]:
+    low, high = np.log(bounds)
+    return float(low), float(high)
+
+
+LOG_ALPHA_RANGE = _log_range(ALPHA_RANGE)
+LOG_BETA_RANGE = _log_range(BETA_RANGE)
+
+
 @lru_cache(maxsize=16)
 def _jeffreys_log_prior(num_samples: int) -> RegularGridInterpolator:
     """log sqrt(det Fisher information) of Beta-binomial(n) in (log alpha, log beta), on the coarse grid."""
-    log_a = np.linspace(*np.log(ALPHA_RANGE), GRID_SHAPE[0])
-    log_b = np.linspace(*np.log(BETA_RANGE), GRID_SHAPE[1])
+    log_a = np.linspace(*LOG_ALPHA_RANGE, GRID_SHAPE[0])
+    log_b = np.linspace(*LOG_BETA_RANGE, GRID_SHAPE[1])
     a = np.exp(log_a)[:, None, None]
     b = np.exp(log_b)[None, :, None]
     c = np.arange(num_samples + 1, dtype=np.float64)[None, None, :]
@@ -282,10 +296,10 @@ class BetaBinomialLaw:
             raise DataError("counts must satisfy 0 <= num_correct <= num_samples")
         self.num_samples_, self.num_correct_ = n, c
         self._unique = _unique_counts(n, c)
-        self._prior_n = int(min(np.median(n), JEFFREYS_MAX_N))
+        self._prior_n = int(min(float(np.median(n)), JEFFREYS_MAX_N))
         grid = self._grid(
-            np.linspace(*np.log(ALPHA_RANGE), self.grid_shape[0]),
-            np.linspace(*np.log(BETA_RANGE), self.grid_shape[1]),
+            np.linspace(*LOG_ALPHA_RANGE, self.grid_shape[0]),
+            np.linspace(*LOG_BETA_RANGE, self.grid_shape[1]),
             self._zero_axis(None),
         )
         log_post = self._log_posterior(grid)
@@ -379,7 +393,7 @@ class BetaBinomialLaw:
     def _quantile(self, values: np.ndarray, q: float) -> float:
         order = np.argsort(values, kind="stable")
         cumulative = np.cumsum(self.weights_[order])
-        return float(values[order][min(np.searchsorted(cumulative, q), values.size - 1)])
+        return float(values[order][min(int(np.searchsorted(cumulative, q)), values.size - 1)])
 
     # -- predictions -----------------------------------------------------------------------------------------
     def _log_unsolved(self, k: float) -> np.ndarray:
@@ -447,7 +461,9 @@ class BetaBinomialLaw:
         tail = (1 - confidence) / 2
         mean = float(newly @ coverage)
         low, high = interval_containing(
-            mean, coverage[min(np.searchsorted(cdf, tail), total)], coverage[min(np.searchsorted(cdf, 1 - tail), total)]
+            mean,
+            coverage[min(int(np.searchsorted(cdf, tail)), total)],
+            coverage[min(int(np.searchsorted(cdf, 1 - tail)), total)],
         )
         return mean, float(low), float(high)
 
@@ -488,17 +504,21 @@ class BetaMLE:
                 "counts must be non-empty 1-D arrays with 1 <= num_samples and 0 <= num_correct <= num_samples"
             )
         self._unique = _unique_counts(n, c)
-        self._log_alpha = np.linspace(*np.log(ALPHA_RANGE), GRID_SHAPE[0])
-        self._log_beta = np.linspace(*np.log(BETA_RANGE), GRID_SHAPE[1])
+        self._log_alpha = np.linspace(*LOG_ALPHA_RANGE, GRID_SHAPE[0])
+        self._log_beta = np.linspace(*LOG_BETA_RANGE, GRID_SHAPE[1])
         self._per_count = self._log_lik(np.exp(self._log_alpha)[:, None, None], np.exp(self._log_beta)[None, :, None])
         log_lik = self._per_count @ self._unique[2]
         best = np.unravel_index(np.argmax(log_lik), log_lik.shape)
         start = np.array([self._log_alpha[best[0]], self._log_beta[best[1]]])
+
+        def negative_log_lik(log_shape: np.ndarray) -> float:
+            return -float(self._log_lik(np.exp(log_shape[0]), np.exp(log_shape[1])) @ self._unique[2])
+
         result = optimize.minimize(
-            lambda t: -float(self._log_lik(np.exp(t[0]), np.exp(t[1])) @ self._unique[2]),
+            negative_log_lik,
             start,
             method="Nelder-Mead",
-            bounds=[tuple(np.log(ALPHA_RANGE)), tuple(np.log(BETA_RANGE))],  # a flat ridge must not run off
+            bounds=[LOG_ALPHA_RANGE, LOG_BETA_RANGE],  # a flat ridge must not run off
             options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 2000},
         )
         self.alpha_, self.beta_ = (float(v) for v in np.exp(result.x))

@@ -380,10 +380,13 @@ def _vote_monte_carlo_block(
     cells = np.arange(rows, dtype=np.int64) * width
     size = rows * width
 
-    def tally(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    # Unweighted votes keep empty weight sums, so the arithmetic on sums below needs no branch.
+    sums_size = 0 if weight is None else size
+
+    def tally(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         flat = (ids[positions] + cells).ravel()
         counts = np.bincount(flat, minlength=size)
-        sums = None if weight is None else np.bincount(flat, weights=weight[positions].ravel(), minlength=size)
+        sums = np.zeros(0) if weight is None else np.bincount(flat, weights=weight[positions].ravel(), minlength=size)
         return counts, sums
 
     all_counts, all_sums = tally(np.arange(n))
@@ -396,7 +399,7 @@ def _vote_monte_carlo_block(
         permutation = rng.permutation(n).astype(np.int32)
         for lengths, from_end in ((prefix, False), (suffix, True)):
             counts = np.zeros(size, dtype=np.int64)
-            sums = None if weight is None else np.zeros(size)
+            sums = np.zeros(sums_size)
             previous = 0
             for length in lengths:
                 length = int(length)
@@ -404,14 +407,13 @@ def _vote_monte_carlo_block(
                 if span.size:
                     more_counts, more_sums = tally(span)
                     counts += more_counts
-                    if sums is not None:
-                        sums += more_sums
+                    sums += more_sums
                 previous = length
                 k = n - length if from_end else length
                 kept = all_counts - counts if from_end else counts
                 table = kept.reshape(rows, width)[:, :answers]
                 if weight is None:
-                    support = table
+                    support: np.ndarray = table
                 else:
                     support = ((all_sums - sums) if from_end else sums).reshape(rows, width)[:, :answers]
                 outcome = _vote_outcome(support, table > 0, share)
