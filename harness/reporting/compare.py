@@ -18,6 +18,7 @@ run can afford at least one sample at each of them.
 from __future__ import annotations
 
 import json
+from functools import partial
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 
 from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.budget import K_LIMIT, smallest_k
-from harness.forecasting.costs import Prices, inference_flops, money_for
+from harness.forecasting.costs import inference_flops, token_money
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel
 from harness.metrics.analysis import coverage_summary, measured_coverage
@@ -78,8 +79,7 @@ class ComparedRun:
             return inference_flops(self.parameters, tokens, 0.0), inference_flops(self.parameters, 0.0, prompt)
         if self.price_per_mtok is None:
             return None
-        prices = Prices(per_million_tokens=self.price_per_mtok)
-        return money_for(prices, tokens, 0.0, None), money_for(prices, 0.0, prompt, None)
+        return token_money(tokens, self.price_per_mtok), token_money(prompt, self.price_per_mtok)
 
 
 def _per_run(values: Sequence[Any] | None, runs: int, name: str) -> list[Any]:
@@ -238,7 +238,7 @@ def compare_runs(
     entries = []
     for run in runs:
         summary = coverage_summary(run.counts, confidence=confidence)
-        laws = fitted[run.label].summary()
+        law_summary = fitted[run.label].summary()
         flops = run.per_problem_cost("flops")
         money = run.per_problem_cost("money")
         entries.append(
@@ -252,8 +252,8 @@ def compare_runs(
                 "pass_at_1": summary["pass_at_1"],
                 "pass_at_k": summary["pass_at_k"],
                 "coverage_all_k": summary["coverage_all_k"],
-                "fit": laws["fit"],
-                "forecast": laws["forecast"],
+                "fit": law_summary["fit"],
+                "forecast": law_summary["forecast"],
                 "targets": [
                     _target_k(np.asarray(summary["coverage_all_k"]), models[run.label], target, confidence)
                     for target in targets
@@ -285,8 +285,14 @@ def compute_matched(
     runs: Sequence[ComparedRun], models: Mapping[str, CoverageModel], unit: str, confidence: float
 ) -> dict[str, Any]:
     """Coverage of every run at equal cost per problem (``unit``: flops or money), or why it cannot be had."""
-    costs = {run.label: run.per_problem_cost(unit) for run in runs}
-    unknown = [run for run in runs if costs[run.label] is None]
+    costs: dict[str, tuple[float, float]] = {}
+    unknown = []
+    for run in runs:
+        cost = run.per_problem_cost(unit)
+        if cost is None:
+            unknown.append(run)
+        else:
+            costs[run.label] = cost
     if unknown:
         reasons = [f"{run.label}: {', '.join(run.missing_cost_inputs(unit))} unknown" for run in unknown]
         return {"budgets": [], "missing": "; ".join(reasons)}
@@ -295,13 +301,13 @@ def compute_matched(
     rows = []
     for k in log_spaced_ks(int(costliest.counts.num_samples.min())):
         budget = float(k * per_sample + prefill)
-        row = {"budget": budget, "runs": {}}
+        coverage_of_run = {}
         for run in runs:
             run_per_sample, run_prefill = costs[run.label]
             # a relative tolerance keeps the budget's own k from rounding down by a floating-point ulp
             affordable = int(np.floor((budget - run_prefill) / run_per_sample * (1 + 1e-12)))
-            row["runs"][run.label] = _coverage_at(run.counts, models[run.label], affordable, confidence)
-        rows.append(row)
+            coverage_of_run[run.label] = _coverage_at(run.counts, models[run.label], affordable, confidence)
+        rows.append({"budget": budget, "runs": coverage_of_run})
     return {"budgets": rows, "missing": None, "budget_run": costliest.label}
 
 
@@ -339,8 +345,11 @@ def write_comparison(result: Mapping[str, Any], runs: Sequence[ComparedRun], out
             for label, (ks, mean, low, high) in curves.items()
         }
         figures[unit] = embedded_figure(
-            lambda path, costed=costed, name=name: plot_compared_coverage(
-                path, costed, f"{name} per problem", f"{result['task']}: coverage at equal {name}"
+            partial(
+                plot_compared_coverage,
+                curves=costed,
+                xlabel=f"{name} per problem",
+                title=f"{result['task']}: coverage at equal {name}",
             )
         )
     html = (
@@ -366,7 +375,7 @@ def print_comparison(result: Mapping[str, Any], console: Any = None) -> None:
     from harness.reporting.format import format_quantity
 
     console = console or Console()
-    percent = int(round(100 * result["confidence"]))
+    percent = round(100 * result["confidence"])
     runs = result["runs"]
     table = Table(title=f"{result['task']} · {result['problems']} problems compared", title_justify="left")
     for column in ("run", "model", "samples", "pass@1", "pass@n", "power law a, b", "tokens/sample", "FLOPs/sample"):

@@ -33,6 +33,7 @@ JSON_INTERVAL = 2.0
 LIVE_INTERVAL = 0.1
 # Seconds between plain log lines (``lines`` mode): often enough that a long step visibly moves.
 LINES_INTERVAL = 5.0
+_CLI_LOG_HANDLER = "ttc-cli"  # the handler configure_logging installs, and replaces when called again
 
 
 def _duration(seconds: float) -> str:
@@ -232,15 +233,16 @@ def message_logger(mode: str, stream: TextIO | None = None) -> Callable[[str], N
 def configure_logging(json_mode: bool, stream: TextIO | None = None) -> None:
     """Route warnings of ``harness`` (e.g. engine retries) to stderr: JSON events or ``warning: ...`` lines."""
     logger = logging.getLogger("harness")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_ttc_cli", False):
-            logger.removeHandler(handler)
+    for existing in list(logger.handlers):
+        if existing.get_name() == _CLI_LOG_HANDLER:
+            logger.removeHandler(existing)
+    handler: logging.Handler
     if json_mode:
-        handler: logging.Handler = JsonLogHandler(stream)
+        handler = JsonLogHandler(stream)
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(_LevelPrefixFormatter())
-    handler._ttc_cli = True  # type: ignore[attr-defined]
+    handler.set_name(_CLI_LOG_HANDLER)
     handler.setLevel(logging.INFO)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

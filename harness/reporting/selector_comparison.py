@@ -64,8 +64,8 @@ def parse_selectors(text: str) -> list[SelectorSpec]:
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
-        kind, _, score_set = item.partition("=")
-        kind, score_set = kind.strip(), score_set.strip() or None
+        kind, _, named_set = item.partition("=")
+        kind, score_set = kind.strip(), named_set.strip() or None
         if kind not in SELECTOR_KINDS:
             raise OptionError("selectors", f"unknown selector {kind!r}; choose from {', '.join(SELECTOR_KINDS)}")
         if score_set is not None and kind not in SCORED_KINDS:

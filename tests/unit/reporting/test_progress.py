@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 
-from harness.reporting.progress import Progress
+from harness.reporting.progress import Progress, configure_logging
 
 EVENT_FIELDS = {
     "step",
@@ -117,3 +118,22 @@ def test_quiet_mode_and_empty_steps_write_nothing():
     assert stream.getvalue() == ""
     with pytest.raises(ValueError, match="unknown progress mode 'fancy'"):
         Progress("sampling", 5, mode="fancy")
+
+
+def test_configure_logging_replaces_its_own_handler_and_keeps_others():
+    logger = logging.getLogger("harness")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    other = logging.NullHandler()
+    logger.addHandler(other)
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        configure_logging(json_mode=True, stream=first)
+        configure_logging(json_mode=False, stream=second)
+        logging.getLogger("harness.engines").warning("engine retried")
+        assert other in logger.handlers
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+    assert first.getvalue() == ""  # the first call's JSON handler is gone
+    assert second.getvalue() == "warning: engine retried\n"
