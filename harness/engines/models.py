@@ -94,7 +94,7 @@ def convert_gguf(gguf_path: Path, output_dir: Path, dtype: str = "bfloat16") -> 
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=getattr(torch, dtype))
         # The weights are dequantised now; transformers refuses to save while the GGUF quantiser is attached.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # torch types attributes set on a Module as tensors or modules
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(staging)

@@ -523,7 +523,7 @@ class OpenAIEngine(Engine):
         chat = not isinstance(request.prompt, str)
         while True:
             logprobs, stream = self._logprobs_supported, self._stream_supported
-            payload = self._payload(request, offset, size, settings, chat, logprobs, stream)
+            payload = self._payload(request, offset, size, settings, logprobs, stream)
             try:
                 return self._retrying(label, lambda: self._attempt(payload, size, chat, logprobs, stream), stop)
             except (_LogprobsRejected, _StreamRejected):
@@ -535,7 +535,6 @@ class OpenAIEngine(Engine):
         offset: int,
         size: int,
         settings: SamplingSettings,
-        chat: bool,
         logprobs: bool,
         stream: bool,
     ) -> dict[str, Any]:
@@ -554,14 +553,14 @@ class OpenAIEngine(Engine):
             payload["stop"] = list(settings.stop)
         if stream:
             payload.update(stream=True, stream_options={"include_usage": True})
-        if chat:
-            payload["messages"] = [dict(message) for message in request.prompt]  # type: ignore[union-attr]
-            if logprobs:
-                payload.update(logprobs=True, top_logprobs=0)
-        else:
+        if isinstance(request.prompt, str):
             payload["prompt"] = request.prompt
             if logprobs:
                 payload["logprobs"] = 0  # the sampled tokens' log-probabilities only
+        else:
+            payload["messages"] = [dict(message) for message in request.prompt]
+            if logprobs:
+                payload.update(logprobs=True, top_logprobs=0)
         return payload
 
     def _attempt(self, payload: dict[str, Any], size: int, chat: bool, logprobs: bool, stream: bool) -> _ChunkResult:

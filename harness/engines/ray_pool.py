@@ -409,7 +409,7 @@ class RayEnginePool(Engine):
                         continue
                     replica = call.replica
                     try:
-                        kind, value = ray.get(next(stream))
+                        kind, value = ray.get(next(call.stream))
                     except StopIteration:
                         del calls[stream]
                         replica.calls.remove(call)

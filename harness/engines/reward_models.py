@@ -27,7 +27,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class RewardInputs:
         self.kind = kind
         self.max_length = max_length
         self.truncated = 0
-        self.step_token = step_token
+        self.step_token = step_token if kind == "prm" else None  # follows each step: process models only
         self.step_token_id: int | None = None
         if kind == "prm":
             self.step_token_id = self._single_token(step_token)
@@ -77,7 +77,7 @@ class RewardInputs:
         return int(ids[0])
 
     def __call__(self, prompt: Prompt, completion: str) -> list[int]:
-        if self.kind == "prm":
+        if self.step_token is not None:
             completion = "".join(step + self.step_token for step in split_steps(completion))
         messages = reward_messages(prompt, completion)
         if self.template == "chat":
@@ -136,7 +136,7 @@ class TransformersRewardModel:
         logits = logits.float().cpu().numpy()
         if self.kind == "orm":
             return [(float(value), None) for value in head_scores(logits)]
-        results = []
+        results: list[ScoredSample] = []
         for row, ids in enumerate(batch):
             positions = np.flatnonzero(np.asarray(ids) == self.step_token_id)
             results.append((None, head_scores(logits[row, positions]).astype(float).tolist()))
@@ -172,10 +172,10 @@ class VLLMRewardModel:
         self.kind = kind
         self.step_token_id = step_token_id
         ensure_watchdog()  # vLLM's engine processes must not outlive this one, even after kill -9
-        self._llm = vllm.LLM(
+        self._llm: vllm.LLM | None = vllm.LLM(
             model=path,
             runner="pooling",
-            dtype=dtype,
+            dtype=dtype,  # type: ignore[arg-type]  # the user's --dtype text: vLLM checks it against its names
             max_model_len=max_length,
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=on_cpu,
@@ -183,19 +183,27 @@ class VLLMRewardModel:
         supported = set(self._llm.supported_tasks)
         # outcome models: a sequence head ("classify"), or a per-token reward head read at the last token
         # (Qwen2ForRewardModel, e.g. Qwen2.5-Math-RM-72B); process models: per-token outputs
-        self.task = "classify" if kind == "orm" and "classify" in supported else "token_classify"
+        self.task: Literal["classify", "token_classify"] = (
+            "classify" if kind == "orm" and "classify" in supported else "token_classify"
+        )
         if self.task not in supported:
             raise EngineError(f"vLLM serves {path} for {sorted(supported)}, not as a {kind} reward model")
         self._params = vllm.PoolingParams(use_activation=False)
 
     def score(self, batch: Sequence[list[int]]) -> list[ScoredSample]:
+        from vllm.inputs import TokensPrompt
+
+        if self._llm is None:
+            raise EngineError("the reward model was closed")
+        # vLLM imports NotRequired from typing, which mypy's Python 3.10 lacks: its optional keys read as required
+        prompts = [TokensPrompt(prompt_token_ids=list(ids)) for ids in batch]  # type: ignore[typeddict-item]
         outputs = self._llm.encode(
-            [{"prompt_token_ids": list(ids)} for ids in batch],
+            prompts,
             pooling_task=self.task,
             pooling_params=self._params,
             use_tqdm=False,
         )
-        results = []
+        results: list[ScoredSample] = []
         for ids, output in zip(batch, outputs):
             data = output.outputs.data.float().cpu().numpy()
             if self.task == "classify":

@@ -89,7 +89,9 @@ class EngineSeededFakeEngine(FakeEngine):
         super().__init__(model, **options)
         self.seed = seed
 
-    def generate(self, requests: Iterable[GenerationRequest], settings: SamplingSettings) -> Iterator[GenerationResult]:
+    def generate(
+        self, requests: Iterable[GenerationRequest], settings: SamplingSettings, on_tokens: TokenCallback | None = None
+    ) -> Iterator[GenerationResult]:
         stream = 0
         for request in requests:
             self.requests_seen.append(request)
