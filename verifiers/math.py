@@ -201,10 +201,10 @@ class MathVerifier:
         keys = [_normalized(extract_answer(text)) for text in completions]
         to_judge = sorted({key for key in keys if key is not None and len(key) <= self.max_answer_chars})
         judged: Judged = {}
-        for key in to_judge:
-            why = refusal(key)
+        for answer in to_judge:
+            why = refusal(answer)
             if why is not None:
-                judged[key] = (PARSE_ERROR, None, f"refused before parsing: {why}")
+                judged[answer] = (PARSE_ERROR, None, f"refused before parsing: {why}")
         judged.update(_judge_exact(gold, [key for key in to_judge if key not in judged]))
         to_judge = [key for key in to_judge if key not in judged]
         judged.update(self._judge(gold, to_judge) if to_judge else {})

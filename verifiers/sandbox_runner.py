@@ -34,6 +34,12 @@ import sys
 import time
 import types
 
+TYPE_CHECKING = False  # typing costs every run milliseconds to import: its names are for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from importlib.machinery import ModuleSpec
+    from typing import Any, NoReturn
+
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -88,18 +94,20 @@ def drop_privileges(uid: int) -> None:
     checked(libc.capset(ctypes.byref(header), data), "capset")  # a failure aborts: permitted caps must not stay
 
 
-def refuse(name: str):
-    def refused(*args, **kwargs):
+def refuse(name: str) -> Callable[..., NoReturn]:
+    def refused(*args: object, **kwargs: object) -> NoReturn:
         raise PermissionError(f"{name} is disabled in the sandbox")
 
     return refused
 
 
-def disable_sockets(socket: types.ModuleType) -> None:
+# The patches below take the module being imported as Any: they replace its attributes, which a
+# types.ModuleType does not declare.
+def disable_sockets(socket: Any) -> None:
     """No new sockets; wrapping an existing descriptor stays allowed (``socketpair``, which asyncio needs)."""
 
     class GuardedSocket(socket.socket):
-        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+        def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
             if fileno is None:
                 raise PermissionError("opening sockets is disabled in the sandbox")
             super().__init__(family, type, proto, fileno)
@@ -107,7 +115,7 @@ def disable_sockets(socket: types.ModuleType) -> None:
     socket.socket = GuardedSocket
 
 
-def disable_subprocess(subprocess: types.ModuleType) -> None:
+def disable_subprocess(subprocess: Any) -> None:
     subprocess.Popen = refuse("subprocess.Popen")
 
 
@@ -117,22 +125,29 @@ class PatchOnImport:
     Importing ``socket`` and ``subprocess`` up front only to patch them would cost every run milliseconds.
     """
 
-    def __init__(self, patches: dict) -> None:
+    def __init__(self, patches: dict[str, Callable[[types.ModuleType], None]]) -> None:
         self.patches = patches
         self.path_finder = next(finder for finder in sys.meta_path if getattr(finder, "__name__", "") == "PathFinder")
 
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> ModuleSpec | None:
         patch = self.patches.get(name)
-        spec = self.path_finder.find_spec(name, path, target) if patch else None
+        if patch is None:
+            return None
+        spec = self.path_finder.find_spec(name, path, target)
         if spec is None:
             return None
+        if spec.loader is None:  # a namespace package would run no code to patch: refuse rather than miss it
+            raise ImportError(f"{name} cannot be patched for the sandbox", name=name)
         load = spec.loader.exec_module
 
-        def exec_module(module):
+        def exec_module(module: types.ModuleType) -> None:
             load(module)
             patch(module)
 
-        spec.loader.exec_module = exec_module
+        # this one loader instance runs the patch; a wrapping importlib.abc.Loader would cost every run its import
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
@@ -361,7 +376,7 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 def read_records(fd: int, token: str) -> list[tuple[str, str]]:
     """The candidate's (kind, text) records that carry this run's token."""
     os.set_blocking(fd, False)
-    chunks = []
+    chunks: list[bytes] = []
     while sum(map(len, chunks)) < 1 << 20:
         try:
             chunk = os.read(fd, 65536)
