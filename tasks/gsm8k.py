@@ -82,7 +82,7 @@ class GSM8K(Task):
 
     def fewshot(self) -> list[dict[str, str]]:
         """The exemplars shown to the model, calculator annotations removed."""
-        if self.shots == 0:
+        if self.fewshot_data is None:  # shots=0
             return []
         exemplars = self._records(self.fewshot_data, "train")[: self.shots]
         return [{"question": r["question"], "answer": _CALCULATOR.sub("", r["answer"])} for r in exemplars]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.core.errors import TaskError
-from harness.core.records import Problem
+from harness.core.records import Problem, Prompt
 from tasks.base import Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
 
@@ -93,7 +93,7 @@ def template_fields(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_problem(record: dict[str, Any], prompt: str) -> Problem:
+def to_problem(record: dict[str, Any], prompt: Prompt) -> Problem:
     """An MBPP record as a Problem: 3-shot prompt; the program is the completion, the setup code and the asserts."""
     test = "\n".join([record["test_setup_code"], *record["test_list"]]) + "\n"
     return Problem(
