@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.common import RESULT_MARKER, run_json_worker
 from benchmarks.suite import FigureResult, Row
@@ -45,14 +45,40 @@ from benchmarks.suite import FigureResult, Row
 FAKE_ENGINE = "tests.support.fake_engine:FakeEngine"
 EFFICIENCY_TARGET = 0.9
 
-FULL_FIXED = {"delay": 0.2, "replicas": [1, 2, 4, 8], "requests_per_replica": 40, "samples": 8}
-QUICK_FIXED = {"delay": 0.05, "replicas": [1, 2], "requests_per_replica": 20, "samples": 8}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from harness.core.records import Prompt
+    from harness.pipeline.options import SampleOptions
+    from harness.store import RunStore
+
+# Each part's configuration, as JSON goes to its worker process.
+FULL_FIXED: dict[str, Any] = {"delay": 0.2, "replicas": [1, 2, 4, 8], "requests_per_replica": 40, "samples": 8}
+QUICK_FIXED: dict[str, Any] = {"delay": 0.05, "replicas": [1, 2], "requests_per_replica": 20, "samples": 8}
 # 8 samples per request, and 1,024: the largest request the sample step makes (MAX_SAMPLES_PER_REQUEST)
-FULL_OVERHEAD = {"replicas": 4, "requests": 1200, "samples": 8, "large_requests": 200, "large_samples": 1024}
-QUICK_OVERHEAD = {"replicas": 2, "requests": 200, "samples": 8, "large_requests": 50, "large_samples": 256}
+FULL_OVERHEAD: dict[str, Any] = {
+    "replicas": 4,
+    "requests": 1200,
+    "samples": 8,
+    "large_requests": 200,
+    "large_samples": 1024,
+}
+QUICK_OVERHEAD: dict[str, Any] = {
+    "replicas": 2,
+    "requests": 200,
+    "samples": 8,
+    "large_requests": 50,
+    "large_samples": 256,
+}
 # 8 problems x 8 samples; a replica's engine holds at most 8 samples at once, so the pool's chunks (about twice
 # that) spread the 8 requests over both replicas (with vLLM's default, 2 x max_num_seqs, one chunk could hold them all)
-FULL_VLLM = {"replicas": [1, 2], "problems": 8, "samples": 8, "max_tokens": 64, "max_inflight_samples": 8}
+FULL_VLLM: dict[str, Any] = {
+    "replicas": [1, 2],
+    "problems": 8,
+    "samples": 8,
+    "max_tokens": 64,
+    "max_inflight_samples": 8,
+}
 
 
 def gsm8k_data(name: str = "gsm8k_test.jsonl") -> str:
@@ -182,28 +208,26 @@ class _Probe:
         from harness.store import RunStore
 
         self.reset()
-        self._restore = []
         original_start = sample_module.start_engine
         original_write = RunStore.write_samples
         probe = self
 
-        def start_engine(*args, **kwargs):
+        def start_engine(*args: Any, **kwargs: Any) -> Any:
             probe.engine_started = time.perf_counter()
             engine = original_start(*args, **kwargs)
             probe.engine_ready, probe.cpu_at_ready = time.perf_counter(), time.process_time()
             return engine
 
-        def write_samples(store, table, *args, **kwargs):
+        def write_samples(store: RunStore, table: pa.Table) -> None:
             cpu = time.process_time()
-            result = original_write(store, table, *args, **kwargs)
+            original_write(store, table)
             now = time.perf_counter()
             probe.writes.append((now, table.num_rows))
             probe.cpu_in_writes += time.process_time() - cpu
             probe.cpu_at_last_write = time.process_time()
-            return result
 
         sample_module.start_engine = start_engine
-        RunStore.write_samples = write_samples
+        RunStore.write_samples = write_samples  # type: ignore[method-assign, assignment]  # the probe times each write
 
     def reset(self) -> None:
         self.engine_started = self.engine_ready = 0.0
@@ -218,7 +242,7 @@ def _fake_model(root: Path) -> str:
     return str(model)
 
 
-def _sample(probe: _Probe, options) -> dict[str, Any]:
+def _sample(probe: _Probe, options: SampleOptions) -> dict[str, Any]:
     """One ``ttc sample`` of ``options``: wall time, engine start, the stored results' times, the session."""
     from harness.pipeline.prepare import prepare
     from harness.pipeline.sample import sample_run
@@ -232,6 +256,8 @@ def _sample(probe: _Probe, options) -> dict[str, Any]:
     finally:
         report.store.close()
     session = report.session
+    if session is None:
+        raise RuntimeError(f"{options.out}: the benchmark's sample step sampled nothing")
     samples = sum(rows for _, rows in probe.writes)
     first, last = probe.writes[0][0], probe.writes[-1][0]
     return {
@@ -252,6 +278,12 @@ def _sample(probe: _Probe, options) -> dict[str, Any]:
     }
 
 
+def _utf8_bytes(prompt: Prompt) -> int:
+    """A prompt's text in UTF-8 bytes (a chat prompt's: its messages' contents)."""
+    texts = [prompt] if isinstance(prompt, str) else [message["content"] for message in prompt]
+    return sum(len(text.encode()) for text in texts)
+
+
 def _wire_bytes(data: str, problems: int, samples: int, seed: int = 0) -> dict[str, float]:
     """Bytes Ray pickles per request: a chunk of 4 requests (prompt + settings) going out, and a result coming
     back (the completions: text, token count, finish reason, logprob sum; and the request it answers, prompt
@@ -270,7 +302,7 @@ def _wire_bytes(data: str, problems: int, samples: int, seed: int = 0) -> dict[s
     text_bytes = [sum(len(c.text.encode()) for c in result.completions) for result in results]
     completions = [len(pickle.dumps(result.completions, protocol=5)) for result in results]
     return {
-        "prompt_utf8_bytes": statistics.fmean(len(request.prompt.encode()) for request in requests),
+        "prompt_utf8_bytes": statistics.fmean(_utf8_bytes(request.prompt) for request in requests),
         "request_out_bytes": len(pickle.dumps((chunk, settings), protocol=5)) / len(chunk),
         "result_back_bytes": statistics.fmean(len(pickle.dumps(("result", r), protocol=5)) for r in results),
         "request_in_result_bytes": statistics.fmean(len(pickle.dumps(r.request, protocol=5)) for r in results),

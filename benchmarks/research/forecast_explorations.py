@@ -1,10 +1,10 @@
 """Forecasting ideas tried against issue 5's accuracy target and dropped: the evidence, reproducible.
 
 Run from the repository root (outputs: results/bench/forecast_explorations.txt):
-    PYTHONPATH=$PWD python results/bench/forecast_explorations.py pooling      # seconds
-    PYTHONPATH=$PWD python results/bench/forecast_explorations.py single --repeats 8
-    PYTHONPATH=$PWD python results/bench/forecast_explorations.py hierarchical --repeats 10
-    PYTHONPATH=$PWD python results/bench/forecast_explorations.py factor --repeats 2   # ~4 min per pilot
+    python -m benchmarks.research.forecast_explorations pooling      # seconds
+    python -m benchmarks.research.forecast_explorations single --repeats 8
+    python -m benchmarks.research.forecast_explorations hierarchical --repeats 10
+    python -m benchmarks.research.forecast_explorations factor --repeats 2   # ~4 min per pilot
 
 Pilot 100 samples per problem drawn without replacement from the 10,000, forecast coverage at 10,000; errors
 are absolute, averaged over the pilots of a group, then median / max over groups (as ``ttc backtest``).
@@ -27,16 +27,13 @@ are absolute, averaged over the pilots of a group, then median / max over groups
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize, special
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import forecast_hard_data as hard
-
+from benchmarks.research import forecast_hard_data as hard
 from harness.forecasting.forecast import BayesModel, PowerLawModel, subsample
 from harness.forecasting.laws import BetaBinomialLaw
 from harness.metrics.counts import Counts, read_counts_jsonl
@@ -57,6 +54,12 @@ def summary(label: str, errors: dict[str, list[float]]) -> str:
     """errors: group -> signed errors over pilots."""
     mae = np.array([np.mean(np.abs(v)) for v in errors.values()])
     return f"{label}: median {np.median(mae):.3f}, max {mae.max():.3f}"
+
+
+def median_and_max(errors: dict[str, list[float]]) -> str:
+    """ "median / max" over groups of the mean absolute error (errors: group -> signed errors over pilots)."""
+    mae = np.array([np.mean(np.abs(v)) for v in errors.values()])
+    return f"{np.median(mae):.3f} / {mae.max():.3f}"
 
 
 def by_model(monkey: Counts) -> tuple[list[str], np.ndarray]:
@@ -112,7 +115,7 @@ def pooling(monkey: Counts, repeats: int) -> None:
         print(f"| {name} | " + " | ".join(f"{value:.2f}" for value in row) + " |")
 
     ks = np.unique(np.round(np.logspace(0, 4, 81)).astype(np.int64))
-    curves = pass_at_k(np.full(correct.shape + (1,), K), correct[:, :, None], ks[None, None, :]).mean(1)
+    curves = pass_at_k(np.full((*correct.shape, 1), K), correct[:, :, None], ks[None, None, :]).mean(1)
     log_k = np.log(ks)
     fit_range = (ks >= 10) & (ks <= PILOT)
     print("\n## Is a weaker model's curve a stronger one's shifted in log k? (full data; shift fitted on k = 10..100)")
@@ -195,7 +198,7 @@ class LogitFactor:
 def factor(monkey: Counts, repeats: int) -> None:
     names, correct = by_model(monkey)
     truths = (correct > 0).mean(1)
-    errors = {name: [] for name in names}
+    errors: dict[str, list[float]] = {name: [] for name in names}
     print(f"## Pooled logit-factor model over the 7 models ({repeats} pilots)")
     for seed in range(repeats):
         pilot = np.random.default_rng(seed).hypergeometric(correct, K - correct, PILOT)
@@ -214,10 +217,42 @@ def factor(monkey: Counts, repeats: int) -> None:
 MIN_PRIOR_SCALE = 0.15  # floor on the shared prior's sd of log alpha: 7 groups cannot support a point mass
 
 
+def prior_scale(log_scale: float) -> float:
+    return max(float(np.exp(log_scale)), MIN_PRIOR_SCALE)
+
+
+def reweighted(
+    law: BetaBinomialLaw, log_alpha: np.ndarray, own_prior: np.ndarray, mean: float, scale: float
+) -> np.ndarray:
+    """A fitted law's log posterior weights over its grid with its own prior on log alpha (``own_prior``, in
+    log) replaced by Normal(mean, scale)."""
+    z = (log_alpha - mean) / scale
+    return np.log(law.weights_) - 0.5 * z**2 - np.log(scale) - own_prior
+
+
+def shared_prior(
+    laws: dict[str, BetaBinomialLaw], log_alpha: dict[str, np.ndarray], own_prior: dict[str, np.ndarray]
+) -> tuple[float, float]:
+    """(mean, scale) of the Normal prior on log alpha that maximises the models' summed evidence."""
+
+    def neg_evidence(params: np.ndarray) -> float:
+        mean, scale = params[0], prior_scale(params[1])
+        return -sum(
+            special.logsumexp(reweighted(law, log_alpha[name], own_prior[name], mean, scale))
+            for name, law in laws.items()
+        )
+
+    mean, log_scale = optimize.minimize(neg_evidence, [np.log(0.2), np.log(0.5)], method="Nelder-Mead").x
+    return mean, prior_scale(log_scale)
+
+
 def hierarchical(monkey: Counts, repeats: int) -> None:
     groups = monkey.group_by("model")
     truths = {name: truth(group) for name, group in groups.items()}
-    errors = {"bayes": {n: [] for n in groups}, "hierarchical": {n: [] for n in groups}}
+    errors: dict[str, dict[str, list[float]]] = {
+        "bayes": {n: [] for n in groups},
+        "hierarchical": {n: [] for n in groups},
+    }
     print(f"## bayes with a Normal prior on log alpha shared by the 7 models, empirical Bayes ({repeats} pilots)")
     for seed in range(repeats):
         rng = np.random.default_rng(seed)
@@ -228,21 +263,9 @@ def hierarchical(monkey: Counts, repeats: int) -> None:
         log_alpha = {name: np.log(law.alpha_grid_) for name, law in laws.items()}
         # the fitted posterior holds the half-Cauchy(0.3) prior on alpha (in log alpha: + log alpha - log1p(...))
         half_cauchy = {name: la - np.log1p((np.exp(la) / 0.3) ** 2) for name, la in log_alpha.items()}
-
-        def scale_of(log_scale: float) -> float:
-            return max(float(np.exp(log_scale)), MIN_PRIOR_SCALE)
-
-        def reweighted(name: str, mean: float, scale: float) -> np.ndarray:
-            z = (log_alpha[name] - mean) / scale
-            return np.log(laws[name].weights_) - 0.5 * z**2 - np.log(scale) - half_cauchy[name]
-
-        def neg_evidence(params: np.ndarray) -> float:
-            return -sum(special.logsumexp(reweighted(name, params[0], scale_of(params[1]))) for name in laws)
-
-        mean, log_scale = optimize.minimize(neg_evidence, [np.log(0.2), np.log(0.5)], method="Nelder-Mead").x
-        scale = scale_of(log_scale)
+        mean, scale = shared_prior(laws, log_alpha, half_cauchy)
         for name, law in laws.items():
-            log_weights = reweighted(name, mean, scale)
+            log_weights = reweighted(law, log_alpha[name], half_cauchy[name], mean, scale)
             law.weights_ = np.exp(log_weights - special.logsumexp(log_weights))
             errors["hierarchical"][name].append(law.forecast(K)[0] - truths[name])
         print(f"pilot {seed}: shared prior alpha ~ logNormal({np.exp(mean):.3f}, {scale:.2f})")
@@ -305,7 +328,7 @@ def scaled_beta_forecast(counts: Counts) -> float:
 
     def neg_log_lik(theta: np.ndarray) -> float:
         a, b, scale = np.exp(theta[0]), np.exp(theta[1]), special.expit(theta[2])
-        return -(special.logsumexp(log_lik_grid(scale) + cell_log_mass(a, b), axis=1) @ multiplicity)
+        return -float(special.logsumexp(log_lik_grid(scale) + cell_log_mass(a, b), axis=1) @ multiplicity)
 
     fits = [
         optimize.minimize(
@@ -379,15 +402,12 @@ def single(monkey: Counts, repeats: int, scaled_sets: set[str]) -> None:
                 for method, value in values.items():
                     errors.setdefault(method, {}).setdefault(name, []).append(value - true)
 
-        def cell(method: str) -> str:
-            if method not in errors:
-                return "not run"
-            mae = np.array([np.mean(np.abs(v)) for v in errors[method].values()])
-            return f"{np.median(mae):.3f} / {mae.max():.3f}"
-
         print(
             f"| {title} | "
-            + " | ".join(cell(m) for m in ("powerlaw", "bayes", "blend", "beta-curve", "scaled", "gated"))
+            + " | ".join(
+                median_and_max(errors[m]) if m in errors else "not run"
+                for m in ("powerlaw", "bayes", "blend", "beta-curve", "scaled", "gated")
+            )
             + f" | {np.nanmedian(curvatures):+.4f} |",
             flush=True,
         )

@@ -1,7 +1,7 @@
 """Backtest every forecasting method on hard data built from the monkey counts and on simulated populations.
 
 Run from the repository root:
-    PYTHONPATH=$PWD python results/bench/forecast_hard_data.py [--counts ../shared/data/monkey_...jsonl] [--repeats 20]
+    python -m benchmarks.research.forecast_hard_data [--counts ../shared/data/monkey_...jsonl] [--repeats 20]
 
 Pilot 100 samples per problem, forecast coverage at 10,000. The sets stand in for held-out data with many
 zero-success pilots and heavy left tails:
@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=Path, default=SHARED / MONKEY, help="the monkey_business counts file")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--methods", default=",".join(("auto",) + tuple(m for m in METHODS if m != "auto")))
+    parser.add_argument("--methods", default=",".join(["auto", *(m for m in METHODS if m != "auto")]))
     args = parser.parse_args()
     methods = tuple(args.methods.split(","))
     rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 """The oracle floor: how close any forecast from a 100-sample pilot can get to coverage at 10,000 samples.
 
 Run from the repository root:
-    PYTHONPATH=$PWD python results/bench/forecast_oracle_floor.py \
+    python -m benchmarks.research.forecast_oracle_floor \
         [--counts ../shared/data/monkey_...jsonl] [--repeats 20]
 
 The oracle knows a group's full-data success counts as a population (how many problems have each count out of
@@ -24,19 +24,16 @@ interval) from the first pilots, to show how loosely a pilot pins the tail expon
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import special, stats
 
+from benchmarks.research.forecast_hard_data import MONKEY, SHARED, hard_problems, simulated, weaker_models
 from harness.forecasting.backtest import true_coverage
 from harness.forecasting.forecast import subsample
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE
 from harness.metrics.counts import Counts, read_counts_jsonl
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forecast_hard_data import MONKEY, SHARED, hard_problems, simulated, weaker_models
 
 PILOT, K = 100, 10_000
 
@@ -45,7 +42,7 @@ def oracle_errors(group: Counts, repeats: int, seed: int = 0) -> tuple[np.ndarra
     """Absolute errors of the population oracle and the best-Beta oracle over ``repeats`` pilots drawn as
     ``backtest_group`` draws them."""
     truth = true_coverage(group, K)
-    no_success = stats.hypergeom.pmf(0, group.num_samples, group.num_correct, PILOT)
+    no_success = np.asarray(stats.hypergeom.pmf(0, group.num_samples, group.num_correct, PILOT))
     solvable = float((no_success * (group.num_correct > 0)).sum() / no_success.sum())
     best_beta = BetaMLE().fit(group.num_samples, group.num_correct)
     a, b = best_beta.alpha_, best_beta.beta_
@@ -82,10 +79,10 @@ def main() -> None:
             for name, group in groups.items()
         }
         values = np.array(list(per_group.values()))
-        cells = ", ".join(f"{name} {pop:.3f} / {beta:.3f}" for name, (pop, beta) in per_group.items())
+        listing = ", ".join(f"{name} {pop:.3f} / {beta:.3f}" for name, (pop, beta) in per_group.items())
         print(
             f"| {title} | {np.median(values[:, 0]):.3f}, {values[:, 0].max():.3f} "
-            f"| {np.median(values[:, 1]):.3f}, {values[:, 1].max():.3f} | {cells} |"
+            f"| {np.median(values[:, 1]):.3f}, {values[:, 1].max():.3f} | {listing} |"
         )
     pilots = 5
     print(
