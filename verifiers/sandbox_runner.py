@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from typing import Any, NoReturn
 
+    from _typeshed import StrOrBytesPath
+
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -163,20 +165,22 @@ def apply_guard(workdir: str) -> None:
 
     real_workdir = os.path.realpath(workdir)
 
-    def target(path, dir_fd=None) -> str:
-        path = os.fsdecode(os.fspath(path))
+    def target(path: StrOrBytesPath, dir_fd: int | None = None) -> str:
+        text = os.fsdecode(os.fspath(path))
         if dir_fd is not None:
-            path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+            text = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), text)
         # the directory is resolved, the last component not: removing a symlink does not touch its target
-        return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+        return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(text))), os.path.basename(text))
 
-    def inside(path) -> bool:
+    def inside(path: str) -> bool:
         return os.path.commonpath([real_workdir, path]) == real_workdir
 
-    def inside_only(name, function, dir_fd_keywords=("dir_fd",)):
+    def inside_only(
+        name: str, function: Callable[..., Any], dir_fd_keywords: tuple[str, ...] = ("dir_fd",)
+    ) -> Callable[..., Any]:
         """``function`` with its leading path arguments (one per ``dir_fd_keywords`` entry) checked."""
 
-        def guarded(*args, **kwargs):
+        def guarded(*args: Any, **kwargs: Any) -> Any:
             for path, dir_fd_keyword in zip(args, dir_fd_keywords):
                 if not isinstance(path, int) and not inside(target(path, kwargs.get(dir_fd_keyword))):
                     raise PermissionError(f"{name} outside the sandbox directory is disabled: {path!r}")
@@ -187,8 +191,8 @@ def apply_guard(workdir: str) -> None:
     def writes(mode: str) -> bool:
         return any(flag in mode for flag in "wax+")
 
-    def open_inside_for_writing(name, function):
-        def guarded(file, mode="r", *args, **kwargs):
+    def open_inside_for_writing(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
             if writes(mode) and not isinstance(file, int) and not inside(target(file)):
                 raise PermissionError(f"{name}(mode={mode!r}) outside the sandbox directory is disabled: {file!r}")
             return function(file, mode, *args, **kwargs)
@@ -198,7 +202,7 @@ def apply_guard(workdir: str) -> None:
     real_os_open = os.open
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
-    def os_open(path, flags, *args, **kwargs):
+    def os_open(path: StrOrBytesPath, flags: int, *args: Any, **kwargs: Any) -> int:
         if flags & write_flags and not inside(target(path, kwargs.get("dir_fd"))):
             raise PermissionError(f"os.open for writing outside the sandbox directory is disabled: {path!r}")
         return real_os_open(path, flags, *args, **kwargs)

@@ -20,7 +20,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TextIO, TypeVar
 
 from harness.core.errors import EngineError, TTCError
 
@@ -72,7 +72,14 @@ class EngineLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings(), open(self.path, "a", encoding="utf-8") as log:
 
-            def to_log(message, category, filename, lineno, file=None, line=None) -> None:
+            def to_log(
+                message: Warning | str,
+                category: type[Warning],
+                filename: str,
+                lineno: int,
+                file: TextIO | None = None,
+                line: str | None = None,
+            ) -> None:
                 log.write(warnings.formatwarning(message, category, filename, lineno, line))
                 log.flush()
 

@@ -81,7 +81,7 @@ def fit_power_law_batch(
     if objective == "linear":
         return np.where(fittable, a, np.nan), np.where(fittable, b, np.nan)
 
-    def cost(a_, b_):
+    def cost(a_: np.ndarray, b_: np.ndarray) -> np.ndarray:
         return (w * (y - a_[:, None] * ks ** b_[:, None]) ** 2).sum(1)
 
     damping = np.full(a.shape, 1e-3)
@@ -235,7 +235,7 @@ def _jeffreys_log_prior(num_samples: int) -> RegularGridInterpolator:
     return RegularGridInterpolator((log_a, log_b), log_prior, bounds_error=False, fill_value=None)
 
 
-def _unique_counts(num_samples: np.ndarray, num_correct: np.ndarray):
+def _unique_counts(num_samples: np.ndarray, num_correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pairs, multiplicity = np.unique(np.stack([num_samples, num_correct]), axis=1, return_counts=True)
     return pairs[0].astype(np.float64), pairs[1].astype(np.float64), multiplicity.astype(np.float64)
 
@@ -524,7 +524,7 @@ class BetaMLE:
         self.alpha_, self.beta_ = (float(v) for v in np.exp(result.x))
         return self
 
-    def _log_lik(self, a, b) -> np.ndarray:
+    def _log_lik(self, a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
         """Beta-binomial log-likelihood of each unique (n, c), up to the binomial coefficient."""
         n, c, _ = self._unique
         a, b = np.asarray(a)[..., None], np.asarray(b)[..., None]

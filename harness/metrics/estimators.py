@@ -23,7 +23,9 @@ from scipy.special import gammaln
 from harness.core.errors import DataError, OptionError
 
 
-def _as_counts(num_samples: np.ndarray | Sequence[int], num_correct: np.ndarray | Sequence[int]):
+def _as_counts(
+    num_samples: np.ndarray | Sequence[int], num_correct: np.ndarray | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     n = np.asarray(num_samples, dtype=np.int64)
     c = np.asarray(num_correct, dtype=np.int64)
     if n.shape != c.shape:

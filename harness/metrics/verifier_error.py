@@ -374,8 +374,8 @@ def corrected_coverage(
         success_rates=rates,
         weights=weights[0, :, 0],
         resolution=min(detectable / (1 - fpr.value - fnr.value), 1.0),
-        too_few_correct=int((binom.cdf(c, n, fpr.value) < IMPLAUSIBLE).sum()),
-        too_many_correct=int((binom.sf(c - 1, n, 1 - fnr.value) < IMPLAUSIBLE).sum()),
+        too_few_correct=int(np.count_nonzero(binom.cdf(c, n, fpr.value) < IMPLAUSIBLE)),
+        too_many_correct=int(np.count_nonzero(binom.sf(c - 1, n, 1 - fnr.value) < IMPLAUSIBLE)),
     )
 
 

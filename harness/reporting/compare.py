@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ def load_runs(
     verifier: str | None = None,
     parameters: Sequence[float] | None = None,
     prices: Sequence[float] | None = None,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> list[ComparedRun]:
     """Open the runs, check they are on one task, and restrict them to their shared problems (``strict``:
     refuse differing problem sets instead). ``parameters`` overrides the model size recorded in a run's
@@ -178,7 +178,7 @@ def _default_labels(paths: Sequence[str | Path]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(path) for path in paths]
 
 
-def _restrict_to_shared_problems(runs: list[ComparedRun], strict: bool, log) -> None:
+def _restrict_to_shared_problems(runs: list[ComparedRun], strict: bool, log: Callable[[str], None]) -> None:
     """Keep only problems that every run has verdicts for, saying so; with ``strict``, refuse instead."""
     id_sets = [set(run.counts.problem_ids.tolist()) for run in runs]
     shared = set.intersection(*id_sets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -20,6 +20,10 @@ from harness.forecasting.laws import PowerLaw
 from harness.metrics.analysis import MeasuredCoverage, measured_coverage
 from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def figure_png(draw: Callable[[Path], Any]) -> bytes:
@@ -167,7 +171,7 @@ def plot_budget(
     return _save(figure, axes, path, unit, "coverage", title or "budget curve: coverage vs cost")
 
 
-def _save(figure, axes, path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:
+def _save(figure: Figure, axes: Axes, path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:
     """Shared finish of both figures: log x axis, coverage y axis, grid, legend, PNG."""
     axes.set_xscale("log")
     axes.set_ylim(0, 1.02)
