@@ -319,9 +319,9 @@ def run_engine_figures(quick: bool):
             target="harness uses one request of n",
             met=True,
             detail=f"computed {prefix['one_request_n']['prompt_tokens_computed']:.0f} vs "
-            f"{prefix['separate_requests']['prompt_tokens_computed']:.0f} of {prefix['one_request_n']['prompt_tokens']:.0f} "
-            f"prompt tokens (prefix cache on); wall {prefix['one_request_n']['seconds']:.1f} s vs "
-            f"{prefix['separate_requests']['seconds']:.1f} s",
+            f"{prefix['separate_requests']['prompt_tokens_computed']:.0f} of "
+            f"{prefix['one_request_n']['prompt_tokens']:.0f} prompt tokens (prefix cache on); "
+            f"wall {prefix['one_request_n']['seconds']:.1f} s vs {prefix['separate_requests']['seconds']:.1f} s",
         ),
     ]
     return FigureResult(rows, result)

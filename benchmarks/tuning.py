@@ -219,9 +219,13 @@ def run_tuning(quick: bool, out: Path = DEFAULT_OUT) -> FigureResult:
 
 def _time_conversion(cache: Path) -> float:
     """Seconds to resolve the embedded model in a fresh process with ``TTC_CACHE=cache``."""
-    code = "import time; t = time.perf_counter(); from harness.engines.models import embedded_model; embedded_model(); print(time.perf_counter() - t)"
+    code = (
+        "import time; t = time.perf_counter(); from harness.engines.models import embedded_model; "
+        "embedded_model(); print(time.perf_counter() - t)"
+    )
     process = subprocess.run(
         [sys.executable, "-c", code],
+        check=False,  # a failure is reported below with the child's stderr
         capture_output=True,
         text=True,
         env={**os.environ, "TTC_CACHE": str(cache)},

@@ -343,9 +343,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name, verdict in figures["verdicts"].items():
             print(f"  {name:28s} {verdict['reason']:12s} {verdict['detail'][:70]}")
         print(
-            f"{figures['answers']} distinct answers, {figures['pathological']} pathological: {figures['seconds']:.1f} s "
-            f"(target < {figures['target_s']:.0f} s; {figures['workers']} workers, {figures['timeout_cpu_s']:g} s CPU "
-            f"timeout; {figures['machine']['cpus']} CPUs, load average {figures['machine']['load_average_1m']:.1f})"
+            f"{figures['answers']} distinct answers, {figures['pathological']} pathological: "
+            f"{figures['seconds']:.1f} s (target < {figures['target_s']:.0f} s; {figures['workers']} workers, "
+            f"{figures['timeout_cpu_s']:g} s CPU timeout; {figures['machine']['cpus']} CPUs, "
+            f"load average {figures['machine']['load_average_1m']:.1f})"
         )
         return
     if args.checks or args.nasty:
@@ -362,16 +363,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{figures['n_problems']} MATH-500 problems x {figures['samples_per_problem']} synthetic samples")
     print(f"  distinct answers/problem  : {figures['distinct_answers_per_problem_mean']:10.1f} (mean)")
     print(
-        f"  with answer-level caching : {cached['samples_per_s']:10.0f} samples/s ({cached['samples']} samples, median of {figures['repeats']})"
+        f"  with answer-level caching : {cached['samples_per_s']:10.0f} samples/s "
+        f"({cached['samples']} samples, median of {figures['repeats']})"
     )
     print(
-        f"  math-verify per sample    : {baseline['samples_per_s']:10.0f} samples/s ({baseline['samples']} samples, median of {figures['repeats']})"
+        f"  math-verify per sample    : {baseline['samples_per_s']:10.0f} samples/s "
+        f"({baseline['samples']} samples, median of {figures['repeats']})"
     )
     print(f"  speed-up                  : {figures['speedup']:10.1f}x")
     print(f"  verdict agreement         : {figures['agreement']:10.4f}")
     print(f"  worker start-up           : {figures['worker_startup_s']:10.2f} s (once per process)")
     print(
-        f"  machine                   : {figures['machine']['cpus']} CPUs, load average {figures['machine']['load_average_1m']:.1f}"
+        f"  machine                   : {figures['machine']['cpus']} CPUs, "
+        f"load average {figures['machine']['load_average_1m']:.1f}"
     )
 
 

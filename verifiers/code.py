@@ -127,7 +127,7 @@ def extract_code_block(answer: str) -> str:
             current.append(line)
     if not blocks:
         return answer
-    tag, lines = next((block for block in blocks if block[0] in _PYTHON_TAGS), blocks[0])
+    _, lines = next((block for block in blocks if block[0] in _PYTHON_TAGS), blocks[0])
     return "".join(lines)
 
 

@@ -28,7 +28,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, Pipe
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.core.errors import VerifierError
 from verifiers.base import CORRECT, MEMORY, PARSE_ERROR, TIMEOUT, WRONG
@@ -121,7 +121,7 @@ def _judge(gold_parsed: list, answer: str, seconds: float) -> tuple[str, str | N
         return TIMEOUT, None, f"exceeded {seconds:g} s of CPU time"
     except MemoryError:
         return MEMORY, None, "exceeded the memory limit"
-    except Exception as error:  # math-verify catches its own errors; anything else is a parse failure
+    except Exception as error:  # noqa: BLE001 - math-verify catches its own errors; any other is a parse failure
         return PARSE_ERROR, None, f"{type(error).__name__}: {str(error)[:200]}"
     if correct:
         return CORRECT, canonical, ""
@@ -219,7 +219,7 @@ class SharedWorker:
     slow answers are spread over several workers. Hold ``lock`` while talking to the worker.
     """
 
-    _instances: dict[tuple[int | None, int], SharedWorker] = {}
+    _instances: ClassVar[dict[tuple[int | None, int], SharedWorker]] = {}
     _instances_lock = threading.Lock()
 
     def __init__(self, memory_limit_mb: int | None) -> None:

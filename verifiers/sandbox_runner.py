@@ -343,7 +343,7 @@ def run_candidate(request: dict, token: str, isolation: list[str], record_fd: in
         write_record(token, "isolation", ",".join(isolation))
         if request["guard"]:
             apply_guard(workdir)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - a set-up that fails in any way is reported as the sandbox's error
         import traceback
 
         write_record(token, "sandbox_error", traceback.format_exc()[-2000:])
@@ -354,14 +354,14 @@ def run_candidate(request: dict, token: str, isolation: list[str], record_fd: in
     try:
         code = compile(program, "<program>", "exec")
         compiled = True
-        exec(code, module.__dict__)
-    except BaseException as error:
+        exec(code, module.__dict__)  # noqa: S102 - running the candidate program is this process's job
+    except BaseException as error:  # noqa: BLE001 - every way the program ends (SystemExit too) is its verdict
         # ValueError from compile(): null bytes in the source
         syntax = not compiled and isinstance(error, (SyntaxError, ValueError))
         reason = "syntax_error" if syntax else classify(error)
         try:
             write_record(token, reason, describe_error(error, program_lines))
-        except BaseException:  # e.g. memory still exhausted: the reason alone
+        except BaseException:  # noqa: BLE001 - describing failed too (memory still exhausted?): the reason alone
             write_record(token, reason, "")
     else:
         write_record(token, "correct", "")
@@ -435,13 +435,13 @@ def main() -> None:
         finally:
             _exit(1)  # the candidate never returns into the runner's code
     os.close(write_end)
-    try:
+    try:  # noqa: SIM105 - contextlib.suppress would cost every run the import of contextlib
         os.setpgid(pid, pid)  # also done by the candidate; whichever runs first wins the race
     except OSError:
         pass
     timed_out = not wait_for_exit(pid, limits["timeout_s"])
     for kill in (os.kill, os.killpg):  # the candidate, then what it left in its process group
-        try:
+        try:  # noqa: SIM105 - contextlib.suppress would cost every run the import of contextlib
             kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass

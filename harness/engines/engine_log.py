@@ -172,11 +172,7 @@ def _flush() -> None:
     """Flush Python's and C's buffered standard streams, so that their text lands where it was written to."""
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing left to flush
                 stream.flush()
-            except (OSError, ValueError):
-                pass
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # no C library to ask
         ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):
-        pass

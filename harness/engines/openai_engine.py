@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -177,10 +178,7 @@ def split_by_length(total: int, texts: list[str]) -> list[int]:
     """Split ``total`` tokens over ``texts`` in proportion to their lengths (largest remainders; sums to total)."""
     lengths = [len(text) for text in texts]
     whole = sum(lengths)
-    if whole == 0:
-        shares = [total / len(texts)] * len(texts)
-    else:
-        shares = [total * length / whole for length in lengths]
+    shares = [total / len(texts)] * len(texts) if whole == 0 else [total * length / whole for length in lengths]
     counts = [int(share) for share in shares]
     by_remainder = sorted(range(len(texts)), key=lambda i: shares[i] - counts[i], reverse=True)
     for i in by_remainder[: total - sum(counts)]:
@@ -525,7 +523,7 @@ class OpenAIEngine(Engine):
             logprobs, stream = self._logprobs_supported, self._stream_supported
             payload = self._payload(request, offset, size, settings, logprobs, stream)
             try:
-                return self._retrying(label, lambda: self._attempt(payload, size, chat, logprobs, stream), stop)
+                return self._retrying(label, partial(self._attempt, payload, size, chat, logprobs, stream), stop)
             except (_LogprobsRejected, _StreamRejected):
                 continue
 

@@ -14,6 +14,7 @@ Ray is imported only by this module's functions, when ``--engines`` / ``--ray-ad
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -185,7 +186,7 @@ class EngineReplica:
                 for result in self.engine.generate(requests, settings, **streaming):
                     # the driver has the request: its prompt need not travel back
                     events.put(dataclasses.replace(result, request=dataclasses.replace(result.request, prompt="")))
-            except BaseException as error:  # reaches the driver as this call's error
+            except BaseException as error:  # noqa: BLE001 - reaches the driver, which raises it as this call's error
                 events.put(_Failure(error))
             finally:
                 events.put(_DONE)
@@ -322,7 +323,7 @@ class RayEnginePool(Engine):
         for ref, replica in calls.items():
             try:
                 info = ray.get(ref)
-            except Exception as error:  # a replica that cannot start is left out
+            except ray.exceptions.RayError as error:  # a replica that cannot start is left out
                 replica.error = _first_line(error)
                 errors.append(f"replica {replica.index}: {replica.error}")
                 continue
@@ -416,7 +417,7 @@ class RayEnginePool(Engine):
                         if call.unreturned:  # an engine that returned less than it was asked for
                             raise EngineError(
                                 f"engine replica {replica.index} ended a chunk without {len(call.unreturned)} requests"
-                            )
+                            ) from None
                         dispatch(replica)
                         continue
                     except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as error:
@@ -440,10 +441,9 @@ class RayEnginePool(Engine):
                     yield result
         finally:
             for stream in list(calls):  # an interrupted run: stop what the replicas are doing
-                try:
+                # best effort (the replica may be gone): an error here must not replace the one that stopped the run
+                with contextlib.suppress(Exception):
                     ray.cancel(stream)
-                except Exception:  # the replica is gone already
-                    pass
 
     def close(self) -> None:
         import ray
@@ -451,10 +451,9 @@ class RayEnginePool(Engine):
         if not ray.is_initialized():
             return
         closing = [replica.handle.close.remote() for replica in self._replicas if replica.error is None]
-        try:
+        # best effort, whatever fails: every replica is killed below all the same
+        with contextlib.suppress(Exception):
             ray.get(closing, timeout=CLOSE_SECONDS)
-        except Exception:  # a replica that cannot close is killed below all the same
-            pass
         for replica in self._replicas:
             ray.kill(replica.handle, no_restart=True)
 

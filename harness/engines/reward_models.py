@@ -47,7 +47,7 @@ ScoredSample = tuple[float | None, list[float] | None]
 def reward_messages(prompt: Prompt, completion: str) -> list[dict[str, str]]:
     """The conversation a reward model judges: the prompt (a text prompt becomes the user turn) + the answer."""
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
-    return messages + [{"role": "assistant", "content": completion}]
+    return [*messages, {"role": "assistant", "content": completion}]
 
 
 class RewardInputs:
@@ -256,7 +256,7 @@ def load_reward_model(
         if backend == "vllm":
             try:
                 return _vllm_model(path, inputs, dtype, gpu_memory_utilization)
-            except Exception as error:  # vLLM lacks this architecture, or is missing: say so and carry on
+            except Exception as error:  # noqa: BLE001 - any vLLM failure (no vLLM, an architecture it lacks) falls back
                 log(f"vLLM cannot run {path} ({type(error).__name__}: {error}); using transformers")
                 backend = "transformers"
     if backend == "vllm":

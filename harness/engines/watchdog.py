@@ -22,6 +22,7 @@ kernel kills them when their parent dies (``PR_SET_PDEATHSIG``). Both need Linux
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -36,23 +37,23 @@ TRACKER_GRACE_SECONDS = 3.0
 PR_SET_PDEATHSIG = 1
 _RESOURCE_TRACKER = b"multiprocessing.resource_tracker"
 
-_watched_by: int | None = None  # the pid whose watchdog runs (a forked child needs its own)
-_watchdog: subprocess.Popen | None = None
+# the watched pid -> its watchdog; one entry, which a forked child replaces with its own
+_watchdog: dict[int, subprocess.Popen] = {}
 
 
 def ensure_watchdog() -> None:
     """Start this process's watchdog, unless it runs already (or this is not Linux)."""
-    global _watched_by, _watchdog
-    if not sys.platform.startswith("linux") or _watched_by == os.getpid():
+    pid = os.getpid()
+    if not sys.platform.startswith("linux") or pid in _watchdog:
         return
-    _watchdog = subprocess.Popen(
-        [sys.executable, "-I", "-S", __file__, str(os.getpid())],
+    _watchdog.clear()
+    _watchdog[pid] = subprocess.Popen(
+        [sys.executable, "-I", "-S", __file__, str(pid)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    _watched_by = os.getpid()
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -125,10 +126,8 @@ def _is_resource_tracker(pid: int) -> bool:
 
 def _signal(pids: dict[int, int], number: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # gone already, or no longer ours
             os.kill(pid, number)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _wait_gone(pids: dict[int, int], seconds: float) -> dict[int, int]:

@@ -180,8 +180,10 @@ def format_markdown(rows: Sequence[BacktestRow]) -> str:
         )
     lines += [
         "",
-        "| method | median abs error over groups | max abs error | groups whose interval held the truth "
-        "(>= half the repeats) | overall hit rate |",
+        (
+            "| method | median abs error over groups | max abs error | groups whose interval held the truth "
+            "(>= half the repeats) | overall hit rate |"
+        ),
         "|---|---:|---:|---:|---:|",
     ]
     for summary in summarize(rows):
@@ -282,8 +284,10 @@ def backtest_adaptive(
 
 def format_adaptive_markdown(rows: Sequence[AdaptiveRow]) -> str:
     lines = [
-        "| group | extra per problem | truth | abs error before / adaptive / uniform "
-        "| hit rate before / adaptive / uniform | width before / adaptive / uniform |",
+        (
+            "| group | extra per problem | truth | abs error before / adaptive / uniform "
+            "| hit rate before / adaptive / uniform | width before / adaptive / uniform |"
+        ),
         "|---|---:|---:|---|---|---|",
     ]
     for row in rows:

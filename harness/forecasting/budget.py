@@ -15,6 +15,7 @@ them, or evenly over all problems.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,7 +185,7 @@ def allocate_by_difficulty(
     rate = counts.num_correct / counts.num_samples
     edges = DIFFICULTY_EDGES
     masks = [(rate == 0, "0 (no success)")] + [
-        ((rate > low) & (rate <= high), f"({low:.0%}, {high:.0%}]") for low, high in zip(edges[:-1], edges[1:])
+        ((rate > low) & (rate <= high), f"({low:.0%}, {high:.0%}]") for low, high in itertools.pairwise(edges)
     ]
     allocated_coverage = coverage(allocated) if allocated is not None else None
     uniform_coverage = coverage(np.full(problems, float(uniform_k or k_limit)))
@@ -364,7 +365,7 @@ def plan_adaptive_pilot(
     targets = {"every problem": np.arange(len(counts))}
     if unsolved.size:
         for share, name in ((1.0, "unsolved"), (0.5, "unsolved, half"), (0.25, "unsolved, quarter")):
-            targets[name] = unsolved[: max(1, int(round(share * unsolved.size)))]
+            targets[name] = unsolved[: max(1, round(share * unsolved.size))]
     widths: dict[str, float] = {}
     plans: dict[str, np.ndarray] = {}
     for name, chosen in targets.items():

@@ -290,10 +290,7 @@ def _weighted_vote_enumerated(answer_ids: np.ndarray, weights: np.ndarray, share
     """Exact weighted-vote accuracy at one k by enumerating all k-subsets (callers bound their number)."""
     n = answer_ids.shape[0]
     answers = share.shape[0]
-    if k == n:
-        subsets = np.arange(n)[None, :]
-    else:
-        subsets = np.array(list(itertools.combinations(range(n), k)), dtype=np.int64)
+    subsets = np.arange(n)[None, :] if k == n else np.array(list(itertools.combinations(range(n), k)), dtype=np.int64)
     columns = np.where(answer_ids >= 0, answer_ids, answers)[subsets]  # no answer -> spare column
     flat = (np.arange(subsets.shape[0])[:, None] * (answers + 1) + columns).ravel()
     size = subsets.shape[0] * (answers + 1)
@@ -340,7 +337,7 @@ def _vote_monte_carlo(
             answers = max(shares[members[start]].shape[0], 1)
             rows = max(1, MC_MAX_CELLS // (n + answers * ks.size))
             block = members[start : start + rows]
-            answers = max(max(shares[problem].shape[0] for problem in block), 1)
+            answers = max(1, *(shares[problem].shape[0] for problem in block))
             rows = max(1, MC_MAX_CELLS // (n + answers * ks.size))
             block = block[:rows]
             start += len(block)

@@ -18,9 +18,9 @@ run can afford at least one sample at each of them.
 from __future__ import annotations
 
 import json
-from functools import partial
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from harness.forecasting.costs import Prices, Usage, cost_of
+from harness.forecasting.costs import Cost, Prices, Usage, cost_of
 from harness.forecasting.fitted import FORECAST_FACTOR, FittedLaws
 from harness.forecasting.forecast import CurveForecast, forecast_curve
 from harness.forecasting.laws import PowerLaw
@@ -157,18 +157,22 @@ def plot_budget(
     """Coverage (with its forecast band) against the cost of k samples per problem: money when a price and
     the token figures are known, else generated tokens, else samples."""
     usage, prices = usage or Usage(), prices or Prices()
-    costs = [cost_of(int(k), counts, usage, prices) for k in curve.ks]
-    for unit, attribute in (("money", "money"), ("generated tokens", "generated_tokens"), ("samples", "samples")):
-        values = np.array([getattr(cost, attribute) for cost in costs], dtype=object)
-        if all(value is not None for value in values):
-            x = values.astype(np.float64)
-            break
+    unit, x = _cost_axis([cost_of(int(k), counts, usage, prices) for k in curve.ks])
     figure, axes = plt.subplots(figsize=(7, 4.5))
     axes.plot(x, curve.coverage, color="C0", label=f"forecast ({curve.method})")
     axes.fill_between(x, curve.low, curve.high, color="C0", alpha=0.2, label="interval")
     if target is not None:
         axes.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"target {target:.0%}")
     return _save(figure, axes, path, unit, "coverage", title or "budget curve: coverage vs cost")
+
+
+def _cost_axis(costs: Sequence[Cost]) -> tuple[str, np.ndarray]:
+    """The first cost every k has a figure for, and those figures: money, else generated tokens, else samples."""
+    for unit, attribute in (("money", "money"), ("generated tokens", "generated_tokens")):
+        values = [getattr(cost, attribute) for cost in costs]
+        if all(value is not None for value in values):
+            return unit, np.array(values, dtype=np.float64)
+    return "samples", np.array([cost.samples for cost in costs], dtype=np.float64)
 
 
 def _save(figure: Figure, axes: Axes, path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:

@@ -47,7 +47,7 @@ def plot_comparison(result: dict[str, Any], path: Path) -> None:
     lowest = min(min(entry["low"]) for entry in result["selectors"])
     axes.set_ylim(max(0.0, np.floor(10 * lowest - 0.5) / 10), 1.0)
     axes.grid(True, which="major", alpha=0.3)
-    percent = int(round(100 * result["confidence"]))
+    percent = round(100 * result["confidence"])
     axes.set_title(
         f"{result.get('model') or result['run']}\n{result['problems']} problems, "
         f"{result['samples_per_problem']['min']} samples each; bands: {percent}% intervals over problems",
@@ -65,7 +65,7 @@ def print_comparison(result: dict[str, Any], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    percent = int(round(100 * result["confidence"]))
+    percent = round(100 * result["confidence"])
     table = Table(
         title=f"{result['run']} · {result['problems']} problems · accuracy@k [{percent}% interval over problems]",
         title_justify="left",

@@ -14,7 +14,7 @@ from harness.reporting.format import format_forecast, format_quantity
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     """Print pass@k with intervals, the fitted law and its forecast, as a compact table."""
     console = console or Console()
-    confidence = int(round(100 * summary["confidence"]))
+    confidence = round(100 * summary["confidence"])
     title = (
         f"{summary['task']} · {summary['model']} · {summary['problems']} problems × "
         f"{summary['samples_per_problem']['min']} samples · verifier {summary['verifier'].get('name')}"
@@ -27,8 +27,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         table.add_row(str(row["k"]), f"{row['coverage']:.3f}", f"[{row['low']:.3f}, {row['high']:.3f}]")
     console.print(table)
     lines = [
-        f"pass@1 = {summary['pass_at_1']:.3f}; problems solved at least once: "
-        f"{summary['solved_problems']}/{summary['problems']}"
+        (
+            f"pass@1 = {summary['pass_at_1']:.3f}; problems solved at least once: "
+            f"{summary['solved_problems']}/{summary['problems']}"
+        )
     ]
     fit = summary.get("fit")
     if fit:

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,6 +53,9 @@ from harness.store.shards import (
     ShardSet,
     pending_samples,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 class RunStore:
@@ -186,7 +189,7 @@ class RunStore:
             self._lock_handle.close()
             self._lock_handle = None
 
-    def __enter__(self) -> RunStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -341,7 +344,7 @@ class RunStore:
             key = self.manifest.get("active_verdicts")
             if key in sets:
                 return key
-            return sorted(sets)[-1]
+            return max(sets)
         if verifier in sets:
             return verifier
         matching = [key for key, info in sets.items() if info.get("name") == verifier]

@@ -13,6 +13,7 @@ a silently different table.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,9 @@ import pyarrow.parquet as pq
 from harness.core.errors import RunStoreError
 from harness.store.files import fsync_dir
 from harness.store.ranges import Ranges, in_ranges, merge_ranges, ranges_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 RANGES_KEY = b"ttc.ranges"
 
@@ -293,7 +297,7 @@ def pending_samples(samples: ShardSet, missing: Ranges, columns: Sequence[str] =
         pending = np.zeros(shard.num_rows, dtype=bool)
         order = np.argsort(problem_ids, kind="stable")
         bounds = np.flatnonzero(np.r_[True, problem_ids[order][1:] != problem_ids[order][:-1], True])
-        for first, stop in zip(bounds[:-1], bounds[1:]):
+        for first, stop in itertools.pairwise(bounds):
             rows = order[first:stop]
             problem_id = problem_ids[rows[0]]
             if problem_id in remaining:
@@ -320,7 +324,7 @@ def pending_samples(samples: ShardSet, missing: Ranges, columns: Sequence[str] =
     if remaining:
         raise RunStoreError(
             f"{samples.folder.parent}: the sample shards' footers list samples their data lacks, e.g. of problem "
-            f"{sorted(remaining)[0]!r}; was a shard changed after it was written?"
+            f"{min(remaining)!r}; was a shard changed after it was written?"
         )
 
 
@@ -350,7 +354,7 @@ class BufferedShards:
             self._tables = []
         self._rows, self._last_flush = 0, time.monotonic()
 
-    def __enter__(self) -> BufferedShards:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -101,3 +101,10 @@ class EngineSeededFakeEngine(FakeEngine):
                 stream += 1
                 completions.append(Completion(text=text, n_tokens=3, finish_reason="stop", logprob_sum=-1.0))
             yield GenerationResult(request=request, completions=completions, prompt_tokens=7, seed=self.seed)
+
+
+class UnstartableEngine(FakeEngine):
+    """An engine whose start always fails (a replica that cannot start, whatever its environment)."""
+
+    def __init__(self, model: str, **options: Any) -> None:
+        raise RuntimeError("the unstartable engine cannot start")

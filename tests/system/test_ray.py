@@ -17,17 +17,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+from harness.core.errors import EngineError, OptionError
+from harness.engines.ray_pool import ScaleOut, replica_resources
+from harness.engines.vllm_engine import VLLMEngine
+from harness.pipeline.prepare import prepare
+from harness.pipeline.sample import sample_run
+from harness.store import RunStore
+from tests.conftest import REPO_ROOT
+from tests.support.helpers import FAKE_ENGINE, fake_model_dir, gsm8k_options, process_tree, survivors
 
-from harness.core.errors import OptionError  # noqa: E402
-from harness.engines.ray_pool import ScaleOut, replica_resources  # noqa: E402
-from harness.engines.vllm_engine import VLLMEngine  # noqa: E402
-from harness.pipeline.prepare import prepare  # noqa: E402
-from harness.pipeline.sample import sample_run  # noqa: E402
-from harness.store import RunStore  # noqa: E402
-from tests.conftest import REPO_ROOT  # noqa: E402
-from tests.support.helpers import FAKE_ENGINE, fake_model_dir, gsm8k_options, process_tree, survivors  # noqa: E402
+ray = pytest.importorskip("ray")  # the harness imports Ray only where it scales out
+pytestmark = pytest.mark.ray
 
 TTC = str(Path(sys.executable).with_name("ttc"))
 
@@ -86,6 +86,11 @@ def test_a_replica_that_dies_mid_run_has_its_requests_done_by_the_others(local_r
     statuses = [replica["status"] for replica in report.session.engine_figures["replicas"]]
     assert sum(status.startswith("failed") for status in statuses) == 1 and statuses.count("ok") == 2
     assert report.session.status == "complete"
+
+
+def test_replicas_that_cannot_start_are_one_engine_error_naming_each(local_ray, shared_data, tmp_path):
+    with pytest.raises(EngineError, match=r"no engine replica started: replica 0: .*; replica 1: "):
+        sample(shared_data, tmp_path, engines=2, engine="tests.support.fake_engine:UnstartableEngine")
 
 
 def test_a_run_resumes_with_another_number_of_replicas(local_ray, shared_data, tmp_path):

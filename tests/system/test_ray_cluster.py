@@ -8,19 +8,18 @@ import shutil
 
 import pytest
 
-ray = pytest.importorskip("ray")
+from harness.core.errors import OptionError
+from harness.engines.ray_pool import ScaleOut, replica_resources
+from harness.engines.vllm_engine import VLLMEngine
+from harness.pipeline.prepare import prepare
+from harness.pipeline.sample import sample_run
+from harness.pipeline.verify import verify
+from harness.store import RunStore
+from tests.support.helpers import gsm8k_options
+
+ray = pytest.importorskip("ray")  # the harness imports Ray only where it scales out
+Cluster = pytest.importorskip("ray.cluster_utils").Cluster
 pytestmark = pytest.mark.ray
-
-from ray.cluster_utils import Cluster  # noqa: E402
-
-from harness.core.errors import OptionError  # noqa: E402
-from harness.engines.ray_pool import ScaleOut, replica_resources  # noqa: E402
-from harness.engines.vllm_engine import VLLMEngine  # noqa: E402
-from harness.pipeline.prepare import prepare  # noqa: E402
-from harness.pipeline.sample import sample_run  # noqa: E402
-from harness.pipeline.verify import verify  # noqa: E402
-from harness.store import RunStore  # noqa: E402
-from tests.support.helpers import gsm8k_options  # noqa: E402
 
 
 @pytest.fixture(scope="module")
