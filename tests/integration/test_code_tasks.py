@@ -193,7 +193,7 @@ def test_humaneval_loads_identically_from_jsonl_gz_and_the_hub(humaneval, tmp_pa
 
 
 def test_humaneval_rejects_bad_data(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.jsonl.gz"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.jsonl\.gz"):
         HumanEval(data=str(tmp_path / "missing.jsonl.gz")).problems()
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")

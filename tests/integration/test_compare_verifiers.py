@@ -170,9 +170,9 @@ def test_import_scores_refuses_bad_files_and_never_touches_stored_data(fresh_qwe
     qwen_run = fresh_qwen_run
     good = [{"problem_id": "0", "sample_idx": i, "score": float(i)} for i in range(8)]
     bad_files = {
-        "unknown problem 'nope'": good[:1] + [{"problem_id": "nope", "sample_idx": 0, "score": 1.0}],
-        "has no stored sample 8": good[:1] + [{"problem_id": "0", "sample_idx": 8, "score": 1.0}],
-        "duplicate row for problem '0' sample 1": good[:2] + [{"problem_id": "0", "sample_idx": 1, "score": 2.0}],
+        "unknown problem 'nope'": [*good[:1], {"problem_id": "nope", "sample_idx": 0, "score": 1.0}],
+        "has no stored sample 8": [*good[:1], {"problem_id": "0", "sample_idx": 8, "score": 1.0}],
+        "duplicate row for problem '0' sample 1": [*good[:2], {"problem_id": "0", "sample_idx": 1, "score": 2.0}],
         "'high' is not a number": [{"problem_id": "0", "sample_idx": 0, "score": "high"}],
         "score nan is not finite": ['{"problem_id": "0", "sample_idx": 0, "score": NaN}'],
         "needs 'score' or 'step_scores'": [{"problem_id": "0", "sample_idx": 0}],

@@ -16,8 +16,9 @@ import hashlib
 import json
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -329,7 +330,7 @@ def test_samples_drawn_after_the_last_verify_are_named(run_dir, stored_run, shar
     """As after a killed verify: samples stored, some without verdicts."""
     options = gsm8k_options(shared_data, stored_run.parent, problems=PROBLEMS, samples=SAMPLES + 4, out=run_dir)
     sample_run(prepare(options), progress_mode="quiet", log=lambda _: None).store.close()
-    code, out, err, _ = ttc("analyze", run_dir, "--json")
+    code, out, _, _ = ttc("analyze", run_dir, "--json")
     covered = json.loads(out)["summary"]["completeness"]
     assert code == 0 and covered["unverified"] == PROBLEMS * 4 and covered["problems_with_verdicts"] == PROBLEMS
     assert f"{PROBLEMS * 4} of {PROBLEMS * (SAMPLES + 4)} stored samples have no verdict yet" in covered["note"]
@@ -714,6 +715,11 @@ def clear_error_or_same(read: Callable[[], object], expected: object, names: str
     return "same"
 
 
+def read_compared(run: Path, compared: Collection[str]) -> dict[str, object]:
+    """What ``read_everything`` reads of ``run``, the parts named in ``compared`` only."""
+    return {name: value for name, value in read_everything(run).items() if name in compared}
+
+
 def damage_bytes(data: bytes, rng: random.Random) -> bytes:
     """A random truncation, a few flipped bytes, or a garbage stretch."""
     how = rng.choice(("truncate", "flip", "garbage"))
@@ -732,7 +738,7 @@ def damage_bytes(data: bytes, rng: random.Random) -> bytes:
 @pytest.mark.parametrize("target", ["sample shard", "verdict shard", "manifest.json", "problems.jsonl"])
 def test_fuzzed_run_files_give_a_clear_error_or_the_same_result(target, stored_run, tmp_path):
     compared = COMPARED[target]
-    expected = {name: value for name, value in read_everything(stored_run).items() if name in compared}
+    expected = read_compared(stored_run, compared)
     rng = random.Random(f"fuzz {target}")
     outcomes = {"error": 0, "same": 0}
     for case in range(25):
@@ -743,8 +749,7 @@ def test_fuzzed_run_files_give_a_clear_error_or_the_same_result(target, stored_r
         else:
             path = copy / target
         path.write_bytes(damage_bytes(path.read_bytes(), rng))
-        read = lambda: {name: value for name, value in read_everything(copy).items() if name in compared}  # noqa: E731
-        outcomes[clear_error_or_same(read, expected, path.name)] += 1
+        outcomes[clear_error_or_same(partial(read_compared, copy, compared), expected, path.name)] += 1
     assert outcomes["error"] > 0, outcomes
 
 
@@ -780,7 +785,7 @@ def insert_garbage(source: bytes, rng: random.Random) -> tuple[bytes, int]:
         rng.choice(GARBAGE) if rng.random() < 0.8 else bytes(rng.randrange(1, 256) for _ in range(rng.randint(1, 40)))
     )
     noise = noise.replace(b"\n", b" ").replace(b"\r", b" ")
-    return b"".join(lines[:at] + [noise + b"\n"] + lines[at:]), at + 1
+    return b"".join([*lines[:at], noise + b"\n", *lines[at:]]), at + 1
 
 
 def test_garbage_lines_in_counts_scores_and_import_files_are_named_by_line(shared_data, tmp_path):
@@ -804,7 +809,7 @@ def test_garbage_lines_in_counts_scores_and_import_files_are_named_by_line(share
             path = tmp_path / f"{name}-{case}.jsonl"
             path.write_bytes(damaged)
             blank = not damaged.splitlines()[line - 1].decode("utf-8", "replace").strip()
-            outcome = clear_error_or_same(lambda: read(path), expected, str(path) if blank else f"{path}:{line}")
+            outcome = clear_error_or_same(partial(read, path), expected, str(path) if blank else f"{path}:{line}")
             assert outcome == "error" or blank, f"{name}: garbage line {line} was accepted"
 
 

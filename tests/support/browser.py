@@ -8,6 +8,7 @@ what the page logged; ``Page.evaluate`` and ``Page.screenshot`` then inspect it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = (
@@ -73,7 +77,7 @@ class Browser:
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
 
-    def __enter__(self) -> Browser:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,20 +135,16 @@ class Browser:
 
     def close(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(BrowserError, OSError):  # the browser may be gone already: it is killed below
                 self.send("Browser.close")
-            except (BrowserError, OSError):
-                pass
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         for handle in (self._commands, self._replies):
-            try:
+            with contextlib.suppress(OSError):  # closed already
                 os.close(handle)
-            except OSError:
-                pass
         if self.process.stderr:
             self.process.stderr.close()
         shutil.rmtree(self.profile, ignore_errors=True)

@@ -24,7 +24,7 @@ NON_ENGINE = [figure.name for figure in FIGURES if not figure.uses_engine]
 
 
 def test_unknown_figure_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown figure.*nope.*choose from"):
+    with pytest.raises(ValueError, match=r"unknown figure.*nope.*choose from"):
         select_figures(["nope"])
     assert [figure.name for figure in select_figures(["store", "analysis"])] == ["analysis", "store"]
     assert [figure.name for figure in select_figures(None)] == list(FIGURE_NAMES)

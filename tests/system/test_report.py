@@ -83,8 +83,10 @@ def test_ttc_report_prints_the_table_and_writes_every_section(report_run, tmp_pa
         store.manifest["config_hash"],
         "tests.support.report_fixtures:HostileEngine",
         "<th>temperature</th><th>top-p</th><th>top-k</th><th>max tokens</th><th>seed</th>",  # sampling settings
-        f"<td>{DEFAULT_RUN['temperature']}</td><td>{DEFAULT_RUN['top_p']}</td><td>-1</td>"
-        f"<td>{DEFAULT_RUN['max_tokens']}</td><td>0</td>",  # the defaults of `ttc run`
+        (  # the defaults of `ttc run`
+            f"<td>{DEFAULT_RUN['temperature']}</td><td>{DEFAULT_RUN['top_p']}</td><td>-1</td>"
+            f"<td>{DEFAULT_RUN['max_tokens']}</td><td>0</td>"
+        ),
         "Stop strings: none.",
         '<th class="text">dtype</th>',
         '<th class="text">prompt style</th>',

@@ -14,7 +14,10 @@ from tests.conftest import REPO_ROOT
 PROGRAM = """
 import os, subprocess, sys
 from harness.engines.engine_log import EngineLog
-child = "import sys, time; time.sleep(0.5); print('child on stdout', flush=True); print('child on stderr', file=sys.stderr)"
+child = (
+    "import sys, time; time.sleep(0.5); print('child on stdout', flush=True); "
+    "print('child on stderr', file=sys.stderr)"
+)
 with EngineLog(sys.argv[1]).captured():
     print("python print")  # still buffered (stdout is a pipe) when the capture ends: flushed into the log
     os.write(2, b"C-level write\\n")
@@ -42,7 +45,7 @@ def test_captured_output_of_this_process_and_its_children_goes_to_the_log(tmp_pa
 def test_warnings_go_to_the_log_while_the_engine_runs(tmp_path, capfd):
     log = EngineLog(tmp_path / "engine.log")
     with log.warnings_logged():
-        warnings.warn("deprecated inside the engine", FutureWarning)
+        warnings.warn("deprecated inside the engine", FutureWarning, stacklevel=1)
     assert "FutureWarning: deprecated inside the engine" in log.path.read_text()
     assert "deprecated" not in capfd.readouterr().err
 

@@ -103,7 +103,7 @@ def test_maximum_likelihood_beta_recovers_parameters(beta_population):
     assert law.alpha_ == pytest.approx(0.2, rel=0.1)
     assert law.beta_ == pytest.approx(30.0, rel=0.15)
     assert law.predict(10_000) == pytest.approx(beta_coverage(0.2, 30.0, 10_000), abs=0.02)
-    alphas, betas = law.bootstrap(100, seed=0)
+    alphas, _ = law.bootstrap(100, seed=0)
     assert np.quantile(alphas, 0.02) <= 0.2 <= np.quantile(alphas, 0.98)
 
 

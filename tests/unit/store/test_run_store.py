@@ -1,6 +1,8 @@
 """The run store on its own: range algebra, shard reads and schemas, pending samples, buffered writes, the
 writer lock."""
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet
 import pytest
@@ -130,16 +132,18 @@ def verdict_rows(problem_id: str, indices) -> pa.Table:
 def test_buffered_verdicts_go_to_one_shard_per_flush_and_are_kept_on_an_error(tmp_path):
     with bare_store(tmp_path / "run", ["a", "b"]) as store:
         key = store.register_verdict_set({"name": "v"})
-        shards = lambda: sorted((tmp_path / "run" / "verdicts" / key).glob("part-*.parquet"))  # noqa: E731
+
+        def shards() -> list[Path]:
+            return sorted((tmp_path / "run" / "verdicts" / key).glob("part-*.parquet"))
+
         with store.verdict_writer(key, flush_rows=4, flush_seconds=3600) as writer:
             writer.add(verdict_rows("a", range(3)))
             assert shards() == []  # 3 rows buffered, below flush_rows
             writer.add(verdict_rows("b", range(2)))
             assert len(shards()) == 1  # 5 rows: one shard of both tables
-        with pytest.raises(KeyboardInterrupt):
-            with store.verdict_writer(key, flush_rows=100, flush_seconds=3600) as writer:
-                writer.add(verdict_rows("a", [3]))
-                raise KeyboardInterrupt  # Ctrl-C: what was judged is stored all the same
+        with pytest.raises(KeyboardInterrupt), store.verdict_writer(key, flush_rows=100, flush_seconds=3600) as writer:
+            writer.add(verdict_rows("a", [3]))
+            raise KeyboardInterrupt  # Ctrl-C: what was judged is stored all the same
         assert len(shards()) == 2
         assert store.verdicts(key).ranges() == {"a": [(0, 4)], "b": [(0, 2)]}
 

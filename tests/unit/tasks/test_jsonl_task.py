@@ -101,7 +101,7 @@ def test_bad_records_get_clear_errors(tmp_path, records, options, message):
 
 
 def test_needs_a_data_file_and_a_known_style(tmp_path):
-    with pytest.raises(ValueError, match="needs a data file: data=PATH.jsonl"):
+    with pytest.raises(ValueError, match=r"needs a data file: data=PATH\.jsonl"):
         load_task("jsonl")
     with pytest.raises(ValueError, match="does not accept"):
         load_task("jsonl", data="x.jsonl", question_field="q")

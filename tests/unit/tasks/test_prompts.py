@@ -36,7 +36,7 @@ def test_errors_name_the_template_and_the_fields(tmp_path):
         PromptTemplate("broken", "{{ q ")
     with pytest.raises(ValueError, match=r"'qq' is undefined; available fields: \['q'\]"):
         PromptTemplate("t", "{{ qq }}").render({"q": 1}, where="record 3")
-    with pytest.raises(ValueError, match="no built-in prompt template 'mbpp_chat.jinja'"):
+    with pytest.raises(ValueError, match=r"no built-in prompt template 'mbpp_chat\.jinja'"):
         PromptBuilder.for_task("mbpp", "chat")
     with pytest.raises(FileNotFoundError):
         PromptBuilder.for_task("math500", "chat", tmp_path / "missing.jinja")

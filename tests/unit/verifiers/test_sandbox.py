@@ -133,7 +133,7 @@ def test_exiting_before_the_asserts_fails(early_exit, no_leftovers):
 
 def test_infinite_loop_times_out(no_leftovers):
     limits = SandboxLimits(timeout_s=1.0)
-    result, wall_s = run_timed("while True:\n    pass\n", limits)
+    result, _ = run_timed("while True:\n    pass\n", limits)
     assert result.reason == TIMEOUT
     assert 1.0 <= result.elapsed_s < 1.0 + SLACK_S
 
@@ -257,7 +257,10 @@ def test_no_network(loopback_server, guard, os_isolation, no_leftovers):
         ("import ctypes\n", EXCEPTION, "ModuleNotFoundError"),
         ("import asyncio\nassert asyncio.run(asyncio.sleep(0, 5)) == 5\n", CORRECT, ""),  # needs socketpair
         (
-            "import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n    open(os.path.join(d, 'x'), 'w').close()\n",
+            (
+                "import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n"
+                "    open(os.path.join(d, 'x'), 'w').close()\n"
+            ),
             CORRECT,
             "",
         ),
