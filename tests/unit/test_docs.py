@@ -349,3 +349,23 @@ def test_the_checks_catch_a_broken_link_a_missing_heading_and_a_missing_path(tmp
     )
     assert broken_links(doc) == ["c.md: no such file", "b.md#nothing: no heading #nothing in b.md"]
     assert missing_paths(doc, root=ROOT) == ["docs/gone.md"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CI
+# ---------------------------------------------------------------------------------------------------------
+
+
+def shell_commands(text: str) -> list[str]:
+    """The commands of a shell script, or of a document's ```bash blocks: comments, set, cd and export aside."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL) if "```" in text else [text]
+    lines = (line.split(" #")[0].strip() for block in blocks for line in block.splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "set ", "cd ", "export "))]
+
+
+def test_ci_runs_the_readmes_commands_install_checks_and_tests():
+    ci = shell_commands((ROOT / ".ci" / "run").read_text(encoding="utf-8"))
+    shown = shell_commands(README.read_text(encoding="utf-8"))
+    assert [command for command in ci if command not in shown] == [], ".ci/run runs commands the README does not show"
+    checks = [".venv/bin/ruff format --check .", ".venv/bin/ruff check .", ".venv/bin/mypy"]
+    assert ci == ["./install.sh", *checks, ".venv/bin/python -m pytest"]
