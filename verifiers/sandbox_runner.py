@@ -148,8 +148,8 @@ class PatchOnImport:
             load(module)
             patch(module)
 
-        # this one loader instance runs the patch; a wrapping importlib.abc.Loader would cost every run its import
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        # patched on this one loader instance: a wrapping importlib.abc.Loader would cost every run its import
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # on purpose, as the line above says
         return spec
 
 

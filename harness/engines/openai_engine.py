@@ -216,6 +216,13 @@ class _Assembly:
         self.prompt_tokens = max(self.prompt_tokens, result.prompt_tokens)
         self.missing -= len(result.completions)
 
+    def finished(self) -> list[Completion]:
+        """The completions, in order, once every slot is filled (``missing`` is 0)."""
+        done = [completion for completion in self.completions if completion is not None]
+        if len(done) != len(self.completions):  # a bug in the chunking, never the server's answer
+            raise RuntimeError(f"{self.request.problem_id}: {len(self.completions) - len(done)} completions missing")
+        return done
+
 
 class _StreamedAnswer:
     """A streamed answer (server-sent events) put back together as the body a non-streamed request gets.
@@ -458,7 +465,7 @@ class OpenAIEngine(Engine):
                     del assemblies[chunk.key]
                     yield GenerationResult(
                         request=assembly.request,
-                        completions=list(assembly.completions),  # type: ignore[arg-type]
+                        completions=assembly.finished(),
                         prompt_tokens=assembly.prompt_tokens,
                     )
         finally:
@@ -616,8 +623,9 @@ class OpenAIEngine(Engine):
     def _token_counts(
         self, texts: list[str], token_logprobs: list[list[float] | None], completion_tokens: Any
     ) -> list[int]:
-        if all(values is not None for values in token_logprobs):
-            source, counts = "logprobs", [len(values) for values in token_logprobs]  # type: ignore[arg-type]
+        known = [values for values in token_logprobs if values is not None]
+        if len(known) == len(token_logprobs):
+            source, counts = "logprobs", [len(values) for values in known]
         elif not isinstance(completion_tokens, int):
             source, counts = "unavailable (stored 0)", [0] * len(texts)
         elif len(texts) == 1:
@@ -637,15 +645,12 @@ class OpenAIEngine(Engine):
         deadline = time.monotonic() + self.request_timeout
         try:
             with self._client.stream(method, self.base_url + path, json=payload) as response:
-                streamed = (
-                    answer is not None
-                    and response.status_code == 200
-                    and response.headers.get("content-type", "").startswith("text/event-stream")
-                )
+                event_stream = response.headers.get("content-type", "").startswith("text/event-stream")
+                stream_to = answer if response.status_code == 200 and event_stream else None
                 body = bytearray()
                 for piece in response.iter_bytes():
-                    if streamed:
-                        answer.feed(piece)  # type: ignore[union-attr]
+                    if stream_to is not None:
+                        stream_to.feed(piece)
                     else:
                         body.extend(piece)
                     if time.monotonic() > deadline:
