@@ -273,8 +273,7 @@ class BlendModel:
     name = "blend"
 
     def __init__(self, weight_powerlaw: float = 0.3, seed: int = 0) -> None:
-        if not 0 <= weight_powerlaw <= 1:
-            raise OptionError("weight_powerlaw", f"must lie in [0, 1], got {weight_powerlaw}")
+        check_number("weight_powerlaw", weight_powerlaw, at_least=0, at_most=1)
         self.weight_powerlaw = weight_powerlaw
         self.seed = seed
 
