@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.core.classes import resolve_class
@@ -34,14 +34,16 @@ def engine_class(kind: str) -> type[Engine]:
 
 
 def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any], session_seed: int) -> Engine:
-    """Start an engine: ``Class(model.path, **engine_options)``, plus ``seed=session_seed`` where the class
-    declares ``takes_session_seed`` (one engine-wide random stream, which must differ between the sampling
-    sessions of a run)."""
+    """Start an engine: ``Class(model.path, **engine_options)`` once its options are checked
+    (``Engine.check_options``), plus ``seed=session_seed`` where the class declares ``takes_session_seed`` (one
+    engine-wide random stream, which must differ between the sampling sessions of a run)."""
     cls = engine_class(kind)
+    cls.check_options(engine_options, "engine_options", f"engine {kind!r}")
     options = dict(engine_options)
     if cls.takes_session_seed:
         options["seed"] = session_seed
-    return cls(model.path, **options)
+    build: Callable[..., Engine] = cls  # a subclass's constructor takes the model and its options
+    return build(model.path, **options)
 
 
 def _what_it_is(value: Any) -> str:
