@@ -84,11 +84,19 @@ def fake_run_args(shared_data: Path, root: Path, command: str, problems: int, sa
     ]
 
 
-def gsm8k_options(shared_data: Path, root: Path, **overrides: Any) -> SampleOptions:
-    """The sampling options of ``fake_run_arguments`` (5 problems x 4 samples unless ``overrides`` say otherwise)."""
+def fake_sample_arguments(shared_data: Path, root: Path, **overrides: Any) -> dict[str, Any]:
+    """``harness.sample`` arguments (task aside: GSM8K) of ``fake_run_arguments``, 5 problems x 4 samples unless
+    ``overrides`` say otherwise."""
     arguments = fake_run_arguments(shared_data, root, problems=5, samples=4)
-    del arguments["workers"], arguments["progress"]  # the verify step's and the terminal's, not sampling's
-    return SampleOptions(task="gsm8k", **{**arguments, **overrides})
+    del arguments["workers"]  # the verify step's
+    return {**arguments, **overrides}
+
+
+def gsm8k_options(shared_data: Path, root: Path, **overrides: Any) -> SampleOptions:
+    """The ``SampleOptions`` of ``fake_sample_arguments``, for tests of the steps' internals (prepare)."""
+    arguments = fake_sample_arguments(shared_data, root, **overrides)
+    del arguments["progress"]  # the terminal's, not sampling's
+    return SampleOptions(task="gsm8k", **arguments)
 
 
 def process_tree(pid: int) -> dict[int, int]:

@@ -8,11 +8,10 @@ import re
 
 import pytest
 
+from harness import DEFAULT_RUN, analyze
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import AutoModel, PowerLawModel
 from harness.forecasting.laws import PowerLaw
-from harness.pipeline.analyze import analyze
-from harness.pipeline.options import DEFAULT_RUN
 from harness.reporting import figures
 from harness.reporting.format import format_quantity
 from harness.reporting.html import build_report, example_samples
@@ -83,8 +82,10 @@ def test_ttc_report_prints_the_table_and_writes_every_section(report_run, tmp_pa
         store.manifest["config_hash"],
         "tests.support.report_fixtures:HostileEngine",
         "<th>temperature</th><th>top-p</th><th>top-k</th><th>max tokens</th><th>seed</th>",  # sampling settings
-        f"<td>{DEFAULT_RUN['temperature']}</td><td>{DEFAULT_RUN['top_p']}</td><td>-1</td>"
-        f"<td>{DEFAULT_RUN['max_tokens']}</td><td>0</td>",  # the defaults of `ttc run`
+        (
+            f"<td>{DEFAULT_RUN['temperature']}</td><td>{DEFAULT_RUN['top_p']}</td><td>-1</td>"
+            f"<td>{DEFAULT_RUN['max_tokens']}</td><td>0</td>"
+        ),  # the defaults of `ttc run`
         "Stop strings: none.",
         '<th class="text">dtype</th>',
         '<th class="text">prompt style</th>',
@@ -196,9 +197,8 @@ def test_analysis_fits_the_forecast_once_and_the_report_only_reads_it(library_ru
         return original_fit(self, counts)
 
     monkeypatch.setattr(AutoModel, "fit", counted_fit)
-    store = RunStore.open(library_run)
-    summary = analyze(store)
-    html = build_report(store, summary)
+    summary = analyze(library_run)
+    html = build_report(RunStore.open(library_run), summary)
     assert fits == [PROBLEMS], "one fit of the auto model per run: summary, figure and budget rows share it"
     budget = summary["budget"]
     assert [row["target"] for row in budget["targets"]] == [0.5, 0.8, 0.9, 0.95]
@@ -218,13 +218,12 @@ def test_the_printed_and_the_drawn_power_law_are_one_fit(library_run, monkeypatc
         return original_plot(path, *curve, laws=laws, **options)
 
     monkeypatch.setattr(figures, "plot_coverage", intercepted)
-    store = RunStore.open(library_run)
-    summary = analyze(store)
+    summary = analyze(library_run)
     law = drawn["power law"]
     assert isinstance(law, PowerLaw)
     assert law.to_json() == summary["fit"], "coverage.png draws the law summary.json prints"
     assert summary["fit"]["ks"] == [1, 2, 4, 8]
-    counts = run_counts(store, summary["verdict_set"])
+    counts = run_counts(RunStore.open(library_run), summary["verdict_set"])
     assert PowerLawModel().fit(counts).law.to_json() == summary["fit"], "the powerlaw forecast extrapolates it too"
     band = drawn["auto"]
     assert band.ks[-1] == summary["forecast"]["k"] == 10 * SAMPLES
