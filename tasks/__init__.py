@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
-from harness.core.classes import resolve_class
-from harness.core.errors import OptionError
+from harness.core.classes import resolve_subclass
 from harness.core.records import Problem, Prompt
 from tasks.base import Task
 
@@ -26,10 +24,8 @@ def task_class(name: str) -> type[Task]:
 
     Raises ``OptionError("task", ...)`` when it cannot be imported or is not a ``Task`` subclass.
     """
-    found = resolve_class(name, BUILTIN_TASKS, "task")
-    if not (inspect.isclass(found) and issubclass(found, Task)):
-        raise OptionError("task", f"{name} is not a subclass of tasks.base.Task (subclass it: examples/custom_task.py)")
-    return found
+    described = "tasks.Task (subclass it as examples/custom_task.py does)"
+    return resolve_subclass(name, BUILTIN_TASKS, "task", Task, described)
 
 
 def load_task(name: str, data: str | None = None, **options: Any) -> Task:

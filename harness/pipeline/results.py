@@ -103,22 +103,6 @@ class UsageFigures(TypedDict):
     model_parameters: int | None
 
 
-class CompletenessRecord(TypedDict):
-    """What part of the run a summary covers (``harness.store.completeness.Completeness``)."""
-
-    problems: int
-    problems_with_verdicts: int
-    samples: int
-    verified: int
-    unverified: int
-    verdicts_without_samples: int
-    problems_short: int
-    budget_samples: int | None
-    writer: dict[str, Any] | None
-    complete: bool
-    note: str | None
-
-
 class SamplingRecord(TypedDict):
     """The sampling settings of the run (``harness.core.records.SamplingSettings``)."""
 
@@ -176,7 +160,7 @@ class Summary(_CountsSummary, total=False):
     sampling: SamplingRecord | None  # None for imported samples
     verifier: dict[str, Any]
     verdict_set: str
-    completeness: CompletenessRecord
+    completeness: dict[str, Any]  # harness.store.completeness.Completeness.to_json(): what the summary covers
     reasons: dict[str, int]
     usage: UsageFigures
     budget: BudgetTable | None

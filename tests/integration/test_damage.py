@@ -33,7 +33,7 @@ from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.pipeline.importing import read_score_rows
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
-from tests.support.helpers import FAKE_ENGINE, fake_model_dir, fake_sample_arguments
+from tests.support.helpers import FAKE_ENGINE, cli_flags, fake_model_dir, fake_sample_arguments
 
 PROBLEMS, SAMPLES = 6, 8
 USER_ERRORS = REPORTED_ERRORS  # what the CLI reports in one line (harness.cli.app); anything else is a bug
@@ -368,6 +368,8 @@ def test_commands_that_write_into_a_run_wait_for_no_writer(run_dir):
 COUNTS = "monkey_business_pythia_math_10k_counts.jsonl"
 IMPORTED = "qwen25math_rm_maj_example_math_cot_100.jsonl"
 
+# ttc run / ttc sample on the fake engine, with placeholders that test_output_paths_are_checked_... fills in
+GSM8K_RUN = cli_flags(engine=FAKE_ENGINE, task="gsm8k", data="GSM8K", model="MODEL")
 OUTPUT_CASES = {
     "report over the manifest": (["report", "RUN", "--out", "RUN/manifest.json"], ("--out", "own manifest.json")),
     "report over summary.json": (["report", "RUN", "--out", "RUN/summary.json"], ("--out", "own summary.json")),
@@ -399,38 +401,8 @@ OUTPUT_CASES = {
         ("--out", "inside the run directory"),
     ),
     "import over a run": (["import-samples", "IMPORTED", "--out", "RUN"], ("holds a run already",)),
-    "run inside a run": (
-        [
-            "run",
-            "--engine",
-            FAKE_ENGINE,
-            "--task",
-            "gsm8k",
-            "--data",
-            "GSM8K",
-            "--model",
-            "MODEL",
-            "--out",
-            "RUN/samples/inner",
-        ],
-        ("--out", "inside the run directory"),
-    ),
-    "run below a file": (
-        [
-            "sample",
-            "--engine",
-            FAKE_ENGINE,
-            "--task",
-            "gsm8k",
-            "--data",
-            "GSM8K",
-            "--model",
-            "MODEL",
-            "--out",
-            "RUN/problems.jsonl/x",
-        ],
-        ("--out", "lies below"),
-    ),
+    "run inside a run": (["run", *GSM8K_RUN, "--out", "RUN/samples/inner"], ("--out", "inside the run directory")),
+    "run below a file": (["sample", *GSM8K_RUN, "--out", "RUN/problems.jsonl/x"], ("--out", "lies below")),
 }
 
 
@@ -514,22 +486,11 @@ def test_bad_lines_in_every_input_file_name_file_and_line(content, problem, run_
     imported = with_line(shared_data / IMPORTED, tmp_path / "import.jsonl", 5, content)
     refused("import-samples", imported, "--out", tmp_path / "imported", naming=(f"{imported}:5", problem))
     task = with_line(shared_data / "gsm8k_test.jsonl", tmp_path / "task.jsonl", 2, content)
+    fields = cli_flags(task="jsonl", data=task, prompt_field="question", answer_field="answer", out=tmp_path / "t")
     refused(
         "sample",
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        fake_model_dir(tmp_path),
-        "--task",
-        "jsonl",
-        "--data",
-        task,
-        "--prompt-field",
-        "question",
-        "--answer-field",
-        "answer",
-        "--out",
-        tmp_path / "t",
+        *cli_flags(engine=FAKE_ENGINE, model=fake_model_dir(tmp_path)),
+        *fields,
         naming=(f"{task}:2", problem),
     )
     assert not (tmp_path / "imported").exists() and not (tmp_path / "t").exists()
@@ -618,36 +579,13 @@ def test_a_verifier_that_cannot_load_fails_before_the_engine_starts(shared_data,
         raise AssertionError("the engine was started")
 
     monkeypatch.setattr(harness.pipeline.sample, "build_engine", no_engine)
-    common = [
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        fake_model_dir(tmp_path),
-        "--task",
-        "gsm8k",
-        "--data",
-        shared_data / "gsm8k_test.jsonl",
-        "--out",
-        tmp_path / "run",
-    ]
-    refused("run", *common, "--verifier", "nosuch:Class", naming=("nosuch",))
-    jsonl = [
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        fake_model_dir(tmp_path),
-        "--task",
-        "jsonl",
-        "--data",
-        shared_data / "gsm8k_test.jsonl",
-        "--prompt-field",
-        "question",
-        "--answer-field",
-        "answer",
-        "--out",
-        tmp_path / "run",
-    ]
-    refused("sample", *jsonl, "--verifier", "nosuch:Class", naming=("nosuch",))
+    engine = cli_flags(engine=FAKE_ENGINE, model=fake_model_dir(tmp_path), out=tmp_path / "run")
+    gsm8k = cli_flags(task="gsm8k", data=shared_data / "gsm8k_test.jsonl")
+    refused("run", *engine, *gsm8k, "--verifier", "nosuch:Class", naming=("nosuch",))
+    jsonl = cli_flags(
+        task="jsonl", data=shared_data / "gsm8k_test.jsonl", prompt_field="question", answer_field="answer"
+    )
+    refused("sample", *engine, *jsonl, "--verifier", "nosuch:Class", naming=("nosuch",))
     assert not (tmp_path / "run").exists()
 
 

@@ -50,17 +50,10 @@ class ScriptedMathEngine(Engine):
 
 
 def test_math500_run_verifies_with_reasons_and_answers(shared_data, tmp_path):
-    run_dir = sample(
-        "math500",
-        data=str(shared_data / "math500_test.jsonl"),
-        task_options={"prompt_style": "chat"},
-        model=str(fake_model_dir(tmp_path)),
-        engine="tests.integration.test_math_pipeline:ScriptedMathEngine",
-        problems=PROBLEMS,
-        samples=SAMPLES,
-        out=tmp_path / "run",
-        progress="quiet",
-    ).run_dir
+    engine, model = "tests.integration.test_math_pipeline:ScriptedMathEngine", fake_model_dir(tmp_path)
+    size = dict(problems=PROBLEMS, samples=SAMPLES, out=tmp_path / "run", progress="quiet")
+    data, chat = str(shared_data / "math500_test.jsonl"), {"prompt_style": "chat"}
+    run_dir = sample("math500", data=data, task_options=chat, model=model, engine=engine, **size).run_dir
     outcome = verify(run_dir, workers=2, progress="quiet")
     assert outcome["verified"] == PROBLEMS * SAMPLES
     assert outcome["reasons"] == {

@@ -12,7 +12,7 @@ import harness.pipeline.score
 from harness import OptionError, RunStoreError, import_samples, sample, score
 from harness.store import RunStore
 from tests.support import helpers
-from tests.support.helpers import fake_sample_arguments
+from tests.support.helpers import cli_flags, fake_sample_arguments
 from tests.support.tiny_reward_models import STEP_TOKEN, tiny_outcome_reward_model, tiny_process_reward_model
 
 QUIET = dict(progress="quiet")
@@ -174,20 +174,8 @@ def test_vllm_backend_gives_the_transformers_scores(sampled_run, stepwise_run, o
     for run, model, kind in ((sampled_run, outcome_model, "orm"), (stepwise_run, process_model, "prm")):
         extra = ["--step-token", STEP_TOKEN] if kind == "prm" else []
         for backend in ("transformers", "vllm"):
-            done = ttc(
-                "score",
-                str(run),
-                "--model",
-                str(model),
-                "--kind",
-                kind,
-                "--backend",
-                backend,
-                "--name",
-                f"{kind}-{backend}",
-                *extra,
-                *common,
-            )
+            options = cli_flags(model=model, kind=kind, backend=backend, name=f"{kind}-{backend}")
+            done = ttc("score", str(run), *options, *extra, *common)
             assert done.returncode == 0, done.stderr[-3000:]
         by_transformers = stored_scores(run, f"{kind}-transformers")
         by_vllm = stored_scores(run, f"{kind}-vllm")

@@ -62,26 +62,27 @@ def fake_run_arguments(shared_data: Path, root: Path, **overrides: Any) -> dict[
     return arguments
 
 
+def cli_flags(**options: object) -> list[str]:
+    """Command-line flags: ``max_tokens=64`` is ``--max-tokens 64``, True the flag alone, a list the flag once
+    per item; None and False give nothing."""
+    flags: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if item is True:
+                flags.append(flag)
+            elif item is not None and item is not False:
+                flags += [flag, str(item)]
+    return flags
+
+
 def fake_run_args(shared_data: Path, root: Path, command: str, problems: int, samples: int, *extra: str) -> list[str]:
     """``ttc COMMAND`` arguments for GSM8K on the fake engine into ``root/run``, then ``extra``."""
-    return [
-        command,
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        str(fake_model_dir(root)),
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--problems",
-        str(problems),
-        "--samples",
-        str(samples),
-        "--out",
-        str(root / "run"),
-        *extra,
-    ]
+    data = shared_data / "gsm8k_test.jsonl"
+    model = fake_model_dir(root)
+    flags = cli_flags(engine=FAKE_ENGINE, model=model, task="gsm8k", data=data, problems=problems, samples=samples)
+    return [command, *flags, *cli_flags(out=root / "run"), *extra]
 
 
 def fake_sample_arguments(shared_data: Path, root: Path, **overrides: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from harness.store import RunStore  # noqa: E402 - imported once Ray is known to
 from tests.conftest import REPO_ROOT  # noqa: E402 - imported once Ray is known to be installed
 from tests.support.helpers import (  # noqa: E402 - imported once Ray is known to be installed
     FAKE_ENGINE,
+    cli_flags,
     fake_model_dir,
     fake_sample_arguments,
     process_tree,
@@ -122,26 +123,9 @@ def ttc(*args: str, **env: str) -> subprocess.Popen:
 def test_the_cli_runs_replicas_of_a_repository_engine_from_the_repository_root(shared_data, tmp_path):
     """The issue's command, as a user types it: custom engine classes reach Ray's workers."""
     out = tmp_path / "run"
+    flags = cli_flags(task="gsm8k", data=shared_data / "gsm8k_test.jsonl", engine=FAKE_ENGINE, model="fake")
     process = ttc(
-        "run",
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        "fake",
-        "--problems",
-        "40",
-        "--samples",
-        "8",
-        "--engines",
-        "4",
-        "--out",
-        str(out),
-        "--json",
-        TTC_FAKE_DELAY="0.2",
+        "run", *flags, *cli_flags(problems=40, samples=8, engines=4, out=out, json=True), TTC_FAKE_DELAY="0.2"
     )
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
@@ -202,24 +186,8 @@ def test_kill_9_of_the_driver_leaves_no_process_and_the_run_resumes_with_other_r
 def test_bad_scale_out_input_is_one_clear_line_and_writes_nothing(shared_data, tmp_path, option, message):
     out = tmp_path / "run"
     started = time.monotonic()
-    process = ttc(
-        "sample",
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        "fake",
-        "--problems",
-        "2",
-        "--samples",
-        "2",
-        "--out",
-        str(out),
-        *option,
-    )
+    flags = cli_flags(task="gsm8k", data=shared_data / "gsm8k_test.jsonl", engine=FAKE_ENGINE, model="fake")
+    process = ttc("sample", *flags, *cli_flags(problems=2, samples=2, out=out), *option)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert stderr.strip().splitlines() == [f"error: {message}" + stderr.strip().split(message, 1)[1]]

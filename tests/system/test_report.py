@@ -17,40 +17,20 @@ from harness.reporting.format import format_quantity
 from harness.reporting.html import build_report, example_samples
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
-from tests.support.helpers import fake_model_dir, ttc
+from tests.support.helpers import cli_flags, fake_model_dir, ttc
 from tests.support.report_fixtures import HOSTILE_TEXT, verified_fake_run, write_level_problems
 
 PROBLEMS, SAMPLES = 12, 8
 
 
 def run_args(root, data, *extra: str) -> list[str]:
-    return [
-        "--engine",
+    engine, verifier = (
         "tests.support.report_fixtures:HostileEngine",
-        "--model",
-        str(fake_model_dir(root)),
-        "--task",
-        "jsonl",
-        "--data",
-        str(data),
-        "--prompt-field",
-        "q",
-        "--answer-field",
-        "a",
-        "--id-field",
-        "uid",
-        "--metadata-field",
-        "level",
-        "--verifier",
         "tests.support.report_fixtures:TimeoutNumericVerifier",
-        "--problems",
-        "0",
-        "--samples",
-        str(SAMPLES),
-        "--workers",
-        "1",
-        *extra,
-    ]
+    )
+    fields = cli_flags(prompt_field="q", answer_field="a", id_field="uid", metadata_field="level")
+    flags = cli_flags(engine=engine, model=fake_model_dir(root), task="jsonl", data=data, verifier=verifier)
+    return [*flags, *fields, *cli_flags(problems=0, samples=SAMPLES, workers=1), *extra]
 
 
 @pytest.fixture(scope="module")

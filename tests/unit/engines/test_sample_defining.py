@@ -11,7 +11,7 @@ import pytest
 
 from harness import sample
 from harness.core.errors import RunStoreError
-from harness.engines import vllm_engine
+from harness.engines import vllm_adapter, vllm_engine
 from harness.engines.vllm_engine import VLLMEngine, cpu_has_fast_bf16
 from harness.pipeline.prepare import open_run, prepare
 from tests.support.helpers import fake_sample_arguments, gsm8k_options
@@ -84,6 +84,8 @@ def test_engine_runs_the_dtype_the_hash_records(monkeypatch):
             return None
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=FakeLLM, __version__="fake"))
+    for module in (vllm_engine, vllm_adapter):  # the stand-in has none of vLLM's internals the adapter checks for
+        monkeypatch.setattr(module, "check_vllm", lambda: "fake")
     # __init__ sets these by default; set them here so the test leaves the environment as it was
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "ERROR")
     monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
