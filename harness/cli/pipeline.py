@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from harness import DEFAULT_RUN
 from harness.cli.app import FLAGS, CommandError, JsonOption, Output, QuietOption, app, check_one_price, flag
 from harness.core.errors import OptionError, RunStoreError
 from harness.core.options import DeclaresOptions
-from harness.pipeline.options import DEFAULT_RUN
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[

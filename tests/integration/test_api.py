@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 import harness
-from harness import OptionError, analyze, load_run, run, sample, verify
+from harness import OptionError, Summary, analyze, load_run, run, sample, verify
 from harness.forecasting.budget import plan_budget
 from harness.forecasting.costs import Prices, Usage
 from harness.forecasting.forecast import forecast
 from harness.pipeline import stored_run as stored_run_module
-from harness.pipeline.results import Summary
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT

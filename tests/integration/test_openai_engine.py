@@ -14,14 +14,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness import sample
+from harness import SamplingReport, sample
 from harness.core.errors import OptionError
 from harness.core.records import SamplingSettings
 from harness.engines.base import GenerationRequest
 from harness.engines.openai_engine import OpenAIEngine, OpenAIEngineError, split_by_length
 from harness.pipeline.options import SampleOptions
 from harness.pipeline.prepare import prepare
-from harness.pipeline.results import SamplingReport
 from harness.store import RunStore
 from tasks import load_task
 from tests.support import helpers
