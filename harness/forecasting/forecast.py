@@ -466,7 +466,8 @@ def _validate_request(k: int | Sequence[int], confidence: float, seed: int = 0) 
         whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not whole:
             raise OptionError("k", f"must be a whole number of samples, got {value!r}")
-        check_number("k", int(value), at_least=1, at_most=MAX_K)
+        check_number("k", int(value), at_least=1)
+        check_number("k", int(value), at_most=MAX_K)  # a cap on what is forecast, named on its own
     check_number("confidence", confidence, above=0, below=1)
 
 
