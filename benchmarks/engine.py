@@ -6,7 +6,7 @@ measurements, and a crashed engine cannot take the suite down. The worker starts
 the start, and runs the asked measurements on that one engine:
 
 * ``overhead`` (figure 1): the same workload (GSM8K prompts x n samples) through the harness's sample path
-  (``prepare`` + ``open_run`` + ``run_sampling``: what ``ttc sample`` runs after starting the engine, storing
+  (``prepare`` + ``open_run`` + ``sample_requests``: what ``ttc sample`` runs after starting the engine, storing
   every request as it finishes) and through a bare ``LLM.generate`` call with identical ``SamplingParams``
   (built by the engine for each request), alternating which goes first, prefix cache reset before each.
   Both run on the same warm engine, so the ratio is the harness's own cost, not start-up noise (start-up is
@@ -100,7 +100,7 @@ def _harness_sample(engine, task, problems, n: int, settings, folder: Path) -> t
     """What ``ttc sample`` does once its engine is up: prepare the run directory, plan, sample and store."""
     from harness.pipeline.options import SampleOptions
     from harness.pipeline.prepare import open_run, package_versions, prepare
-    from harness.pipeline.sample import plan_requests, run_sampling
+    from harness.pipeline.sample import plan_requests, sample_requests
 
     start = time.perf_counter()
     options = SampleOptions(
@@ -117,7 +117,7 @@ def _harness_sample(engine, task, problems, n: int, settings, folder: Path) -> t
     store = open_run(prepared)
     try:
         requests = plan_requests(prepared.problems, store.sample_ranges(), n, settings.seed)
-        outcome = run_sampling(store, engine, requests, prepared.config.sampling, package_versions())
+        outcome = sample_requests(store, engine, requests, prepared.config.sampling, package_versions())
     finally:
         store.close()
     return time.perf_counter() - start, outcome.session.output_tokens
@@ -320,8 +320,8 @@ def run_engine_figures(quick: bool):
             met=True,
             detail=f"computed {prefix['one_request_n']['prompt_tokens_computed']:.0f} vs "
             f"{prefix['separate_requests']['prompt_tokens_computed']:.0f} of "
-            f"{prefix['one_request_n']['prompt_tokens']:.0f} prompt tokens (prefix cache on); "
-            f"wall {prefix['one_request_n']['seconds']:.1f} s vs {prefix['separate_requests']['seconds']:.1f} s",
+            f"{prefix['one_request_n']['prompt_tokens']:.0f} prompt tokens (prefix cache on); wall "
+            f"{prefix['one_request_n']['seconds']:.1f} s vs {prefix['separate_requests']['seconds']:.1f} s",
         ),
     ]
     return FigureResult(rows, result)

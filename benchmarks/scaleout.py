@@ -242,20 +242,36 @@ def _fake_model(root: Path) -> str:
     return str(model)
 
 
+def _fake_gsm8k(root: Path, problems: int, samples: int, out: str, scale: Any) -> Any:
+    """The sampling options of GSM8K on the fake engine: ``problems`` x ``samples`` into ``root/out`` on ``scale``."""
+    from harness.pipeline.options import SampleOptions
+
+    model = _fake_model(root)
+    return SampleOptions(
+        task="gsm8k",
+        data=gsm8k_data(),
+        model=model,
+        engine=FAKE_ENGINE,
+        problems=problems,
+        samples=samples,
+        out=root / out,
+        scale=scale,
+    )
+
+
 def _sample(probe: _Probe, options: SampleOptions) -> dict[str, Any]:
     """One ``ttc sample`` of ``options``: wall time, engine start, the stored results' times, the session."""
-    from harness.pipeline.prepare import prepare
+    from harness.pipeline.prepare import open_run, prepare
     from harness.pipeline.sample import sample_run
 
     probe.reset()
     start = time.perf_counter()
-    report = sample_run(prepare(options), progress_mode="quiet", log=lambda message: None)
-    end = time.perf_counter()
-    try:
-        texts = report.store.read_samples(columns=["text"]).column("text").to_pylist()
-    finally:
-        report.store.close()
-    session = report.session
+    prepared = prepare(options)
+    with open_run(prepared) as store:
+        report = sample_run(store, prepared, progress="quiet", log=lambda message: None)
+        end = time.perf_counter()
+        texts = store.read_samples(columns=["text"]).column("text").to_pylist()
+    session = report["session"]
     if session is None:
         raise RuntimeError(f"{options.out}: the benchmark's sample step sampled nothing")
     samples = sum(rows for _, rows in probe.writes)
@@ -263,7 +279,7 @@ def _sample(probe: _Probe, options: SampleOptions) -> dict[str, Any]:
     return {
         "samples": samples,
         "requests": len(probe.writes),
-        "output_tokens": session.output_tokens,
+        "output_tokens": session["output_tokens"],
         "wall_seconds": end - start,
         "engine_start_seconds": probe.engine_ready - probe.engine_started,
         "generation_seconds": last - probe.engine_ready,
@@ -271,8 +287,8 @@ def _sample(probe: _Probe, options: SampleOptions) -> dict[str, Any]:
         "samples_after_first_result": samples - probe.writes[0][1],
         "driver_cpu_seconds": probe.cpu_at_last_write - probe.cpu_at_ready,
         "driver_cpu_in_store_seconds": probe.cpu_in_writes,
-        "session_seconds": session.seconds,
-        "replica_figures": (session.engine_figures or {}).get("replicas", []),
+        "session_seconds": session["seconds"],
+        "replica_figures": (session["engine_figures"] or {}).get("replicas", []),
         "mean_text_chars": statistics.fmean(len(text) for text in texts) if texts else 0.0,
         "mean_text_utf8_bytes": statistics.fmean(len(text.encode()) for text in texts) if texts else 0.0,
     }
@@ -313,14 +329,13 @@ def _wire_bytes(data: str, problems: int, samples: int, seed: int = 0) -> dict[s
 
 def _fixed_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     from harness.engines.ray_pool import ScaleOut, connect
-    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     connect(None)  # one local Ray cluster for every replica count; TTC_FAKE_DELAY is already in the environment
     import ray
 
     cluster_cpus = ray.cluster_resources().get("CPU")
-    data, model, samples = gsm8k_data(), _fake_model(root), config["samples"]
+    samples = config["samples"]
     runs = []
     # N = 1 through Ray (an address makes one replica a Ray actor; Ray is already up, so it is not dialled), then
     # the engine in this process without Ray, last (the first run pays for first-time imports)
@@ -329,17 +344,7 @@ def _fixed_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     ] + [("in-process", 1, ScaleOut())]
     for label, replicas, scale in variants:
         requests = config["requests_per_replica"] * replicas
-        options = SampleOptions(
-            task="gsm8k",
-            data=data,
-            model=model,
-            engine=FAKE_ENGINE,
-            problems=requests,
-            samples=samples,
-            out=root / f"run-{label}",
-            scale=scale,
-        )
-        run = _sample(probe, options)
+        run = _sample(probe, _fake_gsm8k(root, requests, samples, f"run-{label}", scale))
         run.update(label=label, replicas=replicas)
         run["generation_samples_per_s"] = run["samples"] / run["generation_seconds"]
         run["first_to_last_samples_per_s"] = run["samples_after_first_result"] / run["first_to_last_seconds"]
@@ -367,25 +372,15 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
     """The driver's CPU at two request sizes (``samples`` per request, and ``large_samples`` per request), so
     that its cost splits into a part per request and a part per sample: cpu = requests x a + samples x b."""
     from harness.engines.ray_pool import ScaleOut, connect
-    from harness.pipeline.options import SampleOptions
 
     probe = _Probe()
     connect(None)
-    data, model = gsm8k_data(), _fake_model(root)
     runs = []
     sizes = ((config["requests"], config["samples"]), (config["large_requests"], config["large_samples"]))
     for requests, samples in sizes:
-        options = SampleOptions(
-            task="gsm8k",
-            data=data,
-            model=model,
-            engine=FAKE_ENGINE,
-            problems=requests,
-            samples=samples,
-            out=root / f"run-overhead-{samples}",
-            scale=ScaleOut(engines=config["replicas"]),
+        run = _sample(
+            probe, _fake_gsm8k(root, requests, samples, f"run-overhead-{samples}", ScaleOut(config["replicas"]))
         )
-        run = _sample(probe, options)
         cpu = run["driver_cpu_seconds"]
         run.update(
             samples_per_request=samples,
@@ -420,7 +415,7 @@ def _overhead_part(config: dict[str, Any], root: Path) -> dict[str, Any]:
             )
         },
         "fit": {"ms_per_request": per_request, "us_per_sample": 1000 * per_sample},
-        "wire": _wire_bytes(data, 50, config["samples"]),
+        "wire": _wire_bytes(gsm8k_data(), 50, config["samples"]),
     }
 
 

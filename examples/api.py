@@ -1,4 +1,4 @@
-"""The Python API on a counts file or a run directory: per-problem counts, pass@k, the law, a forecast.
+"""The Python API on a counts file or a run directory: per-problem counts, pass@k, the law, a forecast, a budget.
 
     python examples/api.py ../shared/data/monkey_business_pythia_math_10k_counts.jsonl          # seconds
     python examples/api.py ../shared/data/monkey_business_pythia_math_10k_counts.jsonl --group "Pythia 12B"
@@ -52,6 +52,9 @@ def main() -> None:
     forecast = loaded.forecast(k)  # auto method, 90% interval
     interval = f"[{forecast.low:.3f}, {forecast.high:.3f}]"
     print(f"forecast: coverage@{k:,} = {forecast.coverage:.3f} {interval} ({forecast.method}, 90% interval)")
+    plan = loaded.budget(0.8)  # what `ttc budget --target 0.8` computes: the k whose forecast reaches 80%
+    reached = f"not reached by k = {plan.k_limit:,}" if plan.k is None else f"k = {plan.k:,}"
+    print(f"budget: coverage 0.8 at {reached} (interval's ends: {plan.k_optimistic} .. {plan.k_conservative})")
 
     if loaded.is_run_directory:  # selectors need the samples: majority vote, reward-model best-of-k, ...
         selectors = loaded.selectors()

@@ -6,20 +6,24 @@ that holds it or put that folder on PYTHONPATH::
     ttc run --task examples.custom_task:Multiplication --model ... --samples 100
 
 A task subclasses ``tasks.base.Task``: it sets ``name``, ``default_verifier`` (and ``stop`` if completions
-should end at some strings) and a ``prompt_builder``, takes ``Cls(data=None, **options)`` (options come from
-the command line), and implements two hooks: ``load_problems()`` returning ``tasks.Problem`` objects
-(called once; ``problems()`` caches them) and ``options()`` returning its source and options (``describe()``
-adds the name and prompt; the run manifest records it, beside a digest of the problems that the harness
-computes). ``Problem.reference`` holds what the verifier needs: ``{"answer": ...}`` for ``math``,
-``numeric`` and ``exact``.
+should end at some strings) and a ``prompt_builder``, takes ``Cls(data=None, **options)``, and implements two
+hooks. Its constructor's keyword parameters are its options, typed by their annotations: the command line gives
+them as ``--task-option n_problems=100`` (``task_options={"n_problems": 100}`` in Python), and the classmethod
+``validate_options`` checks their ranges before anything runs. The two hooks are ``load_problems()``
+returning ``tasks.Problem`` objects (called once; ``problems()`` caches them) and ``options()`` returning its
+source and options (``describe()`` adds the name and prompt; the run manifest records it, beside a digest of
+the problems that the harness computes). ``Problem.reference`` holds what the verifier needs:
+``{"answer": ...}`` for ``math``, ``numeric`` and ``exact``.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import TaskError, check_number
 from tasks import Problem, Task
 from tasks.prompts import PromptBuilder, PromptTemplate
 
@@ -54,12 +58,16 @@ class Multiplication(Task):
         prompt_template: str | Path | None = None,
     ) -> None:
         if data is not None:
-            raise ValueError("the multiplication task generates its problems; it takes no data file")
-        if n_problems < 1 or digits < 1:
-            raise ValueError(f"n_problems and digits must be positive, got {n_problems} and {digits}")
+            raise TaskError("the multiplication task generates its problems; it takes no data file")
         self.n_problems, self.digits, self.seed = n_problems, digits, seed
         template = PromptTemplate.from_file(prompt_template) if prompt_template else DEFAULT_TEMPLATE
         self.prompt_builder = PromptBuilder(template, prompt_style)
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        """Ranges the types cannot say; checked (by name) before anything is loaded or written."""
+        check_number("n_problems", options.get("n_problems"), at_least=1)
+        check_number("digits", options.get("digits"), at_least=1)
 
     def load_problems(self) -> list[Problem]:
         rng = random.Random(self.seed)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from harness.core.classes import resolve_class
-from harness.core.errors import TaskError
+from harness.core.classes import resolve_subclass
 from harness.core.records import Problem, Prompt
 from tasks.base import Task
 
@@ -19,17 +19,26 @@ BUILTIN_TASKS: dict[str, str] = {
 }
 
 
+def task_class(name: str) -> type[Task]:
+    """The task class ``name`` names: a built-in name (``BUILTIN_TASKS``) or ``module:Class``.
+
+    Raises ``OptionError("task", ...)`` when it cannot be imported or is not a ``Task`` subclass.
+    """
+    described = "tasks.Task (subclass it as examples/custom_task.py does)"
+    return resolve_subclass(name, BUILTIN_TASKS, "task", Task, described)
+
+
 def load_task(name: str, data: str | None = None, **options: Any) -> Task:
     """Build a task: a built-in name (see ``BUILTIN_TASKS``) or ``module:Class`` for a task of your own.
 
     ``data`` is a local JSONL path or a Hugging Face Hub dataset id (None: the task's default source).
-    Options the task does not take raise a clear error.
+    ``options`` are the task's constructor parameters (``Task.declared_options()``); one the task does not
+    take, or a value not of its type, raises ``OptionError("task_options.NAME", ...)`` before the task is made.
     """
-    cls = resolve_class(name, BUILTIN_TASKS, "task")
-    try:
-        return cls(data=data, **options)
-    except TypeError as error:
-        raise TaskError(f"task {name!r} does not accept these options {sorted(options)}: {error}") from None
+    cls = task_class(name)
+    cls.check_options(options, "task_options", f"task {name!r}")
+    build: Callable[..., Task] = cls  # a subclass's constructor takes data and its options
+    return build(data=data, **options)
 
 
-__all__ = ["BUILTIN_TASKS", "Problem", "Prompt", "Task", "load_task"]
+__all__ = ["BUILTIN_TASKS", "Problem", "Prompt", "Task", "load_task", "task_class"]

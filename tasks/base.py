@@ -15,11 +15,12 @@ from typing import Any, ClassVar
 
 from harness.core.errors import TaskError
 from harness.core.jsonl import read_jsonl
+from harness.core.options import DeclaresOptions
 from harness.core.records import Problem
 from tasks.prompts import PromptBuilder
 
 
-class Task(abc.ABC):
+class Task(DeclaresOptions, abc.ABC):
     """A benchmark: its problems, how completions should stop, and which verifier judges them.
 
     Subclass it and implement two hooks; ``problems()`` and ``describe()`` are built on them:
@@ -35,7 +36,14 @@ class Task(abc.ABC):
     ``module:Class``), ``stop`` if completions should end at some strings, and ``prompt_builder`` (a
     ``tasks.prompts.PromptBuilder``) in the constructor. ``load_task`` builds a task as
     ``Cls(data=data, **options)``: ``data`` is a path or Hub id, None for the task's default source.
+
+    The constructor's other keyword parameters are the task's options (``declared_options()``, see
+    ``harness.core.options.DeclaresOptions``): their annotations type them, so ``task_options={"shots": 4}``
+    and ``ttc run --task-option shots=4`` reach a task of your own checked and typed like a built-in one's.
+    Override the classmethod ``validate_options`` for checks beyond types (ranges).
     """
+
+    given_by_harness = ("data",)
 
     name: ClassVar[str]
     default_verifier: str

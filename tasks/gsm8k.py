@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import TaskError
+from harness.core.errors import TaskError, check_number
 from harness.core.records import Problem
 from tasks.base import Task, load_records, require_fields
 from tasks.prompts import PromptBuilder
@@ -52,10 +52,9 @@ class GSM8K(Task):
         shots: int = 8,
         fewshot_data: str | None = None,
         prompt_style: str = "completion",
-        prompt_template: str | None = None,
+        prompt_template: str | Path | None = None,
     ) -> None:
-        if shots < 0:
-            raise TaskError("shots must be >= 0")
+        check_number("shots", shots, at_least=0, integer=True)
         self.data = data or HUB_ID
         self.split = split
         self.shots = shots

@@ -50,7 +50,9 @@ class HumanEval(Task):
     name = "humaneval"
     default_verifier = "python-tests"
 
-    def __init__(self, data: str | None = None, prompt_style: str = "chat", prompt_template: str | None = None) -> None:
+    def __init__(
+        self, data: str | None = None, prompt_style: str = "chat", prompt_template: str | Path | None = None
+    ) -> None:
         self.data = data
         self.prompt_builder = PromptBuilder.for_task("humaneval", prompt_style, prompt_template)
         self.stop = STOP if prompt_style == "completion" else CHAT_STOP

@@ -10,6 +10,7 @@ Splits are the standard task_id ranges: prompt 1-10, test 11-510, validation 511
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from harness.core.errors import TaskError
@@ -41,7 +42,7 @@ class MBPP(Task):
     default_verifier = "python-tests"
     stop = STOP
 
-    def __init__(self, data: str | None = None, split: str = "test", prompt_template: str | None = None) -> None:
+    def __init__(self, data: str | None = None, split: str = "test", prompt_template: str | Path | None = None) -> None:
         if split not in SPLITS:
             raise TaskError(f"unknown MBPP split {split!r}; choose one of {', '.join(SPLITS)}")
         self.data = "google-research-datasets/mbpp" if data is None else str(data)

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness.core.errors import VerifierError
+from harness.core.errors import VerifierError, check_number
 from verifiers.base import CORRECT, Verdict
 from verifiers.sandbox import SandboxLimits, probe_isolation, run_python
 
@@ -188,8 +188,7 @@ class PythonTestsVerifier:
         self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes)
         if max_workers is None:
             max_workers = len(os.sched_getaffinity(0))
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise VerifierError(f"max_workers must be a positive integer, got {max_workers!r}")
+        check_number("max_workers", max_workers, at_least=1, integer=True)
         self.max_workers = max_workers
 
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:

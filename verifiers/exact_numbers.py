@@ -167,7 +167,7 @@ def _operand_before(text: str, position: int) -> str | None:
     if end < 0:
         return None
     if text[end] in _CLOSERS:
-        start = _matching_backwards(text, end)
+        start = _matching(text, end, step=-1)
         return None if start is None else text[start + 1 : end]
     if text[end].isdigit():
         start = end
@@ -177,24 +177,15 @@ def _operand_before(text: str, position: int) -> str | None:
     return text[end]
 
 
-def _matching(text: str, start: int) -> int | None:
+def _matching(text: str, start: int, step: int = 1) -> int | None:
+    """The index of the bracket matching the one at ``start``: its closer forwards (``step`` 1), its opener
+    backwards (``step`` -1); None when it is not closed (opened)."""
+    inward, outward = (_OPENERS, _CLOSERS) if step == 1 else (_CLOSERS, _OPENERS)
     depth = 0
-    for index in range(start, len(text)):
-        if text[index] in _OPENERS:
+    for index in range(start, len(text) if step == 1 else -1, step):
+        if text[index] in inward:
             depth += 1
-        elif text[index] in _CLOSERS:
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
-
-
-def _matching_backwards(text: str, end: int) -> int | None:
-    depth = 0
-    for index in range(end, -1, -1):
-        if text[index] in _CLOSERS:
-            depth += 1
-        elif text[index] in _OPENERS:
+        elif text[index] in outward:
             depth -= 1
             if depth == 0:
                 return index

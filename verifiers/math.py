@@ -35,7 +35,7 @@ from fractions import Fraction
 from importlib import metadata
 from typing import Any
 
-from harness.core.errors import VerifierError
+from harness.core.errors import VerifierError, check_number
 from verifiers import exact_numbers
 from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict
 from verifiers.exact_numbers import TooLarge, exact_value, refusal
@@ -184,15 +184,12 @@ class MathVerifier:
         memory_limit_mb: int | None = 4096,
         workers: int = 2,
     ) -> None:
-        if timeout <= 0:
-            raise VerifierError(f"timeout must be positive, got {timeout}")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise VerifierError(f"workers must be a positive integer, got {workers!r}")
+        check_number("timeout", timeout, above=0)
+        check_number("workers", workers, at_least=1, integer=True)
         self.workers = workers
         self.timeout = float(timeout)
         self.hard_timeout = float(hard_timeout) if hard_timeout is not None else 4 * self.timeout
-        if self.hard_timeout < self.timeout:
-            raise VerifierError(f"hard_timeout ({self.hard_timeout}) must be at least timeout ({self.timeout})")
+        check_number("hard_timeout", self.hard_timeout, at_least=self.timeout)
         self.max_answer_chars = int(max_answer_chars)
         self.memory_limit_mb = memory_limit_mb
 

@@ -43,7 +43,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.errors import SandboxError, VerifierError
+from harness.core.errors import SandboxError, check_number
+from harness.core.options import check_fields
 from verifiers.base import ASSERTION, CORRECT, EXCEPTION, EXITED, MEMORY, SYNTAX_ERROR, TIMEOUT
 
 RUNNER = Path(__file__).with_name("sandbox_runner.py")
@@ -69,12 +70,10 @@ class SandboxLimits:
     max_file_mb: int = 16
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
-            raise VerifierError(f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}")
+        check_fields(self)
+        check_number("timeout_s", self.timeout_s, above=0)
         for name in ("memory_mb", "max_processes", "max_file_mb"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise VerifierError(f"{name} must be a positive integer, got {value!r}")
+            check_number(name, getattr(self, name), at_least=1)
 
     def to_request(self) -> dict[str, float | int]:
         return {

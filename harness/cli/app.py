@@ -20,12 +20,15 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
 
 from harness.core.errors import OptionError, TTCError
+
+if TYPE_CHECKING:
+    from harness.reporting.progress import ProgressMode
 
 app = typer.Typer(
     name="ttc",
@@ -65,6 +68,9 @@ FLAGS = {
     "prices": "--price-per-mtok",
     "labels": "--label",
     "paths": "RUN_DIRS",
+    # an engine's or task's options: engine_options.KEY is --engine-option KEY (unless it has a flag of its own)
+    "engine_options": "--engine-option",
+    "task_options": "--task-option",
     # harness.forecasting.costs: Prices and Usage
     "per_million_tokens": "--price-per-mtok",
     "gpu_hour": "--gpu-hour-price",
@@ -84,8 +90,21 @@ FLAGS = {
 
 
 def flag(option: str) -> str:
-    """The CLI flag of a library parameter: ``max_tokens`` -> ``--max-tokens``, ``ks`` -> ``--k``."""
-    return FLAGS.get(option, "--" + option.replace("_", "-"))
+    """The CLI flag of a library parameter: ``max_tokens`` -> ``--max-tokens``, ``ks`` -> ``--k``; an option of
+    the engine or task, ``engine_options.KEY``, is its own flag if it has one (``--max-model-len``), else
+    ``--engine-option KEY``."""
+    if option in FLAGS:
+        return FLAGS[option]
+    parameter, dot, key = option.partition(".")
+    if dot and parameter in FLAGS:
+        return f"{FLAGS[parameter]} {key}"
+    return "--" + option.replace("_", "-")
+
+
+def check_one_price(output: Output, price_per_mtok: float | None, gpu_hour_price: float | None) -> None:
+    """Costs take one price: refuse both (before anything is read)."""
+    if price_per_mtok is not None and gpu_hour_price is not None:
+        output.fail(CommandError("give --price-per-mtok or --gpu-hour-price, not both"))
 
 
 def error_message(error: BaseException) -> str:
@@ -103,7 +122,7 @@ class Output:
         self.command = command
         self.as_json = as_json
         self.quiet = quiet
-        self.progress_mode = "quiet" if quiet else ("json" if as_json else "auto")
+        self.progress_mode: ProgressMode = "quiet" if quiet else ("json" if as_json else "auto")
         self.log = message_logger(self.progress_mode)
         configure_logging(json_mode=as_json)
 

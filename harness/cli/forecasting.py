@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from harness.cli.app import CommandError, JsonOption, Output, app
+from harness.cli.app import CommandError, JsonOption, Output, app, check_one_price
 from harness.core.errors import RunStoreError
+
+if TYPE_CHECKING:
+    from harness import Run
 
 RunDirArgument = Annotated[
     Path | None, typer.Argument(help="Run directory (its verdicts give the counts); or use --counts.")
@@ -30,26 +33,34 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed for pilots, sub-pi
 
 
 def load_groups(
-    run_dir: Path | None, counts_file: Path | None, group_by: str | None, output: Output
-) -> tuple[Any, dict[str, Any]]:
+    run_dir: Path | None, counts_file: Path | None, group_by: str | None, output: Output, plot: Path | None = None
+) -> tuple[Run, dict[str, Run]]:
     """The run (``harness.load_run``) from exactly one of RUN_DIR and --counts, and its groups by --group-by
-    (``{"all": run}`` without). A run whose verdicts cover part of it is said to be so (``output.log``)."""
-    from harness.pipeline.api import load_run
+    (``{"all": run}`` without). A run whose verdicts cover part of it is said to be so (``output.log``). With
+    --plot, its path is checked first, and it draws one group."""
+    import harness
+    from harness.store.outputs import check_output_path
 
-    if (run_dir is None) == (counts_file is None):
+    if plot is not None:
+        check_output_path(plot, "plot", inputs=[counts_file])
+    source = run_dir or counts_file
+    if source is None or (run_dir is not None and counts_file is not None):
         raise CommandError("give a run directory or --counts FILE (exactly one)")
     if run_dir is not None and not run_dir.is_dir():
         raise RunStoreError(f"{run_dir} is not a run directory")
-    loaded = load_run(run_dir if run_dir is not None else counts_file)
-    note = loaded.completeness.note() if loaded.is_run_directory else None
+    loaded = harness.load_run(source)
+    note = loaded.completeness.note() if loaded.completeness is not None else None
     if note:
         output.log(note)
-    return loaded, ({"all": loaded} if group_by is None else loaded.groups(group_by))
+    groups = {"all": loaded} if group_by is None else loaded.groups(group_by)
+    if plot is not None and len(groups) != 1:
+        raise CommandError("--plot draws one group; drop --group-by or select a single group's counts")
+    return loaded, groups
 
 
-def completeness_fields(loaded: Any) -> dict[str, Any]:
+def completeness_fields(loaded: Run) -> dict[str, Any]:
     """A run directory's ``completeness`` for the JSON result (nothing for counts)."""
-    return {"completeness": loaded.completeness.to_json()} if loaded.is_run_directory else {}
+    return {} if loaded.completeness is None else {"completeness": loaded.completeness.to_json()}
 
 
 @app.command()
@@ -65,15 +76,9 @@ def forecast(
     json_output: JsonOption = False,
 ) -> None:
     """Forecast coverage at --k samples per problem, with an interval, per group."""
-    from harness.store.outputs import check_output_path
-
     output = Output("forecast", json_output)
     with output.errors():
-        if plot is not None:
-            check_output_path(plot, "plot", inputs=[counts_file])
-        loaded, groups = load_groups(run_dir, counts_file, group_by, output)
-        if plot is not None and len(groups) != 1:
-            raise CommandError("--plot draws one group; drop --group-by or select a single group's counts")
+        loaded, groups = load_groups(run_dir, counts_file, group_by, output, plot)
         results = {name: group.forecast(k, method, confidence, seed) for name, group in groups.items()}
     from harness.reporting.format import format_forecast
 
@@ -167,37 +172,30 @@ def budget(
     json_output: JsonOption = False,
 ) -> None:
     """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty."""
-    from harness.forecasting.budget import plan_adaptive_pilot, plan_budget
-    from harness.forecasting.costs import Prices, Usage
+    from harness.forecasting.budget import plan_adaptive_pilot
     from harness.reporting.terminal import format_plan
-    from harness.store.outputs import check_output_path
 
     output = Output("budget", json_output)
-    if price_per_mtok is not None and gpu_hour_price is not None:
-        output.fail(CommandError("give --price-per-mtok or --gpu-hour-price, not both"))
+    check_one_price(output, price_per_mtok, gpu_hour_price)
     with output.errors():
-        if plot is not None:
-            check_output_path(plot, "plot", inputs=[counts_file])
-        loaded, groups = load_groups(run_dir, counts_file, group_by, output)
-        if plot is not None and len(groups) != 1:
-            raise CommandError("--plot draws one group; drop --group-by or select a single group's counts")
-        measured = loaded.usage
-        usage = Usage.from_mapping(measured) if measured else Usage()
-        overrides = {
+        loaded, groups = load_groups(run_dir, counts_file, group_by, output, plot)
+        usage = {
             "output_tokens_per_sample": tokens_per_sample,
             "prompt_tokens_per_problem": prompt_tokens,
             "output_tokens_per_second": tokens_per_second,
             "model_parameters": None if params is None else int(params),
         }
-        usage = Usage(**{name: getattr(usage, name) if value is None else value for name, value in overrides.items()})
-        prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
-        counts = {name: group.to_counts() for name, group in groups.items()}
+        prices = {"price_per_mtok": price_per_mtok, "gpu_hour_price": gpu_hour_price}
         plans = {
-            name: plan_budget(group, target, method, confidence, usage, prices, seed=seed)
-            for name, group in counts.items()
+            name: group.budget(
+                target, method=method, confidence=confidence, usage=usage, seed=seed, plot=plot, **prices
+            )
+            for name, group in groups.items()
         }
         adaptive = {
-            name: plan_adaptive_pilot(counts[name], adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed)
+            name: plan_adaptive_pilot(
+                groups[name].to_counts(), adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed
+            )
             for name, plan in plans.items()
             if adaptive_extra
         }
@@ -209,19 +207,11 @@ def budget(
         payload[name] = plan.to_json()
         if name in adaptive:
             extra = adaptive[name]
-            coverage, low, high = extra.before
+            _, low, high = extra.before
             output.echo(
                 f"adaptive pilot: {adaptive_extra} extra samples over {len(extra.extra)} problems ({extra.strategy}); "
                 f"interval at k = {extra.k:,}: now [{low:.3f}, {high:.3f}] (width {high - low:.3f}), "
                 f"expected width after {extra.expected_width_after:.3f}"
             )
             payload[name]["adaptive_pilot"] = extra.to_json()
-    if plot is not None:
-        from harness.forecasting.forecast import forecast_curve
-        from harness.reporting.figures import forecast_ks, plot_budget
-
-        (group,), (plan,) = counts.values(), plans.values()
-        top = plan.k_conservative or plan.k or plan.k_limit
-        ks = forecast_ks(int(group.num_samples.min()), int(min(top * 2, plan.k_limit)))
-        plot_budget(plot, forecast_curve(group, ks, method, confidence, seed), group, usage, prices, target)
     output.result(target=target, plans=payload, **completeness_fields(loaded))

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.app import CommandError, JsonOption, Output, QuietOption, app, flag
-from harness.core.errors import OptionError, RunStoreError, check_number
-from harness.pipeline.options import DEFAULT_RUN
+from harness import DEFAULT_RUN
+from harness.cli.app import FLAGS, CommandError, JsonOption, Output, QuietOption, app, check_one_price, flag
+from harness.core.errors import OptionError, RunStoreError
+from harness.core.options import DeclaresOptions
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
@@ -24,6 +25,63 @@ RayAddressOption = Annotated[
         "(docs/ray.md)."
     ),
 ]
+
+
+# The flags that set one engine option or one task option each: flag parameter -> option name. They are the
+# options' CLI spellings: each goes where ``--engine-option KEY=VALUE`` / ``--task-option KEY=VALUE`` would put
+# it, and the engine's or task's declaration (its constructor) types, checks and defaults it.
+ENGINE_FLAGS = {
+    name: name
+    for name in (
+        "dtype",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "max_num_seqs",
+        "enforce_eager",
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "base_url",
+        "api_key_env",
+        "concurrency",
+        "request_timeout",
+        "max_retries",
+    )
+}
+TASK_FLAGS = {
+    **{name: name for name in ("split", "shots", "fewshot_data", "prompt_style", "prompt_template", "stop")},
+    **{name: name for name in ("prompt_field", "answer_field", "id_field")},
+    "metadata_field": "metadata_fields",
+    "reference_field": "reference_fields",
+}
+FLAGS.update({f"engine_options.{option}": f"--{name.replace('_', '-')}" for name, option in ENGINE_FLAGS.items()})
+FLAGS.update({f"task_options.{option}": f"--{name.replace('_', '-')}" for name, option in TASK_FLAGS.items()})
+
+
+def backend_options(
+    backend: type[DeclaresOptions],
+    parameter: str,
+    named: str,
+    assignments: list[str] | None,
+    flags: dict[str, str],
+    given: dict[str, Any],
+) -> dict[str, Any]:
+    """An engine's or task's options (``parameter``: ``engine_options`` or ``task_options``) from the command
+    line: its ``--engine-option``/``--task-option`` ``KEY=VALUE`` texts, each typed by the option's declaration,
+    and its dedicated flags (``flags``: flag parameter -> option) among the command's arguments ``given``, where
+    set. An option set by both is refused."""
+    try:
+        options = backend.parse_options(assignments or [], parameter, named)
+    except OptionError as error:  # named as given: --engine-option KEY, even where KEY has a flag of its own
+        key = error.option.partition(".")[2]
+        raise CommandError(f"{flag(parameter)}{' ' + key if key else ''}: {error.message}") from None
+    for name, option in flags.items():
+        value = given[name]
+        if value is None or value == []:
+            continue
+        if option in options:
+            raise OptionError(f"{parameter}.{option}", f"given twice, also as {flag(parameter)} {option}=...")
+        options[option] = str(value) if isinstance(value, Path) else value
+    return options
 
 
 def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> None:
@@ -51,6 +109,14 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             str,
             typer.Option(help="Sampling engine: vllm (local), openai (any OpenAI-compatible server) or module:Class."),
         ] = "vllm",
+        engine_option: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--engine-option",
+                help="KEY=VALUE: an option of the engine (its constructor's keyword parameter, typed by it); "
+                "repeatable. An unknown key is refused with the engine's options listed.",
+            ),
+        ] = None,
         base_url: Annotated[
             str | None,
             typer.Option(help="--engine openai: API root, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)."),
@@ -74,12 +140,14 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             ),
         ] = None,
         dtype: Annotated[
-            str, typer.Option(help="Model dtype for the engine (auto, bfloat16, float16, float32).")
-        ] = "auto",
+            str | None, typer.Option(help="Model dtype for the engine (auto, bfloat16, float16, float32; vLLM: auto).")
+        ] = None,
         gpu_memory_utilization: Annotated[
             float | None, typer.Option(help="Share of accelerator memory for vLLM (on CPU: of RAM).")
         ] = None,
-        max_model_len: Annotated[int, typer.Option(help="Context length limit for the engine.")] = 4096,
+        max_model_len: Annotated[
+            int | None, typer.Option(help="Context length limit for the engine (vLLM: 4096).")
+        ] = None,
         max_num_seqs: Annotated[int | None, typer.Option(help="Most sequences the engine decodes at once.")] = None,
         enforce_eager: Annotated[
             bool | None,
@@ -90,11 +158,13 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             ),
         ] = None,
         tensor_parallel_size: Annotated[
-            int, typer.Option(help="GPUs each engine shards every layer over (vLLM); not part of the run's identity.")
-        ] = 1,
+            int | None,
+            typer.Option(help="GPUs each engine shards every layer over (vLLM: 1); not part of the run's identity."),
+        ] = None,
         pipeline_parallel_size: Annotated[
-            int, typer.Option(help="GPUs each engine splits the layers over (vLLM); not part of the run's identity.")
-        ] = 1,
+            int | None,
+            typer.Option(help="GPUs each engine splits the layers over (vLLM: 1); not part of the run's identity."),
+        ] = None,
         engines: Annotated[
             int,
             typer.Option(
@@ -103,6 +173,14 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
             ),
         ] = 1,
         ray_address: RayAddressOption = None,
+        task_option: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--task-option",
+                help="KEY=VALUE: an option of the task (its constructor's keyword parameter, typed by it); "
+                "repeatable. An unknown key is refused with the task's options listed.",
+            ),
+        ] = None,
         split: Annotated[str | None, typer.Option(help="Dataset split, for tasks that have several.")] = None,
         shots: Annotated[int | None, typer.Option(help="Few-shot exemplars, for tasks that use them.")] = None,
         fewshot_data: Annotated[str | None, typer.Option(help="Where few-shot exemplars come from.")] = None,
@@ -138,107 +216,53 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         quiet: QuietOption = False,
         json_output: JsonOption = False,
     ) -> None:
+        arguments = dict(locals())
         output = Output(name, json_output, quiet)
         if adaptive_pilot and not full_pipeline:
             output.fail(OptionError("adaptive_pilot", "needs verdicts between its two rounds: use `ttc run`"))
-        server_options = {
-            "base_url": base_url,
-            "api_key_env": api_key_env,
-            "concurrency": concurrency,
-            "request_timeout": request_timeout,
-            "max_retries": max_retries,
-        }
-        if engine == "openai":
-            if tensor_parallel_size != 1 or pipeline_parallel_size != 1:
-                output.fail(
-                    ValueError(
-                        "--tensor-parallel-size, --pipeline-parallel-size: the server sets them for --engine openai"
-                    )
-                )
-            engine_options = {key: value for key, value in server_options.items() if value is not None}
-        else:
-            given = [flag(key) for key, value in server_options.items() if value is not None]
-            if given:
-                output.fail(ValueError(f"{', '.join(given)}: only for --engine openai (the engine is {engine!r})"))
-            engine_options = {
-                "dtype": dtype,
-                "gpu_memory_utilization": gpu_memory_utilization,
-                "max_model_len": max_model_len,
-                "max_num_seqs": max_num_seqs,
-                "enforce_eager": enforce_eager,
-            }
-            # only where asked: an engine class of one's own need not take them
-            if tensor_parallel_size != 1:
-                engine_options["tensor_parallel_size"] = tensor_parallel_size
-            if pipeline_parallel_size != 1:
-                engine_options["pipeline_parallel_size"] = pipeline_parallel_size
-        task_options = {
-            "split": split,
-            "shots": shots,
-            "fewshot_data": fewshot_data,
-            "prompt_style": prompt_style,
-            "prompt_template": str(prompt_template) if prompt_template else None,
-            "prompt_field": prompt_field,
-            "answer_field": answer_field,
-            "id_field": id_field,
-            "metadata_fields": metadata_field or None,
-            "reference_fields": reference_field or None,
-            "stop": stop or None,
-        }
-        settings: dict[str, Any] = dict(
-            data=data,
-            model=model,
-            engine=engine,
-            engine_options=engine_options,
-            problems=problems or None,
-            samples=samples,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            max_tokens=max_tokens,
-            seed=seed,
-            out=out,
-        )
-        scale = dict(engines=engines, ray_address=ray_address)
-        task_options = {key: value for key, value in task_options.items() if value is not None}
-        if full_pipeline:
-            from harness.pipeline.api import run
-
-            with output.errors():
-                result = run(
-                    task,
-                    **settings,
-                    **scale,
-                    task_options=task_options,
-                    verifier=verifier,
-                    workers=workers,
-                    adaptive_pilot=adaptive_pilot,
-                    progress=output.progress_mode,
-                    log=output.log,
-                )
-            if output.human:
-                from harness.reporting.terminal import print_summary
-
-                print_summary(result.summary)
-            output.result(**result.to_json())
-            return
-
-        from harness.engines.ray_pool import ScaleOut
-        from harness.pipeline.api import task_options_for
-        from harness.pipeline.options import SampleOptions
-        from harness.pipeline.prepare import prepare
-        from harness.pipeline.sample import sample_run
-
         with output.errors():
-            options = SampleOptions(
-                task=task,
-                task_options=task_options_for(task, task_options, verifier),
-                scale=ScaleOut(**scale),
-                **settings,
+            import harness
+            from harness.engines.registry import engine_class
+            from tasks import task_class
+
+            engine_options = backend_options(
+                engine_class(engine), "engine_options", f"engine {engine!r}", engine_option, ENGINE_FLAGS, arguments
             )
-            report = sample_run(prepare(options), progress_mode=output.progress_mode, log=output.log)
-            report.store.close()
-        output.result(run=str(report.store.path), sampling=report.to_dict())
+            task_options = backend_options(
+                task_class(task), "task_options", f"task {task!r}", task_option, TASK_FLAGS, arguments
+            )
+            settings: dict[str, Any] = dict(
+                data=data,
+                model=model,
+                problems=problems or None,
+                samples=samples,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                max_tokens=max_tokens,
+                seed=seed,
+                out=out,
+                engine=engine,
+                engine_options=engine_options,
+                task_options=task_options,
+                verifier=verifier,
+                engines=engines,
+                ray_address=ray_address,
+                progress=output.progress_mode,
+                log=output.log,
+            )
+            if not full_pipeline:
+                sampled = harness.sample(task, **settings)
+            else:
+                result = harness.run(task, **settings, workers=workers, adaptive_pilot=adaptive_pilot)
+        if not full_pipeline:
+            output.result(**sampled.to_json())
+            return
+        if output.human:
+            from harness.reporting.terminal import print_summary
+
+            print_summary(result.summary)
+        output.result(**result.to_json())
 
     command.__doc__ = help_text
     app.command(name)(command)
@@ -266,20 +290,14 @@ def verify_command(
     json_output: JsonOption = False,
 ) -> None:
     """Judge every stored sample that has no verdict yet (resumable; runs on all cores, or a Ray cluster's)."""
-    from harness.engines.ray_pool import ScaleOut
-    from harness.pipeline.api import verification_fields
-    from harness.pipeline.verify import verify
-    from harness.store import RunStore
+    import harness
 
     output = Output("verify", json_output, quiet)
     with output.errors():
-        check_number("workers", workers, at_least=1)  # as harness.run() checks it
-        scale = ScaleOut(ray_address=ray_address)
-        with RunStore.open(run_dir, writable=True) as store:
-            outcome = verify(store, verifier, workers=workers, progress_mode=output.progress_mode, scale=scale)
-    reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
-    output.log(f"verified {outcome.verified} samples into {outcome.key}" + (f": {reasons}" if reasons else ""))
-    output.result(run=str(run_dir), verification=verification_fields(outcome))
+        verification = harness.verify(
+            run_dir, verifier, workers=workers, ray_address=ray_address, progress=output.progress_mode, log=output.log
+        )
+    output.result(run=str(run_dir), verification=verification)
 
 
 @app.command("analyze")
@@ -287,12 +305,11 @@ def analyze_command(
     run_dir: RunDir, verifier: VerifierOption = None, quiet: QuietOption = False, json_output: JsonOption = False
 ) -> None:
     """Compute coverage (pass@k for every k) with intervals, the law and the forecast: summary.json, coverage.png."""
-    from harness.pipeline.analyze import analyze
-    from harness.store import RunStore
+    import harness
 
     output = Output("analyze", json_output, quiet)
     with output.errors():
-        summary = analyze(RunStore.open(run_dir), verifier)
+        summary = harness.analyze(run_dir, verifier)
     output.echo(f"pass@1 {summary['pass_at_1']:.4f}; wrote {Path(run_dir) / 'summary.json'}")
     if summary["completeness"]["note"]:
         output.echo(summary["completeness"]["note"])
@@ -314,23 +331,16 @@ def report_command(
     json_output: JsonOption = False,
 ) -> None:
     """Print a run's table and write report.html (one self-contained page), from its summary.json."""
-    from harness.forecasting.costs import Prices
-    from harness.pipeline.api import load_run
-    from harness.reporting.html import write_report
-    from harness.store.outputs import check_output_path
+    import harness
 
     output = Output("report", json_output, quiet)
-    if price_per_mtok is not None and gpu_hour_price is not None:
-        output.fail(CommandError("give --price-per-mtok or --gpu-hour-price, not both"))
+    check_one_price(output, price_per_mtok, gpu_hour_price)
     with output.errors():
-        prices = Prices(price_per_mtok, gpu_hour_price)
-        if out is not None:
-            check_output_path(out, "out", own_run=run_dir, own_files=("report.html",))
-        stored = load_run(run_dir, verifier)
+        stored = harness.load_run(run_dir, verifier)
         if not stored.is_run_directory:
             raise RunStoreError(f"{run_dir} is not a run directory")
+        path = stored.report(out, price_per_mtok=price_per_mtok, gpu_hour_price=gpu_hour_price)
         summary = stored.summary
-        path = write_report(stored.store, summary, out, prices=prices)
     if output.human:
         from harness.reporting.terminal import print_summary
 

@@ -66,12 +66,11 @@ def import_scores_command(
     json_output: JsonOption = False,
 ) -> None:
     """Add per-sample scores computed elsewhere to a run (checked first; nothing is written on error)."""
-    from harness.pipeline.importing import import_scores
-    from harness.store import RunStore
+    import harness
 
     output = Output("import-scores", json_output)
-    with output.errors(), RunStore.open(run_dir, writable=True) as store:
-        rows = import_scores(store, file, name)
+    with output.errors():
+        rows = harness.import_scores(run_dir, file, name)
     output.echo(f"imported {rows} scores into score set {name!r}")
     output.result(run=str(run_dir), score_set=name, imported=rows)
 
@@ -97,27 +96,28 @@ def import_samples_command(
     json_output: JsonOption = False,
 ) -> None:
     """Create a run directory from samples generated and judged elsewhere (defaults: Qwen2.5-Math's format)."""
-    from harness.pipeline.importing import SampleFields, import_samples
+    import harness
 
-    fields = SampleFields(
-        problem_id=id_field,
-        prompt=prompt_field,
-        reference=reference_field,
-        samples=samples_field,
-        answers=answers_field,
-        correct=correct_field,
-        scores=scores_field,
-    )
     output = Output("import-samples", json_output)
-    with output.errors(), import_samples(file, out, fields, score_set=score_set) as store:
-        problems = len(store.problems())
-        samples = store.read_samples(columns=["sample_idx"]).num_rows
-        sets = sorted(store.score_sets())
+    with output.errors():
+        created = harness.import_samples(
+            file,
+            out,
+            id_field=id_field,
+            prompt_field=prompt_field,
+            reference_field=reference_field,
+            samples_field=samples_field,
+            answers_field=answers_field,
+            correct_field=correct_field,
+            scores_field=scores_field,
+            score_set=score_set,
+        )
+    sets = created["score_sets"]
     output.echo(
-        f"created {out}: {problems} problems, {samples} samples with verdicts"
+        f"created {out}: {created['problems']} problems, {created['samples']} samples with verdicts"
         + (f", score sets {sets}" if sets else "")
     )
-    output.result(run=str(out), problems=problems, samples=samples, score_sets=sets)
+    output.result(run=str(out), problems=created["problems"], samples=created["samples"], score_sets=sets)
 
 
 @app.command("score")
@@ -143,14 +143,13 @@ def score_command(
     json_output: JsonOption = False,
 ) -> None:
     """Score every sample of a run with a reward model (resumable: scores are stored as they come)."""
-    from harness.pipeline.score import ScoringOptions, score_run
-    from harness.store import RunStore
+    import harness
 
     output = Output("score", json_output, quiet)
-    log = output.log
     with output.errors():
-        options = ScoringOptions(
-            model=model,
+        scoring = harness.score(
+            run_dir,
+            model,
             kind=kind,
             backend=backend,
             batch_size=batch_size,
@@ -159,24 +158,7 @@ def score_command(
             max_length=max_length,
             dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization,
+            progress=output.progress_mode,
+            log=output.log,
         )
-        with RunStore.open(run_dir, writable=True) as store:
-            outcome = score_run(store, options, progress_mode=output.progress_mode, log=log)
-    if outcome.scored:
-        log(
-            f"scored {outcome.scored} samples into score set {outcome.name!r} with {outcome.backend} in {outcome.seconds:.1f} s"
-        )
-    else:
-        log(f"score set {outcome.name!r} already holds every sample")
-    if outcome.truncated:
-        log(f"note: {outcome.truncated} inputs were longer than --max-length and kept only their last tokens")
-    output.result(
-        run=str(run_dir),
-        scoring={
-            "score_set": outcome.name,
-            "backend": outcome.backend,
-            "scored": outcome.scored,
-            "truncated": outcome.truncated,
-            "seconds": round(outcome.seconds, 3),
-        },
-    )
+    output.result(run=str(run_dir), scoring=scoring)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 
 
 class TTCError(Exception):
@@ -65,26 +66,42 @@ def check_number(
     above: float | None = None,
     below: float | None = None,
     at_most: float | None = None,
+    integer: bool = False,
 ) -> None:
     """Raise ``OptionError(option, ...)`` unless ``value`` is a finite number in the range given (None passes:
-    an option left unset). ``above``/``below`` are strict bounds, ``at_least``/``at_most`` inclusive."""
+    an option left unset). ``above``/``below`` are strict bounds, ``at_least``/``at_most`` inclusive;
+    ``integer`` asks for a whole number of type ``int`` (a float such as 2.0 is refused, so is ``True``)."""
     if value is None:
         return
+    if integer and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        raise OptionError(option, f"must be an integer, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise OptionError(option, f"must be a number, got {value!r}")
     if not math.isfinite(float(value)):
         raise OptionError(option, f"must be a finite number, got {value}")
-    if above is not None and below is not None and not above < value < below:
-        raise OptionError(option, f"must lie in ({_shown(above)}, {_shown(below)}), got {value}")
-    if above is not None and not value > above:
-        bound = "positive" if above == 0 else f"above {_shown(above)}"
-        raise OptionError(option, f"must be {bound}, got {value}")
-    if at_least is not None and not value >= at_least:
+    lower = ("(", above) if above is not None else ("[", at_least)
+    upper = (")", below) if below is not None else ("]", at_most)
+    inside = (above is None or value > above) and (at_least is None or value >= at_least)
+    inside = inside and (below is None or value < below) and (at_most is None or value <= at_most)
+    if inside:
+        return
+    if lower[1] is not None and upper[1] is not None:  # bounded on both sides: the interval
+        interval = f"{lower[0]}{_shown(lower[1])}, {_shown(upper[1])}{upper[0]}"
+        raise OptionError(option, f"must lie in {interval}, got {value}")
+    if above is not None:
+        raise OptionError(option, f"must be {'positive' if above == 0 else f'above {_shown(above)}'}, got {value}")
+    if at_least is not None:
         raise OptionError(option, f"must be at least {_shown(at_least)}, got {value}")
-    if below is not None and not value < below:
+    if below is not None:
         raise OptionError(option, f"must be below {_shown(below)}, got {value}")
-    if at_most is not None and not value <= at_most:
-        raise OptionError(option, f"must be at most {_shown(at_most)}, got {value}")
+    raise OptionError(option, f"must be at most {_shown(at_most)}, got {value}")
+
+
+def check_choice(option: str, value: object, choices: Iterable[object]) -> None:
+    """Raise ``OptionError(option, ...)`` unless ``value`` is one of ``choices`` (listed in the message)."""
+    allowed = list(choices)
+    if value not in allowed:
+        raise OptionError(option, f"must be one of {', '.join(map(str, allowed))}, got {value!r}")
 
 
 def _shown(bound: float) -> str:

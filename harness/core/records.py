@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.core.errors import OptionError, check_number
+from harness.core.options import check_fields
+
 ChatMessages = Sequence[Mapping[str, str]]
 Prompt = str | ChatMessages
 
@@ -53,6 +56,7 @@ class Problem:
 @dataclass(frozen=True)
 class SamplingSettings:
     """Sampling parameters shared by every request of a run (the per-request ``n`` and seed are separate).
+    Checked when made: a value of the wrong type or out of range raises ``OptionError`` naming the field.
 
     Attributes:
         temperature: softmax temperature; 0 means greedy (every sample identical).
@@ -70,6 +74,15 @@ class SamplingSettings:
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        object.__setattr__(self, "stop", tuple(self.stop))  # a list given is kept as the tuple it hashes as
+        check_number("temperature", self.temperature, at_least=0)
+        check_number("top_p", self.top_p, above=0, at_most=1)
+        if self.top_k != -1 and self.top_k < 1:
+            raise OptionError("top_k", f"must be -1 (off) or at least 1, got {self.top_k}")
+        check_number("max_tokens", self.max_tokens, at_least=1)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

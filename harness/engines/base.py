@@ -12,11 +12,15 @@ import abc
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from harness.core.options import DeclaresOptions
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
 from harness.engines.models import ModelRef
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 #: ``on_tokens(new_tokens)``: called by an engine, from the thread iterating ``generate``, with the number of
 #: tokens generated since its last call (for all requests in flight together).
@@ -62,13 +66,19 @@ class GenerationResult:
     seed: int | None = None
 
 
-class Engine(abc.ABC):
+class Engine(DeclaresOptions, abc.ABC):
     """Samples completions: subclass it, implement ``generate``, ``describe`` and ``close``.
 
     The runner builds an engine as ``Class(model_path, **engine_options)`` (see
-    ``harness.engines.registry.build_engine``), after asking the class, before any engine starts, what model
-    the run uses and which engine settings define its samples. The hooks below have defaults; override the
-    ones your engine needs:
+    ``harness.engines.registry.build_engine``), after asking the class, before any engine starts, whether the
+    options are right, what model the run uses and which engine settings define its samples. The hooks below
+    have defaults; override the ones your engine needs:
+
+    * Options: the constructor's keyword parameters, after the model (and ``seed``, see below), are the
+      engine's options (``declared_options()``, see ``harness.core.options.DeclaresOptions``). Their
+      annotations type them: ``engine_options={"max_model_len": "4096"}`` is refused, and
+      ``ttc run --engine-option max_model_len=4096`` arrives as an int. ``validate_options(options)``
+      checks what types cannot say (ranges); it runs before any engine starts or anything is written.
 
     * ``resolve_model(spec, engine_options)``: what ``model`` names. Default: the embedded model, a local
       checkpoint directory or a Hub id (``harness.engines.models.resolve_model``). A server-backed engine
@@ -85,6 +95,7 @@ class Engine(abc.ABC):
     An engine is a context manager: ``with build_engine(...) as engine:`` closes it on exit.
     """
 
+    given_by_harness = ("model", "seed")
     #: Engine options that change what is sampled (default of ``resolve_sample_defining``).
     sample_defining_options: ClassVar[tuple[str, ...]] = ("dtype",)
     #: Whether the constructor takes ``seed``, the session's seed for an engine-wide random stream.
@@ -137,7 +148,7 @@ class Engine(abc.ABC):
     def close(self) -> None:
         """Release the engine's resources (model memory, connections); the engine is not used afterwards."""
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.core.errors import EngineError, OptionError
+from harness.core.errors import EngineError, OptionError, check_number
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
 from harness.engines.models import ModelRef
@@ -338,14 +338,6 @@ class OpenAIEngine(Engine):
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
     ) -> None:
-        if concurrency < 1:
-            raise OptionError("concurrency", f"must be at least 1, got {concurrency}")
-        if request_timeout <= 0:
-            raise OptionError("request_timeout", f"must be positive, got {request_timeout}")
-        if max_retries < 0:
-            raise OptionError("max_retries", f"must be 0 or more, got {max_retries}")
-        if max_n_per_request < 1:
-            raise OptionError("max_n_per_request", f"must be at least 1, got {max_n_per_request}")
         self.model = model
         self.base_url = resolve_base_url(base_url)
         self.concurrency = concurrency
@@ -376,6 +368,15 @@ class OpenAIEngine(Engine):
         except BaseException:
             self._client.close()
             raise
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        check_number("concurrency", options.get("concurrency"), at_least=1)
+        check_number("request_timeout", options.get("request_timeout"), above=0)
+        check_number("max_retries", options.get("max_retries"), at_least=0)
+        check_number("max_n_per_request", options.get("max_n_per_request"), at_least=1)
+        check_number("backoff_base", options.get("backoff_base"), at_least=0)
+        check_number("backoff_max", options.get("backoff_max"), at_least=0)
 
     @classmethod
     def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:

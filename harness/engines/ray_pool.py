@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.core.errors import EngineError, OptionError
+from harness.core.errors import EngineError, OptionError, check_number
+from harness.core.options import check_fields
 from harness.core.records import SamplingSettings
 from harness.engines import models
 from harness.engines.base import (
@@ -66,8 +67,8 @@ class ScaleOut:
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.engines < 1:
-            raise OptionError("engines", f"must be at least 1, got {self.engines}")
+        check_fields(self)
+        check_number("engines", self.engines, at_least=1)
         if self.ray_address is not None and not self.ray_address.strip():
             raise OptionError("ray_address", "is empty: give host:port, ray://host:port or auto")
 

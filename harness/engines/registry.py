@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.core.classes import resolve_class
-from harness.core.errors import OptionError
+from harness.core.classes import resolve_subclass
 from harness.engines.base import Engine
 from harness.engines.models import ModelRef
 
@@ -23,32 +21,18 @@ def engine_class(kind: str) -> type[Engine]:
 
     Raises ``OptionError("engine", ...)`` when it cannot be imported or is not an ``Engine`` subclass.
     """
-    found = resolve_class(kind, BUILTIN_ENGINES, "engine")
-    if not (inspect.isclass(found) and issubclass(found, Engine)):
-        raise OptionError(
-            "engine",
-            f"{kind} is {_what_it_is(found)}, not a subclass of harness.engines.Engine "
-            "(subclass it and implement generate, describe and close)",
-        )
-    return found
+    described = "harness.engines.Engine (subclass it and implement generate, describe and close)"
+    return resolve_subclass(kind, BUILTIN_ENGINES, "engine", Engine, described)
 
 
 def build_engine(kind: str, model: ModelRef, engine_options: Mapping[str, Any], session_seed: int) -> Engine:
-    """Start an engine: ``Class(model.path, **engine_options)``, plus ``seed=session_seed`` where the class
-    declares ``takes_session_seed`` (one engine-wide random stream, which must differ between the sampling
-    sessions of a run)."""
+    """Start an engine: ``Class(model.path, **engine_options)`` once its options are checked
+    (``Engine.check_options``), plus ``seed=session_seed`` where the class declares ``takes_session_seed`` (one
+    engine-wide random stream, which must differ between the sampling sessions of a run)."""
     cls = engine_class(kind)
+    cls.check_options(engine_options, "engine_options", f"engine {kind!r}")
     options = dict(engine_options)
     if cls.takes_session_seed:
         options["seed"] = session_seed
-    return cls(model.path, **options)
-
-
-def _what_it_is(value: Any) -> str:
-    if inspect.isclass(value):
-        return f"the class {value.__module__}.{value.__qualname__}"
-    if inspect.isfunction(value) or inspect.isbuiltin(value):
-        return f"the function {value.__module__}.{value.__qualname__}"
-    if inspect.ismodule(value):
-        return f"the module {value.__name__}"
-    return f"a {type(value).__name__} object"
+    build: Callable[..., Engine] = cls  # a subclass's constructor takes the model and its options
+    return build(model.path, **options)

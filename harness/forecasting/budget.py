@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from harness.core.errors import OptionError, check_number
+from harness.core.errors import check_number
 from harness.forecasting.costs import Cost, Prices, Usage, cost_of
 from harness.forecasting.forecast import (
     DEFAULT_CONFIDENCE,
@@ -356,8 +356,7 @@ def plan_adaptive_pilot(
     strategy, and the one with the narrowest mean interval wins. ``zero_inflated`` uses ``bayes-zi``.
     """
     counts = _checked(counts)
-    if extra_samples < 0:
-        raise OptionError("extra_samples", f"must be 0 or more, got {extra_samples}")
+    check_number("extra_samples", extra_samples, at_least=0, integer=True)
     law = BetaBinomialLaw(zero_inflated=zero_inflated).fit(counts.num_samples, counts.num_correct)
     before = law.forecast(k, confidence)
     unsolved = np.flatnonzero(counts.num_correct == 0)

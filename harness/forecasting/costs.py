@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import check_number
+from harness.core.options import check_fields
 from harness.metrics.counts import Counts
 
 
@@ -29,6 +30,7 @@ class Usage:
     model_parameters: int | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_number("output_tokens_per_sample", self.output_tokens_per_sample, at_least=0)
         check_number("prompt_tokens_per_problem", self.prompt_tokens_per_problem, at_least=0)
         check_number("output_tokens_per_second", self.output_tokens_per_second, above=0)
@@ -50,6 +52,7 @@ class Prices:
     gpu_hour: float | None = None  # money per hour of wall time
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_number("per_million_tokens", self.per_million_tokens, at_least=0)
         check_number("gpu_hour", self.gpu_hour, at_least=0)
 

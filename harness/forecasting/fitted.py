@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.errors import OptionError
+from harness.core.errors import check_number
 from harness.forecasting.budget import K_LIMIT, target_ks
 from harness.forecasting.costs import Usage, cost_of
 from harness.forecasting.forecast import (
@@ -111,8 +111,7 @@ class FittedLaws:
 
 def fit_laws(counts: Counts, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> FittedLaws:
     """Fit the counts' power law and their forecasting model ``method``, once each."""
-    if not 0 < confidence < 1:
-        raise OptionError("confidence", f"must lie in (0, 1), got {confidence}")
+    check_number("confidence", confidence, above=0, below=1)
     errors: dict[str, str] = {}
     power_law = model = None
     try:

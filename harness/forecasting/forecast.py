@@ -277,8 +277,7 @@ class BlendModel:
     name = "blend"
 
     def __init__(self, weight_powerlaw: float = 0.3, seed: int = 0) -> None:
-        if not 0 <= weight_powerlaw <= 1:
-            raise OptionError("weight_powerlaw", f"must lie in [0, 1], got {weight_powerlaw}")
+        check_number("weight_powerlaw", weight_powerlaw, at_least=0, at_most=1)
         self.weight_powerlaw = weight_powerlaw
         self.seed = seed
 
@@ -471,7 +470,8 @@ def _validate_request(k: int | Sequence[int] | np.ndarray, confidence: float, se
         whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not whole:
             raise OptionError("k", f"must be a whole number of samples, got {value!r}")
-        check_number("k", int(value), at_least=1, at_most=MAX_K)
+        check_number("k", int(value), at_least=1)
+        check_number("k", int(value), at_most=MAX_K)  # a cap on what is forecast, named on its own
     check_number("confidence", confidence, above=0, below=1)
 
 

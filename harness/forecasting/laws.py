@@ -26,7 +26,7 @@ import numpy as np
 from scipy import optimize, special, stats
 from scipy.interpolate import RegularGridInterpolator
 
-from harness.core.errors import DataError, OptionError
+from harness.core.errors import DataError, OptionError, check_number
 from harness.metrics.estimators import interval_containing, pass_at_k
 
 # ---------------------------------------------------------------------------------------------------------
@@ -277,8 +277,7 @@ class BetaBinomialLaw:
         alpha_scale: float | None = 0.3,
         grid_shape: tuple[int, int] = GRID_SHAPE,
     ) -> None:
-        if not 0 <= no_zero_mass_prior < 1:
-            raise OptionError("no_zero_mass_prior", "must lie in [0, 1)")
+        check_number("no_zero_mass_prior", no_zero_mass_prior, at_least=0, below=1)
         self.zero_inflated = zero_inflated
         self.no_zero_mass_prior = no_zero_mass_prior
         self.alpha_scale = alpha_scale

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import gammaln
 
-from harness.core.errors import DataError, OptionError
+from harness.core.errors import DataError, OptionError, check_number
 
 
 def _as_counts(
@@ -237,8 +237,7 @@ def interval_containing(
 
 def log_spaced_ks(max_k: int, points_per_decade: int = 0) -> np.ndarray:
     """k = 1, 2, 4, ..., up to and including max_k (powers of two), or a denser log grid if asked."""
-    if max_k < 1:
-        raise OptionError("max_k", "must be at least 1")
+    check_number("max_k", max_k, at_least=1)
     if points_per_decade <= 0:
         ks = 2 ** np.arange(int(np.floor(np.log2(max_k))) + 1)
     else:

@@ -4,27 +4,29 @@ forecast interval most."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from harness.core.errors import OptionError
 from harness.forecasting.budget import plan_adaptive_pilot
 from harness.forecasting.forecast import forecast
 from harness.pipeline.prepare import PreparedRun
-from harness.pipeline.sample import generate_missing
-from harness.pipeline.verify import verify
+from harness.pipeline.results import AdaptivePilotReport
+from harness.pipeline.sample import sample_run
+from harness.pipeline.verify import verify_run
+from harness.reporting.progress import ProgressMode
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 
 
-def adaptive_pilot(
+def spend_adaptive_pilot(
     store: RunStore,
     prepared: PreparedRun,
     extra_samples: int,
-    verifier_name: str | None = None,
+    verifier: str | None = None,
     workers: int | None = None,
-    progress_mode: str = "auto",
+    progress: ProgressMode = "auto",
     log: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> AdaptivePilotReport:
     """Spend ``extra_samples`` more samples where they narrow the forecast interval most, then report it again.
 
     The pilot (``prepared.config.samples`` per problem) must be sampled and verified. The allocation is made
@@ -37,7 +39,7 @@ def adaptive_pilot(
     forecast_k = 10 * pilot
     plan = store.manifest.get("adaptive_pilot")
     if plan is None or plan.get("extra_samples") != extra_samples:
-        counts = run_counts(store, verifier_name)
+        counts = run_counts(store, verifier)
         pilot_only = counts.num_samples == pilot
         if not pilot_only.all():
             raise OptionError(
@@ -54,9 +56,9 @@ def adaptive_pilot(
         f"[{plan['before']['low']:.3f}, {plan['before']['high']:.3f}]"
     )
     targets = {problem.problem_id: pilot + plan["extra"].get(problem.problem_id, 0) for problem in prepared.problems}
-    generate_missing(store, prepared, targets, progress_mode, log)
-    verify(store, verifier_name, workers=workers, progress_mode=progress_mode, scale=prepared.options.scale)
-    after = forecast(run_counts(store, verifier_name), forecast_k, method="bayes")
+    sample_run(store, prepared, targets, progress, log)
+    verify_run(store, verifier, workers=workers, progress=progress, scale=prepared.options.scale)
+    after = forecast(run_counts(store, verifier), forecast_k, method="bayes")
     result = {
         **plan,
         "after": {"coverage": after.coverage, "low": after.low, "high": after.high},
@@ -68,4 +70,4 @@ def adaptive_pilot(
         f"adaptive pilot: forecast@{forecast_k} after: {after.coverage:.3f} [{after.low:.3f}, {after.high:.3f}] "
         f"(interval width {result['width_before']:.3f} -> {result['width_after']:.3f})"
     )
-    return result
+    return cast(AdaptivePilotReport, result)

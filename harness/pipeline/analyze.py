@@ -8,18 +8,19 @@ those fits. Reports read the summary; they fit nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
 from harness.metrics.counts import Counts
+from harness.pipeline.results import Summary
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
 
 
-def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
+def analyze_run(store: RunStore, verifier: str | None = None) -> Summary:
     """Compute the run's summary, write ``summary.json`` and ``coverage.png``, holding the run's lock (refused
     while another process writes into the run).
 
@@ -30,7 +31,7 @@ def analyze(store: RunStore, verifier: str | None = None) -> dict[str, Any]:
         return _analyze_locked(store, verifier)
 
 
-def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
+def _analyze_locked(store: RunStore, verifier: str | None) -> Summary:
     from harness.reporting.figures import figure_png, plot_run_coverage  # matplotlib: imported when drawing
 
     key = store.resolve_verdict_key(verifier)
@@ -58,17 +59,16 @@ def _analyze_locked(store: RunStore, verifier: str | None) -> dict[str, Any]:
     store.write_json("summary.json", summary)
     title = f"{summary['task']} · {summary['model']}"
     store.write_file("coverage.png", figure_png(lambda path: plot_run_coverage(path, laws, title=title)))
-    return summary
+    return cast(Summary, summary)
 
 
-def summarize_counts(counts: Counts) -> tuple[dict[str, Any], FittedLaws]:
+def summarize_counts(counts: Counts) -> tuple[Summary, FittedLaws]:
     """What counts alone determine of a summary (coverage with intervals, the law and the forecast, groups),
     and the fitted laws it came from."""
-    summary = coverage_summary(counts)
     laws = fit_laws(counts)
-    summary.update(laws.summary())
-    summary["groups"] = {name: group_summaries(counts, name) for name in groupable_fields(counts)}
-    return summary, laws
+    groups = {name: group_summaries(counts, name) for name in groupable_fields(counts)}
+    summary = {**coverage_summary(counts), **laws.summary(), "groups": groups}
+    return cast(Summary, summary), laws
 
 
 def finish_reasons(store: RunStore) -> dict[str, int]:

@@ -1,123 +1,112 @@
-"""The Python API: ``run()`` does what ``ttc run`` does; ``load_run()`` opens a run directory or a counts file.
+"""The Python API's steps: ``run()`` does what ``ttc run`` does; ``sample()``, ``verify()`` and ``analyze()``
+are its steps, what ``ttc sample``, ``ttc verify`` and ``ttc analyze`` do. ``load_run()`` (``harness.pipeline.
+stored_run``) opens what they leave for analysis.
 
 ::
 
-    from harness import run, load_run
+    from harness import run, sample, verify, analyze, load_run
 
     result = run("gsm8k", data="gsm8k_test.jsonl", problems=20, samples=32)   # sample, verify, analyse, report
-    stored = load_run(result.run_dir)                                        # later, in a notebook
-    stored.counts              # per-problem counts (pandas DataFrame)
-    stored.pass_at_k()         # k, coverage, low, high (from summary.json)
-    stored.law.predict(1000)   # the fitted power law
-    stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
+    sampled = sample("gsm8k", data="gsm8k_test.jsonl", samples=64, out=result.run_dir)  # or step by step
+    verify(sampled.run_dir)
+    summary = analyze(sampled.run_dir)                                       # summary.json, typed: Summary
 
 Parameters are named like the CLI options (``max_tokens`` is ``--max-tokens``) and default to the same
-values; a bad value raises ``harness.core.errors.OptionError`` naming the parameter.
+values. Every parameter is checked, its type too, before anything is loaded or written: a bad value raises
+``OptionError`` naming the parameter (``engine_options.max_model_len`` for an engine's option).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from harness.core.errors import DataError, OptionError
+from harness.core.errors import check_choice, check_number
+from harness.core.options import check_value
 from harness.engines.ray_pool import ScaleOut
-from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast
-from harness.forecasting.forecast import forecast as forecast_coverage
-from harness.forecasting.laws import PowerLaw
-from harness.metrics.analysis import coverage_summary, measured_coverage
-from harness.metrics.counts import Counts, read_counts_jsonl
-from harness.metrics.estimators import log_spaced_ks
-from harness.pipeline.adaptive import adaptive_pilot as spend_adaptive_pilot
-from harness.pipeline.analyze import analyze, summarize_counts
+from harness.pipeline.adaptive import spend_adaptive_pilot
+from harness.pipeline.analyze import analyze_run
+from harness.pipeline.importing import SampleFields, add_scores, create_imported_run
 from harness.pipeline.options import DEFAULT_RUN, SampleOptions
-from harness.pipeline.prepare import prepare
+from harness.pipeline.prepare import open_run, prepare
+from harness.pipeline.results import AdaptivePilotReport, ImportedRun, SamplingReport, Scoring, Summary, Verification
 from harness.pipeline.sample import sample_run
-from harness.pipeline.verify import VerificationOutcome, verify
+from harness.pipeline.score import ScoringOptions, score_run
+from harness.pipeline.verify import verify_run
 from harness.reporting.html import write_report
-from harness.reporting.progress import PROGRESS_MODES, message_logger
-from harness.reporting.run_counts import run_counts
-from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
+from harness.reporting.progress import PROGRESS_MODES, ProgressMode, message_logger
 from harness.store import RunStore
-from harness.store.completeness import Completeness, completeness
 from verifiers import load_verifier
 
-if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for
-    import pandas as pd
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from harness.pipeline.stored_run import Run
 
 Log = Callable[[str], None]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# run()
-# ---------------------------------------------------------------------------------------------------------
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """What ``run()`` did, as ``ttc run --json`` reports it.
+class SampleResult:
+    """What ``sample()`` did, as ``ttc sample --json`` reports it.
 
     Attributes:
-        run_dir: the run directory (holds summary.json, coverage.png and report.html).
-        summary: the content of ``summary.json``.
+        run_dir: the run directory.
         sampling: ``wanted`` and ``already_stored`` samples, and the sampling ``session`` (None when nothing
             was missing).
+    """
+
+    run_dir: Path
+    sampling: SamplingReport
+
+    @property
+    def generated(self) -> int:
+        """Samples generated by this call (0 when the run directory already held them all)."""
+        session = self.sampling["session"]
+        return 0 if session is None else int(session["samples"])
+
+    def load(self) -> Run:
+        """The stored run, for analysis (``load_run(run_dir)``)."""
+        from harness.pipeline.stored_run import load_run
+
+        return load_run(self.run_dir)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": str(self.run_dir), "sampling": self.sampling}
+
+
+@dataclass(frozen=True)
+class RunResult(SampleResult):
+    """What ``run()`` did, as ``ttc run --json`` reports it: ``SampleResult``'s fields, and
+
+    Attributes:
+        summary: the content of ``summary.json``.
         verification: ``verdict_set``, ``verified`` (samples judged now), ``reasons``, ``seconds``.
         report: path of ``report.html``.
         adaptive_pilot: the adaptive pilot's allocation and intervals before and after (None without one).
     """
 
-    run_dir: Path
-    summary: dict[str, Any]
-    sampling: dict[str, Any]
-    verification: dict[str, Any]
+    summary: Summary
+    verification: Verification
     report: Path
-    adaptive_pilot: dict[str, Any] | None = None
-
-    @property
-    def generated(self) -> int:
-        """Samples generated by this call of ``run()`` (0 when the run directory already held them all)."""
-        session = self.sampling.get("session")
-        return 0 if session is None else int(session["samples"])
-
-    def load(self) -> Run:
-        """The stored run, for analysis (``load_run(run_dir)``)."""
-        return load_run(self.run_dir)
+    adaptive_pilot: AdaptivePilotReport | None = None
 
     def to_json(self) -> dict[str, Any]:
-        fields = {"run": str(self.run_dir), "sampling": self.sampling, "verification": self.verification}
+        fields = {**super().to_json(), "verification": self.verification}
         if self.adaptive_pilot is not None:
             fields["adaptive_pilot"] = self.adaptive_pilot
         return {**fields, "summary": self.summary, "report": str(self.report)}
 
 
-def verification_fields(outcome: VerificationOutcome) -> dict[str, Any]:
-    """A verification outcome as the JSON fields ``run`` and ``verify`` report."""
-    return {
-        "verdict_set": outcome.key,
-        "verified": outcome.verified,
-        "reasons": dict(outcome.reasons),
-        "seconds": round(outcome.seconds, 3),
-    }
-
-
-def task_options_for(task: str, task_options: Mapping[str, Any] | None, verifier: str | None) -> dict[str, Any]:
-    """The task's options; the ``jsonl`` task takes the verifier as its own (it becomes the run's default)."""
-    options = dict(task_options or {})
-    if task == "jsonl" and verifier is not None:
-        options.setdefault("verifier", verifier)
-    return options
-
-
 def run(
     task: str = DEFAULT_RUN["task"],
     *,
-    data: str | None = None,
-    model: str | None = None,
+    data: str | Path | None = None,
+    model: str | Path | None = None,
     problems: int | None = DEFAULT_RUN["problems"],
     samples: int = DEFAULT_RUN["samples"],
     temperature: float = DEFAULT_RUN["temperature"],
@@ -134,7 +123,7 @@ def run(
     adaptive_pilot: int = 0,
     engines: int = 1,
     ray_address: str | None = None,
-    progress: str = "auto",
+    progress: ProgressMode = "auto",
     log: Log | None = None,
 ) -> RunResult:
     """Sample, verify, analyse and report: ``ttc run`` as one call. Resumes: a second call with the same
@@ -151,9 +140,10 @@ def run(
         seed: base seed; each request's seed is derived from it, the problem and the first sample index.
         out: run directory (default: ``results/<task>-<model>-<config hash>``).
         engine: ``vllm`` (local), ``openai`` (an OpenAI-compatible server) or ``module:Class``.
-        engine_options: the engine's settings, e.g. ``{"dtype": "bfloat16", "max_model_len": 4096}`` for vLLM
-            or ``{"base_url": "http://127.0.0.1:8000/v1", "concurrency": 8}`` for ``openai``.
-        task_options: the task's settings, e.g. ``{"shots": 4, "prompt_style": "chat"}``, or the fields of a
+        engine_options: the engine's options, its constructor's keyword parameters: e.g. ``{"dtype":
+            "bfloat16", "max_model_len": 4096}`` for vLLM or ``{"base_url": "http://127.0.0.1:8000/v1",
+            "concurrency": 8}`` for ``openai`` (``harness.engines.engine_class(engine).declared_options()``).
+        task_options: the task's options, e.g. ``{"shots": 4, "prompt_style": "chat"}``, or the fields of a
             ``jsonl`` task (``prompt_field``, ``answer_field``, ``metadata_fields``, ...).
         verifier: ``numeric``, ``math``, ``python-tests``, ``exact`` or ``module:Class`` (default: the task's).
         workers: verification processes (default: all cores).
@@ -171,291 +161,207 @@ def run(
 
     Raises:
         OptionError: a bad parameter value (``error.option`` names it).
-        ValueError, FileNotFoundError, RunStoreError: bad data, a missing file, a run directory that holds
-            another configuration.
+        DataError, TaskError, RunStoreError, EngineError (all ``TTCError``), FileNotFoundError: bad data, a
+            missing file, a run directory that holds another configuration, an engine that cannot start.
     """
-    options = SampleOptions(
-        task=task,
-        data=data,
-        task_options=task_options_for(task, task_options, verifier),
-        model=model,
-        engine=engine,
-        engine_options=dict(engine_options or {}),
-        problems=problems,
-        samples=samples,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        max_tokens=max_tokens,
-        seed=seed,
-        out=None if out is None else Path(out),
-        scale=ScaleOut(engines=engines, ray_address=ray_address),
-    )
-    if adaptive_pilot < 0:
-        raise OptionError("adaptive_pilot", f"must be 0 (off) or a positive number of samples, got {adaptive_pilot}")
-    if progress not in PROGRESS_MODES:
-        raise OptionError("progress", f"must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}")
-    if workers is not None and workers < 1:
-        raise OptionError("workers", f"must be at least 1, got {workers}")
-    log = log or message_logger(progress)
-
-    if verifier is not None:
-        load_verifier(verifier)  # a bad verifier fails before anything is loaded (prepare checks the task's)
+    options = _sample_options(locals())
+    check_number("workers", workers, at_least=1, integer=True)
+    check_number("adaptive_pilot", adaptive_pilot, at_least=0, integer=True)
+    log = _checked_log(verifier, progress, log)
     prepared = prepare(options)
-    sampled = sample_run(prepared, progress_mode=progress, log=log)
-    with sampled.store as store:
-        outcome = verify(store, verifier, workers=workers, progress_mode=progress, scale=options.scale)
+    with open_run(prepared) as store:
+        sampling = sample_run(store, prepared, progress=progress, log=log)
+        outcome = verify_run(store, verifier, workers=workers, progress=progress, scale=options.scale)
         if outcome.verified:
             log(f"verified {outcome.verified} samples in {outcome.seconds:.1f} s")
         pilot = None
         if adaptive_pilot:
             pilot = spend_adaptive_pilot(store, prepared, adaptive_pilot, verifier, workers, progress, log)
-        summary = analyze(store, outcome.key)
+        summary = analyze_run(store, outcome.key)
         log(f"summary: {store.path / 'summary.json'}")
         report = write_report(store, summary)
         log(f"report: {report}")
-    return RunResult(
-        run_dir=store.path,
-        summary=summary,
-        sampling=sampled.to_dict(),
-        verification=verification_fields(outcome),
-        report=report,
-        adaptive_pilot=pilot,
+    return RunResult(store.path, sampling, summary, outcome.report(), report, pilot)
+
+
+def sample(
+    task: str = DEFAULT_RUN["task"],
+    *,
+    data: str | Path | None = None,
+    model: str | Path | None = None,
+    problems: int | None = DEFAULT_RUN["problems"],
+    samples: int = DEFAULT_RUN["samples"],
+    temperature: float = DEFAULT_RUN["temperature"],
+    top_p: float = DEFAULT_RUN["top_p"],
+    top_k: int = -1,
+    max_tokens: int = DEFAULT_RUN["max_tokens"],
+    seed: int = 0,
+    out: str | Path | None = None,
+    engine: str = "vllm",
+    engine_options: Mapping[str, Any] | None = None,
+    task_options: Mapping[str, Any] | None = None,
+    verifier: str | None = None,
+    engines: int = 1,
+    ray_address: str | None = None,
+    progress: ProgressMode = "auto",
+    log: Log | None = None,
+) -> SampleResult:
+    """Generate the samples a run directory lacks, creating it if needed: ``ttc sample``, the first step of
+    ``run()``, with the same parameters (``verifier`` is the run's default verifier, for the ``jsonl`` task
+    whose verifier it is). Each finished request is stored at once; a second call generates nothing new."""
+    options = _sample_options(locals())
+    log = _checked_log(verifier, progress, log)
+    prepared = prepare(options)
+    with open_run(prepared) as store:
+        sampling = sample_run(store, prepared, progress=progress, log=log)
+    return SampleResult(store.path, sampling)
+
+
+def verify(
+    run_dir: str | Path,
+    verifier: str | None = None,
+    *,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    progress: ProgressMode = "auto",
+    log: Log | None = None,
+) -> Verification:
+    """Judge every stored sample of ``run_dir`` that has no verdict yet (``ttc verify``): resumable, on all
+    cores (``workers`` processes), or spread over the Ray cluster at ``ray_address``. ``verifier``: a name or
+    ``module:Class`` (default: the run's); its verdicts form one verdict set."""
+    check_value("run_dir", run_dir, Path)
+    check_number("workers", workers, at_least=1, integer=True)
+    log = _checked_log(verifier, progress, log)
+    scale = ScaleOut(ray_address=ray_address)
+    with RunStore.open(run_dir, writable=True) as store:
+        outcome = verify_run(store, verifier, workers=workers, progress=progress, scale=scale)
+    reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
+    log(f"verified {outcome.verified} samples into {outcome.key}" + (f": {reasons}" if reasons else ""))
+    return outcome.report()
+
+
+def analyze(run_dir: str | Path, verifier: str | None = None) -> Summary:
+    """The run's summary (``ttc analyze``): pass@k for every k with intervals, the law, the forecast, the
+    budget rows, usage; written to ``summary.json`` with ``coverage.png``. ``verifier`` selects the verdict set
+    (by key or verifier name; default: the one last verified)."""
+    check_value("run_dir", run_dir, Path)
+    check_value("verifier", verifier, str | None)
+    with RunStore.open(run_dir) as store:
+        return analyze_run(store, verifier)
+
+
+def score(
+    run_dir: str | Path,
+    model: str | Path,
+    *,
+    kind: str = "orm",
+    backend: str = "auto",
+    batch_size: int = 16,
+    name: str | None = None,
+    step_token: str | None = None,
+    max_length: int = 4096,
+    dtype: str = "auto",
+    gpu_memory_utilization: float | None = None,
+    progress: ProgressMode = "auto",
+    log: Log | None = None,
+) -> Scoring:
+    """Score every stored sample of ``run_dir`` with a reward model (``ttc score``): ``kind`` ``orm`` (a score
+    per sample) or ``prm`` (a score per step), on ``backend`` ``vllm``, ``transformers`` or ``auto``, into score
+    set ``name`` (default ``<kind>-<model name>``). Resumable: scores are stored as they come."""
+    check_value("run_dir", run_dir, Path)
+    options = _options_from(ScoringOptions, locals(), model=str(model) if isinstance(model, Path) else model)
+    log = _checked_log(None, progress, log)
+    with RunStore.open(run_dir, writable=True) as store:
+        outcome = score_run(store, options, progress=progress, log=log)
+    if outcome.scored:
+        log(
+            f"scored {outcome.scored} samples into score set {outcome.name!r} with {outcome.backend} "
+            f"in {outcome.seconds:.1f} s"
+        )
+    else:
+        log(f"score set {outcome.name!r} already holds every sample")
+    if outcome.truncated:
+        log(f"note: {outcome.truncated} inputs were longer than max_length and kept only their last tokens")
+    return outcome.report()
+
+
+def import_samples(
+    file: str | Path,
+    out: str | Path,
+    *,
+    id_field: str | None = None,
+    prompt_field: str = "question",
+    reference_field: str = "gt",
+    samples_field: str = "code",
+    answers_field: str = "pred",
+    correct_field: str = "score",
+    scores_field: str | None = None,
+    score_set: str = "imported",
+) -> ImportedRun:
+    """Create run directory ``out`` from samples generated and judged elsewhere (``ttc import-samples``): a JSONL
+    file of one problem a line, with list fields of samples, their answers, their correctness and optional
+    reward scores. The field defaults are Qwen2.5-Math's evaluation output; ``id_field`` None means ``idx`` if
+    the records have it, else the line's number, and ``scores_field`` None means ``pred_score`` if they have it."""
+    check_value("file", file, Path)
+    fields = SampleFields(
+        problem_id=id_field,
+        prompt=prompt_field,
+        reference=reference_field,
+        samples=samples_field,
+        answers=answers_field,
+        correct=correct_field,
+        scores=scores_field,
+    )
+    with create_imported_run(file, out, fields, score_set=score_set) as store:
+        problems = len(store.problems())
+        samples = store.read_samples(columns=["sample_idx"]).num_rows
+        return {
+            "run": str(store.path),
+            "problems": problems,
+            "samples": samples,
+            "score_sets": sorted(store.score_sets()),
+        }
+
+
+def import_scores(run_dir: str | Path, file: str | Path, name: str) -> int:
+    """Add per-sample scores computed elsewhere (JSONL rows: ``problem_id``, ``sample_idx``, ``score`` and/or
+    ``step_scores``) to score set ``name`` of ``run_dir`` (``ttc import-scores``); returns the rows stored. The
+    file is checked first: nothing is written when a row names no stored sample, repeats one, or one the set
+    already scores."""
+    check_value("run_dir", run_dir, Path)
+    check_value("file", file, Path)
+    with RunStore.open(run_dir, writable=True) as store:
+        return add_scores(store, file, name)
+
+
+def _options_from(cls: type[OptionsT], arguments: Mapping[str, Any], **given: Any) -> OptionsT:
+    """An options dataclass from a step's arguments (its ``locals()``): each field is the parameter of the same
+    name, except those ``given``. The one place a step's parameters become its checked options."""
+    return cls(**{field.name: given.get(field.name, arguments.get(field.name)) for field in dataclasses.fields(cls)})
+
+
+def _sample_options(arguments: Mapping[str, Any]) -> SampleOptions:
+    """The ``SampleOptions`` of a call of ``run()`` or ``sample()``. The ``jsonl`` task takes the verifier as its
+    own option (it becomes the run's default verifier)."""
+    task_options = arguments["task_options"]
+    if arguments["task"] == "jsonl" and arguments["verifier"] is not None and isinstance(task_options, Mapping | None):
+        task_options = {"verifier": arguments["verifier"], **(task_options or {})}
+    engine_options = arguments["engine_options"]
+    return _options_from(
+        SampleOptions,
+        arguments,
+        task_options={} if task_options is None else task_options,
+        engine_options={} if engine_options is None else engine_options,
+        scale=ScaleOut(engines=arguments["engines"], ray_address=arguments["ray_address"]),
     )
 
 
-# ---------------------------------------------------------------------------------------------------------
-# load_run()
-# ---------------------------------------------------------------------------------------------------------
-
-
-class Run:
-    """A stored run directory or a counts file, for analysis. Made by ``load_run()``.
-
-    What ``summary.json`` holds (pass@k at k = 1, 2, 4, ..., the law, the forecast at 10 x the samples, usage)
-    is read from it, not recomputed. A counts file (or one group of either) has no summary.json: its summary
-    is computed once, when first needed; what needs the samples themselves (``selectors``) needs a run
-    directory.
-    """
-
-    def __init__(
-        self,
-        source: Path,
-        counts: Counts | None = None,
-        store: RunStore | None = None,
-        verdict_set: str | None = None,
-        label: str | None = None,
-    ) -> None:
-        if (counts is None) == (store is None):
-            raise ValueError("a Run reads a run directory or counts, exactly one")
-        self.source = source
-        self.store = store
-        self.verdict_set = verdict_set
-        self.label = label or source.name
-        if counts is not None:
-            self._counts = counts
-
-    def __repr__(self) -> str:
-        kind = f"verdict set {self.verdict_set}" if self.store is not None else "counts"
-        return f"<Run {self.label!r}: {len(self.to_counts())} problems, {kind}, from {self.source}>"
-
-    @property
-    def is_run_directory(self) -> bool:
-        return self.store is not None
-
-    @cached_property
-    def _counts(self) -> Counts:
-        return run_counts(self.store, self.verdict_set)
-
-    def to_counts(self) -> Counts:
-        """The per-problem counts as ``harness.metrics.counts.Counts``, the type every analysis function takes."""
-        return self._counts
-
-    @cached_property
-    def summary(self) -> dict[str, Any]:
-        """``summary.json`` as a dict. A run directory's is analysed (and written) once if it is missing or
-        stale (another verdict set, or verdicts added since); counts get theirs computed."""
-        if self.store is None:
-            return summarize_counts(self._counts)[0]
-        return self._summary_file() or analyze(self.store, self.verdict_set)
-
-    def _summary_file(self) -> dict[str, Any] | None:
-        """The run directory's summary.json if it summarises the samples and verdicts stored now (checked on
-        shard footers); an unreadable one is stale too (``analyze`` writes it again)."""
-        path = self.store.path / "summary.json"
-        try:
-            stored = json.loads(path.read_bytes().decode("utf-8"))
-        except (OSError, ValueError, RecursionError):  # missing, not UTF-8, not JSON
-            return None
-        if not isinstance(stored, dict) or not isinstance(stored.get("completeness"), dict):
-            return None
-        covered = self.completeness
-        fresh = (
-            stored.get("verdict_set") == self.verdict_set
-            and stored.get("samples") == covered.verified + covered.verdicts_without_samples
-            and stored["completeness"].get("samples") == covered.samples
-        )
-        return stored if fresh else None
-
-    @property
-    def completeness(self) -> Completeness | None:
-        """What part of the run the verdict set covers (``harness.store.completeness``); None for counts."""
-        return None if self.store is None else completeness(self.store, self.verdict_set)
-
-    def _known_summary(self) -> dict[str, Any] | None:
-        """The summary if it is at hand without analysing: computed already, or an up-to-date summary.json."""
-        if "summary" not in self.__dict__ and self.store is not None:
-            stored = self._summary_file()
-            if stored is not None:
-                self.__dict__["summary"] = stored
-        return self.__dict__.get("summary")
-
-    @cached_property
-    def counts(self) -> pd.DataFrame:
-        """Per-problem counts: ``problem_id``, ``num_samples``, ``num_correct`` and the problems' metadata fields."""
-        import pandas as pd
-
-        counts = self._counts
-        columns: dict[str, Any] = {
-            "problem_id": counts.problem_ids.astype(str),
-            "num_samples": counts.num_samples,
-            "num_correct": counts.num_correct,
-        }
-        columns.update({name: values for name, values in counts.fields.items() if name not in columns})
-        return pd.DataFrame(columns).infer_objects()
-
-    @property
-    def usage(self) -> dict[str, Any] | None:
-        """Measured tokens per sample and per prompt, throughput and model size (None for counts)."""
-        if self.store is None:
-            return None
-        known = self._known_summary()
-        return known["usage"] if known is not None else self.store.usage()
-
-    def pass_at_k(self, ks: Sequence[int] | None = None, confidence: float = 0.95) -> pd.DataFrame:
-        """Unbiased pass@k with a bootstrap ``confidence`` interval over problems: columns k, coverage, low, high.
-
-        ``ks`` defaults to 1, 2, 4, ..., the smallest samples per problem; what the summary holds (its ks at
-        its confidence) is read from it, other k are estimated from the counts.
-        """
-        import pandas as pd
-
-        columns = ["k", "coverage", "low", "high"]
-        known = self._known_summary()
-        if known is None and ks is None:
-            known = coverage_summary(self._counts, confidence=confidence)
-        if known is not None and known["confidence"] == confidence:
-            stored = {row["k"]: row for row in known["pass_at_k"]}
-            wanted = list(stored) if ks is None else [int(k) for k in ks]
-            if all(k in stored for k in wanted):
-                return pd.DataFrame([stored[k] for k in wanted], columns=columns)
-        if ks is None:
-            ks = log_spaced_ks(int(self._counts.num_samples.min()))
-        measured = measured_coverage(self._counts, ks, confidence)
-        return pd.DataFrame(
-            {"k": measured.ks, "coverage": measured.mean, "low": measured.low, "high": measured.high},
-            columns=columns,
-        )
-
-    @property
-    def law(self) -> PowerLaw:
-        """The power law the analysis fitted and printed (``summary["fit"]``): ``a_``, ``b_``, ``r2_``, ``predict(k)``."""
-        fit = self.summary.get("fit")
-        if fit is None:
-            reason = self.summary.get("fit_error", "unknown reason")
-            raise DataError(f"{self.label}: no power law could be fitted: {reason}")
-        return PowerLaw.from_json(fit)
-
-    def forecast(self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Forecast:
-        """Coverage at ``k`` samples per problem with a ``confidence`` interval (``harness.forecasting.forecast``).
-
-        The summary's own forecast (``auto`` at 10 x the samples, seed 0) is read from it.
-        """
-        stored = (self._known_summary() or {}).get("forecast")
-        if stored and (method, seed) == ("auto", 0) and (stored["k"], stored["confidence"]) == (k, confidence):
-            return Forecast(k, stored["coverage"], stored["low"], stored["high"], stored["method"], confidence)
-        return forecast_coverage(self._counts, k, method, confidence, seed)
-
-    def selectors(
-        self,
-        selectors: str | Sequence[str] | None = None,
-        ks: Sequence[int] | None = None,
-        *,
-        aggregate: str = "min",
-        subsets: int | None = None,
-        seed: int = 0,
-        confidence: float = 0.95,
-    ) -> pd.DataFrame:
-        """Accuracy@k of selectors (majority vote, reward-model best-of-k, ...) next to coverage, with intervals.
-
-        ``selectors``: e.g. ``"coverage,majority,orm=my-rm"`` or a list of such names (default: all the run's
-        data allows). Long format: one row per (selector, k) with columns selector, kind, k, accuracy, low,
-        high, method. ``df.pivot(index="k", columns="selector", values="accuracy")`` gives the table.
-        """
-        import pandas as pd
-
-        if self.store is None:
-            raise DataError(
-                f"{self.label}: selectors need the samples' answers and scores, which counts do not hold; "
-                "load a run directory"
-            )
-        specs = None
-        if selectors is not None:
-            specs = parse_selectors(selectors if isinstance(selectors, str) else ",".join(selectors))
-        result = compare_verifiers(
-            self.store,
-            specs,
-            ks,
-            verifier=self.verdict_set,
-            aggregate=aggregate,
-            subsets=subsets,
-            seed=seed,
-            confidence=confidence,
-        )
-        rows = [
-            {
-                "selector": entry["selector"],
-                "kind": entry["kind"],
-                "k": k,
-                "accuracy": accuracy,
-                "low": low,
-                "high": high,
-                "method": entry["method"],
-            }
-            for entry in result["selectors"]
-            for k, accuracy, low, high in zip(result["ks"], entry["accuracy"], entry["low"], entry["high"])
-        ]
-        return pd.DataFrame(rows, columns=["selector", "kind", "k", "accuracy", "low", "high", "method"])
-
-    def groups(self, field: str) -> dict[str, Run]:
-        """One ``Run`` per value of a per-problem field (e.g. ``model`` of a counts file, ``level`` of MATH)."""
-        return {
-            value: Run(self.source, counts=subset, label=f"{self.label} [{field}={value}]")
-            for value, subset in self._counts.group_by(field).items()
-        }
-
-    def group(self, field: str, value: Any) -> Run:
-        """The problems whose ``field`` is ``value``, as a ``Run`` of their counts."""
-        groups = self.groups(field)
-        if str(value) not in groups:
-            raise OptionError(
-                "value", f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}"
-            )
-        return groups[str(value)]
-
-
-def load_run(path: str | Path, verifier: str | None = None) -> Run:
-    """Open a run directory (as ``ttc run`` leaves it) or a counts JSONL file, for analysis.
-
-    ``verifier``: a run directory's verdict set, by key or verifier name (default: the one last verified).
-    A counts file holds ``num_samples`` and ``num_correct`` per line and any grouping fields (``model``, ...).
-    """
-    path = Path(path)
-    if path.is_dir():
-        store = RunStore.open(path)
-        return Run(path, store=store, verdict_set=store.resolve_verdict_key(verifier))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such run directory or counts file")
+def _checked_log(verifier: str | None, progress: ProgressMode, log: Log | None) -> Log:
+    """Check the arguments every step takes (a verifier that cannot load fails before anything is loaded) and
+    return where its messages go."""
+    check_value("verifier", verifier, str | None)
+    check_choice("progress", progress, PROGRESS_MODES)
+    check_value("log", log, Callable | None)
     if verifier is not None:
-        raise OptionError("verifier", f"selects a run directory's verdict set; {path} is a counts file")
-    return Run(path, counts=read_counts_jsonl(path))
+        load_verifier(verifier)
+    return log or message_logger(progress)

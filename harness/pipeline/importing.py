@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from harness.core.errors import DataError, OptionError, RunStoreError
 from harness.core.jsonl import read_jsonl_lines
+from harness.core.options import check_fields
 from harness.core.records import Problem
 from harness.engines.models import file_digest
 from harness.store import RunStore
@@ -60,6 +61,9 @@ class SampleFields:
     correct: str = "score"
     scores: str | None = None
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
     def resolved(self, records: Sequence[Mapping[str, Any]]) -> SampleFields:
         """These fields with the optional ones settled by the records: ``idx`` and ``pred_score`` where any
         record has them (then every record must), else none."""
@@ -94,7 +98,7 @@ def _finite(value: Any, where: str) -> float:
     return float(value)
 
 
-def import_samples(
+def create_imported_run(
     source: str | Path,
     out: str | Path,
     fields: SampleFields = SampleFields(),
@@ -116,7 +120,7 @@ def import_samples(
     samples: dict[str, list] = {"problem_id": [], "sample_idx": [], "text": []}
     verdicts: dict[str, list] = {"problem_id": [], "sample_idx": [], "correct": [], "reason": [], "answer": []}
     scores: dict[str, list] = {"problem_id": [], "sample_idx": [], "score": [], "step_scores": []}
-    has_scores = fields.scores is not None
+    id_field, scores_field = fields.problem_id, fields.scores
     named = {name: value for name, value in vars(fields).items() if value is not None}
     present = sorted({key for _, record in numbered for key in record})
     for name, value in named.items():
@@ -129,18 +133,17 @@ def import_samples(
         missing = [value for value in named.values() if value not in record]
         if missing:
             raise DataError(f"{where}: the record lacks field(s) {missing}; it has {sorted(record)}")
-        problem_id = str(record[fields.problem_id]) if fields.problem_id else str(number)
-        if (fields.problem_id and not isinstance(record[fields.problem_id], (str, int))) or problem_id == "":
-            raise DataError(
-                f"{where}: problem id {record[fields.problem_id]!r} ({fields.problem_id!r}) is not a string or integer"
-            )
+        problem_id = str(record[id_field]) if id_field else str(number)
+        if (id_field and not isinstance(record[id_field], (str, int))) or problem_id == "":
+            given = record[id_field] if id_field else problem_id
+            raise DataError(f"{where}: problem id {given!r} ({id_field!r}) is not a string or integer")
         if problem_id in seen:
             raise DataError(f"{where}: duplicate problem id {problem_id!r}")
         seen.add(problem_id)
         texts, answers, correct = record[fields.samples], record[fields.answers], record[fields.correct]
         lists = {fields.samples: texts, fields.answers: answers, fields.correct: correct}
-        if has_scores:
-            lists[fields.scores] = record[fields.scores]
+        if scores_field is not None:
+            lists[scores_field] = record[scores_field]
         for name, values in lists.items():
             if not isinstance(values, list):
                 raise DataError(f"{where}: field {name!r} must be a list (one entry per sample)")
@@ -166,8 +169,8 @@ def import_samples(
             verdicts["correct"].append(bool(is_correct))
             verdicts["reason"].append(CORRECT if is_correct else (NO_ANSWER if answer is None else WRONG))
             verdicts["answer"].append(answer)
-            if has_scores:
-                score, steps = _sample_score(record[fields.scores][index], f"{where}: sample {index}")
+            if scores_field is not None:
+                score, steps = _sample_score(record[scores_field][index], f"{where}: sample {index}")
                 scores["problem_id"].append(problem_id)
                 scores["sample_idx"].append(index)
                 scores["score"].append(score)
@@ -199,7 +202,7 @@ def import_samples(
         )
         key = store.register_verdict_set({"name": IMPORTED_VERDICTS, "source": description, "field": fields.correct})
         store.write_verdicts(key, pa.table({**verdicts, "detail": [""] * rows}))
-        if has_scores:
+        if scores_field is not None:
             store.register_score_set(score_set, {"kind": "imported", "source": description, "field": fields.scores})
             store.write_scores(score_set, pa.table(scores))
     except BaseException:
@@ -241,7 +244,7 @@ def read_score_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def import_scores(store: RunStore, path: str | Path, name: str) -> int:
+def add_scores(store: RunStore, path: str | Path, name: str) -> int:
     """Add the scores in JSONL file ``path`` to score set ``name`` of ``store``; returns the rows stored.
 
     Refused, with nothing written, when a row names an unknown problem or a sample that is not stored, when

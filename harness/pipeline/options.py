@@ -3,36 +3,46 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from harness.core.errors import OptionError, check_number
+from harness.core.errors import check_number
+from harness.core.options import check_fields
+from harness.core.records import SamplingSettings
 from harness.engines.ray_pool import ScaleOut
+from harness.engines.registry import engine_class
+from tasks import task_class
 
 # The default run (`ttc run` and `harness.run()` without options, the defaults of every run): the embedded
 # model on HumanEval's chat prompt (the task's default style), sized to show coverage rising with k within
 # minutes on 2 CPU cores, first model conversion included (README, "Quick start", measured).
-DEFAULT_RUN = MappingProxyType(
+DEFAULT_RUN: Mapping[str, Any] = MappingProxyType(
     {"task": "humaneval", "problems": 36, "samples": 20, "temperature": 1.1, "top_p": 0.95, "max_tokens": 112}
 )
 
 
 @dataclass
 class SampleOptions:
-    """What a run samples: the parameters of ``harness.run`` and ``ttc run`` / ``ttc sample``, checked.
+    """What a run samples: the parameters of ``harness.sample``/``harness.run`` and ``ttc sample``/``ttc run``.
 
-    ``problems`` is the task's first N problems (None: all). A bad value raises ``OptionError`` naming the
-    field (``OptionError("max_tokens", "must be at least 1, got 0")``) before anything is loaded or written.
+    ``problems`` is the task's first N problems (None: all). Everything is checked when the options are made,
+    before anything is loaded or written: each field's type, the ranges of the sampling settings (as the run's
+    ``SamplingSettings``), and the task's and engine's options against those their classes declare
+    (``harness.core.options.DeclaresOptions``). A bad value raises ``OptionError`` naming the field
+    (``OptionError("max_tokens", "must be at least 1, got 0")``, ``OptionError("engine_options.dtype", ...)``).
+    ``data`` and ``model`` may be given as paths (kept as strings), ``out`` as a string (kept as a ``Path``).
     """
 
     task: str = DEFAULT_RUN["task"]
     data: str | None = None
-    task_options: dict[str, Any] = field(default_factory=dict)
+    task_options: Mapping[str, Any] = field(default_factory=dict)
     model: str | None = None
     engine: str = "vllm"
-    engine_options: dict[str, Any] = field(default_factory=dict)
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
     problems: int | None = DEFAULT_RUN["problems"]
     samples: int = DEFAULT_RUN["samples"]
     temperature: float = DEFAULT_RUN["temperature"]
@@ -44,21 +54,25 @@ class SampleOptions:
     scale: ScaleOut = field(default_factory=ScaleOut)
 
     def __post_init__(self) -> None:
-        if self.problems is not None and self.problems < 1:
-            raise OptionError("problems", f"must be at least 1, got {self.problems}")
-        if self.samples < 1:
-            raise OptionError("samples", f"must be at least 1, got {self.samples}")
-        if self.max_tokens < 1:
-            raise OptionError("max_tokens", f"must be at least 1, got {self.max_tokens}")
-        check_number("temperature", self.temperature, at_least=0)
-        if not 0 < self.top_p <= 1:  # also refuses nan
-            raise OptionError("top_p", f"must lie in (0, 1], got {self.top_p}")
-        if self.top_k != -1 and self.top_k < 1:
-            raise OptionError("top_k", f"must be -1 (off) or at least 1, got {self.top_k}")
-        # engine settings every engine that takes them reads alike; refused here, before an engine loads a model
-        options = self.engine_options
-        check_number("max_model_len", options.get("max_model_len"), at_least=1)
-        check_number("max_num_seqs", options.get("max_num_seqs"), at_least=1)
-        check_number("gpu_memory_utilization", options.get("gpu_memory_utilization"), above=0, at_most=1)
-        check_number("tensor_parallel_size", options.get("tensor_parallel_size"), at_least=1)
-        check_number("pipeline_parallel_size", options.get("pipeline_parallel_size"), at_least=1)
+        for name in ("data", "model"):  # a local file or checkpoint may be given as a Path
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        check_fields(self)
+        check_number("problems", self.problems, at_least=1)
+        check_number("samples", self.samples, at_least=1)
+        self.sampling_settings()  # temperature, top_p, top_k, max_tokens, seed: checked as the run will use them
+        self.out = None if self.out is None else Path(self.out)
+        self.task_options, self.engine_options = dict(self.task_options), dict(self.engine_options)
+        task_class(self.task).check_options(self.task_options, "task_options", f"task {self.task!r}")
+        engine_class(self.engine).check_options(self.engine_options, "engine_options", f"engine {self.engine!r}")
+
+    def sampling_settings(self, stop: tuple[str, ...] = ()) -> SamplingSettings:
+        """The run's sampling settings, with the task's ``stop`` strings."""
+        return SamplingSettings(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            max_tokens=self.max_tokens,
+            stop=stop,
+            seed=self.seed,
+        )

@@ -6,10 +6,9 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from harness.core.errors import TaskError
-from harness.core.records import SamplingSettings
+from harness.core.records import Problem
 from harness.engines.models import ModelRef, count_parameters
 from harness.engines.registry import engine_class
 from harness.pipeline.options import SampleOptions
@@ -17,7 +16,7 @@ from harness.store import RunStore
 from harness.store.config import RunConfig
 from harness.store.outputs import check_run_directory_path
 from tasks import load_task
-from tasks.base import problems_digest
+from tasks.base import Task, problems_digest
 from verifiers import load_verifier
 
 RESULTS_DIR = Path("results")
@@ -37,8 +36,8 @@ def package_versions() -> dict[str, str]:
 @dataclass
 class PreparedRun:
     options: SampleOptions
-    task: Any
-    problems: list
+    task: Task
+    problems: list[Problem]
     model: ModelRef
     config: RunConfig
     out: Path
@@ -62,14 +61,7 @@ def prepare(options: SampleOptions) -> PreparedRun:
     engine_type = engine_class(options.engine)
     model = engine_type.resolve_model(options.model, options.engine_options)
     sample_defining = dict(engine_type.resolve_sample_defining(options.engine_options))
-    settings = SamplingSettings(
-        temperature=options.temperature,
-        top_p=options.top_p,
-        top_k=options.top_k,
-        max_tokens=options.max_tokens,
-        stop=tuple(task.stop),
-        seed=options.seed,
-    )
+    settings = options.sampling_settings(stop=tuple(task.stop))
     description = dict(task.describe())
     description["problems_sha256"] = problems_digest(all_problems)
     config = RunConfig(
@@ -89,7 +81,14 @@ def prepare(options: SampleOptions) -> PreparedRun:
 
 
 def open_run(prepared: PreparedRun) -> RunStore:
-    """Create or resume the run directory of ``prepared`` (refused if it holds another configuration)."""
+    """Create or resume the run directory of ``prepared`` (refused if it holds another configuration). With
+    replicas on Ray, the cluster is joined first: one that cannot be reached or lacks the GPUs the replicas
+    need is refused before the run directory is made."""
+    scale = prepared.options.scale
+    if scale.uses_ray:
+        from harness.engines.ray_pool import check_cluster
+
+        check_cluster(prepared.options.engine, scale, prepared.options.engine_options)
     return RunStore.create_or_resume(
         prepared.out,
         prepared.config,

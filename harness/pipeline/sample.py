@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import pyarrow as pa
 
@@ -16,8 +16,9 @@ from harness.core.records import Problem, SamplingSettings
 from harness.engines.base import Engine, GenerationRequest, GenerationResult, accepts_on_tokens, request_seed
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.registry import build_engine
-from harness.pipeline.prepare import PreparedRun, open_run, package_versions
-from harness.reporting.progress import Progress
+from harness.pipeline.prepare import PreparedRun, package_versions
+from harness.pipeline.results import SamplingReport, SessionRecord
+from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore, Session, missing_ranges
 
 # Largest n in one request: beyond this a problem's samples are split over several requests (prefix caching
@@ -25,6 +26,8 @@ from harness.store import RunStore, Session, missing_ranges
 MAX_SAMPLES_PER_REQUEST = 1024
 # How often running throughput figures are saved to the manifest while sampling.
 SESSION_SAVE_SECONDS = 30.0
+
+Log = Callable[[str], None]
 
 
 def plan_requests(
@@ -87,7 +90,7 @@ class SamplingOutcome:
     requested: int
 
 
-def run_sampling(
+def sample_requests(
     store: RunStore,
     engine: Engine,
     requests: Sequence[GenerationRequest],
@@ -142,45 +145,7 @@ def run_sampling(
     return SamplingOutcome(session=session, requested=sum(request.n for request in requests))
 
 
-@dataclass
-class SampleReport:
-    """What ``sample_run`` did: the open store, the samples wanted and already stored, and the session run
-    (None when nothing was missing)."""
-
-    store: RunStore
-    wanted: int
-    already_stored: int
-    session: Session | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "wanted": self.wanted,
-            "already_stored": self.already_stored,
-            "session": None if self.session is None else dict(self.session.__dict__),
-        }
-
-
-def sample(prepared: PreparedRun, quiet: bool = False, log: Callable[[str], None] = print) -> RunStore:
-    """Create or resume the run directory and generate exactly the missing samples. Returns the open store."""
-    return sample_run(prepared, progress_mode="quiet" if quiet else "auto", log=log).store
-
-
-def sample_run(prepared: PreparedRun, progress_mode: str = "auto", log: Callable[[str], None] = print) -> SampleReport:
-    """``sample`` with a progress mode (see ``harness.reporting.progress.PROGRESS_MODES``), reporting what was done."""
-    options = prepared.options
-    if options.scale.uses_ray:  # an unreachable cluster or too few GPUs is refused before the run directory is made
-        from harness.engines.ray_pool import check_cluster
-
-        check_cluster(options.engine, options.scale, options.engine_options)
-    store = open_run(prepared)
-    try:
-        return generate_missing(store, prepared, prepared.config.samples, progress_mode, log)
-    except BaseException:
-        store.close()
-        raise
-
-
-def start_engine(prepared: PreparedRun, session_seed: int, log: Callable[[str], None] = print) -> Engine:
+def start_engine(prepared: PreparedRun, session_seed: int, log: Log = print) -> Engine:
     """The run's engine: one in this process, or replicas of it on Ray when ``prepared.options.scale`` asks."""
     options = prepared.options
     if options.scale.uses_ray:
@@ -190,15 +155,18 @@ def start_engine(prepared: PreparedRun, session_seed: int, log: Callable[[str], 
     return build_engine(options.engine, prepared.model, options.engine_options, session_seed)
 
 
-def generate_missing(
+def sample_run(
     store: RunStore,
     prepared: PreparedRun,
-    targets: int | Mapping[str, int],
-    progress_mode: str = "auto",
-    log: Callable[[str], None] = print,
-) -> SampleReport:
-    """Sample what ``store`` lacks to reach ``targets`` samples per problem (one number, or one per problem id)."""
+    targets: int | Mapping[str, int] | None = None,
+    progress: ProgressMode = "auto",
+    log: Log = print,
+) -> SamplingReport:
+    """Sample what the run in ``store`` lacks to reach ``targets`` samples per problem: one number, one per
+    problem id (the adaptive pilot), or None for the run's own samples per problem. Starts the engine only
+    when something is missing; reports the samples wanted, those already stored and the session run."""
     config = prepared.config
+    targets = config.samples if targets is None else targets
     session = None
     stored = store.sample_ranges()
     requests = plan_requests(prepared.problems, stored, targets, config.sampling.seed)
@@ -211,20 +179,23 @@ def generate_missing(
     if requests:
         stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
         session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
-        start = lambda: start_engine(prepared, session_seed, log)  # noqa: E731
-        with engine_session(start, store.path / ENGINE_LOG, log) as engine:
-            problems = len({request.problem_id for request in requests})
-            progress = Progress(
+        with engine_session(lambda: start_engine(prepared, session_seed, log), store.path / ENGINE_LOG, log) as engine:
+            bar = Progress(
                 "sampling",
                 missing,
-                problems=problems,
-                mode=progress_mode,
+                problems=len({request.problem_id for request in requests}),
+                mode=progress,
                 max_tokens_per_unit=config.sampling.max_tokens,
             )
-            outcome = run_sampling(store, engine, requests, config.sampling, package_versions(), progress)
+            outcome = sample_requests(store, engine, requests, config.sampling, package_versions(), bar)
         session = outcome.session
         rate = session.output_tokens / session.seconds if session.seconds else 0.0
         log(
-            f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s ({rate:.0f} tok/s)"
+            f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s "
+            f"({rate:.0f} tok/s)"
         )
-    return SampleReport(store=store, wanted=wanted, already_stored=wanted - missing, session=session)
+    return {
+        "wanted": wanted,
+        "already_stored": wanted - missing,
+        "session": None if session is None else cast(SessionRecord, dict(session.__dict__)),
+    }

@@ -12,16 +12,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 
-from harness.core.errors import EngineError, OptionError
+from harness.core.errors import EngineError, check_choice, check_number
+from harness.core.options import check_fields
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.models import resolve_model
 from harness.engines.reward_models import BACKENDS, QWEN_PRM_STEP_TOKEN, SCORE_KINDS, RewardInputs, load_reward_model
 from harness.engines.reward_steps import STEP_RULE
-from harness.reporting.progress import Progress
+from harness.pipeline.results import Scoring
+from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore
 
 FLUSH_ROWS = 512
@@ -57,14 +60,12 @@ class ScoringOptions:
     gpu_memory_utilization: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in SCORE_KINDS:
-            raise OptionError("kind", f"must be one of {', '.join(SCORE_KINDS)}, got {self.kind!r}")
-        if self.backend not in BACKENDS:
-            raise OptionError("backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.batch_size < 1:
-            raise OptionError("batch_size", f"must be at least 1, got {self.batch_size}")
-        if self.max_length < 16:
-            raise OptionError("max_length", f"must be at least 16, got {self.max_length}")
+        check_fields(self)
+        check_choice("kind", self.kind, SCORE_KINDS)
+        check_choice("backend", self.backend, BACKENDS)
+        check_number("batch_size", self.batch_size, at_least=1)
+        check_number("max_length", self.max_length, at_least=16)
+        check_number("gpu_memory_utilization", self.gpu_memory_utilization, above=0, at_most=1)
 
 
 @dataclass
@@ -76,12 +77,22 @@ class ScoringOutcome:
     truncated: int = 0
     description: dict[str, Any] = field(default_factory=dict)
 
+    def report(self) -> Scoring:
+        """What was done, as ``harness.score`` returns it and ``ttc score --json`` reports it."""
+        return {
+            "score_set": self.name,
+            "backend": self.backend,
+            "scored": self.scored,
+            "truncated": self.truncated,
+            "seconds": round(self.seconds, 3),
+        }
+
 
 def score_run(
     store: RunStore,
     options: ScoringOptions,
     *,
-    progress_mode: str = "auto",
+    progress: ProgressMode = "auto",
     log: Callable[[str], None] = print,
 ) -> ScoringOutcome:
     """Score every stored sample of ``store`` that set ``options.name`` lacks; resumable and batched."""
@@ -114,7 +125,8 @@ def score_run(
         return outcome
     prompts = {problem.problem_id: problem.prompt for problem in store.problems()}
     notes: list[str] = []  # said while the model loads, when output goes to the engine log: shown after it
-    load = lambda: load_reward_model(  # noqa: E731
+    load = partial(
+        load_reward_model,
         model.path,
         inputs,
         backend=options.backend,
@@ -126,7 +138,7 @@ def score_run(
         for note in notes:
             log(note)
         outcome.backend = reward_model.backend
-        progress = Progress(f"scoring ({reward_model.backend})", total, mode=progress_mode)
+        bar = Progress(f"scoring ({reward_model.backend})", total, mode=progress)
         started = time.monotonic()
         writer = store.score_writer(name, FLUSH_ROWS, FLUSH_SECONDS)
 
@@ -144,7 +156,7 @@ def score_run(
                 )
             )
             outcome.scored += len(keys)
-            progress.update(len(keys))
+            bar.update(len(keys))
 
         window: list[tuple[int, tuple[str, int], list[int]]] = []
 
@@ -166,7 +178,7 @@ def score_run(
             run_window()
         finally:
             writer.flush()
-            progress.close()
+            bar.close()
             outcome.seconds = time.monotonic() - started
             outcome.truncated = inputs.truncated
     return outcome

@@ -15,6 +15,7 @@ the verifier and its limits (math workers, sandboxes) are the same objects, so t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -27,13 +28,15 @@ from typing import Any
 from harness.core.errors import VerifierError
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.watchdog import die_with_parent, ensure_watchdog
-from harness.reporting.progress import Progress
+from harness.pipeline.results import Verification
+from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore
 from verifiers import load_verifier
 from verifiers.base import Verdict, Verifier
 
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 5.0
+DEFAULT_SCALE = ScaleOut()  # one machine, no Ray
 
 
 def _judge(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:
@@ -70,10 +73,10 @@ class RayTasks(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         for ref in list(self._inflight):
-            try:
+            # Ray raises whatever its worker's state gives (the task finished meanwhile, its worker is gone):
+            # cancelling is best effort, and nothing is left to cancel either way
+            with contextlib.suppress(Exception):
                 self._ray.cancel(ref, force=True)
-            except Exception:  # finished meanwhile, or its worker is gone
-                pass
         self._inflight.clear()
 
 
@@ -84,20 +87,32 @@ class VerificationOutcome:
     reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     seconds: float = 0.0
 
+    def report(self) -> Verification:
+        """What was done, as ``harness.verify`` returns it and ``ttc verify --json`` reports it."""
+        return {
+            "verdict_set": self.key,
+            "verified": self.verified,
+            "reasons": dict(self.reasons),
+            "seconds": round(self.seconds, 3),
+        }
 
-def run_verification(
+
+def verify_run(
     store: RunStore,
-    verifier: Verifier,
+    verifier: str | None = None,
+    *,
     workers: int | None = None,
-    progress_mode: str = "auto",
-    scale: ScaleOut = ScaleOut(),
+    progress: ProgressMode = "auto",
+    scale: ScaleOut = DEFAULT_SCALE,
 ) -> VerificationOutcome:
-    """Verify every unjudged sample of ``store`` with ``verifier``; returns counts of what was done.
+    """Judge every unjudged sample of ``store`` with ``verifier`` (a name or ``module:Class``; default: the
+    run's); returns counts of what was done.
 
-    ``progress_mode`` is one of ``harness.reporting.progress.PROGRESS_MODES``. ``workers`` is the number of
-    processes here, or on Ray (``scale.uses_ray``) the calls in flight at once (default: the cluster's CPUs).
+    ``workers`` is the number of processes here, or on Ray (``scale.uses_ray``, the cluster at
+    ``scale.ray_address``) the calls in flight at once (default: all cores, or the cluster's CPUs).
     """
-    key = store.register_verdict_set(verifier.describe())
+    judge = load_verifier(verifier or store.manifest["default_verifier"])
+    key = store.register_verdict_set(judge.describe())
     outcome = VerificationOutcome(key=key)
     verdict_set = store.verdicts(key)
     pending = store.samples_missing_from(verdict_set)
@@ -106,10 +121,11 @@ def run_verification(
     if total == 0:
         return outcome
     references = {problem.problem_id: problem.reference for problem in store.problems()}
-    batch_size = getattr(verifier, "batch_size", None)
+    batch_size = getattr(judge, "batch_size", None)
+    executor: Executor
     if scale.uses_ray:
-        executor: Executor = RayTasks(scale.ray_address)
-        workers = workers or executor.cpus
+        ray_tasks = RayTasks(scale.ray_address)
+        executor, workers = ray_tasks, workers or ray_tasks.cpus
     else:
         workers = workers or os.cpu_count() or 1
         ensure_watchdog()  # the workers' own children (math workers, sandboxes) must not outlive this process
@@ -119,7 +135,7 @@ def run_verification(
             initializer=die_with_parent,
             initargs=(os.getpid(),),
         )
-    progress = Progress("verifying", total, problems=len(expected), mode=progress_mode)
+    bar = Progress("verifying", total, problems=len(expected), mode=progress)
     unjudged = dict(expected)
     started = time.monotonic()
     writer = store.verdict_writer(key, FLUSH_ROWS, FLUSH_SECONDS)
@@ -142,7 +158,7 @@ def run_verification(
             outcome.reasons[verdict.reason] += 1
         outcome.verified += len(indices)
         unjudged[problem_id] -= len(indices)
-        progress.update(len(indices), problems=int(unjudged[problem_id] == 0))
+        bar.update(len(indices), problems=int(unjudged[problem_id] == 0))
 
     inflight: dict[Future, tuple[str, list[int]]] = {}
     try:
@@ -159,27 +175,12 @@ def run_verification(
                 size = batch_size or len(batch.indices)
                 for start in range(0, len(batch.indices), size):
                     texts = batch.texts[start : start + size]
-                    future = pool.submit(_judge, verifier, references[batch.problem_id], texts)
+                    future = pool.submit(_judge, judge, references[batch.problem_id], texts)
                     inflight[future] = (batch.problem_id, batch.indices[start : start + size])
                     drain(4 * workers)
             drain(0)
     finally:
         writer.flush()
-        progress.close()
+        bar.close()
         outcome.seconds = time.monotonic() - started
     return outcome
-
-
-def verify(
-    store: RunStore,
-    verifier_name: str | None = None,
-    workers: int | None = None,
-    quiet: bool = False,
-    progress_mode: str | None = None,
-    scale: ScaleOut = ScaleOut(),
-) -> VerificationOutcome:
-    """Judge the store's unverified samples; ``progress_mode`` (default: ``quiet`` or ``auto``) wins over ``quiet``.
-    With ``scale.uses_ray`` the work is spread over the Ray cluster at ``scale.ray_address``."""
-    verifier = load_verifier(verifier_name or store.manifest["default_verifier"])
-    mode = progress_mode or ("quiet" if quiet else "auto")
-    return run_verification(store, verifier, workers=workers, progress_mode=mode, scale=scale)

@@ -22,11 +22,14 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, get_args
 
 from harness.core.errors import OptionError
 
-PROGRESS_MODES = ("auto", "live", "lines", "json", "quiet")
+#: How progress is shown: ``auto`` (``live`` on a terminal, ``lines`` elsewhere), a ``live`` line redrawn in
+#: place, plain ``lines``, ``json`` events on stderr, or nothing (``quiet``).
+ProgressMode = Literal["auto", "live", "lines", "json", "quiet"]
+PROGRESS_MODES: tuple[ProgressMode, ...] = get_args(ProgressMode)
 # Seconds between JSON progress events, and between redraws of the live line (a fast step updates thousands
 # of times a second).
 JSON_INTERVAL = 2.0

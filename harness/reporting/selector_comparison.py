@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.core.errors import OptionError, RunStoreError, check_number
+from harness.core.errors import OptionError, RunStoreError, check_choice, check_number
 from harness.engines.reward_steps import STEP_AGGREGATES, aggregate_steps
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.metrics.selection import Estimate, best_of_k_curves, majority_vote_curves, weighted_vote_curves
@@ -315,9 +315,8 @@ def compare_verifiers(
     resamples: int = 2000,
 ) -> dict[str, Any]:
     """Accuracy@k of each selector and pass@k, with intervals over problems (the ``verifiers.json`` content)."""
-    if aggregate not in STEP_AGGREGATES:
-        raise OptionError("aggregate", f"must be one of {', '.join(STEP_AGGREGATES)}, got {aggregate!r}")
-    check_number("subsets", subsets, at_least=1)
+    check_choice("aggregate", aggregate, STEP_AGGREGATES)
+    check_number("subsets", subsets, at_least=1, integer=True)
     check_number("seed", seed, at_least=0)
     check_number("confidence", confidence, above=0, below=1)
     judged = load_judged_samples(store, verifier)

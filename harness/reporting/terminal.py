@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -11,7 +12,7 @@ from harness.forecasting.budget import BudgetPlan
 from harness.reporting.format import format_forecast, format_quantity
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+def print_summary(summary: Mapping[str, Any], console: Console | None = None) -> None:
     """Print pass@k with intervals, the fitted law and its forecast, as a compact table."""
     console = console or Console()
     confidence = round(100 * summary["confidence"])

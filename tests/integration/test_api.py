@@ -10,14 +10,16 @@ import sys
 import numpy as np
 import pytest
 
-from harness import load_run, run
-from harness.core.errors import OptionError
+import harness
+from harness import OptionError, Summary, analyze, load_run, run, sample, verify
+from harness.forecasting.budget import plan_budget
+from harness.forecasting.costs import Prices, Usage
 from harness.forecasting.forecast import forecast
-from harness.pipeline import api
+from harness.pipeline import stored_run as stored_run_module
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
-from tests.support.helpers import fake_run_arguments
+from tests.support.helpers import FAKE_ENGINE, fake_run_arguments, fake_sample_arguments
 
 MONKEY = "monkey_business_pythia_math_10k_counts.jsonl"
 
@@ -66,6 +68,23 @@ def test_run_samples_verifies_analyses_and_reports_then_resumes_with_nothing_new
         ({"top_p": 1.5}, "top_p"),
         ({"adaptive_pilot": -3}, "adaptive_pilot"),
         ({"progress": "fancy"}, "progress"),
+        # types: each refused by name before anything is written (a string seed once changed the hash silently)
+        ({"samples": "20"}, "samples"),
+        ({"samples": 2.0}, "samples"),
+        ({"problems": True}, "problems"),
+        ({"data": {"path": "x.jsonl"}}, "data"),
+        ({"top_p": None}, "top_p"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"task_options": ["shots", 4]}, "task_options"),
+        ({"task_options": {"shots": "4"}}, "task_options.shots"),
+        ({"task_options": {"shotz": 4}}, "task_options.shotz"),
+        ({"engine_options": {"delay": "fast"}}, "engine_options.delay"),
+        ({"out": 5}, "out"),
+        ({"seed": "1"}, "seed"),
+        ({"engines": "2"}, "engines"),
+        ({"verifier": 3}, "verifier"),
+        ({"workers": 1.5}, "workers"),
+        ({"log": "stdout"}, "log"),
     ],
 )
 def test_run_refuses_bad_parameters_by_name_before_writing_anything(shared_data, tmp_path, overrides, option):
@@ -80,8 +99,8 @@ def test_load_run_reads_what_summary_json_holds_without_recomputing(stored_run, 
         raise AssertionError("recomputed what summary.json holds")
 
     summary = json.loads((stored_run / "summary.json").read_text())
-    monkeypatch.setattr(api, "analyze", no_recomputation)
-    monkeypatch.setattr(api, "forecast_coverage", no_recomputation)
+    monkeypatch.setattr(stored_run_module, "analyze_run", no_recomputation)
+    monkeypatch.setattr(stored_run_module, "forecast_coverage", no_recomputation)
     loaded = load_run(stored_run)
 
     assert loaded.is_run_directory and loaded.summary == summary
@@ -199,6 +218,10 @@ def test_load_run_refuses_what_it_cannot_open(shared_data, tmp_path):
     with pytest.raises(OptionError) as refused:
         load_run(shared_data / MONKEY, verifier="math")
     assert refused.value.option == "verifier"
+    for arguments, option in (((5,), "path"), ((shared_data / MONKEY, 3), "verifier")):
+        with pytest.raises(OptionError) as refused:
+            load_run(*arguments)
+        assert refused.value.option == option
 
 
 def test_import_harness_loads_no_engine_and_the_layers_stay_light():
@@ -248,7 +271,123 @@ def test_the_example_script_runs_on_the_monkey_counts(shared_data):
     assert "forecast: coverage@100,000 = " in done.stdout
 
 
-def test_star_import_gives_the_public_api():
+def test_star_import_gives_the_public_api_and_only_what_exists():
     namespace: dict = {}
     exec("from harness import *", namespace)
-    assert {"run", "load_run", "Run", "RunResult"} <= set(namespace)
+    exported = {name for name in namespace if not name.startswith("__")}
+    assert exported == set(harness.__all__) == set(harness._EXPORTS)
+    assert {"run", "sample", "verify", "analyze", "load_run", "Run", "RunResult", "Summary", "ProgressMode"} <= exported
+    with pytest.raises(AttributeError):
+        harness.PowerLawFit  # noqa: B018 - the attribute access is what is tested
+    assert (REPO_ROOT / "harness" / "py.typed").is_file(), "the package says it is typed (PEP 561)"
+
+
+def check_typed_dict(value: object, shape: type, where: str = "summary") -> None:
+    """``value`` has exactly the keys ``shape`` (a TypedDict) declares (its required ones at least), each of
+    the declared type; nested TypedDicts are checked the same way."""
+    import types
+    import typing
+
+    from harness.core.options import accepts
+
+    assert isinstance(value, dict), where
+    hints = typing.get_type_hints(shape)
+    assert set(value) <= set(hints), f"{where}: keys the type does not declare: {set(value) - set(hints)}"
+    assert shape.__required_keys__ <= set(value), f"{where}: missing {shape.__required_keys__ - set(value)}"
+    for key, item in value.items():
+        annotation = hints[key]
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        members = typing.get_args(annotation) if union else (annotation,)
+        typed = [member for member in members if typing.is_typeddict(member)]
+        if typed and item is not None:
+            check_typed_dict(item, typed[0], f"{where}.{key}")
+        elif typing.get_origin(annotation) is list and typing.is_typeddict(typing.get_args(annotation)[0]):
+            for index, entry in enumerate(item):
+                check_typed_dict(entry, typing.get_args(annotation)[0], f"{where}.{key}[{index}]")
+        else:
+            assert accepts(annotation, item), f"{where}.{key}: {item!r} is not {annotation}"
+
+
+def test_the_steps_one_by_one_do_what_run_does_and_return_their_types(shared_data, tmp_path, stored_run):
+    """sample, verify and analyze as separate calls store and summarise what run() does in one."""
+    messages: list[str] = []
+    arguments = fake_sample_arguments(shared_data, tmp_path, problems=8, samples=8, log=messages.append)
+    sampled = sample("gsm8k", **arguments)
+    assert sampled.run_dir == tmp_path / "run" and sampled.generated == 64 and sampled.sampling["already_stored"] == 0
+    assert sampled.to_json() == {"run": str(sampled.run_dir), "sampling": sampled.sampling}
+    assert any(message.startswith("run directory:") for message in messages)
+    verification = verify(sampled.run_dir, workers=1, progress="quiet", log=messages.append)
+    assert verification["verified"] == 64 and sum(verification["reasons"].values()) == 64
+    assert messages[-1].startswith(f"verified 64 samples into {verification['verdict_set']}: ")
+    summary = analyze(sampled.run_dir)
+    assert summary == json.loads((sampled.run_dir / "summary.json").read_text())
+    expected = json.loads((stored_run / "summary.json").read_text())
+    # what differs: the path, the model's (a stand-in directory of each test), and what the throughput measured here
+    # and the writer's lock make of usage, budget costs and completeness
+    different = {"run", "config_hash", "usage", "budget", "completeness"}
+    assert {key: summary[key] for key in summary if key not in different} == {
+        key: expected[key] for key in expected if key not in different
+    }
+    check_typed_dict(summary, Summary)
+    assert sample("gsm8k", **arguments).generated == 0, "a second call generates nothing new"
+
+
+def test_summary_typed_dict_fails_on_drift(stored_run):
+    summary = json.loads((stored_run / "summary.json").read_text())
+    check_typed_dict(summary, Summary)
+    with pytest.raises(AssertionError, match="keys the type does not declare"):
+        check_typed_dict({**summary, "new_field": 1}, Summary)
+    with pytest.raises(AssertionError, match=r"summary\.forecast\.high"):
+        check_typed_dict({**summary, "forecast": {**summary["forecast"], "high": "0.9"}}, Summary)
+
+
+def test_a_counts_summary_is_a_summary_too(shared_data):
+    check_typed_dict(load_run(shared_data / MONKEY).group("model", "Pythia 2.8B").summary, Summary)
+
+
+def test_run_budget_is_ttc_budget_on_a_loaded_run(stored_run, shared_data, tmp_path):
+    loaded = load_run(stored_run)
+    assert not hasattr(loaded, "store"), "the store is the Run's own"
+    plan = loaded.budget(0.5, price_per_mtok=2.0, seed=1, plot=tmp_path / "budget.png")
+    counts = run_counts(RunStore.open(stored_run))
+    usage = Usage.from_mapping(loaded.usage)
+    direct = plan_budget(counts, 0.5, "auto", 0.9, usage, Prices(per_million_tokens=2.0), seed=1)
+    assert plan.to_json() == direct.to_json()
+    assert plan.costs["k"].money is not None and (tmp_path / "budget.png").read_bytes()[:4] == b"\x89PNG"
+    given = loaded.budget(0.5, usage={"output_tokens_per_sample": 1000.0})
+    assert given.costs["k"].generated_tokens == pytest.approx(plan.k * len(counts) * 1000.0)
+    with pytest.raises(OptionError) as refused:
+        loaded.budget(0.5, usage={"tokens": 1.0})
+    assert refused.value.option == "usage"
+    with pytest.raises(OptionError, match="not both"):
+        loaded.budget(0.5, price_per_mtok=1.0, gpu_hour_price=1.0)
+    counts_only = load_run(shared_data / MONKEY).group("model", "Pythia 2.8B")
+    assert counts_only.budget(0.5).costs["k"].generated_tokens is None, "counts carry no token figures"
+    assert counts_only.budget(0.5, usage={"output_tokens_per_sample": 10.0}).costs["k"].generated_tokens is not None
+
+
+def test_run_report_writes_the_page_of_a_run_directory_only(stored_run, shared_data, tmp_path):
+    page = load_run(stored_run).report(tmp_path / "page.html", price_per_mtok=1.0)
+    assert page == tmp_path / "page.html" and "<h1" in page.read_text()
+    with pytest.raises(ValueError, match="a report shows the samples, which counts do not hold"):
+        load_run(shared_data / MONKEY).report(tmp_path / "counts.html")
+
+
+def test_engine_and_task_options_are_typed_by_their_declarations(shared_data, tmp_path):
+    from harness.engines import engine_class
+    from tasks import task_class
+
+    declared = engine_class(FAKE_ENGINE).declared_options()
+    assert list(declared) == ["delay", "crash_marker"] and engine_class(FAKE_ENGINE).takes_any_option()
+    vllm = engine_class("vllm").declared_options()
+    assert {"dtype", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size"} <= set(vllm)
+    assert vllm["max_model_len"].default == 4096 and "seed" not in vllm and "model" not in vllm
+    gsm8k = task_class("gsm8k")
+    assert list(gsm8k.declared_options()) == ["split", "shots", "fewshot_data", "prompt_style", "prompt_template"]
+    assert gsm8k.parse_options(["shots=4", "prompt_style=chat"], "task_options") == {
+        "shots": 4,
+        "prompt_style": "chat",
+    }
+    with pytest.raises(OptionError, match=r"^engine_options\.max_model_len: must be at least 1, got 0$"):
+        run("gsm8k", **fake_run_arguments(shared_data, tmp_path, engine="vllm", engine_options={"max_model_len": 0}))
+    assert not (tmp_path / "run").exists()

@@ -19,7 +19,7 @@ from harness.forecasting.forecast import fit_power_law
 from harness.reporting.compare import ComparedRun, load_runs
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
-from tests.support.helpers import fake_model_dir
+from tests.support.helpers import cli_flags, fake_model_dir
 from tests.support.report_fixtures import verified_fake_run, write_level_problems
 
 PARAMETERS = {"small": 1000, "large": 4000}
@@ -160,18 +160,7 @@ def test_json_output_and_bad_option_counts(runs, tmp_path):
     result = json.loads(done.stdout)
     assert [entry["label"] for entry in result["runs"]] == ["a", "b"]
     assert result["compute_matched"]["flops"]["missing"].startswith("a: model parameters (--parameters) unknown")
-    wrong = compare(
-        str(runs["small"]),
-        str(runs["large"]),
-        "--out",
-        str(tmp_path),
-        "--parameters",
-        "1",
-        "--parameters",
-        "2",
-        "--parameters",
-        "3",
-    )
+    wrong = compare(str(runs["small"]), str(runs["large"]), *cli_flags(out=tmp_path, parameters=[1, 2, 3]))
     assert wrong.exit_code == 2 and "give one value for all runs or one per run (2), not 3" in wrong.output
     alone = compare(str(runs["small"]), "--out", str(tmp_path))
     assert alone.exit_code == 2 and "at least two run directories" in alone.output
@@ -180,14 +169,7 @@ def test_json_output_and_bad_option_counts(runs, tmp_path):
 @pytest.mark.browser
 def test_compare_html_renders_in_headless_chromium(runs, chromium, tmp_path):
     done = compare(
-        str(runs["small"]),
-        str(runs["large"]),
-        "--out",
-        str(tmp_path),
-        "--parameters",
-        "1000",
-        "--price-per-mtok",
-        "0.2",
+        str(runs["small"]), str(runs["large"]), *cli_flags(out=tmp_path, parameters=1000, price_per_mtok=0.2)
     )
     assert done.exit_code == 0, done.output
     page = chromium.open_page((tmp_path / "compare.html").resolve().as_uri())

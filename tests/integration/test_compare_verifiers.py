@@ -10,18 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from harness.core.errors import OptionError, RunStoreError
-from harness.pipeline.analyze import analyze
-from harness.pipeline.importing import SampleFields, import_samples, import_scores
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample
-from harness.pipeline.verify import verify
+from harness import OptionError, RunStoreError, analyze, import_samples, import_scores, sample, verify
 from harness.reporting.run_counts import run_counts
 from harness.reporting.selector_comparison import compare_verifiers, parse_ks, parse_selectors
 from harness.reporting.selectors import write_comparison
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
-from tests.support.helpers import gsm8k_options
+from tests.support.helpers import fake_sample_arguments
 
 QWEN = "qwen25math_rm_maj_example_math_cot_100.jsonl"
 
@@ -53,7 +48,7 @@ def independent_at_n(records: list[dict]) -> dict[str, float]:
 def qwen_run(shared_data, tmp_path_factory) -> Path:
     """The imported Qwen run, shared by tests that only read it."""
     out = tmp_path_factory.mktemp("qwen") / "run"
-    import_samples(shared_data / QWEN, out).close()
+    import_samples(shared_data / QWEN, out)
     return out
 
 
@@ -61,7 +56,7 @@ def qwen_run(shared_data, tmp_path_factory) -> Path:
 def fresh_qwen_run(shared_data, tmp_path) -> Path:
     """An imported Qwen run of the test's own, for tests that add scores."""
     out = tmp_path / "qwen-run"
-    import_samples(shared_data / QWEN, out).close()
+    import_samples(shared_data / QWEN, out)
     return out
 
 
@@ -80,7 +75,7 @@ def test_imported_qwen_run_holds_the_file(qwen_run, shared_data):
     assert scores.num_rows == 800 and scores.column("score").null_count == 0
     assert store.score_sets()["imported"]["kind"] == "imported"
     assert run_counts(store).num_correct.sum() == sum(sum(r["score"]) for r in records)
-    summary = analyze(store)  # the coverage analysis works on imported runs (no token counts, no sampling)
+    summary = analyze(qwen_run)  # the coverage analysis works on imported runs (no token counts, no sampling)
     assert summary["pass_at_1"] == pytest.approx(0.91) and summary["usage"]["output_tokens"] is None
 
 
@@ -180,19 +175,18 @@ def test_import_scores_refuses_bad_files_and_never_touches_stored_data(fresh_qwe
         "not valid JSON": ['{"problem_id": "0", "sample_idx": 0, "score": 1.0'],
         "step_scores must be a non-empty list": [{"problem_id": "0", "sample_idx": 0, "step_scores": []}],
     }
-    with RunStore.open(qwen_run, writable=True) as store:
-        before = snapshot(qwen_run)
-        for message, rows in bad_files.items():
-            with pytest.raises(ValueError, match=message):
-                import_scores(store, write_jsonl(tmp_path / "bad.jsonl", rows), "mine")
-        assert snapshot(qwen_run) == before
-        assert import_scores(store, write_jsonl(tmp_path / "good.jsonl", good), "mine") == 8
-        with pytest.raises(ValueError, match="already scored in set 'mine'"):
-            import_scores(store, write_jsonl(tmp_path / "again.jsonl", good[:1]), "mine")
-        with pytest.raises(RunStoreError, match="made differently"):
-            store.register_score_set("mine", {"kind": "orm", "model": "other"})
-        steps = [{"problem_id": "1", "sample_idx": i, "step_scores": [0.5, i / 8]} for i in range(8)]
-        assert import_scores(store, write_jsonl(tmp_path / "steps.jsonl", steps), "mine") == 8
+    before = snapshot(qwen_run)
+    for message, rows in bad_files.items():
+        with pytest.raises(ValueError, match=message):
+            import_scores(qwen_run, write_jsonl(tmp_path / "bad.jsonl", rows), "mine")
+    assert snapshot(qwen_run) == before
+    assert import_scores(qwen_run, write_jsonl(tmp_path / "good.jsonl", good), "mine") == 8
+    with pytest.raises(ValueError, match="already scored in set 'mine'"):
+        import_scores(qwen_run, write_jsonl(tmp_path / "again.jsonl", good[:1]), "mine")
+    with RunStore.open(qwen_run, writable=True) as store, pytest.raises(RunStoreError, match="made differently"):
+        store.register_score_set("mine", {"kind": "orm", "model": "other"})
+    steps = [{"problem_id": "1", "sample_idx": i, "step_scores": [0.5, i / 8]} for i in range(8)]
+    assert import_scores(qwen_run, write_jsonl(tmp_path / "steps.jsonl", steps), "mine") == 8
     table = RunStore.open(qwen_run).scores("mine").read()
     assert table.num_rows == 16
     assert table.column("score").to_pylist()[:8] == [float(i) for i in range(8)]
@@ -200,14 +194,13 @@ def test_import_scores_refuses_bad_files_and_never_touches_stored_data(fresh_qwe
 
 def test_selectors_read_the_named_score_set_and_aggregate_steps(fresh_qwen_run, tmp_path, shared_data):
     records = qwen_records(shared_data)
-    with RunStore.open(fresh_qwen_run, writable=True) as store:
-        # a PRM-like set: the last step's score is the imported reward, the first is noise
-        rows = [
-            {"problem_id": str(r["idx"]), "sample_idx": i, "step_scores": [float(j % 3), r["pred_score"][i][0]]}
-            for j, r in enumerate(records)
-            for i in range(8)
-        ]
-        import_scores(store, write_jsonl(tmp_path / "prm.jsonl", rows), "steps")
+    # a PRM-like set: the last step's score is the imported reward, the first is noise
+    rows = [
+        {"problem_id": str(r["idx"]), "sample_idx": i, "step_scores": [float(j % 3), r["pred_score"][i][0]]}
+        for j, r in enumerate(records)
+        for i in range(8)
+    ]
+    import_scores(fresh_qwen_run, write_jsonl(tmp_path / "prm.jsonl", rows), "steps")
     store = RunStore.open(fresh_qwen_run)
     # one set per kind: plain names resolve (orm -> the per-sample set, prm -> the step set)
     last = compare_verifiers(store, parse_selectors("orm,prm"), [1, 8], aggregate="last")
@@ -221,9 +214,8 @@ def test_selectors_read_the_named_score_set_and_aggregate_steps(fresh_qwen_run, 
     with pytest.raises(OptionError, match="must be one of") as bad_aggregate:
         compare_verifiers(store, parse_selectors("prm=steps"), [8], aggregate="max")
     assert bad_aggregate.value.option == "aggregate"
-    with RunStore.open(fresh_qwen_run, writable=True) as writer:
-        rows = [{"problem_id": str(r["idx"]), "sample_idx": i, "score": -float(i)} for r in records for i in range(8)]
-        import_scores(writer, write_jsonl(tmp_path / "second.jsonl", rows), "second")
+    rows = [{"problem_id": str(r["idx"]), "sample_idx": i, "score": -float(i)} for r in records for i in range(8)]
+    import_scores(fresh_qwen_run, write_jsonl(tmp_path / "second.jsonl", rows), "second")
     with pytest.raises(ValueError, match="several score sets suit 'orm'"):
         compare_verifiers(store, parse_selectors("orm"), [8])
     # scores falling with the sample index: best-of-k picks the lowest index, so RM@8 is sample 0's correctness
@@ -269,17 +261,18 @@ def test_import_samples_refuses_malformed_files(tmp_path):
     with pytest.raises(RunStoreError, match="not empty"):
         (tmp_path / "taken").mkdir()
         (tmp_path / "taken" / "keep.txt").write_text("mine")
-        import_samples(write_jsonl(tmp_path / "ok.jsonl", [record]), tmp_path / "taken", SampleFields())
+        import_samples(write_jsonl(tmp_path / "ok.jsonl", [record]), tmp_path / "taken")
 
 
 def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
     """A run sampled by the (fake) engine: likelihood from recorded log-probs, majority from verdict answers."""
     from harness.metrics.selection import best_of_k
 
-    options = gsm8k_options(shared_data, tmp_path, samples=6, task_options={"shots": 0})
-    with sample(prepare(options), quiet=True, log=lambda *_: None) as store:
-        verify(store, workers=1, quiet=True)
-    store = RunStore.open(tmp_path / "run")
+    run_dir = sample(
+        "gsm8k", **fake_sample_arguments(shared_data, tmp_path, samples=6, task_options={"shots": 0})
+    ).run_dir
+    verify(run_dir, workers=1, progress="quiet")
+    store = RunStore.open(run_dir)
     result = compare_verifiers(store)
     names = [entry["selector"] for entry in result["selectors"]]
     assert names == ["coverage", "majority", "likelihood"]

@@ -26,16 +26,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from harness import import_samples, sample
 from harness.cli import app
 from harness.cli.app import REPORTED_ERRORS
 from harness.forecasting.forecast import METHODS, make_model, subsample
 from harness.metrics.counts import Counts, read_counts_jsonl
-from harness.pipeline.importing import import_samples, read_score_rows
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample_run
+from harness.pipeline.importing import read_score_rows
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
-from tests.support.helpers import FAKE_ENGINE, fake_model_dir, gsm8k_options
+from tests.support.helpers import FAKE_ENGINE, cli_flags, fake_model_dir, fake_sample_arguments
 
 PROBLEMS, SAMPLES = 6, 8
 USER_ERRORS = REPORTED_ERRORS  # what the CLI reports in one line (harness.cli.app); anything else is a bug
@@ -328,8 +327,10 @@ def test_a_lost_verdict_shard_gives_a_summary_that_says_what_it_covers(run_dir, 
 
 def test_samples_drawn_after_the_last_verify_are_named(run_dir, stored_run, shared_data):
     """As after a killed verify: samples stored, some without verdicts."""
-    options = gsm8k_options(shared_data, stored_run.parent, problems=PROBLEMS, samples=SAMPLES + 4, out=run_dir)
-    sample_run(prepare(options), progress_mode="quiet", log=lambda _: None).store.close()
+    sample(
+        "gsm8k",
+        **fake_sample_arguments(shared_data, stored_run.parent, problems=PROBLEMS, samples=SAMPLES + 4, out=run_dir),
+    )
     code, out, _, _ = ttc("analyze", run_dir, "--json")
     covered = json.loads(out)["summary"]["completeness"]
     assert code == 0 and covered["unverified"] == PROBLEMS * 4 and covered["problems_with_verdicts"] == PROBLEMS
@@ -368,6 +369,8 @@ def test_commands_that_write_into_a_run_wait_for_no_writer(run_dir):
 COUNTS = "monkey_business_pythia_math_10k_counts.jsonl"
 IMPORTED = "qwen25math_rm_maj_example_math_cot_100.jsonl"
 
+# ttc run / ttc sample on the fake engine, with placeholders that test_output_paths_are_checked_... fills in
+GSM8K_RUN = cli_flags(engine=FAKE_ENGINE, task="gsm8k", data="GSM8K", model="MODEL")
 OUTPUT_CASES = {
     "report over the manifest": (["report", "RUN", "--out", "RUN/manifest.json"], ("--out", "own manifest.json")),
     "report over summary.json": (["report", "RUN", "--out", "RUN/summary.json"], ("--out", "own summary.json")),
@@ -399,38 +402,8 @@ OUTPUT_CASES = {
         ("--out", "inside the run directory"),
     ),
     "import over a run": (["import-samples", "IMPORTED", "--out", "RUN"], ("holds a run already",)),
-    "run inside a run": (
-        [
-            "run",
-            "--engine",
-            FAKE_ENGINE,
-            "--task",
-            "gsm8k",
-            "--data",
-            "GSM8K",
-            "--model",
-            "MODEL",
-            "--out",
-            "RUN/samples/inner",
-        ],
-        ("--out", "inside the run directory"),
-    ),
-    "run below a file": (
-        [
-            "sample",
-            "--engine",
-            FAKE_ENGINE,
-            "--task",
-            "gsm8k",
-            "--data",
-            "GSM8K",
-            "--model",
-            "MODEL",
-            "--out",
-            "RUN/problems.jsonl/x",
-        ],
-        ("--out", "lies below"),
-    ),
+    "run inside a run": (["run", *GSM8K_RUN, "--out", "RUN/samples/inner"], ("--out", "inside the run directory")),
+    "run below a file": (["sample", *GSM8K_RUN, "--out", "RUN/problems.jsonl/x"], ("--out", "lies below")),
 }
 
 
@@ -514,22 +487,11 @@ def test_bad_lines_in_every_input_file_name_file_and_line(content, problem, run_
     imported = with_line(shared_data / IMPORTED, tmp_path / "import.jsonl", 5, content)
     refused("import-samples", imported, "--out", tmp_path / "imported", naming=(f"{imported}:5", problem))
     task = with_line(shared_data / "gsm8k_test.jsonl", tmp_path / "task.jsonl", 2, content)
+    fields = cli_flags(task="jsonl", data=task, prompt_field="question", answer_field="answer", out=tmp_path / "t")
     refused(
         "sample",
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        fake_model_dir(tmp_path),
-        "--task",
-        "jsonl",
-        "--data",
-        task,
-        "--prompt-field",
-        "question",
-        "--answer-field",
-        "answer",
-        "--out",
-        tmp_path / "t",
+        *cli_flags(engine=FAKE_ENGINE, model=fake_model_dir(tmp_path)),
+        *fields,
         naming=(f"{task}:2", problem),
     )
     assert not (tmp_path / "imported").exists() and not (tmp_path / "t").exists()
@@ -618,36 +580,13 @@ def test_a_verifier_that_cannot_load_fails_before_the_engine_starts(shared_data,
         raise AssertionError("the engine was started")
 
     monkeypatch.setattr(harness.pipeline.sample, "build_engine", no_engine)
-    common = [
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        fake_model_dir(tmp_path),
-        "--task",
-        "gsm8k",
-        "--data",
-        shared_data / "gsm8k_test.jsonl",
-        "--out",
-        tmp_path / "run",
-    ]
-    refused("run", *common, "--verifier", "nosuch:Class", naming=("nosuch",))
-    jsonl = [
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        fake_model_dir(tmp_path),
-        "--task",
-        "jsonl",
-        "--data",
-        shared_data / "gsm8k_test.jsonl",
-        "--prompt-field",
-        "question",
-        "--answer-field",
-        "answer",
-        "--out",
-        tmp_path / "run",
-    ]
-    refused("sample", *jsonl, "--verifier", "nosuch:Class", naming=("nosuch",))
+    engine = cli_flags(engine=FAKE_ENGINE, model=fake_model_dir(tmp_path), out=tmp_path / "run")
+    gsm8k = cli_flags(task="gsm8k", data=shared_data / "gsm8k_test.jsonl")
+    refused("run", *engine, *gsm8k, "--verifier", "nosuch:Class", naming=("nosuch",))
+    jsonl = cli_flags(
+        task="jsonl", data=shared_data / "gsm8k_test.jsonl", prompt_field="question", answer_field="answer"
+    )
+    refused("sample", *engine, *jsonl, "--verifier", "nosuch:Class", naming=("nosuch",))
     assert not (tmp_path / "run").exists()
 
 
@@ -816,7 +755,8 @@ def test_garbage_lines_in_counts_scores_and_import_files_are_named_by_line(share
 def imported(path: Path) -> tuple:
     """What importing ``path`` stores (in a fresh run directory beside it), comparable across files."""
     out = path.with_suffix(".run")
-    with import_samples(path, out) as store:
+    import_samples(path, out)
+    with RunStore.open(out) as store:
         counts = run_counts(store)
         texts = store.read_samples(["text"]).column("text").to_pylist()
         result = (counts.problem_ids.tolist(), counts.num_samples.tolist(), counts.num_correct.tolist(), texts)

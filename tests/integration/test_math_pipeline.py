@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from harness import analyze, sample, verify
 from harness.core.jsonl import read_jsonl
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult
-from harness.pipeline.analyze import analyze
-from harness.pipeline.options import SampleOptions
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample_run
-from harness.pipeline.verify import verify
+from harness.store import RunStore
 from tests.conftest import find_shared_data
 from tests.support.helpers import fake_model_dir
 
@@ -53,28 +50,21 @@ class ScriptedMathEngine(Engine):
 
 
 def test_math500_run_verifies_with_reasons_and_answers(shared_data, tmp_path):
-    options = SampleOptions(
-        task="math500",
-        data=str(shared_data / "math500_test.jsonl"),
-        task_options={"prompt_style": "chat"},
-        model=str(fake_model_dir(tmp_path)),
-        engine="tests.integration.test_math_pipeline:ScriptedMathEngine",
-        problems=PROBLEMS,
-        samples=SAMPLES,
-        out=tmp_path / "run",
-    )
-    store = sample_run(prepare(options), progress_mode="quiet").store
-    outcome = verify(store, workers=2, quiet=True)
-    assert outcome.verified == PROBLEMS * SAMPLES
-    assert dict(outcome.reasons) == {
+    engine, model = "tests.integration.test_math_pipeline:ScriptedMathEngine", fake_model_dir(tmp_path)
+    size = dict(problems=PROBLEMS, samples=SAMPLES, out=tmp_path / "run", progress="quiet")
+    data, chat = str(shared_data / "math500_test.jsonl"), {"prompt_style": "chat"}
+    run_dir = sample("math500", data=data, task_options=chat, model=model, engine=engine, **size).run_dir
+    outcome = verify(run_dir, workers=2, progress="quiet")
+    assert outcome["verified"] == PROBLEMS * SAMPLES
+    assert outcome["reasons"] == {
         "correct": PROBLEMS * SAMPLES // 2,
         "wrong": PROBLEMS * SAMPLES // 4,
         "no_answer": PROBLEMS * SAMPLES // 4,
     }
-    verdicts = store.read_verdicts(outcome.key).to_pylist()
+    verdicts = RunStore.open(run_dir).read_verdicts(outcome["verdict_set"]).to_pylist()
     answers = {(row["problem_id"], row["sample_idx"] % 4): row["answer"] for row in verdicts}
     for problem_id in {row["problem_id"] for row in verdicts}:
         assert answers[(problem_id, 0)] == answers[(problem_id, 1)]  # two spellings, one answer to count
-    summary = analyze(store)
+    summary = analyze(run_dir)
     assert summary["reasons"]["correct"] == PROBLEMS * SAMPLES // 2
-    assert verify(store, workers=2, quiet=True).verified == 0  # a rerun resumes: nothing left to judge
+    assert verify(run_dir, workers=2, progress="quiet")["verified"] == 0  # a rerun resumes: nothing left to judge

@@ -14,13 +14,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from harness import SamplingReport, sample
 from harness.core.errors import OptionError
 from harness.core.records import SamplingSettings
 from harness.engines.base import GenerationRequest
 from harness.engines.openai_engine import OpenAIEngine, OpenAIEngineError, split_by_length
 from harness.pipeline.options import SampleOptions
 from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample_run
 from harness.store import RunStore
 from tasks import load_task
 from tests.support import helpers
@@ -36,9 +36,10 @@ def no_ambient_openai_settings(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
-def options(shared_data: Path, tmp_path: Path, server: ScriptedServer, **engine_options) -> SampleOptions:
-    return SampleOptions(
-        task="gsm8k",
+def run(shared_data: Path, tmp_path: Path, server: ScriptedServer, **engine_options) -> SamplingReport:
+    """``harness.sample`` of GSM8K from ``server``: what it sampled."""
+    result = sample(
+        "gsm8k",
         data=str(shared_data / "gsm8k_test.jsonl"),
         model=MODEL,
         engine="openai",
@@ -47,13 +48,9 @@ def options(shared_data: Path, tmp_path: Path, server: ScriptedServer, **engine_
         samples=SAMPLES,
         max_tokens=64,
         out=tmp_path / "run",
+        progress="quiet",
     )
-
-
-def run(shared_data: Path, tmp_path: Path, server: ScriptedServer, **engine_options):
-    report = sample_run(prepare(options(shared_data, tmp_path, server, **engine_options)), "quiet", log=lambda _: None)
-    report.store.close()
-    return report
+    return result.sampling
 
 
 PROMPT_INDEX: dict[str, int] = {}
@@ -104,7 +101,8 @@ def test_samples_are_stored_exactly_with_n_per_request(shared_data, tmp_path, ma
     assert sorted(call.payload.get("n", 1) for call in calls) == sorted(chunks * PROBLEMS)
     assert all(call.path == "/v1/completions" and call.payload["logprobs"] == 0 for call in calls)
     assert all(call.payload["stream"] and call.payload["stream_options"] == {"include_usage": True} for call in calls)
-    assert report.session.status == "complete" and report.session.samples == PROBLEMS * SAMPLES
+    session = report["session"]
+    assert session is not None and session["status"] == "complete" and session["samples"] == PROBLEMS * SAMPLES
     manifest = RunStore.open(tmp_path / "run").manifest
     assert manifest["config"]["model"] == f"{MODEL}@127.0.0.1" and manifest["config"]["engine"] == "openai"
     assert manifest["config"]["sample_defining"] == {}
@@ -130,7 +128,7 @@ def test_transient_faults_are_retried_and_the_run_finishes(shared_data, tmp_path
 
     with ScriptedServer(script) as server:
         report = run(shared_data, tmp_path, server, request_timeout=0.5)
-    assert report.session.status == "complete"
+    assert report["session"]["status"] == "complete"
     assert_exact(tmp_path / "run")
     attempts = Counter(problem_index(call) for call in server.sampling_calls())
     assert attempts == {0: 2, 1: 3, 2: 2, 3: 2, 4: 2}
@@ -163,7 +161,7 @@ def test_a_request_failing_for_good_stops_the_run_and_a_rerun_resumes(shared_dat
 
     with ScriptedServer() as healthy:
         report = run(shared_data, tmp_path, healthy)
-    assert report.already_stored == 2 * SAMPLES and report.session.status == "complete"
+    assert report["already_stored"] == 2 * SAMPLES and report["session"]["status"] == "complete"
     assert sorted(problem_index(call) for call in healthy.sampling_calls()) == [2, 3, 4], "only what was missing"
     assert_exact(tmp_path / "run")
 
@@ -223,7 +221,7 @@ def test_streamed_tokens_are_reported_while_the_answer_arrives():
 def test_a_stream_that_ends_early_is_retried(shared_data, tmp_path):
     with ScriptedServer(lambda call: Fault("short_stream") if call.attempt == 0 else None) as server:
         report = run(shared_data, tmp_path, server)
-    assert report.session.status == "complete"
+    assert report["session"]["status"] == "complete"
     assert_exact(tmp_path / "run")
     assert Counter(problem_index(call) for call in server.sampling_calls()) == dict.fromkeys(range(PROBLEMS), 2)
 
@@ -305,14 +303,25 @@ def test_model_names_a_served_model_never_a_local_checkpoint(shared_data, tmp_pa
     [
         ("concurrency", 0, "must be at least 1, got 0"),
         ("request_timeout", 0.0, "must be positive, got 0.0"),
-        ("max_retries", -1, "must be 0 or more, got -1"),
+        ("max_retries", -1, "must be at least 0, got -1"),
         ("max_n_per_request", 0, "must be at least 1, got 0"),
+        ("concurrency", "8", "must be an integer, got '8'"),
     ],
 )
-def test_bad_options_are_named_before_any_connection(option, value, message):
-    with pytest.raises(OptionError, match=f"^{option}: {message}$") as error:
-        OpenAIEngine(MODEL, base_url="http://127.0.0.1:1/v1", **{option: value})
-    assert error.value.option == option
+def test_bad_options_are_named_before_any_connection(shared_data, tmp_path, option, value, message):
+    with pytest.raises(OptionError, match=f"^engine_options.{option}: {message}$") as error:
+        sample(
+            "gsm8k",
+            data=str(shared_data / "gsm8k_test.jsonl"),
+            model=MODEL,
+            engine="openai",
+            engine_options={"base_url": "http://127.0.0.1:1/v1", option: value},
+            out=tmp_path / "run",
+        )
+    assert error.value.option == f"engine_options.{option}"
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(OptionError, match=f"^{option}: {message}$"):
+        OpenAIEngine.check_options({option: value})
 
 
 def test_an_unreachable_server_is_reported_before_sampling():
@@ -423,4 +432,11 @@ def test_cli_stops_with_a_clear_error_when_the_server_keeps_failing(shared_data,
 
 def test_cli_refuses_server_options_for_other_engines(shared_data, tmp_path):
     refused = ttc("sample", "--engine", "vllm", "--base-url", "http://127.0.0.1:1/v1", "--concurrency", "4")
-    assert refused.returncode == 2 and "--base-url, --concurrency: only for --engine openai" in refused.stderr
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.startswith(
+        "error: --base-url: engine 'vllm' does not accept this option; its options: dtype,"
+    )
+    parallel = ttc("sample", "--engine", "openai", "--model", MODEL, "--tensor-parallel-size", "2", "--quiet")
+    assert (
+        parallel.returncode == 2 and "error: --tensor-parallel-size: engine 'openai' does not accept" in parallel.stderr
+    )

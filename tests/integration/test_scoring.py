@@ -9,17 +9,13 @@ import pytest
 
 import harness.engines.reward_models
 import harness.pipeline.score
-from harness.core.errors import RunStoreError
-from harness.pipeline.importing import import_samples
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample
-from harness.pipeline.score import ScoringOptions, score_run
+from harness import OptionError, RunStoreError, import_samples, sample, score
 from harness.store import RunStore
 from tests.support import helpers
-from tests.support.helpers import gsm8k_options
+from tests.support.helpers import cli_flags, fake_sample_arguments
 from tests.support.tiny_reward_models import STEP_TOKEN, tiny_outcome_reward_model, tiny_process_reward_model
 
-QUIET = dict(progress_mode="quiet", log=lambda *_: None)
+QUIET = dict(progress="quiet")
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +30,7 @@ def process_model(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sampled_run(shared_data, tmp_path) -> Path:
-    options = gsm8k_options(shared_data, tmp_path, problems=5, samples=4, task_options={"shots": 0})
-    sample(prepare(options), quiet=True, log=lambda *_: None).close()
-    return tmp_path / "run"
+    return sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path, task_options={"shots": 0})).run_dir
 
 
 @pytest.fixture
@@ -59,7 +53,7 @@ def stepwise_run(tmp_path) -> Path:
     ]
     source = tmp_path / "steps.jsonl"
     source.write_text("".join(json.dumps(record) + "\n" for record in records))
-    import_samples(source, tmp_path / "steps-run").close()
+    import_samples(source, tmp_path / "steps-run")
     return tmp_path / "steps-run"
 
 
@@ -95,7 +89,7 @@ def stored_scores(run: Path, name: str) -> dict[tuple[str, int], dict]:
 
 
 def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outcome_model, monkeypatch):
-    options = ScoringOptions(model=str(outcome_model), backend="transformers", batch_size=3, name="rm")
+    options = dict(backend="transformers", batch_size=3, name="rm", **QUIET)
     original = harness.engines.reward_models.TransformersRewardModel.score
     calls = []
 
@@ -107,21 +101,20 @@ def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outc
 
     monkeypatch.setattr(harness.pipeline.score, "FLUSH_ROWS", 3)  # store after every batch
     monkeypatch.setattr(harness.engines.reward_models.TransformersRewardModel, "score", crash_on_third_batch)
-    with RunStore.open(sampled_run, writable=True) as store, pytest.raises(KeyboardInterrupt):
-        score_run(store, options, **QUIET)
+    with pytest.raises(KeyboardInterrupt):
+        score(sampled_run, outcome_model, **options)
     assert len(stored_scores(sampled_run, "rm")) == 6, "the two finished batches were kept"
 
     monkeypatch.setattr(harness.engines.reward_models.TransformersRewardModel, "score", original)
-    with RunStore.open(sampled_run, writable=True) as store:
-        outcome = score_run(store, options, **QUIET)
-        assert outcome.scored == 14 and outcome.backend == "transformers"
-        assert score_run(store, options, **QUIET).scored == 0, "nothing left to score"
-        assert store.score_sets()["rm"] == {
-            "kind": "orm",
-            "model": str(outcome_model.resolve()),
-            "template": "chat",
-            "max_length": 4096,
-        }
+    outcome = score(sampled_run, outcome_model, **options)
+    assert outcome["scored"] == 14 and outcome["backend"] == "transformers"
+    assert score(sampled_run, outcome_model, **options)["scored"] == 0, "nothing left to score"
+    assert RunStore.open(sampled_run).score_sets()["rm"] == {
+        "kind": "orm",
+        "model": str(outcome_model.resolve()),
+        "template": "chat",
+        "max_length": 4096,
+    }
 
     scores = stored_scores(sampled_run, "rm")
     assert len(scores) == 20
@@ -137,14 +130,12 @@ def test_outcome_model_scores_every_sample_batched_and_resumes(sampled_run, outc
 
 
 def test_process_model_scores_each_step(stepwise_run, process_model):
-    options = ScoringOptions(
-        model=str(process_model), kind="prm", backend="transformers", batch_size=4, step_token=STEP_TOKEN
+    outcome = score(
+        stepwise_run, process_model, kind="prm", backend="transformers", batch_size=4, step_token=STEP_TOKEN, **QUIET
     )
-    with RunStore.open(stepwise_run, writable=True) as store:
-        outcome = score_run(store, options, **QUIET)
-    assert outcome.scored == 6 and outcome.name == "prm-tiny-prm"
-    assert RunStore.open(stepwise_run).score_sets()[outcome.name]["step_rule"] == "blank-lines"
-    scores = stored_scores(stepwise_run, outcome.name)
+    assert outcome["scored"] == 6 and outcome["score_set"] == "prm-tiny-prm"
+    assert RunStore.open(stepwise_run).score_sets()[outcome["score_set"]]["step_rule"] == "blank-lines"
+    scores = stored_scores(stepwise_run, outcome["score_set"])
     step_counts = {("0", 0): 3, ("0", 1): 1, ("0", 2): 2, ("1", 0): 1, ("1", 1): 4, ("1", 2): 1}
     store = RunStore.open(stepwise_run)
     texts = {(r["problem_id"], r["sample_idx"]): r["text"] for r in store.read_samples(columns=["text"]).to_pylist()}
@@ -157,20 +148,19 @@ def test_process_model_scores_each_step(stepwise_run, process_model):
 
 
 def test_scoring_refuses_what_it_cannot_do(sampled_run, outcome_model, process_model):
-    with RunStore.open(sampled_run, writable=True) as store:
-        with pytest.raises(ValueError, match="step_token: a process reward model needs the token after each step"):
-            score_run(store, ScoringOptions(model=str(process_model), kind="prm", backend="transformers"), **QUIET)
-        with pytest.raises(ValueError, match="must be one"):
-            score_run(store, ScoringOptions(model=str(process_model), kind="prm", step_token="two words"), **QUIET)
-        with pytest.raises(ValueError, match="kind: must be one of orm, prm"):
-            ScoringOptions(model=str(outcome_model), kind="grm")
-        with pytest.raises(ValueError, match="backend: must be one of auto, vllm, transformers"):
-            ScoringOptions(model=str(outcome_model), backend="onnx")
-        score_run(
-            store, ScoringOptions(model=str(outcome_model), backend="transformers", name="rm", max_length=64), **QUIET
-        )
-        with pytest.raises(RunStoreError, match="max_length: stored 64, requested 4096"):
-            score_run(store, ScoringOptions(model=str(outcome_model), backend="transformers", name="rm"), **QUIET)
+    with pytest.raises(ValueError, match="step_token: a process reward model needs the token after each step"):
+        score(sampled_run, process_model, kind="prm", backend="transformers", **QUIET)
+    with pytest.raises(ValueError, match="must be one"):
+        score(sampled_run, process_model, kind="prm", step_token="two words", **QUIET)
+    with pytest.raises(ValueError, match="kind: must be one of orm, prm"):
+        score(sampled_run, outcome_model, kind="grm")
+    with pytest.raises(ValueError, match="backend: must be one of auto, vllm, transformers"):
+        score(sampled_run, outcome_model, backend="onnx")
+    with pytest.raises(OptionError, match="batch_size: must be an integer, got '8'"):
+        score(sampled_run, outcome_model, batch_size="8")
+    score(sampled_run, outcome_model, backend="transformers", name="rm", max_length=64, **QUIET)
+    with pytest.raises(RunStoreError, match="max_length: stored 64, requested 4096"):
+        score(sampled_run, outcome_model, backend="transformers", name="rm", **QUIET)
 
 
 def ttc(*args: str) -> subprocess.CompletedProcess:
@@ -184,20 +174,8 @@ def test_vllm_backend_gives_the_transformers_scores(sampled_run, stepwise_run, o
     for run, model, kind in ((sampled_run, outcome_model, "orm"), (stepwise_run, process_model, "prm")):
         extra = ["--step-token", STEP_TOKEN] if kind == "prm" else []
         for backend in ("transformers", "vllm"):
-            done = ttc(
-                "score",
-                str(run),
-                "--model",
-                str(model),
-                "--kind",
-                kind,
-                "--backend",
-                backend,
-                "--name",
-                f"{kind}-{backend}",
-                *extra,
-                *common,
-            )
+            options = cli_flags(model=model, kind=kind, backend=backend, name=f"{kind}-{backend}")
+            done = ttc("score", str(run), *options, *extra, *common)
             assert done.returncode == 0, done.stderr[-3000:]
         by_transformers = stored_scores(run, f"{kind}-transformers")
         by_vllm = stored_scores(run, f"{kind}-vllm")

@@ -6,16 +6,18 @@ import json
 import numpy as np
 import pytest
 
-from harness.core.errors import RunStoreError
-from harness.pipeline.analyze import analyze
-from harness.pipeline.options import DEFAULT_RUN
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample
-from harness.pipeline.verify import verify
+from harness import DEFAULT_RUN, RunStoreError, analyze, sample, verify
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.support.fake_engine import fake_text
-from tests.support.helpers import gsm8k_options
+from tests.support.helpers import fake_sample_arguments
+
+
+def sampled(shared_data, root, **overrides) -> RunStore:
+    """The run ``harness.sample`` leaves (GSM8K on the fake engine, 5 x 4 unless ``overrides`` say otherwise),
+    open for writing."""
+    result = sample("gsm8k", **fake_sample_arguments(shared_data, root, **overrides))
+    return RunStore.open(result.run_dir, writable=True)
 
 
 def stored_keys(store: RunStore) -> list[tuple[str, int]]:
@@ -24,8 +26,7 @@ def stored_keys(store: RunStore) -> list[tuple[str, int]]:
 
 
 def test_sampling_stores_every_sample_once_with_its_metadata(shared_data, tmp_path):
-    store = sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
-    with store:
+    with sampled(shared_data, tmp_path) as store:
         table = store.read_samples()
         assert table.num_rows == 5 * 4
         assert len(set(stored_keys(store))) == 20
@@ -52,13 +53,11 @@ def test_rerun_generates_only_what_is_missing_and_extends_budgets(shared_data, t
         return engine
 
     monkeypatch.setattr(harness.pipeline.sample, "build_engine", recording_engine)
-    quiet = dict(quiet=True, log=lambda *_: None)
-    sample(prepare(gsm8k_options(shared_data, tmp_path)), **quiet).close()
-    sample(prepare(gsm8k_options(shared_data, tmp_path)), **quiet).close()
+    sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path))
+    sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path))
     assert len(seen) == 1, "a complete run must not start the engine again"
 
-    store = sample(prepare(gsm8k_options(shared_data, tmp_path, samples=6, problems=7)), **quiet)
-    with store:
+    with sampled(shared_data, tmp_path, samples=6, problems=7) as store:
         requests = seen[-1].requests_seen
         # 5 old problems get indices 4..5; 2 new problems get 0..5
         assert sorted((r.problem_id, r.first_index, r.n) for r in requests) == sorted(
@@ -73,18 +72,17 @@ def test_rerun_generates_only_what_is_missing_and_extends_budgets(shared_data, t
 
 
 def test_different_configuration_is_refused_and_nothing_is_touched(shared_data, tmp_path):
-    sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None).close()
+    sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path))
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file()}
     with pytest.raises(RunStoreError) as error:
-        sample(prepare(gsm8k_options(shared_data, tmp_path, temperature=0.3)), quiet=True, log=lambda *_: None)
+        sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path, temperature=0.3))
     assert f"sampling.temperature: stored {DEFAULT_RUN['temperature']}, requested 0.3" in str(error.value)
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == {name: t for name, t in before.items() if name != ".lock"}
 
 
 def test_second_writer_is_locked_out(shared_data, tmp_path):
-    store = sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
-    with store:
+    with sampled(shared_data, tmp_path):
         with pytest.raises(RunStoreError, match="in use by another ttc process"):
             RunStore.open(tmp_path / "run", writable=True)
         RunStore.open(tmp_path / "run")  # readers are welcome
@@ -94,13 +92,12 @@ def test_refuses_to_turn_a_non_empty_foreign_directory_into_a_run(shared_data, t
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "precious.txt").write_text("keep me")
     with pytest.raises(RunStoreError, match="not empty"):
-        sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
+        sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path))
     assert (tmp_path / "run" / "precious.txt").read_text() == "keep me"
 
 
 def test_partial_writes_and_duplicate_shards_never_reach_readers(shared_data, tmp_path):
-    store = sample(prepare(gsm8k_options(shared_data, tmp_path)), quiet=True, log=lambda *_: None)
-    store.close()
+    sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path))
     samples_dir = tmp_path / "run" / "samples"
     (samples_dir / ".tmp-part-garbage.parquet").write_bytes(b"half a parquet file")
     with RunStore.open(tmp_path / "run", writable=True) as store:
@@ -114,11 +111,11 @@ def test_partial_writes_and_duplicate_shards_never_reach_readers(shared_data, tm
 
 
 def test_verify_and_analyze_resume_and_count_exactly(shared_data, tmp_path):
-    store = sample(prepare(gsm8k_options(shared_data, tmp_path, samples=10)), quiet=True, log=lambda *_: None)
-    with store:
-        outcome = verify(store, workers=2, quiet=True)
-        assert outcome.verified == 50
-        assert verify(store, workers=2, quiet=True).verified == 0  # nothing left to judge
+    run_dir = sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path, samples=10)).run_dir
+    assert verify(run_dir, workers=2, progress="quiet")["verified"] == 50
+    assert verify(run_dir, workers=2, progress="quiet")["verified"] == 0  # nothing left to judge
+    summary = analyze(run_dir)
+    with RunStore.open(run_dir) as store:
         counts = run_counts(store)
         table = store.read_samples(columns=["text", "problem_id"])
         references = {p.problem_id: p.reference["answer"] for p in store.problems()}
@@ -128,7 +125,6 @@ def test_verify_and_analyze_resume_and_count_exactly(shared_data, tmp_path):
         assert sum(expected.values()) > 0, "the check needs some correct samples to mean anything"
         assert dict(zip(counts.problem_ids, counts.num_correct.tolist())) == expected
         assert np.all(counts.num_samples == 10)
-        summary = analyze(store)
         assert summary["pass_at_k"][0]["k"] == 1 and summary["pass_at_k"][-1]["k"] == 10
         assert summary["pass_at_1"] == pytest.approx(sum(expected.values()) / 50)
         assert json.loads((tmp_path / "run" / "summary.json").read_text())["problems"] == 5
@@ -142,10 +138,8 @@ def test_verify_and_analyze_resume_and_count_exactly(shared_data, tmp_path):
 
 def test_engine_wide_seeds_differ_between_sessions_so_extensions_never_replay(shared_data, tmp_path):
     engine = "tests.support.fake_engine:EngineSeededFakeEngine"
-    quiet = dict(quiet=True, log=lambda *_: None)
-    sample(prepare(gsm8k_options(shared_data, tmp_path, engine=engine, problems=1, samples=3)), **quiet).close()
-    store = sample(prepare(gsm8k_options(shared_data, tmp_path, engine=engine, problems=1, samples=6)), **quiet)
-    with store:
+    sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path, engine=engine, problems=1, samples=3))
+    with sampled(shared_data, tmp_path, engine=engine, problems=1, samples=6) as store:
         table = store.read_samples()
         seeds = table.column("seed").to_pylist()
         assert len(set(seeds[:3])) == 1 and len(set(seeds[3:])) == 1 and seeds[0] != seeds[3]

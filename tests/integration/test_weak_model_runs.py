@@ -18,13 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
+from harness import analyze, load_run, sample, verify
 from harness.core.records import Problem
-from harness.pipeline.analyze import analyze
-from harness.pipeline.options import SampleOptions
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample_run
-from harness.pipeline.verify import verify
-from harness.reporting.html import write_report
 from harness.reporting.terminal import print_summary
 from harness.store.shards import VERDICT_SCHEMA
 from tasks import load_task
@@ -130,8 +125,8 @@ def test_weak_model_run_verifies_analyses_and_reports(task, scenario, shared, tm
         problem.problem_id: [make[kind](problem) for kind in kinds]
         for problem, kinds in zip(problems, SCENARIOS[scenario])
     }
-    options = SampleOptions(
-        task=name,
+    run_dir = sample(
+        name,
         data=data,
         task_options=task_options,
         model=str(scripted_model_dir(tmp_path, script)),
@@ -139,15 +134,14 @@ def test_weak_model_run_verifies_analyses_and_reports(task, scenario, shared, tm
         problems=PROBLEMS,
         samples=SAMPLES,
         out=tmp_path / "run",
-    )
-    store = sample_run(prepare(options), progress_mode="quiet", log=lambda message: None).store
-    with store:
-        outcome = verify(store, workers=1, progress_mode="quiet")
-        assert outcome.verified == PROBLEMS * SAMPLES
-        for path in (store.path / "verdicts" / outcome.key).glob("part-*.parquet"):
-            assert pq.read_schema(path).remove_metadata() == VERDICT_SCHEMA
-        summary = analyze(store)
-        report = write_report(store, summary)
+        progress="quiet",
+    ).run_dir
+    outcome = verify(run_dir, workers=1, progress="quiet")
+    assert outcome["verified"] == PROBLEMS * SAMPLES
+    for path in (run_dir / "verdicts" / outcome["verdict_set"]).glob("part-*.parquet"):
+        assert pq.read_schema(path).remove_metadata() == VERDICT_SCHEMA
+    summary = analyze(run_dir)
+    report = load_run(run_dir).report()
 
     expected_correct = 1 if scenario == "mixed" else 0
     assert summary["correct"] == expected_correct and summary["samples"] == PROBLEMS * SAMPLES

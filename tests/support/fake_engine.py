@@ -37,14 +37,16 @@ class FakeEngine(Engine):
     ``crash_marker``, a path: the first engine to finish a request while that file does not exist creates it and
     kills its own process (a replica that dies mid-run)."""
 
-    def __init__(self, model: str, **options: Any) -> None:
+    def __init__(
+        self, model: str, *, delay: float | None = None, crash_marker: str | None = None, **options: Any
+    ) -> None:
         if os.environ.get("TTC_FAKE_START_OUTPUT"):
             print(os.environ["TTC_FAKE_START_OUTPUT"], file=sys.stderr, flush=True)
         if os.environ.get("TTC_FAKE_START_FAILS"):
             raise RuntimeError("the fake engine failed to start")
         self.model = model
-        self.delay = float(options.get("delay", os.environ.get("TTC_FAKE_DELAY", "0")))
-        self.crash_marker = options.get("crash_marker")
+        self.delay = float(os.environ.get("TTC_FAKE_DELAY", "0")) if delay is None else delay
+        self.crash_marker = crash_marker
         self.token_delay = float(os.environ.get("TTC_FAKE_TOKEN_DELAY", "0"))
         self.requests_seen: list[GenerationRequest] = []
 

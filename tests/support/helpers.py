@@ -62,33 +62,42 @@ def fake_run_arguments(shared_data: Path, root: Path, **overrides: Any) -> dict[
     return arguments
 
 
+def cli_flags(**options: object) -> list[str]:
+    """Command-line flags: ``max_tokens=64`` is ``--max-tokens 64``, True the flag alone, a list the flag once
+    per item; None and False give nothing."""
+    flags: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if item is True:
+                flags.append(flag)
+            elif item is not None and item is not False:
+                flags += [flag, str(item)]
+    return flags
+
+
 def fake_run_args(shared_data: Path, root: Path, command: str, problems: int, samples: int, *extra: str) -> list[str]:
     """``ttc COMMAND`` arguments for GSM8K on the fake engine into ``root/run``, then ``extra``."""
-    return [
-        command,
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        str(fake_model_dir(root)),
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--problems",
-        str(problems),
-        "--samples",
-        str(samples),
-        "--out",
-        str(root / "run"),
-        *extra,
-    ]
+    data = shared_data / "gsm8k_test.jsonl"
+    model = fake_model_dir(root)
+    flags = cli_flags(engine=FAKE_ENGINE, model=model, task="gsm8k", data=data, problems=problems, samples=samples)
+    return [command, *flags, *cli_flags(out=root / "run"), *extra]
+
+
+def fake_sample_arguments(shared_data: Path, root: Path, **overrides: Any) -> dict[str, Any]:
+    """``harness.sample`` arguments (task aside: GSM8K) of ``fake_run_arguments``, 5 problems x 4 samples unless
+    ``overrides`` say otherwise."""
+    arguments = fake_run_arguments(shared_data, root, problems=5, samples=4)
+    del arguments["workers"]  # the verify step's
+    return {**arguments, **overrides}
 
 
 def gsm8k_options(shared_data: Path, root: Path, **overrides: Any) -> SampleOptions:
-    """The sampling options of ``fake_run_arguments`` (5 problems x 4 samples unless ``overrides`` say otherwise)."""
-    arguments = fake_run_arguments(shared_data, root, problems=5, samples=4)
-    del arguments["workers"], arguments["progress"]  # the verify step's and the terminal's, not sampling's
-    return SampleOptions(task="gsm8k", **{**arguments, **overrides})
+    """The ``SampleOptions`` of ``fake_sample_arguments``, for tests of the steps' internals (prepare)."""
+    arguments = fake_sample_arguments(shared_data, root, **overrides)
+    del arguments["progress"]  # the terminal's, not sampling's
+    return SampleOptions(task="gsm8k", **arguments)
 
 
 def process_tree(pid: int) -> dict[int, int]:

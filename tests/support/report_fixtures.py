@@ -8,12 +8,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from harness import sample, verify
 from harness.core.records import SamplingSettings
 from harness.engines.base import GenerationRequest, GenerationResult
-from harness.pipeline.options import SampleOptions
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample_run
-from harness.pipeline.verify import verify
 from tests.support.fake_engine import FAKE_ANSWERS, FakeEngine
 from tests.support.helpers import FAKE_ENGINE
 from verifiers.base import TIMEOUT, Verdict
@@ -39,8 +36,8 @@ def verified_fake_run(
 ) -> Path:
     """A run sampled on the fake engine and verified (not analysed) in ``out``: the level problems in ``data`` as
     a JSONL task, or ``task`` on ``data`` with its default options. Returns ``out``."""
-    options = SampleOptions(
-        task=task,
+    sample(
+        task,
         data=str(data),
         task_options=LEVEL_TASK_OPTIONS if task == "jsonl" else {},
         model=str(model),
@@ -49,9 +46,9 @@ def verified_fake_run(
         samples=samples,
         seed=seed,
         out=out,
+        progress="quiet",
     )
-    with sample_run(prepare(options), progress_mode="quiet").store as store:
-        verify(store, workers=1, quiet=True)
+    verify(out, workers=1, progress="quiet")
     return out
 
 

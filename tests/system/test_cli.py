@@ -6,7 +6,7 @@ import pytest
 
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
-from tests.support.helpers import FAKE_ENGINE, fake_model_dir, fake_run_args, ttc
+from tests.support.helpers import FAKE_ENGINE, cli_flags, fake_model_dir, fake_run_args, ttc
 
 
 def test_custom_jsonl_task_with_fields_stop_strings_and_verifier(tmp_path):
@@ -16,39 +16,9 @@ def test_custom_jsonl_task_with_fields_stop_strings_and_verifier(tmp_path):
         for i in range(6)
     ]
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    done = ttc(
-        "run",
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        str(fake_model_dir(tmp_path)),
-        "--task",
-        "jsonl",
-        "--data",
-        str(data),
-        "--prompt-field",
-        "q",
-        "--answer-field",
-        "a",
-        "--id-field",
-        "uid",
-        "--metadata-field",
-        "topic",
-        "--stop",
-        "\n\n",
-        "--stop",
-        "Q:",
-        "--verifier",
-        "numeric",
-        "--problems",
-        "0",
-        "--samples",
-        "3",
-        "--out",
-        str(tmp_path / "run"),
-        "--workers",
-        "1",
-    )
+    fields = cli_flags(prompt_field="q", answer_field="a", id_field="uid", metadata_field="topic", stop=["\n\n", "Q:"])
+    flags = cli_flags(engine=FAKE_ENGINE, model=fake_model_dir(tmp_path), task="jsonl", data=data, verifier="numeric")
+    done = ttc("run", *flags, *fields, *cli_flags(problems=0, samples=3, out=tmp_path / "run", workers=1))
     assert done.returncode == 0, done.stderr[-3000:]
     store = RunStore.open(tmp_path / "run")
     problems = store.problems()
@@ -76,7 +46,9 @@ def test_options_a_task_does_not_take_are_refused_clearly(tmp_path):
         str(tmp_path / "run"),
     )
     assert done.returncode == 2
-    assert "error: task 'humaneval' does not accept these options ['shots']" in done.stderr
+    assert done.stderr.splitlines() == [
+        "error: --shots: task 'humaneval' does not accept this option; its options: prompt_style, prompt_template"
+    ]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "run").exists(), "a refused command creates nothing"
 

@@ -19,7 +19,7 @@ from harness.engines.engine_log import ENGINE_LOG
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.support import helpers
-from tests.support.helpers import command_line, process_tree, survivors
+from tests.support.helpers import cli_flags, command_line, process_tree, survivors
 from tests.support.tiny_reward_models import tiny_outcome_reward_model
 
 pytestmark = pytest.mark.slow
@@ -43,22 +43,9 @@ def ttc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def gsm8k_args(shared_data: Path, out: Path, samples: int) -> list[str]:
     # a tenth of the memory (vLLM's CPU default here is 0.3): the engine starts beside other engines on the machine
-    return [
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--problems",
-        "2",
-        "--samples",
-        str(samples),
-        "--max-tokens",
-        "64",
-        "--gpu-memory-utilization",
-        "0.1",
-        "--out",
-        str(out),
-    ]
+    data = shared_data / "gsm8k_test.jsonl"
+    flags = cli_flags(task="gsm8k", data=data, problems=2, samples=samples, max_tokens=64, out=out)
+    return [*flags, *cli_flags(gpu_memory_utilization=0.1)]
 
 
 def assert_clean(done: subprocess.CompletedProcess, what: str) -> None:
@@ -84,22 +71,8 @@ def test_engine_commands_exit_cleanly_and_keep_the_terminal_for_ttc(shared_data,
 
     model = tiny_outcome_reward_model(tmp_path / "tiny-orm")
     for name in ("first", "second"):
-        done = ttc(
-            "score",
-            str(run),
-            "--model",
-            str(model),
-            "--backend",
-            "vllm",
-            "--name",
-            name,
-            "--dtype",
-            "float32",
-            "--gpu-memory-utilization",
-            "0.1",
-            "--max-length",
-            "512",
-        )
+        options = cli_flags(model=model, backend="vllm", name=name, dtype="float32", gpu_memory_utilization=0.1)
+        done = ttc("score", str(run), *options, *cli_flags(max_length=512))
         assert_clean(done, f"ttc score --name {name}")
         assert RunStore.open(run).scores(name).read().num_rows == 6
     log = (run / ENGINE_LOG).read_text(errors="replace")

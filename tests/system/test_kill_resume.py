@@ -16,7 +16,7 @@ from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
 from tests.support.fake_engine import fake_text
-from tests.support.helpers import command_line, fake_run_args, process_tree, survivors
+from tests.support.helpers import cli_flags, command_line, fake_run_args, process_tree, survivors
 
 PROBLEMS, SAMPLES = 24, 6
 
@@ -85,11 +85,7 @@ def test_kill_during_verification_then_resume(shared_data, tmp_path):
     verify = [
         "verify",
         str(run),
-        "--quiet",
-        "--workers",
-        "2",
-        "--verifier",
-        "tests.support.slow_verifier:SlowNumericVerifier",
+        *cli_flags(quiet=True, workers=2, verifier="tests.support.slow_verifier:SlowNumericVerifier"),
     ]
     store = RunStore.open(run)
     key_folder = None
@@ -125,11 +121,7 @@ def test_kill_during_verification_ends_workers_math_workers_and_sandboxes(shared
     verify = [
         "verify",
         str(run),
-        "--quiet",
-        "--workers",
-        "2",
-        "--verifier",
-        "tests.support.slow_verifier:LingeringVerifier",
+        *cli_flags(quiet=True, workers=2, verifier="tests.support.slow_verifier:LingeringVerifier"),
     ]
     process = ttc(*verify, delay=0.0, TTC_LINGER_SECONDS="60")
     deadline = time.monotonic() + 120

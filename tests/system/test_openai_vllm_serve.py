@@ -19,6 +19,7 @@ from harness.engines.models import embedded_model
 from harness.engines.vllm_engine import VLLMEngine, cpu_environment_defaults, is_cpu_platform
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
+from tests.support.helpers import cli_flags
 
 pytestmark = pytest.mark.slow
 
@@ -117,32 +118,9 @@ def test_ttc_run_against_vllm_serve(shared_data, tmp_path):
 
 
 def check_run_against(base_url: str, log_path: Path, start_seconds: float, shared_data: Path, out: Path) -> None:
-    args = [
-        sys.executable,
-        "-m",
-        "harness.cli",
-        "run",
-        "--engine",
-        "openai",
-        "--base-url",
-        base_url,
-        "--model",
-        SERVED_NAME,
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--problems",
-        "2",
-        "--samples",
-        "4",
-        "--max-tokens",
-        "96",
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-    ]
+    server = cli_flags(engine="openai", base_url=base_url, model=SERVED_NAME)
+    run = cli_flags(task="gsm8k", data=shared_data / "gsm8k_test.jsonl", problems=2, samples=4, max_tokens=96)
+    args = [sys.executable, "-m", "harness.cli", "run", *server, *run, *cli_flags(out=out, workers=1)]
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
     began = time.monotonic()
     done = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)

@@ -17,17 +17,24 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness.core.errors import EngineError, OptionError
-from harness.engines.ray_pool import ScaleOut, replica_resources
-from harness.engines.vllm_engine import VLLMEngine
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample_run
-from harness.store import RunStore
-from tests.conftest import REPO_ROOT
-from tests.support.helpers import FAKE_ENGINE, fake_model_dir, gsm8k_options, process_tree, survivors
-
-ray = pytest.importorskip("ray")  # the harness imports Ray only where it scales out
+ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
+
+from harness import SamplingReport  # noqa: E402 - imported once Ray is known to be installed
+from harness import sample as sample_step  # noqa: E402 - imported once Ray is known to be installed
+from harness.core.errors import EngineError, OptionError  # noqa: E402 - imported once Ray is known to be installed
+from harness.engines.ray_pool import replica_resources  # noqa: E402 - imported once Ray is known to be installed
+from harness.engines.vllm_engine import VLLMEngine  # noqa: E402 - imported once Ray is known to be installed
+from harness.store import RunStore  # noqa: E402 - imported once Ray is known to be installed
+from tests.conftest import REPO_ROOT  # noqa: E402 - imported once Ray is known to be installed
+from tests.support.helpers import (  # noqa: E402 - imported once Ray is known to be installed
+    FAKE_ENGINE,
+    cli_flags,
+    fake_model_dir,
+    fake_sample_arguments,
+    process_tree,
+    survivors,
+)
 
 TTC = str(Path(sys.executable).with_name("ttc"))
 
@@ -41,12 +48,9 @@ def local_ray():
     ray.shutdown()
 
 
-def sample(shared_data: Path, root: Path, engines: int, **overrides):
+def sample(shared_data: Path, root: Path, engines: int, **overrides) -> SamplingReport:
     root.mkdir(parents=True, exist_ok=True)
-    options = gsm8k_options(shared_data, root, scale=ScaleOut(engines=engines), **overrides)
-    report = sample_run(prepare(options), progress_mode="quiet", log=lambda message: None)
-    report.store.close()
-    return report
+    return sample_step("gsm8k", **fake_sample_arguments(shared_data, root, engines=engines, **overrides)).sampling
 
 
 def stored_samples(run: Path) -> list[tuple]:
@@ -66,7 +70,7 @@ def test_replicas_store_every_sample_once_as_one_engine_would(local_ray, shared_
 
     assert stored_samples(tmp_path / "three" / "run") == stored_samples(tmp_path / "one" / "run")
     assert raw_rows(tmp_path / "three" / "run") == 12 * 6
-    replicas = report.session.engine_figures["replicas"]
+    replicas = report["session"]["engine_figures"]["replicas"]
     assert [replica["status"] for replica in replicas] == ["ok"] * 3
     assert sum(replica["samples"] for replica in replicas) == 12 * 6
     assert all(replica["samples"] > 0 for replica in replicas), "the queue feeds every replica"
@@ -83,9 +87,9 @@ def test_a_replica_that_dies_mid_run_has_its_requests_done_by_the_others(local_r
     run = tmp_path / "run"
     keys = [(pid, idx) for pid, idx, _, _ in stored_samples(run)]
     assert len(keys) == len(set(keys)) == raw_rows(run) == 20 * 4, "every sample exactly once"
-    statuses = [replica["status"] for replica in report.session.engine_figures["replicas"]]
+    statuses = [replica["status"] for replica in report["session"]["engine_figures"]["replicas"]]
     assert sum(status.startswith("failed") for status in statuses) == 1 and statuses.count("ok") == 2
-    assert report.session.status == "complete"
+    assert report["session"]["status"] == "complete"
 
 
 def test_replicas_that_cannot_start_are_one_engine_error_naming_each(local_ray, shared_data, tmp_path):
@@ -96,7 +100,7 @@ def test_replicas_that_cannot_start_are_one_engine_error_naming_each(local_ray, 
 def test_a_run_resumes_with_another_number_of_replicas(local_ray, shared_data, tmp_path):
     sample(shared_data, tmp_path, engines=2, problems=8, samples=3)
     report = sample(shared_data, tmp_path, engines=3, problems=8, samples=7)
-    assert report.already_stored == 8 * 3
+    assert report["already_stored"] == 8 * 3
     keys = [(pid, idx) for pid, idx, _, _ in stored_samples(tmp_path / "run")]
     assert len(keys) == len(set(keys)) == raw_rows(tmp_path / "run") == 8 * 7
 
@@ -124,26 +128,9 @@ def ttc(*args: str, **env: str) -> subprocess.Popen:
 def test_the_cli_runs_replicas_of_a_repository_engine_from_the_repository_root(shared_data, tmp_path):
     """The issue's command, as a user types it: custom engine classes reach Ray's workers."""
     out = tmp_path / "run"
+    flags = cli_flags(task="gsm8k", data=shared_data / "gsm8k_test.jsonl", engine=FAKE_ENGINE, model="fake")
     process = ttc(
-        "run",
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        "fake",
-        "--problems",
-        "40",
-        "--samples",
-        "8",
-        "--engines",
-        "4",
-        "--out",
-        str(out),
-        "--json",
-        TTC_FAKE_DELAY="0.2",
+        "run", *flags, *cli_flags(problems=40, samples=8, engines=4, out=out, json=True), TTC_FAKE_DELAY="0.2"
     )
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
@@ -204,24 +191,8 @@ def test_kill_9_of_the_driver_leaves_no_process_and_the_run_resumes_with_other_r
 def test_bad_scale_out_input_is_one_clear_line_and_writes_nothing(shared_data, tmp_path, option, message):
     out = tmp_path / "run"
     started = time.monotonic()
-    process = ttc(
-        "sample",
-        "--task",
-        "gsm8k",
-        "--data",
-        str(shared_data / "gsm8k_test.jsonl"),
-        "--engine",
-        FAKE_ENGINE,
-        "--model",
-        "fake",
-        "--problems",
-        "2",
-        "--samples",
-        "2",
-        "--out",
-        str(out),
-        *option,
-    )
+    flags = cli_flags(task="gsm8k", data=shared_data / "gsm8k_test.jsonl", engine=FAKE_ENGINE, model="fake")
+    process = ttc("sample", *flags, *cli_flags(problems=2, samples=2, out=out), *option)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert stderr.strip().splitlines() == [f"error: {message}" + stderr.strip().split(message, 1)[1]]
@@ -232,10 +203,10 @@ def test_bad_scale_out_input_is_one_clear_line_and_writes_nothing(shared_data, t
 
 def test_without_scale_out_options_ray_is_not_imported(shared_data, tmp_path):
     code = (
-        "import sys; from pathlib import Path; from tests.support.helpers import gsm8k_options;"
-        "from harness.pipeline.prepare import prepare; from harness.pipeline.sample import sample_run;"
-        f"report = sample_run(prepare(gsm8k_options(Path({str(shared_data)!r}), Path({str(tmp_path)!r}))), 'quiet');"
-        "assert report.session.samples == 20; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
+        "import sys; from pathlib import Path; from tests.support.helpers import fake_sample_arguments;"
+        "from harness import sample;"
+        f"result = sample('gsm8k', **fake_sample_arguments(Path({str(shared_data)!r}), Path({str(tmp_path)!r})));"
+        "assert result.generated == 20; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
     )
     process = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert process.returncode == 0, process.stderr

@@ -8,18 +8,17 @@ import shutil
 
 import pytest
 
-from harness.core.errors import OptionError
-from harness.engines.ray_pool import ScaleOut, replica_resources
-from harness.engines.vllm_engine import VLLMEngine
-from harness.pipeline.prepare import prepare
-from harness.pipeline.sample import sample_run
-from harness.pipeline.verify import verify
-from harness.store import RunStore
-from tests.support.helpers import gsm8k_options
-
-ray = pytest.importorskip("ray")  # the harness imports Ray only where it scales out
-Cluster = pytest.importorskip("ray.cluster_utils").Cluster
+ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
+
+from ray.cluster_utils import Cluster  # noqa: E402 - imported once Ray is known to be installed
+
+from harness import sample, verify  # noqa: E402 - imported once Ray is known to be installed
+from harness.core.errors import OptionError  # noqa: E402 - imported once Ray is known to be installed
+from harness.engines.ray_pool import replica_resources  # noqa: E402 - imported once Ray is known to be installed
+from harness.engines.vllm_engine import VLLMEngine  # noqa: E402 - imported once Ray is known to be installed
+from harness.store import RunStore  # noqa: E402 - imported once Ray is known to be installed
+from tests.support.helpers import fake_sample_arguments  # noqa: E402 - imported once Ray is known to be installed
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +41,19 @@ def verdict_rows(run, key: str) -> list[tuple]:
 
 
 def test_replicas_on_two_nodes_write_one_run_and_ray_verification_matches_local(two_nodes, shared_data, tmp_path):
-    options = gsm8k_options(
-        shared_data,
-        tmp_path,
-        problems=16,
-        samples=6,
-        engine_options={"delay": 0.05},
-        scale=ScaleOut(engines=2, ray_address=two_nodes),
-    )
-    report = sample_run(prepare(options), progress_mode="quiet", log=lambda message: None)
-    report.store.close()
-    replicas = report.session.engine_figures["replicas"]
+    report = sample(
+        "gsm8k",
+        **fake_sample_arguments(
+            shared_data,
+            tmp_path,
+            problems=16,
+            samples=6,
+            engine_options={"delay": 0.05},
+            engines=2,
+            ray_address=two_nodes,
+        ),
+    ).sampling
+    replicas = report["session"]["engine_figures"]["replicas"]
     assert len({replica["node"] for replica in replicas}) == 2, "one replica per node (2 CPUs each)"
     assert all(replica["samples"] > 0 for replica in replicas)
     run = tmp_path / "run"
@@ -63,16 +64,15 @@ def test_replicas_on_two_nodes_write_one_run_and_ray_verification_matches_local(
     local_copy = tmp_path / "local"
     shutil.copytree(run, local_copy)
     verifier = "tests.support.where_verifier:WhereVerifier"
-    with RunStore.open(run, writable=True) as store:
-        on_ray = verify(store, verifier, progress_mode="quiet", scale=ScaleOut(ray_address=two_nodes))
-    with RunStore.open(local_copy, writable=True) as store:
-        local = verify(store, verifier, progress_mode="quiet", workers=2)
-    assert on_ray.key == local.key and on_ray.verified == local.verified == 16 * 6
-    assert verdict_rows(run, on_ray.key) == verdict_rows(local_copy, local.key)
-    assert any(row[2] for row in verdict_rows(run, on_ray.key)), "some samples are right"
-    judged_at = set(RunStore.open(run).verdicts(on_ray.key).read().column("detail").to_pylist())
+    on_ray = verify(run, verifier, progress="quiet", ray_address=two_nodes)
+    local = verify(local_copy, verifier, progress="quiet", workers=2)
+    on_ray_key, local_key = on_ray["verdict_set"], local["verdict_set"]
+    assert on_ray_key == local_key and on_ray["verified"] == local["verified"] == 16 * 6
+    assert verdict_rows(run, on_ray_key) == verdict_rows(local_copy, local_key)
+    assert any(row[2] for row in verdict_rows(run, on_ray_key)), "some samples are right"
+    judged_at = set(RunStore.open(run).verdicts(on_ray_key).read().column("detail").to_pylist())
     assert judged_at and all(place.startswith("ray:") for place in judged_at), "judged in Ray workers"
-    assert set(RunStore.open(local_copy).verdicts(local.key).read().column("detail").to_pylist()) == {"local"}
+    assert set(RunStore.open(local_copy).verdicts(local_key).read().column("detail").to_pylist()) == {"local"}
 
 
 def test_gpu_replicas_are_counted_against_the_clusters_gpus(two_nodes):

@@ -8,50 +8,29 @@ import re
 
 import pytest
 
+from harness import DEFAULT_RUN, analyze
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import AutoModel, PowerLawModel
 from harness.forecasting.laws import PowerLaw
-from harness.pipeline.analyze import analyze
-from harness.pipeline.options import DEFAULT_RUN
 from harness.reporting import figures
 from harness.reporting.format import format_quantity
 from harness.reporting.html import build_report, example_samples
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
-from tests.support.helpers import fake_model_dir, ttc
+from tests.support.helpers import cli_flags, fake_model_dir, ttc
 from tests.support.report_fixtures import HOSTILE_TEXT, verified_fake_run, write_level_problems
 
 PROBLEMS, SAMPLES = 12, 8
 
 
 def run_args(root, data, *extra: str) -> list[str]:
-    return [
-        "--engine",
+    engine, verifier = (
         "tests.support.report_fixtures:HostileEngine",
-        "--model",
-        str(fake_model_dir(root)),
-        "--task",
-        "jsonl",
-        "--data",
-        str(data),
-        "--prompt-field",
-        "q",
-        "--answer-field",
-        "a",
-        "--id-field",
-        "uid",
-        "--metadata-field",
-        "level",
-        "--verifier",
         "tests.support.report_fixtures:TimeoutNumericVerifier",
-        "--problems",
-        "0",
-        "--samples",
-        str(SAMPLES),
-        "--workers",
-        "1",
-        *extra,
-    ]
+    )
+    fields = cli_flags(prompt_field="q", answer_field="a", id_field="uid", metadata_field="level")
+    flags = cli_flags(engine=engine, model=fake_model_dir(root), task="jsonl", data=data, verifier=verifier)
+    return [*flags, *fields, *cli_flags(problems=0, samples=SAMPLES, workers=1), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +62,10 @@ def test_ttc_report_prints_the_table_and_writes_every_section(report_run, tmp_pa
         store.manifest["config_hash"],
         "tests.support.report_fixtures:HostileEngine",
         "<th>temperature</th><th>top-p</th><th>top-k</th><th>max tokens</th><th>seed</th>",  # sampling settings
-        (  # the defaults of `ttc run`
+        (
             f"<td>{DEFAULT_RUN['temperature']}</td><td>{DEFAULT_RUN['top_p']}</td><td>-1</td>"
             f"<td>{DEFAULT_RUN['max_tokens']}</td><td>0</td>"
-        ),
+        ),  # the defaults of `ttc run`
         "Stop strings: none.",
         '<th class="text">dtype</th>',
         '<th class="text">prompt style</th>',
@@ -198,9 +177,8 @@ def test_analysis_fits_the_forecast_once_and_the_report_only_reads_it(library_ru
         return original_fit(self, counts)
 
     monkeypatch.setattr(AutoModel, "fit", counted_fit)
-    store = RunStore.open(library_run)
-    summary = analyze(store)
-    html = build_report(store, summary)
+    summary = analyze(library_run)
+    html = build_report(RunStore.open(library_run), summary)
     assert fits == [PROBLEMS], "one fit of the auto model per run: summary, figure and budget rows share it"
     budget = summary["budget"]
     assert [row["target"] for row in budget["targets"]] == [0.5, 0.8, 0.9, 0.95]
@@ -220,13 +198,12 @@ def test_the_printed_and_the_drawn_power_law_are_one_fit(library_run, monkeypatc
         return original_plot(path, *curve, laws=laws, **options)
 
     monkeypatch.setattr(figures, "plot_coverage", intercepted)
-    store = RunStore.open(library_run)
-    summary = analyze(store)
+    summary = analyze(library_run)
     law = drawn["power law"]
     assert isinstance(law, PowerLaw)
     assert law.to_json() == summary["fit"], "coverage.png draws the law summary.json prints"
     assert summary["fit"]["ks"] == [1, 2, 4, 8]
-    counts = run_counts(store, summary["verdict_set"])
+    counts = run_counts(RunStore.open(library_run), summary["verdict_set"])
     assert PowerLawModel().fit(counts).law.to_json() == summary["fit"], "the powerlaw forecast extrapolates it too"
     band = drawn["auto"]
     assert band.ks[-1] == summary["forecast"]["k"] == 10 * SAMPLES

@@ -116,6 +116,7 @@ def test_an_engine_must_implement_the_protocol_and_closes_as_a_context_manager()
 
 
 def test_a_local_model_without_config_is_named_as_the_model_option(tmp_path):
-    with pytest.raises(OptionError, match="has no config.json: a local model must be a checkpoint directory") as error:
+    missing = r"has no config\.json: a local model must be a checkpoint directory"
+    with pytest.raises(OptionError, match=missing) as error:
         harness.engines.models.resolve_model(str(tmp_path))
     assert error.value.option == "model"

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness import sample
 from harness.core.errors import RunStoreError
-from harness.engines import vllm_engine
+from harness.engines import vllm_adapter, vllm_engine
 from harness.engines.vllm_engine import VLLMEngine, cpu_has_fast_bf16
 from harness.pipeline.prepare import open_run, prepare
-from harness.pipeline.sample import sample
-from tests.support.helpers import gsm8k_options
+from tests.support.helpers import fake_sample_arguments, gsm8k_options
 
 CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 {extra}\nbogomips\t: 4000\n"
 
@@ -84,6 +84,8 @@ def test_engine_runs_the_dtype_the_hash_records(monkeypatch):
             return None
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=FakeLLM, __version__="fake"))
+    for module in (vllm_engine, vllm_adapter):  # the stand-in has none of vLLM's internals the adapter checks for
+        monkeypatch.setattr(module, "check_vllm", lambda: "fake")
     # __init__ sets these by default; set them here so the test leaves the environment as it was
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "ERROR")
     monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -125,7 +127,7 @@ def test_a_run_recorded_under_auto_is_refused_where_auto_means_float32(shared_da
 
     machine(monkeypatch, cpu=True, fast_bf16=False)
     with pytest.raises(RunStoreError) as error:
-        sample(prepare(gsm8k_options(shared_data, tmp_path, engine="vllm")), quiet=True, log=lambda *_: None)
+        sample("gsm8k", **fake_sample_arguments(shared_data, tmp_path, engine="vllm"))
     message = str(error.value)
     assert "refusing to mix samples" in message
     assert "sample_defining.dtype: stored 'auto', requested 'float32'" in message

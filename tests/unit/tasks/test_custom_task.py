@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.core.errors import OptionError
 from tasks import load_task
 from tasks.base import problems_digest
 from tests.conftest import REPO_ROOT
@@ -41,3 +42,13 @@ def test_example_task_errors(importable_examples):
         load_task("examples.custom_task:Multiplication", colour="red")
     with pytest.raises(ValueError, match="has no task class"):
         load_task("examples.custom_task:Division")
+    with pytest.raises(OptionError, match=r"is a PromptTemplate object, not a subclass of tasks\.Task") as refused:
+        load_task("examples.custom_task:DEFAULT_TEMPLATE")
+    assert refused.value.option == "task"
+    for options, option, message in (
+        ({"n_problems": 0}, "task_options.n_problems", "must be at least 1, got 0"),
+        ({"digits": "3"}, "task_options.digits", "must be an integer, got '3'"),
+    ):
+        with pytest.raises(OptionError, match=message) as refused:
+            load_task("examples.custom_task:Multiplication", **options)
+        assert refused.value.option == option

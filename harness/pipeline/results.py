@@ -1,0 +1,227 @@
+"""The shapes of what the Python API returns, as typed dictionaries: ``Summary`` is ``summary.json`` (and what
+``ttc analyze --json`` prints), ``SamplingReport`` and ``Verification`` what the sample and verify steps did.
+
+They are plain dicts at run time (JSON in, JSON out); the types document every key and let a type checker
+follow ``summary["forecast"]["high"]``. Keys a summary of counts (rather than of a run directory) lacks, and
+keys present only sometimes, are in the ``total=False`` parts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+# ---------------------------------------------------------------------------------------------------------
+# summary.json
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SamplesPerProblem(TypedDict):
+    min: int
+    max: int
+
+
+class CoverageAtK(TypedDict):
+    """pass@k at one k, with its bootstrap interval over problems."""
+
+    k: int
+    coverage: float
+    low: float
+    high: float
+
+
+class LawFit(TypedDict):
+    """The power law fitted to pass@k: ``log(coverage) = a * k^b``."""
+
+    law: str
+    a: float
+    b: float
+    r2: float
+    ks: list[int]
+
+
+class _ForecastRequired(TypedDict):
+    k: int
+    coverage: float | None  # None where the counts support only bounds (``note`` says why)
+    low: float
+    high: float
+    method: str
+    confidence: float
+
+
+class ForecastAt(_ForecastRequired, total=False):
+    """Coverage forecast at k samples per problem, with its interval."""
+
+    note: str
+
+
+class GroupSummary(TypedDict):
+    """One group of problems (a value of a metadata field): pass@1 and coverage at its largest common k."""
+
+    problems: int
+    pass_at_1: float
+    k: int
+    coverage: float
+
+
+class Interval(TypedDict):
+    coverage: float | None
+    low: float
+    high: float
+
+
+class BudgetTarget(TypedDict):
+    """Where the forecast reaches one target coverage, and what bringing every problem to that k costs."""
+
+    target: float
+    k: int | None
+    k_optimistic: int | None
+    k_conservative: int | None
+    measured: bool
+    forecast: Interval | None
+    cost: dict[str, Any] | None  # harness.forecasting.costs.Cost.to_json()
+
+
+class _BudgetRequired(TypedDict):
+    method: str
+    confidence: float
+    k_limit: int
+    targets: list[BudgetTarget]
+
+
+class BudgetTable(_BudgetRequired, total=False):
+    note: str
+
+
+class UsageFigures(TypedDict):
+    """Measured cost figures of a run (None where unknown)."""
+
+    samples: int
+    output_tokens: int | None
+    output_tokens_per_sample: float | None
+    prompt_tokens_per_problem: float | None
+    output_tokens_per_second: float | None
+    model_parameters: int | None
+
+
+class SamplingRecord(TypedDict):
+    """The sampling settings of the run (``harness.core.records.SamplingSettings``)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    max_tokens: int
+    stop: list[str]
+    seed: int
+
+
+class AdaptivePilotReport(TypedDict, total=False):
+    """The adaptive pilot's plan (``harness.forecasting.budget.AdaptivePlan.to_json()``), the interval at
+    ``k`` before and after its extra samples, and the widths."""
+
+    extra_samples: int
+    k: int
+    extra: dict[str, int]
+    before: dict[str, float]
+    after: dict[str, float]
+    expected_width_after: float
+    strategy: str
+    widths_by_strategy: dict[str, float]
+    width_before: float
+    width_after: float
+
+
+class _CountsSummary(TypedDict):
+    problems: int
+    samples_per_problem: SamplesPerProblem
+    samples: int
+    correct: int
+    solved_problems: int
+    confidence: float
+    pass_at_1: float
+    pass_at_k: list[CoverageAtK]
+    coverage_all_k: list[float]
+    fit: LawFit | None
+    forecast: ForecastAt | None
+    groups: dict[str, dict[str, GroupSummary]]
+
+
+class Summary(_CountsSummary, total=False):
+    """``summary.json``: pass@k for every k with intervals, the law, the forecast, groups; for a run
+    directory also what it ran (task, model, configuration, verifier), what the summary covers, verdict
+    reasons, usage, budget rows and how samples finished. ``fit_error`` and ``forecast_error`` say why
+    ``fit`` or ``forecast`` is None."""
+
+    fit_error: str
+    forecast_error: str
+    run: str
+    task: str
+    model: str | None
+    config_hash: str
+    sampling: SamplingRecord | None  # None for imported samples
+    verifier: dict[str, Any]
+    verdict_set: str
+    completeness: dict[str, Any]  # harness.store.completeness.Completeness.to_json(): what the summary covers
+    reasons: dict[str, int]
+    usage: UsageFigures
+    budget: BudgetTable | None
+    finish_reasons: dict[str, int]
+    adaptive_pilot: AdaptivePilotReport
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The steps
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SessionRecord(TypedDict):
+    """One sampling session, as the manifest keeps it (``harness.store.manifest.Session``)."""
+
+    id: str
+    started: str
+    samples: int
+    output_tokens: int
+    prompt_tokens: int
+    requests: int
+    seconds: float
+    finished: str | None
+    status: str
+    engine_figures: dict[str, Any]
+
+
+class SamplingReport(TypedDict):
+    """What the sample step did: samples wanted and already stored, and the session run (None when nothing
+    was missing)."""
+
+    wanted: int
+    already_stored: int
+    session: SessionRecord | None
+
+
+class Verification(TypedDict):
+    """What the verify step did: the verdict set written to, the samples judged now, their verdicts' reasons
+    and the seconds it took."""
+
+    verdict_set: str
+    verified: int
+    reasons: dict[str, int]
+    seconds: float
+
+
+class Scoring(TypedDict):
+    """What the score step did: the score set written to, the backend that ran the reward model, the samples
+    scored now, how many inputs were cut to ``max_length`` (keeping their end), and the seconds it took."""
+
+    score_set: str
+    backend: str | None
+    scored: int
+    truncated: int
+    seconds: float
+
+
+class ImportedRun(TypedDict):
+    """What ``import_samples`` created: the run directory, its problems and samples, and its score sets."""
+
+    run: str
+    problems: int
+    samples: int
+    score_sets: list[str]

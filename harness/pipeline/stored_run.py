@@ -1,0 +1,344 @@
+"""``load_run()``: a stored run directory, or a file of counts, for analysis in a notebook.
+
+::
+
+    from harness import load_run
+
+    stored = load_run("results/gsm8k-...")   # or a counts JSONL file
+    stored.counts              # per-problem counts (pandas DataFrame)
+    stored.pass_at_k()         # k, coverage, low, high (from summary.json)
+    stored.law.predict(1000)   # the fitted power law
+    stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
+    stored.budget(0.8)         # the smallest k whose forecast reaches 80% coverage, and what it costs
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from harness.core.errors import DataError, OptionError
+from harness.core.options import check_value
+from harness.forecasting.budget import BudgetPlan, plan_budget
+from harness.forecasting.costs import Prices, Usage
+from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, forecast_curve
+from harness.forecasting.forecast import forecast as forecast_coverage
+from harness.forecasting.laws import PowerLaw
+from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.counts import Counts, read_counts_jsonl
+from harness.metrics.estimators import log_spaced_ks
+from harness.pipeline.analyze import analyze_run, summarize_counts
+from harness.pipeline.results import Summary, UsageFigures
+from harness.reporting.html import write_report
+from harness.reporting.run_counts import run_counts
+from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
+from harness.store import RunStore
+from harness.store.completeness import Completeness, completeness
+from harness.store.outputs import check_output_path
+
+if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for
+    import pandas as pd
+
+
+class Run:
+    """A stored run directory or a counts file, for analysis. Made by ``load_run()``.
+
+    What ``summary.json`` holds (pass@k at k = 1, 2, 4, ..., the law, the forecast at 10 x the samples, usage)
+    is read from it, not recomputed. A counts file (or one group of either) has no summary.json: its summary
+    is computed once, when first needed; what needs the samples themselves (``selectors``) needs a run
+    directory.
+    """
+
+    def __init__(
+        self,
+        source: Path,
+        counts: Counts | None = None,
+        store: RunStore | None = None,
+        verdict_set: str | None = None,
+        label: str | None = None,
+        usage: UsageFigures | None = None,
+    ) -> None:
+        if (counts is None) == (store is None):
+            raise ValueError("a Run reads a run directory or counts, exactly one")
+        self.source = source
+        self._store = store
+        self.verdict_set = verdict_set
+        self.label = label or source.name
+        self._group_usage = usage
+        if counts is not None:
+            self._counts = counts
+
+    def __repr__(self) -> str:
+        kind = f"verdict set {self.verdict_set}" if self._store is not None else "counts"
+        return f"<Run {self.label!r}: {len(self.to_counts())} problems, {kind}, from {self.source}>"
+
+    @property
+    def is_run_directory(self) -> bool:
+        return self._store is not None
+
+    def _run_store(self, needs: str) -> RunStore:
+        """The run directory's store; ``needs`` says what asked for it, for the error a counts file gets."""
+        if self._store is None:
+            raise DataError(f"{self.label}: {needs}, which counts do not hold; load a run directory")
+        return self._store
+
+    @cached_property
+    def _counts(self) -> Counts:
+        return run_counts(self._run_store("counts"), self.verdict_set)
+
+    def to_counts(self) -> Counts:
+        """The per-problem counts as ``harness.metrics.counts.Counts``, the type every analysis function takes."""
+        return self._counts
+
+    @cached_property
+    def summary(self) -> Summary:
+        """``summary.json`` as a dict. A run directory's is analysed (and written) once if it is missing or
+        stale (another verdict set, or verdicts added since); counts get theirs computed."""
+        if self._store is None:
+            return summarize_counts(self._counts)[0]
+        return self._summary_file() or analyze_run(self._store, self.verdict_set)
+
+    def _summary_file(self) -> Summary | None:
+        """The run directory's summary.json if it summarises the samples and verdicts stored now (checked on
+        shard footers); an unreadable one is stale too (``analyze`` writes it again)."""
+        path = self._run_store("summary.json").path / "summary.json"
+        try:
+            stored = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError):  # missing, not UTF-8, not JSON
+            return None
+        if not isinstance(stored, dict) or not isinstance(stored.get("completeness"), dict):
+            return None
+        covered = completeness(self._run_store("summary.json"), self._verdict_key)
+        fresh = (
+            stored.get("verdict_set") == self.verdict_set
+            and stored.get("samples") == covered.verified + covered.verdicts_without_samples
+            and stored["completeness"].get("samples") == covered.samples
+        )
+        return cast(Summary, stored) if fresh else None
+
+    @property
+    def _verdict_key(self) -> str:
+        return self._run_store("a verdict set").resolve_verdict_key(self.verdict_set)
+
+    @property
+    def completeness(self) -> Completeness | None:
+        """What part of the run the verdict set covers (``harness.store.completeness``); None for counts."""
+        return None if self._store is None else completeness(self._store, self._verdict_key)
+
+    def _known_summary(self) -> Summary | None:
+        """The summary if it is at hand without analysing: computed already, or an up-to-date summary.json."""
+        if "summary" not in self.__dict__ and self._store is not None:
+            stored = self._summary_file()
+            if stored is not None:
+                self.__dict__["summary"] = stored
+        return self.__dict__.get("summary")
+
+    @cached_property
+    def counts(self) -> pd.DataFrame:
+        """Per-problem counts: ``problem_id``, ``num_samples``, ``num_correct`` and the problems' metadata fields."""
+        import pandas as pd
+
+        counts = self._counts
+        columns: dict[str, Any] = {
+            "problem_id": counts.problem_ids.astype(str),
+            "num_samples": counts.num_samples,
+            "num_correct": counts.num_correct,
+        }
+        columns.update({name: values for name, values in counts.fields.items() if name not in columns})
+        return pd.DataFrame(columns).infer_objects()
+
+    @property
+    def usage(self) -> UsageFigures | None:
+        """Measured tokens per sample and per prompt, throughput and model size (None for counts, except the
+        groups of a run directory, which share its figures)."""
+        if self._store is None:
+            return self._group_usage
+        known = self._known_summary()
+        return known["usage"] if known is not None else cast(UsageFigures, self._store.usage())
+
+    def pass_at_k(self, ks: Sequence[int] | None = None, confidence: float = 0.95) -> pd.DataFrame:
+        """Unbiased pass@k with a bootstrap ``confidence`` interval over problems: columns k, coverage, low, high.
+
+        ``ks`` defaults to 1, 2, 4, ..., the smallest samples per problem; what the summary holds (its ks at
+        its confidence) is read from it, other k are estimated from the counts.
+        """
+        import pandas as pd
+
+        columns = ["k", "coverage", "low", "high"]
+        known: Mapping[str, Any] | None = self._known_summary()
+        if known is None and ks is None:
+            known = coverage_summary(self._counts, confidence=confidence)
+        if known is not None and known["confidence"] == confidence:
+            stored = {row["k"]: row for row in known["pass_at_k"]}
+            wanted = list(stored) if ks is None else [int(k) for k in ks]
+            if all(k in stored for k in wanted):
+                return pd.DataFrame([stored[k] for k in wanted], columns=columns)
+        wanted_ks = log_spaced_ks(int(self._counts.num_samples.min())) if ks is None else ks
+        measured = measured_coverage(self._counts, wanted_ks, confidence)
+        return pd.DataFrame(
+            {"k": measured.ks, "coverage": measured.mean, "low": measured.low, "high": measured.high},
+            columns=columns,
+        )
+
+    @property
+    def law(self) -> PowerLaw:
+        """The power law the analysis fitted and printed (``summary["fit"]``): ``a_``, ``b_``, ``r2_``,
+        ``predict(k)``."""
+        fit = self.summary.get("fit")
+        if fit is None:
+            reason = self.summary.get("fit_error", "unknown reason")
+            raise DataError(f"{self.label}: no power law could be fitted: {reason}")
+        return PowerLaw.from_json(fit)
+
+    def forecast(self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Forecast:
+        """Coverage at ``k`` samples per problem with a ``confidence`` interval (``harness.forecasting.forecast``).
+
+        The summary's own forecast (``auto`` at 10 x the samples, seed 0) is read from it.
+        """
+        known = self._known_summary()
+        stored = None if known is None else known["forecast"]
+        if stored and (method, seed) == ("auto", 0) and (stored["k"], stored["confidence"]) == (k, confidence):
+            return Forecast(k, stored["coverage"], stored["low"], stored["high"], stored["method"], confidence)
+        return forecast_coverage(self._counts, k, method, confidence, seed)
+
+    def budget(
+        self,
+        target: float = 0.8,
+        *,
+        method: str = "auto",
+        confidence: float = DEFAULT_CONFIDENCE,
+        price_per_mtok: float | None = None,
+        gpu_hour_price: float | None = None,
+        usage: Mapping[str, float | None] | None = None,
+        seed: int = 0,
+        plot: str | Path | None = None,
+    ) -> BudgetPlan:
+        """The smallest k whose forecast reaches ``target`` coverage (and where the interval's ends reach it),
+        what bringing every problem to k costs, and samples allocated by difficulty: what ``ttc budget``
+        prints (``plan.to_json()`` is its JSON).
+
+        Costs come from the run's measured usage (``self.usage``); ``usage`` replaces any of its figures by
+        name (``output_tokens_per_sample``, ``prompt_tokens_per_problem``, ``output_tokens_per_second``,
+        ``model_parameters``), which a counts file needs for costs at all. Money needs a price, per million
+        tokens or per GPU hour (not both). ``plot``: a PNG of the forecast coverage against its cost.
+        """
+        if plot is not None:
+            check_output_path(plot, "plot", inputs=[self.source])
+        if price_per_mtok is not None and gpu_hour_price is not None:
+            raise OptionError("gpu_hour_price", "give price_per_mtok or gpu_hour_price, not both")
+        check_value("usage", usage, Mapping[str, Any] | None)
+        known = list(Usage.__dataclass_fields__)
+        unknown = sorted(set(usage or {}) - set(known))
+        if unknown:
+            raise OptionError("usage", f"unknown figures {unknown}; the figures are {', '.join(known)}")
+        measured = Usage.from_mapping(self.usage) if self.usage else Usage()
+        given = {name: value for name, value in (usage or {}).items() if value is not None}
+        figures = Usage(**{name: given.get(name, getattr(measured, name)) for name in known})
+        prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
+        plan = plan_budget(self._counts, target, method, confidence, figures, prices, seed=seed)
+        if plot is not None:
+            from harness.reporting.figures import forecast_ks, plot_budget  # matplotlib: imported when drawing
+
+            top = plan.k_conservative or plan.k or plan.k_limit
+            ks = forecast_ks(int(self._counts.num_samples.min()), int(min(top * 2, plan.k_limit)))
+            curve = forecast_curve(self._counts, ks, method, confidence, seed)
+            plot_budget(plot, curve, self._counts, figures, prices, target)
+        return plan
+
+    def report(
+        self, out: str | Path | None = None, *, price_per_mtok: float | None = None, gpu_hour_price: float | None = None
+    ) -> Path:
+        """Write the run's report, one self-contained HTML page built from its summary, to ``out`` (default:
+        ``report.html`` in the run directory) and return its path: what ``ttc report`` writes. A price (per
+        million tokens or per GPU hour) adds money to the cost columns."""
+        store = self._run_store("a report shows the samples")
+        if out is not None:  # refused before a stale summary is analysed again
+            check_output_path(out, "out", own_run=store.path, own_files=("report.html",))
+        prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
+        return write_report(store, self.summary, out, prices=prices)
+
+    def selectors(
+        self,
+        selectors: str | Sequence[str] | None = None,
+        ks: Sequence[int] | None = None,
+        *,
+        aggregate: str = "min",
+        subsets: int | None = None,
+        seed: int = 0,
+        confidence: float = 0.95,
+    ) -> pd.DataFrame:
+        """Accuracy@k of selectors (majority vote, reward-model best-of-k, ...) next to coverage, with intervals.
+
+        ``selectors``: e.g. ``"coverage,majority,orm=my-rm"`` or a list of such names (default: all the run's
+        data allows). Long format: one row per (selector, k) with columns selector, kind, k, accuracy, low,
+        high, method. ``df.pivot(index="k", columns="selector", values="accuracy")`` gives the table.
+        """
+        import pandas as pd
+
+        store = self._run_store("selectors need the samples' answers and scores")
+        specs = None
+        if selectors is not None:
+            specs = parse_selectors(selectors if isinstance(selectors, str) else ",".join(selectors))
+        result = compare_verifiers(
+            store,
+            specs,
+            ks,
+            verifier=self.verdict_set,
+            aggregate=aggregate,
+            subsets=subsets,
+            seed=seed,
+            confidence=confidence,
+        )
+        rows = [
+            {
+                "selector": entry["selector"],
+                "kind": entry["kind"],
+                "k": k,
+                "accuracy": accuracy,
+                "low": low,
+                "high": high,
+                "method": entry["method"],
+            }
+            for entry in result["selectors"]
+            for k, accuracy, low, high in zip(result["ks"], entry["accuracy"], entry["low"], entry["high"])
+        ]
+        return pd.DataFrame(rows, columns=["selector", "kind", "k", "accuracy", "low", "high", "method"])
+
+    def groups(self, field: str) -> dict[str, Run]:
+        """One ``Run`` per value of a per-problem field (e.g. ``model`` of a counts file, ``level`` of MATH).
+        Groups of a run directory hold its counts, and share its measured ``usage`` (for their budgets)."""
+        return {
+            value: Run(self.source, counts=subset, label=f"{self.label} [{field}={value}]", usage=self.usage)
+            for value, subset in self._counts.group_by(field).items()
+        }
+
+    def group(self, field: str, value: Any) -> Run:
+        """The problems whose ``field`` is ``value``, as a ``Run`` of their counts."""
+        groups = self.groups(field)
+        if str(value) not in groups:
+            raise OptionError(
+                "value", f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}"
+            )
+        return groups[str(value)]
+
+
+def load_run(path: str | Path, verifier: str | None = None) -> Run:
+    """Open a run directory (as ``ttc run`` leaves it) or a counts JSONL file, for analysis.
+
+    ``verifier``: a run directory's verdict set, by key or verifier name (default: the one last verified).
+    A counts file holds ``num_samples`` and ``num_correct`` per line and any grouping fields (``model``, ...).
+    """
+    check_value("path", path, Path)
+    check_value("verifier", verifier, str | None)
+    path = Path(path)
+    if path.is_dir():
+        store = RunStore.open(path)
+        return Run(path, store=store, verdict_set=store.resolve_verdict_key(verifier))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such run directory or counts file")
+    if verifier is not None:
+        raise OptionError("verifier", f"selects a run directory's verdict set; {path} is a counts file")
+    return Run(path, counts=read_counts_jsonl(path))
