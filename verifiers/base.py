@@ -54,3 +54,15 @@ class Verifier(Protocol):
     def describe(self) -> dict[str, Any]:
         """Name and settings, recorded with the verdicts so a stale verdict set is never mixed with a new one."""
         ...
+
+
+class ChecksReferences(Protocol):
+    """A verifier that can tell, before anything is sampled, whether it can judge against a reference.
+
+    ``check_reference(reference)`` raises ``VerifierError`` saying what is wrong with it (a field missing, of
+    the wrong kind, empty, an answer that is not a number): the harness calls it on every problem when a run
+    starts (and before ``ttc verify``), and names the problem's file and line. Optional: a verifier without it
+    meets a bad reference when it judges.
+    """
+
+    def check_reference(self, reference: Mapping[str, Any]) -> None: ...

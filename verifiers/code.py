@@ -191,6 +191,13 @@ class PythonTestsVerifier:
         check_number("max_workers", max_workers, at_least=1, integer=True)
         self.max_workers = max_workers
 
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """The fields of the module's table, of their kinds; ``test`` must hold code (blank tests would pass
+        every program)."""
+        build_program(reference, "")
+        if not str(reference["test"]).strip():
+            raise VerifierError("python-tests reference 'test' is empty: every program would pass it")
+
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         programs = [build_program(reference, completion) for completion in completions]
         distinct = list(dict.fromkeys(programs))

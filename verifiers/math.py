@@ -193,6 +193,10 @@ class MathVerifier:
         self.max_answer_chars = int(max_answer_chars)
         self.memory_limit_mb = memory_limit_mb
 
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """A non-empty string or a number in ``reference["answer"]`` (whether it parses is math-verify's to say)."""
+        _reference_answer(reference)
+
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         gold = _reference_answer(reference)
         keys = [_normalized(extract_answer(text)) for text in completions]
@@ -355,5 +359,7 @@ def _reference_answer(reference: Mapping[str, Any]) -> str:
         raise VerifierError(f"the math verifier needs reference['answer']; the reference has {sorted(reference)}")
     answer = reference["answer"]
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise VerifierError(f"reference['answer'] must be a string or number, got {type(answer).__name__}")
+        raise VerifierError(f"reference['answer'] must be a string or number, got {answer!r}")
+    if not str(answer).strip():
+        raise VerifierError("reference['answer'] is empty")
     return str(answer)

@@ -55,10 +55,12 @@ class NumericVerifier:
 
     name = "numeric"
 
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """A number, as a string or a JSON number, in ``reference["answer"]``."""
+        _gold(reference)
+
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
-        gold = to_fraction(str(reference["answer"]))
-        if gold is None:
-            raise VerifierError(f"reference answer {reference['answer']!r} is not a number")
+        gold = _gold(reference)
         verdicts = []
         for completion in completions:
             raw = extract_number(completion)
@@ -73,3 +75,15 @@ class NumericVerifier:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "extraction": "after-####-else-last-number", "comparison": "exact-rational"}
+
+
+def _gold(reference: Mapping[str, Any]) -> Fraction:
+    if "answer" not in reference:
+        raise VerifierError(f"the numeric verifier needs reference['answer']; the reference has {sorted(reference)}")
+    answer = reference["answer"]
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise VerifierError(f"reference['answer'] must be a number (or a string holding one), got {answer!r}")
+    gold = to_fraction(str(answer))
+    if gold is None:
+        raise VerifierError(f"reference['answer'] {answer!r} is not a number")
+    return gold
