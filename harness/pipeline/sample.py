@@ -11,7 +11,7 @@ from typing import cast
 
 import pyarrow as pa
 
-from harness.core.errors import EngineError
+from harness.core.errors import EngineError, RunStoreError
 from harness.core.records import Problem, SamplingSettings
 from harness.engines.base import Engine, GenerationRequest, GenerationResult, accepts_on_tokens, request_seed
 from harness.engines.engine_log import ENGINE_LOG, engine_session
@@ -20,6 +20,7 @@ from harness.pipeline.prepare import PreparedRun, package_versions
 from harness.pipeline.results import SamplingReport, SessionRecord
 from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore, Session, missing_ranges
+from harness.store.shards import text_fingerprints
 
 # Largest n in one request: beyond this a problem's samples are split over several requests (prefix caching
 # still prefills the prompt once), which bounds what one finished request holds in memory.
@@ -69,17 +70,19 @@ def result_table(result: GenerationResult, session_id: str) -> pa.Table:
         raise EngineError(
             f"engine returned {len(completions)} completions for {request.problem_id} (asked for {request.n})"
         )
+    texts = [completion.text for completion in completions]
     return pa.table(
         {
             "problem_id": [request.problem_id] * request.n,
             "sample_idx": list(range(request.first_index, request.first_index + request.n)),
-            "text": [completion.text for completion in completions],
+            "text": texts,
             "n_tokens": [completion.n_tokens for completion in completions],
             "finish_reason": [completion.finish_reason for completion in completions],
             "logprob_sum": [completion.logprob_sum for completion in completions],
             "prompt_tokens": [result.prompt_tokens] * request.n,
             "seed": [request.seed if result.seed is None else result.seed] * request.n,
             "session": [session_id] * request.n,
+            "fingerprint": text_fingerprints(texts),
         }
     )
 
@@ -112,6 +115,7 @@ def sample_requests(
     started = last_save = time.monotonic()
     # the engine reports tokens while requests run, so progress moves before the first request finishes
     streaming = {"on_tokens": progress.add_tokens} if accepts_on_tokens(engine) else {}
+    failure: BaseException | None = None
     try:
         for result in engine.generate(requests, settings, **streaming):
             store.write_samples(result_table(result, session.id))
@@ -130,18 +134,23 @@ def sample_requests(
                 store.save_session(session)
                 last_save = now
         session.status = "complete"
-    except KeyboardInterrupt:
-        session.status = "interrupted"
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP (harness.core.interrupts)
+        session.status, failure = "interrupted", interrupt
         raise
-    except BaseException:
-        session.status = "failed"
+    except BaseException as error:
+        session.status, failure = "failed", error
         raise
     finally:
         progress.close()
         session.seconds = time.monotonic() - started
         session.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         session.engine_figures = engine.session_figures()
-        store.save_session(session, engine_description=engine.describe())
+        try:
+            store.save_session(session, engine_description=engine.describe())
+        except RunStoreError:
+            if failure is None:
+                raise
+            # the run directory is gone (the error that stopped sampling says so): the stop's cause is reported
     return SamplingOutcome(session=session, requested=sum(request.n for request in requests))
 
 
@@ -177,6 +186,7 @@ def sample_run(
     missing = sum(request.n for request in requests)
     log(f"run directory: {store.path}  ({wanted - missing}/{wanted} samples already stored)")
     if requests:
+        store.allow_samples(max(request.first_index + request.n for request in requests))
         stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
         session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
         with engine_session(lambda: start_engine(prepared, session_seed, log), store.path / ENGINE_LOG, log) as engine:
