@@ -71,10 +71,10 @@ def read_jsonl_lines(path: str | Path, kind: str = "data file") -> list[tuple[in
     does not parse and values that are not objects. A missing file is a ``FileNotFoundError`` naming ``kind``.
     """
     path = Path(path)
-    if not path.is_file():
-        if path.exists():
-            raise DataError(f"{kind} {path} is not a file")
+    if not path.exists():
         raise FileNotFoundError(f"{kind} not found: {path}")
+    if path.is_dir():  # a pipe or FIFO is read like a file (``--counts <(zcat counts.jsonl.gz)``)
+        raise DataError(f"{kind} {path} is a folder, not a file")
     records = []
     with path.open("rb") as handle:
         for line_number, raw in enumerate(handle, start=1):

@@ -7,10 +7,11 @@
 
 ``auto`` picks ``live`` on a terminal and ``lines`` elsewhere. Every event and line reports problems done,
 units (samples or verdicts) done, the rate, tokens so far and per second (when tokens are counted), elapsed
-time and ETA. Sampling counts tokens while requests are still running (``add_tokens``, fed by the engine), so
-its progress moves long before the first request finishes, and its ETA comes from tokens: the samples left
-times the mean tokens of a finished sample (the token limit before any finished), less the tokens already
-generated for samples in flight, at the token rate so far.
+time and ETA (once the rate has been measured for ``ETA_AFTER_SECONDS``). Sampling counts tokens while
+requests are still running (``add_tokens``, fed by the engine), so its progress moves long before the first
+request finishes, and its ETA comes from tokens: the samples left times the mean tokens of a finished sample
+(the token limit before any finished), less the tokens already generated for samples in flight, at the token
+rate so far.
 The JSON event schema is documented in docs/openai.md ("Progress and output modes").
 """
 
@@ -36,6 +37,9 @@ JSON_INTERVAL = 2.0
 LIVE_INTERVAL = 0.1
 # Seconds between plain log lines (``lines`` mode): often enough that a long step visibly moves.
 LINES_INTERVAL = 5.0
+# Seconds of measured progress (since the first unit or token) before an ETA is shown: a rate taken over the
+# first instants (an engine's first token, a unit finished at once) makes the ETA a guess, hours off either way.
+ETA_AFTER_SECONDS = 3.0
 _CLI_LOG_HANDLER = "ttc-cli"  # the handler configure_logging installs, and replaces when called again
 
 
@@ -100,6 +104,7 @@ class Progress:
         self.finished_tokens = 0  # of the units done (update)
         self.problems_done = 0
         self.started = time.monotonic()
+        self._moved: float | None = None  # when the first unit or token was counted: the rate's start
         self._last_output = self.started
         self._shown: tuple[int, int] | None = None  # (done, tokens) last written
         if self.mode == "json":
@@ -111,6 +116,7 @@ class Progress:
     def update(self, units: int, tokens: int = 0, problems: int = 0) -> None:
         """Record ``units`` more done (and their ``tokens``), of which ``problems`` problems are now complete."""
         self.done += units
+        self._moved = self._moved or time.monotonic()
         self.finished_tokens += tokens
         self.tokens = max(self.generated_tokens, self.finished_tokens)
         self.problems_done += problems
@@ -119,6 +125,7 @@ class Progress:
     def add_tokens(self, tokens: int) -> None:
         """Record ``tokens`` generated since the last call, for units still in flight (an engine's ``on_tokens``)."""
         self.generated_tokens += tokens
+        self._moved = self._moved or time.monotonic()
         self.tokens = max(self.generated_tokens, self.finished_tokens)
         self._show(finished=False)
 
@@ -132,8 +139,11 @@ class Progress:
             self._last_output = now
 
     def _eta(self, elapsed: float) -> float | None:
-        """Seconds left: from the token rate when ``max_tokens_per_unit`` is known, else from the unit rate."""
+        """Seconds left: from the token rate when ``max_tokens_per_unit`` is known, else from the unit rate;
+        None until the rate has been measured for ``ETA_AFTER_SECONDS``."""
         if self.done >= self.total or elapsed <= 0:
+            return None
+        if self._moved is None or time.monotonic() - self._moved < ETA_AFTER_SECONDS:
             return None
         if self.max_tokens_per_unit is not None and self.tokens > 0:
             per_unit = self.finished_tokens / self.done if self.done else float(self.max_tokens_per_unit)
