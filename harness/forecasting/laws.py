@@ -27,6 +27,7 @@ from scipy import optimize, special, stats
 from scipy.interpolate import RegularGridInterpolator
 
 from harness.core.errors import DataError, OptionError, check_number
+from harness.metrics.counts import distinct_counts
 from harness.metrics.estimators import interval_containing, pass_at_k
 
 # ---------------------------------------------------------------------------------------------------------
@@ -236,8 +237,8 @@ def _jeffreys_log_prior(num_samples: int) -> RegularGridInterpolator:
 
 
 def _unique_counts(num_samples: np.ndarray, num_correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pairs, multiplicity = np.unique(np.stack([num_samples, num_correct]), axis=1, return_counts=True)
-    return pairs[0].astype(np.float64), pairs[1].astype(np.float64), multiplicity.astype(np.float64)
+    n, c, multiplicity, _ = distinct_counts(num_samples, num_correct)
+    return n.astype(np.float64), c.astype(np.float64), multiplicity.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -562,5 +563,11 @@ def _mixture_of_binomials(probabilities: np.ndarray, weights: np.ndarray, trials
     q_mean = np.bincount(group, weights=w * q, minlength=bins)
     used = mass > 0
     q_mean = np.clip(q_mean[used] / mass[used], 0.0, 1.0)
-    pmf = mass[used] @ stats.binom.pmf(np.arange(trials + 1)[None, :], trials, q_mean[:, None])
+    # Each binomial's mass lies within a few standard deviations of its mean: evaluate the pmf there only (for
+    # a million trials, a few thousand points instead of a million per group); beyond, it is below 1e-30.
+    spread = 12.0 * np.sqrt(trials * q_mean * (1.0 - q_mean)) + 12.0
+    low = int(max(np.floor((trials * q_mean - spread).min()), 0))
+    high = int(min(np.ceil((trials * q_mean + spread).max()), trials))
+    pmf = np.zeros(trials + 1)
+    pmf[low : high + 1] = mass[used] @ stats.binom.pmf(np.arange(low, high + 1)[None, :], trials, q_mean[:, None])
     return pmf / pmf.sum()

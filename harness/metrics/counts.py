@@ -7,6 +7,7 @@ is one. A run directory reduces to the same table (``harness.reporting.run_count
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+from pyarrow import json as pa_json
 
 from harness.core.errors import DataError, OptionError
-from harness.core.jsonl import read_jsonl_lines
+from harness.core.jsonl import numbered_records
 
 REQUIRED_FIELDS = ("num_samples", "num_correct")
 # The most samples per problem the estimators support: pass@k's log-gamma differences stay exact to ~1e-9,
@@ -115,11 +118,9 @@ class Counts:
                 f"cannot group by {name!r}: {len(unset)} problems have no value for it "
                 f"(first: problem {self.problem_ids[unset[0]]!r})"
             )
-        groups = {}
-        for value in sorted({str(v) for v in values}):
-            mask = np.array([str(v) == value for v in values])
-            groups[value] = self.subset(mask)
-        return groups
+        texts = np.array([str(value) for value in values], dtype=object)
+        names, inverse = np.unique(texts, return_inverse=True)
+        return {str(name): self.subset(inverse.reshape(-1) == index) for index, name in enumerate(names)}
 
     def subset(self, mask: np.ndarray) -> Counts:
         return Counts(
@@ -142,16 +143,82 @@ class Counts:
         return records
 
 
+def distinct_counts(
+    num_samples: np.ndarray, num_correct: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (n, c) pairs of per-problem counts, sorted by n, then c: ``(n, c, multiplicity, inverse)``,
+    ``multiplicity`` the problems with each pair and ``inverse`` each problem's pair. Whatever is a function of
+    a problem's counts (pass@k, a likelihood) is computed once per pair: a million problems drawn 100 times
+    each have at most 101 pairs."""
+    n = np.asarray(num_samples, dtype=np.int64)
+    c = np.asarray(num_correct, dtype=np.int64)
+    width = int(c.max()) + 1 if c.size else 1
+    keys, inverse, multiplicity = np.unique(n * width + c, return_inverse=True, return_counts=True)
+    return keys // width, keys % width, multiplicity, inverse.reshape(-1)
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
 def read_counts_jsonl(path: str | Path) -> Counts:
-    """Read a counts JSONL file, with errors that name the file and line."""
-    numbered = read_jsonl_lines(path, kind="counts file")
+    """Read a counts JSONL file, with errors that name the file and line.
+
+    Read once (a pipe too), parsed in one go by Arrow's JSON reader when every record is plain (a million
+    problems in a second); anything it cannot take or the checks refuse is read again line by line, which
+    names the first bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"counts file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"counts file {path} is a folder, not a file")
+    data = path.read_bytes()
+    counts = _plain_counts(data)
+    if counts is not None:
+        return counts
+    numbered = numbered_records(io.BytesIO(data), path)
     return Counts.from_records(
         [record for _, record in numbered], source=str(path), lines=[line for line, _ in numbered]
     )
+
+
+_SCALAR_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating)
+
+
+def _plain_counts(data: bytes) -> Counts | None:
+    """``Counts`` from JSONL ``data`` if Arrow parses it and every record holds valid counts; else None (the
+    caller reads it line by line, for the message). The same Counts ``from_records`` builds."""
+    try:
+        table = pa_json.read_json(pa.BufferReader(data))
+    except (pa.ArrowException, ValueError):
+        return None
+    names = table.column_names
+    if table.num_rows == 0 or any(name not in names for name in REQUIRED_FIELDS):
+        return None
+    columns = {name: table.column(name) for name in REQUIRED_FIELDS}
+    if any(not pa.types.is_integer(column.type) or column.null_count for column in columns.values()):
+        return None
+    n = columns["num_samples"].to_numpy().astype(np.int64)
+    c = columns["num_correct"].to_numpy().astype(np.int64)
+    if n.min() < 0 or c.min() < 0 or n.max() > MAX_SAMPLES_PER_PROBLEM or np.any(c > n):
+        return None
+    fields = {}
+    for name in sorted(set(names) - set(REQUIRED_FIELDS)):
+        column = table.column(name)
+        if column.null_count == len(column):  # no value at all: not a field (from_records keeps none either)
+            continue
+        if not (pa.types.is_boolean(column.type) or any(check(column.type) for check in _SCALAR_TYPES)):
+            continue  # nested in every record that has it (Arrow refuses a mix): not a field, as in from_records
+        fields[name] = np.array(column.to_pylist(), dtype=object)
+    for name in ("problem_id", "problem_idx"):
+        if name in fields:
+            if table.column(name).null_count:
+                return None
+            ids = np.array([str(value) for value in fields[name]], dtype=object)
+            break
+    else:
+        ids = np.array([str(index) for index in range(table.num_rows)], dtype=object)
+    return Counts(num_samples=n, num_correct=c, problem_ids=ids, fields=fields)
 
 
 def write_counts_jsonl(counts: Counts, path: str | Path) -> None:
