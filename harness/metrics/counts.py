@@ -153,7 +153,13 @@ def distinct_counts(
     n = np.asarray(num_samples, dtype=np.int64)
     c = np.asarray(num_correct, dtype=np.int64)
     width = int(c.max()) + 1 if c.size else 1
-    keys, inverse, multiplicity = np.unique(n * width + c, return_inverse=True, return_counts=True)
+    key = n * width + c
+    if c.size and int(key.max()) <= 4 * key.size + 1_000_000:  # few possible keys: count them, no sort
+        tally = np.bincount(key)
+        keys = np.flatnonzero(tally)
+        inverse = (np.cumsum(tally > 0) - 1)[key]
+        return keys // width, keys % width, tally[keys], inverse
+    keys, inverse, multiplicity = np.unique(key, return_inverse=True, return_counts=True)
     return keys // width, keys % width, multiplicity, inverse.reshape(-1)
 
 

@@ -80,3 +80,7 @@ def test_distinct_counts_are_sorted_pairs_with_multiplicity_and_inverse():
     assert list(zip(pairs_n.tolist(), pairs_c.tolist())) == [(10, 0), (10, 3), (12, 1), (12, 12)]
     assert multiplicity.tolist() == [1, 2, 1, 1]
     assert np.array_equal(pairs_n[inverse], n) and np.array_equal(pairs_c[inverse], c)
+    wide = np.array([10**6, 5, 10**6]), np.array([999_999, 1, 999_999])  # too many possible pairs to tally
+    pairs_n, pairs_c, multiplicity, inverse = distinct_counts(*wide)
+    assert list(zip(pairs_n.tolist(), pairs_c.tolist(), multiplicity.tolist())) == [(5, 1, 1), (10**6, 999_999, 2)]
+    assert inverse.tolist() == [1, 0, 1]
