@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 from scipy.interpolate import RegularGridInterpolator
 
 from harness.core.errors import DataError, OptionError, check_number
@@ -444,13 +444,14 @@ class BetaBinomialLaw:
         chance of which unsolved problems fall.
         """
         self._check_fitted()
-        n, c = self.num_samples_, self.num_correct_
+        n, c, multiplicity = self._unique  # per distinct (n, c) pair, weighted by its problems
         enough = n >= k
-        fixed = float(pass_at_k(n[enough], c[enough], int(k)).sum()) if enough.any() else 0.0
-        fixed += float(np.count_nonzero(~enough & (c > 0)))
-        waiting_n, waiting = np.unique(n[~enough & (c == 0)], return_counts=True)
+        fixed = float(multiplicity[enough] @ pass_at_k(n[enough], c[enough], int(k))) if enough.any() else 0.0
+        fixed += float(multiplicity[~enough & (c > 0)].sum())
+        unsolved = ~enough & (c == 0)
+        waiting_n, waiting = n[unsolved], multiplicity[unsolved].astype(np.int64)  # distinct n: pairs are
         total = int(waiting.sum())
-        size = n.size
+        size = int(multiplicity.sum())
         if total == 0:
             value = fixed / size
             return value, value, value
@@ -569,5 +570,16 @@ def _mixture_of_binomials(probabilities: np.ndarray, weights: np.ndarray, trials
     low = int(max(np.floor((trials * q_mean - spread).min()), 0))
     high = int(min(np.ceil((trials * q_mean + spread).max()), trials))
     pmf = np.zeros(trials + 1)
-    pmf[low : high + 1] = mass[used] @ stats.binom.pmf(np.arange(low, high + 1)[None, :], trials, q_mean[:, None])
+    pmf[low : high + 1] = mass[used] @ _binomial_pmf(np.arange(low, high + 1), trials, q_mean)
     return pmf / pmf.sum()
+
+
+def _binomial_pmf(x: np.ndarray, trials: int, q: np.ndarray) -> np.ndarray:
+    """Binomial(trials, q) pmf at ``x`` for each q (rows): log C(trials, x), shared by every row, plus
+    x log q + (trials - x) log(1 - q), in log space (exact where q is 0 or 1)."""
+    log_choose = special.gammaln(trials + 1.0) - special.gammaln(x + 1.0) - special.gammaln(trials - x + 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0, and 0 x log 0 in the branch not taken
+        log_q, log_rest = np.log(q)[:, None], np.log1p(-q)[:, None]
+        successes = np.where(x == 0, 0.0, x * log_q)
+        failures = np.where(x == trials, 0.0, (trials - x) * log_rest)
+    return np.exp(log_choose + successes + failures)
