@@ -34,7 +34,7 @@ from harness.forecasting.forecast import (
     model_forecast,
 )
 from harness.forecasting.laws import BetaBinomialLaw, solvable_probability
-from harness.metrics.counts import Counts, distinct_counts
+from harness.metrics.counts import Counts
 
 DIFFICULTY_EDGES = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)  # pilot success rate bins (a bin of its own for 0)
 K_LIMIT = 10**7
@@ -147,10 +147,10 @@ def allocate_by_difficulty(
     problem the samples whose marginal gain stays above one common threshold (found by bisection). Compared
     with the uniform k reaching the same target under the same model.
     """
-    law = law or BetaBinomialLaw().fit(counts.num_samples, counts.num_correct)
+    law = law or BetaBinomialLaw().fit(counts.num_samples, counts.num_correct, distinct=counts.distinct())
     # Problems with the same pilot counts get the same samples: everything is computed per distinct (n, c)
     # pair and weighted by its problems (a million problems cost what their hundred pairs do).
-    n, c, multiplicity, _ = distinct_counts(counts.num_samples, counts.num_correct)
+    n, c, multiplicity, _ = counts.distinct()
     coverage = _fresh_coverage(law, n, c)
     pairs, problems = len(n), int(multiplicity.sum())
     share = multiplicity / problems

@@ -40,7 +40,7 @@ from scipy import special
 from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 from harness.metrics.analysis import measured_coverage
-from harness.metrics.counts import Counts, distinct_counts
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import bootstrap_means, interval_containing, log_spaced_ks, pass_at_k
 
 DEFAULT_CONFIDENCE = 0.9
@@ -162,7 +162,7 @@ def _pass_at_fitted_ks(counts: Counts) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """The k a power law is fitted on (``fit_power_law``), the unbiased pass@k at them of each distinct
     (n, c) pair of the counts, and how many problems have each pair (``distinct_counts``)."""
     ks = log_spaced_ks(int(counts.num_samples.min()))
-    n, c, multiplicity, _ = distinct_counts(counts.num_samples, counts.num_correct)
+    n, c, multiplicity, _ = counts.distinct()
     return ks, pass_at_k(n[:, None], c[:, None], ks[None, :]), multiplicity
 
 
@@ -217,7 +217,7 @@ class BetaMLEModel:
     def fit(self, counts: Counts) -> BetaMLEModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
-        self.law = BetaMLE().fit(counts.num_samples, counts.num_correct)
+        self.law = BetaMLE().fit(counts.num_samples, counts.num_correct, distinct=counts.distinct())
         self.boot_alpha, self.boot_beta = self.law.bootstrap(self.resamples, self.seed)
         return self
 
@@ -246,7 +246,9 @@ class BayesModel:
     def fit(self, counts: Counts) -> BayesModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
-        self.law = BetaBinomialLaw(zero_inflated=self.zero_inflated).fit(counts.num_samples, counts.num_correct)
+        self.law = BetaBinomialLaw(zero_inflated=self.zero_inflated).fit(
+            counts.num_samples, counts.num_correct, distinct=counts.distinct()
+        )
         return self
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]:

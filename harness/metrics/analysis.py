@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.core.errors import DataError, OptionError, check_number
-from harness.metrics.counts import Counts, distinct_counts
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import (
     bootstrap_means,
     coverage_curve,
@@ -74,7 +74,7 @@ def _measured(
     if ks.size and ks.min() < 1:
         raise OptionError("ks", f"must be at least 1, got {int(ks.min())}")
     # per distinct (n, c): the estimate is a function of a problem's counts (bootstrap_means)
-    n, c, multiplicity, _ = distinct_counts(counts.num_samples, counts.num_correct)
+    n, c, multiplicity, _ = counts.distinct()
     per_pair = estimator(n[:, None], c[:, None], ks[None, :])
     mean = multiplicity @ per_pair / multiplicity.sum()
     resampled = bootstrap_means(per_pair, resamples=resamples, seed=seed, multiplicity=multiplicity)

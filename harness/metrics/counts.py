@@ -65,6 +65,14 @@ class Counts:
     def __len__(self) -> int:
         return int(self.num_samples.shape[0])
 
+    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``distinct_counts`` of these counts, computed once (the arrays of a Counts are never changed)."""
+        cached = self.__dict__.get("_distinct")
+        if cached is None:
+            cached = distinct_counts(self.num_samples, self.num_correct)
+            object.__setattr__(self, "_distinct", cached)  # a cache on a frozen instance
+        return cached
+
     @classmethod
     def from_records(
         cls, records: Iterable[Mapping[str, Any]], source: str = "counts", lines: Sequence[int] | None = None
