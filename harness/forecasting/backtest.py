@@ -9,7 +9,7 @@ group, the absolute error and how often the interval contained the truth.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -68,8 +68,10 @@ def backtest_group(
     seed: int = 0,
     methods: Sequence[str] = METHODS,
     confidence: float = DEFAULT_CONFIDENCE,
+    progress: Callable[[int], None] | None = None,
 ) -> list[BacktestRow]:
-    """Backtest every method on one group of problems; pilots are shared across methods."""
+    """Backtest every method on one group of problems; pilots are shared across methods. ``progress(1)`` is
+    called as each pilot's forecasts are done."""
     if len(counts) == 0:
         raise DataError(f"group {name!r} has no problems")
     if pilot < 1 or pilot > counts.num_samples.min():
@@ -89,6 +91,8 @@ def backtest_group(
                 results[method].append((np.nan, np.nan, np.nan, "failed"))
                 continue
             results[method].append((coverage, low, high, model.name))
+        if progress is not None:
+            progress(1)
     rows = []
     for method, values in results.items():
         failures = sum(value[3] == "failed" for value in values)
@@ -127,8 +131,10 @@ def backtest(
     seed: int = 0,
     methods: Sequence[str] = METHODS,
     confidence: float = DEFAULT_CONFIDENCE,
+    progress: Callable[[int], None] | None = None,
 ) -> list[BacktestRow]:
-    """Backtest every method on every group of ``counts`` (split by the field ``group_by``)."""
+    """Backtest every method on every group of ``counts`` (split by the field ``group_by``); ``progress(1)`` is
+    called as each pilot is done (``repeats`` per group)."""
     check_number("repeats", repeats, at_least=1)
     check_number("seed", seed, at_least=0)
     check_number("k", k, at_least=1)
@@ -138,7 +144,7 @@ def backtest(
         raise OptionError("methods", f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     rows = []
     for name, group in counts.group_by(group_by).items():
-        rows.extend(backtest_group(name, group, pilot, k, repeats, seed, methods, confidence))
+        rows.extend(backtest_group(name, group, pilot, k, repeats, seed, methods, confidence, progress))
     return rows
 
 
@@ -237,9 +243,11 @@ def backtest_adaptive(
     repeats: int = 20,
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
+    progress: Callable[[int], None] | None = None,
 ) -> list[AdaptiveRow]:
     """Draw a pilot, plan ``extra_per_problem`` x problems extra samples adaptively, draw them for real from the
-    full data, and compare the forecast at k before, after, and with the same samples spread uniformly."""
+    full data, and compare the forecast at k before, after, and with the same samples spread uniformly;
+    ``progress(1)`` as each pilot is done."""
     from harness.forecasting.budget import plan_adaptive_pilot
 
     check_number("extra_per_problem", extra_per_problem, at_least=1)
@@ -267,6 +275,8 @@ def backtest_adaptive(
             for variant, variant_counts in variants.items():
                 coverage, low, high = make_model("bayes").fit(variant_counts).interval(k, confidence)
                 figures[variant].append((abs(coverage - truth), low <= truth <= high, high - low))
+            if progress is not None:
+                progress(1)
         summary = {variant: np.mean(values, axis=0) for variant, values in figures.items()}
         rows.append(
             AdaptiveRow(

@@ -77,6 +77,9 @@ class Progress:
         interval: seconds between plain log lines in ``lines`` mode (JSON events: ``JSON_INTERVAL``).
         max_tokens_per_unit: the token limit of one unit (a sample's ``max_tokens``): turns on the ETA from
             tokens, with this as the expected tokens of a unit until one has finished.
+        silent_for: seconds without any output (the JSON start event included): a step that ends sooner
+            shows nothing; one that takes longer shows its progress from then on (analyses that are quick
+            on small inputs and slow on a million problems).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Progress:
         stream: TextIO | None = None,
         interval: float = LINES_INTERVAL,
         max_tokens_per_unit: int | None = None,
+        silent_for: float = 0.0,
     ) -> None:
         self.description = description
         self.total = total
@@ -107,11 +111,16 @@ class Progress:
         self._moved: float | None = None  # when the first unit or token was counted: the rate's start
         self._last_output = self.started
         self._shown: tuple[int, int] | None = None  # (done, tokens) last written
+        self.silent_until = self.started + silent_for
+        self._started_shown = False
+        if silent_for <= 0:
+            self._show_start()
+
+    def _show_start(self) -> None:
+        self._started_shown = True
         if self.mode == "json":
-            write_json_line(
-                self.stream,
-                {"event": "start", "step": description, "total": total, "unit": unit, "problems_total": problems},
-            )
+            start = {"step": self.description, "total": self.total, "unit": self.unit}
+            write_json_line(self.stream, {"event": "start", **start, "problems_total": self.problems_total})
 
     def update(self, units: int, tokens: int = 0, problems: int = 0) -> None:
         """Record ``units`` more done (and their ``tokens``), of which ``problems`` problems are now complete."""
@@ -134,6 +143,10 @@ class Progress:
         if self.mode == "quiet":
             return
         now = time.monotonic()
+        if now < self.silent_until:
+            return
+        if not self._started_shown:
+            self._show_start()
         if now - self._last_output >= self.interval or (finished and self.mode == "lines") or self._shown is None:
             self._emit("progress")
             self._last_output = now
@@ -200,7 +213,10 @@ class Progress:
             self.stream.flush()
 
     def close(self) -> None:
-        """Final output: the end event (JSON), the finished live line, or a last line if figures changed."""
+        """Final output: the end event (JSON), the finished live line, or a last line if figures changed (none
+        for a step that ended while silent)."""
+        if not self._started_shown:
+            return
         if (
             self.mode == "json"
             or self.mode == "live"
