@@ -200,7 +200,7 @@ def run(
     check_number("workers", workers, at_least=1, integer=True)
     check_number("adaptive_pilot", adaptive_pilot, at_least=0, integer=True)
     log = _checked_log(verifier, progress, log)
-    prepared = prepare(options, verifier)
+    prepared = prepare(options, verifier, log)
     with open_run(prepared) as store:
         sampling = sample_run(store, prepared, progress=progress, log=log)
         outcome = verify_run(store, verifier, workers=workers, progress=progress, scale=options.scale)
@@ -244,7 +244,7 @@ def sample(
     whose verifier it is). Each finished request is stored at once; a second call generates nothing new."""
     options = _sample_options(locals())
     log = _checked_log(verifier, progress, log)
-    prepared = prepare(options, verifier)
+    prepared = prepare(options, verifier, log)
     with open_run(prepared) as store:
         sampling = sample_run(store, prepared, progress=progress, log=log)
     return SampleResult(store.path, sampling)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from harness.core.errors import OptionError, TaskError
+from harness.core.errors import TaskError
 from harness.core.records import Problem
 from harness.engines.models import ModelRef, count_parameters
 from harness.engines.registry import engine_class
@@ -44,13 +45,17 @@ class PreparedRun:
     out: Path
 
 
-def prepare(options: SampleOptions, verifier: str | None = None) -> PreparedRun:
+def prepare(
+    options: SampleOptions, verifier: str | None = None, log: Callable[[str], None] | None = None
+) -> PreparedRun:
     """Load the task and model and work out the run's configuration and directory; samples nothing.
 
     Checks what can fail later before anything is written or any engine starts: every record of the task (as
-    it loads), the problems asked for exist, the verifier (``verifier``, default the task's) loads and can
-    judge against every reference (``harness.pipeline.references``), and the run directory is not a file,
-    below a file, or inside another run directory.
+    it loads), the verifier (``verifier``, default the task's) loads and can judge against every reference
+    (``harness.pipeline.references``), and the run directory is not a file, below a file, or inside another run
+    directory. A task with fewer problems than ``options.problems`` runs all of them, and ``log`` gets a note
+    saying how many there are (the default number of problems often exceeds a small file of one's own, so this
+    is no error).
 
     The engine class says what ``options.model`` names and which engine settings define the samples, as this
     machine would run them (its ``resolve_model`` and ``resolve_sample_defining`` hooks, see
@@ -60,13 +65,11 @@ def prepare(options: SampleOptions, verifier: str | None = None) -> PreparedRun:
     all_problems = task.problems()
     if not all_problems:
         raise TaskError(f"task {options.task!r} has no problems")
-    if options.problems is not None and options.problems > len(all_problems):
+    if log is not None and options.problems is not None and options.problems > len(all_problems):
         source = f" in {options.data}" if options.data else ""
-        raise OptionError(
-            "problems",
-            f"task {options.task!r} has {len(all_problems)} problems{source}, fewer than the {options.problems} "
-            f"asked for; ask for at most {len(all_problems)}, or for all of them (0 on the command line, None in "
-            "Python)",
+        log(
+            f"note: task {options.task!r} has {len(all_problems)} problems{source}, fewer than the "
+            f"{options.problems} asked for: the run takes all {len(all_problems)}"
         )
     problems = all_problems[: options.problems] if options.problems else all_problems
     engine_type = engine_class(options.engine)

@@ -90,10 +90,7 @@ def test_problems_beyond_the_file_say_how_many_there_are(tmp_path):
     code, out, err, _ = ttc(*sample_args(tmp_path, "jsonl", data, "--problems", "5"))
     assert code == 0, err
     note, first = out.splitlines()[:2]
-    assert (
-        note
-        == f"note: task 'jsonl' has 3 problems in {data}, fewer than the 5 asked for (problems): the run takes all 3"
-    )
+    assert note == f"note: task 'jsonl' has 3 problems in {data}, fewer than the 5 asked for: the run takes all 3"
     assert first.startswith("run directory:") and "(0/6 samples already stored)" in first
 
 
