@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-from pyarrow import json as pa_json
 
 from harness.core.errors import DataError, OptionError
 from harness.core.jsonl import numbered_records
@@ -175,64 +173,26 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def read_counts_jsonl(path: str | Path) -> Counts:
+def read_counts_jsonl(path: str | Path, parse: Callable[[bytes], Counts | None] | None = None) -> Counts:
     """Read a counts JSONL file, with errors that name the file and line.
 
-    Read once (a pipe too), parsed in one go by Arrow's JSON reader when every record is plain (a million
-    problems in a second); anything it cannot take or the checks refuse is read again line by line, which
-    names the first bad line."""
+    Read once (a pipe too). ``parse`` is a faster reader of the whole file that returns None for what it cannot
+    take (``harness.pipeline.counts_file``: Arrow's JSON reader, a million problems in a second; this layer
+    stays free of it); without it, or when it returns None, the file is read line by line, which names the
+    first bad line."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"counts file not found: {path}")
     if path.is_dir():
         raise DataError(f"counts file {path} is a folder, not a file")
     data = path.read_bytes()
-    counts = _plain_counts(data)
+    counts = parse(data) if parse is not None else None
     if counts is not None:
         return counts
     numbered = numbered_records(io.BytesIO(data), path)
     return Counts.from_records(
         [record for _, record in numbered], source=str(path), lines=[line for line, _ in numbered]
     )
-
-
-_SCALAR_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating)
-
-
-def _plain_counts(data: bytes) -> Counts | None:
-    """``Counts`` from JSONL ``data`` if Arrow parses it and every record holds valid counts; else None (the
-    caller reads it line by line, for the message). The same Counts ``from_records`` builds."""
-    try:
-        table = pa_json.read_json(pa.BufferReader(data))
-    except (pa.ArrowException, ValueError):
-        return None
-    names = table.column_names
-    if table.num_rows == 0 or any(name not in names for name in REQUIRED_FIELDS):
-        return None
-    columns = {name: table.column(name) for name in REQUIRED_FIELDS}
-    if any(not pa.types.is_integer(column.type) or column.null_count for column in columns.values()):
-        return None
-    n = columns["num_samples"].to_numpy().astype(np.int64)
-    c = columns["num_correct"].to_numpy().astype(np.int64)
-    if n.min() < 0 or c.min() < 0 or n.max() > MAX_SAMPLES_PER_PROBLEM or np.any(c > n):
-        return None
-    fields = {}
-    for name in sorted(set(names) - set(REQUIRED_FIELDS)):
-        column = table.column(name)
-        if column.null_count == len(column):  # no value at all: not a field (from_records keeps none either)
-            continue
-        if not (pa.types.is_boolean(column.type) or any(check(column.type) for check in _SCALAR_TYPES)):
-            continue  # nested in every record that has it (Arrow refuses a mix): not a field, as in from_records
-        fields[name] = np.array(column.to_pylist(), dtype=object)
-    for name in ("problem_id", "problem_idx"):
-        if name in fields:
-            if table.column(name).null_count:
-                return None
-            ids = np.array([str(value) for value in fields[name]], dtype=object)
-            break
-    else:
-        ids = np.array([str(index) for index in range(table.num_rows)], dtype=object)
-    return Counts(num_samples=n, num_correct=c, problem_ids=ids, fields=fields)
 
 
 def write_counts_jsonl(counts: Counts, path: str | Path) -> None:

@@ -28,9 +28,10 @@ from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, forecast_
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
 from harness.metrics.analysis import coverage_summary, measured_coverage
-from harness.metrics.counts import Counts, read_counts_jsonl
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
 from harness.pipeline.analyze import analyze_run, summarize_counts
+from harness.pipeline.counts_file import read_counts
 from harness.pipeline.results import Summary, UsageFigures
 from harness.reporting.html import write_report
 from harness.reporting.run_counts import run_counts
@@ -348,4 +349,4 @@ def load_run(path: str | Path, verifier: str | None = None) -> Run:
         raise FileNotFoundError(f"{path}: no such run directory or counts file")
     if verifier is not None:
         raise OptionError("verifier", f"selects a run directory's verdict set; {path} is a counts file")
-    return Run(path, counts=read_counts_jsonl(path))
+    return Run(path, counts=read_counts(path))

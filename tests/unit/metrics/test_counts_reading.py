@@ -11,7 +11,8 @@ import pytest
 
 from harness.core.errors import DataError
 from harness.core.jsonl import read_jsonl_lines
-from harness.metrics.counts import Counts, _plain_counts, distinct_counts, read_counts_jsonl
+from harness.metrics.counts import Counts, distinct_counts
+from harness.pipeline.counts_file import plain_counts, read_counts
 
 
 def line_by_line(path: Path) -> Counts:
@@ -35,8 +36,8 @@ def write(path: Path, records: list[dict]) -> Path:
 
 def test_the_fast_reader_builds_what_the_line_reader_builds(shared_data, tmp_path):
     real = shared_data / "monkey_business_pythia_math_10k_counts.jsonl"
-    assert _plain_counts(real.read_bytes()) is not None, "a real counts file takes the fast path"
-    assert_same(read_counts_jsonl(real), line_by_line(real))
+    assert plain_counts(real.read_bytes()) is not None, "a real counts file takes the fast path"
+    assert_same(read_counts(real), line_by_line(real))
     crafted = write(
         tmp_path / "crafted.jsonl",
         [
@@ -45,7 +46,7 @@ def test_the_fast_reader_builds_what_the_line_reader_builds(shared_data, tmp_pat
             {"num_samples": 12, "num_correct": 12, "level": None, "problem_idx": 9},
         ],
     )
-    assert_same(read_counts_jsonl(crafted), line_by_line(crafted))
+    assert_same(read_counts(crafted), line_by_line(crafted))
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ def test_the_fast_reader_builds_what_the_line_reader_builds(shared_data, tmp_pat
 )
 def test_bad_lines_are_still_named(tmp_path, records, message):
     with pytest.raises(DataError, match=message):
-        read_counts_jsonl(write(tmp_path / "bad.jsonl", records))
+        read_counts(write(tmp_path / "bad.jsonl", records))
 
 
 def test_nested_and_mixed_fields_fall_back_to_the_line_reader(tmp_path):
@@ -70,7 +71,7 @@ def test_nested_and_mixed_fields_fall_back_to_the_line_reader(tmp_path):
             {"num_samples": 4, "num_correct": 2, "extra": {"a": 2}, "tag": 5},
         ],
     )
-    assert_same(read_counts_jsonl(path), line_by_line(path))
+    assert_same(read_counts(path), line_by_line(path))
 
 
 def test_distinct_counts_are_sorted_pairs_with_multiplicity_and_inverse():
