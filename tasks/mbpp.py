@@ -51,8 +51,8 @@ class MBPP(Task):
 
     def load_problems(self) -> list[Problem]:
         located = load_located_records(self.data, split=HUB_SPLITS, config="full")
-        wheres = {}
-        by_id = {}
+        wheres: dict[int, str] = {}
+        by_id: dict[int, dict[str, Any]] = {}
         for where, record in located:
             check_record(record, where)
             task_id = int(record["task_id"])

@@ -71,7 +71,7 @@ class Command:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.communicate()
-            raise AssertionError(f"still running {ENDS_WITHIN} s after the interrupt:\n{self.stderr[-3000:]}")
+            raise AssertionError(f"still running {ENDS_WITHIN} s after the interrupt:\n{self.stderr[-3000:]}") from None
         return self.process.returncode, stdout
 
 

@@ -54,7 +54,7 @@ def test_the_second_interrupt_ends_the_process_at_once_with_the_signals_status(n
     assert process.stdout.readline() == f"caught {name} {128 + number}\n"
     process.send_signal(number)
     try:
-        out, err = process.communicate(timeout=30)  # not the minute the cleanup would take
+        _, err = process.communicate(timeout=30)  # not the minute the cleanup would take
     except subprocess.TimeoutExpired:
         process.kill()
         raise AssertionError("the second interrupt did not end the process") from None
