@@ -17,7 +17,7 @@ from harness.core.reasoning import ThinkTags
 from harness.pipeline.verify import judge_texts
 from harness.store import RunStore
 from tests.support.helpers import fake_model_dir
-from tests.support.thinking_engine import expected_reason, shape_text, word_thinking_tokens
+from tests.support.thinking_engine import SHAPES, expected_reason, shape_text, word_thinking_tokens
 from verifiers import load_verifier
 from verifiers.base import CORRECT, Verdict
 
@@ -55,11 +55,15 @@ def test_verdicts_judge_the_answer_after_the_thinking(shared_data, tmp_path, mod
     manifest = RunStore.open(result.run_dir).manifest
     record = manifest["reasoning"]
     assert record["mode"] == "on" and record["requested"] == mode and record["think_tags"] == TAGS.to_list()
+    texts = RunStore.open(result.run_dir).read_samples(["text"]).column("text").to_pylist()
     if mode == "on":  # GSM8K's prompts are text, which no chat template opens: they end with the opening tag
         assert record["response_prefix"] == "<think>" and manifest["config"]["sample_defining"]["response_prefix"]
+        assert not any(text.startswith("<think>") for text in texts)  # the engine was given the prompt's ending
     else:  # auto with text prompts: off until the samples showed thinking, the prompts untouched
         assert record["response_prefix"] == "" and "response_prefix" not in manifest["config"]["sample_defining"]
         assert "samples hold the think tags" in record["decided_by"]
+        opened = sum(text.startswith("{open}") for text, _, _ in SHAPES)
+        assert sum(text.startswith("<think>") for text in texts) == PROBLEMS * SAMPLES * opened // len(SHAPES)
     summary = result.summary
     truncated = sum(expected_reason(index, True) == "truncated_thinking" for index in range(SAMPLES)) * PROBLEMS
     assert summary["reasons"]["truncated_thinking"] == truncated == summary["reasoning"]["truncated"]
@@ -250,3 +254,28 @@ def test_the_reasoning_mode_is_decided_before_sampling(requested, template, chat
     shown = decided.after_samples(["<think>hmm</think> 4"])
     assert shown.mode == ("on" if waiting else mode) and not shown.awaiting_evidence
     assert decided.after_samples(["4"]) == decided  # no sign of thinking: nothing changes
+
+
+def test_pass_hat_k_and_avg_at_n_in_the_summary_are_those_of_the_verdicts(make_fake_run):
+    """Counted straight from the stored verdicts: pass^k by enumerating C(c,k)/C(n,k), avg@n and its standard
+    error over problems by their definitions."""
+    from math import comb
+    from statistics import mean, stdev
+
+    run_dir = make_fake_run(problems=PROBLEMS, samples=7)  # the fake engine's answers differ between problems
+    summary = harness.load_run(run_dir).summary
+    verdicts = RunStore.open(run_dir).read_verdicts(columns=["correct"]).to_pylist()
+    per_problem: dict[str, list[bool]] = {}
+    for row in verdicts:
+        per_problem.setdefault(row["problem_id"], []).append(row["correct"])
+    counts = [(len(marks), sum(marks)) for marks in per_problem.values()]
+    assert len({c for _, c in counts}) > 1, counts
+    for row in summary["pass_hat_k"]:
+        k = row["k"]
+        assert row["value"] == pytest.approx(mean(comb(c, k) / comb(n, k) for n, c in counts), abs=1e-12), k
+        assert row["low"] <= row["value"] <= row["high"]
+    shares = [c / n for n, c in counts]
+    averaged = summary["avg_at_n"]
+    assert averaged["mean"] == pytest.approx(mean(shares)) and averaged["problems"] == PROBLEMS
+    assert averaged["standard_error"] == pytest.approx(stdev(shares) / len(shares) ** 0.5)
+    assert averaged["samples"] == PROBLEMS * 7

@@ -1,4 +1,5 @@
 """A fake reasoning model for logic tests: each completion thinks, then answers, in one of six scripted shapes.
+Where the prompt ends with the opening tag (the request's ``response_prefix``), completions do not open it again.
 
 Problems are GSM8K's first ones, whose answers the fake engine knows (``RIGHT``): sample ``i`` of a problem takes
 shape ``i % 6`` of ``SHAPES``, so a test knows each sample's verdict with reasoning on and with it off. Tokens are
@@ -30,9 +31,12 @@ SHAPES = (
 )
 
 
-def shape_text(problem_index: int, sample_index: int, tags: ThinkTags) -> str:
+def shape_text(problem_index: int, sample_index: int, tags: ThinkTags, response_prefix: str = "") -> str:
+    """Sample ``sample_index``'s text; a prompt that ends with the opening tag (``response_prefix``) opened the
+    thinking already, so the text does not open it again."""
     text, _, _ = SHAPES[sample_index % len(SHAPES)]
-    return text.format(right=RIGHT[problem_index], wrong=WRONG, open=tags.open, close=tags.close)
+    text = text.format(right=RIGHT[problem_index], wrong=WRONG, open=tags.open, close=tags.close)
+    return text.removeprefix(f"{tags.open} ") if response_prefix == tags.open else text
 
 
 def expected_reason(sample_index: int, reasoning: bool) -> str:
@@ -66,7 +70,7 @@ class ThinkingFakeEngine(Engine):
             tags = request.think_tags or ThinkTags()
             completions = []
             for offset in range(request.n):
-                text = shape_text(problem_index, request.first_index + offset, tags)
+                text = shape_text(problem_index, request.first_index + offset, tags, request.response_prefix)
                 n_tokens = len(text.split())
                 thinking = word_thinking_tokens(text, tags) if request.think_tags is not None else None
                 completions.append(Completion(text, n_tokens, "stop", -1.0, **split_tokens(n_tokens, thinking)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,7 @@ def test_accuracy_by_thinking_bins_hold_every_known_sample_once():
     assert sum(row["samples"] for row in bins) == known.sum()
     assert sum(row["correct"] for row in bins) == (correct & known).sum()
     assert all(row["low"] <= row["high"] for row in bins)
-    assert all(a["high"] < b["low"] for a, b in zip(bins, bins[1:])), "bins do not overlap"
+    assert all(a["high"] < b["low"] for a, b in itertools.pairwise(bins)), "bins do not overlap"
     assert len(bins) == 6 and max(row["samples"] for row in bins) - min(row["samples"] for row in bins) <= 2
     for row in bins:  # each bin's accuracy is that of the samples in its range
         inside = known & (thinking >= row["low"]) & (thinking <= row["high"])
