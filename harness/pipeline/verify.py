@@ -56,7 +56,7 @@ def judge_texts(
     for position, segment in enumerate(segments):
         if not segment.closed:
             verdicts[position] = Verdict(
-                False, TRUNCATED_THINKING, None, f"the thinking never closed ({think_tags.close})"
+                False, TRUNCATED_THINKING, None, f"the thinking never closed (no {think_tags.close})"
             )
         elif not segment.answer.strip():
             verdicts[position] = Verdict(False, NO_ANSWER, None, f"nothing after {think_tags.close}")

@@ -90,16 +90,22 @@ def format_reasoning(reasoning: Mapping[str, Any]) -> str:
     parts = [f"reasoning: on ({opening}...{closing}); {cut} ({reasoning['truncated_share']:.0%})"]
     thinking = reasoning["thinking_tokens"]
     if thinking is not None:
-        parts.append(f"thinking tokens mean {thinking['mean']:,.0f}, p90 {thinking['p90']:,.0f}")
-        correct, wrong = reasoning["mean_thinking_tokens_correct"], reasoning["mean_thinking_tokens_wrong"]
-        parts.append(f"correct samples thought {_mean_tokens(correct)}, wrong ones {_mean_tokens(wrong)}")
+        parts.append(f"thinking tokens per sample mean {thinking['mean']:,.0f}, p90 {thinking['p90']:,.0f}")
+        parts.append(
+            _thought_by_outcome(reasoning["mean_thinking_tokens_correct"], reasoning["mean_thinking_tokens_wrong"])
+        )
     if reasoning.get("note"):
         parts.append(str(reasoning["note"]))
     return "; ".join(parts)
 
 
-def _mean_tokens(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f} tokens on average"
+def _thought_by_outcome(correct: float | None, wrong: float | None) -> str:
+    """What correct and wrong samples thought, on average, in words."""
+    if correct is not None and wrong is not None:
+        return f"correct samples thought {correct:,.0f} tokens on average, wrong ones {wrong:,.0f}"
+    if correct is not None:
+        return f"correct samples thought {correct:,.0f} tokens on average (none wrong)"
+    return f"wrong samples thought {wrong:,.0f} tokens on average (none correct)"
 
 
 def _quantity(value: float | None) -> str:
