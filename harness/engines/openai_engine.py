@@ -185,38 +185,33 @@ def _stored_text(answer: str | None, reasoning: str | None, finish_reason: str, 
 def _choice_tokens(choice: Mapping[str, Any], chat: bool) -> list[str] | None:
     """The sampled tokens' texts that come with their log-probabilities (None when not given): where the closing
     think tag falls among them."""
-    logprobs = choice.get("logprobs")
-    if not isinstance(logprobs, dict):
-        return None
-    if chat:
-        content = logprobs.get("content")
-        tokens = (
-            [entry.get("token") for entry in content if isinstance(entry, dict)] if isinstance(content, list) else None
-        )
-    else:
-        tokens = logprobs.get("tokens")
-    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+    tokens = _per_token(choice, chat, "token", "tokens")
+    if tokens is None or not all(isinstance(token, str) for token in tokens):
         return None
     return tokens
 
 
 def _choice_logprobs(choice: Mapping[str, Any], chat: bool) -> list[float] | None:
     """The sampled tokens' log-probabilities, or None when the choice carries none (or in another shape)."""
+    values = _per_token(choice, chat, "logprob", "token_logprobs")
+    if values is None or not all(isinstance(value, (int, float)) for value in values):
+        return None
+    return [float(value) for value in values]
+
+
+def _per_token(choice: Mapping[str, Any], chat: bool, chat_key: str, text_key: str) -> list[Any] | None:
+    """One field of a choice's per-token log-probability entries: ``chat_key`` of each entry of a chat choice's
+    ``logprobs.content``, or the list ``logprobs[text_key]`` of a completion's; None when absent."""
     logprobs = choice.get("logprobs")
     if not isinstance(logprobs, dict):
         return None
     if chat:
         content = logprobs.get("content")
-        values = (
-            [entry.get("logprob") for entry in content if isinstance(entry, dict)]
-            if isinstance(content, list)
-            else None
+        return (
+            [entry.get(chat_key) for entry in content if isinstance(entry, dict)] if isinstance(content, list) else None
         )
-    else:
-        values = logprobs.get("token_logprobs")
-    if not isinstance(values, list) or not all(isinstance(value, (int, float)) for value in values):
-        return None
-    return [float(value) for value in values]
+    values = logprobs.get(text_key)
+    return values if isinstance(values, list) else None
 
 
 def _json_body(body: bytes) -> Any:

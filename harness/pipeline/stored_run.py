@@ -18,10 +18,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
 
 from harness.core.errors import DataError, OptionError
 from harness.core.options import check_value
@@ -30,7 +32,7 @@ from harness.forecasting.costs import Prices, Usage
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, forecast_curve
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
-from harness.metrics.analysis import coverage_summary, measured_coverage, measured_pass_hat_k
+from harness.metrics.analysis import MeasuredCoverage, coverage_summary, measured_coverage, measured_pass_hat_k
 from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.metrics.estimators import log_spaced_ks
 from harness.pipeline.analyze import analyze_run, summarize_counts
@@ -170,43 +172,39 @@ class Run:
         ``ks`` defaults to 1, 2, 4, ..., the smallest samples per problem; what the summary holds (its ks at
         its confidence) is read from it, other k are estimated from the counts.
         """
-        import pandas as pd
-
-        columns = ["k", "coverage", "low", "high"]
-        known: Mapping[str, Any] | None = self._known_summary()
-        if known is None and ks is None:
-            known = coverage_summary(self._counts, confidence=confidence)
-        if known is not None and known["confidence"] == confidence:
-            stored = {row["k"]: row for row in known["pass_at_k"]}
-            wanted = list(stored) if ks is None else [int(k) for k in ks]
-            if all(k in stored for k in wanted):
-                return pd.DataFrame([stored[k] for k in wanted], columns=columns)
-        wanted_ks = log_spaced_ks(int(self._counts.num_samples.min())) if ks is None else ks
-        measured = measured_coverage(self._counts, wanted_ks, confidence)
-        return pd.DataFrame(
-            {"k": measured.ks, "coverage": measured.mean, "low": measured.low, "high": measured.high},
-            columns=columns,
-        )
+        return self._measured("pass_at_k", "coverage", measured_coverage, ks, confidence)
 
     def pass_hat_k(self, ks: Sequence[int] | None = None, confidence: float = 0.95) -> pd.DataFrame:
         """Unbiased pass^k (all of k samples correct, ``C(c,k)/C(n,k)``) with a bootstrap ``confidence`` interval
         over problems: columns k, value, low, high. ``ks`` defaults to 1, 2, 4, ..., the smallest samples per
         problem; the summary's are read from it, other k are estimated from the counts."""
+        return self._measured("pass_hat_k", "value", measured_pass_hat_k, ks, confidence)
+
+    def _measured(
+        self,
+        key: str,
+        column: str,
+        estimate: Callable[[Counts, Sequence[int] | np.ndarray, float], MeasuredCoverage],
+        ks: Sequence[int] | None,
+        confidence: float,
+    ) -> pd.DataFrame:
+        """The summary's rows ``key`` (k, ``column``, low, high) at ``ks`` if it holds them at ``confidence``,
+        else ``estimate``'s from the counts."""
         import pandas as pd
 
-        columns = ["k", "value", "low", "high"]
+        columns = ["k", column, "low", "high"]
         known: Mapping[str, Any] | None = self._known_summary()
         if known is None and ks is None:
             known = coverage_summary(self._counts, confidence=confidence)
         if known is not None and known["confidence"] == confidence:
-            stored = {row["k"]: row for row in known["pass_hat_k"]}
+            stored = {row["k"]: row for row in known[key]}
             wanted = list(stored) if ks is None else [int(k) for k in ks]
             if all(k in stored for k in wanted):
                 return pd.DataFrame([stored[k] for k in wanted], columns=columns)
         wanted_ks = log_spaced_ks(int(self._counts.num_samples.min())) if ks is None else ks
-        measured = measured_pass_hat_k(self._counts, wanted_ks, confidence)
+        measured = estimate(self._counts, wanted_ks, confidence)
         return pd.DataFrame(
-            {"k": measured.ks, "value": measured.mean, "low": measured.low, "high": measured.high}, columns=columns
+            {"k": measured.ks, column: measured.mean, "low": measured.low, "high": measured.high}, columns=columns
         )
 
     @property

@@ -185,6 +185,11 @@ def _save(figure: Figure, axes: Axes, path: str | Path, xlabel: str, ylabel: str
     axes.set_title(title)
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8, loc="best")
+    return _written(figure, path)
+
+
+def _written(figure: Figure, path: str | Path) -> Path:
+    """Lay ``figure`` out, save it as a PNG at ``path`` and close it."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,9 +268,4 @@ def plot_reasoning(
     right.set_title("accuracy against thinking length", fontsize=10)
     for axes in (left, right):
         axes.grid(alpha=0.3)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _written(figure, path)
