@@ -50,6 +50,9 @@ SAMPLE_SCHEMA = pa.schema(
         ("prompt_tokens", pa.int32()),
         ("seed", pa.int64()),
         ("session", pa.string()),
+        # reasoning models: tokens up to and including the closing think tag, and the rest (null: unknown)
+        ("thinking_tokens", pa.int32()),
+        ("answer_tokens", pa.int32()),
     ]
 )
 
@@ -73,6 +76,10 @@ SCORE_SCHEMA = pa.schema(
     ]
 )
 
+
+# Columns added to a schema after run directories were first written: a shard without one (written before it
+# existed) reads it as nulls, and a table given without it is stored with nulls. New columns go here, nullable.
+ADDED_COLUMNS = frozenset({"thinking_tokens", "answer_tokens"})
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -172,7 +179,7 @@ class ShardSet:
         tables = [table] if isinstance(table, pa.Table) else list(table)
         if not tables:
             return None
-        table = pa.concat_tables([part.select(self.schema.names).cast(self.schema) for part in tables])
+        table = pa.concat_tables([self._conformed(part).cast(self.schema) for part in tables])
         if table.num_rows == 0:
             return None
         ranges = ranges_of(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
@@ -189,6 +196,13 @@ class ShardSet:
         fsync_dir(self.folder)
         return final
 
+    def _conformed(self, table: pa.Table) -> pa.Table:
+        """``table``'s columns in the schema's order, an added column it lacks as nulls (``ADDED_COLUMNS``)."""
+        for name in self.schema.names:
+            if name not in table.column_names and name in ADDED_COLUMNS:
+                table = table.append_column(name, pa.nulls(table.num_rows, self.schema.field(name).type))
+        return table.select(self.schema.names)
+
     def ranges(self) -> Ranges:
         """Stored index ranges per problem, from shard footers only (no data pages are read)."""
         index: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -204,13 +218,21 @@ class ShardSet:
         """One shard's ``columns`` and keys, checked: pages against their checksums, columns against the
         schema, keys against the index in the footer. Damage is a ``RunStoreError`` naming the shard."""
         names = list(dict.fromkeys(["problem_id", "sample_idx", *columns]))
-        try:
-            table = pq.read_table(path, columns=names, page_checksum_verification=True)
-        except READ_ERRORS as error:
-            raise damaged_shard(path, error) from None
         for name in names:
             if name not in self.schema.names:
                 raise RunStoreError(f"{self.folder} has no column {name!r}; its columns are {self.schema.names}")
+        added = [name for name in names if name in ADDED_COLUMNS]
+        present = set(read_footer_schema(path).names) if added else set()
+        absent = [name for name in added if name not in present]  # a shard written before the column existed
+        try:
+            table = pq.read_table(
+                path, columns=[name for name in names if name not in absent], page_checksum_verification=True
+            )
+        except READ_ERRORS as error:
+            raise damaged_shard(path, error) from None
+        for name in absent:
+            table = table.append_column(name, pa.nulls(table.num_rows, self.schema.field(name).type))
+        for name in names:
             expected = self.schema.field(name).type
             if table.schema.field(name).type != expected:  # a shard of other tools, or a damaged type
                 try:
