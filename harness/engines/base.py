@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.core.options import DeclaresOptions
+from harness.core.reasoning import ThinkTags
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
 from harness.engines.models import ModelRef
@@ -29,13 +30,25 @@ TokenCallback = Callable[[int], None]
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """``n`` samples of one prompt, which will be stored as sample indices ``first_index .. first_index+n-1``."""
+    """``n`` samples of one prompt, which will be stored as sample indices ``first_index .. first_index+n-1``.
+
+    Attributes:
+        think_tags: the tags around a reasoning model's thinking: the engine reports how many tokens of each
+            completion were thinking (``Completion.thinking_tokens``), and a server's separate reasoning text is
+            stored between them (``harness.core.reasoning.joined_completion``). None: the caller wants no split.
+        response_prefix: text the response starts with, put after the prompt (after the chat template's
+            generation prompt, for chat messages): the opening think tag when ``--reasoning on`` meets a chat
+            template that does not open the thinking itself. An engine that renders prompts must append it; it
+            is part of the run's configuration hash.
+    """
 
     problem_id: str
     prompt: Prompt
     n: int
     first_index: int
     seed: int
+    think_tags: ThinkTags | None = None
+    response_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,12 +60,27 @@ class Completion:
         n_tokens: generated tokens.
         finish_reason: ``"stop"`` (EOS or stop string) or ``"length"`` (hit max_tokens).
         logprob_sum: sum of the sampled tokens' log-probabilities under the model (None if not available).
+        thinking_tokens: how many of ``n_tokens`` were thinking, up to and including the closing think tag (all of
+            them when the thinking never closed); None when unknown (see ``split_tokens``).
+        answer_tokens: the rest, ``n_tokens - thinking_tokens``; None when unknown.
     """
 
     text: str
     n_tokens: int
     finish_reason: str
     logprob_sum: float | None
+    thinking_tokens: int | None = None
+    answer_tokens: int | None = None
+
+
+def split_tokens(n_tokens: int, thinking_tokens: int | None) -> dict[str, int | None]:
+    """A completion's ``thinking_tokens`` and ``answer_tokens`` from its thinking count (None: unknown), for
+    ``Completion(**...)``; a count above ``n_tokens`` (a server's figure that includes what it did not send) is
+    capped at it."""
+    if thinking_tokens is None:
+        return {"thinking_tokens": None, "answer_tokens": None}
+    thinking = max(0, min(int(thinking_tokens), n_tokens))
+    return {"thinking_tokens": thinking, "answer_tokens": n_tokens - thinking}
 
 
 @dataclass(frozen=True)
@@ -87,6 +115,10 @@ class Engine(DeclaresOptions, abc.ABC):
       only change speed), as this machine would run them; they enter the run's configuration hash. Default:
       the options named in ``sample_defining_options``, as given ("auto" when absent). Override it when what
       runs depends on the machine (vLLM's dtype "auto" is float32 on CPUs without native bf16).
+    * ``chat_template(model, engine_options)``: the chat template chat messages are rendered with, if known
+      before the engine starts (default: a local checkpoint's). ``--reasoning auto`` looks for the think tags
+      in it; with ``--reasoning on`` and a template that does not open the thinking, requests carry the
+      opening tag as ``response_prefix``.
     * ``takes_session_seed``: True for engines that draw from one engine-wide random stream rather than
       seeding each request. They are constructed with ``seed=<session seed>``, which differs between sampling
       sessions of a run, so a resumed or extended run never replays the stream that produced the samples
@@ -113,6 +145,13 @@ class Engine(DeclaresOptions, abc.ABC):
     def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:
         """The engine settings that define the samples, as this machine would run them (hashed by the runner)."""
         return {name: engine_options.get(name, "auto") for name in cls.sample_defining_options}
+
+    @classmethod
+    def chat_template(cls, model: ModelRef, engine_options: Mapping[str, Any]) -> str | None:
+        """The chat template this engine renders chat messages with, read without starting the engine; None
+        when it is not known here (a server applies its own; a Hub model not yet downloaded). ``--reasoning
+        auto`` reads the think tags in it. Default: the template of a local checkpoint directory."""
+        return models.read_chat_template(model.path)
 
     @abc.abstractmethod
     def generate(

@@ -43,6 +43,7 @@ OPTIONAL_MANIFEST_FIELDS = {
     "active_verdicts": str,
     "run_id": str,
     "sample_bound": int,
+    "reasoning": dict,  # the run's reasoning mode and think tags (harness.pipeline.reasoning)
 }
 SESSION_NUMBERS = ("samples", "output_tokens", "prompt_tokens", "requests", "seconds")
 

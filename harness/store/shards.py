@@ -51,6 +51,9 @@ SAMPLE_SCHEMA = pa.schema(
         ("prompt_tokens", pa.int32()),
         ("seed", pa.int64()),
         ("session", pa.string()),
+        # reasoning models: tokens up to and including the closing think tag, and the rest (null: unknown)
+        ("thinking_tokens", pa.int32()),
+        ("answer_tokens", pa.int32()),
         ("fingerprint", pa.int64()),  # text_fingerprint(text); null in shards written before it existed
     ]
 )
@@ -77,9 +80,9 @@ SCORE_SCHEMA = pa.schema(
 )
 
 
-#: Columns appended to the schemas after their first version: nullable, null in shards written before them
-#: (they read back so), and null where a writer does not give them.
-LATER_COLUMNS = frozenset({"fingerprint"})
+# Columns added to a schema after run directories were first written: a shard without one (written before it
+# existed) reads it as nulls, and a table given without it is stored with nulls. New columns go here, nullable.
+ADDED_COLUMNS = frozenset({"thinking_tokens", "answer_tokens", "fingerprint"})
 
 PARQUET_MAGIC = b"PAR1"
 #: The largest sample index the store can hold: ``sample_idx`` is an int32 (so are token counts).
@@ -183,9 +186,9 @@ class ShardSet:
     def table(self, columns: Mapping[str, Any]) -> pa.Table:
         """Rows (column name -> values) as a table of this set's declared schema: a column that holds only
         nulls (no sample of a problem had an answer) keeps its declared type, so tables built separately
-        concatenate. Every column of the schema must be given, but those added to it later (``LATER_COLUMNS``,
+        concatenate. Every column of the schema must be given, but those added to it later (``ADDED_COLUMNS``,
         null where not given)."""
-        missing = [name for name in self.schema.names if name not in columns and name not in LATER_COLUMNS]
+        missing = [name for name in self.schema.names if name not in columns and name not in ADDED_COLUMNS]
         if missing:
             raise ValueError(
                 f"a table for {self.folder.name} lacks column(s) {missing}; its schema: {self.schema.names}"
@@ -198,7 +201,7 @@ class ShardSet:
         tables = [table] if isinstance(table, pa.Table) else list(table)
         if not tables:
             return None
-        table = pa.concat_tables([self._conformed(part) for part in tables])
+        table = pa.concat_tables([self._conformed(part).cast(self.schema) for part in tables])
         if table.num_rows == 0:
             return None
         ranges = ranges_of(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
@@ -218,13 +221,11 @@ class ShardSet:
         return final
 
     def _conformed(self, table: pa.Table) -> pa.Table:
-        """``table`` in this set's schema: its columns cast, in order; a column it lacks (one added to the schema
-        after its writer was written) null."""
-        columns = [
-            table.column(name).cast(field.type) if name in table.column_names else pa.nulls(table.num_rows, field.type)
-            for name, field in zip(self.schema.names, self.schema)
-        ]
-        return pa.Table.from_arrays(columns, schema=self.schema)
+        """``table``'s columns in the schema's order, an added column it lacks as nulls (``ADDED_COLUMNS``)."""
+        for name in self.schema.names:
+            if name not in table.column_names and name in ADDED_COLUMNS:
+                table = table.append_column(name, pa.nulls(table.num_rows, self.schema.field(name).type))
+        return table.select(self.schema.names)
 
     def ranges(self, limit: int = MAX_SAMPLE_INDEX + 1) -> Ranges:
         """Stored index ranges per problem, from shard footers only (no data pages are read). A shard holding an
@@ -251,17 +252,19 @@ class ShardSet:
         for name in names:
             if name not in self.schema.names:
                 raise RunStoreError(f"{self.folder} has no column {name!r}; its columns are {self.schema.names}")
-        present = read_footer_schema(path).names
-        stored = [name for name in names if name in present]
+        added = [name for name in names if name in ADDED_COLUMNS]
+        present = set(read_footer_schema(path).names) if added else set()
+        absent = [name for name in added if name not in present]  # a shard written before the column existed
         try:
-            table = pq.read_table(path, columns=stored, page_checksum_verification=True)
+            table = pq.read_table(
+                path, columns=[name for name in names if name not in absent], page_checksum_verification=True
+            )
         except READ_ERRORS as error:
             raise damaged_shard(path, error) from None
+        for name in absent:
+            table = table.append_column(name, pa.nulls(table.num_rows, self.schema.field(name).type))
         for name in names:
             expected = self.schema.field(name).type
-            if name not in stored:  # a column added to the schema after this shard was written: null
-                table = table.append_column(self.schema.field(name), pa.nulls(table.num_rows, expected))
-                continue
             if table.schema.field(name).type != expected:  # a shard of other tools, or a damaged type
                 try:
                     column = table.column(name).cast(expected)
