@@ -59,6 +59,8 @@ class _State:
     depth: int = 0  # nested handling_interrupts() contexts
     received: list[int] = dataclasses.field(default_factory=list)  # signals received inside the outermost
     exit_on_second: bool = False
+    deferring: int = 0  # nested deferred() blocks
+    pending: int | None = None  # the first interrupt, held while deferring
 
 
 _state = _State()
@@ -72,6 +74,9 @@ def _handle(signal_number: int, frame: FrameType | None) -> None:
         with contextlib.suppress(OSError):  # stderr may be gone (the terminal closed): exit all the same
             os.write(2, f"\ninterrupted again ({name}): stopping at once\n".encode())
         os._exit(128 + signal_number)
+    if first and _state.deferring:  # raised when the block ends: it is done or not done, never half
+        _state.pending = signal_number
+        return
     raise Interrupted(signal_number)
 
 
@@ -106,6 +111,22 @@ def handling_interrupts(exit_on_second: bool = False) -> Iterator[None]:
         _state.depth, _state.received = 0, []
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold the first interrupt until the block ends, then raise it: for a few milliseconds of work that must
+    happen whole (a shard written and counted in the session's record). A second interrupt is not held."""
+    _state.deferring += 1
+    try:
+        yield
+    finally:
+        _state.deferring -= 1
+        pending = _state.pending if not _state.deferring else None
+        if pending is not None:
+            _state.pending = None
+    if pending is not None:  # reached only when the block ended normally; an error it raised wins
+        raise Interrupted(pending)
 
 
 def interrupted() -> bool:

@@ -12,6 +12,7 @@ from typing import cast
 import pyarrow as pa
 
 from harness.core.errors import EngineError, RunStoreError
+from harness.core.interrupts import deferred
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem, SamplingSettings
 from harness.engines.base import Engine, GenerationRequest, GenerationResult, accepts_on_tokens, request_seed
@@ -130,16 +131,17 @@ def sample_requests(
     failure: BaseException | None = None
     try:
         for result in engine.generate(requests, settings, **streaming):
-            store.write_samples(result_table(result, session.id))
-            if reasoning is not None and reasoning.awaiting_evidence:
-                reasoning = reasoning.after_samples(completion.text for completion in result.completions)
-                if not reasoning.awaiting_evidence:
-                    store.update_manifest(reasoning=reasoning.record())
-            tokens = sum(completion.n_tokens for completion in result.completions)
-            session.samples += result.request.n
-            session.output_tokens += tokens
-            session.prompt_tokens += result.prompt_tokens
-            session.requests += 1
+            with deferred():  # an interrupt meanwhile is raised once the shard is stored and counted
+                store.write_samples(result_table(result, session.id))
+                if reasoning is not None and reasoning.awaiting_evidence:
+                    reasoning = reasoning.after_samples(completion.text for completion in result.completions)
+                    if not reasoning.awaiting_evidence:
+                        store.update_manifest(reasoning=reasoning.record())
+                tokens = sum(completion.n_tokens for completion in result.completions)
+                session.samples += result.request.n
+                session.output_tokens += tokens
+                session.prompt_tokens += result.prompt_tokens
+                session.requests += 1
             requests_left[result.request.problem_id] -= 1
             progress.update(
                 result.request.n, tokens=tokens, problems=int(requests_left[result.request.problem_id] == 0)

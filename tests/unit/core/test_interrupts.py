@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness.core.interrupts import Interrupted, exit_status, handling_interrupts
+from harness.core.interrupts import Interrupted, deferred, exit_status, handling_interrupts
 from tests.conftest import REPO_ROOT
 
 # A process that waits for a signal inside handling_interrupts, then "cleans up" for a minute: what a step
@@ -83,3 +83,22 @@ def test_handlers_are_restored_and_an_interrupt_is_a_keyboard_interrupt():
         assert isinstance(caught.value, Interrupted) and exit_status(caught.value) == 143
     assert signal.getsignal(signal.SIGTERM) is before
     assert exit_status(KeyboardInterrupt()) == 130
+
+
+def test_an_interrupt_in_a_deferred_block_is_raised_when_the_block_is_done():
+    """A shard written and counted is one step: the signal lands in the middle, the step still ends whole."""
+    done = []
+    with handling_interrupts(), pytest.raises(Interrupted) as caught:
+        with deferred():
+            signal.raise_signal(signal.SIGTERM)
+            done.append("written")
+            with deferred():  # nested: held until the outermost block ends
+                done.append("counted")
+            done.append("recorded")
+        done.append("never reached")
+    assert done == ["written", "counted", "recorded"] and caught.value.signal_name == "SIGTERM"
+    with handling_interrupts(), pytest.raises(ValueError), deferred():  # an error of the block wins, and the
+        signal.raise_signal(signal.SIGINT)  # held interrupt is not raised later by another block
+        raise ValueError("failed")
+    with handling_interrupts(), deferred():
+        pass
