@@ -7,9 +7,11 @@ selection fits every candidate on four sub-pilots), ``load_run(path).budget(0.9)
 ``backtest`` of every method on ``REPEATS`` pilots of 10 samples forecasting k = 100. Each is timed once, in
 this process (medians would triple a figure that takes a minute on a busy 2-core machine).
 
-Before issue 22 the same forecast took 221 s (19 s in the power law's bootstrap alone, a 200 x 10^6 matrix of
-multinomial weights), the budget 58 s (its allocation evaluated per problem, 841 times) and reading the file
-16 s; now everything that is a function of a problem's counts is computed once per distinct (n, c) pair.
+Before issue 22 (commit 8a53d55) `ttc forecast` on 10^6 problems took 221 s in the issue's measurement (19 s in
+the power law's bootstrap alone, a 200 x 10^6 matrix of multinomial weights); measured again here with this
+script's data, reading took 32 s and the forecast 377 s (under load), and read + budget (its allocation
+evaluated per problem) was killed after minutes with exit status 137. Now everything that is a function of a
+problem's counts is computed once per distinct (n, c) pair. docs/bench.md has the figures and the commands.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def run_figure(quick: bool) -> FigureResult:
             met=seconds["read"] + seconds["forecast"] < TARGET_SECONDS if not quick else None,
             detail=(
                 f"read {seconds['read']:.1f} s, forecast {seconds['forecast']:.1f} s: {forecast['coverage']:.3f} "
-                f"[{forecast['low']:.3f}, {forecast['high']:.3f}] ({forecast['method']})" + was(" (was 221 s)")
+                f"[{forecast['low']:.3f}, {forecast['high']:.3f}] ({forecast['method']})"
+                + was(" (before: 409 s, read 32 s + forecast 377 s)")
             ),
         ),
         Row(
@@ -110,7 +113,8 @@ def run_figure(quick: bool) -> FigureResult:
             "s",
             target=target,
             met=seconds["budget"] < TARGET_SECONDS if not quick else None,
-            detail=f"k = {figures['budget_k']}; allocation by difficulty included" + was(" (was 58 s)"),
+            detail=f"k = {figures['budget_k']}; allocation by difficulty included"
+            + was(" (before: killed, exit 137, unfinished)"),
         ),
         Row(
             "10 forecasting at scale",

@@ -23,7 +23,7 @@ import pytest
 
 from harness.store import RunStore
 from tests.conftest import REPO_ROOT
-from tests.support.helpers import cli_flags, fake_run_args, process_tree, survivors
+from tests.support.helpers import cli_flags, command_line, fake_run_args, process_tree, survivors
 
 PROBLEMS, SAMPLES = 12, 4
 ENDS_WITHIN = 60  # seconds: "it ends", on however busy a machine; the wanted figure is about 5 s
@@ -66,12 +66,15 @@ class Command:
 
     def ends(self) -> tuple[int, str]:
         """Exit status and stdout, once it has ended (within ``ENDS_WITHIN`` seconds of the call)."""
+        return self.ends_within(ENDS_WITHIN)
+
+    def ends_within(self, seconds: float) -> tuple[int, str]:
         try:
-            stdout, _ = self.process.communicate(timeout=ENDS_WITHIN)
+            stdout, _ = self.process.communicate(timeout=seconds)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.communicate()
-            raise AssertionError(f"still running {ENDS_WITHIN} s after the interrupt:\n{self.stderr[-3000:]}") from None
+            raise AssertionError(f"still running after {seconds} s:\n{self.stderr[-3000:]}") from None
         return self.process.returncode, stdout
 
 
@@ -230,3 +233,35 @@ def test_a_run_directory_removed_while_sampling_is_an_error_and_not_recreated(sh
     (line,) = command.stderr.strip().splitlines()[-1:]
     assert line.startswith(f"error: {run} ") and "removed" in line, line
     assert not run.exists(), "nothing re-created"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_real_vllm_sampling_stops_it_and_leaves_no_engine(shared_data, tmp_path):
+    """The embedded model through real vLLM (its engine core in a process of its own, which the terminal's Ctrl-C
+    reaches too): ttc stops, records the session as interrupted, exits 130 with one line, and no engine process
+    is left; the same command then finishes the run."""
+    from tests.system.test_engine_lifecycle import generating, gsm8k_args
+
+    run = tmp_path / "run"
+    args = ["sample", *gsm8k_args(shared_data, run, 16)]  # 2 problems x 16 samples x 64 tokens: about a minute
+    command = Command(tmp_path, *args, "--json")
+    command.wait_until(
+        lambda: any(generating(line) for line in command.stderr.splitlines()), "the engine generating", seconds=900
+    )
+    started = process_tree(command.process.pid)
+    assert any("EngineCore" in command_line(pid) for pid in started), [command_line(pid) for pid in started]
+    command.ctrl_c()
+    code, stdout = command.ends()
+    assert code == 130, command.stderr[-3000:]
+    result = json.loads(stdout)
+    assert result["ok"] is False and result["interrupted"] == "SIGINT", result
+    assert not survivors(started, seconds=20), "the engine and its workers are gone"
+    store = RunStore.open(run)
+    (session,) = store.manifest["sessions"]
+    assert session["status"] == "interrupted"
+    assert session["samples"] == store.read_samples(columns=["sample_idx"]).num_rows < 32
+
+    resumed = Command(tmp_path, *args)
+    code, _ = resumed.ends_within(1200)
+    assert code == 0, resumed.stderr[-3000:]
+    assert RunStore.open(run).read_samples(columns=["sample_idx"]).num_rows == 32
