@@ -35,9 +35,9 @@ from fractions import Fraction
 from importlib import metadata
 from typing import Any
 
-from harness.core.errors import VerifierError, check_number
+from harness.core.errors import check_number
 from verifiers import exact_numbers
-from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict
+from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict, reference_answer
 from verifiers.exact_numbers import TooLarge, exact_value, refusal
 from verifiers.math_worker import SharedWorker
 
@@ -355,11 +355,4 @@ def _normalized(answer: str | None) -> str | None:
 
 
 def _reference_answer(reference: Mapping[str, Any]) -> str:
-    if "answer" not in reference:
-        raise VerifierError(f"the math verifier needs reference['answer']; the reference has {sorted(reference)}")
-    answer = reference["answer"]
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise VerifierError(f"reference['answer'] must be a string or number, got {answer!r}")
-    if not str(answer).strip():
-        raise VerifierError("reference['answer'] is empty")
-    return str(answer)
+    return str(reference_answer(reference, "math"))

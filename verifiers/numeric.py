@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from harness.core.errors import VerifierError
-from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict
+from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict, reference_answer
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d[\d,]*)?|-?\.\d+")
 _MARKER = "####"
@@ -78,11 +78,7 @@ class NumericVerifier:
 
 
 def _gold(reference: Mapping[str, Any]) -> Fraction:
-    if "answer" not in reference:
-        raise VerifierError(f"the numeric verifier needs reference['answer']; the reference has {sorted(reference)}")
-    answer = reference["answer"]
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise VerifierError(f"reference['answer'] must be a number (or a string holding one), got {answer!r}")
+    answer = reference_answer(reference, "numeric")
     gold = to_fraction(str(answer))
     if gold is None:
         raise VerifierError(f"reference['answer'] {answer!r} is not a number")
