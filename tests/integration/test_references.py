@@ -55,6 +55,16 @@ def test_a_bad_record_of_a_jsonl_task_is_named_by_file_and_line_before_anything_
     assert not (tmp_path / "run").exists(), "refused before the run directory was made"
 
 
+def test_the_choice_verifier_checks_its_letters_before_anything_starts(tmp_path):
+    records = [{"prompt": "Pick one: (A) red (B) blue", "answer": "B"}] * 2 + [{"prompt": "x", "answer": "blue"}]
+    data = jsonl(tmp_path / "tasks.jsonl", records)
+    refused(
+        *sample_args(tmp_path, "jsonl", data, "--verifier", "choice"),
+        naming=(f"{data}:3", "problem '2'", "the choice verifier needs reference['answer'], a letter"),
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_gsm8k_records_are_checked_where_they_lie(tmp_path):
     train = jsonl(tmp_path / "gsm8k_train.jsonl", [{"question": "q", "answer": "so #### 1"}])
     good = {"question": "Two apples and one?", "answer": "2 + 1 = 3\n#### 3"}
