@@ -126,13 +126,21 @@ def backtest(
 ) -> None:
     """How far can a forecast from a --pilot be trusted? Error and interval hit rate per method and group."""
     from harness.forecasting.backtest import backtest as run_backtest
-    from harness.forecasting.backtest import backtest_adaptive, format_adaptive_markdown, format_markdown, rows_to_json
+    from harness.forecasting.backtest import (
+        backtest_adaptive,
+        check_adaptive_backtest,
+        format_adaptive_markdown,
+        format_markdown,
+        rows_to_json,
+    )
     from harness.pipeline.counts_file import read_counts
     from harness.reporting.progress import Progress
 
     output = Output("backtest", json_output)
     with output.errors():
         counts = read_counts(counts_file)
+        if adaptive_extra != 0:  # checked before the backtest runs, not after it
+            check_adaptive_backtest(counts, group_by, pilot, adaptive_extra, repeats, confidence)
         groups = 1 if group_by is None else len(counts.group_by(group_by))
         pilots = groups * repeats * (2 if adaptive_extra else 1)
         # shown once it takes a few seconds (a million problems): a line every few seconds, pilots done

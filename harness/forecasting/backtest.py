@@ -234,6 +234,22 @@ def _draw_more(full: Counts, pilot: Counts, extra: np.ndarray, rng: np.random.Ge
     return Counts(pilot.num_samples + extra, pilot.num_correct + correct, pilot.problem_ids, pilot.fields)
 
 
+def check_adaptive_backtest(
+    counts: Counts, group_by: str | None, pilot: int, extra_per_problem: int, repeats: int, confidence: float
+) -> None:
+    """``backtest_adaptive``'s arguments, checked: callers that run ``backtest`` first check them before it (a
+    bad value must not wait for minutes of backtesting)."""
+    check_number("extra_per_problem", extra_per_problem, at_least=1, integer=True)
+    check_number("repeats", repeats, at_least=1)
+    check_number("confidence", confidence, above=0, below=1)
+    for name, group in counts.group_by(group_by).items():
+        if pilot + extra_per_problem > group.num_samples.min():
+            raise OptionError(
+                "extra_per_problem",
+                f"group {name!r}: pilot + extra exceeds the {group.num_samples.min()} samples per problem",
+            )
+
+
 def backtest_adaptive(
     counts: Counts,
     group_by: str | None,
@@ -250,16 +266,9 @@ def backtest_adaptive(
     ``progress(1)`` as each pilot is done."""
     from harness.forecasting.budget import plan_adaptive_pilot
 
-    check_number("extra_per_problem", extra_per_problem, at_least=1)
-    check_number("repeats", repeats, at_least=1)
-    check_number("confidence", confidence, above=0, below=1)
+    check_adaptive_backtest(counts, group_by, pilot, extra_per_problem, repeats, confidence)
     rows = []
     for name, group in counts.group_by(group_by).items():
-        if pilot + extra_per_problem > group.num_samples.min():
-            raise OptionError(
-                "extra_per_problem",
-                f"group {name!r}: pilot + extra exceeds the {group.num_samples.min()} samples per problem",
-            )
         truth = true_coverage(group, k)
         rng = np.random.default_rng(seed)
         figures: dict[str, list[tuple[float, bool, float]]] = {"before": [], "adaptive": [], "uniform": []}

@@ -193,7 +193,8 @@ class ShardSet:
             raise ValueError(
                 f"a table for {self.folder.name} lacks column(s) {missing}; its schema: {self.schema.names}"
             )
-        return self._conformed(pa.table({name: columns[name] for name in self.schema.names if name in columns}))
+        given = pa.table({name: columns[name] for name in self.schema.names if name in columns})
+        return self._conformed(given).cast(self.schema)
 
     def append(self, table: pa.Table | Sequence[pa.Table]) -> Path | None:
         """Write one shard atomically (temp name, fsync, rename), of a table or of several tables together,
