@@ -38,8 +38,20 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
 
 RANGES_KEY = b"ttc.ranges"
+# A schema's columns appended after runs were stored with it (comma-separated, in its metadata): nullable, read
+# back as nulls from the older shards that lack them, and filled with nulls where a writer does not give them.
+APPENDED_KEY = b"ttc.appended"
 
-SAMPLE_SCHEMA = pa.schema(
+
+def appended_schema(
+    columns: Sequence[tuple[str, pa.DataType]], appended: Sequence[tuple[str, pa.DataType]]
+) -> pa.Schema:
+    """A shard schema: its first ``columns``, then the ``appended`` ones (see ``APPENDED_KEY``)."""
+    names = ",".join(name for name, _ in appended)
+    return pa.schema([*columns, *appended], metadata={APPENDED_KEY: names.encode()} if names else None)
+
+
+SAMPLE_SCHEMA = appended_schema(
     [
         ("problem_id", pa.string()),
         ("sample_idx", pa.int32()),
@@ -50,10 +62,19 @@ SAMPLE_SCHEMA = pa.schema(
         ("prompt_tokens", pa.int32()),
         ("seed", pa.int64()),
         ("session", pa.string()),
-    ]
+    ],
+    # confidence statistics computed while sampling (harness.engines.confidence), null where the engine gave no
+    # log-probabilities; conf_settings names the token values and windows they were computed with
+    [
+        ("conf_mean", pa.float64()),
+        ("conf_min_window", pa.float64()),
+        ("conf_tail", pa.float64()),
+        ("conf_bottom_window", pa.float64()),
+        ("conf_settings", pa.string()),
+    ],
 )
 
-VERDICT_SCHEMA = pa.schema(
+VERDICT_SCHEMA = appended_schema(
     [
         ("problem_id", pa.string()),
         ("sample_idx", pa.int32()),
@@ -61,7 +82,9 @@ VERDICT_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("answer", pa.string()),
         ("detail", pa.string()),
-    ]
+    ],
+    # a verifier's confidence that the sample is correct (a judge's probability of "yes"), where it has one
+    [("score", pa.float64())],
 )
 
 SCORE_SCHEMA = pa.schema(
@@ -143,12 +166,26 @@ def key_ranges(table: pa.Table) -> list[tuple[str, int, int]]:
     return [(str(problem_ids[a]), int(indices[a]), int(indices[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
+def appended_columns(schema: pa.Schema) -> frozenset[str]:
+    """The columns appended to ``schema`` after its first runs (``APPENDED_KEY``)."""
+    names = (schema.metadata or {}).get(APPENDED_KEY, b"").decode()
+    return frozenset(name for name in names.split(",") if name)
+
+
 class ShardSet:
     """A folder of append-only Parquet shards with a (problem, index range) index in their footers."""
 
     def __init__(self, folder: Path, schema: pa.Schema) -> None:
         self.folder = folder
         self.schema = schema
+        self.appended = appended_columns(schema)
+
+    def _with_appended(self, columns: Mapping[str, Any], rows: int) -> dict[str, Any]:
+        """``columns`` with each appended column it lacks as nulls of the declared type."""
+        filled = dict(columns)
+        for name in self.appended - set(columns):
+            filled[name] = pa.nulls(rows, self.schema.field(name).type)
+        return filled
 
     def shard_paths(self) -> list[Path]:
         if not self.folder.is_dir():
@@ -158,7 +195,10 @@ class ShardSet:
     def table(self, columns: Mapping[str, Any]) -> pa.Table:
         """Rows (column name -> values) as a table of this set's declared schema: a column that holds only
         nulls (no sample of a problem had an answer) keeps its declared type, so tables built separately
-        concatenate. Every column of the schema must be given."""
+        concatenate. Every column of the schema must be given, except appended ones (``APPENDED_KEY``): nulls."""
+        if self.appended - set(columns):
+            rows = len(next(iter(columns.values()))) if columns else 0
+            columns = self._with_appended(columns, rows)
         missing = [name for name in self.schema.names if name not in columns]
         if missing:
             raise ValueError(
@@ -172,7 +212,7 @@ class ShardSet:
         tables = [table] if isinstance(table, pa.Table) else list(table)
         if not tables:
             return None
-        table = pa.concat_tables([part.select(self.schema.names).cast(self.schema) for part in tables])
+        table = pa.concat_tables([self._complete(part).select(self.schema.names).cast(self.schema) for part in tables])
         if table.num_rows == 0:
             return None
         ranges = ranges_of(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
@@ -189,6 +229,12 @@ class ShardSet:
         fsync_dir(self.folder)
         return final
 
+    def _complete(self, table: pa.Table) -> pa.Table:
+        """``table`` with the appended columns it lacks, as nulls."""
+        for name in sorted(self.appended - set(table.column_names)):
+            table = table.append_column(self.schema.field(name), pa.nulls(table.num_rows, self.schema.field(name).type))
+        return table
+
     def ranges(self) -> Ranges:
         """Stored index ranges per problem, from shard footers only (no data pages are read)."""
         index: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -204,13 +250,20 @@ class ShardSet:
         """One shard's ``columns`` and keys, checked: pages against their checksums, columns against the
         schema, keys against the index in the footer. Damage is a ``RunStoreError`` naming the shard."""
         names = list(dict.fromkeys(["problem_id", "sample_idx", *columns]))
-        try:
-            table = pq.read_table(path, columns=names, page_checksum_verification=True)
-        except READ_ERRORS as error:
-            raise damaged_shard(path, error) from None
         for name in names:
             if name not in self.schema.names:
                 raise RunStoreError(f"{self.folder} has no column {name!r}; its columns are {self.schema.names}")
+        absent: list[str] = []
+        if self.appended.intersection(names):  # a shard written before a column was appended lacks it
+            absent = [name for name in names if name in self.appended and name not in read_footer_schema(path).names]
+        try:
+            table = pq.read_table(
+                path, columns=[name for name in names if name not in absent], page_checksum_verification=True
+            )
+        except READ_ERRORS as error:
+            raise damaged_shard(path, error) from None
+        table = self._complete(table) if absent else table
+        for name in names:
             expected = self.schema.field(name).type
             if table.schema.field(name).type != expected:  # a shard of other tools, or a damaged type
                 try:
