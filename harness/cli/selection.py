@@ -17,8 +17,8 @@ def compare_verifiers_command(
     selectors: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: coverage, majority, orm[=SET], prm[=SET], weighted[=SET], likelihood "
-            "(default: all the run's data allows)."
+            help="Comma-separated: coverage, majority, orm[=SET], prm[=SET], weighted[=SET], likelihood, "
+            "conf-min-window, conf-tail, conf-bottom10, conf-majority=ETA (default: all the run's data allows)."
         ),
     ] = None,
     k: Annotated[str | None, typer.Option("--k", help="Comma-separated k values (default: 1, 2, 4, ..., n).")] = None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from harness.core.options import DeclaresOptions
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
+from harness.engines.confidence import ConfidenceStats
 from harness.engines.models import ModelRef
 
 if TYPE_CHECKING:
@@ -29,13 +30,19 @@ TokenCallback = Callable[[int], None]
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """``n`` samples of one prompt, which will be stored as sample indices ``first_index .. first_index+n-1``."""
+    """``n`` samples of one prompt, which will be stored as sample indices ``first_index .. first_index+n-1``.
+
+    ``top_logprobs``: return each generated token's ``top_logprobs`` most likely alternatives with their
+    log-probabilities (``Completion.top_logprobs``; 0: none). A judge asks for them to read its probability of
+    "yes"; sampling for a run never does.
+    """
 
     problem_id: str
     prompt: Prompt
     n: int
     first_index: int
     seed: int
+    top_logprobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,21 @@ class Completion:
         n_tokens: generated tokens.
         finish_reason: ``"stop"`` (EOS or stop string) or ``"length"`` (hit max_tokens).
         logprob_sum: sum of the sampled tokens' log-probabilities under the model (None if not available).
+        confidence: the sample's confidence statistics, computed while sampling from its tokens'
+            log-probabilities (``harness.engines.confidence``); None where the engine has none.
+        confidence_settings: what they were computed with (``ConfidenceSettings.label``).
+        top_logprobs: when the request asked for them (``GenerationRequest.top_logprobs``), per generated token
+            its most likely tokens' log-probabilities, token text -> log-probability (a judge's verdict
+            token); None otherwise.
     """
 
     text: str
     n_tokens: int
     finish_reason: str
     logprob_sum: float | None
+    confidence: ConfidenceStats | None = None
+    confidence_settings: str | None = None
+    top_logprobs: list[dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,18 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 
 from harness.core.errors import EngineError, OptionError, check_number
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
+from harness.engines.confidence import (
+    DEFAULT_TAIL,
+    DEFAULT_WINDOW,
+    ConfidenceAccumulator,
+    ConfidenceSettings,
+    ConfidenceStats,
+)
 from harness.engines.models import ModelRef
 
 logger = logging.getLogger(__name__)
@@ -166,6 +174,47 @@ def _choice_logprobs(choice: Mapping[str, Any], chat: bool) -> list[float] | Non
     return [float(value) for value in values]
 
 
+def _choice_top_logprobs(choice: Mapping[str, Any], chat: bool) -> list[dict[str, float]] | None:
+    """Per token, its most likely alternatives (token text -> log-probability), or None when the choice carries
+    none. Completions: ``logprobs.top_logprobs`` (a dict per token); chat: ``logprobs.content[i].top_logprobs``
+    (a list of ``{token, logprob}`` per token)."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    if chat:
+        content = logprobs.get("content")
+        if not isinstance(content, list):
+            return None
+        rows = []
+        for entry in content:
+            alternatives = entry.get("top_logprobs") if isinstance(entry, dict) else None
+            if not isinstance(alternatives, list):
+                return None
+            rows.append(
+                {
+                    str(item["token"]): float(item["logprob"])
+                    for item in alternatives
+                    if isinstance(item, dict) and isinstance(item.get("logprob"), (int, float)) and "token" in item
+                }
+            )
+        return rows
+    tops = logprobs.get("top_logprobs")
+    if not isinstance(tops, list) or not all(isinstance(row, dict) for row in tops):
+        return None
+    return [
+        {str(token): float(value) for token, value in row.items() if isinstance(value, (int, float))} for row in tops
+    ]
+
+
+def top_matrix(rows: list[dict[str, float]], top: int) -> np.ndarray:
+    """The ``top`` largest log-probabilities of each token's alternatives, as a (tokens, top) array (NaN-padded)."""
+    matrix = np.full((len(rows), top), np.nan)
+    for index, row in enumerate(rows):
+        best = sorted(row.values(), reverse=True)[:top]
+        matrix[index, : len(best)] = best
+    return matrix
+
+
 def _json_body(body: bytes) -> Any:
     """A non-streamed answer's JSON; a body that does not parse is retried."""
     try:
@@ -232,13 +281,18 @@ class _StreamedAnswer:
     each event (its log-probabilities, else one per piece of text) go to ``count_tokens`` as they arrive.
     """
 
-    def __init__(self, chat: bool, count_tokens: Callable[[int], None]) -> None:
+    def __init__(
+        self, chat: bool, count_tokens: Callable[[int], None], confidence: ConfidenceSettings | None = None
+    ) -> None:
         self.chat = chat
         self.count_tokens = count_tokens
+        self.confidence = confidence
         self.started = False
         self._pending = b""
         self._texts: dict[int, list[str]] = {}
         self._logprobs: dict[int, list[float] | None] = {}
+        self._tops: dict[int, list[dict[str, float]] | None] = {}
+        self._accumulators: dict[int, ConfidenceAccumulator | None] = {}
         self._finish: dict[int, str | None] = {}
         self._usage: Any = None
 
@@ -271,37 +325,72 @@ class _StreamedAnswer:
             delta = choice.get("delta")
             text = (delta.get("content") if isinstance(delta, dict) else None) if self.chat else choice.get("text")
             values = _choice_logprobs(choice, self.chat)
+            tops = _choice_top_logprobs(choice, self.chat)
             self._texts.setdefault(index, [])
             logprobs = self._logprobs.setdefault(index, [])
+            kept_tops = self._tops.setdefault(index, [])
             if isinstance(text, str):
                 self._texts[index].append(text)
             if values is not None:
                 tokens += len(values)
                 if logprobs is not None:
                     logprobs.extend(values)
+                    self._feed_confidence(index, values, tops)
             elif text:
                 tokens += 1
                 self._logprobs[index] = None  # a piece without log-probabilities: count tokens from usage
+                self._accumulators[index] = None
+            if kept_tops is not None and tops is not None and values is not None and len(tops) == len(values):
+                kept_tops.extend(tops)
+            elif values:
+                self._tops[index] = None
             if choice.get("finish_reason"):
                 self._finish[index] = str(choice["finish_reason"])
         if tokens:
             self.count_tokens(tokens)
 
+    def _feed_confidence(self, index: int, values: list[float], tops: list[dict[str, float]] | None) -> None:
+        """Feed a piece's tokens to the choice's confidence accumulator, as they arrive."""
+        settings = self.confidence
+        if settings is None or not values:
+            return
+        if index not in self._accumulators:
+            self._accumulators[index] = settings.accumulator()
+        accumulator = self._accumulators[index]
+        if accumulator is None:
+            return
+        if not settings.top_logprobs:
+            settings.feed(accumulator, values)
+        elif tops is not None and len(tops) == len(values):
+            settings.feed(accumulator, top_matrix(tops, settings.top_logprobs))
+        else:  # the server did not return the top log-probabilities asked for
+            self._accumulators[index] = None
+
     def body(self) -> dict[str, Any]:
-        """The answer as a non-streamed body; a stream that ended before every choice finished is retried."""
+        """The answer as a non-streamed body; a stream that ended before every choice finished is retried. Each
+        choice's confidence statistics, computed as its tokens arrived, ride along as ``ttc_confidence``."""
         unfinished = sorted(set(self._texts) - set(self._finish))
         if not self._texts or unfinished:
             raise _Retry(f"the streamed answer ended before choices {unfinished or 'any'} finished")
         choices = []
         for index, pieces in sorted(self._texts.items()):
-            text, values = "".join(pieces), self._logprobs[index]
+            text, values, tops = "".join(pieces), self._logprobs[index], self._tops.get(index)
             choice: dict[str, Any] = {"index": index, "finish_reason": self._finish[index]}
             if self.chat:
                 choice["message"] = {"role": "assistant", "content": text}
-                choice["logprobs"] = None if values is None else {"content": [{"logprob": v} for v in values]}
+                content: list[dict[str, Any]] | None = None if values is None else [{"logprob": v} for v in values]
+                if content is not None and tops:
+                    for entry, row in zip(content, tops):
+                        entry["top_logprobs"] = [{"token": token, "logprob": value} for token, value in row.items()]
+                choice["logprobs"] = None if content is None else {"content": content}
             else:
                 choice["text"] = text
                 choice["logprobs"] = None if values is None else {"token_logprobs": values}
+                if values is not None and tops:
+                    choice["logprobs"]["top_logprobs"] = tops
+            accumulator = self._accumulators.get(index)
+            if values is not None and accumulator is not None:
+                choice["ttc_confidence"] = accumulator.result()
             choices.append(choice)
         return {"choices": choices, "usage": self._usage}
 
@@ -320,6 +409,11 @@ class OpenAIEngine(Engine):
         max_n_per_request: most samples asked for in one HTTP request (hosted APIs cap ``n``).
         backoff_base: seconds before the first retry; doubles each retry (with jitter), up to ``backoff_max``.
         backoff_max: longest wait between retries (a server's ``Retry-After`` is honoured up to 600 s).
+        confidence: compute each sample's confidence statistics (``harness.engines.confidence``) from the
+            log-probabilities the server returns, fed to them as the stream arrives; stored with the sample.
+        confidence_window, confidence_tail: tokens per sliding window and in the tail (DeepConf: 2048 each).
+        confidence_top_logprobs: 0: token values are the sampled tokens' log-probabilities; k: DeepConf's token
+            confidence over the top k log-probabilities, which the server is then asked for.
     """
 
     # Nothing the engine options set changes what is sampled (the served model is in the identity).
@@ -337,7 +431,19 @@ class OpenAIEngine(Engine):
         max_n_per_request: int = 128,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        confidence: bool = True,
+        confidence_window: int = DEFAULT_WINDOW,
+        confidence_tail: int = DEFAULT_TAIL,
+        confidence_top_logprobs: int = 0,
     ) -> None:
+        self.confidence = ConfidenceSettings.from_options(
+            {
+                "confidence": confidence,
+                "confidence_window": confidence_window,
+                "confidence_tail": confidence_tail,
+                "confidence_top_logprobs": confidence_top_logprobs,
+            }
+        )
         self.model = model
         self.base_url = resolve_base_url(base_url)
         self.concurrency = concurrency
@@ -377,6 +483,7 @@ class OpenAIEngine(Engine):
         check_number("max_n_per_request", options.get("max_n_per_request"), at_least=1)
         check_number("backoff_base", options.get("backoff_base"), at_least=0)
         check_number("backoff_max", options.get("backoff_max"), at_least=0)
+        ConfidenceSettings.from_options(options)
 
     @classmethod
     def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:
@@ -411,6 +518,7 @@ class OpenAIEngine(Engine):
                 "streaming": self._stream_supported,
                 "n_tokens_from": sorted(self._token_sources),
                 "fallbacks": list(self._fallbacks),
+                "confidence": None if self.confidence is None else self.confidence.label,
             }
 
     def close(self) -> None:
@@ -531,7 +639,8 @@ class OpenAIEngine(Engine):
             logprobs, stream = self._logprobs_supported, self._stream_supported
             payload = self._payload(request, offset, size, settings, logprobs, stream)
             try:
-                return self._retrying(label, partial(self._attempt, payload, size, chat, logprobs, stream), stop)
+                attempt = partial(self._attempt, payload, size, chat, logprobs, stream, request.top_logprobs > 0)
+                return self._retrying(label, attempt, stop)
             except (_LogprobsRejected, _StreamRejected):
                 continue
 
@@ -559,23 +668,27 @@ class OpenAIEngine(Engine):
             payload["stop"] = list(settings.stop)
         if stream:
             payload.update(stream=True, stream_options={"include_usage": True})
+        # the sampled tokens' log-probabilities, and the top ones where DeepConf's confidence or a judge asks
+        top = max(request.top_logprobs, 0 if self.confidence is None else self.confidence.top_logprobs)
         if isinstance(request.prompt, str):
             payload["prompt"] = request.prompt
             if logprobs:
-                payload["logprobs"] = 0  # the sampled tokens' log-probabilities only
+                payload["logprobs"] = top
         else:
             payload["messages"] = [dict(message) for message in request.prompt]
             if logprobs:
-                payload.update(logprobs=True, top_logprobs=0)
+                payload.update(logprobs=True, top_logprobs=top)
         return payload
 
-    def _attempt(self, payload: dict[str, Any], size: int, chat: bool, logprobs: bool, stream: bool) -> _ChunkResult:
+    def _attempt(
+        self, payload: dict[str, Any], size: int, chat: bool, logprobs: bool, stream: bool, keep_tops: bool = False
+    ) -> _ChunkResult:
         path = "/chat/completions" if chat else "/completions"
-        answer = _StreamedAnswer(chat, self._count_tokens) if stream else None
+        answer = _StreamedAnswer(chat, self._count_tokens, self.confidence) if stream else None
         status, body = self._send("POST", path, payload, answer)
         if status == 200:
             data = answer.body() if answer is not None and answer.started else _json_body(body)
-            return self._parse(data, size, chat)
+            return self._parse(data, size, chat, keep_tops)
         message = _error_message(body)
         if status in (400, 422):
             if stream and "stream" in message.lower():
@@ -589,7 +702,9 @@ class OpenAIEngine(Engine):
                 raise _NUnsupported
         raise OpenAIEngineError(self._refusal(status, message, path))
 
-    def _parse(self, data: Any, size: int, chat: bool) -> _ChunkResult:
+    def _parse(self, data: Any, size: int, chat: bool, keep_tops: bool = False) -> _ChunkResult:
+        """A body's choices as completions (``keep_tops``: with each token's top log-probabilities, asked for by
+        the request, not only by the confidence statistics)."""
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list):
             raise _Retry("malformed response: no 'choices' list")
@@ -607,19 +722,40 @@ class OpenAIEngine(Engine):
         ordered = [by_index[index] for index in range(size)]
         texts = [_choice_text(choice, chat) for choice in ordered]
         token_logprobs = [_choice_logprobs(choice, chat) for choice in ordered]
+        token_tops = [_choice_top_logprobs(choice, chat) for choice in ordered]
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         n_tokens = self._token_counts(texts, token_logprobs, usage.get("completion_tokens"))
         prompt_tokens = usage.get("prompt_tokens")
-        completions = [
-            Completion(
-                text=text,
-                n_tokens=count,
-                finish_reason=str(choice.get("finish_reason") or "unknown"),
-                logprob_sum=None if values is None else float(sum(values)),
+        completions = []
+        for text, count, choice, values, tops in zip(texts, n_tokens, ordered, token_logprobs, token_tops):
+            stats = self._confidence_of(choice, values, tops)
+            completions.append(
+                Completion(
+                    text=text,
+                    n_tokens=count,
+                    finish_reason=str(choice.get("finish_reason") or "unknown"),
+                    logprob_sum=None if values is None else float(sum(values)),
+                    confidence=stats,
+                    confidence_settings=None if stats is None or self.confidence is None else self.confidence.label,
+                    top_logprobs=tops if keep_tops else None,
+                )
             )
-            for text, count, choice, values in zip(texts, n_tokens, ordered, token_logprobs)
-        ]
         return _ChunkResult(completions, prompt_tokens if isinstance(prompt_tokens, int) else 0)
+
+    def _confidence_of(
+        self, choice: Mapping[str, Any], values: list[float] | None, tops: list[dict[str, float]] | None
+    ) -> ConfidenceStats | None:
+        """A choice's confidence statistics: fed as its stream arrived, else from its log-probabilities now."""
+        settings = self.confidence
+        if settings is None or values is None:
+            return None
+        if isinstance(choice.get("ttc_confidence"), ConfidenceStats):
+            return choice["ttc_confidence"]
+        if settings.top_logprobs:
+            if tops is None or len(tops) != len(values):
+                return None
+            return settings.stats(top_matrix(tops, settings.top_logprobs))
+        return settings.stats(values)
 
     def _token_counts(
         self, texts: list[str], token_logprobs: list[list[float] | None], completion_tokens: Any

@@ -13,6 +13,9 @@ Selectors (comma separated in ``parse_selectors``):
 * ``weighted[=SET]``: vote with each answer's support the sum of its samples' scores (step scores
   aggregated where the set has no per-sample score).
 * ``likelihood``: best-of-k by the sample's mean token log-probability, recorded at sampling time.
+* ``conf-min-window``, ``conf-tail``, ``conf-bottom10``: best-of-k by a confidence statistic recorded at sampling
+  time (DeepConf's lowest group, tail and bottom-10% group confidence; ``harness.metrics.confidence_selectors``).
+* ``conf-majority=ETA``: majority vote among the most confident ETA% of the k samples (DeepConf's filtering).
 
 Without ``=SET`` the run's only suitable score set is used. Samples are those with a verdict; scores are
 matched to them by (problem, sample index).
@@ -30,12 +33,22 @@ import pyarrow.compute as pc
 
 from harness.core.errors import OptionError, RunStoreError, check_choice, check_number
 from harness.engines.reward_steps import STEP_AGGREGATES, aggregate_steps
+from harness.metrics.confidence_selectors import (
+    CONF_MAJORITY,
+    CONF_MAJORITY_STATISTIC,
+    CONFIDENCE_SELECTORS,
+    confidence_best_of_k,
+    confidence_filtered_vote_curves,
+    parse_eta,
+)
+from harness.metrics.confidence_selectors import DESCRIPTIONS as CONFIDENCE_DESCRIPTIONS
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.metrics.selection import Estimate, best_of_k_curves, majority_vote_curves, weighted_vote_curves
 from harness.store import RunStore
 
-SELECTOR_KINDS = ("coverage", "majority", "orm", "prm", "weighted", "likelihood")
+SELECTOR_KINDS = ("coverage", "majority", "orm", "prm", "weighted", "likelihood", *CONFIDENCE_SELECTORS, CONF_MAJORITY)
 SCORED_KINDS = ("orm", "prm", "weighted")
+VOTING_KINDS = ("majority", "weighted", CONF_MAJORITY)  # need extracted answers
 DESCRIPTIONS = {
     "coverage": "pass@k: some sample of the k is correct",
     "majority": "majority vote over extracted answers (ties split evenly)",
@@ -43,18 +56,25 @@ DESCRIPTIONS = {
     "prm": "best-of-k by aggregated step scores",
     "weighted": "vote weighted by the sum of scores per answer",
     "likelihood": "best-of-k by mean token log-probability",
+    **CONFIDENCE_DESCRIPTIONS,
 }
+# conf-majority in the default comparison: DeepConf@low's filter, the most confident 10%
+DEFAULT_ETA = 10.0
 
 
 @dataclass(frozen=True)
 class SelectorSpec:
-    """One selector to compare: a kind and, for score-based kinds, the score set it reads."""
+    """One selector to compare: a kind and, for score-based kinds, the score set it reads; for ``conf-majority``
+    the percentage ``eta`` of the k it keeps."""
 
     kind: str
     score_set: str | None = None
+    eta: float | None = None
 
     @property
     def label(self) -> str:
+        if self.eta is not None:
+            return f"{self.kind}={self.eta:g}"
         return self.kind if self.score_set is None else f"{self.kind}={self.score_set}"
 
 
@@ -68,9 +88,16 @@ def parse_selectors(text: str) -> list[SelectorSpec]:
         kind, score_set = kind.strip(), named_set.strip() or None
         if kind not in SELECTOR_KINDS:
             raise OptionError("selectors", f"unknown selector {kind!r}; choose from {', '.join(SELECTOR_KINDS)}")
-        if score_set is not None and kind not in SCORED_KINDS:
+        if kind == CONF_MAJORITY:
+            if score_set is None:
+                raise OptionError(
+                    "selectors", "conf-majority=ETA needs the percentage ETA of the k it keeps, in (0, 100]"
+                )
+            spec = SelectorSpec(kind, eta=parse_eta(score_set))
+        elif score_set is not None and kind not in SCORED_KINDS:
             raise OptionError("selectors", f"selector {kind!r} takes no score set (got {item!r})")
-        spec = SelectorSpec(kind, score_set)
+        else:
+            spec = SelectorSpec(kind, score_set)
         if spec in specs:
             raise OptionError("selectors", f"selector {item!r} is listed twice")
         specs.append(spec)
@@ -244,6 +271,35 @@ def mean_logprobs(store: RunStore, judged: JudgedSamples) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), -np.inf)
 
 
+def sample_confidence(store: RunStore, judged: JudgedSamples, statistic: str) -> tuple[np.ndarray, str]:
+    """Per judged sample: its confidence ``statistic`` (``ConfidenceStats`` field) recorded at sampling time, and
+    the settings it was computed with. Refused where samples lack it or were computed with other settings."""
+    column = f"conf_{statistic}"
+    table = store.read_samples(columns=[column, "conf_settings"])
+    table = table.take(pa.array(judged.align(table, "the samples")))
+    values, settings = table.column(column), table.column("conf_settings")
+    if values.null_count:
+        raise OptionError(
+            "selectors",
+            f"{store.path}: {values.null_count} samples have no confidence statistics (sampled before ttc recorded "
+            "them, imported, or by an engine without log-probabilities); the conf-* selectors need them",
+        )
+    distinct = pc.unique(settings).to_pylist()
+    if len(distinct) > 1:
+        raise OptionError(
+            "selectors",
+            f"{store.path}: the samples' confidence statistics were computed with different settings ({distinct}); "
+            "they do not compare",
+        )
+    return values.to_numpy(zero_copy_only=False).astype(np.float64), str(distinct[0])
+
+
+def has_confidence(store: RunStore) -> bool:
+    """Whether every stored sample has confidence statistics."""
+    samples = store.read_samples(columns=["conf_bottom_window"])
+    return bool(samples.num_rows) and samples.column("conf_bottom_window").null_count == 0
+
+
 def available_selectors(store: RunStore, judged: JudgedSamples) -> list[SelectorSpec]:
     """Every selector the run's data allows: the default of ``compare-verifiers``."""
     specs = [SelectorSpec("coverage")]
@@ -261,6 +317,10 @@ def available_selectors(store: RunStore, judged: JudgedSamples) -> list[Selector
     samples = store.read_samples(columns=["logprob_sum"])
     if samples.num_rows and samples.column("logprob_sum").null_count == 0:
         specs.append(SelectorSpec("likelihood"))
+    if has_confidence(store):
+        specs += [SelectorSpec(kind) for kind in CONFIDENCE_SELECTORS]
+        if answers:
+            specs.append(SelectorSpec(CONF_MAJORITY, eta=DEFAULT_ETA))
     return specs
 
 
@@ -277,7 +337,7 @@ def estimate(
     """Per-problem accuracy@k of one selector, and what it read (score set, aggregate)."""
     correct = judged.split(judged.correct)
     info: dict[str, Any] = {"description": DESCRIPTIONS[spec.kind]}
-    if spec.kind in ("majority", "weighted") and not (judged.answer_codes >= 0).any():
+    if spec.kind in VOTING_KINDS and not (judged.answer_codes >= 0).any():
         raise OptionError(
             "selectors",
             f"selector {spec.kind!r} votes over extracted answers, and verdict set {judged.verdict_set} has none "
@@ -291,6 +351,17 @@ def estimate(
         return majority_vote_curves(judged.split(judged.answer_codes), correct, ks, subsets=subsets, seed=seed), info
     if spec.kind == "likelihood":
         return best_of_k_curves(judged.split(mean_logprobs(store, judged)), correct, ks), info
+    if spec.kind in CONFIDENCE_SELECTORS:
+        values, info["confidence"] = sample_confidence(store, judged, CONFIDENCE_SELECTORS[spec.kind])
+        return confidence_best_of_k(judged.split(values), correct, ks), info
+    if spec.kind == CONF_MAJORITY:
+        values, info["confidence"] = sample_confidence(store, judged, CONF_MAJORITY_STATISTIC)
+        answers = judged.split(judged.answer_codes)
+        eta = DEFAULT_ETA if spec.eta is None else spec.eta
+        curve = confidence_filtered_vote_curves(
+            answers, correct, judged.split(values), ks, eta=eta, subsets=subsets, seed=seed
+        )
+        return curve, info
     name = resolve_score_set(store, spec)
     info["score_set"] = name
     scores, used_aggregate = sample_scores(store, judged, name, aggregate, use_steps=spec.kind == "prm")

@@ -83,6 +83,8 @@ def print_comparison(result: dict[str, Any], console: Any = None) -> None:
             notes.append(
                 f"scores {entry['score_set']}" + (f" ({entry['aggregate']} of steps)" if entry.get("aggregate") else "")
             )
+        if entry.get("confidence"):
+            notes.append(f"confidence: {entry['confidence']}")
         notes.append(entry["method"])
         if entry["subsets"]:
             notes.append(
