@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from harness.pipeline.options import DEFAULT_RUN
     from harness.pipeline.results import ImportedRun, SamplingReport, Scoring, Summary, Verification
     from harness.pipeline.stored_run import Run, load_run
+    from harness.pipeline.verifier_stats import agreement
     from harness.reporting.progress import ProgressMode
 
 # name -> the module that defines it
@@ -61,6 +62,7 @@ _EXPORTS = {
     "RunResult": "harness.pipeline.api",
     "SampleResult": "harness.pipeline.api",
     "load_run": "harness.pipeline.stored_run",
+    "agreement": "harness.pipeline.verifier_stats",
     "Run": "harness.pipeline.stored_run",
     "DEFAULT_RUN": "harness.pipeline.options",
     "Summary": "harness.pipeline.results",
@@ -98,6 +100,7 @@ __all__ = [
     "TaskError",
     "Verification",
     "VerifierError",
+    "agreement",
     "analyze",
     "import_samples",
     "import_scores",

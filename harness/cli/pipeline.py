@@ -302,15 +302,38 @@ def verify_command(
 
 @app.command("analyze")
 def analyze_command(
-    run_dir: RunDir, verifier: VerifierOption = None, quiet: QuietOption = False, json_output: JsonOption = False
+    run_dir: RunDir,
+    verifier: VerifierOption = None,
+    verifier_error: Annotated[
+        str | None,
+        typer.Option(
+            help="The verifier's false-positive and false-negative rates, FPR,FNR (e.g. 0.05,0.1): pass@k corrected "
+            "for them is shown beside the raw curve (docs/verifiers.md)."
+        ),
+    ] = None,
+    verifier_error_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="An agreement's JSON (`ttc agreement` on an audited subset): correct pass@k for its rates, with "
+            "their uncertainty."
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Compute coverage (pass@k for every k) with intervals, the law and the forecast: summary.json, coverage.png."""
     import harness
 
     output = Output("analyze", json_output, quiet)
     with output.errors():
-        summary = harness.analyze(run_dir, verifier)
+        summary = harness.analyze(
+            run_dir, verifier, verifier_error=verifier_error, verifier_error_from=verifier_error_from
+        )
     output.echo(f"pass@1 {summary['pass_at_1']:.4f}; wrote {Path(run_dir) / 'summary.json'}")
+    if "corrected" in summary and output.human:
+        from harness.reporting.terminal import print_corrected
+
+        print_corrected(summary)
     if summary["completeness"]["note"]:
         output.echo(summary["completeness"]["note"])
     output.result(run=str(run_dir), summary=summary)

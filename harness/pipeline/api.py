@@ -19,7 +19,7 @@ values. Every parameter is checked, its type too, before anything is loaded or w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from harness.core.errors import check_choice, check_number
 from harness.core.options import check_value
 from harness.engines.ray_pool import ScaleOut
+from harness.metrics.verifier_error import ErrorRate
 from harness.pipeline.adaptive import spend_adaptive_pilot
 from harness.pipeline.analyze import analyze_run
 from harness.pipeline.importing import SampleFields, add_scores, create_imported_run
@@ -35,6 +36,7 @@ from harness.pipeline.prepare import open_run, prepare
 from harness.pipeline.results import AdaptivePilotReport, ImportedRun, SamplingReport, Scoring, Summary, Verification
 from harness.pipeline.sample import sample_run
 from harness.pipeline.score import ScoringOptions, score_run
+from harness.pipeline.verifier_stats import resolve_error_rates
 from harness.pipeline.verify import verify_run
 from harness.reporting.html import write_report
 from harness.reporting.progress import PROGRESS_MODES, ProgressMode, message_logger
@@ -240,14 +242,26 @@ def verify(
     return outcome.report()
 
 
-def analyze(run_dir: str | Path, verifier: str | None = None) -> Summary:
+def analyze(
+    run_dir: str | Path,
+    verifier: str | None = None,
+    *,
+    verifier_error: str | Sequence[float | ErrorRate] | None = None,
+    verifier_error_from: str | Path | None = None,
+) -> Summary:
     """The run's summary (``ttc analyze``): pass@k for every k with intervals, the law, the forecast, the
     budget rows, usage; written to ``summary.json`` with ``coverage.png``. ``verifier`` selects the verdict set
-    (by key or verifier name; default: the one last verified)."""
+    (by key or verifier name; default: the one last verified).
+
+    ``verifier_error`` (the verifier's false-positive and false-negative rates, ``"0.05,0.1"`` or a pair) or
+    ``verifier_error_from`` (an agreement's JSON, ``ttc agreement``'s output on an audited subset): the summary's
+    ``corrected`` entry then holds pass@k corrected for them, with intervals that carry their uncertainty, beside
+    the raw curve (``harness.metrics.verifier_error``)."""
     check_value("run_dir", run_dir, Path)
     check_value("verifier", verifier, str | None)
+    error_rates = resolve_error_rates(verifier_error, verifier_error_from)
     with RunStore.open(run_dir) as store:
-        return analyze_run(store, verifier)
+        return analyze_run(store, verifier, error_rates)
 
 
 def score(

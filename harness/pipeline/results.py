@@ -166,6 +166,7 @@ class Summary(_CountsSummary, total=False):
     budget: BudgetTable | None
     finish_reasons: dict[str, int]
     adaptive_pilot: AdaptivePilotReport
+    corrected: dict[str, Any]  # harness.metrics.verifier_error.CorrectedCoverage.to_dict() and its forecast
 
 
 # ---------------------------------------------------------------------------------------------------------

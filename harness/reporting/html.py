@@ -193,6 +193,25 @@ def selector_section(store: RunStore, verdict_set: str) -> dict[str, Any] | None
     return {"result": result, "figure": embedded_figure(lambda path: plot_comparison(result, path))}
 
 
+# The report compares the analysed verdict set with at most this many others (the most recent first).
+MAX_AGREEMENTS = 8
+
+
+def agreement_section(store: RunStore, verdict_set: str) -> list[dict[str, Any]]:
+    """The analysed verdict set against each other verdict set of the run as the reference (``ttc agreement``),
+    where the two judged samples in common."""
+    from harness.reporting.agreement import run_agreement
+
+    others = [key for key in store.verdict_sets() if key != verdict_set][-MAX_AGREEMENTS:]
+    rows = []
+    for key in others:
+        try:
+            rows.append(run_agreement(store, verdict_set, key).to_json())
+        except RunStoreError:  # an empty set, or none of its samples in common with the analysed one
+            continue
+    return rows
+
+
 def example_samples(
     store: RunStore,
     verdict_set: str,
@@ -291,6 +310,7 @@ def build_report(
         "coverage_figure": png_data_uri(coverage_png.read_bytes()),
         "groups": groups,
         "selectors": selector_section(store, verdict_set),
+        "agreements": agreement_section(store, verdict_set),
         "budget": budget,
         "budget_rows": [] if budget is None else budget_rows(budget, prices),
         "prices": prices,
