@@ -13,7 +13,6 @@ import pytest
 
 from harness import agreement, analyze, import_samples, load_run, verify
 from harness.core.errors import OptionError
-from harness.metrics.estimators import pass_at_k
 from harness.store import RunStore
 from tests.support.helpers import ttc
 
