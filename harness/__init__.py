@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from harness.pipeline.options import DEFAULT_RUN
     from harness.pipeline.results import ImportedRun, SamplingReport, Scoring, Summary, Verification
     from harness.pipeline.stored_run import Run, load_run
-    from harness.pipeline.verifier_stats import agreement
+    from harness.pipeline.verifier_stats import agreement, ensemble
     from harness.reporting.progress import ProgressMode
 
 # name -> the module that defines it
@@ -63,6 +63,7 @@ _EXPORTS = {
     "SampleResult": "harness.pipeline.api",
     "load_run": "harness.pipeline.stored_run",
     "agreement": "harness.pipeline.verifier_stats",
+    "ensemble": "harness.pipeline.verifier_stats",
     "Run": "harness.pipeline.stored_run",
     "DEFAULT_RUN": "harness.pipeline.options",
     "Summary": "harness.pipeline.results",
@@ -102,6 +103,7 @@ __all__ = [
     "VerifierError",
     "agreement",
     "analyze",
+    "ensemble",
     "import_samples",
     "import_scores",
     "load_run",

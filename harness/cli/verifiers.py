@@ -4,12 +4,15 @@ combined into one, cross-fitted by problem)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from harness.cli.app import JsonOption, Output, app
-from harness.cli.pipeline import RunDir
+from harness.cli.pipeline import RunDir, VerifierOption
+
+if TYPE_CHECKING:
+    from harness.metrics.ensemble import Ensemble
 
 
 @app.command("agreement")
@@ -53,3 +56,63 @@ def agreement_command(
     output.echo(format_agreement(result))
     output.echo(f"wrote {files[0]}; {len(result.disagreements):,} disagreeing samples in {files[1]}")
     output.result(**result.to_json(), files=[str(path) for path in files])
+
+
+@app.command("ensemble")
+def ensemble_command(
+    run_dir: RunDir,
+    score_sets: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated inputs, at least two: score sets, and sample features likelihood, conf-mean, "
+            "conf-min-window, conf-tail, conf-bottom10."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Score set to store the combined score as (selectors name it: orm=NAME).")],
+    method: Annotated[str, typer.Option(help="logistic, naive-bayes or rank-mean.")] = "logistic",
+    verifier: VerifierOption = None,
+    folds: Annotated[int, typer.Option(help="Folds of problems for cross-fitting.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the dealing of problems into folds.")] = 0,
+    l2: Annotated[float, typer.Option(help="logistic: penalty on the standardised weights.")] = 1.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Combine score sets into one, cross-fitted across problems (a problem's combined score never uses its own
+    labels), stored as score set --name; prints each fold's fit on its held-out problems.
+
+    The labels are a verdict set's (--verifier; default: the one last verified).
+    """
+    import harness
+
+    output = Output("ensemble", json_output)
+    with output.errors():
+        fitted = harness.ensemble(
+            run_dir, score_sets, name=name, method=method, verifier=verifier, folds=folds, seed=seed, l2=l2
+        )
+    output.echo(format_ensemble(fitted, name))
+    output.result(run=str(run_dir), score_set=name, **fitted.to_dict())
+
+
+def format_ensemble(fitted: Ensemble, name: str) -> str:
+    """The ensemble's fit, fold by fold: held-out against in-sample log-loss and AUROC."""
+
+    def number(value: float | None) -> str:
+        return "-" if value is None or value != value else f"{value:.4f}"
+
+    inputs = ", ".join(fitted.names)
+    header = ("fold", "problems", "samples", "correct", "log-loss", "AUROC", "in-sample log-loss", "in-sample AUROC")
+    widths = (4, 9, 8, 8, 9, 7, 19, 16)
+    lines = [
+        f"score set {name!r}: {fitted.method} over {inputs}, cross-fitted over {len(fitted.folds)} folds of problems",
+        "  " + " ".join(f"{title:>{width}}" for title, width in zip(header, widths)),
+    ]
+    for fold in fitted.folds:
+        figures = (fold.log_loss, fold.auroc, fold.train_log_loss, fold.train_auroc)
+        cells = [str(count) for count in (fold.fold, fold.problems, fold.samples, fold.correct)]
+        cells += [number(value) for value in figures]
+        lines.append("  " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)))
+    lines.append(f"held-out: log-loss {number(fitted.log_loss)}, AUROC (mean over folds) {number(fitted.auroc)}")
+    for fold in fitted.folds[:1]:
+        if fold.coefficients:
+            weights = ", ".join(f"{key} {value:+.3f}" for key, value in fold.coefficients.items())
+            lines.append(f"fold 0 weights (per standard deviation): {weights}")
+    return "\n".join(lines)

@@ -11,11 +11,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import OptionError
+import numpy as np
+
+from harness.core.errors import OptionError, RunStoreError
 from harness.core.jsonl import read_json_file
 from harness.core.options import check_value
+from harness.metrics.confidence_selectors import CONFIDENCE_SELECTORS
+from harness.metrics.ensemble import DEFAULT_FOLDS, DEFAULT_L2, METHODS, Ensemble, fit_ensemble
 from harness.metrics.verifier_error import ErrorRate, check_error_rate, error_rates_from_agreement
 from harness.reporting.agreement import AgreementResult, run_agreement
+from harness.reporting.selector_comparison import (
+    JudgedSamples,
+    load_judged_samples,
+    mean_logprobs,
+    sample_confidence,
+    sample_scores,
+)
 from harness.store import RunStore
 from harness.store.outputs import check_output_path
 
@@ -136,3 +147,124 @@ def stored_error_rates(summary: Mapping[str, Any] | None) -> ErrorRates | None:
     return error_rate_from_json(corrected["false_positive_rate"]), error_rate_from_json(
         corrected["false_negative_rate"]
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ensembles
+# ---------------------------------------------------------------------------------------------------------
+
+# Inputs an ensemble can read besides score sets: statistics recorded at sampling time (no verdicts involved).
+SAMPLE_FEATURES = {
+    "likelihood": "mean token log-probability",
+    "conf-mean": "mean token confidence",
+    "conf-min-window": "lowest sliding-window confidence",
+    "conf-tail": "tail confidence",
+    "conf-bottom10": "bottom-10% window confidence",
+}
+
+
+def parse_inputs(score_sets: str | Sequence[str]) -> list[str]:
+    """``--score-sets a,b,c``: at least two distinct names."""
+    names = [part.strip() for part in score_sets.split(",")] if isinstance(score_sets, str) else list(score_sets)
+    names = [name for name in names if name]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise OptionError("score_sets", f"{repeated} listed twice")
+    if len(names) < 2:
+        raise OptionError("score_sets", f"an ensemble combines at least two score sets, got {names}")
+    return names
+
+
+def ensemble_inputs(store: RunStore, judged: JudgedSamples, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each input's value per judged sample: a score set's per-sample scores, or a sample feature. Score sets
+    must cover the same samples (and every judged one)."""
+    sets = store.score_sets()
+    unknown = [name for name in names if name not in sets and name not in SAMPLE_FEATURES]
+    if unknown:
+        raise OptionError(
+            "score_sets",
+            f"{store.path} has no score set {unknown[0]!r}; score sets: {sorted(sets) or 'none'}; sample features: "
+            f"{', '.join(SAMPLE_FEATURES)}",
+        )
+    covered = {name: store.scores(name).ranges() for name in names if name in sets}
+    if len({json.dumps(sorted(ranges.items())) for ranges in covered.values()}) > 1:
+        sizes = ", ".join(
+            f"{name}: {sum(stop - start for spans in ranges.values() for start, stop in spans)} samples"
+            for name, ranges in covered.items()
+        )
+        raise OptionError("score_sets", f"the score sets cover different samples ({sizes})")
+    inputs: dict[str, np.ndarray] = {}
+    for name in names:
+        if name in sets:
+            try:
+                inputs[name], _ = sample_scores(store, judged, name, "min", use_steps=False)
+            except RunStoreError as error:
+                raise OptionError("score_sets", f"the score sets cover different samples: {error}") from None
+        else:
+            try:
+                if name == "likelihood":
+                    inputs[name] = mean_logprobs(store, judged)
+                else:
+                    statistic = {"conf-mean": "mean", **CONFIDENCE_SELECTORS}[name]
+                    inputs[name], _ = sample_confidence(store, judged, statistic)
+            except OptionError as error:  # said of the selectors that read the same feature
+                raise OptionError("score_sets", f"{name}: {error.message}") from None
+    return inputs
+
+
+def ensemble(
+    run_dir: str | Path,
+    score_sets: str | Sequence[str],
+    *,
+    name: str,
+    method: str = "logistic",
+    verifier: str | None = None,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    l2: float = DEFAULT_L2,
+) -> Ensemble:
+    """``ttc ensemble``: combine score sets (and sample features: likelihood, conf-*) into score set ``name``,
+    cross-fitted across problems against the verdicts of ``verifier`` (``harness.metrics.ensemble``): a
+    problem's combined score never uses its own labels. Stored through the run's store with the fold-wise fit
+    in its description; then ``orm=NAME`` and ``weighted=NAME`` select by it. Everything is checked, and the
+    ensemble fitted, before anything is written."""
+    check_value("run_dir", run_dir, Path)
+    check_value("name", name, str)
+    names = parse_inputs(score_sets)
+    if method not in METHODS:
+        raise OptionError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    with RunStore.open(run_dir) as store:
+        if name in store.score_sets() and store.scores(name).ranges():
+            raise OptionError("name", f"{store.path} holds score set {name!r} already; choose another name")
+        if name in names:
+            raise OptionError("name", f"{name!r} is one of the ensemble's inputs; choose another name")
+        judged = load_judged_samples(store, verifier)
+        inputs = ensemble_inputs(store, judged, names)
+        problem_of = np.repeat(np.arange(len(judged.problem_ids)), judged.sizes)
+        fitted = fit_ensemble(inputs, judged.correct, problem_of, method=method, folds=folds, seed=seed, l2=l2)
+        description = {
+            "kind": "ensemble",
+            "method": method,
+            "inputs": names,
+            "labels": judged.verdict_set,
+            "folds": folds,
+            "seed": seed,
+            "l2": l2,
+            "fit": fitted.to_dict(),
+        }
+    problem_ids = np.asarray(judged.problem_ids, dtype=object)[problem_of]
+    with RunStore.open(run_dir, writable=True) as writer:
+        writer.register_score_set(name, description)
+        scores = writer.scores(name)
+        writer.write_scores(
+            name,
+            scores.table(
+                {
+                    "problem_id": problem_ids.tolist(),
+                    "sample_idx": judged.sample_idx.tolist(),
+                    "score": fitted.scores.tolist(),
+                    "step_scores": [None] * len(problem_ids),
+                }
+            ),
+        )
+    return fitted
