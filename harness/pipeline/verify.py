@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.errors import VerifierError
+from harness.core.records import Problem
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.watchdog import die_with_parent, ensure_watchdog
 from harness.pipeline.results import Verification
@@ -80,6 +81,16 @@ class RayTasks(Executor):
         self._inflight.clear()
 
 
+def verification_reference(problem: Problem) -> Mapping[str, Any]:
+    """What a verifier judges a problem's samples against: its reference, with the example calls the task found
+    in its prompt (``metadata["examples"]``), on which ``python-tests`` groups programs by behaviour. They sit
+    in the metadata, outside the problems' digest, so adding them left the hash of earlier runs as it was."""
+    examples = problem.metadata.get("examples")
+    if examples and "examples" not in problem.reference:
+        return {**problem.reference, "examples": list(examples)}
+    return problem.reference
+
+
 @dataclass
 class VerificationOutcome:
     key: str
@@ -120,7 +131,7 @@ def verify_run(
     total = sum(expected.values())
     if total == 0:
         return outcome
-    references = {problem.problem_id: problem.reference for problem in store.problems()}
+    references = {problem.problem_id: verification_reference(problem) for problem in store.problems()}
     batch_size = getattr(judge, "batch_size", None)
     executor: Executor
     if scale.uses_ray:
