@@ -18,6 +18,20 @@ VerifierOption = Annotated[
     typer.Option(help="Verifier: numeric, math, python-tests, exact or module:Class (default: the task's)."),
 ]
 WorkersOption = Annotated[int | None, typer.Option(help="Verification worker processes (default: all cores).")]
+JudgeModelOption = Annotated[
+    str | None,
+    typer.Option(help="The judge model (--verifier judge): a checkpoint or Hub id, or a served model's name."),
+]
+JudgeEngineOption = Annotated[
+    str, typer.Option(help="The judge's engine: vllm (in this process) or openai (a server at --judge-base-url).")
+]
+JudgeBaseUrlOption = Annotated[
+    str | None,
+    typer.Option(help="--judge-engine openai: the server's API root (default: $OPENAI_BASE_URL)."),
+]
+JudgeTemplateOption = Annotated[
+    Path | None, typer.Option(help="A Jinja file replacing the judge's built-in prompt (docs/verifiers.md).")
+]
 RayAddressOption = Annotated[
     str | None,
     typer.Option(
@@ -283,9 +297,19 @@ _make_sampling_command(
 @app.command("verify")
 def verify_command(
     run_dir: RunDir,
-    verifier: VerifierOption = None,
+    verifier: Annotated[
+        str | None,
+        typer.Option(
+            help="Verifier: numeric, math, python-tests, exact, judge (an LLM judge: --judge-model) or module:Class "
+            "(default: the task's)."
+        ),
+    ] = None,
     workers: WorkersOption = None,
     ray_address: RayAddressOption = None,
+    judge_model: JudgeModelOption = None,
+    judge_engine: JudgeEngineOption = "vllm",
+    judge_base_url: JudgeBaseUrlOption = None,
+    judge_template: JudgeTemplateOption = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -295,7 +319,16 @@ def verify_command(
     output = Output("verify", json_output, quiet)
     with output.errors():
         verification = harness.verify(
-            run_dir, verifier, workers=workers, ray_address=ray_address, progress=output.progress_mode, log=output.log
+            run_dir,
+            verifier,
+            workers=workers,
+            ray_address=ray_address,
+            judge_model=judge_model,
+            judge_engine=judge_engine,
+            judge_base_url=judge_base_url,
+            judge_template=judge_template,
+            progress=output.progress_mode,
+            log=output.log,
         )
     output.result(run=str(run_dir), verification=verification)
 

@@ -1,5 +1,5 @@
-"""Comparing verifiers: ``agreement`` (how often one verifier agrees with another) and ``ensemble`` (score sets
-combined into one, cross-fitted by problem)."""
+"""Comparing verifiers: ``agreement`` (how often one verifier agrees with another), ``ensemble`` (score sets
+combined into one, cross-fitted by problem) and ``genselect`` (a judge model picks among k samples)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from harness.cli.app import JsonOption, Output, app
-from harness.cli.pipeline import RunDir, VerifierOption
+from harness.cli.app import JsonOption, Output, QuietOption, app
+from harness.cli.pipeline import (
+    JudgeBaseUrlOption,
+    JudgeEngineOption,
+    JudgeTemplateOption,
+    RunDir,
+    VerifierOption,
+)
 
 if TYPE_CHECKING:
     from harness.metrics.ensemble import Ensemble
@@ -116,3 +122,47 @@ def format_ensemble(fitted: Ensemble, name: str) -> str:
             weights = ", ".join(f"{key} {value:+.3f}" for key, value in fold.coefficients.items())
             lines.append(f"fold 0 weights (per standard deviation): {weights}")
     return "\n".join(lines)
+
+
+@app.command("genselect")
+def genselect_command(
+    run_dir: RunDir,
+    judge_model: Annotated[
+        str, typer.Option(help="The judge model: a checkpoint or Hub id (vllm), or a served model's name (openai).")
+    ],
+    k: Annotated[str, typer.Option("--k", help="Comma-separated numbers of candidates shown at once.")] = "2,4",
+    subsets: Annotated[int, typer.Option(help="Random k-subsets of each problem's samples per k.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the subsets.")] = 0,
+    name: Annotated[
+        str, typer.Option(help="Selection set to write (compare-verifiers: genselect=NAME).")
+    ] = "genselect",
+    candidate_chars: Annotated[int, typer.Option(help="Characters of each candidate's end the judge reads.")] = 600,
+    judge_engine: JudgeEngineOption = "vllm",
+    judge_base_url: JudgeBaseUrlOption = None,
+    judge_template: JudgeTemplateOption = None,
+    quiet: QuietOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Generative selection: the judge reads k samples' answers and names the correct one, for random k-subsets of
+    each problem's samples; the picks and their token cost are stored for `compare-verifiers --selectors genselect`.
+    """
+    import harness
+    from harness.reporting.selector_comparison import parse_ks
+
+    output = Output("genselect", json_output, quiet)
+    with output.errors():
+        result = harness.genselect(
+            run_dir,
+            judge_model,
+            ks=parse_ks(k),
+            subsets=subsets,
+            seed=seed,
+            name=name,
+            judge_engine=judge_engine,
+            judge_base_url=judge_base_url,
+            judge_template=judge_template,
+            candidate_chars=candidate_chars,
+            progress=output.progress_mode,
+            log=output.log,
+        )
+    output.result(run=str(run_dir), **result)

@@ -16,6 +16,8 @@ Selectors (comma separated in ``parse_selectors``):
 * ``conf-min-window``, ``conf-tail``, ``conf-bottom10``: best-of-k by a confidence statistic recorded at sampling
   time (DeepConf's lowest group, tail and bottom-10% group confidence; ``harness.metrics.confidence_selectors``).
 * ``conf-majority=ETA``: majority vote among the most confident ETA% of the k samples (DeepConf's filtering).
+* ``genselect[=SET]``: a judge model's pick among k samples, stored by ``ttc genselect`` (a selection set); its
+  accuracy@k is the mean over the random k-subsets the judge was shown, with its Monte-Carlo error.
 
 Without ``=SET`` the run's only suitable score set is used. Samples are those with a verdict; scores are
 matched to them by (problem, sample index).
@@ -46,8 +48,20 @@ from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, p
 from harness.metrics.selection import Estimate, best_of_k_curves, majority_vote_curves, weighted_vote_curves
 from harness.store import RunStore
 
-SELECTOR_KINDS = ("coverage", "majority", "orm", "prm", "weighted", "likelihood", *CONFIDENCE_SELECTORS, CONF_MAJORITY)
+GENSELECT = "genselect"
+SELECTOR_KINDS = (
+    "coverage",
+    "majority",
+    "orm",
+    "prm",
+    "weighted",
+    "likelihood",
+    *CONFIDENCE_SELECTORS,
+    CONF_MAJORITY,
+    GENSELECT,
+)
 SCORED_KINDS = ("orm", "prm", "weighted")
+NAMED_KINDS = (*SCORED_KINDS, GENSELECT)  # take =SET
 VOTING_KINDS = ("majority", "weighted", CONF_MAJORITY)  # need extracted answers
 DESCRIPTIONS = {
     "coverage": "pass@k: some sample of the k is correct",
@@ -57,6 +71,7 @@ DESCRIPTIONS = {
     "weighted": "vote weighted by the sum of scores per answer",
     "likelihood": "best-of-k by mean token log-probability",
     **CONFIDENCE_DESCRIPTIONS,
+    GENSELECT: "a judge model's pick among the k samples (generative selection)",
 }
 # conf-majority in the default comparison: DeepConf@low's filter, the most confident 10%
 DEFAULT_ETA = 10.0
@@ -94,7 +109,7 @@ def parse_selectors(text: str) -> list[SelectorSpec]:
                     "selectors", "conf-majority=ETA needs the percentage ETA of the k it keeps, in (0, 100]"
                 )
             spec = SelectorSpec(kind, eta=parse_eta(score_set))
-        elif score_set is not None and kind not in SCORED_KINDS:
+        elif score_set is not None and kind not in NAMED_KINDS:
             raise OptionError("selectors", f"selector {kind!r} takes no score set (got {item!r})")
         else:
             spec = SelectorSpec(kind, score_set)
@@ -294,6 +309,93 @@ def sample_confidence(store: RunStore, judged: JudgedSamples, statistic: str) ->
     return values.to_numpy(zero_copy_only=False).astype(np.float64), str(distinct[0])
 
 
+def resolve_selection_set(store: RunStore, spec: SelectorSpec) -> str:
+    """The selection set ``genselect`` reads: the one named, else the run's only one."""
+    sets = store.selection_sets()
+    if spec.score_set is not None:
+        if spec.score_set not in sets:
+            raise OptionError(
+                "selectors", f"{store.path} has no selection set {spec.score_set!r}; it has {sorted(sets) or 'none'}"
+            )
+        return spec.score_set
+    if len(sets) == 1:
+        return next(iter(sets))
+    if not sets:
+        raise OptionError(
+            "selectors", f"{store.path} has no generative selections: run `ttc genselect {store.path} --judge-model M`"
+        )
+    raise OptionError("selectors", f"several selection sets: {sorted(sets)}; name one, e.g. genselect={min(sets)}")
+
+
+def genselect_curves(
+    store: RunStore, judged: JudgedSamples, spec: SelectorSpec, ks: np.ndarray, info: dict[str, Any]
+) -> tuple[Estimate, dict[str, Any]]:
+    """accuracy@k of a judge's picks: per problem and k, the mean correctness of its pick over the k-subsets it
+    was shown (a pick its reply did not name counts as a random candidate: the subset's share correct); k = 1
+    is pass@1. Monte-Carlo over the stored subsets, with their variance."""
+    name = resolve_selection_set(store, spec)
+    description = store.selection_sets()[name]
+    allowed = {1, *description.get("ks", [])}
+    outside = [int(k) for k in ks if int(k) not in allowed]
+    if outside:
+        raise OptionError(
+            "ks", f"genselect={name} was run at k = {sorted(allowed)}; compare at those (--k), not at {outside}"
+        )
+    table = store.selections(name).read(["k", "candidates", "choice", "prompt_tokens", "output_tokens"])
+    correct_of = {
+        (problem_id, int(index)): bool(value)
+        for problem_id, start, stop in zip(judged.problem_ids, judged.starts[:-1], judged.starts[1:])
+        for index, value in zip(judged.sample_idx[start:stop], judged.correct[start:stop])
+    }
+    outcomes: dict[tuple[str, int], list[float]] = {}
+    unparsed = 0
+    for problem_id, k, candidates, choice in zip(
+        *(table.column(column).to_pylist() for column in ("problem_id", "k", "candidates", "choice"))
+    ):
+        try:
+            if choice >= 0:
+                value = float(correct_of[(problem_id, choice)])
+            else:
+                unparsed += 1
+                value = float(np.mean([correct_of[(problem_id, index)] for index in candidates]))
+        except KeyError:
+            raise RunStoreError(
+                f"selection set {name!r} shows problem {problem_id!r} samples that verdict set {judged.verdict_set} "
+                "has not judged"
+            ) from None
+        outcomes.setdefault((problem_id, int(k)), []).append(value)
+    values = np.zeros((len(judged.problem_ids), ks.size))
+    variances = np.zeros_like(values)
+    exact = np.zeros(values.shape, dtype=bool)
+    draws = 0
+    for row, problem_id in enumerate(judged.problem_ids):
+        correct = judged.correct[judged.starts[row] : judged.starts[row + 1]]
+        for column, k in enumerate(ks):
+            if int(k) == 1:
+                values[row, column], exact[row, column] = float(correct.mean()), True
+                continue
+            picks = outcomes.get((problem_id, int(k)))
+            if not picks:
+                raise RunStoreError(
+                    f"selection set {name!r} has no judge call for problem {problem_id!r} at k = {int(k)}: run "
+                    f"`ttc genselect {store.path} --name {name}` again to finish it"
+                )
+            values[row, column] = float(np.mean(picks))
+            variances[row, column] = float(np.var(picks, ddof=1)) / len(picks) if len(picks) > 1 else 0.0
+            draws = max(draws, len(picks))
+    columns = ("prompt_tokens", "output_tokens")
+    info.update(
+        selection_set=name,
+        judge=description.get("model"),
+        judge_tokens={
+            "calls": table.num_rows,
+            **{column: int(pc.sum(table.column(column)).as_py() or 0) for column in columns},
+        },
+        unparsed_picks=unparsed,
+    )
+    return Estimate(ks, values, variances, exact, draws), info
+
+
 def has_confidence(store: RunStore) -> bool:
     """Whether every stored sample has confidence statistics."""
     samples = store.read_samples(columns=["conf_bottom_window"])
@@ -351,6 +453,8 @@ def estimate(
         return majority_vote_curves(judged.split(judged.answer_codes), correct, ks, subsets=subsets, seed=seed), info
     if spec.kind == "likelihood":
         return best_of_k_curves(judged.split(mean_logprobs(store, judged)), correct, ks), info
+    if spec.kind == GENSELECT:
+        return genselect_curves(store, judged, spec, ks, info)
     if spec.kind in CONFIDENCE_SELECTORS:
         values, info["confidence"] = sample_confidence(store, judged, CONFIDENCE_SELECTORS[spec.kind])
         return confidence_best_of_k(judged.split(values), correct, ks), info

@@ -97,6 +97,22 @@ SCORE_SCHEMA = pa.schema(
 )
 
 
+# A generative selection set (``ttc genselect``): one row per judge call, keyed by (problem, call index): the k
+# candidates it was shown (sample indices, in the order shown), the sample it picked (-1: its reply named none),
+# its reply and what the call cost.
+SELECTION_SCHEMA = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),  # the call's index within its problem's plan
+        ("k", pa.int32()),
+        ("candidates", pa.list_(pa.int32())),
+        ("choice", pa.int32()),
+        ("reply", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("output_tokens", pa.int32()),
+    ]
+)
+
 PARQUET_MAGIC = b"PAR1"
 
 
