@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from harness.core.errors import OptionError, check_number
+from harness.core.errors import EngineError, OptionError, check_number
 from harness.core.options import check_fields
 from harness.core.records import Problem, SamplingSettings
 from harness.engines.base import Engine, GenerationRequest
@@ -134,8 +134,25 @@ def judge_engine(options: JudgeOptions, model: ModelRef, log: Log) -> Iterator[E
     """The judge's engine, started and closed; its log in a temporary file, shown when it fails."""
     with tempfile.TemporaryDirectory(prefix="ttc-judge-") as folder:
         start = partial(build_engine, options.engine, model, options.options_for_engine(), 0)
-        with engine_session(start, Path(folder) / "judge-engine.log", log) as engine:
-            yield engine
+        quiet_log = partial(_without_log_path, log)  # the log file goes with the temporary folder
+        started = False
+        try:
+            with engine_session(start, Path(folder) / "judge-engine.log", quiet_log) as engine:
+                started = True
+                yield engine
+        except EngineError as error:
+            if started:
+                raise
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(error).__name__
+            raise OptionError(
+                "judge_model", f"{model.identity} cannot be loaded by the {options.engine} engine: {reason}"
+            ) from error
+
+
+def _without_log_path(log: Log, line: str) -> None:
+    if not line.startswith("engine log:"):
+        log(line)
 
 
 @dataclass
