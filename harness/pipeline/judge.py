@@ -449,7 +449,7 @@ def genselect_run(
     with judge_engine(options, model, log) as engine:
         store.register_selection_set(name, description)
         selections = store.selections(name)
-        bar = Progress("selecting", len(calls), mode=progress)
+        bar = Progress("selecting", len(calls), unit="judge calls", mode=progress)
         try:
             with store.selection_writer(name, FLUSH_ROWS, FLUSH_SECONDS) as writer:
                 for chunk in _chunks(iter(calls), CHUNK):

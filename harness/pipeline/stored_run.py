@@ -377,10 +377,11 @@ class Run:
         if rates is None and self._store is not None:
             rates = stored_error_rates(self._known_summary())
         if rates is None:
+            which = f" of verdict set {self.verdict_set}" if self.verdict_set else ""
             raise OptionError(
                 "verifier_error",
-                f"{self.label}: the verifier's error rates are needed (FPR,FNR, or an agreement's JSON); "
-                "`ttc analyze --verifier-error` records them in the summary",
+                f"{self.label}: the verifier's error rates are needed (FPR,FNR, or an agreement's JSON): give them, "
+                f"or record them in the summary{which} with `ttc analyze --verifier-error`",
             )
         return rates
 
