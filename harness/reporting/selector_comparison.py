@@ -25,7 +25,7 @@ matched to them by (problem, sample index).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,15 +222,18 @@ def _score_set_kinds(store: RunStore, name: str) -> tuple[bool, bool]:
     return table.column("score").null_count == 0, table.column("step_scores").null_count == 0
 
 
+def _named_set(store: RunStore, name: str, sets: Mapping[str, Any], what: str) -> str:
+    """``name``, once ``sets`` (the run's score or selection sets) are known to hold it."""
+    if name not in sets:
+        raise OptionError("selectors", f"{store.path} has no {what} {name!r}; it has {sorted(sets) or 'none'}")
+    return name
+
+
 def resolve_score_set(store: RunStore, spec: SelectorSpec) -> str:
     """The score set a selector reads: the one named, else the run's only suitable one."""
     sets = store.score_sets()
     if spec.score_set is not None:
-        if spec.score_set not in sets:
-            raise OptionError(
-                "selectors", f"{store.path} has no score set {spec.score_set!r}; it has {sorted(sets) or 'none'}"
-            )
-        return spec.score_set
+        return _named_set(store, spec.score_set, sets, "score set")
     kinds = {name: _score_set_kinds(store, name) for name in sets}
     if spec.kind == "prm":
         suitable = [name for name, (_, steps) in kinds.items() if steps]
@@ -313,11 +316,7 @@ def resolve_selection_set(store: RunStore, spec: SelectorSpec) -> str:
     """The selection set ``genselect`` reads: the one named, else the run's only one."""
     sets = store.selection_sets()
     if spec.score_set is not None:
-        if spec.score_set not in sets:
-            raise OptionError(
-                "selectors", f"{store.path} has no selection set {spec.score_set!r}; it has {sorted(sets) or 'none'}"
-            )
-        return spec.score_set
+        return _named_set(store, spec.score_set, sets, "selection set")
     if len(sets) == 1:
         return next(iter(sets))
     if not sets:

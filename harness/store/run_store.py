@@ -365,29 +365,40 @@ class RunStore:
 
     def score_sets(self) -> dict[str, dict[str, Any]]:
         """Score sets present: name -> how they were made (``scorer.json``: reward model, or imported)."""
-        folder = self.path / "scores"
+        return self._described_sets("scores", "scorer.json")
+
+    def register_score_set(self, name: str, description: Mapping[str, Any]) -> None:
+        """Create score set ``name`` made as ``description``, or check that the existing one was made alike."""
+        self._register_described_set("scores", "scorer.json", "score set", "scores", name, description)
+
+    def _described_sets(self, folder_name: str, info_name: str) -> dict[str, dict[str, Any]]:
+        """The sets in ``RUN_DIR/folder_name``: name -> the description in each one's ``info_name``."""
+        folder = self.path / folder_name
         sets = {}
         for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
-            info = sub / "scorer.json"
+            info = sub / info_name
             if info.is_file():
                 sets[sub.name] = read_json_file(info, dict)
         return sets
 
-    def register_score_set(self, name: str, description: Mapping[str, Any]) -> None:
-        """Create score set ``name`` made as ``description``, or check that the existing one was made alike."""
+    def _register_described_set(
+        self, folder_name: str, info_name: str, what: str, contents: str, name: str, description: Mapping[str, Any]
+    ) -> None:
+        """Create ``RUN_DIR/folder_name/name`` with ``description`` as its ``info_name``, or check that the existing
+        set was made alike (refusing to mix ``contents`` made otherwise)."""
         self._require_writer()
         if not name or name.startswith(".") or "/" in name or name != name.strip():
-            raise RunStoreError(f"invalid score set name {name!r}: use letters, digits, '-', '_' or '.'")
-        folder = self.path / "scores" / name
-        info = folder / "scorer.json"
+            raise RunStoreError(f"invalid {what} name {name!r}: use letters, digits, '-', '_' or '.'")
+        folder = self.path / folder_name / name
+        info = folder / info_name
         if info.is_file():
             stored = read_json_file(info, dict)
             if stored != dict(description):
                 differences = identity_differences(stored, dict(description))
                 raise RunStoreError(
-                    f"score set {name!r} in {self.path} was made differently; refusing to mix scores.\n  "
+                    f"{what} {name!r} in {self.path} was made differently; refusing to mix {contents}.\n  "
                     + "\n  ".join(differences)
-                    + "\nChoose another score set name (name)."
+                    + f"\nChoose another {what} name (name)."
                 )
             return
         folder.mkdir(parents=True, exist_ok=True)
@@ -410,32 +421,11 @@ class RunStore:
 
     def selection_sets(self) -> dict[str, dict[str, Any]]:
         """Selection sets present: name -> how they were made (``selector.json``: judge model, k, subsets)."""
-        folder = self.path / "selections"
-        sets = {}
-        for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
-            info = sub / "selector.json"
-            if info.is_file():
-                sets[sub.name] = read_json_file(info, dict)
-        return sets
+        return self._described_sets("selections", "selector.json")
 
     def register_selection_set(self, name: str, description: Mapping[str, Any]) -> None:
         """Create selection set ``name`` made as ``description``, or check that the existing one was made alike."""
-        self._require_writer()
-        if not name or name.startswith(".") or "/" in name or name != name.strip():
-            raise RunStoreError(f"invalid selection set name {name!r}: use letters, digits, '-', '_' or '.'")
-        info = self.path / "selections" / name / "selector.json"
-        if info.is_file():
-            stored = read_json_file(info, dict)
-            if stored != dict(description):
-                differences = identity_differences(stored, dict(description))
-                raise RunStoreError(
-                    f"selection set {name!r} in {self.path} was made differently; refusing to mix picks.\n  "
-                    + "\n  ".join(differences)
-                    + "\nChoose another name (name)."
-                )
-            return
-        info.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(info, dict(description))
+        self._register_described_set("selections", "selector.json", "selection set", "picks", name, description)
 
     def selection_writer(self, name: str, flush_rows: int, flush_seconds: float) -> BufferedShards:
         """A buffered writer of selection set ``name`` (registered first)."""
