@@ -16,6 +16,8 @@ BUILTIN_TASKS: dict[str, str] = {
     "mbpp": "tasks.mbpp:MBPP",
     "math500": "tasks.math500:MATH500",
     "jsonl": "tasks.jsonl:JSONLTask",
+    "aime": "tasks.aime:AIME",
+    "mcq": "tasks.mcq:MultipleChoice",
 }
 
 
@@ -28,16 +30,20 @@ def task_class(name: str) -> type[Task]:
     return resolve_subclass(name, BUILTIN_TASKS, "task", Task, described)
 
 
-def load_task(name: str, data: str | None = None, **options: Any) -> Task:
+def load_task(name: str, data: str | None = None, run_seed: int = 0, **options: Any) -> Task:
     """Build a task: a built-in name (see ``BUILTIN_TASKS``) or ``module:Class`` for a task of your own.
 
     ``data`` is a local JSONL path or a Hugging Face Hub dataset id (None: the task's default source).
-    ``options`` are the task's constructor parameters (``Task.declared_options()``); one the task does not
-    take, or a value not of its type, raises ``OptionError("task_options.NAME", ...)`` before the task is made.
+    ``run_seed`` is the run's seed, given as ``seed`` to a task that takes one (``Task.takes_run_seed``: one
+    that draws, such as the order of a multiple-choice problem's choices). ``options`` are the task's
+    constructor parameters (``Task.declared_options()``); one the task does not take, or a value not of its
+    type, raises ``OptionError("task_options.NAME", ...)`` before the task is made.
     """
     cls = task_class(name)
     cls.check_options(options, "task_options", f"task {name!r}")
     build: Callable[..., Task] = cls  # a subclass's constructor takes data and its options
+    if cls.takes_run_seed:
+        return build(data=data, seed=run_seed, **options)
     return build(data=data, **options)
 
 

@@ -43,7 +43,10 @@ class Task(DeclaresOptions, abc.ABC):
     Override the classmethod ``validate_options`` for checks beyond types (ranges).
     """
 
-    given_by_harness = ("data",)
+    given_by_harness: ClassVar[tuple[str, ...]] = ("data",)
+    #: Whether the constructor takes ``seed``, the run's seed (for what a task draws, e.g. an order of choices);
+    #: such a task lists ``"seed"`` in ``given_by_harness`` too.
+    takes_run_seed: ClassVar[bool] = False
 
     name: ClassVar[str]
     default_verifier: str

@@ -14,6 +14,7 @@ BUILTIN_VERIFIERS: dict[str, str] = {
     "math": "verifiers.math:MathVerifier",
     "python-tests": "verifiers.code:PythonTestsVerifier",
     "exact": "verifiers.exact:ExactMatchVerifier",
+    "choice": "verifiers.choice:ChoiceVerifier",
 }
 
 

@@ -15,6 +15,9 @@ from typing import Any, Protocol
 CORRECT = "correct"
 WRONG = "wrong"
 NO_ANSWER = "no_answer"
+# A reasoning model's completion whose thinking never closed (no closing think tag): never correct, whatever
+# its thinking holds. The verify step gives it, before any verifier sees the completion.
+TRUNCATED_THINKING = "truncated_thinking"
 PARSE_ERROR = "parse_error"
 TIMEOUT = "timeout"
 SYNTAX_ERROR = "syntax_error"

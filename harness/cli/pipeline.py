@@ -11,13 +11,21 @@ from harness import DEFAULT_RUN
 from harness.cli.app import FLAGS, CommandError, JsonOption, Output, QuietOption, app, check_one_price, flag
 from harness.core.errors import OptionError, RunStoreError
 from harness.core.options import DeclaresOptions
+from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory (as written by `ttc run` / `ttc sample`).")]
 VerifierOption = Annotated[
     str | None,
-    typer.Option(help="Verifier: numeric, math, python-tests, exact or module:Class (default: the task's)."),
+    typer.Option(help="Verifier: numeric, math, python-tests, exact, choice or module:Class (default: the task's)."),
 ]
 WorkersOption = Annotated[int | None, typer.Option(help="Verification worker processes (default: all cores).")]
+ReasoningOption = Annotated[
+    str,
+    typer.Option(
+        help="auto, on or off: judge only the answer after a reasoning model's thinking (docs/reasoning.md). "
+        "auto: on when the chat template holds the think tags or the samples show thinking."
+    ),
+]
 JudgeModelOption = Annotated[
     str | None,
     typer.Option(help="The judge model (--verifier judge): a checkpoint or Hub id, or a served model's name."),
@@ -63,7 +71,7 @@ ENGINE_FLAGS = {
 }
 TASK_FLAGS = {
     **{name: name for name in ("split", "shots", "fewshot_data", "prompt_style", "prompt_template", "stop")},
-    **{name: name for name in ("prompt_field", "answer_field", "id_field")},
+    **{name: name for name in ("prompt_field", "answer_field", "id_field", "choices_field")},
     "metadata_field": "metadata_fields",
     "reference_field": "reference_fields",
 }
@@ -101,7 +109,7 @@ def backend_options(
 def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> None:
     def command(
         task: Annotated[
-            str, typer.Option(help="Task: gsm8k, humaneval, mbpp, math500, jsonl or module:Class.")
+            str, typer.Option(help="Task: gsm8k, humaneval, mbpp, math500, aime, mcq, jsonl or module:Class.")
         ] = DEFAULT_RUN["task"],
         data: Annotated[str | None, typer.Option(help="Local JSONL file or Hugging Face Hub dataset id.")] = None,
         model: Annotated[
@@ -215,10 +223,18 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         reference_field: Annotated[
             list[str] | None, typer.Option(help="jsonl task: a field passed to the verifier (repeatable).")
         ] = None,
+        choices_field: Annotated[
+            list[str] | None,
+            typer.Option(help="mcq task: the field of the list of choices, or one field per choice (repeatable)."),
+        ] = None,
         stop: Annotated[
             list[str] | None, typer.Option(help="Stop string replacing the task's (repeatable; jsonl, math500).")
         ] = None,
         verifier: VerifierOption = None,
+        reasoning: ReasoningOption = "auto",
+        think_tags: Annotated[
+            str, typer.Option(help="The tags around a reasoning model's thinking: OPEN,CLOSE.")
+        ] = f"{DEFAULT_OPEN_TAG},{DEFAULT_CLOSE_TAG}",
         workers: WorkersOption = None,
         adaptive_pilot: Annotated[
             int,
@@ -262,6 +278,8 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
                 verifier=verifier,
                 engines=engines,
                 ray_address=ray_address,
+                reasoning=reasoning,
+                think_tags=think_tags,
                 progress=output.progress_mode,
                 log=output.log,
             )
@@ -306,6 +324,15 @@ def verify_command(
     ] = None,
     workers: WorkersOption = None,
     ray_address: RayAddressOption = None,
+    reasoning: Annotated[
+        str,
+        typer.Option(
+            help="auto (as the run was sampled), on (judge the answer after the thinking) or off (the whole text)."
+        ),
+    ] = "auto",
+    think_tags: Annotated[
+        str | None, typer.Option(help="The tags around the thinking: OPEN,CLOSE (default: the run's).")
+    ] = None,
     judge_model: JudgeModelOption = None,
     judge_engine: JudgeEngineOption = "vllm",
     judge_base_url: JudgeBaseUrlOption = None,
@@ -323,6 +350,8 @@ def verify_command(
             verifier,
             workers=workers,
             ray_address=ray_address,
+            reasoning=reasoning,
+            think_tags=think_tags,
             judge_model=judge_model,
             judge_engine=judge_engine,
             judge_base_url=judge_base_url,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.core.options import DeclaresOptions
+from harness.core.reasoning import ThinkTags
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
 from harness.engines.confidence import ConfidenceStats
@@ -32,9 +33,17 @@ TokenCallback = Callable[[int], None]
 class GenerationRequest:
     """``n`` samples of one prompt, which will be stored as sample indices ``first_index .. first_index+n-1``.
 
-    ``top_logprobs``: return each generated token's ``top_logprobs`` most likely alternatives with their
-    log-probabilities (``Completion.top_logprobs``; 0: none). A judge asks for them to read its probability of
-    "yes"; sampling for a run never does.
+    Attributes:
+        think_tags: the tags around a reasoning model's thinking: the engine reports how many tokens of each
+            completion were thinking (``Completion.thinking_tokens``), and a server's separate reasoning text is
+            stored between them (``harness.core.reasoning.joined_completion``). None: the caller wants no split.
+        response_prefix: text the response starts with, put after the prompt (after the chat template's
+            generation prompt, for chat messages): the opening think tag when ``--reasoning on`` meets a chat
+            template that does not open the thinking itself. An engine that renders prompts must append it; it
+            is part of the run's configuration hash.
+        top_logprobs: return each generated token's ``top_logprobs`` most likely alternatives with their
+            log-probabilities (``Completion.top_logprobs``; 0: none). A judge asks for them to read its
+            probability of "yes"; sampling for a run never does.
     """
 
     problem_id: str
@@ -42,6 +51,8 @@ class GenerationRequest:
     n: int
     first_index: int
     seed: int
+    think_tags: ThinkTags | None = None
+    response_prefix: str = ""
     top_logprobs: int = 0
 
 
@@ -54,6 +65,9 @@ class Completion:
         n_tokens: generated tokens.
         finish_reason: ``"stop"`` (EOS or stop string) or ``"length"`` (hit max_tokens).
         logprob_sum: sum of the sampled tokens' log-probabilities under the model (None if not available).
+        thinking_tokens: how many of ``n_tokens`` were thinking, up to and including the closing think tag (all of
+            them when the thinking never closed); None when unknown (see ``split_tokens``).
+        answer_tokens: the rest, ``n_tokens - thinking_tokens``; None when unknown.
         confidence: the sample's confidence statistics, computed while sampling from its tokens'
             log-probabilities (``harness.engines.confidence``); None where the engine has none.
         confidence_settings: what they were computed with (``ConfidenceSettings.label``).
@@ -66,9 +80,21 @@ class Completion:
     n_tokens: int
     finish_reason: str
     logprob_sum: float | None
+    thinking_tokens: int | None = None
+    answer_tokens: int | None = None
     confidence: ConfidenceStats | None = None
     confidence_settings: str | None = None
     top_logprobs: list[dict[str, float]] | None = None
+
+
+def split_tokens(n_tokens: int, thinking_tokens: int | None) -> dict[str, int | None]:
+    """A completion's ``thinking_tokens`` and ``answer_tokens`` from its thinking count (None: unknown), for
+    ``Completion(**...)``; a count above ``n_tokens`` (a server's figure that includes what it did not send) is
+    capped at it."""
+    if thinking_tokens is None:
+        return {"thinking_tokens": None, "answer_tokens": None}
+    thinking = max(0, min(int(thinking_tokens), n_tokens))
+    return {"thinking_tokens": thinking, "answer_tokens": n_tokens - thinking}
 
 
 @dataclass(frozen=True)
@@ -103,6 +129,10 @@ class Engine(DeclaresOptions, abc.ABC):
       only change speed), as this machine would run them; they enter the run's configuration hash. Default:
       the options named in ``sample_defining_options``, as given ("auto" when absent). Override it when what
       runs depends on the machine (vLLM's dtype "auto" is float32 on CPUs without native bf16).
+    * ``chat_template(model, engine_options)``: the chat template chat messages are rendered with, if known
+      before the engine starts (default: a local checkpoint's). ``--reasoning auto`` looks for the think tags
+      in it; with ``--reasoning on`` and a template that does not open the thinking, requests carry the
+      opening tag as ``response_prefix``.
     * ``takes_session_seed``: True for engines that draw from one engine-wide random stream rather than
       seeding each request. They are constructed with ``seed=<session seed>``, which differs between sampling
       sessions of a run, so a resumed or extended run never replays the stream that produced the samples
@@ -129,6 +159,13 @@ class Engine(DeclaresOptions, abc.ABC):
     def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:
         """The engine settings that define the samples, as this machine would run them (hashed by the runner)."""
         return {name: engine_options.get(name, "auto") for name in cls.sample_defining_options}
+
+    @classmethod
+    def chat_template(cls, model: ModelRef, engine_options: Mapping[str, Any]) -> str | None:
+        """The chat template this engine renders chat messages with, read without starting the engine; None
+        when it is not known here (a server applies its own; a Hub model not yet downloaded). ``--reasoning
+        auto`` reads the think tags in it. Default: the template of a local checkpoint directory."""
+        return models.read_chat_template(model.path)
 
     @abc.abstractmethod
     def generate(

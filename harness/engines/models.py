@@ -173,3 +173,45 @@ def _safetensors_parameters(path: Path) -> int:
             size *= dimension
         total += size
     return total
+
+
+# Where a checkpoint keeps its chat template: transformers writes chat_template.jinja (since 4.43 beside, since
+# 4.50 instead of) the "chat_template" of tokenizer_config.json, a text or a list of named templates.
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "tokenizer_config.json", "chat_template.json")
+
+
+def read_chat_template(model_path: str) -> str | None:
+    """The chat template of a checkpoint, read from its files without loading it: a local directory, or a Hub
+    model already in the local Hugging Face cache (nothing is downloaded); None when it has none or it is not
+    at hand. Of several named templates, the ``default`` one."""
+    folder = Path(model_path).expanduser()
+    for name in CHAT_TEMPLATE_FILES:
+        path = folder / name if folder.is_dir() else _cached_hub_file(model_path, name)
+        if path is None or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if name.endswith(".jinja"):
+            return text
+        try:
+            template = json.loads(text).get("chat_template")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(template, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+            named = {entry.get("name"): entry.get("template") for entry in template if isinstance(entry, dict)}
+            template = named.get("default")
+        if isinstance(template, str):
+            return template
+    return None
+
+
+def _cached_hub_file(repo_id: str, name: str) -> Path | None:
+    """A file of a Hub repository if the local Hugging Face cache holds it (never a download)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(repo_id, name)
+    except ValueError:  # not a repository id
+        return None
+    return Path(found) if isinstance(found, str) else None

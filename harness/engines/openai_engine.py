@@ -40,8 +40,16 @@ import httpx
 import numpy as np
 
 from harness.core.errors import EngineError, OptionError, check_number
+from harness.core.reasoning import ThinkTags, joined_completion, split_completion, thinking_token_count
 from harness.core.records import SamplingSettings
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
+from harness.engines.base import (
+    Completion,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    TokenCallback,
+    split_tokens,
+)
 from harness.engines.confidence import (
     DEFAULT_TAIL,
     DEFAULT_WINDOW,
@@ -146,64 +154,97 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return min(max(seconds, 0.0), RETRY_AFTER_LIMIT)
 
 
-def _choice_text(choice: Mapping[str, Any], chat: bool) -> str:
-    message = choice.get("message") if chat else None
-    text = (message.get("content") if isinstance(message, dict) else None) if chat else choice.get("text")
-    if not isinstance(text, str):
-        where = "message.content" if chat else "text"
+# Where servers put a reasoning model's thinking apart from its answer: vLLM's and SGLang's reasoning parsers
+# (``reasoning_content``; vLLM from 0.10 also ``reasoning``), OpenRouter and others (``reasoning``).
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def _reasoning_of(message: Mapping[str, Any]) -> str | None:
+    """The thinking a server returned apart from the answer (a message or a stream's delta), if any."""
+    return next((message[key] for key in REASONING_FIELDS if isinstance(message.get(key), str)), None)
+
+
+def _choice_parts(choice: Mapping[str, Any], chat: bool) -> tuple[str | None, str | None]:
+    """A choice's answer text and, for a reasoning model behind a reasoning parser, its thinking. The answer
+    may be null (or absent) next to thinking: the model stopped, or was cut off, before it closed its thinking."""
+    if not chat:
+        text, reasoning = choice.get("text"), None
+    else:
+        message = choice.get("message")
+        text, reasoning = (
+            (message.get("content"), _reasoning_of(message)) if isinstance(message, dict) else (None, None)
+        )
+    if not isinstance(text, str) and not (text is None and reasoning is not None):
+        where = "message.content (or reasoning_content)" if chat else "text"
         raise _Retry(f"malformed response: choice {choice.get('index')} has no {where} string")
-    return text
+    return text, reasoning
+
+
+def _stored_text(answer: str | None, reasoning: str | None, finish_reason: str, tags: ThinkTags) -> str:
+    """What is stored of a choice: its text, or for thinking returned apart, the thinking and the answer between
+    the think tags (``joined_completion``). The thinking never closed where the answer is null, or empty with
+    finish reason ``length`` (cut off right at the closing tag)."""
+    if reasoning is None:
+        return answer or ""
+    closed = answer is not None and not (answer == "" and finish_reason == "length")
+    return joined_completion(reasoning, answer, tags, closed)
+
+
+def _choice_tokens(choice: Mapping[str, Any], chat: bool) -> list[str] | None:
+    """The sampled tokens' texts that come with their log-probabilities (None when not given): where the closing
+    think tag falls among them."""
+    tokens = _per_token(choice, chat, "token", "tokens")
+    if tokens is None or not all(isinstance(token, str) for token in tokens):
+        return None
+    return tokens
 
 
 def _choice_logprobs(choice: Mapping[str, Any], chat: bool) -> list[float] | None:
     """The sampled tokens' log-probabilities, or None when the choice carries none (or in another shape)."""
+    values = _per_token(choice, chat, "logprob", "token_logprobs")
+    if values is None or not all(isinstance(value, (int, float)) for value in values):
+        return None
+    return [float(value) for value in values]
+
+
+def _per_token(choice: Mapping[str, Any], chat: bool, chat_key: str, text_key: str) -> list[Any] | None:
+    """One field of a choice's per-token log-probability entries: ``chat_key`` of each entry of a chat choice's
+    ``logprobs.content``, or the list ``logprobs[text_key]`` of a completion's; None when absent."""
     logprobs = choice.get("logprobs")
     if not isinstance(logprobs, dict):
         return None
     if chat:
         content = logprobs.get("content")
-        values = (
-            [entry.get("logprob") for entry in content if isinstance(entry, dict)]
-            if isinstance(content, list)
-            else None
+        return (
+            [entry.get(chat_key) for entry in content if isinstance(entry, dict)] if isinstance(content, list) else None
         )
-    else:
-        values = logprobs.get("token_logprobs")
-    if not isinstance(values, list) or not all(isinstance(value, (int, float)) for value in values):
-        return None
-    return [float(value) for value in values]
+    values = logprobs.get(text_key)
+    return values if isinstance(values, list) else None
 
 
 def _choice_top_logprobs(choice: Mapping[str, Any], chat: bool) -> list[dict[str, float]] | None:
     """Per token, its most likely alternatives (token text -> log-probability), or None when the choice carries
     none. Completions: ``logprobs.top_logprobs`` (a dict per token); chat: ``logprobs.content[i].top_logprobs``
     (a list of ``{token, logprob}`` per token)."""
-    logprobs = choice.get("logprobs")
-    if not isinstance(logprobs, dict):
+    rows = _per_token(choice, chat, "top_logprobs", "top_logprobs")
+    if rows is None:
         return None
-    if chat:
-        content = logprobs.get("content")
-        if not isinstance(content, list):
+    parsed = []
+    for row in rows:
+        if chat and isinstance(row, list):
+            pairs = [(item.get("token"), item.get("logprob")) for item in row if isinstance(item, dict)]
+        elif not chat and isinstance(row, dict):
+            pairs = list(row.items())
+        else:
             return None
-        rows = []
-        for entry in content:
-            alternatives = entry.get("top_logprobs") if isinstance(entry, dict) else None
-            if not isinstance(alternatives, list):
-                return None
-            rows.append(
-                {
-                    str(item["token"]): float(item["logprob"])
-                    for item in alternatives
-                    if isinstance(item, dict) and isinstance(item.get("logprob"), (int, float)) and "token" in item
-                }
-            )
-        return rows
-    tops = logprobs.get("top_logprobs")
-    if not isinstance(tops, list) or not all(isinstance(row, dict) for row in tops):
-        return None
-    return [
-        {str(token): float(value) for token, value in row.items() if isinstance(value, (int, float))} for row in tops
-    ]
+        parsed.append(
+            {
+                str(token): float(value)
+                for token, value in pairs
+                if token is not None and isinstance(value, (int, float)) and not isinstance(value, bool)
+            }
+        )
+    return parsed
 
 
 def top_matrix(rows: list[dict[str, float]], top: int) -> np.ndarray:
@@ -233,6 +274,24 @@ def split_by_length(total: int, texts: list[str]) -> list[int]:
     for i in by_remainder[: total - sum(counts)]:
         counts[i] += 1
     return counts
+
+
+def _joined_pieces(pieces: list[str], positions: Iterable[int]) -> str:
+    """The text of the sampled tokens at ``positions`` (a ``decode`` over token texts)."""
+    return "".join(pieces[position] for position in positions)
+
+
+def _load_tokenizer(name: str, required: bool) -> Any:
+    """A tokenizer from a local directory or the local Hugging Face cache (never downloaded); None when it
+    cannot be loaded, unless ``required`` (an ``OptionError`` naming ``tokenizer``)."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except Exception as error:  # noqa: BLE001 - transformers raises many kinds for a tokenizer it cannot find
+        if required:
+            raise OptionError("tokenizer", f"cannot load a tokenizer from {name!r} locally ({error})") from None
+        return None
 
 
 @dataclass(frozen=True)
@@ -290,7 +349,10 @@ class _StreamedAnswer:
         self.started = False
         self._pending = b""
         self._texts: dict[int, list[str]] = {}
+        self._answered: set[int] = set()  # choices whose answer text arrived (else null next to thinking)
+        self._reasoning: dict[int, list[str]] = {}
         self._logprobs: dict[int, list[float] | None] = {}
+        self._tokens: dict[int, list[str] | None] = {}
         self._tops: dict[int, list[dict[str, float]] | None] = {}
         self._accumulators: dict[int, ConfidenceAccumulator | None] = {}
         self._finish: dict[int, str | None] = {}
@@ -324,21 +386,32 @@ class _StreamedAnswer:
                 raise _Retry(f"malformed stream event: a choice without an integer index ({choice!r:.100})")
             delta = choice.get("delta")
             text = (delta.get("content") if isinstance(delta, dict) else None) if self.chat else choice.get("text")
+            reasoning = _reasoning_of(delta) if self.chat and isinstance(delta, dict) else None
             values = _choice_logprobs(choice, self.chat)
+            pieces = _choice_tokens(choice, self.chat)
             tops = _choice_top_logprobs(choice, self.chat)
             self._texts.setdefault(index, [])
             logprobs = self._logprobs.setdefault(index, [])
+            token_texts = self._tokens.setdefault(index, [])
             kept_tops = self._tops.setdefault(index, [])
             if isinstance(text, str):
                 self._texts[index].append(text)
+                self._answered.add(index)
+            if reasoning is not None:
+                self._reasoning.setdefault(index, []).append(reasoning)
             if values is not None:
                 tokens += len(values)
                 if logprobs is not None:
                     logprobs.extend(values)
                     self._feed_confidence(index, values, tops)
-            elif text:
+                if token_texts is not None and pieces is not None and len(pieces) == len(values):
+                    token_texts.extend(pieces)
+                else:
+                    self._tokens[index] = None
+            elif text or reasoning:
                 tokens += 1
                 self._logprobs[index] = None  # a piece without log-probabilities: count tokens from usage
+                self._tokens[index] = None
                 self._accumulators[index] = None
             if kept_tops is not None and tops is not None and values is not None and len(tops) == len(values):
                 kept_tops.extend(tops)
@@ -374,18 +447,26 @@ class _StreamedAnswer:
             raise _Retry(f"the streamed answer ended before choices {unfinished or 'any'} finished")
         choices = []
         for index, pieces in sorted(self._texts.items()):
-            text, values, tops = "".join(pieces), self._logprobs[index], self._tops.get(index)
+            text, values, token_texts = "".join(pieces), self._logprobs[index], self._tokens[index]
+            tops = self._tops.get(index)
             choice: dict[str, Any] = {"index": index, "finish_reason": self._finish[index]}
             if self.chat:
-                choice["message"] = {"role": "assistant", "content": text}
-                content: list[dict[str, Any]] | None = None if values is None else [{"logprob": v} for v in values]
-                if content is not None and tops:
-                    for entry, row in zip(content, tops):
+                message: dict[str, Any] = {"role": "assistant", "content": text}
+                if index in self._reasoning:
+                    message["reasoning_content"] = "".join(self._reasoning[index])
+                    if index not in self._answered:
+                        message["content"] = None
+                choice["message"] = message
+                entries: list[dict[str, Any]] | None = None if values is None else [{"logprob": v} for v in values]
+                if entries is not None and token_texts is not None:
+                    entries = [{**entry, "token": token} for entry, token in zip(entries, token_texts)]
+                if entries is not None and tops:
+                    for entry, row in zip(entries, tops):
                         entry["top_logprobs"] = [{"token": token, "logprob": value} for token, value in row.items()]
-                choice["logprobs"] = None if content is None else {"content": content}
+                choice["logprobs"] = None if entries is None else {"content": entries}
             else:
                 choice["text"] = text
-                choice["logprobs"] = None if values is None else {"token_logprobs": values}
+                choice["logprobs"] = None if values is None else {"token_logprobs": values, "tokens": token_texts}
                 if values is not None and tops:
                     choice["logprobs"]["top_logprobs"] = tops
             accumulator = self._accumulators.get(index)
@@ -409,11 +490,23 @@ class OpenAIEngine(Engine):
         max_n_per_request: most samples asked for in one HTTP request (hosted APIs cap ``n``).
         backoff_base: seconds before the first retry; doubles each retry (with jitter), up to ``backoff_max``.
         backoff_max: longest wait between retries (a server's ``Retry-After`` is honoured up to 600 s).
+        tokenizer: the model's tokenizer, a local directory or a Hub id in the local cache, for counting thinking
+            tokens where the server gives neither ``usage.completion_tokens_details.reasoning_tokens`` nor the
+            sampled tokens' texts. None: the served model's name, if the local Hugging Face cache holds its
+            tokenizer (nothing is downloaded); without one the split is stored as unknown (null).
         confidence: compute each sample's confidence statistics (``harness.engines.confidence``) from the
             log-probabilities the server returns, fed to them as the stream arrives; stored with the sample.
         confidence_window, confidence_tail: tokens per sliding window and in the tail (DeepConf: 2048 each).
         confidence_top_logprobs: 0: token values are the sampled tokens' log-probabilities; k: DeepConf's token
             confidence over the top k log-probabilities, which the server is then asked for.
+
+    Reasoning models: a server's reasoning parser returns the thinking apart from the answer
+    (``reasoning_content`` or ``reasoning``), with the answer null when the thinking never closed. Both are
+    stored as one text, the thinking between the run's think tags and then the answer, so nothing is lost and
+    the text splits as inline thinking does (``harness.core.reasoning``). Thinking tokens per sample come from
+    the server's ``reasoning_tokens`` (a single choice), else the position of the closing tag among the sampled
+    tokens, else the tokenizer, else ``reasoning_tokens`` split over the choices by thinking length (an
+    estimate); ``describe()["thinking_tokens_from"]`` records which.
     """
 
     # Nothing the engine options set changes what is sampled (the served model is in the identity).
@@ -431,6 +524,7 @@ class OpenAIEngine(Engine):
         max_n_per_request: int = 128,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        tokenizer: str | None = None,
         confidence: bool = True,
         confidence_window: int = DEFAULT_WINDOW,
         confidence_tail: int = DEFAULT_TAIL,
@@ -445,6 +539,10 @@ class OpenAIEngine(Engine):
             }
         )
         self.model = model
+        self.tokenizer_name = tokenizer
+        # loaded when first needed; a tokenizer named by the user must load, the served model's may not
+        self._tokenizer: Any = _load_tokenizer(tokenizer, required=True) if tokenizer else None
+        self._tokenizer_tried = tokenizer is not None
         self.base_url = resolve_base_url(base_url)
         self.concurrency = concurrency
         self.request_timeout = float(request_timeout)
@@ -463,12 +561,14 @@ class OpenAIEngine(Engine):
             limits=httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1),
         )
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         self._n_supported = True
         self._logprobs_supported = True
         self._stream_supported = True
         self._streamed_tokens = 0  # counted by the workers, handed to on_tokens by the generating thread
         self._fallbacks: list[str] = []
         self._token_sources: set[str] = set()
+        self._thinking_sources: set[str] = set()
         try:
             self._served_model = self._check_model()
         except BaseException:
@@ -501,6 +601,12 @@ class OpenAIEngine(Engine):
         name = spec.rstrip("/").split("/")[-1] or spec
         return ModelRef(path=spec, identity=f"{spec}@{host}", name=name)
 
+    @classmethod
+    def chat_template(cls, model: ModelRef, engine_options: Mapping[str, Any]) -> str | None:
+        """Unknown: the server renders chat messages with its own template, which ttc cannot see (``--reasoning
+        auto`` then turns on when the server returns thinking, or completions hold the think tags)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -517,6 +623,8 @@ class OpenAIEngine(Engine):
                 "logprobs": self._logprobs_supported,
                 "streaming": self._stream_supported,
                 "n_tokens_from": sorted(self._token_sources),
+                "thinking_tokens_from": sorted(self._thinking_sources),
+                "tokenizer": self.tokenizer_name,
                 "fallbacks": list(self._fallbacks),
                 "confidence": None if self.confidence is None else self.confidence.label,
             }
@@ -635,11 +743,16 @@ class OpenAIEngine(Engine):
         first = request.first_index + offset
         label = f"request for {request.problem_id} samples {first}..{first + size - 1}"
         chat = not isinstance(request.prompt, str)
+        if chat and request.response_prefix:  # the server renders the chat template: nothing can follow it here
+            raise OpenAIEngineError(
+                f"{label}: a response prefix ({request.response_prefix!r}) cannot follow a server's chat template"
+            )
         while True:
             logprobs, stream = self._logprobs_supported, self._stream_supported
             payload = self._payload(request, offset, size, settings, logprobs, stream)
+            keep_tops = request.top_logprobs > 0
+            attempt = partial(self._attempt, payload, size, chat, logprobs, stream, request.think_tags, keep_tops)
             try:
-                attempt = partial(self._attempt, payload, size, chat, logprobs, stream, request.top_logprobs > 0)
                 return self._retrying(label, attempt, stop)
             except (_LogprobsRejected, _StreamRejected):
                 continue
@@ -671,7 +784,7 @@ class OpenAIEngine(Engine):
         # the sampled tokens' log-probabilities, and the top ones where DeepConf's confidence or a judge asks
         top = max(request.top_logprobs, 0 if self.confidence is None else self.confidence.top_logprobs)
         if isinstance(request.prompt, str):
-            payload["prompt"] = request.prompt
+            payload["prompt"] = request.prompt + request.response_prefix
             if logprobs:
                 payload["logprobs"] = top
         else:
@@ -681,14 +794,21 @@ class OpenAIEngine(Engine):
         return payload
 
     def _attempt(
-        self, payload: dict[str, Any], size: int, chat: bool, logprobs: bool, stream: bool, keep_tops: bool = False
+        self,
+        payload: dict[str, Any],
+        size: int,
+        chat: bool,
+        logprobs: bool,
+        stream: bool,
+        tags: ThinkTags | None,
+        keep_tops: bool = False,
     ) -> _ChunkResult:
         path = "/chat/completions" if chat else "/completions"
         answer = _StreamedAnswer(chat, self._count_tokens, self.confidence) if stream else None
         status, body = self._send("POST", path, payload, answer)
         if status == 200:
             data = answer.body() if answer is not None and answer.started else _json_body(body)
-            return self._parse(data, size, chat, keep_tops)
+            return self._parse(data, size, chat, tags, keep_tops)
         message = _error_message(body)
         if status in (400, 422):
             if stream and "stream" in message.lower():
@@ -702,7 +822,9 @@ class OpenAIEngine(Engine):
                 raise _NUnsupported
         raise OpenAIEngineError(self._refusal(status, message, path))
 
-    def _parse(self, data: Any, size: int, chat: bool, keep_tops: bool = False) -> _ChunkResult:
+    def _parse(
+        self, data: Any, size: int, chat: bool, tags: ThinkTags | None = None, keep_tops: bool = False
+    ) -> _ChunkResult:
         """A body's choices as completions (``keep_tops``: with each token's top log-probabilities, asked for by
         the request, not only by the confidence statistics)."""
         choices = data.get("choices") if isinstance(data, dict) else None
@@ -720,21 +842,34 @@ class OpenAIEngine(Engine):
                 raise _Retry(f"malformed response: choice {position} has index {index!r} (n={size})")
             by_index[index] = choice
         ordered = [by_index[index] for index in range(size)]
-        texts = [_choice_text(choice, chat) for choice in ordered]
+        finish_reasons = [str(choice.get("finish_reason") or "unknown") for choice in ordered]
+        parts = [_choice_parts(choice, chat) for choice in ordered]
+        texts = [
+            _stored_text(answer, reasoning, finish, tags or ThinkTags())
+            for (answer, reasoning), finish in zip(parts, finish_reasons)
+        ]
         token_logprobs = [_choice_logprobs(choice, chat) for choice in ordered]
         token_tops = [_choice_top_logprobs(choice, chat) for choice in ordered]
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         n_tokens = self._token_counts(texts, token_logprobs, usage.get("completion_tokens"))
+        thinking: list[int | None] = [None] * size
+        if tags is not None:
+            details = usage.get("completion_tokens_details")
+            reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
+            tokens = [_choice_tokens(choice, chat) for choice in ordered]
+            thinking = self._thinking_counts(texts, n_tokens, tokens, reasoning_tokens, tags)
         prompt_tokens = usage.get("prompt_tokens")
         completions = []
-        for text, count, choice, values, tops in zip(texts, n_tokens, ordered, token_logprobs, token_tops):
+        rows = zip(texts, n_tokens, finish_reasons, token_logprobs, thinking, ordered, token_tops)
+        for text, count, finish, values, thought, choice, tops in rows:
             stats = self._confidence_of(choice, values, tops)
             completions.append(
                 Completion(
                     text=text,
                     n_tokens=count,
-                    finish_reason=str(choice.get("finish_reason") or "unknown"),
+                    finish_reason=finish,
                     logprob_sum=None if values is None else float(sum(values)),
+                    **split_tokens(count, thought),
                     confidence=stats,
                     confidence_settings=None if stats is None or self.confidence is None else self.confidence.label,
                     top_logprobs=tops if keep_tops else None,
@@ -756,6 +891,54 @@ class OpenAIEngine(Engine):
                 return None
             return settings.stats(top_matrix(tops, settings.top_logprobs))
         return settings.stats(values)
+
+    def _thinking_counts(
+        self,
+        texts: list[str],
+        n_tokens: list[int],
+        tokens: list[list[str] | None],
+        reasoning_tokens: Any,
+        tags: ThinkTags,
+    ) -> list[int | None]:
+        """How many tokens of each choice were thinking (see the class's notes on where the figure comes from)."""
+        segments = [split_completion(text, tags) for text in texts]
+        counts: list[int | None] = []
+        sources = set()
+        for segment, count, pieces in zip(segments, n_tokens, tokens):
+            if not segment.closed:
+                counts.append(count)
+                sources.add("no closing tag: all thinking")
+            elif isinstance(reasoning_tokens, int) and len(texts) == 1:
+                counts.append(reasoning_tokens)
+                sources.add("usage reasoning_tokens")
+            elif pieces is not None and tags.close in "".join(pieces):
+                counts.append(thinking_token_count(range(len(pieces)), partial(_joined_pieces, pieces), tags))
+                sources.add("sampled tokens")
+            elif (tokenizer := self._local_tokenizer()) is not None:
+                thought = tokenizer.encode(segment.thinking + tags.close, add_special_tokens=False)
+                counts.append(len(thought))
+                sources.add("tokenizer")
+            else:
+                counts.append(None)
+        unknown = [index for index, value in enumerate(counts) if value is None]
+        if unknown and isinstance(reasoning_tokens, int):  # the request's total, over the choices not yet counted
+            shares = split_by_length(reasoning_tokens, [segments[index].thinking for index in unknown])
+            for index, share in zip(unknown, shares):
+                counts[index] = share
+            sources.add("usage reasoning_tokens split by thinking length")
+        elif unknown:
+            sources.add("unknown (stored null)")
+        with self._lock:
+            self._thinking_sources.update(sources)
+        return counts
+
+    def _local_tokenizer(self) -> Any:
+        """The tokenizer given, else the served model's if the local cache holds it (tried once), else None."""
+        with self._tokenizer_lock:  # not the engine's lock: loading takes seconds, and streams count tokens meanwhile
+            if not self._tokenizer_tried:
+                self._tokenizer_tried = True
+                self._tokenizer = _load_tokenizer(self.model, required=False)
+            return self._tokenizer
 
     def _token_counts(
         self, texts: list[str], token_logprobs: list[list[float] | None], completion_tokens: Any

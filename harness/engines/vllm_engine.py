@@ -15,8 +15,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from harness.core.errors import EngineError, check_number
+from harness.core.reasoning import ThinkTags, thinking_token_count
 from harness.core.records import SamplingSettings
-from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
+from harness.engines.base import (
+    Completion,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    TokenCallback,
+    split_tokens,
+)
 from harness.engines.confidence import DEFAULT_TAIL, DEFAULT_WINDOW, ConfidenceSettings
 from harness.engines.vllm_adapter import (
     OfflineLLM,
@@ -179,6 +187,7 @@ class VLLMEngine(Engine):
         self.max_inflight_samples = max_inflight_samples or 2 * self._llm.scheduler_slots
         self.settings["max_inflight_samples"] = self.max_inflight_samples
         self._tokenizer = self._llm.tokenizer
+        self._close_ids: dict[str, int | None] = {}  # closing think tag -> its token id, if one token
 
     def concurrent_samples(self) -> int | None:
         return self.max_inflight_samples
@@ -194,14 +203,50 @@ class VLLMEngine(Engine):
             "confidence": None if self.confidence is None else self.confidence.label,
         }
 
-    def render_prompt(self, prompt: Any) -> str:
-        """Text prompts pass through; chat messages are rendered with the model's chat template."""
+    def render_prompt(self, prompt: Any, response_prefix: str = "") -> str:
+        """Text prompts pass through; chat messages are rendered with the model's chat template (its generation
+        prompt included). ``response_prefix`` follows either (the opening think tag, see ``GenerationRequest``)."""
         if isinstance(prompt, str):
-            return prompt
+            return prompt + response_prefix
         if not getattr(self._tokenizer, "chat_template", None):
             raise EngineError(f"the task gives chat messages but model {self.model} has no chat template")
-        return self._tokenizer.apply_chat_template(
+        rendered = self._tokenizer.apply_chat_template(
             [dict(message) for message in prompt], tokenize=False, add_generation_prompt=True
+        )
+        return str(rendered) + response_prefix
+
+    def _close_token_id(self, tags: ThinkTags) -> int | None:
+        """The closing think tag's token id when the tag is one token of its own (a special token), else None."""
+        if tags.close not in self._close_ids:
+            token_id = self._tokenizer.convert_tokens_to_ids(tags.close)
+            own = isinstance(token_id, int) and token_id != self._tokenizer.unk_token_id
+            self._close_ids[tags.close] = token_id if own and self._tokenizer.decode([token_id]) == tags.close else None
+        return self._close_ids[tags.close]
+
+    def _completion(self, choice: Any, tags: ThinkTags | None, top_logprobs: int = 0) -> Completion:
+        """A finished choice; with ``tags``, its thinking tokens are those up to the closing tag (all of them when
+        the thinking never closed), counted on the token ids. Its confidence statistics come from the
+        log-probabilities vLLM kept for it (the whole sample's at once: with ``FINAL_ONLY`` outputs vLLM hands them
+        over when the request ends); ``top_logprobs``: each token's alternatives, as the request asked."""
+        token_ids = list(choice.token_ids)
+        thinking = None
+        if tags is not None and tags.close in choice.text:  # else never closed: every token was thinking
+            thinking = thinking_token_count(token_ids, self._tokenizer.decode, tags, self._close_token_id(tags))
+        if tags is not None and thinking is None:
+            thinking = len(token_ids)
+        stats = None
+        if self.confidence is not None:
+            values = token_logprobs(choice, self.confidence.top_logprobs)
+            stats = None if values is None else self.confidence.stats(values)
+        return Completion(
+            text=choice.text,
+            n_tokens=len(token_ids),
+            finish_reason=str(choice.finish_reason or "stop"),
+            logprob_sum=None if choice.cumulative_logprob is None else float(choice.cumulative_logprob),
+            **split_tokens(len(token_ids), thinking),
+            confidence=stats,
+            confidence_settings=None if stats is None or self.confidence is None else self.confidence.label,
+            top_logprobs=token_alternatives(choice) if top_logprobs else None,
         )
 
     def _sampling_params(self, request: GenerationRequest, settings: SamplingSettings) -> Any:
@@ -238,7 +283,8 @@ class VLLMEngine(Engine):
                 while pending and (not inflight or inflight_samples + pending[0].n <= self.max_inflight_samples):
                     request = pending.popleft()
                     request_id = f"{request.problem_id}@{request.first_index}"
-                    llm.add(request_id, self.render_prompt(request.prompt), self._sampling_params(request, settings))
+                    prompt = self.render_prompt(request.prompt, request.response_prefix)
+                    llm.add(request_id, prompt, self._sampling_params(request, settings))
                     inflight[request_id] = request
                     inflight_samples += request.n
                 outputs = llm.step()
@@ -252,7 +298,9 @@ class VLLMEngine(Engine):
                     choices = sorted(output.outputs, key=lambda choice: choice.index)
                     yield GenerationResult(
                         request=request,
-                        completions=[_completion(choice, self.confidence, request.top_logprobs) for choice in choices],
+                        completions=[
+                            self._completion(choice, request.think_tags, request.top_logprobs) for choice in choices
+                        ],
                         prompt_tokens=len(output.prompt_token_ids or ()),
                         seed=None if self.per_request_seeds else self.seed,
                     )
@@ -266,21 +314,3 @@ class VLLMEngine(Engine):
             self._llm.shutdown()
             self._llm = None
             gc.collect()  # the engine's objects go now, with their finalizers, not during interpreter shutdown
-
-
-def _completion(choice: Any, confidence: ConfidenceSettings | None, top_logprobs: int) -> Completion:
-    """A finished choice as a ``Completion``; its confidence statistics from the log-probabilities vLLM kept for
-    it (the whole sample's at once: with ``FINAL_ONLY`` outputs vLLM hands them over when the request ends)."""
-    stats = None
-    if confidence is not None:
-        values = token_logprobs(choice, confidence.top_logprobs)
-        stats = None if values is None else confidence.stats(values)
-    return Completion(
-        text=choice.text,
-        n_tokens=len(choice.token_ids),
-        finish_reason=str(choice.finish_reason or "stop"),
-        logprob_sum=None if choice.cumulative_logprob is None else float(choice.cumulative_logprob),
-        confidence=stats,
-        confidence_settings=None if stats is None or confidence is None else confidence.label,
-        top_logprobs=token_alternatives(choice) if top_logprobs else None,
-    )

@@ -13,6 +13,7 @@ import numpy as np
 from harness.core.errors import DataError, OptionError, check_number
 from harness.metrics.counts import Counts
 from harness.metrics.estimators import (
+    avg_at_n,
     bootstrap_mean_interval,
     coverage_curve,
     log_spaced_ks,
@@ -84,7 +85,9 @@ def coverage_summary(
     resamples: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Mean coverage at every k = 1..min(n) and bootstrap intervals at k = 1, 2, 4, ..., min(n).
+    """Mean coverage at every k = 1..min(n) and bootstrap intervals at k = 1, 2, 4, ..., min(n); beside it
+    pass^k (all k samples correct) at the same k with the same intervals, and avg@n (pass@1 averaged over each
+    problem's samples) with its standard errors.
 
     Problems with more samples than the smallest n contribute their unbiased estimate at each k, so an
     unevenly sampled run is still summarised without bias, up to the smallest n.
@@ -95,7 +98,10 @@ def coverage_summary(
     if max_k < 1:
         raise DataError("some problems have no samples; verify or sample them first")
     mean = coverage_curve(counts.num_samples, counts.num_correct, max_k).mean(axis=0)
-    measured = measured_coverage(counts, log_spaced_ks(max_k), confidence, seed, resamples)
+    ks = log_spaced_ks(max_k)
+    measured = measured_coverage(counts, ks, confidence, seed, resamples)
+    reliability = measured_pass_hat_k(counts, ks, confidence, seed, resamples)
+    averaged = avg_at_n(counts.num_samples, counts.num_correct)
     return {
         "problems": len(counts),
         "samples_per_problem": {"min": max_k, "max": int(counts.num_samples.max())},
@@ -109,7 +115,19 @@ def coverage_summary(
             for k, value, low, high in zip(*measured)
         ],
         "coverage_all_k": mean.tolist(),
+        "pass_hat_k": [
+            {"k": int(k), "value": float(value), "low": float(low), "high": float(high)}
+            for k, value, low, high in zip(*reliability)
+        ],
+        "avg_at_n": {name: _plain_number(value) for name, value in averaged._asdict().items()},
     }
+
+
+def _plain_number(value: float) -> float | None:
+    """A number for JSON: NaN (a standard error of one problem) becomes None."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def group_summaries(counts: Counts, field: str) -> dict[str, dict[str, Any]]:

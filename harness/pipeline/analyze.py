@@ -1,5 +1,5 @@
-"""The analyze step: a run's summary (coverage with intervals, law, forecast, budget, groups, usage) written to
-``summary.json``, and ``coverage.png``.
+"""The analyze step: a run's summary (coverage and pass^k with intervals, avg@n, law, forecast, budget, groups,
+usage, reasoning) written to ``summary.json``, and ``coverage.png``.
 
 Everything computed about a run is computed here, once: the power law and the forecasting model are each
 fitted once (``fit_laws``), and the summary's ``fit``, ``forecast`` and ``budget`` and the figure all come from
@@ -16,11 +16,13 @@ from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
 from harness.metrics.counts import Counts
+from harness.metrics.reasoning import reasoning_figures
 from harness.metrics.verifier_error import ErrorRate, corrected_coverage
-from harness.pipeline.results import Summary
-from harness.reporting.run_counts import run_counts
+from harness.pipeline.results import REASONING_FIGURES, ReasoningSummary, Summary
+from harness.reporting.run_counts import judged_tokens, run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
+from verifiers.base import TRUNCATED_THINKING
 
 
 def analyze_run(
@@ -80,6 +82,7 @@ def _analyze_locked(store: RunStore, verifier: str | None, error_rates: tuple[Er
     summary["finish_reasons"] = finish_reasons(store)
     if error_rates is not None:
         summary["corrected"] = corrected_summary(counts, error_rates)
+    summary["reasoning"] = reasoning_summary(store, key)
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
     store.write_json("summary.json", summary)
@@ -95,6 +98,40 @@ def summarize_counts(counts: Counts) -> tuple[Summary, FittedLaws]:
     groups = {name: group_summaries(counts, name) for name in groupable_fields(counts)}
     summary = {**coverage_summary(counts), **laws.summary(), "groups": groups}
     return cast(Summary, summary), laws
+
+
+def reasoning_summary(store: RunStore, key: str) -> ReasoningSummary:
+    """The ``reasoning`` object of a summary: how the verdict set judged (mode and tags, from its description),
+    how the run decided when it sampled (the manifest's record), and with reasoning on what the thinking cost
+    and bought (``harness.metrics.reasoning.reasoning_figures``; samples cut inside their thinking are the
+    verdicts ``truncated_thinking``)."""
+    judged = store.verdict_sets()[key].get("reasoning")
+    tags = judged.get("think_tags") if isinstance(judged, dict) and judged.get("mode") == "on" else None
+    mode = "off" if tags is None else "on"
+    figures: dict[str, Any] = dict.fromkeys(REASONING_FIGURES)
+    note: str | None = "completions judged whole (reasoning off)"
+    if mode == "on":
+        tokens = judged_tokens(store, key)
+        figures = reasoning_figures(
+            tokens.thinking, tokens.answer, tokens.correct, tokens.reasons == TRUNCATED_THINKING
+        )
+        known, samples = figures["split_known"], figures["samples"]
+        note = None
+        if known == 0:
+            note = (
+                "thinking and answer tokens unknown: the samples were stored before ttc counted them, or the "
+                "engine could not count them"
+            )
+        elif known < samples:
+            note = f"thinking and answer tokens known for {known} of {samples} samples"
+    summary = {
+        "mode": mode,
+        "think_tags": tags,
+        "sampled": store.manifest.get("reasoning"),
+        **figures,
+        "note": note,
+    }
+    return cast(ReasoningSummary, summary)
 
 
 def finish_reasons(store: RunStore) -> dict[str, int]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from harness.core.errors import OptionError, check_choice, check_number
 from harness.core.options import check_value
+from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG, ThinkTags, check_reasoning_mode
 from harness.engines.ray_pool import ScaleOut
 from harness.metrics.verifier_error import ErrorRate
 from harness.pipeline.adaptive import spend_adaptive_pilot
@@ -135,6 +136,8 @@ def run(
     adaptive_pilot: int = 0,
     engines: int = 1,
     ray_address: str | None = None,
+    reasoning: str = "auto",
+    think_tags: str | Sequence[str] = (DEFAULT_OPEN_TAG, DEFAULT_CLOSE_TAG),
     progress: ProgressMode = "auto",
     log: Log | None = None,
 ) -> RunResult:
@@ -166,6 +169,10 @@ def run(
             (``engine_options={"tensor_parallel_size": 4}``): each replica then gets that many GPUs.
         ray_address: the Ray cluster to run the replicas and the verification on (``"auto"``: the one this
             machine belongs to; None with ``engines > 1``: a local cluster started for the run).
+        reasoning: ``auto``, ``on`` or ``off``: whether a completion is a thinking segment, closed by a tag,
+            then an answer segment that alone is judged (``auto``: on when the model's chat template holds the
+            tags or the samples show thinking; docs/reasoning.md). The mode decided is in the manifest.
+        think_tags: the tags around the thinking, ``"OPEN,CLOSE"`` or a pair.
         progress: ``auto`` (live on a terminal, plain lines elsewhere), ``live``, ``lines``, ``json`` or
             ``quiet``; progress goes to stderr.
         log: where informational messages go (default: stdout, as JSON events on stderr for ``json``,
@@ -183,7 +190,15 @@ def run(
     prepared = prepare(options)
     with open_run(prepared) as store:
         sampling = sample_run(store, prepared, progress=progress, log=log)
-        outcome = verify_run(store, verifier, workers=workers, progress=progress, scale=options.scale)
+        outcome = verify_run(
+            store,
+            verifier,
+            workers=workers,
+            progress=progress,
+            scale=options.scale,
+            reasoning=options.reasoning,
+            think_tags=options.think_tags,
+        )
         if outcome.verified:
             log(f"verified {outcome.verified} samples in {outcome.seconds:.1f} s")
         pilot = None
@@ -215,12 +230,15 @@ def sample(
     verifier: str | None = None,
     engines: int = 1,
     ray_address: str | None = None,
+    reasoning: str = "auto",
+    think_tags: str | Sequence[str] = (DEFAULT_OPEN_TAG, DEFAULT_CLOSE_TAG),
     progress: ProgressMode = "auto",
     log: Log | None = None,
 ) -> SampleResult:
     """Generate the samples a run directory lacks, creating it if needed: ``ttc sample``, the first step of
     ``run()``, with the same parameters (``verifier`` is the run's default verifier, for the ``jsonl`` task
-    whose verifier it is). Each finished request is stored at once; a second call generates nothing new."""
+    whose verifier it is; ``reasoning`` is decided and recorded for the verify step). Each finished request
+    is stored at once; a second call generates nothing new."""
     options = _sample_options(locals())
     log = _checked_log(verifier, progress, log)
     prepared = prepare(options)
@@ -235,6 +253,8 @@ def verify(
     *,
     workers: int | None = None,
     ray_address: str | None = None,
+    reasoning: str = "auto",
+    think_tags: str | Sequence[str] | None = None,
     judge_model: str | Path | None = None,
     judge_engine: str = "vllm",
     judge_base_url: str | None = None,
@@ -244,33 +264,42 @@ def verify(
 ) -> Verification:
     """Judge every stored sample of ``run_dir`` that has no verdict yet (``ttc verify``): resumable, on all
     cores (``workers`` processes), or spread over the Ray cluster at ``ray_address``. ``verifier``: a name or
-    ``module:Class`` (default: the run's); its verdicts form one verdict set.
+    ``module:Class`` (default: the run's); its verdicts form one verdict set. ``reasoning``: ``auto`` judges as
+    the run was sampled (its manifest), ``on`` judges the answer after the thinking, ``off`` the whole
+    completion; ``think_tags`` (default: the run's) are ``"OPEN,CLOSE"``. Another mode or other tags make a
+    verdict set of their own.
 
     ``verifier="judge"``: an LLM judge, ``judge_model`` on ``judge_engine`` (``vllm`` in process, or ``openai``
     at ``judge_base_url``), asks whether each sample's answer is right (``harness.pipeline.judge``; the prompt is
-    ``judge_template`` or the built-in one). Each distinct (problem, answer) is judged once; the verdicts carry
-    the judge's reply and its probability of "yes", and what the judge spent is reported."""
+    ``judge_template`` or the built-in one; it reads the end of each sample, where the answer follows any
+    thinking). Each distinct (problem, answer) is judged once; the verdicts carry the judge's reply and its
+    probability of "yes", and what the judge spent is reported."""
     check_value("run_dir", run_dir, Path)
     check_number("workers", workers, at_least=1, integer=True)
+    check_reasoning_mode(reasoning)
+    tags = None if think_tags is None else ThinkTags.parse(think_tags)
     if verifier == JUDGE_VERIFIER or judge_model is not None:
         options = _judge_options(verifier, judge_model, judge_engine, judge_base_url, judge_template)
         log = _checked_log(None, progress, log)
         prepared_judge(options, JUDGE_TEMPLATE)  # a model or template that cannot be used: refused before writing
         with RunStore.open(run_dir, writable=True) as store:
-            judged = judge_run(store, options, progress=progress, log=log)
-        report = judged.report()
+            judging = judge_run(store, options, progress=progress, log=log)
+        report = judging.report()
         usage = report["judge"]
         log(
-            f"judged {judged.judged} samples ({judged.distinct} distinct answers) into {judged.key}: "
+            f"judged {judging.judged} samples ({judging.distinct} distinct answers) into {judging.key}: "
             f"{usage['calls']} judge calls, {usage['prompt_tokens']} prompt and {usage['output_tokens']} reply tokens"
         )
         return cast(Verification, report)
     log = _checked_log(verifier, progress, log)
     scale = ScaleOut(ray_address=ray_address)
     with RunStore.open(run_dir, writable=True) as store:
-        outcome = verify_run(store, verifier, workers=workers, progress=progress, scale=scale)
+        outcome = verify_run(
+            store, verifier, workers=workers, progress=progress, scale=scale, reasoning=reasoning, think_tags=tags
+        )
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(outcome.reasons.items()))
-    log(f"verified {outcome.verified} samples into {outcome.key}" + (f": {reasons}" if reasons else ""))
+    judged = f" (reasoning on: the answers after {outcome.reasoning.tags.close})" if outcome.reasoning.splits else ""
+    log(f"verified {outcome.verified} samples into {outcome.key}{judged}" + (f": {reasons}" if reasons else ""))
     return outcome.report()
 
 

@@ -242,6 +242,7 @@ class JudgingOutcome:
             "reasons": dict(self.reasons),
             "judge": self.usage.to_json(),
             "seconds": round(self.usage.seconds, 3),
+            "reasoning": None,
         }
 
 
@@ -282,7 +283,7 @@ def judge_run(
     log: Log = print,
 ) -> JudgingOutcome:
     """Judge every stored sample the judge's verdict set (or, with ``score_set``, that score set) lacks: each
-    distinct (problem, answer segment) once; verdicts carry the reply (``detail``) and P(yes) (``score``); a
+    distinct (problem, answer segment) once; verdicts carry the reply (``detail``) and P(yes) (``probability``); a
     score set holds P(yes). The model is resolved and the engine started before anything is written."""
     template, model = prepared_judge(options, JUDGE_TEMPLATE)
     description = judge_description(options, model, template)
@@ -349,7 +350,7 @@ def _rows(target: Any, problem_id: str, indices: list[int], judged: Judgement, v
             "reason": [judged.reason] * count,
             "answer": [None] * count,
             "detail": [judged.reply[:500]] * count,
-            "score": [judged.score] * count,
+            "probability": [judged.score] * count,
         }
     )
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.core.errors import check_number
 from harness.core.options import check_fields
+from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG, ThinkTags, check_reasoning_mode
 from harness.core.records import SamplingSettings
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.registry import engine_class
@@ -35,6 +36,8 @@ class SampleOptions:
     (``harness.core.options.DeclaresOptions``). A bad value raises ``OptionError`` naming the field
     (``OptionError("max_tokens", "must be at least 1, got 0")``, ``OptionError("engine_options.dtype", ...)``).
     ``data`` and ``model`` may be given as paths (kept as strings), ``out`` as a string (kept as a ``Path``).
+    ``reasoning`` is ``auto``, ``on`` or ``off`` and ``think_tags`` ``"OPEN,CLOSE"`` or a pair (kept as
+    ``ThinkTags``): see ``harness.pipeline.reasoning``.
     """
 
     task: str = DEFAULT_RUN["task"]
@@ -52,12 +55,16 @@ class SampleOptions:
     seed: int = 0
     out: Path | None = None
     scale: ScaleOut = field(default_factory=ScaleOut)
+    reasoning: str = "auto"
+    think_tags: str | Sequence[str] | ThinkTags = (DEFAULT_OPEN_TAG, DEFAULT_CLOSE_TAG)
 
     def __post_init__(self) -> None:
         for name in ("data", "model"):  # a local file or checkpoint may be given as a Path
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         check_fields(self)
+        check_reasoning_mode(self.reasoning)
+        self.think_tags = ThinkTags.parse(self.think_tags)
         check_number("problems", self.problems, at_least=1)
         check_number("samples", self.samples, at_least=1)
         self.sampling_settings()  # temperature, top_p, top_k, max_tokens, seed: checked as the run will use them

@@ -8,10 +8,12 @@ from importlib import metadata
 from pathlib import Path
 
 from harness.core.errors import TaskError
+from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem
 from harness.engines.models import ModelRef, count_parameters
 from harness.engines.registry import engine_class
 from harness.pipeline.options import SampleOptions
+from harness.pipeline.reasoning import SamplingReasoning, resolve_sampling_reasoning
 from harness.store import RunStore
 from harness.store.config import RunConfig
 from harness.store.outputs import check_run_directory_path
@@ -41,6 +43,7 @@ class PreparedRun:
     model: ModelRef
     config: RunConfig
     out: Path
+    reasoning: SamplingReasoning
 
 
 def prepare(options: SampleOptions) -> PreparedRun:
@@ -51,9 +54,11 @@ def prepare(options: SampleOptions) -> PreparedRun:
 
     The engine class says what ``options.model`` names and which engine settings define the samples, as this
     machine would run them (its ``resolve_model`` and ``resolve_sample_defining`` hooks, see
-    ``harness.engines.Engine``): the configuration hash records them, and no engine starts here.
+    ``harness.engines.Engine``): the configuration hash records them, and no engine starts here. The reasoning
+    mode is decided here too (``harness.pipeline.reasoning``): a prompt that must end with the opening think tag
+    enters the hash as ``sample_defining.response_prefix``.
     """
-    task = load_task(options.task, data=options.data, **options.task_options)
+    task = load_task(options.task, data=options.data, run_seed=options.seed, **options.task_options)
     all_problems = task.problems()
     if not all_problems:
         raise TaskError(f"task {options.task!r} has no problems")
@@ -61,6 +66,12 @@ def prepare(options: SampleOptions) -> PreparedRun:
     engine_type = engine_class(options.engine)
     model = engine_type.resolve_model(options.model, options.engine_options)
     sample_defining = dict(engine_type.resolve_sample_defining(options.engine_options))
+    tags = ThinkTags.parse(options.think_tags)
+    reasoning = resolve_sampling_reasoning(
+        options.reasoning, tags, engine_type, model, options.engine_options, problems
+    )
+    if reasoning.response_prefix:  # what prompts end with changes what is sampled (absent otherwise: old hashes hold)
+        sample_defining["response_prefix"] = reasoning.response_prefix
     settings = options.sampling_settings(stop=tuple(task.stop))
     description = dict(task.describe())
     description["problems_sha256"] = problems_digest(all_problems)
@@ -77,7 +88,7 @@ def prepare(options: SampleOptions) -> PreparedRun:
     out = options.out or RESULTS_DIR / f"{task.name}-{model.name}-{config.config_hash()[:8]}"
     check_run_directory_path(out, "out")
     load_verifier(task.default_verifier)  # a task's verifier that cannot load fails before any engine starts
-    return PreparedRun(options, task, problems, model, config, Path(out))
+    return PreparedRun(options, task, problems, model, config, Path(out), reasoning)
 
 
 def open_run(prepared: PreparedRun) -> RunStore:
@@ -89,7 +100,7 @@ def open_run(prepared: PreparedRun) -> RunStore:
         from harness.engines.ray_pool import check_cluster
 
         check_cluster(prepared.options.engine, scale, prepared.options.engine_options)
-    return RunStore.create_or_resume(
+    store = RunStore.create_or_resume(
         prepared.out,
         prepared.config,
         prepared.problems,
@@ -102,3 +113,6 @@ def open_run(prepared: PreparedRun) -> RunStore:
         },
         versions=package_versions(),
     )
+    prepared.reasoning = prepared.reasoning.resumed_from(store.manifest.get("reasoning"))
+    store.update_manifest(reasoning=prepared.reasoning.record())
+    return store

@@ -130,6 +130,85 @@ class AdaptivePilotReport(TypedDict, total=False):
     width_after: float
 
 
+class PassHatKAt(TypedDict):
+    """pass^k (all of k samples correct) at one k, with its bootstrap interval over problems."""
+
+    k: int
+    value: float
+    low: float
+    high: float
+
+
+class AvgAtNFigures(TypedDict):
+    """avg@n: pass@1 averaged over each problem's samples, then over problems, with its standard errors
+    (``harness.metrics.estimators.AvgAtN``; None where undefined, e.g. one problem)."""
+
+    mean: float
+    standard_error: float | None
+    standard_error_samples: float | None
+    between_problem_variance: float | None
+    within_problem_variance: float | None
+    problems: int
+    samples: int
+
+
+class TokenStatistics(TypedDict):
+    mean: float
+    median: float
+    p90: float
+    max: float
+
+
+class ThinkingBin(TypedDict):
+    """Samples whose thinking took ``low`` to ``high`` tokens, and how many of them were correct."""
+
+    low: int
+    high: int
+    samples: int
+    correct: int
+    accuracy: float
+
+
+# The figures of a ReasoningSummary (None with reasoning off): harness.metrics.reasoning.reasoning_figures
+REASONING_FIGURES = (
+    "samples",
+    "truncated",
+    "truncated_share",
+    "split_known",
+    "thinking_tokens",
+    "answer_tokens",
+    "mean_thinking_tokens_correct",
+    "mean_thinking_tokens_wrong",
+    "accuracy_by_thinking",
+)
+
+
+class ReasoningSummary(TypedDict):
+    """How the verdict set judged reasoning models' completions, and what their thinking cost and bought.
+
+    ``mode`` ``on`` (verifiers judged the answer after the thinking) or ``off``; ``think_tags`` (with ``on``);
+    ``sampled``, the manifest's record of how the run decided when it sampled (None for runs made before);
+    ``truncated``, the samples cut inside their thinking (``truncated_thinking``) and ``truncated_share``;
+    ``split_known``, how many samples have a known thinking/answer token split; ``thinking_tokens`` and
+    ``answer_tokens`` (mean, median, p90, max; None when unknown); the mean thinking tokens of correct and of
+    wrong samples; ``accuracy_by_thinking``, accuracy in bins of thinking length; ``note``, what the figures
+    leave out. With reasoning off every figure is None."""
+
+    mode: str
+    think_tags: list[str] | None
+    sampled: dict[str, Any] | None
+    samples: int | None
+    truncated: int | None
+    truncated_share: float | None
+    split_known: int | None
+    thinking_tokens: TokenStatistics | None
+    answer_tokens: TokenStatistics | None
+    mean_thinking_tokens_correct: float | None
+    mean_thinking_tokens_wrong: float | None
+    accuracy_by_thinking: list[ThinkingBin] | None
+    note: str | None
+
+
 class _CountsSummary(TypedDict):
     problems: int
     samples_per_problem: SamplesPerProblem
@@ -140,16 +219,18 @@ class _CountsSummary(TypedDict):
     pass_at_1: float
     pass_at_k: list[CoverageAtK]
     coverage_all_k: list[float]
+    pass_hat_k: list[PassHatKAt]
+    avg_at_n: AvgAtNFigures
     fit: LawFit | None
     forecast: ForecastAt | None
     groups: dict[str, dict[str, GroupSummary]]
 
 
 class Summary(_CountsSummary, total=False):
-    """``summary.json``: pass@k for every k with intervals, the law, the forecast, groups; for a run
-    directory also what it ran (task, model, configuration, verifier), what the summary covers, verdict
-    reasons, usage, budget rows and how samples finished. ``fit_error`` and ``forecast_error`` say why
-    ``fit`` or ``forecast`` is None."""
+    """``summary.json``: pass@k for every k with intervals, pass^k and avg@n, the law, the forecast, groups;
+    for a run directory also what it ran (task, model, configuration, verifier), what the summary covers,
+    verdict reasons, usage, budget rows, how samples finished and the reasoning figures. ``fit_error`` and
+    ``forecast_error`` say why ``fit`` or ``forecast`` is None."""
 
     fit_error: str
     forecast_error: str
@@ -165,6 +246,7 @@ class Summary(_CountsSummary, total=False):
     usage: UsageFigures
     budget: BudgetTable | None
     finish_reasons: dict[str, int]
+    reasoning: ReasoningSummary
     adaptive_pilot: AdaptivePilotReport
     corrected: dict[str, Any]  # harness.metrics.verifier_error.CorrectedCoverage.to_dict() and its forecast
 
@@ -203,12 +285,13 @@ class _VerificationRequired(TypedDict):
     verified: int
     reasons: dict[str, int]
     seconds: float
+    reasoning: dict[str, Any] | None
 
 
 class Verification(_VerificationRequired, total=False):
-    """What the verify step did: the verdict set written to, the samples judged now, their verdicts' reasons
-    and the seconds it took; for an LLM judge also the distinct answers it was asked about and what it spent
-    (``judge``: calls, prompt and reply tokens, seconds)."""
+    """What the verify step did: the verdict set written to, the samples judged now, their verdicts' reasons,
+    the seconds it took, and how it judged reasoning (``mode`` and ``think_tags``); for an LLM judge also the
+    distinct answers it was asked about and what it spent (``judge``: calls, prompt and reply tokens, seconds)."""
 
     distinct_answers: int
     judge: dict[str, Any]

@@ -12,6 +12,7 @@ from typing import Any, cast
 import pyarrow as pa
 
 from harness.core.errors import EngineError
+from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem, SamplingSettings
 from harness.engines.base import (
     Completion,
@@ -24,6 +25,7 @@ from harness.engines.base import (
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.registry import build_engine
 from harness.pipeline.prepare import PreparedRun, package_versions
+from harness.pipeline.reasoning import SamplingReasoning
 from harness.pipeline.results import SamplingReport, SessionRecord
 from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore, Session, missing_ranges
@@ -43,10 +45,13 @@ def plan_requests(
     samples_per_problem: int | Mapping[str, int],
     base_seed: int,
     max_per_request: int = MAX_SAMPLES_PER_REQUEST,
+    think_tags: ThinkTags | None = None,
+    response_prefix: str = "",
 ) -> list[GenerationRequest]:
     """One request per missing index range of each problem (split at ``max_per_request``), in problem order.
 
     ``samples_per_problem`` is one target for all problems, or a target per problem id (adaptive budgets).
+    ``think_tags`` and ``response_prefix`` go with every request (see ``GenerationRequest``).
     """
     requests = []
     for problem in problems:
@@ -65,6 +70,8 @@ def plan_requests(
                         n=n,
                         first_index=first,
                         seed=request_seed(base_seed, problem.problem_id, first),
+                        think_tags=think_tags,
+                        response_prefix=response_prefix,
                     )
                 )
     return requests
@@ -87,6 +94,8 @@ def result_table(result: GenerationResult, session_id: str) -> pa.Table:
             "prompt_tokens": [result.prompt_tokens] * request.n,
             "seed": [request.seed if result.seed is None else result.seed] * request.n,
             "session": [session_id] * request.n,
+            "thinking_tokens": pa.array([completion.thinking_tokens for completion in completions], pa.int32()),
+            "answer_tokens": pa.array([completion.answer_tokens for completion in completions], pa.int32()),
             **confidence_columns(completions),
         }
     )
@@ -109,6 +118,7 @@ def confidence_columns(completions: Sequence[Completion]) -> dict[str, list[Any]
 class SamplingOutcome:
     session: Session
     requested: int
+    reasoning: SamplingReasoning | None = None
 
 
 def sample_requests(
@@ -118,12 +128,14 @@ def sample_requests(
     settings: SamplingSettings,
     versions: Mapping[str, str],
     progress: Progress | None = None,
+    reasoning: SamplingReasoning | None = None,
 ) -> SamplingOutcome:
     """Generate ``requests`` and store each result as one atomic shard as soon as it is complete.
 
     An interruption (Ctrl-C, a crash, ``kill -9``) loses only requests still in flight; the session's
     throughput figures are saved periodically and on exit, with the engine's description as it stands then
-    (an engine may record what it learnt while sampling, e.g. a server's fallbacks).
+    (an engine may record what it learnt while sampling, e.g. a server's fallbacks). ``reasoning``: the run's
+    reasoning decision, which the manifest records again as soon as a sample turns ``auto`` on.
     """
     session = store.start_session(engine.describe(), versions)
     requests_left = Counter(request.problem_id for request in requests)
@@ -136,6 +148,10 @@ def sample_requests(
     try:
         for result in engine.generate(requests, settings, **streaming):
             store.write_samples(result_table(result, session.id))
+            if reasoning is not None and reasoning.awaiting_evidence:
+                reasoning = reasoning.after_samples(completion.text for completion in result.completions)
+                if not reasoning.awaiting_evidence:
+                    store.update_manifest(reasoning=reasoning.record())
             tokens = sum(completion.n_tokens for completion in result.completions)
             session.samples += result.request.n
             session.output_tokens += tokens
@@ -163,7 +179,7 @@ def sample_requests(
         session.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         session.engine_figures = engine.session_figures()
         store.save_session(session, engine_description=engine.describe())
-    return SamplingOutcome(session=session, requested=sum(request.n for request in requests))
+    return SamplingOutcome(session=session, requested=sum(request.n for request in requests), reasoning=reasoning)
 
 
 def start_engine(prepared: PreparedRun, session_seed: int, log: Log = print) -> Engine:
@@ -190,7 +206,15 @@ def sample_run(
     targets = config.samples if targets is None else targets
     session = None
     stored = store.sample_ranges()
-    requests = plan_requests(prepared.problems, stored, targets, config.sampling.seed)
+    reasoning = prepared.reasoning
+    requests = plan_requests(
+        prepared.problems,
+        stored,
+        targets,
+        config.sampling.seed,
+        think_tags=reasoning.tags,
+        response_prefix=reasoning.response_prefix,
+    )
     if isinstance(targets, int):
         wanted = len(prepared.problems) * targets
     else:
@@ -208,8 +232,11 @@ def sample_run(
                 mode=progress,
                 max_tokens_per_unit=config.sampling.max_tokens,
             )
-            outcome = sample_requests(store, engine, requests, config.sampling, package_versions(), bar)
+            outcome = sample_requests(store, engine, requests, config.sampling, package_versions(), bar, reasoning)
         session = outcome.session
+        if outcome.reasoning is not None and outcome.reasoning != reasoning:
+            prepared.reasoning = outcome.reasoning
+            log(f"reasoning: on ({outcome.reasoning.decided_by})")
         rate = session.output_tokens / session.seconds if session.seconds else 0.0
         log(
             f"sampled {session.samples} samples, {session.output_tokens} tokens in {session.seconds:.0f} s "

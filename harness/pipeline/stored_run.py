@@ -7,6 +7,9 @@
     stored = load_run("results/gsm8k-...")   # or a counts JSONL file
     stored.counts              # per-problem counts (pandas DataFrame)
     stored.pass_at_k()         # k, coverage, low, high (from summary.json)
+    stored.pass_hat_k()        # pass^k: all of k samples correct, with intervals
+    stored.avg_at_n            # pass@1 averaged over each problem's samples, with standard errors
+    stored.reasoning           # thinking tokens, samples cut off in their thinking, accuracy by thinking length
     stored.law.predict(1000)   # the fitted power law
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
     stored.budget(0.8)         # the smallest k whose forecast reaches 80% coverage, and what it costs
@@ -17,10 +20,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
 
 from harness.core.errors import DataError, OptionError
 from harness.core.options import check_value
@@ -30,12 +35,12 @@ from harness.forecasting.costs import Prices, Usage
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, _validate_request, forecast_curve, model_forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
-from harness.metrics.analysis import coverage_summary, measured_coverage
+from harness.metrics.analysis import MeasuredCoverage, coverage_summary, measured_coverage, measured_pass_hat_k
 from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.metrics.estimators import log_spaced_ks
 from harness.metrics.verifier_error import CorrectedCoverage, ErrorRate, corrected_coverage
 from harness.pipeline.analyze import analyze_run, summarize_counts
-from harness.pipeline.results import Summary, UsageFigures
+from harness.pipeline.results import AvgAtNFigures, ReasoningSummary, Summary, UsageFigures
 from harness.pipeline.verifier_stats import ErrorRates, resolve_error_rates, stored_error_rates
 from harness.reporting.agreement import AgreementResult, run_agreement
 from harness.reporting.html import write_report
@@ -117,6 +122,8 @@ class Run:
             return None
         if not isinstance(stored, dict) or not isinstance(stored.get("completeness"), dict):
             return None
+        if any(key not in stored for key in ("pass_hat_k", "avg_at_n", "reasoning")):  # written by an older ttc
+            return None
         covered = completeness(self._run_store("summary.json"), self._verdict_key)
         fresh = (
             stored.get("verdict_set") == self.verdict_set
@@ -171,23 +178,55 @@ class Run:
         ``ks`` defaults to 1, 2, 4, ..., the smallest samples per problem; what the summary holds (its ks at
         its confidence) is read from it, other k are estimated from the counts.
         """
+        return self._measured("pass_at_k", "coverage", measured_coverage, ks, confidence)
+
+    def pass_hat_k(self, ks: Sequence[int] | None = None, confidence: float = 0.95) -> pd.DataFrame:
+        """Unbiased pass^k (all of k samples correct, ``C(c,k)/C(n,k)``) with a bootstrap ``confidence`` interval
+        over problems: columns k, value, low, high. ``ks`` defaults to 1, 2, 4, ..., the smallest samples per
+        problem; the summary's are read from it, other k are estimated from the counts."""
+        return self._measured("pass_hat_k", "value", measured_pass_hat_k, ks, confidence)
+
+    def _measured(
+        self,
+        key: str,
+        column: str,
+        estimate: Callable[[Counts, Sequence[int] | np.ndarray, float], MeasuredCoverage],
+        ks: Sequence[int] | None,
+        confidence: float,
+    ) -> pd.DataFrame:
+        """The summary's rows ``key`` (k, ``column``, low, high) at ``ks`` if it holds them at ``confidence``,
+        else ``estimate``'s from the counts."""
         import pandas as pd
 
-        columns = ["k", "coverage", "low", "high"]
+        columns = ["k", column, "low", "high"]
         known: Mapping[str, Any] | None = self._known_summary()
         if known is None and ks is None:
             known = coverage_summary(self._counts, confidence=confidence)
         if known is not None and known["confidence"] == confidence:
-            stored = {row["k"]: row for row in known["pass_at_k"]}
+            stored = {row["k"]: row for row in known[key]}
             wanted = list(stored) if ks is None else [int(k) for k in ks]
             if all(k in stored for k in wanted):
                 return pd.DataFrame([stored[k] for k in wanted], columns=columns)
         wanted_ks = log_spaced_ks(int(self._counts.num_samples.min())) if ks is None else ks
-        measured = measured_coverage(self._counts, wanted_ks, confidence)
+        measured = estimate(self._counts, wanted_ks, confidence)
         return pd.DataFrame(
-            {"k": measured.ks, "coverage": measured.mean, "low": measured.low, "high": measured.high},
-            columns=columns,
+            {"k": measured.ks, column: measured.mean, "low": measured.low, "high": measured.high}, columns=columns
         )
+
+    @property
+    def avg_at_n(self) -> AvgAtNFigures:
+        """avg@n: pass@1 averaged over each problem's samples, then over problems (the reasoning-benchmark
+        convention), with its standard error over problems and samples, and over samples alone."""
+        return self.summary["avg_at_n"]
+
+    @property
+    def reasoning(self) -> ReasoningSummary | None:
+        """How the verdict set judged reasoning (mode, tags) and, with reasoning on, the thinking's figures:
+        samples cut off in their thinking, thinking and answer tokens, accuracy by thinking length (the
+        summary's ``reasoning``); None for counts."""
+        if self._store is None:
+            return None
+        return self.summary["reasoning"]
 
     @property
     def law(self) -> PowerLaw:

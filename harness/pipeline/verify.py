@@ -26,21 +26,50 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.errors import VerifierError
+from harness.core.reasoning import ThinkTags, split_completion
 from harness.core.records import Problem
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.watchdog import die_with_parent, ensure_watchdog
+from harness.pipeline.reasoning import JudgingReasoning, judging_reasoning, verdict_description
 from harness.pipeline.results import Verification
 from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore
 from verifiers import load_verifier
-from verifiers.base import Verdict, Verifier
+from verifiers.base import NO_ANSWER, TRUNCATED_THINKING, Verdict, Verifier
 
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 5.0
 DEFAULT_SCALE = ScaleOut()  # one machine, no Ray
 
 
-def _judge(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:
+def judge_texts(
+    verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str], think_tags: ThinkTags | None = None
+) -> list[Verdict]:
+    """The verdicts of one problem's completions. With ``think_tags`` (reasoning on), each completion is split
+    (``harness.core.reasoning.split_completion``) and the verifier sees its answer segment only; a completion
+    whose thinking never closed is ``truncated_thinking`` and one with an empty answer ``no_answer``, without
+    asking the verifier (so every verifier, a custom one too, judges the answer after the thinking only)."""
+    if think_tags is None:
+        return _verified(verifier, reference, texts)
+    segments = [split_completion(text, think_tags) for text in texts]
+    verdicts: list[Verdict | None] = [None] * len(texts)
+    answered = []
+    for position, segment in enumerate(segments):
+        if not segment.closed:
+            verdicts[position] = Verdict(
+                False, TRUNCATED_THINKING, None, f"the thinking never closed (no {think_tags.close})"
+            )
+        elif not segment.answer.strip():
+            verdicts[position] = Verdict(False, NO_ANSWER, None, f"nothing after {think_tags.close}")
+        else:
+            answered.append(position)
+    judged = _verified(verifier, reference, [segments[position].answer for position in answered]) if answered else []
+    for position, verdict in zip(answered, judged):
+        verdicts[position] = verdict
+    return [verdict for verdict in verdicts if verdict is not None]
+
+
+def _verified(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:
     verdicts = verifier.verify(reference, texts)
     if len(verdicts) != len(texts):
         raise VerifierError(
@@ -94,6 +123,7 @@ def verification_reference(problem: Problem) -> Mapping[str, Any]:
 @dataclass
 class VerificationOutcome:
     key: str
+    reasoning: JudgingReasoning
     verified: int = 0
     reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     seconds: float = 0.0
@@ -105,6 +135,7 @@ class VerificationOutcome:
             "verified": self.verified,
             "reasons": dict(self.reasons),
             "seconds": round(self.seconds, 3),
+            "reasoning": {"mode": self.reasoning.mode, "think_tags": self.reasoning.tags.to_list()},
         }
 
 
@@ -115,16 +146,22 @@ def verify_run(
     workers: int | None = None,
     progress: ProgressMode = "auto",
     scale: ScaleOut = DEFAULT_SCALE,
+    reasoning: str = "auto",
+    think_tags: str | Sequence[str] | ThinkTags | None = None,
 ) -> VerificationOutcome:
     """Judge every unjudged sample of ``store`` with ``verifier`` (a name or ``module:Class``; default: the
     run's); returns counts of what was done.
 
     ``workers`` is the number of processes here, or on Ray (``scale.uses_ray``, the cluster at
     ``scale.ray_address``) the calls in flight at once (default: all cores, or the cluster's CPUs).
+    ``reasoning`` (``auto``: as the run was sampled, see ``harness.pipeline.reasoning.judging_reasoning``) and
+    ``think_tags`` (None: the run's) say whether verifiers judge the answer after the thinking; they are part
+    of the verdict set's identity.
     """
+    judging = judging_reasoning(store.manifest, reasoning, think_tags)
     judge = load_verifier(verifier or store.manifest["default_verifier"])
-    key = store.register_verdict_set(judge.describe())
-    outcome = VerificationOutcome(key=key)
+    key = store.register_verdict_set(verdict_description(judge.describe(), judging))
+    outcome = VerificationOutcome(key=key, reasoning=judging)
     verdict_set = store.verdicts(key)
     pending = store.samples_missing_from(verdict_set)
     expected = {pid: sum(b - a for a, b in ranges) for pid, ranges in pending.items()}
@@ -186,7 +223,7 @@ def verify_run(
                 size = batch_size or len(batch.indices)
                 for start in range(0, len(batch.indices), size):
                     texts = batch.texts[start : start + size]
-                    future = pool.submit(_judge, judge, references[batch.problem_id], texts)
+                    future = pool.submit(judge_texts, judge, references[batch.problem_id], texts, judging.splits)
                     inflight[future] = (batch.problem_id, batch.indices[start : start + size])
                     drain(4 * workers)
             drain(0)

@@ -140,13 +140,14 @@ def resolve_source(store: RunStore, name: str, threshold: float | None, paramete
 
 
 def _has_scores(store: RunStore, key: str) -> bool:
-    """Whether every verdict of set ``key`` carries a score (a judge's probability of "yes")."""
-    scores = store.verdicts(key).read(["score"]).column("score")
+    """Whether every verdict of set ``key`` carries a probability of being correct (a judge's P(yes))."""
+    scores = store.verdicts(key).read(["probability"]).column("probability")
     return len(scores) > 0 and scores.null_count == 0
 
 
 def judgements(store: RunStore, source: JudgementSource) -> pa.Table:
-    """One side's judgements: problem_id, sample_idx, correct, score (null where none), reason, answer."""
+    """One side's judgements: problem_id, sample_idx, correct, score (a score set's, or a verdict set's
+    probability; null where none), reason, answer."""
     if source.kind == "scores":
         table = store.scores(source.key).read(["score"])
         scores = table.column("score")
@@ -168,10 +169,11 @@ def judgements(store: RunStore, source: JudgementSource) -> pa.Table:
                 "answer": pa.array([None] * rows, pa.string()),
             }
         )
-    table = store.verdicts(source.key).read(["correct", "score", "reason", "answer"])
+    table = store.verdicts(source.key).read(["correct", "probability", "reason", "answer"])
+    table = table.rename_columns(["score" if name == "probability" else name for name in table.column_names])
     if table.num_rows == 0:
         raise RunStoreError(f"{store.path}: verdict set {source.key} is empty")
-    if source.threshold is not None:  # a verdict set's own scores, thresholded
+    if source.threshold is not None:  # a verdict set's own probabilities, thresholded
         scores = table.column("score")
         if scores.null_count:
             raise OptionError(

@@ -1,4 +1,5 @@
-"""Figures: coverage against k with each law's fit and forecast band; the budget curve (coverage vs cost)."""
+"""Figures: coverage against k with each law's fit and forecast band; the budget curve (coverage vs cost); a
+reasoning model's thinking (tokens of correct vs wrong samples, accuracy against thinking length)."""
 
 from __future__ import annotations
 
@@ -184,6 +185,11 @@ def _save(figure: Figure, axes: Axes, path: str | Path, xlabel: str, ylabel: str
     axes.set_title(title)
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8, loc="best")
+    return _written(figure, path)
+
+
+def _written(figure: Figure, path: str | Path) -> Path:
+    """Lay ``figure`` out, save it as a PNG at ``path`` and close it."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,3 +225,47 @@ def plot_compared_coverage(
                 label=f"{label}: power law (a={law.a_:.3g}, b={law.b_:.3g})",
             )
     return _save(figure, axes, path, xlabel, "coverage (pass@k)", title)
+
+
+def plot_reasoning(
+    path: str | Path,
+    thinking: np.ndarray,
+    correct: np.ndarray,
+    bins: Sequence[Mapping[str, Any]],
+    truncated_share: float | None,
+) -> Path:
+    """A reasoning model's thinking: on the left the thinking tokens of correct and of wrong samples (two
+    histograms over the same bins; samples cut off in their thinking are among the wrong ones), on the right
+    accuracy in bins of thinking length (``accuracy_by_thinking`` of the summary)."""
+    thinking = np.asarray(thinking, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    known = np.isfinite(thinking)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    edges = np.histogram_bin_edges(thinking[known], bins=30) if known.any() else np.array([0.0, 1.0])
+    for selected, label, color in ((correct, "correct", "C2"), (~correct, "wrong", "C3")):
+        values = thinking[known & selected]
+        left.hist(values, bins=edges, color=color, alpha=0.55, label=f"{label} ({values.size})")
+    cut = "" if truncated_share is None else f"; {truncated_share:.0%} cut off in their thinking"
+    left.set_title(f"thinking tokens of correct vs wrong samples{cut}", fontsize=10)
+    left.set_xlabel("thinking tokens")
+    left.set_ylabel("samples")
+    left.legend(fontsize=8)
+    middles = [(row["low"] + row["high"]) / 2 for row in bins]
+    right.plot(middles, [row["accuracy"] for row in bins], marker="o", color="C0")
+    for row, middle in zip(bins, middles):
+        right.hlines(row["accuracy"], row["low"], row["high"], color="C0", alpha=0.4)
+        right.annotate(
+            str(row["samples"]),
+            (middle, row["accuracy"]),
+            fontsize=7,
+            xytext=(0, 4),
+            ha="center",
+            textcoords="offset points",
+        )
+    right.set_ylim(0, 1.02)
+    right.set_xlabel("thinking tokens (bins of about equal samples; labels: samples)")
+    right.set_ylabel("accuracy")
+    right.set_title("accuracy against thinking length", fontsize=10)
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+    return _written(figure, path)

@@ -212,6 +212,27 @@ def agreement_section(store: RunStore, verdict_set: str) -> list[dict[str, Any]]
     return rows
 
 
+def reasoning_section(store: RunStore, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The summary's reasoning figures, and with reasoning on and the token split known the figure of the
+    thinking tokens of correct vs wrong samples and of accuracy against thinking length; None for a summary
+    written before ttc judged reasoning models."""
+    from harness.reporting.figures import plot_reasoning
+    from harness.reporting.run_counts import judged_tokens
+
+    reasoning = summary.get("reasoning")
+    if reasoning is None:
+        return None
+    figure = None
+    if reasoning["mode"] == "on" and reasoning["split_known"]:
+        tokens = judged_tokens(store, summary["verdict_set"])
+        figure = embedded_figure(
+            lambda path: plot_reasoning(
+                path, tokens.thinking, tokens.correct, reasoning["accuracy_by_thinking"], reasoning["truncated_share"]
+            )
+        )
+    return {"summary": reasoning, "figure": figure}
+
+
 def example_samples(
     store: RunStore,
     verdict_set: str,
@@ -232,7 +253,7 @@ def example_samples(
         chosen = np.concatenate([spread, np.setdiff1d(rows, spread)])[:per_reason]
         chosen_rows[reason] = [int(row) for row in chosen]
     wanted = sorted({verdicts.column("problem_id")[row].as_py() for rows in chosen_rows.values() for row in rows})
-    samples = store.read_samples(["text", "n_tokens", "finish_reason"], problem_ids=wanted)
+    samples = store.read_samples(["text", "n_tokens", "finish_reason", "thinking_tokens"], problem_ids=wanted)
     sample_at = {
         (problem_id, index): row
         for row, (problem_id, index) in enumerate(
@@ -256,6 +277,9 @@ def example_samples(
                     "detail": verdicts.column("detail")[row].as_py(),
                     "reference": _cut(_compact_json(references.get(problem_id)), REFERENCE_CHARS),
                     "n_tokens": None if sample_row is None else samples.column("n_tokens")[sample_row].as_py(),
+                    "thinking_tokens": None
+                    if sample_row is None
+                    else samples.column("thinking_tokens")[sample_row].as_py(),
                     "finish_reason": None
                     if sample_row is None
                     else samples.column("finish_reason")[sample_row].as_py(),
@@ -315,6 +339,7 @@ def build_report(
         "budget_rows": [] if budget is None else budget_rows(budget, prices),
         "prices": prices,
         "tokens": token_accounting(summary, store.manifest.get("sessions", []), prices),
+        "reasoning": reasoning_section(store, summary),
         "examples": example_samples(store, verdict_set, examples_per_reason),
         "missing": MISSING,
         "example_chars": EXAMPLE_CHARS,

@@ -1,7 +1,10 @@
 """A run directory's verdicts as ``Counts``, the input of every analysis: the store reads the tallies, this
-turns them into per-problem arrays with the problems' metadata as grouping fields."""
+turns them into per-problem arrays with the problems' metadata as grouping fields. Also the per-sample arrays
+the reasoning figures need (``judged_tokens``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,4 +32,32 @@ def run_counts(store: RunStore, verifier: str | None = None) -> Counts:
         fields={
             key: np.array([problem.metadata.get(key) for problem in problems], dtype=object) for key in scalar_keys
         },
+    )
+
+
+@dataclass(frozen=True)
+class JudgedTokens:
+    """One entry per judged sample of a verdict set: its thinking and answer tokens (NaN: unknown), whether it is
+    correct and its verdict's reason."""
+
+    thinking: np.ndarray
+    answer: np.ndarray
+    correct: np.ndarray
+    reasons: np.ndarray
+
+
+def judged_tokens(store: RunStore, key: str) -> JudgedTokens:
+    """The samples of verdict set ``key`` with their verdicts: what the reasoning figures are computed from."""
+    verdicts = store.verdicts(key).read(["correct", "reason"])
+    samples = store.read_samples(["thinking_tokens", "answer_tokens"])
+    joined = verdicts.join(samples, keys=["problem_id", "sample_idx"], join_type="left outer", use_threads=False)
+
+    def counts(name: str) -> np.ndarray:
+        return joined.column(name).to_numpy(zero_copy_only=False).astype(np.float64)  # nulls become NaN
+
+    return JudgedTokens(
+        thinking=counts("thinking_tokens"),
+        answer=counts("answer_tokens"),
+        correct=joined.column("correct").fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
+        reasons=np.asarray(joined.column("reason").to_pylist(), dtype=object),
     )

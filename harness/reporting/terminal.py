@@ -24,8 +24,16 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
     table.add_column("k", justify="right")
     table.add_column("pass@k", justify="right")
     table.add_column(f"{confidence}% interval", justify="right")
+    reliability = {row["k"]: row for row in summary.get("pass_hat_k") or []}
+    if reliability:
+        table.add_column("pass^k", justify="right")
+        table.add_column(f"{confidence}% interval", justify="right")
     for row in summary["pass_at_k"]:
-        table.add_row(str(row["k"]), f"{row['coverage']:.3f}", f"[{row['low']:.3f}, {row['high']:.3f}]")
+        cells = [str(row["k"]), f"{row['coverage']:.3f}", f"[{row['low']:.3f}, {row['high']:.3f}]"]
+        if reliability:
+            hat = reliability[row["k"]]
+            cells += [f"{hat['value']:.3f}", f"[{hat['low']:.3f}, {hat['high']:.3f}]"]
+        table.add_row(*cells)
     console.print(table)
     lines = [
         (
@@ -33,6 +41,9 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
             f"{summary['solved_problems']}/{summary['problems']}"
         )
     ]
+    averaged = summary.get("avg_at_n")
+    if averaged:
+        lines.append(format_avg_at_n(averaged, summary["samples_per_problem"]))
     fit = summary.get("fit")
     if fit:
         lines.append(f"fit: log(coverage) = {fit['a']:.4g} * k^{fit['b']:.4g}  (R^2 on log coverage {fit['r2']:.3f})")
@@ -45,6 +56,8 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
         lines.append(f"no forecast: {summary['forecast_error']}")
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(summary["reasons"].items(), key=lambda x: -x[1]))
     lines.append(f"verdicts: {reasons}")
+    if summary.get("reasoning"):
+        lines.append(format_reasoning(summary["reasoning"]))
     usage = summary.get("usage") or {}
     if usage.get("output_tokens_per_sample") is not None:
         rate = usage.get("output_tokens_per_second")
@@ -99,6 +112,42 @@ def print_corrected(summary: Mapping[str, Any], console: Console | None = None) 
         notes.append(f"{corrected['too_many_correct']} problems have more correct samples than the FNR allows")
     for note in notes:
         console.print(f"note: {note}: are the rates right?", markup=False)
+
+
+def format_avg_at_n(averaged: Mapping[str, Any], samples_per_problem: Mapping[str, int]) -> str:
+    """avg@n in one line: the mean with its standard error over problems and samples."""
+    low, high = samples_per_problem["min"], samples_per_problem["max"]
+    n = str(low) if low == high else f"{low}-{high}"
+    error = averaged["standard_error"]
+    spread = "" if error is None else f" ± {error:.3f} (standard error over problems and samples)"
+    return f"avg@{n} (pass@1 averaged over each problem's samples) = {averaged['mean']:.3f}{spread}"
+
+
+def format_reasoning(reasoning: Mapping[str, Any]) -> str:
+    """The summary's reasoning figures in one line."""
+    if reasoning["mode"] != "on":
+        return "reasoning: off (completions judged whole)"
+    opening, closing = reasoning["think_tags"]
+    cut = f"{reasoning['truncated']}/{reasoning['samples']} samples cut off in their thinking"
+    parts = [f"reasoning: on ({opening}...{closing}); {cut} ({reasoning['truncated_share']:.0%})"]
+    thinking = reasoning["thinking_tokens"]
+    if thinking is not None:
+        parts.append(f"thinking tokens per sample mean {thinking['mean']:,.0f}, p90 {thinking['p90']:,.0f}")
+        parts.append(
+            _thought_by_outcome(reasoning["mean_thinking_tokens_correct"], reasoning["mean_thinking_tokens_wrong"])
+        )
+    if reasoning.get("note"):
+        parts.append(str(reasoning["note"]))
+    return "; ".join(parts)
+
+
+def _thought_by_outcome(correct: float | None, wrong: float | None) -> str:
+    """What correct and wrong samples thought, on average, in words."""
+    if correct is not None and wrong is not None:
+        return f"correct samples thought {correct:,.0f} tokens on average, wrong ones {wrong:,.0f}"
+    if correct is not None:
+        return f"correct samples thought {correct:,.0f} tokens on average (none wrong)"
+    return f"wrong samples thought {wrong:,.0f} tokens on average (none correct)"
 
 
 def _quantity(value: float | None) -> str:

@@ -34,7 +34,14 @@ def read_json_file(path: Path, expected: type = object) -> Any:
 
 # What readers of a manifest rely on: field -> its JSON type (optional fields are checked when present).
 MANIFEST_FIELDS = {"config": dict, "config_hash": str, "default_verifier": str, "sessions": list}
-OPTIONAL_MANIFEST_FIELDS = {"budget": dict, "model": dict, "versions": dict, "engine": dict, "active_verdicts": str}
+OPTIONAL_MANIFEST_FIELDS = {
+    "budget": dict,
+    "model": dict,
+    "versions": dict,
+    "engine": dict,
+    "active_verdicts": str,
+    "reasoning": dict,  # the run's reasoning mode and think tags (harness.pipeline.reasoning)
+}
 SESSION_NUMBERS = ("samples", "output_tokens", "prompt_tokens", "requests", "seconds")
 
 

@@ -38,20 +38,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
 
 RANGES_KEY = b"ttc.ranges"
-# A schema's columns appended after runs were stored with it (comma-separated, in its metadata): nullable, read
-# back as nulls from the older shards that lack them, and filled with nulls where a writer does not give them.
-APPENDED_KEY = b"ttc.appended"
 
-
-def appended_schema(
-    columns: Sequence[tuple[str, pa.DataType]], appended: Sequence[tuple[str, pa.DataType]]
-) -> pa.Schema:
-    """A shard schema: its first ``columns``, then the ``appended`` ones (see ``APPENDED_KEY``)."""
-    names = ",".join(name for name, _ in appended)
-    return pa.schema([*columns, *appended], metadata={APPENDED_KEY: names.encode()} if names else None)
-
-
-SAMPLE_SCHEMA = appended_schema(
+SAMPLE_SCHEMA = pa.schema(
     [
         ("problem_id", pa.string()),
         ("sample_idx", pa.int32()),
@@ -62,19 +50,20 @@ SAMPLE_SCHEMA = appended_schema(
         ("prompt_tokens", pa.int32()),
         ("seed", pa.int64()),
         ("session", pa.string()),
-    ],
-    # confidence statistics computed while sampling (harness.engines.confidence), null where the engine gave no
-    # log-probabilities; conf_settings names the token values and windows they were computed with
-    [
+        # reasoning models: tokens up to and including the closing think tag, and the rest (null: unknown)
+        ("thinking_tokens", pa.int32()),
+        ("answer_tokens", pa.int32()),
+        # confidence statistics computed while sampling (harness.engines.confidence), null where the engine gave
+        # no log-probabilities; conf_settings names the token values and windows they were computed with
         ("conf_mean", pa.float64()),
         ("conf_min_window", pa.float64()),
         ("conf_tail", pa.float64()),
         ("conf_bottom_window", pa.float64()),
         ("conf_settings", pa.string()),
-    ],
+    ]
 )
 
-VERDICT_SCHEMA = appended_schema(
+VERDICT_SCHEMA = pa.schema(
     [
         ("problem_id", pa.string()),
         ("sample_idx", pa.int32()),
@@ -82,9 +71,9 @@ VERDICT_SCHEMA = appended_schema(
         ("reason", pa.string()),
         ("answer", pa.string()),
         ("detail", pa.string()),
-    ],
-    # a verifier's confidence that the sample is correct (a judge's probability of "yes"), where it has one
-    [("score", pa.float64())],
+        # the verifier's probability that the sample is correct, where it has one (a judge's P(yes))
+        ("probability", pa.float64()),
+    ]
 )
 
 SCORE_SCHEMA = pa.schema(
@@ -96,6 +85,21 @@ SCORE_SCHEMA = pa.schema(
     ]
 )
 
+
+# Columns added to a schema after run directories were first written: a shard without one (written before it
+# existed) reads it as nulls, and a table given without it is stored with nulls. New columns go here, nullable.
+ADDED_COLUMNS = frozenset(
+    {
+        "thinking_tokens",
+        "answer_tokens",
+        "conf_mean",
+        "conf_min_window",
+        "conf_tail",
+        "conf_bottom_window",
+        "conf_settings",
+        "probability",
+    }
+)
 
 # A generative selection set (``ttc genselect``): one row per judge call, keyed by (problem, call index): the k
 # candidates it was shown (sample indices, in the order shown), the sample it picked (-1: its reply named none),
@@ -182,26 +186,12 @@ def key_ranges(table: pa.Table) -> list[tuple[str, int, int]]:
     return [(str(problem_ids[a]), int(indices[a]), int(indices[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
-def appended_columns(schema: pa.Schema) -> frozenset[str]:
-    """The columns appended to ``schema`` after its first runs (``APPENDED_KEY``)."""
-    names = (schema.metadata or {}).get(APPENDED_KEY, b"").decode()
-    return frozenset(name for name in names.split(",") if name)
-
-
 class ShardSet:
     """A folder of append-only Parquet shards with a (problem, index range) index in their footers."""
 
     def __init__(self, folder: Path, schema: pa.Schema) -> None:
         self.folder = folder
         self.schema = schema
-        self.appended = appended_columns(schema)
-
-    def _with_appended(self, columns: Mapping[str, Any], rows: int) -> dict[str, Any]:
-        """``columns`` with each appended column it lacks as nulls of the declared type."""
-        filled = dict(columns)
-        for name in self.appended - set(columns):
-            filled[name] = pa.nulls(rows, self.schema.field(name).type)
-        return filled
 
     def shard_paths(self) -> list[Path]:
         if not self.folder.is_dir():
@@ -211,16 +201,18 @@ class ShardSet:
     def table(self, columns: Mapping[str, Any]) -> pa.Table:
         """Rows (column name -> values) as a table of this set's declared schema: a column that holds only
         nulls (no sample of a problem had an answer) keeps its declared type, so tables built separately
-        concatenate. Every column of the schema must be given, except appended ones (``APPENDED_KEY``): nulls."""
-        if self.appended - set(columns):
-            rows = len(next(iter(columns.values()))) if columns else 0
-            columns = self._with_appended(columns, rows)
-        missing = [name for name in self.schema.names if name not in columns]
+        concatenate. Every column of the schema must be given, except added ones (``ADDED_COLUMNS``): nulls."""
+        missing = [name for name in self.schema.names if name not in columns and name not in ADDED_COLUMNS]
         if missing:
             raise ValueError(
                 f"a table for {self.folder.name} lacks column(s) {missing}; its schema: {self.schema.names}"
             )
-        return pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        values = {
+            name: columns[name] if name in columns else pa.nulls(rows, self.schema.field(name).type)
+            for name in self.schema.names
+        }
+        return pa.table(values, schema=self.schema)
 
     def append(self, table: pa.Table | Sequence[pa.Table]) -> Path | None:
         """Write one shard atomically (temp name, fsync, rename), of a table or of several tables together,
@@ -228,7 +220,7 @@ class ShardSet:
         tables = [table] if isinstance(table, pa.Table) else list(table)
         if not tables:
             return None
-        table = pa.concat_tables([self._complete(part).select(self.schema.names).cast(self.schema) for part in tables])
+        table = pa.concat_tables([self._conformed(part).cast(self.schema) for part in tables])
         if table.num_rows == 0:
             return None
         ranges = ranges_of(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
@@ -245,11 +237,12 @@ class ShardSet:
         fsync_dir(self.folder)
         return final
 
-    def _complete(self, table: pa.Table) -> pa.Table:
-        """``table`` with the appended columns it lacks, as nulls."""
-        for name in sorted(self.appended - set(table.column_names)):
-            table = table.append_column(self.schema.field(name), pa.nulls(table.num_rows, self.schema.field(name).type))
-        return table
+    def _conformed(self, table: pa.Table) -> pa.Table:
+        """``table``'s columns in the schema's order, an added column it lacks as nulls (``ADDED_COLUMNS``)."""
+        for name in self.schema.names:
+            if name not in table.column_names and name in ADDED_COLUMNS:
+                table = table.append_column(name, pa.nulls(table.num_rows, self.schema.field(name).type))
+        return table.select(self.schema.names)
 
     def ranges(self) -> Ranges:
         """Stored index ranges per problem, from shard footers only (no data pages are read)."""
@@ -269,16 +262,17 @@ class ShardSet:
         for name in names:
             if name not in self.schema.names:
                 raise RunStoreError(f"{self.folder} has no column {name!r}; its columns are {self.schema.names}")
-        absent: list[str] = []
-        if self.appended.intersection(names):  # a shard written before a column was appended lacks it
-            absent = [name for name in names if name in self.appended and name not in read_footer_schema(path).names]
+        added = [name for name in names if name in ADDED_COLUMNS]
+        present = set(read_footer_schema(path).names) if added else set()
+        absent = [name for name in added if name not in present]  # a shard written before the column existed
         try:
             table = pq.read_table(
                 path, columns=[name for name in names if name not in absent], page_checksum_verification=True
             )
         except READ_ERRORS as error:
             raise damaged_shard(path, error) from None
-        table = self._complete(table) if absent else table
+        for name in absent:
+            table = table.append_column(name, pa.nulls(table.num_rows, self.schema.field(name).type))
         for name in names:
             expected = self.schema.field(name).type
             if table.schema.field(name).type != expected:  # a shard of other tools, or a damaged type

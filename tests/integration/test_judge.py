@@ -62,12 +62,12 @@ def test_the_judge_verifier_judges_each_distinct_answer_once(judged_run):
     store = RunStore.open(run_dir)
     key = report["verdict_set"]
     assert key.startswith("judge-") and store.verdict_sets()[key]["model"] == str(model.resolve())
-    judge = store.read_verdicts(key, ["correct", "reason", "detail", "score", "answer"]).to_pylist()
+    judge = store.read_verdicts(key, ["correct", "reason", "detail", "probability", "answer"]).to_pylist()
     numeric = store.read_verdicts("numeric", ["correct"]).to_pylist()
     assert len(judge) == len(numeric) == 48
     assert [row["correct"] for row in judge] == [row["correct"] for row in numeric]  # a perfect scripted judge
     assert {row["detail"] for row in judge} == {"Yes", "No"} and {row["reason"] for row in judge} == {"judged"}
-    assert {round(row["score"], 6) for row in judge} == {0.9, 0.2}
+    assert {round(row["probability"], 6) for row in judge} == {0.9, 0.2}
     texts = store.read_samples(["text"]).to_pylist()
     distinct = {(row["problem_id"], answer_segment(row["text"])) for row in texts}
     usage = store.manifest["judging"][key]

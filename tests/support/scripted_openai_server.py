@@ -6,6 +6,12 @@ imitates vLLM's seeding: choice ``i`` of a request with seed ``s`` is sampled wi
 Each sampled token has log-probability ``TOKEN_LOGPROB``; tokens are the text's whitespace-separated words.
 A request with ``"stream": true`` is answered as vLLM streams: server-sent events, one token of one choice
 each (the choices interleaved), then each choice's ``finish_reason``, ``usage`` when asked for, and ``[DONE]``.
+
+A reasoning model behind a reasoning parser is scripted with ``Fault("reasoning", reasoning=Reasoning(...))``:
+every choice returns its thinking apart (``reasoning_content``, or ``reasoning``), its answer (a text, ``""`` or
+null) and finish reason, its tokens the words of the thinking, the closing tag ``</think>`` when the thinking
+closed, then the words of the answer, and ``usage.completion_tokens_details.reasoning_tokens`` when scripted.
+Inline thinking (``<think>...</think>`` in the text) needs no fault: ``Fault("text", text=...)`` answers it.
 """
 
 from __future__ import annotations
@@ -70,6 +76,30 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 30.0
     choices: int = 1
+    reasoning: Reasoning | None = None
+    text: str = ""
+
+
+@dataclass
+class Reasoning:
+    """Every choice's answer from a reasoning parser: ``thinking`` returned apart (in field ``field``), the answer
+    ``content`` (None: null, the thinking never closed), ``finish_reason``, and the usage's ``reasoning_tokens``
+    (None: not given; a number: per choice, summed over the request's choices as servers report it)."""
+
+    thinking: str
+    content: str | None
+    finish_reason: str = "stop"
+    field: str = "reasoning_content"
+    reasoning_tokens: int | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.content is not None and not (self.content == "" and self.finish_reason == "length")
+
+    def tokens(self) -> tuple[list[str], list[str]]:
+        """The thinking's tokens (with the closing tag when closed) and the answer's: words, with their spaces."""
+        thinking = re.findall(r"\s*\S+", self.thinking) + (["</think>"] if self.closed else [])
+        return thinking, re.findall(r"\s*\S+", self.content or "")
 
 
 Script = Callable[[Call], "Fault | None"]
@@ -113,6 +143,73 @@ def healthy_body(call: Call, choices: int | None = None) -> dict[str, Any]:
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def reasoning_body(call: Call, spec: Reasoning) -> dict[str, Any]:
+    """A chat answer of ``payload["n"]`` choices, each ``spec``'s thinking and answer (see ``Reasoning``)."""
+    n = call.payload.get("n", 1)
+    thinking, answer = spec.tokens()
+    message = {"role": "assistant", "content": spec.content, spec.field: spec.thinking}
+    items = []
+    for index in range(n):
+        item: dict[str, Any] = {"index": index, "finish_reason": spec.finish_reason, "message": dict(message)}
+        if call.payload.get("logprobs"):
+            entries = [{"token": t, "logprob": TOKEN_LOGPROB, "top_logprobs": []} for t in thinking + answer]
+            item["logprobs"] = {"content": entries}
+        items.append(item)
+    completion_tokens = n * (len(thinking) + len(answer))
+    usage: dict[str, Any] = {"prompt_tokens": 5, "completion_tokens": completion_tokens}
+    if spec.reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": n * spec.reasoning_tokens}
+    body = {"id": "chat-scripted", "object": "chat.completion", "model": call.payload.get("model"), "choices": items}
+    return {**body, "usage": usage, "_reasoning": spec}
+
+
+def reasoning_events(call: Call, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """``reasoning_body`` streamed as vLLM's reasoning parser streams: the thinking's tokens as reasoning deltas,
+    the closing tag's token with an empty delta (the parser drops its text), then the answer's tokens as content
+    deltas (an empty answer as one empty content delta; a null one as none), each with its log-probability."""
+    spec: Reasoning = body["_reasoning"]
+    thinking, answer = spec.tokens()
+    logprobs = bool(call.payload.get("logprobs"))
+    events = []
+
+    def event(index: int, delta: dict[str, Any], token: str | None, finish: str | None = None) -> None:
+        choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": finish}
+        if logprobs and token is not None:
+            choice["logprobs"] = {"content": [{"token": token, "logprob": TOKEN_LOGPROB, "top_logprobs": []}]}
+        events.append({"id": body["id"], "object": "chat.completion.chunk", "choices": [choice]})
+
+    for index in range(len(body["choices"])):
+        for token in thinking:
+            event(index, {} if token == "</think>" else {spec.field: token}, token)
+        for token in answer:
+            event(index, {"content": token}, token)
+        if spec.content == "":
+            event(index, {"content": ""}, None)
+        event(index, {}, None, spec.finish_reason)
+    if (call.payload.get("stream_options") or {}).get("include_usage"):
+        events.append({"id": body["id"], "object": "chat.completion.chunk", "choices": [], "usage": body["usage"]})
+    return events
+
+
+def text_body(call: Call, text: str) -> dict[str, Any]:
+    """An answer whose every choice is ``text`` (e.g. inline thinking), tokens its words."""
+    body = healthy_body(call)
+    for item in body["choices"]:
+        if "message" in item:
+            item["message"]["content"] = text
+        else:
+            item["text"] = text
+        tokens = re.findall(r"\s*\S+", text)
+        if item.get("logprobs"):
+            item["logprobs"] = (
+                {"content": [{"token": t, "logprob": TOKEN_LOGPROB, "top_logprobs": []} for t in tokens]}
+                if "message" in item
+                else {"tokens": tokens, "token_logprobs": [TOKEN_LOGPROB] * len(tokens)}
+            )
+    body["usage"]["completion_tokens"] = len(body["choices"]) * len(re.findall(r"\s*\S+", text))
+    return body
 
 
 def stream_events(call: Call, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -243,9 +340,10 @@ class ScriptedServer:
 
             def _answer(self, call: Call, body: dict[str, Any]) -> None:
                 if call.payload.get("stream"):
-                    self._stream(stream_events(call, body))
+                    self._stream(reasoning_events(call, body) if "_reasoning" in body else stream_events(call, body))
                 else:
-                    self._send(200, json.dumps(body).encode())
+                    plain = {key: value for key, value in body.items() if key != "_reasoning"}
+                    self._send(200, json.dumps(plain).encode())
 
             def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
                 body = json.dumps({"error": {"message": message, "type": "scripted", "code": status}}).encode()
@@ -305,6 +403,10 @@ class ScriptedServer:
                     self._stream(stream_events(call, healthy_body(call)), delay=fault.seconds)
                 elif fault.kind == "plain":
                     self._send(200, json.dumps(healthy_body(call)).encode())
+                elif fault.kind == "reasoning" and fault.reasoning is not None:
+                    self._answer(call, reasoning_body(call, fault.reasoning))
+                elif fault.kind == "text":
+                    self._answer(call, text_body(call, fault.text))
                 else:
                     raise ValueError(f"unknown fault kind {fault.kind!r}")
 

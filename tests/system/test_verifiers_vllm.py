@@ -75,10 +75,10 @@ def test_the_embedded_model_as_judge_and_selector(humaneval_run):
     report = verify(humaneval_run, "judge", judge_model="embedded", progress="quiet")
     store = RunStore.open(humaneval_run)
     key = report["verdict_set"]
-    judged = store.read_verdicts(key, ["correct", "reason", "detail", "score"]).to_pylist()
+    judged = store.read_verdicts(key, ["correct", "reason", "detail", "probability"]).to_pylist()
     assert len(judged) == PROBLEMS * SAMPLES and report["verified"] == PROBLEMS * SAMPLES
     assert all(row["reason"] in ("judged", "judge_unparsed") for row in judged)
-    assert all(0.0 <= row["score"] <= 1.0 for row in judged)
+    assert all(0.0 <= row["probability"] <= 1.0 for row in judged)
     assert any(row["detail"] for row in judged), "the judge's replies are stored"
     texts = store.read_samples(["text"]).to_pylist()
     distinct = {(row["problem_id"], answer_segment(row["text"])) for row in texts}
