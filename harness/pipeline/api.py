@@ -271,8 +271,8 @@ def verify(
 
     ``verifier="judge"``: an LLM judge, ``judge_model`` on ``judge_engine`` (``vllm`` in process, or ``openai``
     at ``judge_base_url``), asks whether each sample's answer is right (``harness.pipeline.judge``; the prompt is
-    ``judge_template`` or the built-in one; it reads the end of each sample, where the answer follows any
-    thinking). Each distinct (problem, answer) is judged once; the verdicts carry the judge's reply and its
+    ``judge_template`` or the built-in one; it reads the end of each sample's answer, after the thinking when
+    reasoning is on, and a sample whose thinking never closed is wrong without asking it). Each distinct (problem, answer) is judged once; the verdicts carry the judge's reply and its
     probability of "yes", and what the judge spent is reported."""
     check_value("run_dir", run_dir, Path)
     check_number("workers", workers, at_least=1, integer=True)
@@ -283,7 +283,7 @@ def verify(
         log = _checked_log(None, progress, log)
         prepared_judge(options, JUDGE_TEMPLATE)  # a model or template that cannot be used: refused before writing
         with RunStore.open(run_dir, writable=True) as store:
-            judging = judge_run(store, options, progress=progress, log=log)
+            judging = judge_run(store, options, reasoning=reasoning, think_tags=tags, progress=progress, log=log)
         report = judging.report()
         usage = report["judge"]
         log(

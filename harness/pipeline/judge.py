@@ -30,11 +30,14 @@ import pyarrow as pa
 
 from harness.core.errors import EngineError, OptionError, check_number
 from harness.core.options import check_fields
+from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem, SamplingSettings
 from harness.engines.base import Engine, GenerationRequest
 from harness.engines.engine_log import engine_session
 from harness.engines.models import ModelRef
 from harness.engines.registry import build_engine, engine_class
+from harness.pipeline.reasoning import JudgingReasoning, judging_reasoning, verdict_description
+from harness.pipeline.verify import answer_part
 from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore
 from verifiers.judge import (
@@ -229,6 +232,7 @@ class JudgingOutcome:
     verdicts' reasons and what the judge spent."""
 
     key: str
+    reasoning: JudgingReasoning
     judged: int = 0
     distinct: int = 0
     reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -242,20 +246,45 @@ class JudgingOutcome:
             "reasons": dict(self.reasons),
             "judge": self.usage.to_json(),
             "seconds": round(self.usage.seconds, 3),
-            "reasoning": None,
+            "reasoning": {"mode": self.reasoning.mode, "think_tags": self.reasoning.tags.to_list()},
         }
 
 
+def judged_text(text: str | None, tags: ThinkTags | None) -> str | Judgement:
+    """What a judge reads of a sample: all of it, or with reasoning on (``tags``) its answer after the thinking;
+    a sample whose thinking never closed, or with nothing after it, is wrong without asking the judge (the rule
+    every verifier follows, ``harness.pipeline.verify.answer_part``), with P(yes) 0."""
+    if tags is None:
+        return text or ""
+    part = answer_part(text or "", tags)
+    if isinstance(part, str):
+        return part
+    return Judgement(False, part.reason, 0.0, part.detail or "", 0, 0)
+
+
 def _pending_items(
-    store: RunStore, target: Any, problems: Mapping[str, Problem], template: JudgeTemplate, options: JudgeOptions
-) -> Iterator[tuple[str, list[dict[str, str]], list[int]]]:
+    store: RunStore,
+    target: Any,
+    problems: Mapping[str, Problem],
+    template: JudgeTemplate,
+    options: JudgeOptions,
+    tags: ThinkTags | None,
+) -> Iterator[tuple[str, list[dict[str, str]] | Judgement, list[int]]]:
     """Each (problem, distinct answer segment) that ``target`` (a verdict or score set) lacks a judgement of: the
-    problem, the judge's prompt and the sample indices with that segment."""
+    problem, the judge's prompt (or the judgement a sample gets without asking, see ``judged_text``) and the
+    sample indices with that segment."""
     for batch in store.iter_samples_lacking(target):
         problem = problems[batch.problem_id]
         by_segment: dict[str, list[int]] = {}
+        unasked: dict[str, tuple[Judgement, list[int]]] = {}
         for index, text in zip(batch.indices, batch.texts):
-            by_segment.setdefault(answer_segment(text, options.answer_chars), []).append(index)
+            part = judged_text(text, tags)
+            if isinstance(part, Judgement):
+                unasked.setdefault(part.reason, (part, []))[1].append(index)
+            else:
+                by_segment.setdefault(answer_segment(part, options.answer_chars), []).append(index)
+        for judged, indices in unasked.values():
+            yield batch.problem_id, judged, indices
         question = question_text(problem.prompt)
         reference = reference_text(problem.reference)
         for segment, indices in by_segment.items():
@@ -279,14 +308,19 @@ def judge_run(
     options: JudgeOptions,
     *,
     score_set: str | None = None,
+    reasoning: str = "auto",
+    think_tags: str | Sequence[str] | ThinkTags | None = None,
     progress: ProgressMode = "auto",
     log: Log = print,
 ) -> JudgingOutcome:
     """Judge every stored sample the judge's verdict set (or, with ``score_set``, that score set) lacks: each
     distinct (problem, answer segment) once; verdicts carry the reply (``detail``) and P(yes) (``probability``); a
-    score set holds P(yes). The model is resolved and the engine started before anything is written."""
+    score set holds P(yes). ``reasoning`` and ``think_tags`` as for every verifier (``auto``: as the run was
+    sampled; with reasoning on the judge reads the answer after the thinking, and the mode and tags are part of
+    the set's description). The model is resolved and the engine started before anything is written."""
+    judging = judging_reasoning(store.manifest, reasoning, think_tags)
     template, model = prepared_judge(options, JUDGE_TEMPLATE)
-    description = judge_description(options, model, template)
+    description = verdict_description(judge_description(options, model, template), judging)
     if score_set is None:
         key = store.verdict_key(description)
         target = store.verdicts(key)
@@ -295,7 +329,7 @@ def judge_run(
         if key in store.score_sets() and store.score_sets()[key] != description:
             store.register_score_set(key, description)  # refuses, naming what differs (nothing is written)
         target = store.scores(key)
-    outcome = JudgingOutcome(key=key)
+    outcome = JudgingOutcome(key=key, reasoning=judging)
     missing = store.samples_missing_from(target)
     total = sum(stop - start for ranges in missing.values() for start, stop in ranges)
     if total == 0:
@@ -312,18 +346,29 @@ def judge_run(
         bar = Progress("judging", total, mode=progress)
         try:
             with writer:
-                for chunk in _chunks(_pending_items(store, target, problems, template, options), CHUNK):
-                    prompts = [prompt for _, prompt, _ in chunk]
+                verdicts = score_set is None
+
+                def record(problem_id: str, judged: Judgement, indices: list[int], by_judge: bool) -> None:
+                    writer.add(_rows(target, problem_id, indices, judged, verdicts))
+                    outcome.judged += len(indices)
+                    outcome.distinct += by_judge
+                    outcome.reasons[judged.reason] += len(indices)
+                    bar.update(len(indices))
+
+                items = _pending_items(store, target, problems, template, options, judging.splits)
+                for chunk in _chunks(items, CHUNK):
+                    asked: list[tuple[str, list[dict[str, str]], list[int]]] = []
+                    for problem_id, item, indices in chunk:
+                        if isinstance(item, Judgement):  # decided without the judge (thinking never closed)
+                            record(problem_id, item, indices, by_judge=False)
+                        else:
+                            asked.append((problem_id, item, indices))
+                    prompts = [prompt for _, prompt, _ in asked]
                     for position, reply, tops, prompt_tokens, reply_tokens in ask(
                         engine, prompts, options, outcome.usage
                     ):
-                        problem_id, _, indices = chunk[position]
-                        judged = judgement(reply, tops, prompt_tokens, reply_tokens)
-                        writer.add(_rows(target, problem_id, indices, judged, score_set is None))
-                        outcome.judged += len(indices)
-                        outcome.distinct += 1
-                        outcome.reasons[judged.reason] += len(indices)
-                        bar.update(len(indices))
+                        problem_id, _, indices = asked[position]
+                        record(problem_id, judgement(reply, tops, prompt_tokens, reply_tokens), indices, by_judge=True)
         finally:
             bar.close()
             usage = outcome.usage
@@ -383,6 +428,12 @@ class GenSelectPlan:
         return plan
 
 
+def _candidate(text: str, tags: ThinkTags | None, max_chars: int) -> str:
+    """A candidate as the generative selector shows it: its answer segment, or why it has none."""
+    part = judged_text(text, tags)
+    return answer_segment(part, max_chars) if isinstance(part, str) else f"(no answer: {part.reply})"
+
+
 def check_genselect(ks: Sequence[int], subsets: int, seed: int, candidate_chars: int) -> list[int]:
     """The k of a generative selection, sorted, once they and the other settings are checked."""
     for k in ks:
@@ -411,10 +462,11 @@ def genselect_run(
     correct; store each pick (and what the call cost) in selection set ``name``. The ``genselect`` selector of
     ``compare-verifiers`` estimates accuracy@k from them."""
     ks = check_genselect(ks, subsets, seed, candidate_chars)
+    judging = judging_reasoning(store.manifest)  # as the run was sampled: candidates are answers after thinking
     template, model = prepared_judge(options, GENSELECT_TEMPLATE)
     plan = GenSelectPlan(tuple(ks), subsets, seed)
     description = {
-        **judge_description(options, model, template),
+        **verdict_description(judge_description(options, model, template), judging),
         "name": "genselect",
         "ks": ks,
         "subsets": subsets,
@@ -443,7 +495,7 @@ def genselect_run(
         for call, (k, candidates) in enumerate(plan.calls(problem_id, list(by_problem[problem_id]))):
             if not any(start <= call < stop for start, stop in taken):
                 calls.append((problem_id, call, k, candidates))
-    outcome = JudgingOutcome(key=name)
+    outcome = JudgingOutcome(key=name, reasoning=judging)
     if not calls:
         return outcome
     log(f"generative selection: {len(calls)} judge calls with {model.identity} ({options.engine})")
@@ -457,7 +509,9 @@ def genselect_run(
                     prompts = []
                     for problem_id, _, _, candidates in chunk:
                         problem = problems[problem_id]
-                        shown = [answer_segment(by_problem[problem_id][i], candidate_chars) for i in candidates]
+                        shown = [
+                            _candidate(by_problem[problem_id][i], judging.splits, candidate_chars) for i in candidates
+                        ]
                         prompts.append(template.render(question=question_text(problem.prompt), candidates=shown))
                     answers = ask(engine, prompts, options, outcome.usage)
                     for position, reply, _, prompt_tokens, reply_tokens in answers:

@@ -51,22 +51,22 @@ def judge_texts(
     asking the verifier (so every verifier, a custom one too, judges the answer after the thinking only)."""
     if think_tags is None:
         return _verified(verifier, reference, texts)
-    segments = [split_completion(text, think_tags) for text in texts]
-    verdicts: list[Verdict | None] = [None] * len(texts)
-    answered = []
-    for position, segment in enumerate(segments):
-        if not segment.closed:
-            verdicts[position] = Verdict(
-                False, TRUNCATED_THINKING, None, f"the thinking never closed (no {think_tags.close})"
-            )
-        elif not segment.answer.strip():
-            verdicts[position] = Verdict(False, NO_ANSWER, None, f"nothing after {think_tags.close}")
-        else:
-            answered.append(position)
-    judged = _verified(verifier, reference, [segments[position].answer for position in answered]) if answered else []
-    for position, verdict in zip(answered, judged):
-        verdicts[position] = verdict
-    return [verdict for verdict in verdicts if verdict is not None]
+    parts = [answer_part(text, think_tags) for text in texts]
+    answered = [position for position, part in enumerate(parts) if isinstance(part, str)]
+    judged = _verified(verifier, reference, [str(parts[position]) for position in answered]) if answered else []
+    verdicts = dict(zip(answered, judged))
+    return [verdicts[position] if isinstance(part, str) else part for position, part in enumerate(parts)]
+
+
+def answer_part(text: str, think_tags: ThinkTags) -> str | Verdict:
+    """A completion's answer after its thinking, or the verdict it gets without asking a verifier (or a judge):
+    ``truncated_thinking`` where the thinking never closed, ``no_answer`` where nothing follows it."""
+    segment = split_completion(text, think_tags)
+    if not segment.closed:
+        return Verdict(False, TRUNCATED_THINKING, None, f"the thinking never closed (no {think_tags.close})")
+    if not segment.answer.strip():
+        return Verdict(False, NO_ANSWER, None, f"nothing after {think_tags.close}")
+    return segment.answer
 
 
 def _verified(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:

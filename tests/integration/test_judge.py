@@ -174,3 +174,44 @@ def test_a_judge_engine_that_cannot_start_leaves_the_run_untouched(judged_run, t
         path: time for path, time in before.items() if path != lock
     }
     assert json.loads((run_dir / "manifest.json").read_text()).get("judging") is None
+
+
+def test_with_reasoning_on_the_judge_reads_the_answer_after_the_thinking(shared_data, tmp_path):
+    """A reasoning model's samples: the judge sees only the answer after </think>; thinking that never closed is
+    wrong without asking the judge (never credited, though it holds the right answer), as for every verifier."""
+    from tasks import load_task
+
+    problems = load_task("gsm8k", data=str(shared_data / "gsm8k_test.jsonl"), shots=0).problems()[:3]
+    script = {
+        p.problem_id: [
+            f"<think>maybe #### 11</think>So #### {p.reference['answer']}",  # right after the thinking
+            f"<think>it is #### {p.reference['answer']}</think>So #### 11",  # right only inside the thinking
+            f"<think>so #### {p.reference['answer']}",  # cut off in the thinking
+            "<think>hm</think>  ",  # nothing after the thinking
+        ]
+        for p in problems
+    }
+    arguments = fake_sample_arguments(shared_data, tmp_path, problems=3, samples=4, task_options={"shots": 0})
+    arguments.update(engine=SCRIPTED_ENGINE, model=str(scripted_model_dir(tmp_path, script)))
+    run_dir = sample("gsm8k", **arguments).run_dir
+    model = judge_model_dir(tmp_path, {})
+    on = verify(run_dir, "judge", judge_model=model, judge_engine=JUDGE_ENGINE, reasoning="on", progress="quiet")
+    assert on["reasoning"] == {"mode": "on", "think_tags": ["<think>", "</think>"]}
+    assert on["distinct_answers"] == on["judge"]["calls"] == 3 * 2  # the two samples with an answer, per problem
+    store = RunStore.open(run_dir)
+    assert store.verdict_sets()[on["verdict_set"]]["reasoning"]["mode"] == "on"
+    rows = store.read_verdicts(on["verdict_set"], ["sample_idx", "correct", "reason", "probability"]).to_pylist()
+    by_index = defaultdict(set)
+    for row in rows:
+        by_index[row["sample_idx"] % 4].add((row["correct"], row["reason"], round(row["probability"], 6)))
+    assert by_index == {
+        0: {(True, "judged", 0.9)},
+        1: {(False, "judged", 0.2)},
+        2: {(False, "truncated_thinking", 0.0)},
+        3: {(False, "no_answer", 0.0)},
+    }
+    # judged whole (reasoning off), the thinking is read too: another verdict set
+    off = verify(run_dir, "judge", judge_model=model, judge_engine=JUDGE_ENGINE, reasoning="off", progress="quiet")
+    assert off["verdict_set"] != on["verdict_set"] and off["judge"]["calls"] == 3 * 4
+    whole = store.read_verdicts(off["verdict_set"], ["sample_idx", "correct"]).to_pylist()
+    assert {row["correct"] for row in whole if row["sample_idx"] % 4 == 2} == {True}, "the cut-off thinking's answer"

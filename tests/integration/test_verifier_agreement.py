@@ -5,6 +5,7 @@ rates, ``ttc analyze --verifier-error`` on a simulated run whose truth is known,
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from harness import agreement, analyze, import_samples, load_run, verify
 from harness.core.errors import OptionError
+from harness.reporting.html import MAX_AGREEMENTS, agreement_section
 from harness.store import RunStore
 from tests.support.helpers import ttc
 
@@ -66,9 +68,10 @@ def test_agreement_of_imported_verdicts_with_math_verify_on_real_samples(qwen_ru
     assert scored.agreement.samples == 800
 
 
-def test_intervals_contain_simulated_error_rates_at_their_nominal_rate(qwen_run):
+def test_intervals_contain_simulated_error_rates_at_their_nominal_rate(qwen_run, tmp_path):
     """Verdict sets flipped from math-verify's with known rates (varying by problem, as a checker's errors do),
-    stored in the run and compared through it: the intervals contain the rates at about 95%."""
+    stored in a copy of the run and compared through it: the intervals contain the rates at about 95%."""
+    qwen_run = Path(shutil.copytree(qwen_run, tmp_path / "run"))  # the other tests see the run's two sets only
     store = RunStore.open(qwen_run)
     reference = store.read_verdicts("math", ["correct", "reason", "answer", "detail"])
     truth = reference.column("correct").to_numpy(zero_copy_only=False).astype(bool)
@@ -89,6 +92,9 @@ def test_intervals_contain_simulated_error_rates_at_their_nominal_rate(qwen_run)
         hits["recall"] += result.recall.low <= 1 - fnr <= result.recall.high
     coverage = {name: count / simulations for name, count in hits.items()}
     assert all(0.85 <= value <= 1.0 for value in coverage.values()), coverage
+    # the report's section compares with the first MAX_AGREEMENTS other sets and counts the rest
+    section = agreement_section(RunStore.open(qwen_run), store.verdict_key({"name": "simulated-0"}))
+    assert len(section["rows"]) == MAX_AGREEMENTS and section["omitted"] == simulations + 1 - MAX_AGREEMENTS
 
 
 def test_bad_agreement_input_is_one_line_naming_the_flag_and_writes_nothing(qwen_run):
