@@ -364,9 +364,8 @@ def judge_run(
                         else:
                             asked.append((problem_id, item, indices))
                     prompts = [prompt for _, prompt, _ in asked]
-                    for position, reply, tops, prompt_tokens, reply_tokens in ask(
-                        engine, prompts, options, outcome.usage
-                    ):
+                    replies = ask(engine, prompts, options, outcome.usage) if prompts else iter(())
+                    for position, reply, tops, prompt_tokens, reply_tokens in replies:
                         problem_id, _, indices = asked[position]
                         record(problem_id, judgement(reply, tops, prompt_tokens, reply_tokens), indices, by_judge=True)
         finally:
