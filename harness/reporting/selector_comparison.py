@@ -442,7 +442,7 @@ def estimate(
         raise OptionError(
             "selectors",
             f"selector {spec.kind!r} votes over extracted answers, and verdict set {judged.verdict_set} has none "
-            "(its verifier extracts no answers, as for code tasks)",
+            "(its verifier extracts none: an LLM judge does not, nor python-tests where prompts show no examples)",
         )
     if spec.kind == "coverage":
         sizes, right = judged.sizes, np.array([c.sum() for c in correct])
