@@ -272,8 +272,9 @@ def verify(
     ``verifier="judge"``: an LLM judge, ``judge_model`` on ``judge_engine`` (``vllm`` in process, or ``openai``
     at ``judge_base_url``), asks whether each sample's answer is right (``harness.pipeline.judge``; the prompt is
     ``judge_template`` or the built-in one; it reads the end of each sample's answer, after the thinking when
-    reasoning is on, and a sample whose thinking never closed is wrong without asking it). Each distinct (problem, answer) is judged once; the verdicts carry the judge's reply and its
-    probability of "yes", and what the judge spent is reported."""
+    reasoning is on, and a sample whose thinking never closed is wrong without asking it). Each distinct
+    (problem, answer) is judged once; the verdicts carry the judge's reply and its probability of "yes", and what
+    the judge spent is reported."""
     check_value("run_dir", run_dir, Path)
     check_number("workers", workers, at_least=1, integer=True)
     check_reasoning_mode(reasoning)
