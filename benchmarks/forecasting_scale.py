@@ -1,4 +1,4 @@
-"""Figure 10: forecasting, budgets and backtests on a million problems (issue 22).
+"""Figure 11: forecasting, budgets and backtests on a million problems (issue 22).
 
 A counts file of P problems x 100 samples (success rates from a Beta(0.3, 2) law, as hard as MATH for a small
 model) is written as JSONL, then read and analysed the way ``ttc forecast --counts``, ``ttc budget --counts``
@@ -94,7 +94,7 @@ def run_figure(quick: bool) -> FigureResult:
 
     rows = [
         Row(
-            "10 forecasting at scale",
+            "11 forecasting at scale",
             f"read + forecast (auto) at k = 1000, {problems:,} problems x {SAMPLES}",
             seconds["read"] + seconds["forecast"],
             "s",
@@ -107,7 +107,7 @@ def run_figure(quick: bool) -> FigureResult:
             ),
         ),
         Row(
-            "10 forecasting at scale",
+            "11 forecasting at scale",
             f"read + budget at 90% coverage with costs, {problems:,} problems",
             seconds["budget"],
             "s",
@@ -117,7 +117,7 @@ def run_figure(quick: bool) -> FigureResult:
             + was(" (before: killed, exit 137, unfinished)"),
         ),
         Row(
-            "10 forecasting at scale",
+            "11 forecasting at scale",
             f"backtest, {figures['backtest_repeats']} pilots x 7 methods, {problems:,} problems",
             seconds["backtest"],
             "s",

@@ -18,6 +18,7 @@ from harness.core.options import DeclaresOptions
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
+from harness.engines.confidence import ConfidenceStats
 from harness.engines.models import ModelRef
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ class GenerationRequest:
             generation prompt, for chat messages): the opening think tag when ``--reasoning on`` meets a chat
             template that does not open the thinking itself. An engine that renders prompts must append it; it
             is part of the run's configuration hash.
+        top_logprobs: return each generated token's ``top_logprobs`` most likely alternatives with their
+            log-probabilities (``Completion.top_logprobs``; 0: none). A judge asks for them to read its
+            probability of "yes"; sampling for a run never does.
     """
 
     problem_id: str
@@ -49,6 +53,7 @@ class GenerationRequest:
     seed: int
     think_tags: ThinkTags | None = None
     response_prefix: str = ""
+    top_logprobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,12 @@ class Completion:
         thinking_tokens: how many of ``n_tokens`` were thinking, up to and including the closing think tag (all of
             them when the thinking never closed); None when unknown (see ``split_tokens``).
         answer_tokens: the rest, ``n_tokens - thinking_tokens``; None when unknown.
+        confidence: the sample's confidence statistics, computed while sampling from its tokens'
+            log-probabilities (``harness.engines.confidence``); None where the engine has none.
+        confidence_settings: what they were computed with (``ConfidenceSettings.label``).
+        top_logprobs: when the request asked for them (``GenerationRequest.top_logprobs``), per generated token
+            its most likely tokens' log-probabilities, token text -> log-probability (a judge's verdict
+            token); None otherwise.
     """
 
     text: str
@@ -71,6 +82,9 @@ class Completion:
     logprob_sum: float | None
     thinking_tokens: int | None = None
     answer_tokens: int | None = None
+    confidence: ConfidenceStats | None = None
+    confidence_settings: str | None = None
+    top_logprobs: list[dict[str, float]] | None = None
 
 
 def split_tokens(n_tokens: int, thinking_tokens: int | None) -> dict[str, int | None]:

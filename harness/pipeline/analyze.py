@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import numpy as np
+
 from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
 from harness.metrics.counts import Counts
 from harness.metrics.reasoning import reasoning_figures
+from harness.metrics.verifier_error import ErrorRate, corrected_coverage
 from harness.pipeline.results import REASONING_FIGURES, ReasoningSummary, Summary
 from harness.reporting.run_counts import judged_tokens, run_counts
 from harness.store import RunStore
@@ -22,7 +25,12 @@ from harness.store.completeness import completeness
 from verifiers.base import TRUNCATED_THINKING
 
 
-def analyze_run(store: RunStore, verifier: str | None = None, write: bool = True) -> Summary:
+def analyze_run(
+    store: RunStore,
+    verifier: str | None = None,
+    error_rates: tuple[ErrorRate, ErrorRate] | None = None,
+    write: bool = True,
+) -> Summary:
     """Compute the run's summary, write ``summary.json`` and ``coverage.png``, holding the run's lock (refused
     while another process writes into the run). ``write=False`` computes it without writing anything (a run
     directory this process may not write into: an archived, read-only copy).
@@ -31,12 +39,33 @@ def analyze_run(store: RunStore, verifier: str | None = None, write: bool = True
     part of the run leaves out (samples without verdicts, problems without any), and is None otherwise. It
     records what it summarised (``run_id``, ``config_hash``, ``verdict_set`` and ``fingerprint``: the shards
     read, ``RunStore.content_fingerprint``), so a summary.json of another run or of another state is known.
+    ``error_rates``: the verifier's (false-positive, false-negative) rates: the summary's ``corrected`` entry
+    then holds pass@k corrected for them beside the raw curve (``corrected_summary``).
     """
     with store.locked() if write else store.locked_for_reading():
-        return _analyze_locked(store, verifier, write)
+        return _analyze_locked(store, verifier, error_rates, write)
 
 
-def _analyze_locked(store: RunStore, verifier: str | None, write: bool) -> Summary:
+def corrected_summary(counts: Counts, error_rates: tuple[ErrorRate, ErrorRate]) -> dict[str, Any]:
+    """pass@k at the summary's k corrected for the verifier's error rates (``harness.metrics.verifier_error``),
+    with the raw curve beside it; its ``forecast`` is the corrected model's at the summary's forecast k."""
+    corrected = corrected_coverage(counts.num_samples, counts.num_correct, *error_rates)
+    entry = corrected.to_dict()
+    k = 10 * int(np.min(counts.num_samples))
+    low, high = corrected.curve_interval([k])
+    entry["forecast"] = {
+        "k": k,
+        "coverage": float(corrected.curve([k])[0]),
+        "low": float(low[0]),
+        "high": float(high[0]),
+    }
+    entry["forecast"].update(method="corrected", confidence=corrected.confidence)
+    return entry
+
+
+def _analyze_locked(
+    store: RunStore, verifier: str | None, error_rates: tuple[ErrorRate, ErrorRate] | None, write: bool
+) -> Summary:
     from harness.reporting.figures import figure_png, plot_run_coverage  # matplotlib: imported when drawing
 
     key = store.resolve_verdict_key(verifier)
@@ -61,6 +90,8 @@ def _analyze_locked(store: RunStore, verifier: str | None, write: bool) -> Summa
     summary["usage"] = store.usage()
     summary["budget"] = laws.budget(Usage.from_mapping(summary["usage"]))
     summary["finish_reasons"] = finish_reasons(store)
+    if error_rates is not None:
+        summary["corrected"] = corrected_summary(counts, error_rates)
     summary["reasoning"] = reasoning_summary(store, key)
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]

@@ -13,6 +13,8 @@
     stored.law.predict(1000)   # the fitted power law
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
     stored.budget(0.8)         # the smallest k whose forecast reaches 80% coverage, and what it costs
+    stored.agreement("math", against="imported")   # how often one verifier agrees with another
+    stored.corrected_coverage(verifier_error="0.05,0.1")  # pass@k corrected for the verifier's error rates
 """
 
 from __future__ import annotations
@@ -28,16 +30,20 @@ import numpy as np
 from harness.core.errors import DataError, OptionError
 from harness.core.options import check_value
 from harness.forecasting.budget import BudgetPlan, plan_budget
+from harness.forecasting.corrected import CorrectedModel
 from harness.forecasting.costs import Prices, Usage
-from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, forecast_curve
+from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, _validate_request, forecast_curve, model_forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
 from harness.metrics.analysis import MeasuredCoverage, coverage_summary, measured_coverage, measured_pass_hat_k
 from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
+from harness.metrics.verifier_error import CorrectedCoverage, ErrorRate, corrected_coverage
 from harness.pipeline.analyze import analyze_run, summarize_counts
 from harness.pipeline.counts_file import read_counts
 from harness.pipeline.results import AvgAtNFigures, ReasoningSummary, Summary, UsageFigures
+from harness.pipeline.verifier_stats import ErrorRates, resolve_error_rates, stored_error_rates
+from harness.reporting.agreement import AgreementResult, run_agreement
 from harness.reporting.html import write_report
 from harness.reporting.run_counts import run_counts
 from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
@@ -240,11 +246,27 @@ class Run:
             raise DataError(f"{self.label}: no power law could be fitted: {reason}")
         return PowerLaw.from_json(fit)
 
-    def forecast(self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Forecast:
+    def forecast(
+        self,
+        k: int,
+        method: str = "auto",
+        confidence: float = DEFAULT_CONFIDENCE,
+        seed: int = 0,
+        *,
+        corrected: bool = False,
+        verifier_error: str | Sequence[float | ErrorRate] | None = None,
+        verifier_error_from: str | Path | None = None,
+    ) -> Forecast:
         """Coverage at ``k`` samples per problem with a ``confidence`` interval (``harness.forecasting.forecast``).
 
-        The summary's own forecast (``auto`` at 10 x the samples, seed 0) is read from it.
+        The summary's own forecast (``auto`` at 10 x the samples, seed 0) is read from it. ``corrected``: the
+        forecast of pass@k corrected for the verifier's error rates (``harness.forecasting.corrected``), the
+        rates given as ``verifier_error``/``verifier_error_from`` or else those ``analyze`` recorded.
         """
+        if corrected:
+            _validate_request(k, confidence, seed)
+            return model_forecast(self._corrected_model(verifier_error, verifier_error_from, seed), k, confidence)
+        _refuse_rates_without_corrected(verifier_error, verifier_error_from)
         known = self._known_summary()
         stored = None if known is None else known["forecast"]
         if stored and (method, seed) == ("auto", 0) and (stored["k"], stored["confidence"]) == (k, confidence):
@@ -262,6 +284,9 @@ class Run:
         usage: Mapping[str, float | None] | None = None,
         seed: int = 0,
         plot: str | Path | None = None,
+        corrected: bool = False,
+        verifier_error: str | Sequence[float | ErrorRate] | None = None,
+        verifier_error_from: str | Path | None = None,
     ) -> BudgetPlan:
         """The smallest k whose forecast reaches ``target`` coverage (and where the interval's ends reach it),
         what bringing every problem to k costs, and samples allocated by difficulty: what ``ttc budget``
@@ -271,6 +296,8 @@ class Run:
         name (``output_tokens_per_sample``, ``prompt_tokens_per_problem``, ``output_tokens_per_second``,
         ``model_parameters``), which a counts file needs for costs at all. Money needs a price, per million
         tokens or per GPU hour (not both). ``plot``: a PNG of the forecast coverage against its cost.
+        ``corrected``: the budget by the forecast of pass@k corrected for the verifier's error rates (as for
+        ``forecast``).
         """
         if plot is not None:
             check_output_path(plot, "plot", inputs=[self.source])
@@ -285,7 +312,14 @@ class Run:
         given = {name: value for name, value in (usage or {}).items() if value is not None}
         figures = Usage(**{name: given.get(name, getattr(measured, name)) for name in known})
         prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
-        plan = plan_budget(self._counts, target, method, confidence, figures, prices, seed=seed)
+        model = None
+        if corrected:
+            model = self._corrected_model(verifier_error, verifier_error_from, seed)
+            if plot is not None:
+                raise OptionError("plot", "draws the uncorrected forecast; leave out --plot with --corrected")
+        else:
+            _refuse_rates_without_corrected(verifier_error, verifier_error_from)
+        plan = plan_budget(self._counts, target, method, confidence, figures, prices, seed=seed, model=model)
         if plot is not None:
             from harness.reporting.figures import forecast_ks, plot_budget  # matplotlib: imported when drawing
 
@@ -354,6 +388,58 @@ class Run:
         ]
         return pd.DataFrame(rows, columns=["selector", "kind", "k", "accuracy", "low", "high", "method"])
 
+    def agreement(
+        self, verdicts: str, against: str, *, threshold: float | None = None, confidence: float = 0.95
+    ) -> AgreementResult:
+        """How often ``verdicts`` (a verdict set by key or verifier name, or a score set with ``threshold``) agrees
+        with the reference ``against`` on this run (``ttc agreement``; ``harness.reporting.agreement``): the
+        confusion matrix, precision, recall, false-positive and false-negative rates with intervals clustered by
+        problem, Cohen's kappa, the AUROC of scores, and the disagreeing samples (``.disagreements``).
+        ``.to_json()`` is what ``--verifier-error-from`` reads."""
+        store = self._run_store("agreement compares the verdicts of a run directory")
+        return run_agreement(store, verdicts, against, threshold=threshold, confidence=confidence)
+
+    def corrected_coverage(
+        self,
+        verifier_error: str | Sequence[float | ErrorRate] | None = None,
+        verifier_error_from: str | Path | None = None,
+        ks: Sequence[int] | None = None,
+        *,
+        confidence: float = 0.95,
+        seed: int = 0,
+    ) -> CorrectedCoverage:
+        """pass@k corrected for the verifier's false-positive and false-negative rates (``"0.05,0.1"`` or a pair;
+        or an agreement's JSON file), with intervals carrying their uncertainty, beside the raw curve
+        (``harness.metrics.verifier_error``); the rates ``analyze`` recorded when none are given."""
+        rates = self._error_rates(verifier_error, verifier_error_from)
+        counts = self._counts
+        return corrected_coverage(counts.num_samples, counts.num_correct, *rates, ks, confidence=confidence, seed=seed)
+
+    def _error_rates(
+        self,
+        verifier_error: str | Sequence[float | ErrorRate] | None,
+        verifier_error_from: str | Path | None,
+    ) -> ErrorRates:
+        rates = resolve_error_rates(verifier_error, verifier_error_from)
+        if rates is None and self._store is not None:
+            rates = stored_error_rates(self._known_summary())
+        if rates is None:
+            which = f" of verdict set {self.verdict_set}" if self.verdict_set else ""
+            raise OptionError(
+                "verifier_error",
+                f"{self.label}: the verifier's error rates are needed (FPR,FNR, or an agreement's JSON): give them, "
+                f"or record them in the summary{which} with `ttc analyze --verifier-error`",
+            )
+        return rates
+
+    def _corrected_model(
+        self,
+        verifier_error: str | Sequence[float | ErrorRate] | None,
+        verifier_error_from: str | Path | None,
+        seed: int,
+    ) -> CorrectedModel:
+        return CorrectedModel(*self._error_rates(verifier_error, verifier_error_from), seed=seed).fit(self._counts)
+
     def groups(self, field: str) -> dict[str, Run]:
         """One ``Run`` per value of a per-problem field (e.g. ``model`` of a counts file, ``level`` of MATH).
         Groups of a run directory hold its counts, and share its measured ``usage`` (for their budgets)."""
@@ -370,6 +456,13 @@ class Run:
                 "value", f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}"
             )
         return groups[str(value)]
+
+
+def _refuse_rates_without_corrected(
+    verifier_error: str | Sequence[float | ErrorRate] | None, verifier_error_from: str | Path | None
+) -> None:
+    if verifier_error is not None or verifier_error_from is not None:
+        raise OptionError("corrected", "the verifier's error rates correct the forecast only with --corrected")
 
 
 def load_run(path: str | Path, verifier: str | None = None) -> Run:

@@ -23,6 +23,7 @@ RUN_ENTRIES = frozenset(
         "samples",
         "verdicts",
         "scores",
+        "selections",
         "logs",
         "summary.json",
         "coverage.png",
