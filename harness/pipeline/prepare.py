@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from harness.core.errors import TaskError
+from harness.core.errors import OptionError, TaskError
+from harness.core.forcing import BudgetForcing
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem
 from harness.engines.models import ModelRef, count_parameters
@@ -44,6 +45,7 @@ class PreparedRun:
     config: RunConfig
     out: Path
     reasoning: SamplingReasoning
+    forcing: BudgetForcing = field(default_factory=BudgetForcing)
 
 
 def prepare(options: SampleOptions) -> PreparedRun:
@@ -72,6 +74,10 @@ def prepare(options: SampleOptions) -> PreparedRun:
     )
     if reasoning.response_prefix:  # what prompts end with changes what is sampled (absent otherwise: old hashes hold)
         sample_defining["response_prefix"] = reasoning.response_prefix
+    forcing = options.budget_forcing()
+    if forcing.active:  # a forced sample is another sample: the settings enter the hash (absent otherwise)
+        check_forcing_reasoning(options, reasoning)
+        sample_defining["budget_forcing"] = forcing.record()
     settings = options.sampling_settings(stop=tuple(task.stop))
     description = dict(task.describe())
     description["problems_sha256"] = problems_digest(all_problems)
@@ -88,7 +94,19 @@ def prepare(options: SampleOptions) -> PreparedRun:
     out = options.out or RESULTS_DIR / f"{task.name}-{model.name}-{config.config_hash()[:8]}"
     check_run_directory_path(out, "out")
     load_verifier(task.default_verifier)  # a task's verifier that cannot load fails before any engine starts
-    return PreparedRun(options, task, problems, model, config, Path(out), reasoning)
+    return PreparedRun(options, task, problems, model, config, Path(out), reasoning, forcing)
+
+
+def check_forcing_reasoning(options: SampleOptions, reasoning: SamplingReasoning) -> None:
+    """Budget forcing cuts and extends thinking: refused (naming the forcing option given) unless the run's
+    samples are split into thinking and answer, decided before sampling."""
+    if reasoning.mode == "on":
+        return
+    option = "thinking_budget" if options.thinking_budget is not None else "min_thinking"
+    why = f"--reasoning {options.reasoning} decided off ({reasoning.decided_by})"
+    if reasoning.awaiting_evidence:
+        why = f"--reasoning auto has not decided yet ({reasoning.decided_by})"
+    raise OptionError(option, f"budget forcing needs reasoning on, and {why}: give --reasoning on")
 
 
 def open_run(prepared: PreparedRun) -> RunStore:

@@ -301,6 +301,41 @@ class Scoring(TypedDict):
     seconds: float
 
 
+class SweepBudget(TypedDict):
+    """One thinking budget of a sweep: its samples (and how many were forced there), the tokens the sweep
+    generated for them, what sampling the budget afresh would generate (every sample's tokens there), its
+    verdicts' count, pass@1 and reasons."""
+
+    budget: int
+    samples: int
+    forced: int
+    generated_tokens: int
+    afresh_tokens: int
+    verified: int
+    pass_at_1: float | None
+    reasons: dict[str, int]
+
+
+class SweepReport(TypedDict):
+    """What ``ttc sweep`` holds and did: the sweep's key and settings (``description``), the verdict set its
+    verdicts follow, each budget, the tokens this call generated and its seconds, the verdicts it made, and
+    beside them what sampling every budget afresh would generate (``afresh_tokens``) and take at the run's
+    measured throughput (``afresh_seconds``; None when unknown)."""
+
+    run: str
+    sweep: str
+    verdict_set: str
+    description: dict[str, Any]
+    budgets: list[SweepBudget]
+    generated_tokens: int
+    seconds: float
+    verified: int
+    stored_generated_tokens: int
+    afresh_tokens: int
+    afresh_seconds: float | None
+    sampling_tokens_per_second: float | None
+
+
 class ImportedRun(TypedDict):
     """What ``import_samples`` created: the run directory, its problems and samples, and its score sets."""
 

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +158,67 @@ def verify_run(
     if total == 0:
         return outcome
     references = {problem.problem_id: problem.reference for problem in store.problems()}
+    bar = Progress("verifying", total, problems=len(expected), mode=progress)
+    unjudged = dict(expected)
+    started = time.monotonic()
+    writer = store.verdict_writer(key, FLUSH_ROWS, FLUSH_SECONDS)
+
+    def collect(batch: JudgeBatch, verdicts: list[Verdict]) -> None:
+        writer.add(verdict_set.table(verdict_columns(batch, verdicts)))
+        for verdict in verdicts:
+            outcome.reasons[verdict.reason] += 1
+        outcome.verified += len(batch.indices)
+        unjudged[batch.problem_id] -= len(batch.indices)
+        bar.update(len(batch.indices), problems=int(unjudged[batch.problem_id] == 0))
+
+    batches = (
+        JudgeBatch(batch.problem_id, batch.indices, batch.texts)
+        for batch in store.iter_samples_lacking(verdict_set, missing=pending)
+    )
+    try:
+        judge_batches(batches, judge, references, judging.splits, collect, workers=workers, scale=scale)
+    finally:
+        writer.flush()
+        bar.close()
+        outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+@dataclass(frozen=True)
+class JudgeBatch:
+    """Samples of one problem to judge: their indices and texts, and a label of the caller's (``tag``)."""
+
+    problem_id: str
+    indices: list[int]
+    texts: list[str]
+    tag: Any = None
+
+
+def verdict_columns(batch: JudgeBatch, verdicts: Sequence[Verdict]) -> dict[str, list[Any]]:
+    """The columns of a verdict shard (``VERDICT_SCHEMA``) for ``batch``'s verdicts."""
+    return {
+        "problem_id": [batch.problem_id] * len(batch.indices),
+        "sample_idx": list(batch.indices),
+        "correct": [verdict.correct for verdict in verdicts],
+        "reason": [verdict.reason for verdict in verdicts],
+        "answer": [verdict.answer for verdict in verdicts],
+        "detail": [verdict.detail[:500] for verdict in verdicts],
+    }
+
+
+def judge_batches(
+    batches: Iterable[JudgeBatch],
+    judge: Verifier,
+    references: Mapping[str, Mapping[str, Any]],
+    splits: ThinkTags | None,
+    collect: Callable[[JudgeBatch, list[Verdict]], None],
+    *,
+    workers: int | None = None,
+    scale: ScaleOut = DEFAULT_SCALE,
+) -> None:
+    """Judge ``batches`` (``judge_texts``, split at ``splits``) on worker processes here, or as Ray tasks with
+    ``scale.uses_ray``, in pieces of the verifier's ``batch_size``; ``collect(piece, verdicts)`` gets each
+    piece's verdicts as they come (in this thread), with a bounded number in flight."""
     batch_size = getattr(judge, "batch_size", None)
     executor: Executor
     if scale.uses_ray:
@@ -172,52 +233,22 @@ def verify_run(
             initializer=die_with_parent,
             initargs=(os.getpid(),),
         )
-    bar = Progress("verifying", total, problems=len(expected), mode=progress)
-    unjudged = dict(expected)
-    started = time.monotonic()
-    writer = store.verdict_writer(key, FLUSH_ROWS, FLUSH_SECONDS)
+    inflight: dict[Future, JudgeBatch] = {}
+    with executor as pool:
 
-    def collect(future: Future, problem_id: str, indices: list[int]) -> None:
-        verdicts = future.result()
-        writer.add(
-            verdict_set.table(
-                {
-                    "problem_id": [problem_id] * len(indices),
-                    "sample_idx": indices,
-                    "correct": [verdict.correct for verdict in verdicts],
-                    "reason": [verdict.reason for verdict in verdicts],
-                    "answer": [verdict.answer for verdict in verdicts],
-                    "detail": [verdict.detail[:500] for verdict in verdicts],
-                }
-            )
-        )
-        for verdict in verdicts:
-            outcome.reasons[verdict.reason] += 1
-        outcome.verified += len(indices)
-        unjudged[problem_id] -= len(indices)
-        bar.update(len(indices), problems=int(unjudged[problem_id] == 0))
+        def drain(limit: int) -> None:
+            while len(inflight) > limit:
+                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    collect(inflight.pop(future), future.result())
 
-    inflight: dict[Future, tuple[str, list[int]]] = {}
-    try:
-        with executor as pool:
-
-            def drain(limit: int) -> None:
-                while len(inflight) > limit:
-                    done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                    for future in done:
-                        problem_id, indices = inflight.pop(future)
-                        collect(future, problem_id, indices)
-
-            for batch in store.iter_samples_lacking(verdict_set, missing=pending):
-                size = batch_size or len(batch.indices)
-                for start in range(0, len(batch.indices), size):
-                    texts = batch.texts[start : start + size]
-                    future = pool.submit(judge_texts, judge, references[batch.problem_id], texts, judging.splits)
-                    inflight[future] = (batch.problem_id, batch.indices[start : start + size])
-                    drain(4 * workers)
-            drain(0)
-    finally:
-        writer.flush()
-        bar.close()
-        outcome.seconds = time.monotonic() - started
-    return outcome
+        for batch in batches:
+            size = batch_size or len(batch.indices)
+            for start in range(0, len(batch.indices), size):
+                piece = JudgeBatch(
+                    batch.problem_id, batch.indices[start : start + size], batch.texts[start : start + size], batch.tag
+                )
+                future = pool.submit(judge_texts, judge, references[batch.problem_id], piece.texts, splits)
+                inflight[future] = piece
+                drain(4 * workers)
+        drain(0)

@@ -159,3 +159,25 @@ def format_plan(plan: BudgetPlan) -> str:
             )
     lines += [f"note: {note}" for note in plan.notes]
     return "\n".join(lines)
+
+
+def format_sweep(report: Mapping[str, Any]) -> str:
+    """A sweep's budgets, and what it generated beside what sampling each budget afresh would, as lines."""
+    header = f"{'budget':>8} {'samples':>8} {'forced':>7} {'generated':>10} {'afresh tokens':>14} {'pass@1':>7}"
+    lines = [header]
+    for entry in report["budgets"]:
+        accuracy = "—" if entry["pass_at_1"] is None else f"{entry['pass_at_1']:.3f}"
+        lines.append(
+            f"{entry['budget']:>8,} {entry['samples']:>8,} {entry['forced']:>7,} {entry['generated_tokens']:>10,} "
+            f"{entry['afresh_tokens']:>14,} {accuracy:>7}"
+        )
+    rate = report["sampling_tokens_per_second"]
+    afresh = f"{report['afresh_tokens']:,} tokens"
+    if report["afresh_seconds"] is not None and rate:
+        afresh += f" (about {report['afresh_seconds']:,.0f} s at the run's {rate:,.0f} tok/s)"
+    lines.append(
+        f"this sweep generated {report['generated_tokens']:,} tokens in {report['seconds']:,.1f} s "
+        f"({report['stored_generated_tokens']:,} stored over all its calls); sampling each budget afresh would "
+        f"generate {afresh}"
+    )
+    return "\n".join(lines)

@@ -53,6 +53,8 @@ SAMPLE_SCHEMA = pa.schema(
         # reasoning models: tokens up to and including the closing think tag, and the rest (null: unknown)
         ("thinking_tokens", pa.int32()),
         ("answer_tokens", pa.int32()),
+        # budget forcing: whether the closing tag and the answer cue were appended (null: not forced at all)
+        ("forced", pa.bool_()),
     ]
 )
 
@@ -64,6 +66,26 @@ VERDICT_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("answer", pa.string()),
         ("detail", pa.string()),
+    ]
+)
+
+# A one-trace sweep (``ttc sweep``): each stored sample at one thinking budget B. A sample whose thinking did not
+# close on its own within B is cut after its first B thinking tokens (``cut_chars`` characters of the stored
+# text kept), closed with the tag and the answer cue, and answered anew (``answer_text``: the cue and the new
+# answer); any other is the stored sample as it is (``forced`` false, no text of its own).
+SWEEP_SCHEMA = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("forced", pa.bool_()),
+        ("cut_chars", pa.int32()),
+        ("answer_text", pa.string()),
+        ("n_tokens", pa.int32()),  # the sample's generated tokens at B: thinking kept and answer
+        ("thinking_tokens", pa.int32()),
+        ("answer_tokens", pa.int32()),
+        ("generated_tokens", pa.int32()),  # what the sweep generated for it (0: nothing)
+        ("finish_reason", pa.string()),
+        ("seed", pa.int64()),
     ]
 )
 
@@ -79,7 +101,7 @@ SCORE_SCHEMA = pa.schema(
 
 # Columns added to a schema after run directories were first written: a shard without one (written before it
 # existed) reads it as nulls, and a table given without it is stored with nulls. New columns go here, nullable.
-ADDED_COLUMNS = frozenset({"thinking_tokens", "answer_tokens"})
+ADDED_COLUMNS = frozenset({"thinking_tokens", "answer_tokens", "forced"})
 
 PARQUET_MAGIC = b"PAR1"
 
