@@ -412,7 +412,7 @@ def _judge_sweep(
             forced[(budget, row["problem_id"], row["sample_idx"])] = row
     references = {problem.problem_id: problem.reference for problem in store.problems()}
     union = _union(missing.values())
-    bar = Progress("verifying", total, problems=len(union), mode=progress)
+    bar = Progress("verifying", total, mode=progress)
     buffers: dict[int, list[tuple[str, int, Verdict]]] = defaultdict(list)
 
     def batches() -> Iterator[JudgeBatch]:
