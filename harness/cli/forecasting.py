@@ -169,14 +169,89 @@ def budget(
     ] = 0,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the budget curve (PNG); one group.")] = None,
     seed: SeedOption = 0,
+    over: Annotated[
+        str,
+        typer.Option(
+            "--over",
+            help="samples, or samples,thinking: plan k and the thinking budget together over the run's sweep "
+            "(ttc sweep; docs/thinking.md).",
+        ),
+    ] = "samples",
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost", help="--over samples,thinking: tokens, flops, eflops (memory-aware) or money (needs a price)."
+        ),
+    ] = "tokens",
+    spend: Annotated[
+        float | None,
+        typer.Option("--spend", help="--over samples,thinking: the best (k, B) for this spend, in the cost's unit."),
+    ] = None,
+    model_config: Annotated[
+        Path | None,
+        typer.Option("--model-config", help="The model's config.json for flops/eflops (default: the run's model's)."),
+    ] = None,
+    dtype_bytes: Annotated[
+        float | None,
+        typer.Option("--dtype-bytes", help="Bytes per weight, where the config has no torch_dtype or is quantized."),
+    ] = None,
+    hardware: Annotated[
+        str | None,
+        typer.Option("--hardware", help="eFLOPs (and money per GPU hour): h100, h200, a100 or b200."),
+    ] = None,
+    flops_per_s: Annotated[
+        float | None,
+        typer.Option("--flops-per-s", help="Peak dense FLOP/s (with --bytes-per-s, or replacing the preset's)."),
+    ] = None,
+    bytes_per_s: Annotated[
+        float | None,
+        typer.Option(
+            "--bytes-per-s", help="Memory bandwidth in bytes/s (with --flops-per-s, or replacing the preset's)."
+        ),
+    ] = None,
+    k_max: Annotated[
+        int | None,
+        typer.Option("--k-max", help="--over samples,thinking: the largest k considered (default 10 x the samples)."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty."""
-    from harness.forecasting.budget import plan_adaptive_pilot
-    from harness.reporting.terminal import format_plan
+    """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty; with --over
+    samples,thinking the cheapest (k, thinking budget), the best for --spend, and the frontier."""
+    from harness.forecasting.budget import BudgetPlan, plan_adaptive_pilot
+    from harness.forecasting.planner import JointPlan
+    from harness.pipeline.surface import parse_axes
+    from harness.reporting.terminal import format_joint_plan, format_plan
 
     output = Output("budget", json_output)
     check_one_price(output, price_per_mtok, gpu_hour_price)
+    with output.errors():
+        axes = parse_axes(over)
+    if axes != ("samples",):
+        with output.errors():
+            if counts_file is not None or group_by is not None or plot is not None or adaptive_extra:
+                raise CommandError(
+                    "--over samples,thinking plans over a run directory's sweep: drop --counts, --group-by, --plot "
+                    "and --adaptive-extra"
+                )
+            loaded, _ = load_groups(run_dir, None, None, output)
+            joint = loaded.budget(
+                target,
+                over=axes,
+                cost=cost,
+                spend=spend,
+                model_config=model_config,
+                dtype_bytes=dtype_bytes,
+                hardware=hardware,
+                flops_per_s=flops_per_s,
+                bytes_per_s=bytes_per_s,
+                price_per_mtok=price_per_mtok,
+                gpu_hour_price=gpu_hour_price,
+                k_max=k_max,
+            )
+            assert isinstance(joint, JointPlan)
+        output.echo(format_joint_plan(joint))
+        output.result(target=target, over=list(axes), joint_plan=joint.to_json())
+        return
     with output.errors():
         loaded, groups = load_groups(run_dir, counts_file, group_by, output, plot)
         usage = {
@@ -185,13 +260,28 @@ def budget(
             "output_tokens_per_second": tokens_per_second,
             "model_parameters": None if params is None else int(params),
         }
-        prices = {"price_per_mtok": price_per_mtok, "gpu_hour_price": gpu_hour_price}
-        plans = {
-            name: group.budget(
-                target, method=method, confidence=confidence, usage=usage, seed=seed, plot=plot, **prices
+        plans: dict[str, BudgetPlan] = {}
+        for name, group in groups.items():
+            plan = group.budget(
+                target,
+                method=method,
+                confidence=confidence,
+                usage=usage,
+                seed=seed,
+                plot=plot,
+                cost=cost,
+                spend=spend,
+                model_config=model_config,
+                dtype_bytes=dtype_bytes,
+                hardware=hardware,
+                flops_per_s=flops_per_s,
+                bytes_per_s=bytes_per_s,
+                k_max=k_max,
+                price_per_mtok=price_per_mtok,
+                gpu_hour_price=gpu_hour_price,
             )
-            for name, group in groups.items()
-        }
+            assert isinstance(plan, BudgetPlan)
+            plans[name] = plan
         adaptive = {
             name: plan_adaptive_pilot(
                 groups[name].to_counts(), adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed

@@ -1,5 +1,6 @@
 """The analyze step: a run's summary (coverage and pass^k with intervals, avg@n, law, forecast, budget, groups,
-usage, reasoning) written to ``summary.json``, and ``coverage.png``.
+usage, reasoning, and after a sweep the samples x thinking surface) written to ``summary.json``, and
+``coverage.png``.
 
 Everything computed about a run is computed here, once: the power law and the forecasting model are each
 fitted once (``fit_laws``), and the summary's ``fit``, ``forecast`` and ``budget`` and the figure all come from
@@ -16,6 +17,7 @@ from harness.metrics.analysis import coverage_summary, group_summaries, groupabl
 from harness.metrics.counts import Counts
 from harness.metrics.reasoning import reasoning_figures
 from harness.pipeline.results import REASONING_FIGURES, ReasoningSummary, Summary
+from harness.pipeline.surface import run_surface, surface_summary
 from harness.reporting.run_counts import judged_tokens, run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
@@ -57,6 +59,8 @@ def _analyze_locked(store: RunStore, verifier: str | None) -> Summary:
     summary["budget"] = laws.budget(Usage.from_mapping(summary["usage"]))
     summary["finish_reasons"] = finish_reasons(store)
     summary["reasoning"] = reasoning_summary(store, key)
+    measured = run_surface(store, key)
+    summary["surface"] = None if measured is None else surface_summary(*measured)
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
     store.write_json("summary.json", summary)

@@ -247,6 +247,8 @@ class Summary(_CountsSummary, total=False):
     budget: BudgetTable | None
     finish_reasons: dict[str, int]
     reasoning: ReasoningSummary
+    # after ``ttc sweep``: the samples x thinking surface (harness.pipeline.surface.surface_summary); None before
+    surface: dict[str, Any] | None
     adaptive_pilot: AdaptivePilotReport
 
 

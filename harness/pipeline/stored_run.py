@@ -13,6 +13,7 @@
     stored.law.predict(1000)   # the fitted power law
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
     stored.budget(0.8)         # the smallest k whose forecast reaches 80% coverage, and what it costs
+    stored.budget(0.8, over="samples,thinking", cost="eflops", hardware="h100")   # the cheapest (k, B), after a sweep
 """
 
 from __future__ import annotations
@@ -25,18 +26,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from harness.core.errors import DataError, OptionError
+from harness.core.errors import DataError, OptionError, check_number
 from harness.core.options import check_value
 from harness.forecasting.budget import BudgetPlan, plan_budget
 from harness.forecasting.costs import Prices, Usage
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, forecast_curve
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
+from harness.forecasting.planner import JointPlan
 from harness.metrics.analysis import MeasuredCoverage, coverage_summary, measured_coverage, measured_pass_hat_k
 from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.metrics.estimators import log_spaced_ks
 from harness.pipeline.analyze import analyze_run, summarize_counts
 from harness.pipeline.results import AvgAtNFigures, ReasoningSummary, Summary, UsageFigures
+from harness.pipeline.surface import CostSettings, parse_axes, plan_over_thinking
 from harness.reporting.html import write_report
 from harness.reporting.run_counts import run_counts
 from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
@@ -254,7 +257,16 @@ class Run:
         usage: Mapping[str, float | None] | None = None,
         seed: int = 0,
         plot: str | Path | None = None,
-    ) -> BudgetPlan:
+        over: str | Sequence[str] = "samples",
+        cost: str = "tokens",
+        spend: float | None = None,
+        model_config: str | Path | None = None,
+        dtype_bytes: float | None = None,
+        hardware: str | None = None,
+        flops_per_s: float | None = None,
+        bytes_per_s: float | None = None,
+        k_max: int | None = None,
+    ) -> BudgetPlan | JointPlan:
         """The smallest k whose forecast reaches ``target`` coverage (and where the interval's ends reach it),
         what bringing every problem to k costs, and samples allocated by difficulty: what ``ttc budget``
         prints (``plan.to_json()`` is its JSON).
@@ -263,7 +275,39 @@ class Run:
         name (``output_tokens_per_sample``, ``prompt_tokens_per_problem``, ``output_tokens_per_second``,
         ``model_parameters``), which a counts file needs for costs at all. Money needs a price, per million
         tokens or per GPU hour (not both). ``plot``: a PNG of the forecast coverage against its cost.
+
+        ``over="samples,thinking"`` plans both axes over the run's sweep (``ttc sweep``; docs/thinking.md) and
+        returns a ``JointPlan``: the cheapest (k, B) reaching ``target``, the best (k, B) for ``spend`` with
+        "more samples or longer thinking?", and the frontier, priced by ``cost``: ``tokens``, ``flops`` or
+        ``eflops`` (from ``model_config``, default the run's model's config.json, with ``dtype_bytes`` where it
+        lacks a dtype; eFLOPs on a ``hardware`` preset or ``flops_per_s`` and ``bytes_per_s``) or ``money``
+        (per million tokens, or per GPU hour on the hardware). ``k_max``: the largest k considered (default 10 x
+        the samples measured).
         """
+        axes = parse_axes(over)
+        if axes == ("samples", "thinking"):
+            if plot is not None or usage is not None or method != "auto":
+                raise OptionError("over", "plot, usage and method apply to planning over samples alone")
+            settings = CostSettings(
+                cost=cost,
+                model_config=model_config,
+                dtype_bytes=dtype_bytes,
+                hardware=hardware,
+                flops_per_s=flops_per_s,
+                bytes_per_s=bytes_per_s,
+                price_per_mtok=price_per_mtok,
+                gpu_hour_price=gpu_hour_price,
+            )
+            check_number("target", target, above=0, below=1)
+            store = self._run_store("planning over thinking needs the run's sweep")
+            return plan_over_thinking(store, self._verdict_key, settings, target=target, spend=spend, k_max=k_max)
+        given = {"spend": spend, "model_config": model_config, "dtype_bytes": dtype_bytes, "hardware": hardware}
+        given |= {"flops_per_s": flops_per_s, "bytes_per_s": bytes_per_s, "k_max": k_max}
+        for name, value in given.items():
+            if value is not None:
+                raise OptionError(name, "applies to planning over samples and thinking (over='samples,thinking')")
+        if cost != "tokens":
+            raise OptionError("cost", "applies to planning over samples and thinking (over='samples,thinking')")
         if plot is not None:
             check_output_path(plot, "plot", inputs=[self.source])
         if price_per_mtok is not None and gpu_hour_price is not None:

@@ -282,6 +282,17 @@ def _cut(text: str, limit: int) -> str:
     return text[:limit] + f"\n… [{len(text) - limit:,} more characters not shown]"
 
 
+def surface_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The samples x thinking surface (after ``ttc sweep``): the summary's figures and the figure of coverage
+    against k per budget and against tokens per problem, the frontier marked; None without a sweep."""
+    from harness.reporting.figures import plot_surface
+
+    surface = summary.get("surface")
+    if not surface:
+        return None
+    return {"summary": surface, "figure": embedded_figure(lambda path: plot_surface(path, surface))}
+
+
 def build_report(
     store: RunStore,
     summary: Mapping[str, Any],
@@ -320,6 +331,7 @@ def build_report(
         "prices": prices,
         "tokens": token_accounting(summary, store.manifest.get("sessions", []), prices),
         "reasoning": reasoning_section(store, summary),
+        "surface": surface_section(summary),
         "examples": example_samples(store, verdict_set, examples_per_reason),
         "missing": MISSING,
         "example_chars": EXAMPLE_CHARS,

@@ -205,3 +205,32 @@ def test_a_sweep_above_a_forced_runs_budget_or_of_a_run_without_thinking_is_refu
     with pytest.raises(OptionError, match="reasoning off") as error:
         harness.sweep(whole.run_dir, [4], progress="quiet", log=lambda line: None)
     assert error.value.option == "thinking_budgets"
+
+
+def test_analyze_measures_the_surface_of_the_sweep_and_the_report_draws_it(shared_data, tmp_path):
+    from harness.metrics.estimators import pass_at_k
+
+    unforced = trace_run(shared_data, tmp_path)
+    report = harness.sweep(unforced.run_dir, [4, 8, 16], answer_tokens=3, progress="quiet", log=lambda line: None)
+    summary = harness.analyze(unforced.run_dir)
+    surface = summary["surface"]
+    assert surface["sweep"] == report["sweep"] and surface["budgets"] == [4, 8, 16]
+    assert (surface["problems"], surface["samples_per_problem"], surface["left_out_problems"]) == (PROBLEMS, SAMPLES, 0)
+    store = RunStore.open(unforced.run_dir)
+    for entry in surface["per_budget"]:
+        rows = store.sweep_samples(report["sweep"], entry["budget"]).read(["n_tokens"]).column("n_tokens").to_pylist()
+        assert entry["tokens_per_sample"] == pytest.approx(sum(rows) / len(rows))
+        verdicts = store.sweep_verdicts(report["sweep"], entry["budget"], report["verdict_set"]).read(["correct"])
+        correct: dict[str, int] = {}
+        for row in verdicts.to_pylist():
+            correct[row["problem_id"]] = correct.get(row["problem_id"], 0) + int(row["correct"])
+        for point in entry["pass_at_k"]:
+            expected = sum(pass_at_k(SAMPLES, c, point["k"]) for c in correct.values()) / len(correct)
+            assert point["coverage"] == pytest.approx(expected), (entry["budget"], point)
+            assert point["low"] <= point["coverage"] <= point["high"]
+    assert surface["frontier"] and all(point["budget"] in (4, 8, 16) for point in surface["frontier"])
+    assert len(surface["k_laws"]) == 3 and (surface["budget_law"] or surface["budget_law_error"])
+    page = Path(harness.load_run(unforced.run_dir).report()).read_text()
+    assert 'id="surface"' in page and "Samples x thinking budget" in page
+    # a run without a sweep has no surface
+    assert trace_run(shared_data, tmp_path, name="plain").summary["surface"] is None
