@@ -13,13 +13,16 @@ Tokens are words (``\\s*\\S+``). Each sample has a natural trace fixed by its se
   answers as above.
 
 Every completion honours ``GenerationRequest.max_tokens`` (finish ``length`` when it cut the words).
-Problems are GSM8K's first five, whose answers ``RIGHT`` holds.
+Problems are GSM8K's first five, whose answers ``RIGHT`` holds (later problems reuse them in turn). Engine options:
+``concurrent`` (the samples it says it works on at once: a sweep's chunk) and ``delay`` (seconds per request),
+for kill-and-resume tests.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -54,7 +57,7 @@ def natural_trace(seed: int, problem: int, tags: ThinkTags) -> tuple[list[str], 
     needed = rng.randint(2, length)
     right = rng.random() < 0.7
     thinking = [f"[trace:{seed}:{problem}]"] + [f"w{index}" for index in range(2, length + 1)]
-    answer = RIGHT[problem] if right else WRONG
+    answer = RIGHT[problem % len(RIGHT)] if right else WRONG
     return [*thinking, tags.close, "####", answer], needed, right
 
 
@@ -67,10 +70,10 @@ def continuation(generated: str, seed: int, problem: int, tags: ThinkTags) -> li
     segments = split_completion(generated, tags)
     thought = len(segments.thinking.split())
     if segments.closed:  # closed off the script: answer from the thinking it saw
-        return ["####", RIGHT[problem] if right and thought >= needed else WRONG]
+        return ["####", RIGHT[problem % len(RIGHT)] if right and thought >= needed else WRONG]
     extra = [f"more{index}" for index in range(1, EXTRA + 1)]
     enough = right and thought + EXTRA >= needed
-    return [*extra, tags.close, "####", RIGHT[problem] if enough else WRONG]
+    return [*extra, tags.close, "####", RIGHT[problem % len(RIGHT)] if enough else WRONG]
 
 
 class TraceEngine(Engine):
@@ -79,6 +82,11 @@ class TraceEngine(Engine):
     def __init__(self, model: str, **options: Any) -> None:
         self.model = model
         self.requests_seen: list[GenerationRequest] = []
+        self.concurrent = int(options["concurrent"]) if "concurrent" in options else None
+        self.delay = float(options.get("delay", 0.0))
+
+    def concurrent_samples(self) -> int | None:
+        return self.concurrent
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "trace-fake", "model": self.model}
@@ -96,6 +104,7 @@ class TraceEngine(Engine):
     ) -> Iterator[GenerationResult]:
         for request in requests:
             self.requests_seen.append(request)
+            time.sleep(self.delay)
             text = self.render_prompt(request.prompt, request.response_prefix)
             header = HEADER.search(text)
             tags = request.think_tags or ThinkTags()
