@@ -465,6 +465,22 @@ def report_command(
     gpu_hour_price: Annotated[
         float | None, typer.Option("--gpu-hour-price", help="Money per GPU hour, for the cost columns.")
     ] = None,
+    hardware: Annotated[
+        str | None,
+        typer.Option(help="Add the memory-aware cost (eFLOPs) on h100, h200, a100 or b200 to the cost tables."),
+    ] = None,
+    flops_per_s: Annotated[
+        float | None, typer.Option(help="eFLOPs: peak FLOP/s (with --bytes-per-s, or replacing the preset's).")
+    ] = None,
+    bytes_per_s: Annotated[
+        float | None, typer.Option(help="eFLOPs: memory bandwidth in bytes/s (with --flops-per-s, or replacing).")
+    ] = None,
+    model_config: Annotated[
+        Path | None, typer.Option(help="eFLOPs: the model's config.json (default: the run's model's).")
+    ] = None,
+    dtype_bytes: Annotated[
+        float | None, typer.Option(help="eFLOPs: bytes per weight, where the config has no torch_dtype.")
+    ] = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -477,7 +493,16 @@ def report_command(
         stored = harness.load_run(run_dir, verifier)
         if not stored.is_run_directory:
             raise RunStoreError(f"{run_dir} is not a run directory")
-        path = stored.report(out, price_per_mtok=price_per_mtok, gpu_hour_price=gpu_hour_price)
+        path = stored.report(
+            out,
+            price_per_mtok=price_per_mtok,
+            gpu_hour_price=gpu_hour_price,
+            hardware=hardware,
+            flops_per_s=flops_per_s,
+            bytes_per_s=bytes_per_s,
+            model_config=model_config,
+            dtype_bytes=dtype_bytes,
+        )
         summary = stored.summary
     if output.human:
         from harness.reporting.terminal import print_summary

@@ -29,6 +29,7 @@ import numpy as np
 from harness.core.errors import DataError, OptionError, check_number
 from harness.core.options import check_value
 from harness.forecasting.budget import BudgetPlan, plan_budget
+from harness.forecasting.cost_model import resolve_hardware
 from harness.forecasting.costs import Prices, Usage
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, forecast_curve
 from harness.forecasting.forecast import forecast as forecast_coverage
@@ -41,6 +42,7 @@ from harness.pipeline.analyze import analyze_run, summarize_counts
 from harness.pipeline.results import AvgAtNFigures, ReasoningSummary, Summary, UsageFigures
 from harness.pipeline.surface import CostSettings, parse_axes, plan_over_thinking
 from harness.reporting.html import write_report
+from harness.reporting.run_costs import CostBasis, run_cost_model
 from harness.reporting.run_counts import run_counts
 from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
 from harness.store import RunStore
@@ -332,16 +334,33 @@ class Run:
         return plan
 
     def report(
-        self, out: str | Path | None = None, *, price_per_mtok: float | None = None, gpu_hour_price: float | None = None
+        self,
+        out: str | Path | None = None,
+        *,
+        price_per_mtok: float | None = None,
+        gpu_hour_price: float | None = None,
+        hardware: str | None = None,
+        flops_per_s: float | None = None,
+        bytes_per_s: float | None = None,
+        model_config: str | Path | None = None,
+        dtype_bytes: float | None = None,
     ) -> Path:
         """Write the run's report, one self-contained HTML page built from its summary, to ``out`` (default:
         ``report.html`` in the run directory) and return its path: what ``ttc report`` writes. A price (per
-        million tokens or per GPU hour) adds money to the cost columns."""
+        million tokens or per GPU hour) adds money to the cost columns; a ``hardware`` preset (or
+        ``flops_per_s`` and ``bytes_per_s``) adds the memory-aware cost (eFLOPs) from the model's config.json
+        (``model_config``, default the run's model's)."""
         store = self._run_store("a report shows the samples")
         if out is not None:  # refused before a stale summary is analysed again
             check_output_path(out, "out", own_run=store.path, own_files=("report.html",))
         prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
-        return write_report(store, self.summary, out, prices=prices)
+        basis = None
+        if hardware is not None or flops_per_s is not None or bytes_per_s is not None:
+            basis = CostBasis(resolve_hardware(hardware, flops_per_s, bytes_per_s), model_config, dtype_bytes)
+            run_cost_model(store, model_config, dtype_bytes)  # an unreadable config fails before any writing
+        elif model_config is not None or dtype_bytes is not None:
+            raise OptionError("hardware", "eFLOPs need the hardware: a preset, or flops_per_s and bytes_per_s")
+        return write_report(store, self.summary, out, prices=prices, cost_basis=basis)
 
     def selectors(
         self,

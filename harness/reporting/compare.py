@@ -29,14 +29,14 @@ import numpy as np
 
 from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.budget import K_LIMIT, smallest_k
-from harness.forecasting.cost_model import CostModel, Hardware, ModelArchitecture
+from harness.forecasting.cost_model import Hardware
 from harness.forecasting.costs import inference_flops, token_money
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel
-from harness.forecasting.planner import compute_cost
 from harness.metrics.analysis import coverage_summary, measured_coverage
 from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
+from harness.reporting.run_costs import eflops_per_problem, run_cost_model
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
@@ -169,47 +169,13 @@ def load_runs(
         )
     configs = _per_run(model_configs, len(paths), "model_configs")
     cost_models = (
-        [_cost_model(store, config, dtype_bytes) for store, config in zip(stores, configs)] if hardware else []
+        [run_cost_model(store, config, dtype_bytes) for store, config in zip(stores, configs)] if hardware else []
     )
     _restrict_to_shared_problems(runs, strict, log)
     _check_same_references(runs, stores)
     for run, store, model in zip(runs, stores, cost_models):
-        run.eflops = _eflops_per_problem(store, run.counts, model, hardware)
+        run.eflops = eflops_per_problem(store, run.counts.problem_ids.tolist(), model, hardware)
     return runs
-
-
-def _cost_model(store: RunStore, config: str | Path | None, dtype_bytes: float | None) -> CostModel:
-    """A run's cost model from ``config`` or else its model's config.json; a config that cannot be read is an
-    ``OptionError("model_config", ...)`` (eFLOPs never fall back to FLOPs)."""
-    if config is None:
-        model_path = (store.manifest.get("model") or {}).get("path")
-        config = Path(model_path) / "config.json" if model_path else None
-    if config is None or not Path(config).is_file():
-        where = f"{store.path} records no local model" if config is None else f"{config} is not a readable file"
-        raise OptionError("model_config", f"eFLOPs need each model's config.json ({where})")
-    return CostModel(ModelArchitecture.from_config(Path(config), dtype_bytes=dtype_bytes))
-
-
-def _eflops_per_problem(
-    store: RunStore, counts: Counts, model: CostModel, hardware: Hardware | None
-) -> tuple[float, float]:
-    """(eFLOPs of one more sample, eFLOPs of the prompt's prefill and its shared KV reads) per problem, from the
-    run's stored tokens on the compared problems (each problem's first n samples, n the fewest any has)."""
-    table = store.read_samples(columns=["n_tokens", "prompt_tokens"]).to_pylist()
-    shared = set(counts.problem_ids.tolist())
-    tokens: dict[str, list[float]] = {}
-    prompts: dict[str, float] = {}
-    for row in table:
-        if row["problem_id"] in shared and row["n_tokens"] is not None:
-            tokens.setdefault(row["problem_id"], []).append(float(row["n_tokens"]))
-            prompts[row["problem_id"]] = float(row["prompt_tokens"] or 0)
-    if not tokens:
-        raise OptionError("hardware", f"{store.path}: its samples have no token counts to price")
-    n = min(len(values) for values in tokens.values())
-    ids = sorted(tokens)
-    grid = np.array([tokens[problem_id][:n] for problem_id in ids])[:, :, None]
-    cost = compute_cost(model, grid, np.array([prompts[problem_id] for problem_id in ids]), hardware)
-    return float(cost.per_sample[0]) / len(ids), float(cost.fixed[0]) / len(ids)
 
 
 def _check_same_references(runs: Sequence[ComparedRun], stores: Sequence[RunStore]) -> None:

@@ -25,6 +25,7 @@ import pyarrow as pa
 from harness.core.errors import RunStoreError
 from harness.forecasting.costs import Cost, Prices, inference_flops, money_for
 from harness.reporting.format import MISSING, format_fixed, format_quantity
+from harness.reporting.run_costs import CostBasis, run_eflops
 from harness.store import RunStore
 from harness.store.outputs import check_output_path
 
@@ -299,10 +300,12 @@ def build_report(
     *,
     prices: Prices | None = None,
     examples_per_reason: int = EXAMPLES_PER_REASON,
+    cost_basis: CostBasis | None = None,
 ) -> str:
     """The report page (HTML text) of a run whose ``analyze`` summary is ``summary``.
 
-    The coverage figure is ``coverage.png``, which ``analyze`` writes beside ``summary.json``.
+    The coverage figure is ``coverage.png``, which ``analyze`` writes beside ``summary.json``. With
+    ``cost_basis`` the cost table and the budget rows have the memory-aware cost (eFLOPs) on its hardware.
     """
     prices = prices or Prices()
     verdict_set = summary["verdict_set"]
@@ -328,6 +331,7 @@ def build_report(
         "selectors": selector_section(store, verdict_set),
         "budget": budget,
         "budget_rows": [] if budget is None else budget_rows(budget, prices),
+        "eflops": None if cost_basis is None else run_eflops(store, cost_basis),
         "prices": prices,
         "tokens": token_accounting(summary, store.manifest.get("sessions", []), prices),
         "reasoning": reasoning_section(store, summary),

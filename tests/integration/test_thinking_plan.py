@@ -154,3 +154,28 @@ def test_budget_over_samples_and_thinking_from_the_command_line(swept):
     assert "frontier" in shown.stdout and "more samples or longer thinking?" in shown.stdout
     bad = ttc("budget", str(swept), "--over", "samples,thinking", "--cost", "eflops")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --hardware: --cost eflops needs the hardware")
+
+
+def test_the_report_prices_the_run_in_eflops_on_a_hardware(swept, tmp_path):
+    from harness.forecasting.cost_model import HARDWARE, CostModel, ModelArchitecture
+    from harness.reporting.run_costs import CostBasis, run_eflops
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(QWEN3_8B))
+    page = harness.load_run(swept).report(tmp_path / "report.html", hardware="h100", model_config=config)
+    text = Path(page).read_text()
+    assert "eFLOPs per sample on h100 (memory traffic priced)" in text and "<th>eFLOPs (h100)</th>" in text
+    figures = run_eflops(RunStore.open(swept), CostBasis(HARDWARE["h100"], config))
+    assert figures["eflops_per_sample"] > figures["flops_per_sample"] > 0
+    # the cost model's figures for the stored tokens: every sample's decode after its problem's prompt
+    store = RunStore.open(swept)
+    rows = store.read_samples(["n_tokens", "prompt_tokens"]).to_pylist()
+    model = CostModel(ModelArchitecture.from_config(QWEN3_8B))
+    decode = model.decode(np.array([row["n_tokens"] for row in rows]), np.array([row["prompt_tokens"] for row in rows]))
+    assert figures["flops_per_sample"] == pytest.approx(float(decode.flops.mean()))
+    with pytest.raises(OptionError) as error:
+        harness.load_run(swept).report(tmp_path / "other.html", hardware="h100")  # the fake model has no config
+    assert error.value.option == "model_config"
+    with pytest.raises(OptionError) as error:
+        harness.load_run(swept).report(tmp_path / "other.html", model_config=config)
+    assert error.value.option == "hardware"
