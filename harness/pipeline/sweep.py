@@ -161,10 +161,12 @@ def sweep_run(
     workers: int | None = None,
     progress: ProgressMode = "auto",
     log: Log = print,
+    engine: Engine | None = None,
 ) -> SweepReport:
     """Force every stored sample of ``store`` at each of ``budgets`` and judge it (see the module's notes).
     ``answer_tokens`` and ``answer_cue`` default to the run's own forcing, else 512 and ``"\\n\\nFinal answer:"``.
-    Everything is checked before any engine starts; the engine starts only when a forced answer is missing."""
+    Everything is checked before any engine starts; the engine starts only when a forced answer is missing
+    (``engine``: one already running the run's model, used instead, e.g. by the sweep benchmark)."""
     manifest = store.manifest
     budgets = check_sweep_budgets(manifest, budgets)
     limits = sweep_limits(manifest)
@@ -197,14 +199,16 @@ def sweep_run(
     started = time.monotonic()
     generation = _SweepGeneration(store, key, budgets, judging.tags, forcing, response_prefix)
     generated = 0
-    if generation.missing_total:
+    if generation.missing_total and engine is not None:
+        generated = generation.run(engine, progress)
+    elif generation.missing_total:
         model = ModelRef(**{name: manifest["model"][name] for name in ("path", "identity", "name")})
         stored = sum(stop - start for ranges in store.sample_ranges().values() for start, stop in ranges)
         seed = request_seed(int(config["sampling"]["seed"]), "sweep-session", stored)
         with engine_session(
             lambda: build_engine(config["engine"], model, options, seed), store.path / ENGINE_LOG, log
-        ) as engine:
-            generated = generation.run(engine, progress)
+        ) as started_engine:
+            generated = generation.run(started_engine, progress)
     seconds = time.monotonic() - started
     judged = _judge_sweep(store, key, budgets, verdict_key, judge, judging, workers, progress)
     record = dict((manifest.get("sweeps") or {}).get(key) or {"seconds": 0.0, "generated_tokens": 0})
