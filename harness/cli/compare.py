@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import JsonOption, Output, app
+from harness.cli.app import BytesPerSOption, DtypeBytesOption, FlopsPerSOption, HardwareOption, JsonOption, Output, app
 from harness.core.errors import OptionError
 
 
@@ -33,23 +33,14 @@ def compare_command(
         list[float] | None,
         typer.Option("--price-per-mtok", help="Money per million tokens, once for all runs or once per run."),
     ] = None,
-    hardware: Annotated[
-        str | None,
-        typer.Option(help="Also match the runs at equal eFLOPs (memory-aware) on h100, h200, a100 or b200."),
-    ] = None,
-    flops_per_s: Annotated[
-        float | None, typer.Option(help="eFLOPs: peak FLOP/s (with --bytes-per-s, or replacing the preset's).")
-    ] = None,
-    bytes_per_s: Annotated[
-        float | None, typer.Option(help="eFLOPs: memory bandwidth in bytes/s (with --flops-per-s, or replacing).")
-    ] = None,
+    hardware: HardwareOption = None,
+    flops_per_s: FlopsPerSOption = None,
+    bytes_per_s: BytesPerSOption = None,
     model_config: Annotated[
         list[Path] | None,
         typer.Option(help="eFLOPs: a model's config.json, once for all runs or once per run (default: each run's)."),
     ] = None,
-    dtype_bytes: Annotated[
-        float | None, typer.Option(help="eFLOPs: bytes per weight, where a config has no torch_dtype.")
-    ] = None,
+    dtype_bytes: DtypeBytesOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Compare runs (models or settings) on one task: coverage curves, laws, targets, coverage at equal FLOPs,

@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from harness.cli.app import CommandError, JsonOption, Output, app, check_one_price
+from harness.cli.app import (
+    BytesPerSOption,
+    CommandError,
+    DtypeBytesOption,
+    FlopsPerSOption,
+    HardwareOption,
+    JsonOption,
+    Output,
+    app,
+    check_one_price,
+)
 from harness.core.errors import RunStoreError
 
 if TYPE_CHECKING:
@@ -191,24 +201,10 @@ def budget(
         Path | None,
         typer.Option("--model-config", help="The model's config.json for flops/eflops (default: the run's model's)."),
     ] = None,
-    dtype_bytes: Annotated[
-        float | None,
-        typer.Option("--dtype-bytes", help="Bytes per weight, where the config has no torch_dtype or is quantized."),
-    ] = None,
-    hardware: Annotated[
-        str | None,
-        typer.Option("--hardware", help="eFLOPs (and money per GPU hour): h100, h200, a100 or b200."),
-    ] = None,
-    flops_per_s: Annotated[
-        float | None,
-        typer.Option("--flops-per-s", help="Peak dense FLOP/s (with --bytes-per-s, or replacing the preset's)."),
-    ] = None,
-    bytes_per_s: Annotated[
-        float | None,
-        typer.Option(
-            "--bytes-per-s", help="Memory bandwidth in bytes/s (with --flops-per-s, or replacing the preset's)."
-        ),
-    ] = None,
+    dtype_bytes: DtypeBytesOption = None,
+    hardware: HardwareOption = None,
+    flops_per_s: FlopsPerSOption = None,
+    bytes_per_s: BytesPerSOption = None,
     k_max: Annotated[
         int | None,
         typer.Option("--k-max", help="--over samples,thinking: the largest k considered (default 10 x the samples)."),
@@ -226,6 +222,19 @@ def budget(
     check_one_price(output, price_per_mtok, gpu_hour_price)
     with output.errors():
         axes = parse_axes(over)
+    # planning over thinking (a planning over samples alone refuses them, naming the option, when given)
+    joint_options: dict[str, Any] = dict(
+        cost=cost,
+        spend=spend,
+        model_config=model_config,
+        dtype_bytes=dtype_bytes,
+        hardware=hardware,
+        flops_per_s=flops_per_s,
+        bytes_per_s=bytes_per_s,
+        k_max=k_max,
+        price_per_mtok=price_per_mtok,
+        gpu_hour_price=gpu_hour_price,
+    )
     if axes != ("samples",):
         with output.errors():
             if counts_file is not None or group_by is not None or plot is not None or adaptive_extra:
@@ -234,20 +243,7 @@ def budget(
                     "and --adaptive-extra"
                 )
             loaded, _ = load_groups(run_dir, None, None, output)
-            joint = loaded.budget(
-                target,
-                over=axes,
-                cost=cost,
-                spend=spend,
-                model_config=model_config,
-                dtype_bytes=dtype_bytes,
-                hardware=hardware,
-                flops_per_s=flops_per_s,
-                bytes_per_s=bytes_per_s,
-                price_per_mtok=price_per_mtok,
-                gpu_hour_price=gpu_hour_price,
-                k_max=k_max,
-            )
+            joint = loaded.budget(target, over=axes, **joint_options)
             assert isinstance(joint, JointPlan)
         output.echo(format_joint_plan(joint))
         output.result(target=target, over=list(axes), joint_plan=joint.to_json())
@@ -263,22 +259,7 @@ def budget(
         plans: dict[str, BudgetPlan] = {}
         for name, group in groups.items():
             plan = group.budget(
-                target,
-                method=method,
-                confidence=confidence,
-                usage=usage,
-                seed=seed,
-                plot=plot,
-                cost=cost,
-                spend=spend,
-                model_config=model_config,
-                dtype_bytes=dtype_bytes,
-                hardware=hardware,
-                flops_per_s=flops_per_s,
-                bytes_per_s=bytes_per_s,
-                k_max=k_max,
-                price_per_mtok=price_per_mtok,
-                gpu_hour_price=gpu_hour_price,
+                target, method=method, confidence=confidence, usage=usage, seed=seed, plot=plot, **joint_options
             )
             assert isinstance(plan, BudgetPlan)
             plans[name] = plan

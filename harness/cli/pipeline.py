@@ -8,7 +8,20 @@ from typing import Annotated, Any
 import typer
 
 from harness import DEFAULT_RUN
-from harness.cli.app import FLAGS, CommandError, JsonOption, Output, QuietOption, app, check_one_price, flag
+from harness.cli.app import (
+    FLAGS,
+    BytesPerSOption,
+    CommandError,
+    DtypeBytesOption,
+    FlopsPerSOption,
+    HardwareOption,
+    JsonOption,
+    Output,
+    QuietOption,
+    app,
+    check_one_price,
+    flag,
+)
 from harness.core.errors import OptionError, RunStoreError
 from harness.core.forcing import DEFAULT_ANSWER_CUE, DEFAULT_ANSWER_TOKENS, DEFAULT_WAIT_WORD
 from harness.core.options import DeclaresOptions
@@ -465,22 +478,13 @@ def report_command(
     gpu_hour_price: Annotated[
         float | None, typer.Option("--gpu-hour-price", help="Money per GPU hour, for the cost columns.")
     ] = None,
-    hardware: Annotated[
-        str | None,
-        typer.Option(help="Add the memory-aware cost (eFLOPs) on h100, h200, a100 or b200 to the cost tables."),
-    ] = None,
-    flops_per_s: Annotated[
-        float | None, typer.Option(help="eFLOPs: peak FLOP/s (with --bytes-per-s, or replacing the preset's).")
-    ] = None,
-    bytes_per_s: Annotated[
-        float | None, typer.Option(help="eFLOPs: memory bandwidth in bytes/s (with --flops-per-s, or replacing).")
-    ] = None,
+    hardware: HardwareOption = None,
+    flops_per_s: FlopsPerSOption = None,
+    bytes_per_s: BytesPerSOption = None,
     model_config: Annotated[
         Path | None, typer.Option(help="eFLOPs: the model's config.json (default: the run's model's).")
     ] = None,
-    dtype_bytes: Annotated[
-        float | None, typer.Option(help="eFLOPs: bytes per weight, where the config has no torch_dtype.")
-    ] = None,
+    dtype_bytes: DtypeBytesOption = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,
 ) -> None:
