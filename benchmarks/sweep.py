@@ -36,10 +36,9 @@ QUICK: dict[str, Any] = {"problems": 2, "samples": 2, "max_tokens": 48, "budgets
 
 
 def _reset_prefix_cache(engine: Any) -> None:
-    llm = getattr(engine, "_llm", None)
-    reset = getattr(llm, "reset_prefix_cache", None)
-    if reset is not None:
-        reset()
+    """Empty vLLM's prefix cache (the engine holds the adapter's OfflineLLM, which holds vLLM's LLM)."""
+    if not engine._llm.llm.reset_prefix_cache():
+        raise RuntimeError("vLLM did not empty its prefix cache")
 
 
 def measure_sweep(

@@ -117,15 +117,24 @@ class Cut:
     thinking_tokens: int
 
 
-def cut_at(text: str, ends: Sequence[int], tags: ThinkTags, budget: int, tag_inserted: bool = False) -> Cut:
+def cut_at(
+    text: str,
+    ends: Sequence[int],
+    tags: ThinkTags,
+    budget: int,
+    tag_inserted: bool = False,
+    thinking_tokens: int | None = None,
+) -> Cut:
     """Where budget forcing at ``budget`` cuts ``text``, whose tokens end at ``ends`` (``TokenCodec``): nowhere
     when the thinking closed within the budget (the closing tag's tokens included, unless the tag was
-    ``tag_inserted`` by the run's own budget forcing); else after the first ``budget`` tokens of the thinking,
-    or at the end of a thinking that stopped earlier without the tag."""
+    ``tag_inserted`` by the run's own budget forcing: then its thinking is the ``thinking_tokens`` the engine
+    counted, else the tokens before the tag); else after the first ``budget`` tokens of the thinking, or at the
+    end of a thinking that stopped earlier without the tag."""
     segments = split_completion(text, tags)
     if segments.closed:
-        if tag_inserted:  # the run forced it: its thinking is the tokens before the tag
-            thinking = bisect.bisect_right(ends, segments.answer_start - len(tags.close))
+        if tag_inserted:  # the run forced it: its thinking is what was generated before the tag
+            before = bisect.bisect_right(ends, segments.answer_start - len(tags.close))
+            thinking = before if thinking_tokens is None else thinking_tokens
         else:
             thinking = bisect.bisect_left(ends, segments.answer_start) + 1  # up to the token that ends the tag
         if thinking <= budget:
@@ -258,7 +267,9 @@ class _SweepGeneration:
                     sample = {name: batch.columns[name][position] for name in SAMPLE_COLUMNS}
                     ends = codec.token_ends(sample["text"])
                     for budget in self._budgets_missing(batch.problem_id, index):
-                        cut = cut_at(sample["text"], ends, self.tags, budget, bool(sample["forced"]))
+                        cut = cut_at(
+                            sample["text"], ends, self.tags, budget, bool(sample["forced"]), sample["thinking_tokens"]
+                        )
                         if not cut.forced:
                             rows[budget].append(_kept_row(batch.problem_id, index, sample, cut))
                             continue

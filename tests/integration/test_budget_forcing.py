@@ -234,3 +234,23 @@ def test_analyze_measures_the_surface_of_the_sweep_and_the_report_draws_it(share
     assert 'id="surface"' in page and "Samples x thinking budget" in page
     # a run without a sweep has no surface
     assert trace_run(shared_data, tmp_path, name="plain").summary["surface"] is None
+
+
+def test_where_a_sweep_cuts_a_trace():
+    from harness.pipeline.sweep import Cut, cut_at
+    from tests.support.trace_engine import WordCodec
+
+    def cut(text: str, budget: int, **options: Any) -> Cut:
+        return cut_at(text, WordCodec().token_ends(text), TAGS, budget, **options)
+
+    closed = " a b c </think> #### 1"  # 4 thinking tokens, the tag's included
+    assert cut(closed, 4) == Cut(False, None, 4) and cut(closed, 9) == Cut(False, None, 4)
+    assert cut(closed, 3) == Cut(True, len(" a b c"), 3)
+    assert cut(closed, 1) == Cut(True, len(" a"), 1)
+    open_ended = " a b c d"  # never closed: forced where it stopped when that is within the budget
+    assert cut(open_ended, 6) == Cut(True, len(open_ended), 4) and cut(open_ended, 2) == Cut(True, len(" a b"), 2)
+    # a run's own forced sample: the tag follows its last thinking token with no space, so re-tokenizing merges
+    # them; the engine's count (3) is its thinking, whatever the merge
+    forced = " a b c</think>" + DEFAULT_ANSWER_CUE + " #### 1"
+    assert cut(forced, 3, tag_inserted=True, thinking_tokens=3) == Cut(False, None, 3)
+    assert cut(forced, 2, tag_inserted=True, thinking_tokens=3) == Cut(True, len(" a b"), 2)
