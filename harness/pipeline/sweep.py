@@ -33,7 +33,7 @@ from harness.core.errors import EngineError, OptionError, RunStoreError, check_n
 from harness.core.forcing import BudgetForcing, check_budgets, forced_thinking
 from harness.core.reasoning import ThinkTags, split_completion
 from harness.core.records import SamplingSettings
-from harness.engines.base import Engine, GenerationRequest, request_seed
+from harness.engines.base import Engine, GenerationRequest, accepts_on_tokens, request_seed
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.models import ModelRef
 from harness.engines.registry import build_engine, engine_class
@@ -313,7 +313,8 @@ class _SweepGeneration:
             return 0
         by_request = {(request.problem_id, request.first_index, request.seed): key for key, request in requests.items()}
         generated = 0
-        for result in engine.generate(list(requests.values()), self.settings, on_tokens=bar.add_tokens):
+        streaming = {"on_tokens": bar.add_tokens} if accepts_on_tokens(engine) else {}
+        for result in engine.generate(list(requests.values()), self.settings, **streaming):
             request = result.request
             answer = result.completions[0]
             generated += answer.n_tokens
