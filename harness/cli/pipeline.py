@@ -462,6 +462,10 @@ def analyze_command(
     with output.errors():
         summary = harness.analyze(run_dir, verifier)
     output.echo(f"pass@1 {summary['pass_at_1']:.4f}; wrote {Path(run_dir) / 'summary.json'}")
+    if summary.get("surface"):
+        from harness.reporting.terminal import format_surface
+
+        output.echo(format_surface(summary["surface"]))
     if summary["completeness"]["note"]:
         output.echo(summary["completeness"]["note"])
     output.result(run=str(run_dir), summary=summary)
