@@ -103,10 +103,13 @@ def check_forcing_reasoning(options: SampleOptions, reasoning: SamplingReasoning
     if reasoning.mode == "on":
         return
     option = "thinking_budget" if options.thinking_budget is not None else "min_thinking"
-    why = f"--reasoning {options.reasoning} decided off ({reasoning.decided_by})"
-    if reasoning.awaiting_evidence:
-        why = f"--reasoning auto has not decided yet ({reasoning.decided_by})"
-    raise OptionError(option, f"budget forcing needs reasoning on, and {why}: give --reasoning on")
+    if reasoning.requested == "off":
+        why = "not --reasoning off"
+    elif reasoning.awaiting_evidence:
+        why = f"and --reasoning auto cannot tell before sampling ({reasoning.decided_by}); give --reasoning on"
+    else:
+        why = f"and --reasoning auto decided off ({reasoning.decided_by}); give --reasoning on"
+    raise OptionError(option, f"budget forcing cuts the thinking, so it needs reasoning on, {why}")
 
 
 def open_run(prepared: PreparedRun) -> RunStore:

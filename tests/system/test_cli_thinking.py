@@ -59,7 +59,10 @@ def test_a_budget_forced_run_then_a_sweep_from_the_command_line(shared_data, tmp
         ({"thinking_budget": 0}, "error: --thinking-budget: must be at least 1, got 0"),
         ({"thinking_budget": 8, "answer_tokens": 0}, "error: --answer-tokens: must be at least 1, got 0"),
         ({"thinking_budget": 8, "min_thinking": 9}, "error: --min-thinking: must be at most the thinking budget (8)"),
-        ({"thinking_budget": 8, "reasoning": "off"}, "error: --thinking-budget: budget forcing needs reasoning on"),
+        (
+            {"thinking_budget": 8, "reasoning": "off"},
+            "error: --thinking-budget: budget forcing cuts the thinking, so it needs reasoning on, not --reasoning off",
+        ),
     ],
 )
 def test_bad_forcing_flags_are_one_line(shared_data, tmp_path, options, message):
