@@ -59,6 +59,7 @@ def _analyze_locked(store: RunStore, verifier: str | None) -> Summary:
     summary["budget"] = laws.budget(Usage.from_mapping(summary["usage"]))
     summary["finish_reasons"] = finish_reasons(store)
     summary["reasoning"] = reasoning_summary(store, key)
+    summary["budget_forcing"] = budget_forcing_summary(store)
     measured = run_surface(store, key)
     summary["surface"] = None if measured is None else surface_summary(*measured)
     if "adaptive_pilot" in manifest:
@@ -110,6 +111,16 @@ def reasoning_summary(store: RunStore, key: str) -> ReasoningSummary:
         "note": note,
     }
     return cast(ReasoningSummary, summary)
+
+
+def budget_forcing_summary(store: RunStore) -> dict[str, Any] | None:
+    """The run's budget forcing (``sample_defining.budget_forcing``) and how many samples it forced; None for a
+    run sampled without it."""
+    settings = (store.manifest["config"].get("sample_defining") or {}).get("budget_forcing")
+    if not settings:
+        return None
+    forced = store.read_samples(columns=["forced"]).column("forced").to_pylist()
+    return {**settings, "samples": len(forced), "forced": sum(bool(value) for value in forced)}
 
 
 def finish_reasons(store: RunStore) -> dict[str, int]:

@@ -247,6 +247,8 @@ class Summary(_CountsSummary, total=False):
     budget: BudgetTable | None
     finish_reasons: dict[str, int]
     reasoning: ReasoningSummary
+    # a run sampled with --thinking-budget or --min-thinking: its settings, samples and how many were forced
+    budget_forcing: dict[str, Any] | None
     # after ``ttc sweep``: the samples x thinking surface (harness.pipeline.surface.surface_summary); None before
     surface: dict[str, Any] | None
     adaptive_pilot: AdaptivePilotReport
@@ -320,9 +322,10 @@ class SweepBudget(TypedDict):
 
 class SweepReport(TypedDict):
     """What ``ttc sweep`` holds and did: the sweep's key and settings (``description``), the verdict set its
-    verdicts follow, each budget, the tokens this call generated and its seconds, the verdicts it made, and
-    beside them what sampling every budget afresh would generate (``afresh_tokens``) and take at the run's
-    measured throughput (``afresh_seconds``; None when unknown)."""
+    verdicts follow, each budget, the tokens this call generated and the seconds that took (its engine's start
+    apart: ``engine_start_seconds``, None when no engine started), the verdicts it made, and beside them what
+    sampling every budget afresh would generate (``afresh_tokens``) and take at the run's measured throughput
+    (``afresh_seconds``; None when unknown)."""
 
     run: str
     sweep: str
@@ -331,6 +334,7 @@ class SweepReport(TypedDict):
     budgets: list[SweepBudget]
     generated_tokens: int
     seconds: float
+    engine_start_seconds: float | None
     verified: int
     stored_generated_tokens: int
     afresh_tokens: int

@@ -205,25 +205,25 @@ def sweep_run(
         f"sweep {key}: thinking budgets {shown}; answers forced after {forcing.answer_cue!r}, "
         f"{forcing.answer_tokens} tokens at most"
     )
-    started = time.monotonic()
     generation = _SweepGeneration(store, key, budgets, judging.tags, forcing, response_prefix)
-    generated = 0
+    generated, seconds, start_seconds = 0, 0.0, None
     if generation.missing_total and engine is not None:
-        generated = generation.run(engine, progress)
+        generated, seconds = generation.timed_run(engine, progress)
     elif generation.missing_total:
         model = ModelRef(**{name: manifest["model"][name] for name in ("path", "identity", "name")})
         stored = sum(stop - start for ranges in store.sample_ranges().values() for start, stop in ranges)
         seed = request_seed(int(config["sampling"]["seed"]), "sweep-session", stored)
+        starting = time.monotonic()
         with engine_session(
             lambda: build_engine(config["engine"], model, options, seed), store.path / ENGINE_LOG, log
         ) as started_engine:
-            generated = generation.run(started_engine, progress)
-    seconds = time.monotonic() - started
+            start_seconds = time.monotonic() - starting
+            generated, seconds = generation.timed_run(started_engine, progress)
     judged = _judge_sweep(store, key, budgets, verdict_key, judge, judging, workers, progress)
     record = dict((manifest.get("sweeps") or {}).get(key) or {"seconds": 0.0, "generated_tokens": 0})
     record = {"seconds": record["seconds"] + seconds, "generated_tokens": record["generated_tokens"] + generated}
     store.update_manifest(sweeps={**(manifest.get("sweeps") or {}), key: record})
-    return sweep_report(store, key, verdict_key, budgets, seconds, generated, judged)
+    return sweep_report(store, key, verdict_key, budgets, seconds, generated, judged, start_seconds)
 
 
 class _SweepGeneration:
@@ -245,6 +245,12 @@ class _SweepGeneration:
         sampling = dict(store.manifest["config"]["sampling"])
         sampling["stop"] = tuple(sampling.get("stop") or ())
         self.settings = SamplingSettings(**sampling)
+
+    def timed_run(self, engine: Engine, progress: ProgressMode) -> tuple[int, float]:
+        """``run``, and the seconds it took."""
+        started = time.monotonic()
+        generated = self.run(engine, progress)
+        return generated, time.monotonic() - started
 
     def run(self, engine: Engine, progress: ProgressMode) -> int:
         """Generate and store every missing row; returns the tokens generated."""
@@ -488,6 +494,7 @@ def sweep_report(
     seconds: float,
     generated: int,
     judged: int,
+    engine_start_seconds: float | None = None,
 ) -> SweepReport:
     """What the sweep holds at ``budgets`` and what this call did, beside what sampling each budget afresh
     would have generated (every sample's tokens at that budget) and taken at the run's measured throughput."""
@@ -519,6 +526,7 @@ def sweep_report(
         "budgets": entries,
         "generated_tokens": generated,
         "seconds": round(seconds, 3),
+        "engine_start_seconds": None if engine_start_seconds is None else round(engine_start_seconds, 3),
         "verified": judged,
         "stored_generated_tokens": stored,
         "afresh_tokens": afresh,

@@ -59,6 +59,8 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
     lines.append(f"verdicts: {reasons}")
     if summary.get("reasoning"):
         lines.append(format_reasoning(summary["reasoning"]))
+    if summary.get("budget_forcing"):
+        lines.append(format_budget_forcing(summary["budget_forcing"]))
     if summary.get("surface"):
         lines.append(format_surface(summary["surface"]))
     usage = summary.get("usage") or {}
@@ -82,6 +84,18 @@ def format_avg_at_n(averaged: Mapping[str, Any], samples_per_problem: Mapping[st
     error = averaged["standard_error"]
     spread = "" if error is None else f" ± {error:.3f} (standard error over problems and samples)"
     return f"avg@{n} (pass@1 averaged over each problem's samples) = {averaged['mean']:.3f}{spread}"
+
+
+def format_budget_forcing(forcing: Mapping[str, Any]) -> str:
+    """A run's budget forcing in one line: its settings and the samples it forced."""
+    parts = []
+    if forcing.get("thinking_budget") is not None:
+        parts.append(
+            f"thinking capped at {forcing['thinking_budget']:,} tokens, answers within {forcing['answer_tokens']:,}"
+        )
+    if forcing.get("min_thinking"):
+        parts.append(f"at least {forcing['min_thinking']:,} thinking tokens ({forcing['wait_word']!r})")
+    return f"budget forcing: {'; '.join(parts)}: {forcing['forced']}/{forcing['samples']} samples forced"
 
 
 def format_surface(surface: Mapping[str, Any]) -> str:
@@ -190,9 +204,11 @@ def format_sweep(report: Mapping[str, Any]) -> str:
     afresh = f"{report['afresh_tokens']:,} tokens"
     if report["afresh_seconds"] is not None and rate:
         afresh += f" (about {report['afresh_seconds']:,.0f} s at the run's {rate:,.0f} tok/s)"
+    start = report["engine_start_seconds"]
+    started = "" if start is None else f" (after the engine's start, {start:,.0f} s)"
     lines.append(
-        f"this sweep generated {report['generated_tokens']:,} tokens in {report['seconds']:,.1f} s "
-        f"({report['stored_generated_tokens']:,} stored over all its calls); sampling each budget afresh would "
+        f"this sweep generated {report['generated_tokens']:,} tokens in {report['seconds']:,.1f} s{started}; "
+        f"{report['stored_generated_tokens']:,} over all its calls, where sampling each budget afresh would "
         f"generate {afresh}"
     )
     return "\n".join(lines)

@@ -77,6 +77,13 @@ def test_a_budget_cuts_the_thinking_at_exactly_b_tokens_and_forces_the_answer(sh
         assert 1 <= row["answer_tokens"] <= answer and len(answer_text.split()) == row["answer_tokens"], row
         assert row["n_tokens"] == budget + row["answer_tokens"], row  # the inserted tag and cue are not generated
     assert 0 < forced < len(rows)  # both kinds occur with these seeds
+    assert result.summary["budget_forcing"] == {
+        "thinking_budget": budget,
+        "answer_tokens": answer,
+        "answer_cue": DEFAULT_ANSWER_CUE,
+        "samples": len(rows),
+        "forced": forced,
+    }
     # budgets change what is sampled: another budget is another run
     manifest = RunStore.open(result.run_dir).manifest
     assert manifest["config"]["sample_defining"]["budget_forcing"] == {
@@ -93,6 +100,7 @@ def test_an_unforced_run_stores_no_forcing_and_keeps_its_hash(shared_data, tmp_p
     manifest = RunStore.open(result.run_dir).manifest
     assert "budget_forcing" not in manifest["config"]["sample_defining"]
     assert all(row["forced"] is None for row in stored_samples(result.run_dir))
+    assert result.summary["budget_forcing"] is None
 
 
 def test_min_thinking_replaces_an_early_closing_tag_with_the_wait_word(shared_data, tmp_path):
