@@ -10,6 +10,7 @@
     stored.pass_hat_k()        # pass^k: all of k samples correct, with intervals
     stored.avg_at_n            # pass@1 averaged over each problem's samples, with standard errors
     stored.reasoning           # thinking tokens, samples cut off in their thinking, accuracy by thinking length
+    stored.surface             # after `ttc sweep`: coverage per k and thinking budget, its laws, the frontier
     stored.law.predict(1000)   # the fitted power law
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
     stored.budget(0.8)         # the smallest k whose forecast reaches 80% coverage, and what it costs
@@ -226,6 +227,15 @@ class Run:
         if self._store is None:
             return None
         return self.summary["reasoning"]
+
+    @property
+    def surface(self) -> dict[str, Any] | None:
+        """The samples x thinking surface after ``ttc sweep`` (the summary's ``surface``: coverage and majority
+        vote per k and thinking budget with intervals, the laws in k and in B, the frontier); None before a
+        sweep, and for counts. ``budget(over="samples,thinking")`` plans over it."""
+        if self._store is None:
+            return None
+        return self.summary.get("surface")
 
     @property
     def law(self) -> PowerLaw:

@@ -238,6 +238,7 @@ def test_analyze_measures_the_surface_of_the_sweep_and_the_report_draws_it(share
             assert point["low"] <= point["coverage"] <= point["high"]
     assert surface["frontier"] and all(point["budget"] in (4, 8, 16) for point in surface["frontier"])
     assert len(surface["k_laws"]) == 3 and (surface["budget_law"] or surface["budget_law_error"])
+    assert harness.load_run(unforced.run_dir).surface == surface
     page = Path(harness.load_run(unforced.run_dir).report()).read_text()
     assert 'id="surface"' in page and "Samples x thinking budget" in page
     # a run without a sweep has no surface
