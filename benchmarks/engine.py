@@ -91,7 +91,7 @@ def _bare_generate(engine, requests, settings) -> tuple[float, int]:
     prompts = [engine.render_prompt(request.prompt) for request in requests]
     params = [engine._sampling_params(request, settings) for request in requests]
     start = time.perf_counter()
-    outputs = engine._llm.generate(prompts, params, use_tqdm=False)
+    outputs = engine._llm.llm.generate(prompts, params, use_tqdm=False)
     seconds = time.perf_counter() - start
     return seconds, sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
 
@@ -133,7 +133,7 @@ def _measure_overhead(engine, task, problems, measurement) -> dict[str, Any]:
         for repeat in range(repeats):
             order = ("bare", "harness") if repeat % 2 == 0 else ("harness", "bare")
             for kind in order:
-                engine._llm.reset_prefix_cache()
+                engine._llm.llm.reset_prefix_cache()
                 if kind == "bare":
                     seconds, tokens = _bare_generate(engine, requests, settings)
                 else:
@@ -162,7 +162,7 @@ def _measure_overhead(engine, task, problems, measurement) -> dict[str, Any]:
 def _prompt_token_counters(engine) -> dict[str, float]:
     wanted = {"vllm:prompt_tokens": "prompt", "vllm:prompt_tokens_cached": "cached"}
     values = {"prompt": 0.0, "cached": 0.0}
-    for metric in engine._llm.get_metrics():
+    for metric in engine._llm.llm.get_metrics():
         if metric.name in wanted:
             values[wanted[metric.name]] += float(getattr(metric, "value", 0.0))
     return values
@@ -174,7 +174,7 @@ def _measure_prefix(engine, task, problems, measurement) -> dict[str, Any]:
     prompt_lengths = [len(engine._tokenizer(engine.render_prompt(p.prompt)).input_ids) for p in problems]
     variants = {}
     for name, per_request in (("one_request_n", n), ("separate_requests", 1)):
-        engine._llm.reset_prefix_cache()
+        engine._llm.llm.reset_prefix_cache()
         before = _prompt_token_counters(engine)
         seconds, tokens = _bare_generate(engine, _requests(problems, n, per_request), settings)
         after = _prompt_token_counters(engine)

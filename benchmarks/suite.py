@@ -82,7 +82,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("scaleout-vllm", "7 scale-out on Ray, real engine", "scaleout:run_vllm_figure", uses_engine=True),
     Figure("verifier-stats", "8 verifier statistics at scale", "verifier_stats:run_figure"),
     Figure("planner", "9 samples x thinking surface and planner", "planner:run_figure"),
-    Figure("sweep", "10 one-trace thinking sweep vs sampling each budget afresh", "sweep:run_figure", uses_engine=True),
+    Figure("confidence", "10 confidence statistics while sampling", "confidence_overhead:run_figure", uses_engine=True),
+    Figure("sweep", "11 one-trace thinking sweep vs sampling each budget afresh", "sweep:run_figure", uses_engine=True),
 )
 FIGURE_NAMES = tuple(figure.name for figure in FIGURES)
 

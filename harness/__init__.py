@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         RunResult,
         SampleResult,
         analyze,
+        genselect,
         import_samples,
         import_scores,
         run,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from harness.pipeline.options import DEFAULT_RUN
     from harness.pipeline.results import ImportedRun, SamplingReport, Scoring, Summary, SweepReport, Verification
     from harness.pipeline.stored_run import Run, load_run
+    from harness.pipeline.verifier_stats import agreement, ensemble
     from harness.reporting.progress import ProgressMode
 
 # name -> the module that defines it
@@ -56,6 +58,7 @@ _EXPORTS = {
     "sample": "harness.pipeline.api",
     "verify": "harness.pipeline.api",
     "analyze": "harness.pipeline.api",
+    "genselect": "harness.pipeline.api",
     "score": "harness.pipeline.api",
     "sweep": "harness.pipeline.api",
     "import_samples": "harness.pipeline.api",
@@ -63,6 +66,8 @@ _EXPORTS = {
     "RunResult": "harness.pipeline.api",
     "SampleResult": "harness.pipeline.api",
     "load_run": "harness.pipeline.stored_run",
+    "agreement": "harness.pipeline.verifier_stats",
+    "ensemble": "harness.pipeline.verifier_stats",
     "Run": "harness.pipeline.stored_run",
     "DEFAULT_RUN": "harness.pipeline.options",
     "Summary": "harness.pipeline.results",
@@ -102,7 +107,10 @@ __all__ = [
     "TaskError",
     "Verification",
     "VerifierError",
+    "agreement",
     "analyze",
+    "ensemble",
+    "genselect",
     "import_samples",
     "import_scores",
     "load_run",

@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.core.records import Problem, Prompt
 from tasks.base import Task, load_records, require_fields
+from tasks.code_examples import docstring_examples
 from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
@@ -94,5 +95,10 @@ def to_problem(record: dict[str, Any], prompt: Prompt, chat: bool = False) -> Pr
             "test": f"{record['test']}\n\ncheck({record['entry_point']})\n",
             **judged,
         },
-        metadata={"entry_point": record["entry_point"], "canonical_solution": record["canonical_solution"]},
+        metadata={
+            "entry_point": record["entry_point"],
+            "canonical_solution": record["canonical_solution"],
+            # the docstring's example calls: programs are grouped by what they return on them (majority vote)
+            "examples": docstring_examples(record["prompt"], record["entry_point"]),
+        },
     )

@@ -16,6 +16,7 @@ from typing import Any
 from harness.core.errors import TaskError
 from harness.core.records import Problem, Prompt
 from tasks.base import Task, load_records, require_fields
+from tasks.code_examples import first_assert_call
 from tasks.prompts import PromptBuilder
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code")
@@ -106,5 +107,7 @@ def to_problem(record: dict[str, Any], prompt: Prompt) -> Problem:
             "text": record["text"],
             "code": record["code"],
             "challenge_test_list": list(record.get("challenge_test_list") or []),
+            # the call of the first assert the prompt shows: programs are grouped by what they return on it
+            "examples": first_assert_call(record["test_list"]),
         },
     )

@@ -18,6 +18,15 @@ The program is ``prefix + completion + "\\n" + test``, the completion cut or ext
 programs run once per ``verify`` call, so repeated samples cost one execution (this assumes programs are
 deterministic; PYTHONHASHSEED is fixed). The distinct programs of one call run concurrently on ``max_workers``
 threads, each waiting on its own sandbox process (see ``verifiers.sandbox``).
+
+Behaviour (majority vote for code): where the reference holds ``examples``, call expressions the prompt itself
+shows (``tasks.code_examples``: HumanEval's docstring examples, MBPP's first visible assert's call; never the
+hidden tests), each distinct candidate program (``prefix + completion``, without the tests) also runs in the
+sandbox, with the same limits, and is called on each example; what it returns (its ``repr``, or the exception
+it raises) on all of them is the sample's ``answer``. Programs that behave alike share an answer, so majority
+vote and the weighted selectors count behaviours as they count math answers (AlphaCode's clustering, on the
+prompt's inputs as CodeT does). A program that does not run to its end (a syntax error, a crash at import, a
+timeout) has no answer. Behaviours are computed once per distinct program and call.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from typing import Any
 
 from harness.core.errors import VerifierError, check_number
 from verifiers.base import CORRECT, Verdict
-from verifiers.sandbox import SandboxLimits, probe_isolation, run_python
+from verifiers.sandbox import ExecutionResult, SandboxLimits, probe_isolation, run_python
 
 # tokens that may sit in column 0 inside a function body without ending it
 _LAYOUT_TOKENS = frozenset(
@@ -168,6 +177,32 @@ def code_from_answer(prefix: str, answer: str) -> str:
     return cut_function_body(prefix, code)
 
 
+# Appended to a candidate program (without its tests) to call it on the prompt's examples: leaves the outputs,
+# joined, and their digest in __ttc_report__ (which the sandbox returns as the run's detail). Memory addresses in
+# a repr ("<object at 0x7f...>") differ between runs of the same program, so they are dropped.
+BEHAVIOUR_HARNESS = """
+
+def __ttc_behaviour(calls):
+    import hashlib
+    import re
+
+    outputs = []
+    for call in calls:
+        try:
+            text = repr(eval(call, globals()))
+        except Exception as error:
+            text = "raises " + type(error).__name__
+        outputs.append(re.sub(r" at 0x[0-9a-fA-F]+", "", text))
+    joined = " | ".join(outputs)
+    return hashlib.sha256(joined.encode("utf-8", "replace")).hexdigest()[:16] + " " + joined
+
+
+__ttc_report__ = __ttc_behaviour({calls!r})
+"""
+# A behaviour longer than this is shown cut, with its digest keeping different behaviours apart.
+ANSWER_CHARS = 200
+
+
 class PythonTestsVerifier:
     """Runs each distinct completion with its tests in the sandbox; correct when every test passes.
 
@@ -178,33 +213,46 @@ class PythonTestsVerifier:
         max_processes: processes (and threads) a program may have at once (enforced when run as root).
         max_workers: programs run at once by one ``verify`` call; None: the CPUs this process may use. A harness
             that already calls ``verify`` from several worker processes may want 1.
+        behaviour: also run each program on the prompt's example calls (the reference's ``examples``), its
+            outputs being the sample's answer (see the module docstring).
     """
 
     name = "python-tests"
 
     def __init__(
-        self, timeout_s: float = 5.0, memory_mb: int = 1024, max_processes: int = 16, max_workers: int | None = None
+        self,
+        timeout_s: float = 5.0,
+        memory_mb: int = 1024,
+        max_processes: int = 16,
+        max_workers: int | None = None,
+        behaviour: bool = True,
     ) -> None:
         self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes)
         if max_workers is None:
             max_workers = len(os.sched_getaffinity(0))
         check_number("max_workers", max_workers, at_least=1, integer=True)
         self.max_workers = max_workers
+        self.behaviour = behaviour
 
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         programs = [build_program(reference, completion) for completion in completions]
-        distinct = list(dict.fromkeys(programs))
+        examples = example_calls(reference) if self.behaviour else []
+        probes = [behaviour_program(reference, completion, examples) for completion in completions] if examples else []
+        distinct = list(dict.fromkeys(programs + probes))
         if not distinct:
             return []
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(distinct))) as pool:
             results = dict(zip(distinct, pool.map(lambda program: run_python(program, self.limits), distinct)))
+        answers = [behaviour_answer(results[probe]) for probe in probes] if probes else [None] * len(programs)
         return [
-            Verdict(correct=results[p].reason == CORRECT, reason=results[p].reason, detail=results[p].detail)
-            for p in programs
+            Verdict(
+                correct=results[p].reason == CORRECT, reason=results[p].reason, answer=answer, detail=results[p].detail
+            )
+            for p, answer in zip(programs, answers)
         ]
 
     def describe(self) -> dict[str, Any]:
-        return {
+        description = {
             "name": self.name,
             "timeout_s": self.limits.timeout_s,
             "memory_mb": self.limits.memory_mb,
@@ -212,10 +260,42 @@ class PythonTestsVerifier:
             "max_file_mb": self.limits.max_file_mb,
             "isolation": list(probe_isolation(self.limits)),
         }
+        if self.behaviour:
+            description["answers"] = "outputs on the prompt's example calls"
+        return description
+
+
+def example_calls(reference: Mapping[str, Any]) -> list[str]:
+    """The reference's example calls (``examples``: call expressions the prompt shows), checked."""
+    examples = reference.get("examples") or []
+    if not isinstance(examples, list) or not all(isinstance(call, str) for call in examples):
+        raise VerifierError(f"python-tests reference 'examples' must be a list of strings, got {examples!r}")
+    return examples
+
+
+def behaviour_program(reference: Mapping[str, Any], completion: str, examples: Sequence[str]) -> str:
+    """The candidate program without its tests, calling itself on ``examples`` (``BEHAVIOUR_HARNESS``)."""
+    return candidate_program(reference, completion) + BEHAVIOUR_HARNESS.format(calls=list(examples))
+
+
+def behaviour_answer(result: ExecutionResult) -> str | None:
+    """A probe's outputs as a sample's answer: equal exactly for equal outputs (cut ones end with their digest);
+    None for a program that did not run to its end."""
+    if result.reason != CORRECT:
+        return None
+    digest, _, outputs = result.detail.partition(" ")
+    if len(outputs) <= ANSWER_CHARS:
+        return outputs
+    return f"{outputs[: ANSWER_CHARS - 20]}... #{digest}"
 
 
 def build_program(reference: Mapping[str, Any], completion: str) -> str:
     """The program that judges ``completion``: prefix, the cut completion, and the tests (see module doc)."""
+    return candidate_program(reference, completion) + "\n" + reference["test"]
+
+
+def candidate_program(reference: Mapping[str, Any], completion: str) -> str:
+    """The program a completion makes, without its tests: the prefix and the cut or extracted completion."""
     prefix = reference.get("prefix", "")
     test = reference.get("test")
     stop = reference.get("stop", [])
@@ -239,4 +319,4 @@ def build_program(reference: Mapping[str, Any], completion: str) -> str:
         completion = code_from_answer(prefix, completion)
     elif function_body:
         completion = cut_function_body(prefix, completion)
-    return prefix + completion + "\n" + test
+    return prefix + completion

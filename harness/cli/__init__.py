@@ -5,6 +5,7 @@ from harness.cli import (
     forecasting,  # noqa: F401  (forecast, backtest, budget)
     pipeline,  # noqa: F401  (run, sample, verify, analyze, report)
     selection,  # noqa: F401  (score, import-scores, import-samples, compare-verifiers)
+    verifiers,  # noqa: F401  (agreement, ensemble)
 )
 from harness.cli.app import app
 

@@ -40,6 +40,27 @@ MethodOption = Annotated[
 ]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help="Interval coverage.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for pilots, sub-pilots and bootstraps.")]
+CorrectedOption = Annotated[
+    bool,
+    typer.Option(
+        "--corrected",
+        help="Use pass@k corrected for the verifier's error rates (--verifier-error, --verifier-error-from, or "
+        "those `ttc analyze --verifier-error` recorded); docs/verifiers.md.",
+    ),
+]
+VerifierErrorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--verifier-error", help="The verifier's false-positive and false-negative rates, FPR,FNR (e.g. 0.05,0.1)."
+    ),
+]
+VerifierErrorFromOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--verifier-error-from",
+        help="An agreement's JSON (`ttc agreement` on an audited subset): its rates, with their uncertainty.",
+    ),
+]
 
 
 def load_groups(
@@ -83,13 +104,29 @@ def forecast(
     confidence: ConfidenceOption = 0.9,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a coverage-vs-k figure (PNG); one group.")] = None,
     seed: SeedOption = 0,
+    corrected: CorrectedOption = False,
+    verifier_error: VerifierErrorOption = None,
+    verifier_error_from: VerifierErrorFromOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Forecast coverage at --k samples per problem, with an interval, per group."""
     output = Output("forecast", json_output)
     with output.errors():
+        if corrected and plot is not None:
+            raise CommandError("--plot draws the uncorrected forecast; leave it out with --corrected")
         loaded, groups = load_groups(run_dir, counts_file, group_by, output, plot)
-        results = {name: group.forecast(k, method, confidence, seed) for name, group in groups.items()}
+        results = {
+            name: group.forecast(
+                k,
+                method,
+                confidence,
+                seed,
+                corrected=corrected,
+                verifier_error=verifier_error,
+                verifier_error_from=verifier_error_from,
+            )
+            for name, group in groups.items()
+        }
     from harness.reporting.format import format_forecast
 
     width = max(len(name) for name in results)
@@ -179,6 +216,9 @@ def budget(
     ] = 0,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the budget curve (PNG); one group.")] = None,
     seed: SeedOption = 0,
+    corrected: CorrectedOption = False,
+    verifier_error: VerifierErrorOption = None,
+    verifier_error_from: VerifierErrorFromOption = None,
     over: Annotated[
         str,
         typer.Option(
@@ -222,7 +262,7 @@ def budget(
     check_one_price(output, price_per_mtok, gpu_hour_price)
     with output.errors():
         axes = parse_axes(over)
-    # planning over thinking (a planning over samples alone refuses them, naming the option, when given)
+    # the options of both plannings: each refuses, naming it, an option that applies to the other only
     joint_options: dict[str, Any] = dict(
         cost=cost,
         spend=spend,
@@ -234,6 +274,9 @@ def budget(
         k_max=k_max,
         price_per_mtok=price_per_mtok,
         gpu_hour_price=gpu_hour_price,
+        corrected=corrected,
+        verifier_error=verifier_error,
+        verifier_error_from=verifier_error_from,
     )
     if axes != ("samples",):
         with output.errors():

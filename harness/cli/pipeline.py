@@ -40,6 +40,20 @@ ReasoningOption = Annotated[
         "auto: on when the chat template holds the think tags or the samples show thinking."
     ),
 ]
+JudgeModelOption = Annotated[
+    str | None,
+    typer.Option(help="The judge model (--verifier judge): a checkpoint or Hub id, or a served model's name."),
+]
+JudgeEngineOption = Annotated[
+    str, typer.Option(help="The judge's engine: vllm (in this process) or openai (a server at --judge-base-url).")
+]
+JudgeBaseUrlOption = Annotated[
+    str | None,
+    typer.Option(help="--judge-engine openai: the server's API root (default: $OPENAI_BASE_URL)."),
+]
+JudgeTemplateOption = Annotated[
+    Path | None, typer.Option(help="A Jinja file replacing the judge's built-in prompt (docs/verifiers.md).")
+]
 RayAddressOption = Annotated[
     str | None,
     typer.Option(
@@ -346,7 +360,13 @@ _make_sampling_command(
 @app.command("verify")
 def verify_command(
     run_dir: RunDir,
-    verifier: VerifierOption = None,
+    verifier: Annotated[
+        str | None,
+        typer.Option(
+            help="Verifier: numeric, math, python-tests, exact, judge (an LLM judge: --judge-model) or module:Class "
+            "(default: the task's)."
+        ),
+    ] = None,
     workers: WorkersOption = None,
     ray_address: RayAddressOption = None,
     reasoning: Annotated[
@@ -358,6 +378,10 @@ def verify_command(
     think_tags: Annotated[
         str | None, typer.Option(help="The tags around the thinking: OPEN,CLOSE (default: the run's).")
     ] = None,
+    judge_model: JudgeModelOption = None,
+    judge_engine: JudgeEngineOption = "vllm",
+    judge_base_url: JudgeBaseUrlOption = None,
+    judge_template: JudgeTemplateOption = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -373,6 +397,10 @@ def verify_command(
             ray_address=ray_address,
             reasoning=reasoning,
             think_tags=think_tags,
+            judge_model=judge_model,
+            judge_engine=judge_engine,
+            judge_base_url=judge_base_url,
+            judge_template=judge_template,
             progress=output.progress_mode,
             log=output.log,
         )
@@ -453,19 +481,43 @@ def sweep_command(
 
 @app.command("analyze")
 def analyze_command(
-    run_dir: RunDir, verifier: VerifierOption = None, quiet: QuietOption = False, json_output: JsonOption = False
+    run_dir: RunDir,
+    verifier: VerifierOption = None,
+    verifier_error: Annotated[
+        str | None,
+        typer.Option(
+            help="The verifier's false-positive and false-negative rates, FPR,FNR (e.g. 0.05,0.1): pass@k corrected "
+            "for them is shown beside the raw curve (docs/verifiers.md)."
+        ),
+    ] = None,
+    verifier_error_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="An agreement's JSON (`ttc agreement` on an audited subset): correct pass@k for its rates, with "
+            "their uncertainty."
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Compute coverage (pass@k for every k) with intervals, the law and the forecast: summary.json, coverage.png."""
     import harness
 
     output = Output("analyze", json_output, quiet)
     with output.errors():
-        summary = harness.analyze(run_dir, verifier)
+        summary = harness.analyze(
+            run_dir, verifier, verifier_error=verifier_error, verifier_error_from=verifier_error_from
+        )
     output.echo(f"pass@1 {summary['pass_at_1']:.4f}; wrote {Path(run_dir) / 'summary.json'}")
-    if summary.get("surface"):
+    if "corrected" in summary and output.human:
+        from harness.reporting.terminal import print_corrected
+
+        print_corrected(summary)
+    surface = summary.get("surface")
+    if surface:
         from harness.reporting.terminal import format_surface
 
-        output.echo(format_surface(summary["surface"]))
+        output.echo(format_surface(surface))
     if summary["completeness"]["note"]:
         output.echo(summary["completeness"]["note"])
     output.result(run=str(run_dir), summary=summary)

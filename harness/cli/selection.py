@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from harness.cli.app import JsonOption, Output, QuietOption, app
-from harness.cli.pipeline import RunDir, VerifierOption
+from harness.cli.pipeline import (
+    JudgeBaseUrlOption,
+    JudgeEngineOption,
+    JudgeTemplateOption,
+    RunDir,
+    VerifierOption,
+)
 
 
 @app.command("compare-verifiers")
@@ -17,8 +23,8 @@ def compare_verifiers_command(
     selectors: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: coverage, majority, orm[=SET], prm[=SET], weighted[=SET], likelihood "
-            "(default: all the run's data allows)."
+            help="Comma-separated: coverage, majority, orm[=SET], prm[=SET], weighted[=SET], likelihood, "
+            "conf-min-window, conf-tail, conf-bottom10, conf-majority=ETA (default: all the run's data allows)."
         ),
     ] = None,
     k: Annotated[str | None, typer.Option("--k", help="Comma-separated k values (default: 1, 2, 4, ..., n).")] = None,
@@ -123,13 +129,24 @@ def import_samples_command(
 @app.command("score")
 def score_command(
     run_dir: RunDir,
-    model: Annotated[str, typer.Option(help="Reward model: Hugging Face Hub id or local checkpoint directory.")],
+    model: Annotated[
+        str | None, typer.Option(help="Reward model: Hugging Face Hub id or local checkpoint directory.")
+    ] = None,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(help="Instead of --model: an LLM judge whose probability of 'yes' is each sample's score."),
+    ] = None,
+    judge_engine: JudgeEngineOption = "vllm",
+    judge_base_url: JudgeBaseUrlOption = None,
+    judge_template: JudgeTemplateOption = None,
     kind: Annotated[str, typer.Option(help="orm (a score per sample) or prm (a score per reasoning step).")] = "orm",
     backend: Annotated[
         str, typer.Option(help="auto (vLLM on a GPU, else transformers), vllm or transformers.")
     ] = "auto",
     batch_size: Annotated[int, typer.Option(help="Samples per model call.")] = 16,
-    name: Annotated[str | None, typer.Option(help="Score set to write (default: <kind>-<model name>).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Score set to write (default: <kind>-<model name>, judge-<model name>).")
+    ] = None,
     step_token: Annotated[
         str | None,
         typer.Option(help="prm: token after each step where the model scores it (default <extra_0> if known)."),
@@ -142,7 +159,7 @@ def score_command(
     quiet: QuietOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Score every sample of a run with a reward model (resumable: scores are stored as they come)."""
+    """Score every sample of a run with a reward model or an LLM judge (resumable: scores are stored as they come)."""
     import harness
 
     output = Output("score", json_output, quiet)
@@ -150,6 +167,10 @@ def score_command(
         scoring = harness.score(
             run_dir,
             model,
+            judge_model=judge_model,
+            judge_engine=judge_engine,
+            judge_base_url=judge_base_url,
+            judge_template=judge_template,
             kind=kind,
             backend=backend,
             batch_size=batch_size,

@@ -19,6 +19,7 @@ from harness.core.options import DeclaresOptions
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines import models
+from harness.engines.confidence import ConfidenceStats
 from harness.engines.models import ModelRef
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class GenerationRequest:
             generation prompt, for chat messages): the opening think tag when ``--reasoning on`` meets a chat
             template that does not open the thinking itself. An engine that renders prompts must append it; it
             is part of the run's configuration hash.
+        top_logprobs: return each generated token's ``top_logprobs`` most likely alternatives with their
+            log-probabilities (``Completion.top_logprobs``; 0: none). A judge asks for them to read its
+            probability of "yes"; sampling for a run never does.
         max_tokens: most tokens of each completion of this request, in place of the settings' ``max_tokens``
             (None: the settings'). Budget forcing continues traces with their own limits; an engine must honour
             it.
@@ -62,6 +66,7 @@ class GenerationRequest:
     seed: int
     think_tags: ThinkTags | None = None
     response_prefix: str = ""
+    top_logprobs: int = 0
     max_tokens: int | None = None
 
     def token_limit(self, settings: SamplingSettings) -> int:
@@ -81,6 +86,12 @@ class Completion:
         thinking_tokens: how many of ``n_tokens`` were thinking, up to and including the closing think tag (all of
             them when the thinking never closed); None when unknown (see ``split_tokens``).
         answer_tokens: the rest, ``n_tokens - thinking_tokens``; None when unknown.
+        confidence: the sample's confidence statistics, computed while sampling from its tokens'
+            log-probabilities (``harness.engines.confidence``); None where the engine has none.
+        confidence_settings: what they were computed with (``ConfidenceSettings.label``).
+        top_logprobs: when the request asked for them (``GenerationRequest.top_logprobs``), per generated token
+            its most likely tokens' log-probabilities, token text -> log-probability (a judge's verdict
+            token); None otherwise.
         forced: budget forcing (``harness.engines.forcing``) appended the closing tag and the answer cue to this
             completion's thinking; None when the run does not force budgets.
     """
@@ -91,6 +102,9 @@ class Completion:
     logprob_sum: float | None
     thinking_tokens: int | None = None
     answer_tokens: int | None = None
+    confidence: ConfidenceStats | None = None
+    confidence_settings: str | None = None
+    top_logprobs: list[dict[str, float]] | None = None
     forced: bool | None = None
 
 

@@ -31,7 +31,9 @@ result is exact. Without ``max_tokens`` that buffer keeps every window mean.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -41,6 +43,8 @@ from harness.core.errors import OptionError, check_number
 DEFAULT_WINDOW = 2048
 DEFAULT_TAIL = 2048
 DEFAULT_BOTTOM_FRACTION = 0.1
+# vLLM returns at most 20 log-probabilities per position by default (its max_logprobs), DeepConf's k
+MAX_TOP_LOGPROBS = 20
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,64 @@ def confidence_stats(
     accumulator = ConfidenceAccumulator(window, tail, bottom_fraction)
     accumulator.add(values)
     return accumulator.result()
+
+
+@dataclass(frozen=True)
+class ConfidenceSettings:
+    """How an engine computes each sample's confidence statistics while sampling.
+
+    Attributes:
+        window: tokens per sliding window (``min_window``, ``bottom_window``); DeepConf's 2048.
+        tail: tokens at the end for ``tail``; DeepConf's 2048.
+        bottom_fraction: share of the lowest window means averaged by ``bottom_window``.
+        top_logprobs: 0: each token's value is the sampled token's log-probability (the ``logprob`` variant,
+            free: engines return it for ``logprob_sum``); k >= 1: DeepConf's token confidence over the top k
+            log-probabilities of each position (the ``deepconf`` variant; DeepConf asks for 20).
+    """
+
+    window: int = DEFAULT_WINDOW
+    tail: int = DEFAULT_TAIL
+    bottom_fraction: float = DEFAULT_BOTTOM_FRACTION
+    top_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        check_confidence_settings(self.window, self.tail, self.bottom_fraction)
+        check_number("confidence_top_logprobs", self.top_logprobs, at_least=0, at_most=MAX_TOP_LOGPROBS, integer=True)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ConfidenceSettings | None:
+        """The settings an engine's options give: ``confidence`` (on by default), ``confidence_window``,
+        ``confidence_tail`` and ``confidence_top_logprobs`` (the defaults where absent); None when off."""
+        if not options.get("confidence", True):
+            return None
+        return cls(
+            window=options.get("confidence_window", DEFAULT_WINDOW),
+            tail=options.get("confidence_tail", DEFAULT_TAIL),
+            top_logprobs=options.get("confidence_top_logprobs", 0),
+        )
+
+    @property
+    def label(self) -> str:
+        """What a sample's statistics were computed with, as stored beside them (``conf_settings``)."""
+        values = "logprob" if self.top_logprobs == 0 else f"deepconf top {self.top_logprobs}"
+        return f"{values}; window {self.window}; tail {self.tail}; bottom {self.bottom_fraction:g}"
+
+    def accumulator(self, max_tokens: int | None = None) -> ConfidenceAccumulator:
+        return ConfidenceAccumulator(self.window, self.tail, self.bottom_fraction, max_tokens)
+
+    def feed(self, accumulator: ConfidenceAccumulator, values: ArrayLike) -> None:
+        """Feed the next tokens: their sampled log-probabilities (1-D) for the ``logprob`` variant, their top-k
+        log-probabilities ((tokens, k)) for ``deepconf``."""
+        if self.top_logprobs:
+            accumulator.add_top_logprobs(values)
+        else:
+            accumulator.add(values)
+
+    def stats(self, values: ArrayLike) -> ConfidenceStats:
+        """The statistics of a whole sample's token values at once (see ``feed``)."""
+        accumulator = self.accumulator()
+        self.feed(accumulator, values)
+        return accumulator.result()
 
 
 def check_confidence_settings(window: int, tail: int, bottom_fraction: float) -> None:

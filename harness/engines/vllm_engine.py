@@ -27,8 +27,16 @@ from harness.engines.base import (
     TokenCodec,
     split_tokens,
 )
+from harness.engines.confidence import DEFAULT_TAIL, DEFAULT_WINDOW, ConfidenceSettings
 from harness.engines.forcing import TokenizerCodec
-from harness.engines.vllm_adapter import OfflineLLM, check_vllm, final_only_sampling_params, is_cpu_platform
+from harness.engines.vllm_adapter import (
+    OfflineLLM,
+    check_vllm,
+    final_only_sampling_params,
+    is_cpu_platform,
+    token_alternatives,
+    token_logprobs,
+)
 from harness.engines.watchdog import ensure_watchdog
 
 # On CPU vLLM reserves this share of the NUMA node's memory for the KV cache and weights by default (0.92),
@@ -84,6 +92,13 @@ class VLLMEngine(Engine):
         pipeline_parallel_size: GPUs (or nodes) to split the layers over; the engine uses
             ``tensor_parallel_size`` x ``pipeline_parallel_size`` GPUs. Neither changes what is sampled (they are
             recorded with the session, not hashed).
+        confidence: compute each sample's confidence statistics (``harness.engines.confidence``: mean, lowest
+            sliding-window mean, tail mean and bottom-10% window mean of its token values) when its request
+            finishes, from the log-probabilities vLLM returns with it; stored with the sample.
+        confidence_window, confidence_tail: tokens per sliding window and in the tail (DeepConf: 2048 each).
+        confidence_top_logprobs: 0 (default): token values are the sampled tokens' log-probabilities, which
+            cost nothing extra; k: DeepConf's token confidence over the top k log-probabilities (vLLM then
+            returns k per token, which costs time: docs/bench.md).
         extra_engine_args: passed to ``vllm.LLM`` as is.
     """
 
@@ -102,6 +117,7 @@ class VLLMEngine(Engine):
         )
         for name in counts:
             check_number(name, options.get(name), at_least=1)
+        ConfidenceSettings.from_options(options)
 
     @classmethod
     def resolve_sample_defining(cls, engine_options: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,8 +146,20 @@ class VLLMEngine(Engine):
         tensor_parallel_size: int = 1,
         pipeline_parallel_size: int = 1,
         seed: int = 0,
+        confidence: bool = True,
+        confidence_window: int = DEFAULT_WINDOW,
+        confidence_tail: int = DEFAULT_TAIL,
+        confidence_top_logprobs: int = 0,
         extra_engine_args: dict[str, Any] | None = None,
     ) -> None:
+        self.confidence = ConfidenceSettings.from_options(
+            {
+                "confidence": confidence,
+                "confidence_window": confidence_window,
+                "confidence_tail": confidence_tail,
+                "confidence_top_logprobs": confidence_top_logprobs,
+            }
+        )
         check_vllm()  # an installed vLLM without what the adapter uses is refused before anything loads
         self._on_cpu = is_cpu_platform()
         if self._on_cpu:
@@ -175,6 +203,7 @@ class VLLMEngine(Engine):
             "model": self.model,
             "seeding": "per-request" if self.per_request_seeds else f"engine-wide seed {self.seed}",
             **self.settings,
+            "confidence": None if self.confidence is None else self.confidence.label,
         }
 
     def render_prompt(self, prompt: Prompt, response_prefix: str = "") -> str:
@@ -201,24 +230,36 @@ class VLLMEngine(Engine):
             self._close_ids[tags.close] = token_id if own and self._tokenizer.decode([token_id]) == tags.close else None
         return self._close_ids[tags.close]
 
-    def _completion(self, choice: Any, tags: ThinkTags | None) -> Completion:
+    def _completion(self, choice: Any, tags: ThinkTags | None, top_logprobs: int = 0) -> Completion:
         """A finished choice; with ``tags``, its thinking tokens are those up to the closing tag (all of them when
-        the thinking never closed), counted on the token ids."""
+        the thinking never closed), counted on the token ids. Its confidence statistics come from the
+        log-probabilities vLLM kept for it (the whole sample's at once: with ``FINAL_ONLY`` outputs vLLM hands them
+        over when the request ends); ``top_logprobs``: each token's alternatives, as the request asked."""
         token_ids = list(choice.token_ids)
         thinking = None
         if tags is not None and tags.close in choice.text:  # else never closed: every token was thinking
             thinking = thinking_token_count(token_ids, self._tokenizer.decode, tags, self._close_token_id(tags))
         if tags is not None and thinking is None:
             thinking = len(token_ids)
+        stats = None
+        if self.confidence is not None:
+            values = token_logprobs(choice, self.confidence.top_logprobs)
+            stats = None if values is None else self.confidence.stats(values)
         return Completion(
             text=choice.text,
             n_tokens=len(token_ids),
             finish_reason=str(choice.finish_reason or "stop"),
             logprob_sum=None if choice.cumulative_logprob is None else float(choice.cumulative_logprob),
             **split_tokens(len(token_ids), thinking),
+            confidence=stats,
+            confidence_settings=None if stats is None or self.confidence is None else self.confidence.label,
+            top_logprobs=token_alternatives(choice) if top_logprobs else None,
         )
 
     def _sampling_params(self, request: GenerationRequest, settings: SamplingSettings) -> Any:
+        # the sampled token's log-prob feeds the likelihood baseline and the confidence statistics; top-k ones
+        # DeepConf's token confidence and a judge's probability of "yes"
+        top = max(request.top_logprobs, 0 if self.confidence is None else self.confidence.top_logprobs)
         return final_only_sampling_params(  # one output per request, when all its n samples are done
             n=request.n,
             temperature=settings.temperature,
@@ -227,7 +268,7 @@ class VLLMEngine(Engine):
             max_tokens=request.token_limit(settings),
             stop=list(settings.stop) or None,
             seed=request.seed if self.per_request_seeds else None,
-            logprobs=0,  # the sampled token's log-prob only: feeds the likelihood baseline
+            logprobs=top,
         )
 
     def generate(
@@ -266,7 +307,9 @@ class VLLMEngine(Engine):
                     choices = sorted(output.outputs, key=lambda choice: choice.index)
                     yield GenerationResult(
                         request=request,
-                        completions=[self._completion(choice, request.think_tags) for choice in choices],
+                        completions=[
+                            self._completion(choice, request.think_tags, request.top_logprobs) for choice in choices
+                        ],
                         prompt_tokens=len(output.prompt_token_ids or ()),
                         seed=None if self.per_request_seeds else self.seed,
                     )

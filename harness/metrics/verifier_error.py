@@ -215,6 +215,8 @@ class CorrectedCoverage:
             (below their 0.1% quantile): a sign that the FPR is overstated.
         too_many_correct: problems with more than a problem solved by every sample would show: the FNR is
             overstated.
+        replicate_weights: (resamples, grid): each bootstrap replicate's fitted distribution, from which
+            ``curve_interval`` gives intervals at any k (a forecast beyond the run's n).
     """
 
     ks: np.ndarray
@@ -233,10 +235,23 @@ class CorrectedCoverage:
     resolution: float
     too_few_correct: int
     too_many_correct: int
+    replicate_weights: np.ndarray | None = None
 
     def curve(self, ks: ArrayLike) -> np.ndarray:
         """Corrected pass@k of the fitted distribution at any k (beyond the run's n it is a forecast)."""
         return _coverage_matrix(np.asarray(ks, dtype=np.float64).reshape(-1), self.success_rates) @ self.weights
+
+    def curve_interval(self, ks: ArrayLike, confidence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of ``curve(ks)`` at any k: percentiles of the bootstrap replicates' curves (each replicate
+        resampled problems and drew the error rates), at ``confidence`` (default: this estimate's)."""
+        if self.replicate_weights is None:
+            raise ValueError("this estimate kept no bootstrap replicates")
+        confidence = self.confidence if confidence is None else confidence
+        check_number("confidence", confidence, above=0, below=1)
+        matrix = _coverage_matrix(np.asarray(ks, dtype=np.float64).reshape(-1), self.success_rates)
+        replicates = self.replicate_weights @ matrix.T  # (resamples, k)
+        alpha = (1 - confidence) / 2
+        return interval_containing(self.curve(ks), *np.quantile(replicates, [alpha, 1 - alpha], axis=0))
 
     def at(self, k: int) -> tuple[float, float, float]:
         """(corrected, low, high) at one of ``ks``."""
@@ -376,6 +391,7 @@ def corrected_coverage(
         resolution=min(detectable / (1 - fpr.value - fnr.value), 1.0),
         too_few_correct=int(np.count_nonzero(binom.cdf(c, n, fpr.value) < IMPLAUSIBLE)),
         too_many_correct=int(np.count_nonzero(binom.sf(c - 1, n, 1 - fnr.value) < IMPLAUSIBLE)),
+        replicate_weights=replicate_weights.transpose(0, 2, 1).reshape(-1, rates.size)[:resamples],
     )
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import numpy as np
+
 from harness.forecasting.costs import Usage
 from harness.forecasting.fitted import FittedLaws, fit_laws
 from harness.metrics.analysis import coverage_summary, group_summaries, groupable_fields, reasons_histogram
 from harness.metrics.counts import Counts
 from harness.metrics.reasoning import reasoning_figures
+from harness.metrics.verifier_error import ErrorRate, corrected_coverage
 from harness.pipeline.results import REASONING_FIGURES, ReasoningSummary, Summary
 from harness.pipeline.surface import run_surface, surface_summary
 from harness.reporting.run_counts import judged_tokens, run_counts
@@ -24,18 +27,39 @@ from harness.store.completeness import completeness
 from verifiers.base import TRUNCATED_THINKING
 
 
-def analyze_run(store: RunStore, verifier: str | None = None) -> Summary:
+def analyze_run(
+    store: RunStore, verifier: str | None = None, error_rates: tuple[ErrorRate, ErrorRate] | None = None
+) -> Summary:
     """Compute the run's summary, write ``summary.json`` and ``coverage.png``, holding the run's lock (refused
     while another process writes into the run).
 
     The summary's ``completeness`` says what part of the run it covers: its ``note`` names what a summary of
     part of the run leaves out (samples without verdicts, problems without any), and is None otherwise.
+    ``error_rates``: the verifier's (false-positive, false-negative) rates: the summary's ``corrected`` entry
+    then holds pass@k corrected for them beside the raw curve (``corrected_summary``).
     """
     with store.locked():
-        return _analyze_locked(store, verifier)
+        return _analyze_locked(store, verifier, error_rates)
 
 
-def _analyze_locked(store: RunStore, verifier: str | None) -> Summary:
+def corrected_summary(counts: Counts, error_rates: tuple[ErrorRate, ErrorRate]) -> dict[str, Any]:
+    """pass@k at the summary's k corrected for the verifier's error rates (``harness.metrics.verifier_error``),
+    with the raw curve beside it; its ``forecast`` is the corrected model's at the summary's forecast k."""
+    corrected = corrected_coverage(counts.num_samples, counts.num_correct, *error_rates)
+    entry = corrected.to_dict()
+    k = 10 * int(np.min(counts.num_samples))
+    low, high = corrected.curve_interval([k])
+    entry["forecast"] = {
+        "k": k,
+        "coverage": float(corrected.curve([k])[0]),
+        "low": float(low[0]),
+        "high": float(high[0]),
+    }
+    entry["forecast"].update(method="corrected", confidence=corrected.confidence)
+    return entry
+
+
+def _analyze_locked(store: RunStore, verifier: str | None, error_rates: tuple[ErrorRate, ErrorRate] | None) -> Summary:
     from harness.reporting.figures import figure_png, plot_run_coverage  # matplotlib: imported when drawing
 
     key = store.resolve_verdict_key(verifier)
@@ -58,6 +82,8 @@ def _analyze_locked(store: RunStore, verifier: str | None) -> Summary:
     summary["usage"] = store.usage()
     summary["budget"] = laws.budget(Usage.from_mapping(summary["usage"]))
     summary["finish_reasons"] = finish_reasons(store)
+    if error_rates is not None:
+        summary["corrected"] = corrected_summary(counts, error_rates)
     summary["reasoning"] = reasoning_summary(store, key)
     summary["budget_forcing"] = budget_forcing_summary(store)
     measured = run_surface(store, key)

@@ -22,16 +22,26 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from harness.core.errors import check_choice, check_number
+from harness.core.errors import OptionError, check_choice, check_number
 from harness.core.forcing import DEFAULT_ANSWER_CUE, DEFAULT_ANSWER_TOKENS, DEFAULT_WAIT_WORD
 from harness.core.options import check_value
 from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG, ThinkTags, check_reasoning_mode
 from harness.engines.ray_pool import ScaleOut
+from harness.metrics.verifier_error import ErrorRate
 from harness.pipeline.adaptive import spend_adaptive_pilot
 from harness.pipeline.analyze import analyze_run
 from harness.pipeline.importing import SampleFields, add_scores, create_imported_run
+from harness.pipeline.judge import (
+    GENSELECT_TEMPLATE,
+    JUDGE_TEMPLATE,
+    JudgeOptions,
+    check_genselect,
+    genselect_run,
+    judge_run,
+    prepared_judge,
+)
 from harness.pipeline.options import DEFAULT_RUN, SampleOptions
 from harness.pipeline.prepare import open_run, prepare
 from harness.pipeline.results import (
@@ -46,6 +56,7 @@ from harness.pipeline.results import (
 from harness.pipeline.sample import sample_run
 from harness.pipeline.score import ScoringOptions, score_run
 from harness.pipeline.sweep import sweep_run
+from harness.pipeline.verifier_stats import resolve_error_rates
 from harness.pipeline.verify import verify_run
 from harness.reporting.html import write_report
 from harness.reporting.progress import PROGRESS_MODES, ProgressMode, message_logger
@@ -59,6 +70,7 @@ if TYPE_CHECKING:
     from harness.pipeline.stored_run import Run
 
 Log = Callable[[str], None]
+JUDGE_VERIFIER = "judge"
 OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
 
 
@@ -271,6 +283,10 @@ def verify(
     ray_address: str | None = None,
     reasoning: str = "auto",
     think_tags: str | Sequence[str] | None = None,
+    judge_model: str | Path | None = None,
+    judge_engine: str = "vllm",
+    judge_base_url: str | None = None,
+    judge_template: str | Path | None = None,
     progress: ProgressMode = "auto",
     log: Log | None = None,
 ) -> Verification:
@@ -279,11 +295,31 @@ def verify(
     ``module:Class`` (default: the run's); its verdicts form one verdict set. ``reasoning``: ``auto`` judges as
     the run was sampled (its manifest), ``on`` judges the answer after the thinking, ``off`` the whole
     completion; ``think_tags`` (default: the run's) are ``"OPEN,CLOSE"``. Another mode or other tags make a
-    verdict set of their own."""
+    verdict set of their own.
+
+    ``verifier="judge"``: an LLM judge, ``judge_model`` on ``judge_engine`` (``vllm`` in process, or ``openai``
+    at ``judge_base_url``), asks whether each sample's answer is right (``harness.pipeline.judge``; the prompt is
+    ``judge_template`` or the built-in one; it reads the end of each sample's answer, after the thinking when
+    reasoning is on, and a sample whose thinking never closed is wrong without asking it). Each distinct
+    (problem, answer) is judged once; the verdicts carry the judge's reply and its probability of "yes", and what
+    the judge spent is reported."""
     check_value("run_dir", run_dir, Path)
     check_number("workers", workers, at_least=1, integer=True)
     check_reasoning_mode(reasoning)
     tags = None if think_tags is None else ThinkTags.parse(think_tags)
+    if verifier == JUDGE_VERIFIER or judge_model is not None:
+        options = _judge_options(verifier, judge_model, judge_engine, judge_base_url, judge_template)
+        log = _checked_log(None, progress, log)
+        prepared_judge(options, JUDGE_TEMPLATE)  # a model or template that cannot be used: refused before writing
+        with RunStore.open(run_dir, writable=True) as store:
+            judging = judge_run(store, options, reasoning=reasoning, think_tags=tags, progress=progress, log=log)
+        report = judging.report()
+        usage = report["judge"]
+        log(
+            f"judged {judging.judged} samples ({judging.distinct} distinct answers) into {judging.key}: "
+            f"{usage['calls']} judge calls, {usage['prompt_tokens']} prompt and {usage['output_tokens']} reply tokens"
+        )
+        return cast(Verification, report)
     log = _checked_log(verifier, progress, log)
     scale = ScaleOut(ray_address=ray_address)
     with RunStore.open(run_dir, writable=True) as store:
@@ -335,20 +371,36 @@ def sweep(
     return report
 
 
-def analyze(run_dir: str | Path, verifier: str | None = None) -> Summary:
+def analyze(
+    run_dir: str | Path,
+    verifier: str | None = None,
+    *,
+    verifier_error: str | Sequence[float | ErrorRate] | None = None,
+    verifier_error_from: str | Path | None = None,
+) -> Summary:
     """The run's summary (``ttc analyze``): pass@k for every k with intervals, the law, the forecast, the
     budget rows, usage; written to ``summary.json`` with ``coverage.png``. ``verifier`` selects the verdict set
-    (by key or verifier name; default: the one last verified)."""
+    (by key or verifier name; default: the one last verified).
+
+    ``verifier_error`` (the verifier's false-positive and false-negative rates, ``"0.05,0.1"`` or a pair) or
+    ``verifier_error_from`` (an agreement's JSON, ``ttc agreement``'s output on an audited subset): the summary's
+    ``corrected`` entry then holds pass@k corrected for them, with intervals that carry their uncertainty, beside
+    the raw curve (``harness.metrics.verifier_error``)."""
     check_value("run_dir", run_dir, Path)
     check_value("verifier", verifier, str | None)
+    error_rates = resolve_error_rates(verifier_error, verifier_error_from)
     with RunStore.open(run_dir) as store:
-        return analyze_run(store, verifier)
+        return analyze_run(store, verifier, error_rates)
 
 
 def score(
     run_dir: str | Path,
-    model: str | Path,
+    model: str | Path | None = None,
     *,
+    judge_model: str | Path | None = None,
+    judge_engine: str = "vllm",
+    judge_base_url: str | None = None,
+    judge_template: str | Path | None = None,
     kind: str = "orm",
     backend: str = "auto",
     batch_size: int = 16,
@@ -362,8 +414,32 @@ def score(
 ) -> Scoring:
     """Score every stored sample of ``run_dir`` with a reward model (``ttc score``): ``kind`` ``orm`` (a score
     per sample) or ``prm`` (a score per step), on ``backend`` ``vllm``, ``transformers`` or ``auto``, into score
-    set ``name`` (default ``<kind>-<model name>``). Resumable: scores are stored as they come."""
+    set ``name`` (default ``<kind>-<model name>``). Resumable: scores are stored as they come.
+
+    ``judge_model`` instead of ``model``: an LLM judge's probability of "yes" for each sample's answer (as
+    ``verify(..., "judge")`` asks it) becomes score set ``name`` (default ``judge-<model name>``), a selector
+    for best-of-k and weighted vote."""
     check_value("run_dir", run_dir, Path)
+    if (model is None) == (judge_model is None):
+        raise OptionError("model", "give a reward model (--model) or a judge model (--judge-model), exactly one")
+    if judge_model is not None:
+        judge = _judge_options(JUDGE_VERIFIER, judge_model, judge_engine, judge_base_url, judge_template)
+        log = _checked_log(None, progress, log)
+        prepared_judge(judge, JUDGE_TEMPLATE)
+        set_name = name or f"judge-{Path(str(judge_model).rstrip('/')).name}"
+        with RunStore.open(run_dir, writable=True) as store:
+            judged = judge_run(store, judge, score_set=set_name, progress=progress, log=log)
+        usage = judged.usage.to_json()
+        log(f"scored {judged.judged} samples into score set {set_name!r} with {usage['calls']} judge calls")
+        return {
+            "score_set": set_name,
+            "backend": judge_engine,
+            "scored": judged.judged,
+            "truncated": 0,
+            "seconds": usage["seconds"],
+            "judge": usage,
+        }
+    assert model is not None
     options = _options_from(ScoringOptions, locals(), model=str(model) if isinstance(model, Path) else model)
     log = _checked_log(None, progress, log)
     with RunStore.open(run_dir, writable=True) as store:
@@ -378,6 +454,50 @@ def score(
     if outcome.truncated:
         log(f"note: {outcome.truncated} inputs were longer than max_length and kept only their last tokens")
     return outcome.report()
+
+
+def genselect(
+    run_dir: str | Path,
+    judge_model: str | Path,
+    *,
+    ks: Sequence[int] = (2, 4),
+    subsets: int = 4,
+    seed: int = 0,
+    name: str = "genselect",
+    judge_engine: str = "vllm",
+    judge_base_url: str | None = None,
+    judge_template: str | Path | None = None,
+    candidate_chars: int = 600,
+    progress: ProgressMode = "auto",
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Generative selection (``ttc genselect``): the judge model reads k samples' answers and names the correct
+    one, for ``subsets`` random k-subsets of each problem's samples per k of ``ks``; the picks (and what each
+    call cost) are stored as selection set ``name``, which the ``genselect`` selector of ``compare-verifiers``
+    reads. Resumable: a second call asks only the calls missing."""
+    check_value("run_dir", run_dir, Path)
+    options = _judge_options(JUDGE_VERIFIER, judge_model, judge_engine, judge_base_url, judge_template)
+    log = _checked_log(None, progress, log)
+    check_genselect(ks, subsets, seed, candidate_chars)
+    prepared_judge(options, GENSELECT_TEMPLATE)
+    with RunStore.open(run_dir, writable=True) as store:
+        outcome = genselect_run(
+            store,
+            options,
+            ks,
+            subsets=subsets,
+            seed=seed,
+            name=name,
+            candidate_chars=candidate_chars,
+            progress=progress,
+            log=log,
+        )
+    usage = outcome.usage.to_json()
+    log(
+        f"{outcome.judged} judge calls into selection set {name!r}: {usage['prompt_tokens']} prompt and "
+        f"{usage['output_tokens']} reply tokens"
+    )
+    return {"selection_set": name, "calls": outcome.judged, "picks": dict(outcome.reasons), "judge": usage}
 
 
 def import_samples(
@@ -429,6 +549,29 @@ def import_scores(run_dir: str | Path, file: str | Path, name: str) -> int:
         return add_scores(store, file, name)
 
 
+def _judge_options(
+    verifier: str | None,
+    judge_model: str | Path | None,
+    judge_engine: str,
+    judge_base_url: str | None,
+    judge_template: str | Path | None,
+    **settings: Any,
+) -> JudgeOptions:
+    """The judge's options, refused unless ``verifier`` is ``judge`` and a judge model is named."""
+    if verifier not in (JUDGE_VERIFIER, None) and judge_model is not None:
+        raise OptionError("judge_model", f"names the model of --verifier judge, not of {verifier!r}")
+    if judge_model is None:
+        raise OptionError("judge_model", "--verifier judge needs the judge model (--judge-model MODEL)")
+    check_value("judge_template", judge_template, Path | None)
+    return JudgeOptions(
+        model=str(judge_model),
+        engine=judge_engine,
+        base_url=judge_base_url,
+        template=judge_template,
+        **settings,
+    )
+
+
 def _options_from(cls: type[OptionsT], arguments: Mapping[str, Any], **given: Any) -> OptionsT:
     """An options dataclass from a step's arguments (its ``locals()``): each field is the parameter of the same
     name, except those ``given``. The one place a step's parameters become its checked options."""
@@ -457,6 +600,10 @@ def _checked_log(verifier: str | None, progress: ProgressMode, log: Log | None) 
     check_value("verifier", verifier, str | None)
     check_choice("progress", progress, PROGRESS_MODES)
     check_value("log", log, Callable | None)
+    if verifier == JUDGE_VERIFIER:
+        raise OptionError(
+            "verifier", "judge needs a judge model on an engine: `ttc verify RUN_DIR --verifier judge --judge-model M`"
+        )
     if verifier is not None:
         load_verifier(verifier)
     return log or message_logger(progress)

@@ -252,6 +252,7 @@ class Summary(_CountsSummary, total=False):
     # after ``ttc sweep``: the samples x thinking surface (harness.pipeline.surface.surface_summary); None before
     surface: dict[str, Any] | None
     adaptive_pilot: AdaptivePilotReport
+    corrected: dict[str, Any]  # harness.metrics.verifier_error.CorrectedCoverage.to_dict() and its forecast
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -283,10 +284,7 @@ class SamplingReport(TypedDict):
     session: SessionRecord | None
 
 
-class Verification(TypedDict):
-    """What the verify step did: the verdict set written to, the samples judged now, their verdicts' reasons,
-    the seconds it took, and how it judged reasoning (``mode`` and ``think_tags``)."""
-
+class _VerificationRequired(TypedDict):
     verdict_set: str
     verified: int
     reasons: dict[str, int]
@@ -294,15 +292,29 @@ class Verification(TypedDict):
     reasoning: dict[str, Any] | None
 
 
-class Scoring(TypedDict):
-    """What the score step did: the score set written to, the backend that ran the reward model, the samples
-    scored now, how many inputs were cut to ``max_length`` (keeping their end), and the seconds it took."""
+class Verification(_VerificationRequired, total=False):
+    """What the verify step did: the verdict set written to, the samples judged now, their verdicts' reasons,
+    the seconds it took, and how it judged reasoning (``mode`` and ``think_tags``); for an LLM judge also the
+    distinct answers it was asked about and what it spent (``judge``: calls, prompt and reply tokens, seconds)."""
 
+    distinct_answers: int
+    judge: dict[str, Any]
+
+
+class _ScoringRequired(TypedDict):
     score_set: str
     backend: str | None
     scored: int
     truncated: int
     seconds: float
+
+
+class Scoring(_ScoringRequired, total=False):
+    """What the score step did: the score set written to, the backend that ran the reward model, the samples
+    scored now, how many inputs were cut to ``max_length`` (keeping their end), and the seconds it took; for a
+    judge's scores also what the judge spent (``judge``)."""
+
+    judge: dict[str, Any]
 
 
 class SweepBudget(TypedDict):

@@ -7,14 +7,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import pyarrow as pa
 
 from harness.core.errors import EngineError
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem, SamplingSettings
-from harness.engines.base import Engine, GenerationRequest, GenerationResult, accepts_on_tokens, request_seed
+from harness.engines.base import (
+    Completion,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    accepts_on_tokens,
+    request_seed,
+)
 from harness.engines.engine_log import ENGINE_LOG, engine_session
 from harness.engines.forcing import BudgetForcingEngine
 from harness.engines.registry import build_engine
@@ -90,9 +97,23 @@ def result_table(result: GenerationResult, session_id: str) -> pa.Table:
             "session": [session_id] * request.n,
             "thinking_tokens": pa.array([completion.thinking_tokens for completion in completions], pa.int32()),
             "answer_tokens": pa.array([completion.answer_tokens for completion in completions], pa.int32()),
+            **confidence_columns(completions),
             "forced": pa.array([completion.forced for completion in completions], pa.bool_()),
         }
     )
+
+
+def confidence_columns(completions: Sequence[Completion]) -> dict[str, list[Any]]:
+    """The samples' confidence statistics as the sample shards store them (null where an engine gave none)."""
+    stats = [completion.confidence for completion in completions]
+    columns: dict[str, list[Any]] = {
+        f"conf_{name}": [None if stat is None else float(getattr(stat, name)) for stat in stats]
+        for name in ("mean", "min_window", "tail", "bottom_window")
+    }
+    columns["conf_settings"] = [
+        None if stat is None else completion.confidence_settings for stat, completion in zip(stats, completions)
+    ]
+    return columns
 
 
 @dataclass

@@ -15,6 +15,8 @@
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
     stored.budget(0.8)         # the smallest k whose forecast reaches 80% coverage, and what it costs
     stored.budget(0.8, over="samples,thinking", cost="eflops", hardware="h100")   # the cheapest (k, B), after a sweep
+    stored.agreement("math", against="imported")   # how often one verifier agrees with another
+    stored.corrected_coverage(verifier_error="0.05,0.1")  # pass@k corrected for the verifier's error rates
 """
 
 from __future__ import annotations
@@ -30,18 +32,22 @@ import numpy as np
 from harness.core.errors import DataError, OptionError, check_number
 from harness.core.options import check_value
 from harness.forecasting.budget import BudgetPlan, plan_budget
+from harness.forecasting.corrected import CorrectedModel
 from harness.forecasting.cost_model import resolve_hardware
 from harness.forecasting.costs import Prices, Usage
-from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, forecast_curve
+from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, _validate_request, forecast_curve, model_forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
 from harness.forecasting.planner import JointPlan
 from harness.metrics.analysis import MeasuredCoverage, coverage_summary, measured_coverage, measured_pass_hat_k
 from harness.metrics.counts import Counts, read_counts_jsonl
 from harness.metrics.estimators import log_spaced_ks
+from harness.metrics.verifier_error import CorrectedCoverage, ErrorRate, corrected_coverage
 from harness.pipeline.analyze import analyze_run, summarize_counts
 from harness.pipeline.results import AvgAtNFigures, ReasoningSummary, Summary, UsageFigures
 from harness.pipeline.surface import CostSettings, parse_axes, plan_over_thinking
+from harness.pipeline.verifier_stats import ErrorRates, resolve_error_rates, stored_error_rates
+from harness.reporting.agreement import AgreementResult, run_agreement
 from harness.reporting.html import write_report
 from harness.reporting.run_costs import CostBasis, run_cost_model
 from harness.reporting.run_counts import run_counts
@@ -247,11 +253,27 @@ class Run:
             raise DataError(f"{self.label}: no power law could be fitted: {reason}")
         return PowerLaw.from_json(fit)
 
-    def forecast(self, k: int, method: str = "auto", confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Forecast:
+    def forecast(
+        self,
+        k: int,
+        method: str = "auto",
+        confidence: float = DEFAULT_CONFIDENCE,
+        seed: int = 0,
+        *,
+        corrected: bool = False,
+        verifier_error: str | Sequence[float | ErrorRate] | None = None,
+        verifier_error_from: str | Path | None = None,
+    ) -> Forecast:
         """Coverage at ``k`` samples per problem with a ``confidence`` interval (``harness.forecasting.forecast``).
 
-        The summary's own forecast (``auto`` at 10 x the samples, seed 0) is read from it.
+        The summary's own forecast (``auto`` at 10 x the samples, seed 0) is read from it. ``corrected``: the
+        forecast of pass@k corrected for the verifier's error rates (``harness.forecasting.corrected``), the
+        rates given as ``verifier_error``/``verifier_error_from`` or else those ``analyze`` recorded.
         """
+        if corrected:
+            _validate_request(k, confidence, seed)
+            return model_forecast(self._corrected_model(verifier_error, verifier_error_from, seed), k, confidence)
+        _refuse_rates_without_corrected(verifier_error, verifier_error_from)
         known = self._known_summary()
         stored = None if known is None else known["forecast"]
         if stored and (method, seed) == ("auto", 0) and (stored["k"], stored["confidence"]) == (k, confidence):
@@ -269,6 +291,9 @@ class Run:
         usage: Mapping[str, float | None] | None = None,
         seed: int = 0,
         plot: str | Path | None = None,
+        corrected: bool = False,
+        verifier_error: str | Sequence[float | ErrorRate] | None = None,
+        verifier_error_from: str | Path | None = None,
         over: str | Sequence[str] = "samples",
         cost: str = "tokens",
         spend: float | None = None,
@@ -287,6 +312,8 @@ class Run:
         name (``output_tokens_per_sample``, ``prompt_tokens_per_problem``, ``output_tokens_per_second``,
         ``model_parameters``), which a counts file needs for costs at all. Money needs a price, per million
         tokens or per GPU hour (not both). ``plot``: a PNG of the forecast coverage against its cost.
+        ``corrected``: the budget by the forecast of pass@k corrected for the verifier's error rates (as for
+        ``forecast``).
 
         ``over="samples,thinking"`` plans both axes over the run's sweep (``ttc sweep``; docs/thinking.md) and
         returns a ``JointPlan``: the cheapest (k, B) reaching ``target``, the best (k, B) for ``spend`` with
@@ -298,8 +325,9 @@ class Run:
         """
         axes = parse_axes(over)
         if axes == ("samples", "thinking"):
-            if plot is not None or usage is not None or method != "auto":
-                raise OptionError("over", "plot, usage and method apply to planning over samples alone")
+            if plot is not None or usage is not None or method != "auto" or corrected:
+                raise OptionError("over", "plot, usage, method and corrected apply to planning over samples alone")
+            _refuse_rates_without_corrected(verifier_error, verifier_error_from)
             settings = CostSettings(
                 cost=cost,
                 model_config=model_config,
@@ -313,9 +341,9 @@ class Run:
             check_number("target", target, above=0, below=1)
             store = self._run_store("planning over thinking needs the run's sweep")
             return plan_over_thinking(store, self._verdict_key, settings, target=target, spend=spend, k_max=k_max)
-        given = {"spend": spend, "model_config": model_config, "dtype_bytes": dtype_bytes, "hardware": hardware}
-        given |= {"flops_per_s": flops_per_s, "bytes_per_s": bytes_per_s, "k_max": k_max}
-        for name, value in given.items():
+        joint_only = {"spend": spend, "model_config": model_config, "dtype_bytes": dtype_bytes, "hardware": hardware}
+        joint_only |= {"flops_per_s": flops_per_s, "bytes_per_s": bytes_per_s, "k_max": k_max}
+        for name, value in joint_only.items():
             if value is not None:
                 raise OptionError(name, "applies to planning over samples and thinking (over='samples,thinking')")
         if cost != "tokens":
@@ -333,7 +361,14 @@ class Run:
         given = {name: value for name, value in (usage or {}).items() if value is not None}
         figures = Usage(**{name: given.get(name, getattr(measured, name)) for name in known})
         prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
-        plan = plan_budget(self._counts, target, method, confidence, figures, prices, seed=seed)
+        model = None
+        if corrected:
+            model = self._corrected_model(verifier_error, verifier_error_from, seed)
+            if plot is not None:
+                raise OptionError("plot", "draws the uncorrected forecast; leave out --plot with --corrected")
+        else:
+            _refuse_rates_without_corrected(verifier_error, verifier_error_from)
+        plan = plan_budget(self._counts, target, method, confidence, figures, prices, seed=seed, model=model)
         if plot is not None:
             from harness.reporting.figures import forecast_ks, plot_budget  # matplotlib: imported when drawing
 
@@ -419,6 +454,58 @@ class Run:
         ]
         return pd.DataFrame(rows, columns=["selector", "kind", "k", "accuracy", "low", "high", "method"])
 
+    def agreement(
+        self, verdicts: str, against: str, *, threshold: float | None = None, confidence: float = 0.95
+    ) -> AgreementResult:
+        """How often ``verdicts`` (a verdict set by key or verifier name, or a score set with ``threshold``) agrees
+        with the reference ``against`` on this run (``ttc agreement``; ``harness.reporting.agreement``): the
+        confusion matrix, precision, recall, false-positive and false-negative rates with intervals clustered by
+        problem, Cohen's kappa, the AUROC of scores, and the disagreeing samples (``.disagreements``).
+        ``.to_json()`` is what ``--verifier-error-from`` reads."""
+        store = self._run_store("agreement compares the verdicts of a run directory")
+        return run_agreement(store, verdicts, against, threshold=threshold, confidence=confidence)
+
+    def corrected_coverage(
+        self,
+        verifier_error: str | Sequence[float | ErrorRate] | None = None,
+        verifier_error_from: str | Path | None = None,
+        ks: Sequence[int] | None = None,
+        *,
+        confidence: float = 0.95,
+        seed: int = 0,
+    ) -> CorrectedCoverage:
+        """pass@k corrected for the verifier's false-positive and false-negative rates (``"0.05,0.1"`` or a pair;
+        or an agreement's JSON file), with intervals carrying their uncertainty, beside the raw curve
+        (``harness.metrics.verifier_error``); the rates ``analyze`` recorded when none are given."""
+        rates = self._error_rates(verifier_error, verifier_error_from)
+        counts = self._counts
+        return corrected_coverage(counts.num_samples, counts.num_correct, *rates, ks, confidence=confidence, seed=seed)
+
+    def _error_rates(
+        self,
+        verifier_error: str | Sequence[float | ErrorRate] | None,
+        verifier_error_from: str | Path | None,
+    ) -> ErrorRates:
+        rates = resolve_error_rates(verifier_error, verifier_error_from)
+        if rates is None and self._store is not None:
+            rates = stored_error_rates(self._known_summary())
+        if rates is None:
+            which = f" of verdict set {self.verdict_set}" if self.verdict_set else ""
+            raise OptionError(
+                "verifier_error",
+                f"{self.label}: the verifier's error rates are needed (FPR,FNR, or an agreement's JSON): give them, "
+                f"or record them in the summary{which} with `ttc analyze --verifier-error`",
+            )
+        return rates
+
+    def _corrected_model(
+        self,
+        verifier_error: str | Sequence[float | ErrorRate] | None,
+        verifier_error_from: str | Path | None,
+        seed: int,
+    ) -> CorrectedModel:
+        return CorrectedModel(*self._error_rates(verifier_error, verifier_error_from), seed=seed).fit(self._counts)
+
     def groups(self, field: str) -> dict[str, Run]:
         """One ``Run`` per value of a per-problem field (e.g. ``model`` of a counts file, ``level`` of MATH).
         Groups of a run directory hold its counts, and share its measured ``usage`` (for their budgets)."""
@@ -435,6 +522,13 @@ class Run:
                 "value", f"{self.label}: no problems with {field} = {value!r}; its values are {sorted(groups)}"
             )
         return groups[str(value)]
+
+
+def _refuse_rates_without_corrected(
+    verifier_error: str | Sequence[float | ErrorRate] | None, verifier_error_from: str | Path | None
+) -> None:
+    if verifier_error is not None or verifier_error_from is not None:
+        raise OptionError("corrected", "the verifier's error rates correct the forecast only with --corrected")
 
 
 def load_run(path: str | Path, verifier: str | None = None) -> Run:

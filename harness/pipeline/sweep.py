@@ -39,7 +39,7 @@ from harness.engines.models import ModelRef
 from harness.engines.registry import build_engine, engine_class
 from harness.pipeline.reasoning import JudgingReasoning, judging_reasoning, verdict_description
 from harness.pipeline.results import SweepBudget, SweepReport
-from harness.pipeline.verify import JudgeBatch, judge_batches
+from harness.pipeline.verify import JudgeBatch, judge_batches, verification_reference
 from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore
 from harness.store.ranges import Ranges, merge_ranges, subtract_ranges
@@ -432,7 +432,7 @@ def _judge_sweep(
         table = store.sweep_samples(key, budget).read(["forced", "cut_chars", "answer_text"])
         for row in table.to_pylist():
             forced[(budget, row["problem_id"], row["sample_idx"])] = row
-    references = {problem.problem_id: problem.reference for problem in store.problems()}
+    references = {problem.problem_id: verification_reference(problem) for problem in store.problems()}
     union = _union(missing.values())
     bar = Progress("verifying", total, mode=progress)
     buffers: dict[int, list[tuple[str, int, Verdict]]] = defaultdict(list)

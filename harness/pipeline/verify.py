@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.core.errors import VerifierError
 from harness.core.reasoning import ThinkTags, split_completion
+from harness.core.records import Problem
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.watchdog import die_with_parent, ensure_watchdog
 from harness.pipeline.reasoning import JudgingReasoning, judging_reasoning, verdict_description
@@ -50,22 +51,22 @@ def judge_texts(
     asking the verifier (so every verifier, a custom one too, judges the answer after the thinking only)."""
     if think_tags is None:
         return _verified(verifier, reference, texts)
-    segments = [split_completion(text, think_tags) for text in texts]
-    verdicts: list[Verdict | None] = [None] * len(texts)
-    answered = []
-    for position, segment in enumerate(segments):
-        if not segment.closed:
-            verdicts[position] = Verdict(
-                False, TRUNCATED_THINKING, None, f"the thinking never closed (no {think_tags.close})"
-            )
-        elif not segment.answer.strip():
-            verdicts[position] = Verdict(False, NO_ANSWER, None, f"nothing after {think_tags.close}")
-        else:
-            answered.append(position)
-    judged = _verified(verifier, reference, [segments[position].answer for position in answered]) if answered else []
-    for position, verdict in zip(answered, judged):
-        verdicts[position] = verdict
-    return [verdict for verdict in verdicts if verdict is not None]
+    parts = [answer_part(text, think_tags) for text in texts]
+    answered = [position for position, part in enumerate(parts) if isinstance(part, str)]
+    judged = _verified(verifier, reference, [str(parts[position]) for position in answered]) if answered else []
+    verdicts = dict(zip(answered, judged))
+    return [verdicts[position] if isinstance(part, str) else part for position, part in enumerate(parts)]
+
+
+def answer_part(text: str, think_tags: ThinkTags) -> str | Verdict:
+    """A completion's answer after its thinking, or the verdict it gets without asking a verifier (or a judge):
+    ``truncated_thinking`` where the thinking never closed, ``no_answer`` where nothing follows it."""
+    segment = split_completion(text, think_tags)
+    if not segment.closed:
+        return Verdict(False, TRUNCATED_THINKING, None, f"the thinking never closed (no {think_tags.close})")
+    if not segment.answer.strip():
+        return Verdict(False, NO_ANSWER, None, f"nothing after {think_tags.close}")
+    return segment.answer
 
 
 def _verified(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[str]) -> list[Verdict]:
@@ -107,6 +108,16 @@ class RayTasks(Executor):
             with contextlib.suppress(Exception):
                 self._ray.cancel(ref, force=True)
         self._inflight.clear()
+
+
+def verification_reference(problem: Problem) -> Mapping[str, Any]:
+    """What a verifier judges a problem's samples against: its reference, with the example calls the task found
+    in its prompt (``metadata["examples"]``), on which ``python-tests`` groups programs by behaviour. They sit
+    in the metadata, outside the problems' digest, so adding them left the hash of earlier runs as it was."""
+    examples = problem.metadata.get("examples")
+    if examples and "examples" not in problem.reference:
+        return {**problem.reference, "examples": list(examples)}
+    return problem.reference
 
 
 @dataclass
@@ -157,7 +168,7 @@ def verify_run(
     total = sum(expected.values())
     if total == 0:
         return outcome
-    references = {problem.problem_id: problem.reference for problem in store.problems()}
+    references = {problem.problem_id: verification_reference(problem) for problem in store.problems()}
     bar = Progress("verifying", total, problems=len(expected), mode=progress)
     unjudged = dict(expected)
     started = time.monotonic()

@@ -194,6 +194,31 @@ def selector_section(store: RunStore, verdict_set: str) -> dict[str, Any] | None
     return {"result": result, "figure": embedded_figure(lambda path: plot_comparison(result, path))}
 
 
+# The report compares the analysed verdict set with at most this many others; a note counts the rest.
+MAX_AGREEMENTS = 8
+
+
+def agreement_section(store: RunStore, verdict_set: str) -> dict[str, Any]:
+    """The analysed verdict set against the other verdict sets of the run as the reference (``ttc agreement``),
+    where the two judged samples in common: ``rows`` for the first ``MAX_AGREEMENTS`` of them (in the store's
+    order), ``omitted`` how many more there are."""
+    from harness.reporting.agreement import run_agreement
+
+    rows: list[dict[str, Any]] = []
+    omitted = 0
+    for key in store.verdict_sets():
+        if key == verdict_set:
+            continue
+        if len(rows) == MAX_AGREEMENTS:
+            omitted += 1
+            continue
+        try:
+            rows.append(run_agreement(store, verdict_set, key).to_json())
+        except RunStoreError:  # an empty set, or none of its samples in common with the analysed one
+            continue
+    return {"rows": rows, "omitted": omitted}
+
+
 def reasoning_section(store: RunStore, summary: Mapping[str, Any]) -> dict[str, Any] | None:
     """The summary's reasoning figures, and with reasoning on and the token split known the figure of the
     thinking tokens of correct vs wrong samples and of accuracy against thinking length; None for a summary
@@ -329,6 +354,7 @@ def build_report(
         "coverage_figure": png_data_uri(coverage_png.read_bytes()),
         "groups": groups,
         "selectors": selector_section(store, verdict_set),
+        "agreements": agreement_section(store, verdict_set),
         "budget": budget,
         "budget_rows": [] if budget is None else budget_rows(budget, prices),
         "eflops": None if cost_basis is None else run_eflops(store, cost_basis),

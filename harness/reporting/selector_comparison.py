@@ -13,6 +13,11 @@ Selectors (comma separated in ``parse_selectors``):
 * ``weighted[=SET]``: vote with each answer's support the sum of its samples' scores (step scores
   aggregated where the set has no per-sample score).
 * ``likelihood``: best-of-k by the sample's mean token log-probability, recorded at sampling time.
+* ``conf-min-window``, ``conf-tail``, ``conf-bottom10``: best-of-k by a confidence statistic recorded at sampling
+  time (DeepConf's lowest group, tail and bottom-10% group confidence; ``harness.metrics.confidence_selectors``).
+* ``conf-majority=ETA``: majority vote among the most confident ETA% of the k samples (DeepConf's filtering).
+* ``genselect[=SET]``: a judge model's pick among k samples, stored by ``ttc genselect`` (a selection set); its
+  accuracy@k is the mean over the random k-subsets the judge was shown, with its Monte-Carlo error.
 
 Without ``=SET`` the run's only suitable score set is used. Samples are those with a verdict; scores are
 matched to them by (problem, sample index).
@@ -20,7 +25,7 @@ matched to them by (problem, sample index).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +35,34 @@ import pyarrow.compute as pc
 
 from harness.core.errors import OptionError, RunStoreError, check_choice, check_number
 from harness.engines.reward_steps import STEP_AGGREGATES, aggregate_steps
+from harness.metrics.confidence_selectors import (
+    CONF_MAJORITY,
+    CONF_MAJORITY_STATISTIC,
+    CONFIDENCE_SELECTORS,
+    confidence_best_of_k,
+    confidence_filtered_vote_curves,
+    parse_eta,
+)
+from harness.metrics.confidence_selectors import DESCRIPTIONS as CONFIDENCE_DESCRIPTIONS
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.metrics.selection import Estimate, best_of_k_curves, majority_vote_curves, weighted_vote_curves
 from harness.store import RunStore
 
-SELECTOR_KINDS = ("coverage", "majority", "orm", "prm", "weighted", "likelihood")
+GENSELECT = "genselect"
+SELECTOR_KINDS = (
+    "coverage",
+    "majority",
+    "orm",
+    "prm",
+    "weighted",
+    "likelihood",
+    *CONFIDENCE_SELECTORS,
+    CONF_MAJORITY,
+    GENSELECT,
+)
 SCORED_KINDS = ("orm", "prm", "weighted")
+NAMED_KINDS = (*SCORED_KINDS, GENSELECT)  # take =SET
+VOTING_KINDS = ("majority", "weighted", CONF_MAJORITY)  # need extracted answers
 DESCRIPTIONS = {
     "coverage": "pass@k: some sample of the k is correct",
     "majority": "majority vote over extracted answers (ties split evenly)",
@@ -43,18 +70,26 @@ DESCRIPTIONS = {
     "prm": "best-of-k by aggregated step scores",
     "weighted": "vote weighted by the sum of scores per answer",
     "likelihood": "best-of-k by mean token log-probability",
+    **CONFIDENCE_DESCRIPTIONS,
+    GENSELECT: "a judge model's pick among the k samples (generative selection)",
 }
+# conf-majority in the default comparison: DeepConf@low's filter, the most confident 10%
+DEFAULT_ETA = 10.0
 
 
 @dataclass(frozen=True)
 class SelectorSpec:
-    """One selector to compare: a kind and, for score-based kinds, the score set it reads."""
+    """One selector to compare: a kind and, for score-based kinds, the score set it reads; for ``conf-majority``
+    the percentage ``eta`` of the k it keeps."""
 
     kind: str
     score_set: str | None = None
+    eta: float | None = None
 
     @property
     def label(self) -> str:
+        if self.eta is not None:
+            return f"{self.kind}={self.eta:g}"
         return self.kind if self.score_set is None else f"{self.kind}={self.score_set}"
 
 
@@ -68,9 +103,16 @@ def parse_selectors(text: str) -> list[SelectorSpec]:
         kind, score_set = kind.strip(), named_set.strip() or None
         if kind not in SELECTOR_KINDS:
             raise OptionError("selectors", f"unknown selector {kind!r}; choose from {', '.join(SELECTOR_KINDS)}")
-        if score_set is not None and kind not in SCORED_KINDS:
+        if kind == CONF_MAJORITY:
+            if score_set is None:
+                raise OptionError(
+                    "selectors", "conf-majority=ETA needs the percentage ETA of the k it keeps, in (0, 100]"
+                )
+            spec = SelectorSpec(kind, eta=parse_eta(score_set))
+        elif score_set is not None and kind not in NAMED_KINDS:
             raise OptionError("selectors", f"selector {kind!r} takes no score set (got {item!r})")
-        spec = SelectorSpec(kind, score_set)
+        else:
+            spec = SelectorSpec(kind, score_set)
         if spec in specs:
             raise OptionError("selectors", f"selector {item!r} is listed twice")
         specs.append(spec)
@@ -180,15 +222,18 @@ def _score_set_kinds(store: RunStore, name: str) -> tuple[bool, bool]:
     return table.column("score").null_count == 0, table.column("step_scores").null_count == 0
 
 
+def _named_set(store: RunStore, name: str, sets: Mapping[str, Any], what: str) -> str:
+    """``name``, once ``sets`` (the run's score or selection sets) are known to hold it."""
+    if name not in sets:
+        raise OptionError("selectors", f"{store.path} has no {what} {name!r}; it has {sorted(sets) or 'none'}")
+    return name
+
+
 def resolve_score_set(store: RunStore, spec: SelectorSpec) -> str:
     """The score set a selector reads: the one named, else the run's only suitable one."""
     sets = store.score_sets()
     if spec.score_set is not None:
-        if spec.score_set not in sets:
-            raise OptionError(
-                "selectors", f"{store.path} has no score set {spec.score_set!r}; it has {sorted(sets) or 'none'}"
-            )
-        return spec.score_set
+        return _named_set(store, spec.score_set, sets, "score set")
     kinds = {name: _score_set_kinds(store, name) for name in sets}
     if spec.kind == "prm":
         suitable = [name for name, (_, steps) in kinds.items() if steps]
@@ -244,6 +289,118 @@ def mean_logprobs(store: RunStore, judged: JudgedSamples) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), -np.inf)
 
 
+def sample_confidence(store: RunStore, judged: JudgedSamples, statistic: str) -> tuple[np.ndarray, str]:
+    """Per judged sample: its confidence ``statistic`` (``ConfidenceStats`` field) recorded at sampling time, and
+    the settings it was computed with. Refused where samples lack it or were computed with other settings."""
+    column = f"conf_{statistic}"
+    table = store.read_samples(columns=[column, "conf_settings"])
+    table = table.take(pa.array(judged.align(table, "the samples")))
+    values, settings = table.column(column), table.column("conf_settings")
+    if values.null_count:
+        raise OptionError(
+            "selectors",
+            f"{store.path}: {values.null_count} samples have no confidence statistics (sampled before ttc recorded "
+            "them, imported, or by an engine without log-probabilities); the conf-* selectors need them",
+        )
+    distinct = pc.unique(settings).to_pylist()
+    if len(distinct) > 1:
+        raise OptionError(
+            "selectors",
+            f"{store.path}: the samples' confidence statistics were computed with different settings ({distinct}); "
+            "they do not compare",
+        )
+    return values.to_numpy(zero_copy_only=False).astype(np.float64), str(distinct[0])
+
+
+def resolve_selection_set(store: RunStore, spec: SelectorSpec) -> str:
+    """The selection set ``genselect`` reads: the one named, else the run's only one."""
+    sets = store.selection_sets()
+    if spec.score_set is not None:
+        return _named_set(store, spec.score_set, sets, "selection set")
+    if len(sets) == 1:
+        return next(iter(sets))
+    if not sets:
+        raise OptionError(
+            "selectors", f"{store.path} has no generative selections: run `ttc genselect {store.path} --judge-model M`"
+        )
+    raise OptionError("selectors", f"several selection sets: {sorted(sets)}; name one, e.g. genselect={min(sets)}")
+
+
+def genselect_curves(
+    store: RunStore, judged: JudgedSamples, spec: SelectorSpec, ks: np.ndarray, info: dict[str, Any]
+) -> tuple[Estimate, dict[str, Any]]:
+    """accuracy@k of a judge's picks: per problem and k, the mean correctness of its pick over the k-subsets it
+    was shown (a pick its reply did not name counts as a random candidate: the subset's share correct); k = 1
+    is pass@1. Monte-Carlo over the stored subsets, with their variance."""
+    name = resolve_selection_set(store, spec)
+    description = store.selection_sets()[name]
+    allowed = {1, *description.get("ks", [])}
+    outside = [int(k) for k in ks if int(k) not in allowed]
+    if outside:
+        raise OptionError(
+            "ks", f"genselect={name} was run at k = {sorted(allowed)}; compare at those (--k), not at {outside}"
+        )
+    table = store.selections(name).read(["k", "candidates", "choice", "prompt_tokens", "output_tokens"])
+    correct_of = {
+        (problem_id, int(index)): bool(value)
+        for problem_id, start, stop in zip(judged.problem_ids, judged.starts[:-1], judged.starts[1:])
+        for index, value in zip(judged.sample_idx[start:stop], judged.correct[start:stop])
+    }
+    outcomes: dict[tuple[str, int], list[float]] = {}
+    unparsed = 0
+    for problem_id, k, candidates, choice in zip(
+        *(table.column(column).to_pylist() for column in ("problem_id", "k", "candidates", "choice"))
+    ):
+        try:
+            if choice >= 0:
+                value = float(correct_of[(problem_id, choice)])
+            else:
+                unparsed += 1
+                value = float(np.mean([correct_of[(problem_id, index)] for index in candidates]))
+        except KeyError:
+            raise RunStoreError(
+                f"selection set {name!r} shows problem {problem_id!r} samples that verdict set {judged.verdict_set} "
+                "has not judged"
+            ) from None
+        outcomes.setdefault((problem_id, int(k)), []).append(value)
+    values = np.zeros((len(judged.problem_ids), ks.size))
+    variances = np.zeros_like(values)
+    exact = np.zeros(values.shape, dtype=bool)
+    draws = 0
+    for row, problem_id in enumerate(judged.problem_ids):
+        correct = judged.correct[judged.starts[row] : judged.starts[row + 1]]
+        for column, k in enumerate(ks):
+            if int(k) == 1:
+                values[row, column], exact[row, column] = float(correct.mean()), True
+                continue
+            picks = outcomes.get((problem_id, int(k)))
+            if not picks:
+                raise RunStoreError(
+                    f"selection set {name!r} has no judge call for problem {problem_id!r} at k = {int(k)}: run "
+                    f"`ttc genselect {store.path} --name {name}` again to finish it"
+                )
+            values[row, column] = float(np.mean(picks))
+            variances[row, column] = float(np.var(picks, ddof=1)) / len(picks) if len(picks) > 1 else 0.0
+            draws = max(draws, len(picks))
+    columns = ("prompt_tokens", "output_tokens")
+    info.update(
+        selection_set=name,
+        judge=description.get("model"),
+        judge_tokens={
+            "calls": table.num_rows,
+            **{column: int(pc.sum(table.column(column)).as_py() or 0) for column in columns},
+        },
+        unparsed_picks=unparsed,
+    )
+    return Estimate(ks, values, variances, exact, draws), info
+
+
+def has_confidence(store: RunStore) -> bool:
+    """Whether every stored sample has confidence statistics."""
+    samples = store.read_samples(columns=["conf_bottom_window"])
+    return bool(samples.num_rows) and samples.column("conf_bottom_window").null_count == 0
+
+
 def available_selectors(store: RunStore, judged: JudgedSamples) -> list[SelectorSpec]:
     """Every selector the run's data allows: the default of ``compare-verifiers``."""
     specs = [SelectorSpec("coverage")]
@@ -261,6 +418,10 @@ def available_selectors(store: RunStore, judged: JudgedSamples) -> list[Selector
     samples = store.read_samples(columns=["logprob_sum"])
     if samples.num_rows and samples.column("logprob_sum").null_count == 0:
         specs.append(SelectorSpec("likelihood"))
+    if has_confidence(store):
+        specs += [SelectorSpec(kind) for kind in CONFIDENCE_SELECTORS]
+        if answers:
+            specs.append(SelectorSpec(CONF_MAJORITY, eta=DEFAULT_ETA))
     return specs
 
 
@@ -277,11 +438,11 @@ def estimate(
     """Per-problem accuracy@k of one selector, and what it read (score set, aggregate)."""
     correct = judged.split(judged.correct)
     info: dict[str, Any] = {"description": DESCRIPTIONS[spec.kind]}
-    if spec.kind in ("majority", "weighted") and not (judged.answer_codes >= 0).any():
+    if spec.kind in VOTING_KINDS and not (judged.answer_codes >= 0).any():
         raise OptionError(
             "selectors",
             f"selector {spec.kind!r} votes over extracted answers, and verdict set {judged.verdict_set} has none "
-            "(its verifier extracts no answers, as for code tasks)",
+            "(its verifier extracts none: an LLM judge does not, nor python-tests where prompts show no examples)",
         )
     if spec.kind == "coverage":
         sizes, right = judged.sizes, np.array([c.sum() for c in correct])
@@ -291,6 +452,19 @@ def estimate(
         return majority_vote_curves(judged.split(judged.answer_codes), correct, ks, subsets=subsets, seed=seed), info
     if spec.kind == "likelihood":
         return best_of_k_curves(judged.split(mean_logprobs(store, judged)), correct, ks), info
+    if spec.kind == GENSELECT:
+        return genselect_curves(store, judged, spec, ks, info)
+    if spec.kind in CONFIDENCE_SELECTORS:
+        values, info["confidence"] = sample_confidence(store, judged, CONFIDENCE_SELECTORS[spec.kind])
+        return confidence_best_of_k(judged.split(values), correct, ks), info
+    if spec.kind == CONF_MAJORITY:
+        values, info["confidence"] = sample_confidence(store, judged, CONF_MAJORITY_STATISTIC)
+        answers = judged.split(judged.answer_codes)
+        eta = DEFAULT_ETA if spec.eta is None else spec.eta
+        curve = confidence_filtered_vote_curves(
+            answers, correct, judged.split(values), ks, eta=eta, subsets=subsets, seed=seed
+        )
+        return curve, info
     name = resolve_score_set(store, spec)
     info["score_set"] = name
     scores, used_aggregate = sample_scores(store, judged, name, aggregate, use_steps=spec.kind == "prm")

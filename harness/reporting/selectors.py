@@ -83,6 +83,14 @@ def print_comparison(result: dict[str, Any], console: Any = None) -> None:
             notes.append(
                 f"scores {entry['score_set']}" + (f" ({entry['aggregate']} of steps)" if entry.get("aggregate") else "")
             )
+        if entry.get("judge_tokens"):
+            tokens = entry["judge_tokens"]
+            notes.append(
+                f"judge {entry['judge']}: {tokens['calls']} calls, {tokens['prompt_tokens']} prompt and "
+                f"{tokens['output_tokens']} reply tokens, {entry['unparsed_picks']} picks unparsed"
+            )
+        if entry.get("confidence"):
+            notes.append(f"confidence: {entry['confidence']}")
         notes.append(entry["method"])
         if entry["subsets"]:
             notes.append(

@@ -72,9 +72,51 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
         )
     for line in lines:
         console.print(line)
+    if summary.get("corrected"):
+        print_corrected(summary, console)
     note = (summary.get("completeness") or {}).get("note")
     if note:  # the summary covers part of the run: say so where its figures are read
         console.print(note, style="bold", markup=False)
+
+
+def print_corrected(summary: Mapping[str, Any], console: Console | None = None) -> None:
+    """pass@k corrected for the verifier's error rates beside the raw pass@k (``summary["corrected"]``)."""
+    console = console or Console()
+    corrected = summary["corrected"]
+    confidence = round(100 * corrected["confidence"])
+    fpr, fnr = corrected["false_positive_rate"], corrected["false_negative_rate"]
+
+    exact = fpr["distribution"] == fnr["distribution"] == "known"
+    console.print(
+        f"pass@k corrected for verifier error: false-positive rate {fpr['value']:.3g}, false-negative rate "
+        f"{fnr['value']:.3g} ({'taken as exact' if exact else 'with their uncertainty in the intervals'})",
+        markup=False,
+    )
+    table = Table()
+    for name in ("k", "raw pass@k", f"raw {confidence}%", "corrected", f"corrected {confidence}%"):
+        table.add_column(name, justify="right")
+    for row in corrected["pass_at_k"]:
+        table.add_row(
+            str(row["k"]),
+            f"{row['raw']:.3f}",
+            f"[{row['raw_low']:.3f}, {row['raw_high']:.3f}]",
+            f"{row['corrected']:.3f}",
+            f"[{row['low']:.3f}, {row['high']:.3f}]",
+        )
+    console.print(table)
+    forecast = corrected.get("forecast")
+    if forecast:
+        console.print(
+            f"corrected forecast at k = {forecast['k']:,}: {forecast['coverage']:.3f} "
+            f"[{forecast['low']:.3f}, {forecast['high']:.3f}]"
+        )
+    notes = []
+    if corrected["too_few_correct"]:
+        notes.append(f"{corrected['too_few_correct']} problems have fewer correct samples than the FPR implies")
+    if corrected["too_many_correct"]:
+        notes.append(f"{corrected['too_many_correct']} problems have more correct samples than the FNR allows")
+    for note in notes:
+        console.print(f"note: {note}: are the rates right?", markup=False)
 
 
 def format_avg_at_n(averaged: Mapping[str, Any], samples_per_problem: Mapping[str, int]) -> str:

@@ -22,6 +22,7 @@ RUN_ENTRIES = frozenset(
         "samples",
         "verdicts",
         "scores",
+        "selections",
         "logs",
         "summary.json",
         "coverage.png",

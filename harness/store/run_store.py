@@ -9,6 +9,7 @@ Layout::
       samples/part-*.parquet   problem_id, sample_idx, text, n_tokens, finish_reason, logprob_sum, ...
       verdicts/<verifier>-<hash>/part-*.parquet   problem_id, sample_idx, correct, reason, answer, detail
       scores/<name>/part-*.parquet                 problem_id, sample_idx, score (+ optional step scores)
+      selections/<name>/part-*.parquet             generative selection: a judge's pick among k samples per call
       sweeps/<sweep>/sweep.json                     how a one-trace sweep forces answers (``ttc sweep``)
       sweeps/<sweep>/budget-<B>/samples/part-*.parquet             each sample at thinking budget B
       sweeps/<sweep>/budget-<B>/verdicts/<verdict set>/part-*.parquet   their verdicts
@@ -50,6 +51,7 @@ from harness.store.ranges import Ranges, subtract_ranges
 from harness.store.shards import (
     SAMPLE_SCHEMA,
     SCORE_SCHEMA,
+    SELECTION_SCHEMA,
     SWEEP_SCHEMA,
     VERDICT_SCHEMA,
     BufferedShards,
@@ -214,7 +216,7 @@ class RunStore:
 
     def _remove_partial_writes(self) -> None:
         """Delete temp files left by a writer that died mid-write (safe: we hold the writer lock)."""
-        patterns = ("samples/.tmp-*", "verdicts/*/.tmp-*", "scores/*/.tmp-*", ".*.tmp")
+        patterns = ("samples/.tmp-*", "verdicts/*/.tmp-*", "scores/*/.tmp-*", "selections/*/.tmp-*", ".*.tmp")
         sweeps = ("sweeps/*/.*.tmp", "sweeps/*/budget-*/samples/.tmp-*", "sweeps/*/budget-*/verdicts/*/.tmp-*")
         for pattern in patterns + sweeps:
             for tmp in self.path.glob(pattern):
@@ -411,29 +413,40 @@ class RunStore:
 
     def score_sets(self) -> dict[str, dict[str, Any]]:
         """Score sets present: name -> how they were made (``scorer.json``: reward model, or imported)."""
-        folder = self.path / "scores"
+        return self._described_sets("scores", "scorer.json")
+
+    def register_score_set(self, name: str, description: Mapping[str, Any]) -> None:
+        """Create score set ``name`` made as ``description``, or check that the existing one was made alike."""
+        self._register_described_set("scores", "scorer.json", "score set", "scores", name, description)
+
+    def _described_sets(self, folder_name: str, info_name: str) -> dict[str, dict[str, Any]]:
+        """The sets in ``RUN_DIR/folder_name``: name -> the description in each one's ``info_name``."""
+        folder = self.path / folder_name
         sets = {}
         for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
-            info = sub / "scorer.json"
+            info = sub / info_name
             if info.is_file():
                 sets[sub.name] = read_json_file(info, dict)
         return sets
 
-    def register_score_set(self, name: str, description: Mapping[str, Any]) -> None:
-        """Create score set ``name`` made as ``description``, or check that the existing one was made alike."""
+    def _register_described_set(
+        self, folder_name: str, info_name: str, what: str, contents: str, name: str, description: Mapping[str, Any]
+    ) -> None:
+        """Create ``RUN_DIR/folder_name/name`` with ``description`` as its ``info_name``, or check that the existing
+        set was made alike (refusing to mix ``contents`` made otherwise)."""
         self._require_writer()
         if not name or name.startswith(".") or "/" in name or name != name.strip():
-            raise RunStoreError(f"invalid score set name {name!r}: use letters, digits, '-', '_' or '.'")
-        folder = self.path / "scores" / name
-        info = folder / "scorer.json"
+            raise RunStoreError(f"invalid {what} name {name!r}: use letters, digits, '-', '_' or '.'")
+        folder = self.path / folder_name / name
+        info = folder / info_name
         if info.is_file():
             stored = read_json_file(info, dict)
             if stored != dict(description):
                 differences = identity_differences(stored, dict(description))
                 raise RunStoreError(
-                    f"score set {name!r} in {self.path} was made differently; refusing to mix scores.\n  "
+                    f"{what} {name!r} in {self.path} was made differently; refusing to mix {contents}.\n  "
                     + "\n  ".join(differences)
-                    + "\nChoose another score set name (name)."
+                    + f"\nChoose another {what} name (name)."
                 )
             return
         folder.mkdir(parents=True, exist_ok=True)
@@ -449,6 +462,39 @@ class RunStore:
     def score_writer(self, name: str, flush_rows: int, flush_seconds: float) -> BufferedShards:
         """A buffered writer of scores of set ``name``: a shard every ``flush_rows`` rows or ``flush_seconds``."""
         return BufferedShards(lambda tables: self.write_scores(name, tables), flush_rows, flush_seconds)
+
+    # -- generative selections (a judge's picks among k samples) -------------------------------------------
+    def selections(self, name: str) -> ShardSet:
+        return ShardSet(self.path / "selections" / name, SELECTION_SCHEMA)
+
+    def selection_sets(self) -> dict[str, dict[str, Any]]:
+        """Selection sets present: name -> how they were made (``selector.json``: judge model, k, subsets)."""
+        return self._described_sets("selections", "selector.json")
+
+    def register_selection_set(self, name: str, description: Mapping[str, Any]) -> None:
+        """Create selection set ``name`` made as ``description``, or check that the existing one was made alike."""
+        self._register_described_set("selections", "selector.json", "selection set", "picks", name, description)
+
+    def selection_writer(self, name: str, flush_rows: int, flush_seconds: float) -> BufferedShards:
+        """A buffered writer of selection set ``name`` (registered first)."""
+
+        def write(tables: list[pa.Table]) -> None:
+            self._require_writer()
+            self.selections(name).append(tables)
+
+        return BufferedShards(write, flush_rows, flush_seconds)
+
+    # -- usage of judges ---------------------------------------------------------------------------------------
+    def add_judge_usage(self, key: str, calls: int, prompt_tokens: int, output_tokens: int, seconds: float) -> None:
+        """Add what a judge spent on verdict, score or selection set ``key`` to the manifest's ``judging``."""
+        usage = self.manifest.setdefault("judging", {}).setdefault(
+            key, {"calls": 0, "prompt_tokens": 0, "output_tokens": 0, "seconds": 0.0}
+        )
+        usage["calls"] += calls
+        usage["prompt_tokens"] += prompt_tokens
+        usage["output_tokens"] += output_tokens
+        usage["seconds"] = round(usage["seconds"] + seconds, 3)
+        self._save_manifest()
 
     # -- reductions for analysis -----------------------------------------------------------------------------
     def verdict_tallies(self, verifier: str | None = None) -> list[tuple[Problem, int, int]]:

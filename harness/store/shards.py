@@ -53,6 +53,13 @@ SAMPLE_SCHEMA = pa.schema(
         # reasoning models: tokens up to and including the closing think tag, and the rest (null: unknown)
         ("thinking_tokens", pa.int32()),
         ("answer_tokens", pa.int32()),
+        # confidence statistics computed while sampling (harness.engines.confidence), null where the engine gave
+        # no log-probabilities; conf_settings names the token values and windows they were computed with
+        ("conf_mean", pa.float64()),
+        ("conf_min_window", pa.float64()),
+        ("conf_tail", pa.float64()),
+        ("conf_bottom_window", pa.float64()),
+        ("conf_settings", pa.string()),
         # budget forcing: whether the closing tag and the answer cue were appended (null: not forced at all)
         ("forced", pa.bool_()),
     ]
@@ -66,6 +73,8 @@ VERDICT_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("answer", pa.string()),
         ("detail", pa.string()),
+        # the verifier's probability that the sample is correct, where it has one (a judge's P(yes))
+        ("probability", pa.float64()),
     ]
 )
 
@@ -101,7 +110,35 @@ SCORE_SCHEMA = pa.schema(
 
 # Columns added to a schema after run directories were first written: a shard without one (written before it
 # existed) reads it as nulls, and a table given without it is stored with nulls. New columns go here, nullable.
-ADDED_COLUMNS = frozenset({"thinking_tokens", "answer_tokens", "forced"})
+ADDED_COLUMNS = frozenset(
+    {
+        "thinking_tokens",
+        "answer_tokens",
+        "conf_mean",
+        "conf_min_window",
+        "conf_tail",
+        "conf_bottom_window",
+        "conf_settings",
+        "probability",
+        "forced",
+    }
+)
+
+# A generative selection set (``ttc genselect``): one row per judge call, keyed by (problem, call index): the k
+# candidates it was shown (sample indices, in the order shown), the sample it picked (-1: its reply named none),
+# its reply and what the call cost.
+SELECTION_SCHEMA = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),  # the call's index within its problem's plan
+        ("k", pa.int32()),
+        ("candidates", pa.list_(pa.int32())),
+        ("choice", pa.int32()),
+        ("reply", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("output_tokens", pa.int32()),
+    ]
+)
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -187,13 +224,18 @@ class ShardSet:
     def table(self, columns: Mapping[str, Any]) -> pa.Table:
         """Rows (column name -> values) as a table of this set's declared schema: a column that holds only
         nulls (no sample of a problem had an answer) keeps its declared type, so tables built separately
-        concatenate. Every column of the schema must be given."""
-        missing = [name for name in self.schema.names if name not in columns]
+        concatenate. Every column of the schema must be given, except added ones (``ADDED_COLUMNS``): nulls."""
+        missing = [name for name in self.schema.names if name not in columns and name not in ADDED_COLUMNS]
         if missing:
             raise ValueError(
                 f"a table for {self.folder.name} lacks column(s) {missing}; its schema: {self.schema.names}"
             )
-        return pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        values = {
+            name: columns[name] if name in columns else pa.nulls(rows, self.schema.field(name).type)
+            for name in self.schema.names
+        }
+        return pa.table(values, schema=self.schema)
 
     def append(self, table: pa.Table | Sequence[pa.Table]) -> Path | None:
         """Write one shard atomically (temp name, fsync, rename), of a table or of several tables together,

@@ -378,10 +378,12 @@ def test_engine_and_task_options_are_typed_by_their_declarations(shared_data, tm
     from tasks import task_class
 
     declared = engine_class(FAKE_ENGINE).declared_options()
-    assert list(declared) == ["delay", "crash_marker"] and engine_class(FAKE_ENGINE).takes_any_option()
+    assert list(declared) == ["delay", "crash_marker", "confidence", "confidence_window", "confidence_tail"]
+    assert engine_class(FAKE_ENGINE).takes_any_option()
     vllm = engine_class("vllm").declared_options()
     assert {"dtype", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size"} <= set(vllm)
     assert vllm["max_model_len"].default == 4096 and "seed" not in vllm and "model" not in vllm
+    assert vllm["confidence_window"].default == 2048 and vllm["confidence_top_logprobs"].default == 0
     gsm8k = task_class("gsm8k")
     assert list(gsm8k.declared_options()) == ["split", "shots", "fewshot_data", "prompt_style", "prompt_template"]
     assert gsm8k.parse_options(["shots=4", "prompt_style=chat"], "task_options") == {

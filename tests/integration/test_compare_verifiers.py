@@ -275,7 +275,8 @@ def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
     store = RunStore.open(run_dir)
     result = compare_verifiers(store)
     names = [entry["selector"] for entry in result["selectors"]]
-    assert names == ["coverage", "majority", "likelihood"]
+    confidence = ["conf-min-window", "conf-tail", "conf-bottom10"]
+    assert names == ["coverage", "majority", "likelihood", *confidence, "conf-majority=10"]
     with RunStore.open(store.path, writable=True) as writer:  # a verifier that extracts no answers
         verdicts = writer.read_verdicts(columns=["correct", "reason", "answer", "detail"])
         key = writer.register_verdict_set({"name": "no-answers"})
@@ -284,6 +285,7 @@ def test_sampled_run_compares_all_available_selectors(shared_data, tmp_path):
     assert [e["selector"] for e in compare_verifiers(store, verifier="no-answers")["selectors"]] == [
         "coverage",
         "likelihood",
+        *confidence,
     ]
     with pytest.raises(ValueError, match="votes over extracted answers"):
         compare_verifiers(store, parse_selectors("majority"), verifier="no-answers")

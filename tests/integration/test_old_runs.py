@@ -12,7 +12,9 @@ import pytest
 
 import harness
 from harness.store import RunStore
-from harness.store.shards import ADDED_COLUMNS
+from harness.store.shards import ADDED_COLUMNS, SAMPLE_SCHEMA
+
+ADDED_SAMPLE_COLUMNS = ADDED_COLUMNS & set(SAMPLE_SCHEMA.names)  # others are added to other schemas
 
 OLD_SAMPLE_COLUMNS = [
     "problem_id",
@@ -47,8 +49,8 @@ def made_old(run_dir: Path) -> None:
 def old_run(make_fake_run, tmp_path) -> Path:
     run_dir = make_fake_run(root=tmp_path, problems=4, samples=4)
     made_old(run_dir)
-    assert set(RunStore.open(run_dir).read_samples().column_names) >= ADDED_COLUMNS  # read back as nulls
-    assert not ADDED_COLUMNS & set(pq.read_schema(next((run_dir / "samples").glob("part-*"))).names)
+    assert set(RunStore.open(run_dir).read_samples().column_names) >= ADDED_SAMPLE_COLUMNS  # read back as nulls
+    assert not ADDED_SAMPLE_COLUMNS & set(pq.read_schema(next((run_dir / "samples").glob("part-*"))).names)
     return run_dir
 
 
@@ -80,7 +82,7 @@ def test_old_and_new_shards_read_together(old_run, make_fake_run):
     shards_before = set((old_run / "samples").glob("part-*.parquet"))
     make_fake_run(root=old_run.parent, problems=4, samples=6)
     added = set((old_run / "samples").glob("part-*.parquet")) - shards_before
-    assert added and all(set(pq.read_schema(path).names) >= ADDED_COLUMNS for path in added)
+    assert added and all(set(pq.read_schema(path).names) >= ADDED_SAMPLE_COLUMNS for path in added)
     rows = RunStore.open(old_run).read_samples(["thinking_tokens", "n_tokens"]).to_pylist()
     assert sorted(row["sample_idx"] for row in rows) == sorted(list(range(6)) * 4)
     # the old shards' split is unknown; so is the new ones': the fake engine does not count thinking tokens

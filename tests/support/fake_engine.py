@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.core.records import SamplingSettings
 from harness.engines.base import Completion, Engine, GenerationRequest, GenerationResult, TokenCallback
+from harness.engines.confidence import ConfidenceSettings
 
 # The first five GSM8K test answers are 18, 3, 70000, 540 and 20: drawing from these makes some samples right.
 FAKE_ANSWERS = (18, 3, 70000, 540, 20, 7, 11)
@@ -24,6 +25,32 @@ FAKE_ANSWERS = (18, 3, 70000, 540, 20, 7, 11)
 def fake_text(problem_id: str, index: int, seed: int) -> str:
     answer = random.Random(f"{seed}:{index}").choice(FAKE_ANSWERS)
     return f"sample {problem_id}#{index} seed {seed}\n#### {answer}"
+
+
+def fake_token_logprobs(text: str) -> list[float]:
+    """The log-probability of each of a fake completion's tokens (its words), drawn from its text."""
+    rng = random.Random(f"logprobs:{text}")
+    return [-rng.expovariate(1.0) for _ in text.split()]
+
+
+def fake_completion(text: str, confidence: ConfidenceSettings | None) -> Completion:
+    """A completion of ``text`` whose tokens are its words, with their log-probabilities summed and, as a real
+    engine does while tokens stream in, fed two at a time to the confidence statistics."""
+    values = fake_token_logprobs(text)
+    stats = None
+    if confidence is not None:
+        accumulator = confidence.accumulator()
+        for start in range(0, len(values), 2):
+            confidence.feed(accumulator, values[start : start + 2])
+        stats = accumulator.result()
+    return Completion(
+        text=text,
+        n_tokens=len(values),
+        finish_reason="stop",
+        logprob_sum=float(sum(values)),
+        confidence=stats,
+        confidence_settings=None if confidence is None else confidence.label,
+    )
 
 
 class FakeEngine(Engine):
@@ -35,10 +62,20 @@ class FakeEngine(Engine):
 
     Options (engine options, so they reach replicas on Ray too): ``delay`` overrides ``$TTC_FAKE_DELAY``;
     ``crash_marker``, a path: the first engine to finish a request while that file does not exist creates it and
-    kills its own process (a replica that dies mid-run)."""
+    kills its own process (a replica that dies mid-run). Its completions' tokens are their words, with
+    log-probabilities drawn from the text (``fake_token_logprobs``) and confidence statistics over windows of
+    ``confidence_window`` words and a tail of ``confidence_tail`` (``confidence=False``: none)."""
 
     def __init__(
-        self, model: str, *, delay: float | None = None, crash_marker: str | None = None, **options: Any
+        self,
+        model: str,
+        *,
+        delay: float | None = None,
+        crash_marker: str | None = None,
+        confidence: bool = True,
+        confidence_window: int = 3,
+        confidence_tail: int = 2,
+        **options: Any,
     ) -> None:
         if os.environ.get("TTC_FAKE_START_OUTPUT"):
             print(os.environ["TTC_FAKE_START_OUTPUT"], file=sys.stderr, flush=True)
@@ -49,6 +86,7 @@ class FakeEngine(Engine):
         self.crash_marker = crash_marker
         self.token_delay = float(os.environ.get("TTC_FAKE_TOKEN_DELAY", "0"))
         self.requests_seen: list[GenerationRequest] = []
+        self.confidence = ConfidenceSettings(confidence_window, confidence_tail) if confidence else None
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "fake", "model": self.model}
@@ -62,9 +100,7 @@ class FakeEngine(Engine):
             completions = []
             for offset in range(request.n):
                 text = fake_text(request.problem_id, request.first_index + offset, request.seed)
-                completions.append(
-                    Completion(text=text, n_tokens=len(text.split()), finish_reason="stop", logprob_sum=-1.0)
-                )
+                completions.append(fake_completion(text, self.confidence))
             if self.token_delay > 0:
                 for step in range(max(completion.n_tokens for completion in completions)):
                     time.sleep(self.token_delay)
