@@ -16,7 +16,9 @@
 
 Every sample keeps its tokens apart: ``n_tokens`` counts what the model generated (not the inserted tag, cue or
 wait word), ``thinking_tokens`` the generated thinking (at most B; a tag replaced by the wait word counts, as it
-was generated), ``answer_tokens`` the rest, and ``forced`` says whether the tag and cue were inserted.
+was generated), ``answer_tokens`` the rest, and ``forced`` says whether the tag and cue were inserted. Confidence
+statistics (``harness.engines.confidence``) are kept for a sample generated in one piece; one generated in
+pieces has none (null), since its windows would span them.
 """
 
 from __future__ import annotations
@@ -74,12 +76,16 @@ class _Trace:
     thinking: int = 0
     forced: bool = False
     finish: str = "stop"
-    logprobs: list[float | None] = field(default_factory=list)
+    pieces: list[Completion] = field(default_factory=list)
     step: tuple[str, int] | None = (THINK, 0)
     rounds: int = 0
 
     def completion(self) -> Completion:
-        known = None if None in self.logprobs else float(sum(value for value in self.logprobs if value is not None))
+        logprobs = [piece.logprob_sum for piece in self.pieces]
+        known = None if None in logprobs else float(sum(value for value in logprobs if value is not None))
+        # a sample generated in one piece, as it came, keeps that piece's confidence statistics; those of a
+        # sample in pieces (forced, extended, continued) are unknown: their windows would span the pieces
+        whole = self.pieces[0] if len(self.pieces) == 1 and self.pieces[0].text == self.text else None
         return Completion(
             text=self.text,
             n_tokens=self.generated,
@@ -87,6 +93,8 @@ class _Trace:
             logprob_sum=known,
             thinking_tokens=self.thinking,
             answer_tokens=self.generated - self.thinking,
+            confidence=None if whole is None else whole.confidence,
+            confidence_settings=None if whole is None else whole.confidence_settings,
             forced=self.forced,
         )
 
@@ -216,7 +224,7 @@ class BudgetForcingEngine(Engine):
         decide the next step."""
         assert trace.step is not None
         kind = trace.step[0]
-        trace.logprobs.append(piece.logprob_sum)
+        trace.pieces.append(piece)
         trace.finish = piece.finish_reason
         if kind != THINK:  # the answer, forced or going on: the trace is done
             trace.text += piece.text

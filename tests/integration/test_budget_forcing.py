@@ -68,7 +68,11 @@ def test_a_budget_cuts_the_thinking_at_exactly_b_tokens_and_forces_the_answer(sh
         if trace["thinking_tokens"] <= budget:  # closed within the budget: the sample it would have been
             assert row["forced"] is False and row["text"] == natural_text, row
             assert row["thinking_tokens"] == trace["thinking_tokens"], row
+            # sampled in one piece (all of it within B tokens): its statistics; else continued: unknown
+            whole = len(trace["words"]) <= budget
+            assert (row["conf_mean"], row["conf_settings"]) == ((-1.0, "trace") if whole else (None, None)), row
             continue
+        assert row["conf_mean"] is None and row["conf_settings"] is None  # in pieces: unknown, not one piece's
         forced += 1
         thinking, cue, answer_text = row["text"].partition(TAGS.close + DEFAULT_ANSWER_CUE)
         assert row["forced"] is True and cue, row

@@ -36,6 +36,7 @@ from harness.engines.base import (
     TokenCallback,
     split_tokens,
 )
+from harness.engines.confidence import ConfidenceStats
 from tests.support.thinking_engine import RIGHT, WRONG, word_thinking_tokens
 
 TOKEN = re.compile(r"\s*\S+")
@@ -120,8 +121,17 @@ class TraceEngine(Engine):
                 piece = "".join(" " + word for word in kept)
                 thinking = word_thinking_tokens(piece, tags) if request.think_tags is not None else None
                 finish = "length" if len(kept) < len(words) else "stop"
+                stats = ConfidenceStats(len(kept), -1.0, -1.0, -1.0, -1.0)  # each piece's, as an engine gives them
                 completions.append(
-                    Completion(piece, len(kept), finish, -float(len(kept)), **split_tokens(len(kept), thinking))
+                    Completion(
+                        piece,
+                        len(kept),
+                        finish,
+                        -float(len(kept)),
+                        **split_tokens(len(kept), thinking),
+                        confidence=stats,
+                        confidence_settings="trace",
+                    )
                 )
             yield GenerationResult(request=request, completions=completions, prompt_tokens=len(text.split()))
 
