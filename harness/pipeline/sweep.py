@@ -148,15 +148,22 @@ def cut_at(
 
 def sweep_engine_options(engine_type: type[Engine], manifest: Mapping[str, Any], given: Mapping[str, Any]) -> dict:
     """The sweep's engine options: the run's engine settings as its manifest recorded them (its context length,
-    a server's address), then ``given``; checked by the engine class."""
+    dtype, a server's address), then ``given``; checked by the engine class. The manifest records the engine's
+    description, whose fields are option values where an option's name is the field's (a field named so that
+    only describes the setting, such as a confidence label, is left out)."""
     declared = engine_type.declared_options()
-    recorded = {
-        name: value
-        for name, value in (manifest.get("engine") or {}).items()
-        if name in declared and value is not None and name not in engine_type.given_by_harness
-    }
+    named = f"engine {manifest['config']['engine']!r}"
+    recorded = {}
+    for name, value in (manifest.get("engine") or {}).items():
+        if name not in declared or value is None or name in engine_type.given_by_harness or name in given:
+            continue
+        try:
+            engine_type.check_options({name: value}, "engine_options", named)
+        except OptionError:
+            continue
+        recorded[name] = value
     options = {**recorded, **given}
-    engine_type.check_options(options, "engine_options", f"engine {manifest['config']['engine']!r}")
+    engine_type.check_options(options, "engine_options", named)
     return options
 
 

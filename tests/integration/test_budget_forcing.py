@@ -267,3 +267,24 @@ def test_where_a_sweep_cuts_a_trace():
     forced = " a b c</think>" + DEFAULT_ANSWER_CUE + " #### 1"
     assert cut(forced, 3, tag_inserted=True, thinking_tokens=3) == Cut(False, None, 3)
     assert cut(forced, 2, tag_inserted=True, thinking_tokens=3) == Cut(True, len(" a b"), 2)
+
+
+def test_a_sweep_reuses_the_runs_recorded_engine_settings_but_not_its_descriptions():
+    from harness.engines.vllm_engine import VLLMEngine
+    from harness.pipeline.sweep import sweep_engine_options
+
+    manifest = {
+        "config": {"engine": "vllm"},
+        "engine": {
+            "engine": "vllm",
+            "model": "/somewhere",
+            "dtype": "float32",
+            "max_model_len": 4096,
+            "enforce_eager": True,
+            "confidence": "logprob; window 2048; tail 2048; bottom 0.1",  # a description, not the option's value
+        },
+    }
+    options = sweep_engine_options(VLLMEngine, manifest, {"max_model_len": 2048})
+    assert options == {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
+    with pytest.raises(OptionError):
+        sweep_engine_options(VLLMEngine, manifest, {"max_model_len": 0})
