@@ -13,13 +13,15 @@ count most complete problems share); the others are counted in ``left_out_proble
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from harness.core.errors import OptionError, check_choice
 from harness.forecasting.cost_model import HARDWARE, CostModel, Hardware, ModelArchitecture, resolve_hardware
@@ -61,31 +63,44 @@ def sweep_arrays(store: RunStore, verdict_key: str, sweep: str | None = None) ->
     budgets = store.sweep_budgets(sweep)
     if not budgets:
         return None
-    rows: list[dict[tuple[str, int], dict[str, Any]]] = []
-    for budget in budgets:
-        table = read_sweep_table(store, sweep, budget, verdict_key)
-        rows.append({(row["problem_id"], row["sample_idx"]): row for row in table.to_pylist()})
-    present = set(rows[0]).intersection(*rows[1:])
-    indices: dict[str, list[int]] = defaultdict(list)
-    for problem_id, index in sorted(present):
-        indices[problem_id].append(index)
-    if not indices:
+    tables = [read_sweep_table(store, sweep, budget, verdict_key) for budget in budgets]
+    names = sorted(set().union(*(pc.unique(table.column("problem_id")).to_pylist() for table in tables)))
+    if not names:
         return None
-    samples = Counter(len(found) for found in indices.values()).most_common(1)[0][0]
-    problem_ids = [problem_id for problem_id, found in indices.items() if len(found) >= samples]
-    shape = (len(problem_ids), samples, len(budgets))
+    code = {name: position for position, name in enumerate(names)}
+    width = 1 + max(int(pc.max(table.column("sample_idx")).as_py() or 0) for table in tables)
+    keys = [  # (problem, sample) as one integer per row, in each table's order
+        np.array([code[name] for name in table.column("problem_id").to_pylist()], dtype=np.int64) * width
+        + table.column("sample_idx").to_numpy()
+        for table in tables
+    ]
+    present = functools.reduce(np.intersect1d, keys)  # judged at every budget; sorted by problem, then sample
+    if not present.size:
+        return None
+    problem_of = present // width
+    per_problem = np.bincount(problem_of, minlength=len(names))
+    counts = per_problem[per_problem > 0]
+    samples = int(np.bincount(counts).argmax())  # the count most problems share
+    kept = np.flatnonzero(per_problem >= samples)
+    rank = np.arange(present.size) - np.searchsorted(present, problem_of * width)  # position within its problem
+    chosen = present[np.isin(problem_of, kept) & (rank < samples)]  # each kept problem's first samples, in order
+    shape = (kept.size, samples, len(budgets))
     correct = np.zeros(shape, dtype=bool)
     answers = np.full(shape, -1, dtype=np.int64)
     tokens = np.zeros(shape, dtype=np.float64)
-    for p, problem_id in enumerate(problem_ids):
-        for b, by_key in enumerate(rows):
-            ids: dict[str, int] = {}
-            for s, index in enumerate(indices[problem_id][:samples]):
-                row = by_key[(problem_id, index)]
-                correct[p, s, b] = bool(row["correct"])
-                tokens[p, s, b] = row["n_tokens"] or 0
-                if row["answer"]:
-                    answers[p, s, b] = ids.setdefault(row["answer"], len(ids))
+    given = pc.unique(pa.chunked_array([table.column("answer") for table in tables]).drop_null())
+    for column, (table, table_keys) in enumerate(zip(tables, keys)):
+        order = np.argsort(table_keys)
+        rows = order[np.searchsorted(table_keys[order], chosen)]
+        correct[:, :, column] = table.column("correct").to_numpy(zero_copy_only=False)[rows].reshape(shape[:2])
+        counted = pc.fill_null(table.column("n_tokens"), 0).to_numpy()
+        tokens[:, :, column] = counted[rows].reshape(shape[:2])
+        # answer ids: equal answers share one (across problems too, which majority vote never compares); an
+        # empty or missing answer is -1
+        ids = pc.fill_null(pc.index_in(table.column("answer"), value_set=given), -1).to_numpy()
+        empty = pc.fill_null(pc.equal(table.column("answer"), ""), True).to_numpy(zero_copy_only=False)
+        answers[:, :, column] = np.where(empty, -1, ids)[rows].reshape(shape[:2])
+    problem_ids = [names[position] for position in kept]
     prompt = store.read_samples(columns=["prompt_tokens"])
     per_problem = prompt.group_by("problem_id", use_threads=False).aggregate([("prompt_tokens", "max")])
     by_problem = dict(zip(per_problem.column("problem_id").to_pylist(), per_problem.column(1).to_pylist()))
@@ -98,7 +113,7 @@ def sweep_arrays(store: RunStore, verdict_key: str, sweep: str | None = None) ->
         answers=answers,
         tokens=tokens,
         prompt_tokens=prompt_tokens,
-        left_out_problems=len(indices) - len(problem_ids),
+        left_out_problems=len(names) - int(kept.size),
     )
 
 

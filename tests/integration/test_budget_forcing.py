@@ -6,6 +6,7 @@ are one error naming the option before any engine starts."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,57 @@ def test_a_sweep_reuses_the_runs_recorded_engine_settings_but_not_its_descriptio
     assert options == {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
     with pytest.raises(OptionError):
         sweep_engine_options(VLLMEngine, manifest, {"max_model_len": 0})
+
+
+def brute_force_arrays(store: RunStore, key: str, verdict_key: str, budgets: list[int]) -> dict[str, Any]:
+    """The surface's arrays as their definition reads: samples judged at every budget, the count most problems
+    share, each such problem's first samples; answers compared as texts."""
+    from collections import Counter
+
+    from harness.pipeline.sweep import read_sweep_table
+
+    rows = [
+        {(r["problem_id"], r["sample_idx"]): r for r in read_sweep_table(store, key, b, verdict_key).to_pylist()}
+        for b in budgets
+    ]
+    present = sorted(set(rows[0]).intersection(*rows[1:]))
+    by_problem: dict[str, list[int]] = {}
+    for problem_id, index in present:
+        by_problem.setdefault(problem_id, []).append(index)
+    samples = Counter(len(found) for found in by_problem.values()).most_common(1)[0][0]
+    kept = [problem_id for problem_id in sorted(by_problem) if len(by_problem[problem_id]) >= samples]
+    table = {
+        name: [[[rows[b][(p, i)][name] for b in range(len(budgets))] for i in by_problem[p][:samples]] for p in kept]
+        for name in ("correct", "n_tokens", "answer")
+    }
+    swept = {problem_id for by_key in rows for problem_id, _ in by_key}  # at any budget
+    return {"problems": kept, "left_out": len(swept) - len(kept), **table}
+
+
+def test_the_surface_arrays_are_their_definition_also_when_a_budget_lacks_rows(shared_data, tmp_path):
+    from harness.pipeline.surface import sweep_arrays
+
+    run = trace_run(shared_data, tmp_path)
+    report = harness.sweep(  # chunks of 8 samples: budget 8's rows come in several shards
+        run.run_dir, [4, 8], answer_tokens=3, engine_options={"concurrent": "8"}, progress="quiet", log=lambda _: None
+    )
+    store = RunStore.open(run.run_dir)
+    key, verdict_key = report["sweep"], report["verdict_set"]
+    for lacking in (False, True):
+        if lacking:  # lose one shard of budget 8's rows: those samples are not judged at every budget
+            shards = sorted((store.path / "sweeps" / key / "budget-8" / "samples").glob("part-*.parquet"))
+            assert len(shards) > 1
+            shards[0].unlink()
+        arrays = sweep_arrays(RunStore.open(run.run_dir), verdict_key)
+        expected = brute_force_arrays(RunStore.open(run.run_dir), key, verdict_key, [4, 8])
+        assert arrays is not None and arrays.problem_ids == expected["problems"]
+        assert arrays.left_out_problems == expected["left_out"] and (expected["left_out"] > 0) == lacking
+        assert arrays.correct.tolist() == expected["correct"]
+        assert arrays.tokens.tolist() == [[[float(v or 0) for v in s] for s in p] for p in expected["n_tokens"]]
+        for p, problem in enumerate(expected["answer"]):
+            for b in range(2):
+                texts = [sample[b] for sample in problem]
+                ids = arrays.answers[p, :, b].tolist()
+                for i, j in itertools.combinations(range(len(texts)), 2):  # equal ids exactly for equal answers
+                    assert (ids[i] == ids[j] != -1) == (bool(texts[i]) and texts[i] == texts[j])
+                assert all((ids[i] == -1) == (not texts[i]) for i in range(len(texts)))
