@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -49,7 +50,7 @@ from harness.pipeline.surface import CostSettings, parse_axes, plan_over_thinkin
 from harness.pipeline.verifier_stats import ErrorRates, resolve_error_rates, stored_error_rates
 from harness.reporting.agreement import AgreementResult, run_agreement
 from harness.reporting.html import write_report
-from harness.reporting.run_costs import CostBasis, run_cost_model
+from harness.reporting.run_costs import CostBasis, budget_eflops, run_cost_model
 from harness.reporting.run_counts import run_counts
 from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
 from harness.store import RunStore
@@ -321,7 +322,8 @@ class Run:
         ``eflops`` (from ``model_config``, default the run's model's config.json, with ``dtype_bytes`` where it
         lacks a dtype; eFLOPs on a ``hardware`` preset or ``flops_per_s`` and ``bytes_per_s``) or ``money``
         (per million tokens, or per GPU hour on the hardware). ``k_max``: the largest k considered (default 10 x
-        the samples measured).
+        the samples measured). Planning over samples alone takes a ``hardware`` (with ``model_config`` and
+        ``dtype_bytes`` as above) to add each k's eFLOPs (``plan.eflops``).
         """
         axes = parse_axes(over)
         if axes == ("samples", "thinking"):
@@ -341,13 +343,18 @@ class Run:
             check_number("target", target, above=0, below=1)
             store = self._run_store("planning over thinking needs the run's sweep")
             return plan_over_thinking(store, self._verdict_key, settings, target=target, spend=spend, k_max=k_max)
-        joint_only = {"spend": spend, "model_config": model_config, "dtype_bytes": dtype_bytes, "hardware": hardware}
-        joint_only |= {"flops_per_s": flops_per_s, "bytes_per_s": bytes_per_s, "k_max": k_max}
-        for name, value in joint_only.items():
+        for name, value in {"spend": spend, "k_max": k_max}.items():
             if value is not None:
                 raise OptionError(name, "applies to planning over samples and thinking (over='samples,thinking')")
         if cost != "tokens":
             raise OptionError("cost", "applies to planning over samples and thinking (over='samples,thinking')")
+        basis = None  # a hardware adds the memory-aware cost (eFLOPs) of each k
+        if hardware is not None or flops_per_s is not None or bytes_per_s is not None:
+            store = self._run_store("eFLOPs need the run's stored tokens")
+            basis = CostBasis(resolve_hardware(hardware, flops_per_s, bytes_per_s), model_config, dtype_bytes)
+            run_cost_model(store, model_config, dtype_bytes)  # an unreadable config fails before any planning
+        elif model_config is not None or dtype_bytes is not None:
+            raise OptionError("hardware", "eFLOPs need the hardware: a preset, or flops_per_s and bytes_per_s")
         if plot is not None:
             check_output_path(plot, "plot", inputs=[self.source])
         if price_per_mtok is not None and gpu_hour_price is not None:
@@ -369,6 +376,9 @@ class Run:
         else:
             _refuse_rates_without_corrected(verifier_error, verifier_error_from)
         plan = plan_budget(self._counts, target, method, confidence, figures, prices, seed=seed, model=model)
+        if basis is not None:
+            reached = {name: cost.k for name, cost in plan.costs.items()}
+            plan = replace(plan, eflops=budget_eflops(self._run_store("eFLOPs"), basis, len(self._counts), reached))
         if plot is not None:
             from harness.reporting.figures import forecast_ks, plot_budget  # matplotlib: imported when drawing
 

@@ -4,7 +4,7 @@ matched at equal eFLOPs) and the report's cost table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,4 +75,16 @@ def run_eflops(store: RunStore, basis: CostBasis) -> dict[str, Any]:
         "prefill_flops_per_problem": flops[1],
         "eflops_per_sample": eflops[0],
         "prefill_eflops_per_problem": eflops[1],
+    }
+
+
+def budget_eflops(store: RunStore, basis: CostBasis, problems: int, ks: Mapping[str, int]) -> dict[str, Any]:
+    """eFLOPs of bringing ``problems`` problems to each k of ``ks`` (a budget plan's ``k``, ``k_optimistic``,
+    ``k_conservative``): each prompt prefilled once, each sample at the run's measured cost per sample."""
+    figures = run_eflops(store, basis)
+    per_sample, prefill = figures["eflops_per_sample"], figures["prefill_eflops_per_problem"]
+    return {
+        "hardware": figures["hardware"],
+        "model": figures["model"],
+        **{name: problems * (k * per_sample + prefill) for name, k in ks.items()},
     }

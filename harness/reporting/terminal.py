@@ -213,6 +213,10 @@ def format_plan(plan: BudgetPlan) -> str:
             f"{_quantity(cost.flops)} FLOPs, {'missing' if hours is None else f'{hours:,.1f} h'}, "
             f"money {'missing' if cost.money is None else f'{cost.money:,.2f}'}"
         )
+    if plan.eflops is not None:
+        names = {"k_optimistic": "optimistic", "k": "forecast", "k_conservative": "conservative"}
+        shown = ", ".join(f"{label} {plan.eflops[name]:.4g}" for name, label in names.items() if name in plan.eflops)
+        lines.append(f"  eFLOPs on {plan.eflops['hardware']} ({plan.eflops['model']}): {shown}")
     missing = sorted({item for cost in plan.costs.values() for item in cost.missing})
     if missing:
         lines.append(f"  missing inputs: {', '.join(missing)}")

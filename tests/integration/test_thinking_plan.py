@@ -18,7 +18,7 @@ from harness.core.errors import OptionError
 from harness.forecasting.planner import JointPlan
 from harness.metrics.estimators import pass_at_k
 from harness.store import RunStore
-from tests.integration.test_budget_forcing import SAMPLES, trace_run
+from tests.integration.test_budget_forcing import PROBLEMS, SAMPLES, trace_run
 from tests.support.helpers import ttc
 from tests.support.model_configs import QWEN3_8B
 
@@ -179,3 +179,24 @@ def test_the_report_prices_the_run_in_eflops_on_a_hardware(swept, tmp_path):
     with pytest.raises(OptionError) as error:
         harness.load_run(swept).report(tmp_path / "other.html", model_config=config)
     assert error.value.option == "hardware"
+
+
+def test_a_budget_over_samples_alone_adds_each_ks_eflops_on_a_hardware(swept, tmp_path):
+    from harness.forecasting.budget import BudgetPlan
+    from harness.forecasting.cost_model import HARDWARE
+    from harness.reporting.run_costs import CostBasis, run_eflops
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(QWEN3_8B))
+    plan = harness.load_run(swept).budget(0.3, hardware="h100", model_config=config)
+    assert isinstance(plan, BudgetPlan) and plan.eflops is not None and plan.eflops["hardware"] == "h100"
+    figures = run_eflops(RunStore.open(swept), CostBasis(HARDWARE["h100"], config))
+    for name, cost in plan.costs.items():
+        expected = PROBLEMS * (cost.k * figures["eflops_per_sample"] + figures["prefill_eflops_per_problem"])
+        assert plan.eflops[name] == pytest.approx(expected)
+    assert plan.to_json()["eflops"] == plan.eflops
+    assert harness.load_run(swept).budget(0.3).eflops is None  # no hardware, no eFLOPs (never FLOPs instead)
+    for options, option in (({"model_config": config}, "hardware"), ({"spend": 5.0}, "spend")):
+        with pytest.raises(OptionError) as error:
+            harness.load_run(swept).budget(0.3, **options)
+        assert error.value.option == option
