@@ -1,4 +1,4 @@
-"""Figure 11: a one-trace sweep over thinking budgets against sampling each budget afresh (issue 19).
+"""Figure 12: a one-trace sweep over thinking budgets against sampling each budget afresh (issue 19).
 
 On the embedded model through in-process vLLM, with ``--reasoning on``: sample a run (its thinking unbounded up to
 ``max_tokens``), then measure the run at every budget two ways, each with the same engine (started once, its
@@ -138,7 +138,7 @@ def measure_sweep(
 
 
 def run_figure(quick: bool) -> FigureResult:
-    """Figure 11. Skipped in --quick mode (its engine start alone is minutes on CPU, beyond the quick suite's
+    """Figure 12. Skipped in --quick mode (its engine start alone is minutes on CPU, beyond the quick suite's
     budget); the skip is recorded in the JSON, not as a row without a value. The mechanics it measures are
     tested on the real engine by tests/system/test_thinking_vllm.py."""
     if quick:
@@ -149,7 +149,7 @@ def run_figure(quick: bool) -> FigureResult:
     budgets = len(workload["budgets"])
     rows = [
         Row(
-            "11 thinking sweep",
+            "12 thinking sweep",
             f"generated tokens: {budgets} budgets afresh / one-trace sweep",
             figures["token_ratio"],
             "x",
@@ -158,7 +158,7 @@ def run_figure(quick: bool) -> FigureResult:
             detail=f"afresh {afresh['generated_tokens']:,} tokens, sweep {sweep['generated_tokens']:,}",
         ),
         Row(
-            "11 thinking sweep",
+            "12 thinking sweep",
             f"generation time: {budgets} budgets afresh / one-trace sweep",
             figures["time_ratio"],
             "x",

@@ -11,10 +11,10 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from harness.core.errors import TaskError
-from harness.core.jsonl import read_jsonl
+from harness.core.jsonl import read_jsonl_lines
 from harness.core.options import DeclaresOptions
 from harness.core.records import Problem
 from tasks.prompts import PromptBuilder
@@ -41,6 +41,12 @@ class Task(DeclaresOptions, abc.ABC):
     ``harness.core.options.DeclaresOptions``): their annotations type them, so ``task_options={"shots": 4}``
     and ``ttc run --task-option shots=4`` reach a task of your own checked and typed like a built-in one's.
     Override the classmethod ``validate_options`` for checks beyond types (ranges).
+
+    Records are checked when they load, all of them, before any engine starts: ``check_field`` refuses a field
+    of the wrong kind (a number where a worked solution belongs, an empty test list, a null id) naming the file,
+    line and field; ``problems()`` refuses an empty id or prompt and a reference that is not an object. A task
+    that calls ``located(problem_id, where)`` while it builds its problems lets these errors, and the verifier's
+    check of each reference (``harness.pipeline.references``), name the record's file and line.
     """
 
     given_by_harness: ClassVar[tuple[str, ...]] = ("data",)
@@ -53,6 +59,7 @@ class Task(DeclaresOptions, abc.ABC):
     stop: tuple[str, ...] = ()
     prompt_builder: PromptBuilder
     _loaded_problems: list[Problem] | None = None
+    _sources: dict[str, str] | None = None
 
     @abc.abstractmethod
     def load_problems(self) -> list[Problem]:
@@ -63,10 +70,37 @@ class Task(DeclaresOptions, abc.ABC):
         """The data source and options that identify this task's problems, for ``describe()``."""
 
     def problems(self) -> list[Problem]:
-        """All problems, in the benchmark's canonical order (loaded on first use)."""
+        """All problems, in the benchmark's canonical order (loaded, and checked, on first use)."""
         if self._loaded_problems is None:
-            self._loaded_problems = list(self.load_problems())
+            loaded = list(self.load_problems())
+            for problem in loaded:
+                self._check_problem(problem)
+            self._loaded_problems = loaded
         return list(self._loaded_problems)
+
+    def located(self, problem_id: str, where: str) -> None:
+        """Record where the record of ``problem_id`` lies (``file:line``), for errors about it."""
+        if self._sources is None:
+            self._sources = {}
+        self._sources[problem_id] = where
+
+    def source_of(self, problem: Problem) -> str:
+        """Where ``problem``'s record lies, as ``located`` recorded it (else the task and the problem's id)."""
+        return (self._sources or {}).get(problem.problem_id) or f"task {self.name!r} problem {problem.problem_id!r}"
+
+    def _check_problem(self, problem: Problem) -> None:
+        if not isinstance(problem.problem_id, str) or not problem.problem_id.strip():
+            raise TaskError(f"task {self.name!r}: a problem has the id {problem.problem_id!r}; ids are non-empty text")
+        where = self.source_of(problem)
+        prompt = problem.prompt
+        if isinstance(prompt, str):
+            empty = not prompt.strip()
+        else:
+            empty = not prompt or any(not str(message.get("content") or "").strip() for message in prompt)
+        if empty:
+            raise TaskError(f"{where}: problem {problem.problem_id!r} has an empty prompt")
+        if not isinstance(problem.reference, Mapping):
+            raise TaskError(f"{where}: problem {problem.problem_id!r}: its reference is not an object")
 
     def describe(self) -> dict[str, Any]:
         """What identifies this task's prompts and data, recorded in the run manifest."""
@@ -78,9 +112,17 @@ def load_records(source: str | Path, *, split: str, config: str | None = None) -
 
     A path that exists (or ends in ``.jsonl``) is read as JSONL; anything else is taken as a Hub id.
     """
+    return [record for _, record in load_located_records(source, split=split, config=config)]
+
+
+def load_located_records(
+    source: str | Path, *, split: str, config: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """``load_records``, each record with where it lies: ``file:line`` in a JSONL file, ``id[split] record N``
+    in a Hub dataset."""
     text = str(source)
     if text.endswith(".jsonl") or Path(text).exists():
-        return read_jsonl(text)
+        return [(f"{text}:{line}", record) for line, record in read_jsonl_lines(text)]
     try:
         import datasets
     except ImportError as error:  # pragma: no cover - datasets is a dependency
@@ -92,20 +134,65 @@ def load_records(source: str | Path, *, split: str, config: str | None = None) -
             f"could not load Hub dataset {text!r} (config={config!r}, split={split!r}): {error}. "
             "Without internet, pass a local copy as data=PATH.jsonl."
         ) from error
-    return [dict(row) for row in dataset]
+    return [(f"{text}[{split}] record {index}", dict(row)) for index, row in enumerate(dataset)]
 
 
 def require_fields(
-    records: Sequence[Mapping[str, Any]], fields: Sequence[str], source: str, named_by: Mapping[str, str] | None = None
+    records: Sequence[Mapping[str, Any]],
+    fields: Sequence[str],
+    source: str,
+    named_by: Mapping[str, str] | None = None,
+    wheres: Sequence[str] | None = None,
 ) -> None:
     """Raise a clear error if any record lacks one of ``fields``; ``named_by`` maps a field to the task option
-    that named it (``{"q": "prompt_field"}``), for the message."""
+    that named it (``{"q": "prompt_field"}``), for the message; ``wheres`` says where each record lies
+    (``file:line``; default: its number in ``source``)."""
     for index, record in enumerate(records):
         missing = [name for name in fields if name not in record]
         if missing:
             options = [f"{named_by[name]}={name!r}" for name in missing if named_by and name in named_by]
             named = f" ({', '.join(options)})" if options else ""
-            raise TaskError(f"{source}: record {index} lacks field(s) {missing}{named}; it has {sorted(record)}")
+            where = wheres[index] if wheres is not None else f"{source}: record {index}"
+            raise TaskError(f"{where}: the record lacks field(s) {missing}{named}; it has {sorted(record)}")
+
+
+#: What ``check_field`` accepts of a field: text (a non-empty string), any string, an integer (JSON's, or a string
+#: of digits), a non-empty list of non-empty strings, or an id (non-empty text or an integer).
+FieldKind = Literal["text", "string", "integer", "strings", "id"]
+_KIND_WORDS = {
+    "text": "non-empty text",
+    "string": "a string",
+    "integer": "an integer",
+    "strings": "a non-empty list of non-empty strings",
+    "id": "non-empty text or an integer",
+}
+
+
+def check_field(record: Mapping[str, Any], name: str, kind: FieldKind, where: str, option: str | None = None) -> Any:
+    """``record[name]`` if it is of ``kind``, else a TaskError naming ``where`` (``file:line``), the field, and the
+    task option that named it (``option``: ``"answer_field"``)."""
+    value = record.get(name)
+    if kind == "text":
+        valid = isinstance(value, str) and bool(value.strip())
+    elif kind == "string":
+        valid = isinstance(value, str)
+    elif kind == "integer":
+        valid = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and value.strip().isdigit()
+        )
+    elif kind == "strings":
+        valid = (
+            isinstance(value, list) and bool(value) and all(isinstance(item, str) and item.strip() for item in value)
+        )
+    else:
+        valid = (isinstance(value, str) and bool(value.strip())) or (
+            isinstance(value, int) and not isinstance(value, bool)
+        )
+    if not valid:
+        named = f" ({option}={name!r})" if option else ""
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise TaskError(f"{where}: field {name!r}{named} must be {_KIND_WORDS[kind]}, got {shown}")
+    return value
 
 
 def problems_digest(problems: Sequence[Problem]) -> str:

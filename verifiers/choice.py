@@ -42,13 +42,19 @@ class ChoiceVerifier:
 
     name = "choice"
 
-    def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """``reference["answer"]``: one letter, among ``reference["letters"]`` when they are given."""
         correct = reference.get("answer")
         letters = str(reference.get("letters") or "")
         if not isinstance(correct, str) or len(correct) != 1 or (letters and correct not in letters):
             raise VerifierError(
                 f"the choice verifier needs reference['answer'], a letter among reference['letters']; got {reference}"
             )
+
+    def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
+        self.check_reference(reference)
+        correct = reference["answer"]
+        letters = str(reference.get("letters") or "")
         verdicts = []
         for completion in completions:
             letter = extract_letter(completion)

@@ -234,6 +234,13 @@ class PythonTestsVerifier:
         self.max_workers = max_workers
         self.behaviour = behaviour
 
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """The fields of the module's table, of their kinds; ``test`` must hold code (blank tests would pass
+        every program)."""
+        build_program(reference, "")
+        if not str(reference["test"]).strip():
+            raise VerifierError("python-tests reference 'test' is empty: every program would pass it")
+
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         programs = [build_program(reference, completion) for completion in completions]
         examples = example_calls(reference) if self.behaviour else []

@@ -33,6 +33,10 @@ class ExactMatchVerifier:
         self.pattern = pattern
         self.ignore_case = ignore_case
 
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """A non-empty string, or a non-empty list of them, in ``reference["answer"]``."""
+        _reference_answers(reference)
+
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         accepted = {self._normalize(answer) for answer in _reference_answers(reference)}
         verdicts = []
@@ -71,6 +75,8 @@ def _reference_answers(reference: Mapping[str, Any]) -> list[str]:
         raise VerifierError(f"the exact verifier needs reference['answer']; the reference has {sorted(reference)}")
     answer = reference["answer"]
     answers = answer if isinstance(answer, list) else [answer]
-    if not answers or not all(isinstance(item, str) for item in answers):
-        raise VerifierError(f"reference['answer'] must be a string or a non-empty list of strings, got {answer!r}")
+    if not answers or not all(isinstance(item, str) and item.strip() for item in answers):
+        raise VerifierError(
+            f"reference['answer'] must be a non-empty string or a non-empty list of them, got {answer!r}"
+        )
     return answers

@@ -35,9 +35,9 @@ from fractions import Fraction
 from importlib import metadata
 from typing import Any
 
-from harness.core.errors import VerifierError, check_number
+from harness.core.errors import check_number
 from verifiers import exact_numbers
-from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict
+from verifiers.base import CORRECT, NO_ANSWER, PARSE_ERROR, TIMEOUT, WRONG, Verdict, reference_answer
 from verifiers.exact_numbers import TooLarge, exact_value, refusal
 from verifiers.math_worker import SharedWorker
 
@@ -192,6 +192,10 @@ class MathVerifier:
         check_number("hard_timeout", self.hard_timeout, at_least=self.timeout)
         self.max_answer_chars = int(max_answer_chars)
         self.memory_limit_mb = memory_limit_mb
+
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """A non-empty string or a number in ``reference["answer"]`` (whether it parses is math-verify's to say)."""
+        _reference_answer(reference)
 
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
         gold = _reference_answer(reference)
@@ -351,9 +355,4 @@ def _normalized(answer: str | None) -> str | None:
 
 
 def _reference_answer(reference: Mapping[str, Any]) -> str:
-    if "answer" not in reference:
-        raise VerifierError(f"the math verifier needs reference['answer']; the reference has {sorted(reference)}")
-    answer = reference["answer"]
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise VerifierError(f"reference['answer'] must be a string or number, got {type(answer).__name__}")
-    return str(answer)
+    return str(reference_answer(reference, "math"))

@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from harness.core.errors import VerifierError
-from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict
+from verifiers.base import CORRECT, NO_ANSWER, WRONG, Verdict, reference_answer
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d[\d,]*)?|-?\.\d+")
 _MARKER = "####"
@@ -55,10 +55,12 @@ class NumericVerifier:
 
     name = "numeric"
 
+    def check_reference(self, reference: Mapping[str, Any]) -> None:
+        """A number, as a string or a JSON number, in ``reference["answer"]``."""
+        _gold(reference)
+
     def verify(self, reference: Mapping[str, Any], completions: Sequence[str]) -> list[Verdict]:
-        gold = to_fraction(str(reference["answer"]))
-        if gold is None:
-            raise VerifierError(f"reference answer {reference['answer']!r} is not a number")
+        gold = _gold(reference)
         verdicts = []
         for completion in completions:
             raw = extract_number(completion)
@@ -73,3 +75,11 @@ class NumericVerifier:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "extraction": "after-####-else-last-number", "comparison": "exact-rational"}
+
+
+def _gold(reference: Mapping[str, Any]) -> Fraction:
+    answer = reference_answer(reference, "numeric")
+    gold = to_fraction(str(answer))
+    if gold is None:
+        raise VerifierError(f"reference['answer'] {answer!r} is not a number")
+    return gold

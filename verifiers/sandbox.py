@@ -21,8 +21,9 @@ guard      an in-process guard (after the test harness is set up) that disables 
 
 ``netns``, ``pidns``, ``uid`` and ``nproc`` need root (CAP_SYS_ADMIN, CAP_SETUID); as another user the sandbox
 falls back to ``rlimits`` + ``guard``. Always: a wall-clock timeout enforced from outside the program, a fresh
-temporary directory as cwd/HOME/TMPDIR (removed afterwards), a minimal environment with PYTHONHASHSEED=0 (set
-orders, hence verdicts, are reproducible), and stdin/stdout/stderr on /dev/null.
+temporary directory as cwd/HOME/TMPDIR (removed afterwards; under ttc, inside its scratch folder, which the
+watchdog removes even after ``kill -9``: ``harness.core.scratch``), a minimal environment with PYTHONHASHSEED=0
+(set orders, hence verdicts, are reproducible), and stdin/stdout/stderr on /dev/null.
 
 A program passes only if it runs to its end: the candidate process writes its result record after the last
 statement, so ``sys.exit(0)`` or ``os._exit(0)`` before the asserts is a failure (``exited_early``). Linux only.
@@ -45,6 +46,7 @@ from pathlib import Path
 
 from harness.core.errors import SandboxError, check_number
 from harness.core.options import check_fields
+from harness.core.scratch import scratch_dir
 from verifiers.base import ASSERTION, CORRECT, EXCEPTION, EXITED, MEMORY, SYNTAX_ERROR, TIMEOUT
 
 RUNNER = Path(__file__).with_name("sandbox_runner.py")
@@ -124,7 +126,7 @@ def run_python(
     """
     if sys.platform != "linux":
         raise SandboxError(f"the code sandbox needs Linux (namespaces, prctl, pidfd); this is {sys.platform}")
-    workdir = tempfile.mkdtemp(prefix="ttc-sandbox-")
+    workdir = tempfile.mkdtemp(prefix="ttc-sandbox-", dir=scratch_dir())  # removed with it even after kill -9
     try:
         request = {
             "program": program,

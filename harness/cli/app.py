@@ -10,6 +10,11 @@ option, a malformed file, a damaged run directory, an engine that gave up; or an
 unreadable file) prints ``error: ...`` on stderr (with ``--json`` also ``{"command": ..., "ok": false, "error":
 ...}`` on stdout) and exits with status 2; an ``OptionError`` is shown with its flag. Any other exception is a
 bug in ttc: its traceback, then one line saying so and how to report it, and exit status 1.
+
+An interrupt (Ctrl-C, SIGTERM, SIGHUP: ``harness.core.interrupts``) stops the command within seconds, keeping
+what was finished; it prints one line and exits with 128 + the signal's number (130, 143, 129). A second
+interrupt ends the process at once. A usage error (an option value the parser cannot read) with ``--json`` is
+reported like any other error: ``{"command": ..., "ok": false, "error": ...}`` on stdout.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from contextlib import contextmanager
 from importlib import metadata
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 
 from harness.core.errors import OptionError, TTCError
+from harness.core.interrupts import exit_status
 
 if TYPE_CHECKING:
     from harness.reporting.progress import ProgressMode
@@ -37,6 +42,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ttc {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print ttc's version and exit."),
+    ] = False,
+) -> None:
+    """Test-time compute scaling: sample, verify, analyse and forecast repeated sampling."""
+
 
 JsonOption = Annotated[
     bool,
@@ -66,6 +88,8 @@ DtypeBytesOption = Annotated[
 # What a command reports as a one-line error: ttc's own errors, and files that are missing or cannot be read or
 # written. Anything else is a bug in ttc and keeps its traceback.
 REPORTED_ERRORS = (TTCError, OSError)
+# Commands whose finished work is stored as it comes, so that the same command resumes after an interrupt.
+RESUMABLE = frozenset({"run", "sample", "verify", "score"})
 BUG_REPORT = (
     "this is a bug in ttc, not in your input: please report it to the ttc issue tracker with the command and the "
     "traceback above"
@@ -169,6 +193,24 @@ class Output:
             typer.echo(f"error: {message}", err=True)
         raise typer.Exit(code=2)
 
+    def interrupted(self, interrupt: KeyboardInterrupt) -> NoReturn:
+        """Report an interrupt in one line and exit with 128 + its signal's number."""
+        name = getattr(interrupt, "signal_name", "SIGINT")
+        message = f"interrupted by {name}" + (
+            ": stopped; what was finished is stored, and the same command resumes from there"
+            if self.command in RESUMABLE
+            else ""
+        )
+        status = exit_status(interrupt)
+        if self.as_json:
+            from harness.reporting.progress import write_json_line
+
+            write_json_line(sys.stderr, {"event": "error", "message": message, "interrupted": name})
+            print(json.dumps({"command": self.command, "ok": False, "error": message, "interrupted": name}), flush=True)
+        else:
+            typer.echo(("\n" if sys.stderr.isatty() else "") + message, err=True)  # past a live line or ^C
+        raise typer.Exit(code=status)
+
     def bug(self, error: BaseException) -> NoReturn:
         """Report an exception that is not ttc's error: its traceback and a line saying it is a bug; exit status 1.
         With ``--json`` the traceback travels in the error event, and stdout holds the failed result."""
@@ -189,8 +231,10 @@ class Output:
         """Turn ttc's errors (and file errors) into ``fail``, and any other exception into ``bug``."""
         try:
             yield
-        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort, typer.TyperException):  # the CLI's own exits and usage errors
             raise
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP (harness.core.interrupts)
+            self.interrupted(interrupt)
         except REPORTED_ERRORS as error:
             self.fail(error)
         except Exception as error:  # noqa: BLE001 - anything else is a bug in ttc: reported as one, with its traceback

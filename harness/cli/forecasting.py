@@ -39,6 +39,8 @@ MethodOption = Annotated[
     ),
 ]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help="Interval coverage.")]
+# Seconds an analysis runs before it shows progress: a small input finishes first, and shows nothing.
+SILENT_SECONDS = 3.0
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for pilots, sub-pilots and bootstraps.")]
 CorrectedOption = Annotated[
     bool,
@@ -171,18 +173,36 @@ def backtest(
 ) -> None:
     """How far can a forecast from a --pilot be trusted? Error and interval hit rate per method and group."""
     from harness.forecasting.backtest import backtest as run_backtest
-    from harness.forecasting.backtest import backtest_adaptive, format_adaptive_markdown, format_markdown, rows_to_json
-    from harness.metrics.counts import read_counts_jsonl
+    from harness.forecasting.backtest import (
+        backtest_adaptive,
+        check_adaptive_backtest,
+        format_adaptive_markdown,
+        format_markdown,
+        rows_to_json,
+    )
+    from harness.pipeline.counts_file import read_counts
+    from harness.reporting.progress import Progress
 
     output = Output("backtest", json_output)
     with output.errors():
-        counts = read_counts_jsonl(counts_file)
-        rows = run_backtest(counts, group_by, pilot, k, repeats, seed, tuple(methods.split(",")), confidence)
+        counts = read_counts(counts_file)
+        if adaptive_extra != 0:  # checked before the backtest runs, not after it
+            check_adaptive_backtest(counts, group_by, pilot, adaptive_extra, repeats, confidence)
+        groups = 1 if group_by is None else len(counts.group_by(group_by))
+        pilots = groups * repeats * (2 if adaptive_extra else 1)
+        # shown once it takes a few seconds (a million problems): a line every few seconds, pilots done
+        bar = Progress("backtesting", pilots, unit="pilots", mode=output.progress_mode, silent_for=SILENT_SECONDS)
+        rows = run_backtest(
+            counts, group_by, pilot, k, repeats, seed, tuple(methods.split(",")), confidence, progress=bar.update
+        )
         adaptive = (
-            backtest_adaptive(counts, group_by, pilot, adaptive_extra, k, repeats, seed, confidence)
+            backtest_adaptive(
+                counts, group_by, pilot, adaptive_extra, k, repeats, seed, confidence, progress=bar.update
+            )
             if adaptive_extra != 0
             else []
         )
+        bar.close()
     output.echo(format_markdown(rows))
     if adaptive:
         output.echo("\n" + format_adaptive_markdown(adaptive))

@@ -58,6 +58,11 @@ class SandboxError(TTCError, RuntimeError):
     """The code sandbox itself failed (not the program it ran): a verdict cannot be given."""
 
 
+class ReentryError(TTCError, RuntimeError):
+    """A step of the Python API was called by a worker process that ttc started, while it imported the calling
+    script (multiprocessing's spawn re-imports the main module): the script lacks ``if __name__ == "__main__":``."""
+
+
 def check_number(
     option: str,
     value: float | None,

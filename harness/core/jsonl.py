@@ -9,6 +9,7 @@ saying the run directory is damaged.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,19 @@ def read_jsonl_lines(path: str | Path, kind: str = "data file") -> list[tuple[in
     does not parse and values that are not objects. A missing file is a ``FileNotFoundError`` naming ``kind``.
     """
     path = Path(path)
-    if not path.is_file():
-        if path.exists():
-            raise DataError(f"{kind} {path} is not a file")
+    if not path.exists():
         raise FileNotFoundError(f"{kind} not found: {path}")
-    records = []
+    if path.is_dir():  # a pipe or FIFO is read like a file (``--counts <(zcat counts.jsonl.gz)``)
+        raise DataError(f"{kind} {path} is a folder, not a file")
     with path.open("rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            records.append((line_number, parse_json(raw, f"{path}:{line_number}", dict)))
+        return numbered_records(handle, path)
+
+
+def numbered_records(lines: Iterable[bytes], source: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """``read_jsonl_lines`` of lines already at hand (bytes read from ``source``, which errors name)."""
+    records = []
+    for line_number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        records.append((line_number, parse_json(raw, f"{source}:{line_number}", dict)))
     return records

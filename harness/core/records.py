@@ -11,6 +11,9 @@ from typing import Any
 from harness.core.errors import OptionError, check_number
 from harness.core.options import check_fields
 
+#: The most tokens a completion may ask for: a run stores token counts as 32-bit integers.
+MAX_TOKENS = 2**31 - 1
+
 ChatMessages = Sequence[Mapping[str, str]]
 Prompt = str | ChatMessages
 
@@ -83,6 +86,9 @@ class SamplingSettings:
         if self.top_k != -1 and self.top_k < 1:
             raise OptionError("top_k", f"must be -1 (off) or at least 1, got {self.top_k}")
         check_number("max_tokens", self.max_tokens, at_least=1)
+        check_number("max_tokens", self.max_tokens, at_most=MAX_TOKENS)
+        check_number("top_k", self.top_k, at_most=MAX_TOKENS)
+        check_number("seed", self.seed, at_least=-(2**63), at_most=2**63 - 1)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -47,14 +47,22 @@ class EngineLog:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
+    def _open(self) -> int:
+        """The log, opened for appending, its folder made beside it (in the run directory, which is never made
+        here: when it was removed meanwhile, the output goes nowhere)."""
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except FileNotFoundError:
+            return os.open(os.devnull, os.O_WRONLY)
+
     @contextlib.contextmanager
     def captured(self) -> Iterator[None]:
         """Everything written to this process's stdout and stderr meanwhile, by Python or C code, goes to the
         log; processes started meanwhile keep writing there after it ends."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         _flush()
         saved = [os.dup(1), os.dup(2)]
-        log = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log = self._open()
         try:
             os.dup2(log, 1)
             os.dup2(log, 2)
@@ -69,8 +77,7 @@ class EngineLog:
     @contextlib.contextmanager
     def warnings_logged(self) -> Iterator[None]:
         """Python warnings go to the log meanwhile (``warnings.catch_warnings``: not thread-safe, as ever)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings(), open(self.path, "a", encoding="utf-8") as log:
+        with warnings.catch_warnings(), open(self._open(), "a", encoding="utf-8") as log:
 
             def to_log(
                 message: Warning | str,
@@ -90,8 +97,7 @@ class EngineLog:
     def loggers_logged(self, names: tuple[str, ...] = ENGINE_LOGGERS) -> Iterator[None]:
         """Records of the loggers ``names`` go to the log meanwhile, instead of to their own handlers. Enter it
         once the engine has started: a library configures its logger's handlers when it is first imported."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.path, encoding="utf-8")
+        handler = logging.StreamHandler(open(self._open(), "a", encoding="utf-8"))  # noqa: SIM115 - closed below
         handler.setFormatter(logging.Formatter("%(levelname)s %(asctime)s %(name)s: %(message)s"))
         loggers = [logging.getLogger(name) for name in names]
         saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
@@ -103,6 +109,7 @@ class EngineLog:
             for logger, (handlers, propagate) in zip(loggers, saved):
                 logger.handlers, logger.propagate = handlers, propagate
             handler.close()
+            handler.stream.close()
 
     def lines(self) -> list[str]:
         """The log's non-empty lines, progress bars' carriage-return redraws reduced to their last state."""

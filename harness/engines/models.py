@@ -120,6 +120,7 @@ def embedded_model(convert: bool = True) -> ModelRef:
     if convert and not (target / _COMPLETE_MARKER).is_file():
         if target.exists():  # left by an older, interrupted layout: rebuild
             shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
         conversion_log = EngineLog(target.parent / f"{target.name}.conversion.log")
         logger.info("converting the embedded model for vLLM (once); its output: %s", conversion_log.path)
         try:

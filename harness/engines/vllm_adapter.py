@@ -39,6 +39,9 @@ REQUIRED = (
 # How long the engine core may take to stop by itself (releasing its workers and shared memory) before vLLM
 # kills it: vLLM's own default of 5 s is too short on a busy CPU machine, where it then leaks shared memory.
 ENGINE_SHUTDOWN_SECONDS = 30.0
+# After an interrupt (Ctrl-C, SIGTERM, SIGHUP) the user waits: the engine core gets this long, then is killed
+# (the resource tracker still unlinks its shared memory, and the watchdog ends whatever is left).
+INTERRUPTED_SHUTDOWN_SECONDS = 2.0
 
 
 def quiet_vllm_logging() -> None:
@@ -96,13 +99,13 @@ def is_cpu_platform() -> bool:
     return bool(current_platform.is_cpu())
 
 
-def shutdown_llm(llm: Any) -> None:
+def shutdown_llm(llm: Any, timeout: float = ENGINE_SHUTDOWN_SECONDS) -> None:
     """Stop a ``vllm.LLM`` in order: its engine core client stops the engine core processes (and their workers),
     then its output thread and sockets. Dropping the reference instead left this to interpreter shutdown, with
     the client's thread and ZMQ's still running while modules are torn down (where ``ttc score`` once died with
     SIGABRT, "terminate called without an active exception"), and vLLM force-killing its processes, which
-    leaked shared memory."""
-    llm.llm_engine.engine_core.shutdown(timeout=ENGINE_SHUTDOWN_SECONDS)
+    leaked shared memory. ``timeout``: how long the engine core may take before it is killed."""
+    llm.llm_engine.engine_core.shutdown(timeout=timeout)
 
 
 def final_only_sampling_params(**fields: Any) -> Any:
@@ -226,5 +229,5 @@ class OfflineLLM:
         tokens, self._tokens = self._tokens, 0
         return tokens
 
-    def shutdown(self) -> None:
-        shutdown_llm(self.llm)
+    def shutdown(self, timeout: float = ENGINE_SHUTDOWN_SECONDS) -> None:
+        shutdown_llm(self.llm, timeout)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from harness.core.errors import EngineError, check_number
+from harness.core.interrupts import interrupted
 from harness.core.reasoning import ThinkTags, thinking_token_count
 from harness.core.records import Prompt, SamplingSettings
 from harness.engines.base import (
@@ -30,6 +31,8 @@ from harness.engines.base import (
 from harness.engines.confidence import DEFAULT_TAIL, DEFAULT_WINDOW, ConfidenceSettings
 from harness.engines.forcing import TokenizerCodec
 from harness.engines.vllm_adapter import (
+    ENGINE_SHUTDOWN_SECONDS,
+    INTERRUPTED_SHUTDOWN_SECONDS,
     OfflineLLM,
     check_vllm,
     final_only_sampling_params,
@@ -320,6 +323,7 @@ class VLLMEngine(Engine):
 
     def close(self) -> None:
         if self._llm is not None:
-            self._llm.shutdown()
+            # after an interrupt the user is waiting: the engine core is given seconds, not half a minute
+            self._llm.shutdown(INTERRUPTED_SHUTDOWN_SECONDS if interrupted() else ENGINE_SHUTDOWN_SECONDS)
             self._llm = None
             gc.collect()  # the engine's objects go now, with their finalizers, not during interpreter shutdown

@@ -16,6 +16,10 @@ gone, and ignore SIGTERM) and killed after ``TRACKER_GRACE_SECONDS``. Everything
 ``SCAN_SECONDS + TERM_GRACE_SECONDS + TRACKER_GRACE_SECONDS``. After a normal exit nothing is left for it to
 end, and it exits too.
 
+The watchdog also owns the process's scratch folder (``harness.core.scratch``): ``ensure_watchdog`` creates it and
+names it in ``$TTC_SCRATCH_DIR`` for the processes started afterwards (code sandboxes make their working
+directories there), and the watchdog removes it, with whatever is left in it, once the processes are ended.
+
 ``die_with_parent`` is the direct way for processes ttc starts itself (verification's pool workers): the
 kernel kills them when their parent dies (``PR_SET_PDEATHSIG``). Both need Linux; elsewhere they do nothing.
 """
@@ -25,9 +29,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import NamedTuple
 
@@ -46,9 +52,14 @@ def ensure_watchdog() -> None:
     pid = os.getpid()
     if not sys.platform.startswith("linux") or pid in _watchdog:
         return
+    from harness.core.scratch import SCRATCH_ENV  # here: run as a script, this file imports no ttc module
+
     _watchdog.clear()
+    scratch = tempfile.mkdtemp(prefix=f"ttc-{pid}-")
+    os.chmod(scratch, 0o711)  # a sandbox's own uid may enter its working directory, not list the others
+    os.environ[SCRATCH_ENV] = scratch
     _watchdog[pid] = subprocess.Popen(
-        [sys.executable, "-I", "-S", __file__, str(pid)],
+        [sys.executable, "-I", "-S", __file__, str(pid), scratch],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -153,8 +164,8 @@ def end_all(known: dict[int, int]) -> None:
     _signal(_wait_gone(trackers, TRACKER_GRACE_SECONDS), signal.SIGKILL)
 
 
-def watch(parent: int) -> None:
-    """Record ``parent``'s descendants until it dies, then end them."""
+def watch(parent: int, scratch: str | None = None) -> None:
+    """Record ``parent``'s descendants until it dies, then end them and remove its ``scratch`` folder."""
     me = os.getpid()
     known: dict[int, int] = {}
     while os.getppid() == parent:
@@ -164,7 +175,9 @@ def watch(parent: int) -> None:
             known[pid] = table[pid].start
         time.sleep(SCAN_SECONDS)
     end_all(known)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    watch(int(sys.argv[1]))
+    watch(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)

@@ -9,7 +9,7 @@ group, the absolute error and how often the interval contained the truth.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -68,8 +68,10 @@ def backtest_group(
     seed: int = 0,
     methods: Sequence[str] = METHODS,
     confidence: float = DEFAULT_CONFIDENCE,
+    progress: Callable[[int], None] | None = None,
 ) -> list[BacktestRow]:
-    """Backtest every method on one group of problems; pilots are shared across methods."""
+    """Backtest every method on one group of problems; pilots are shared across methods. ``progress(1)`` is
+    called as each pilot's forecasts are done."""
     if len(counts) == 0:
         raise DataError(f"group {name!r} has no problems")
     if pilot < 1 or pilot > counts.num_samples.min():
@@ -89,6 +91,8 @@ def backtest_group(
                 results[method].append((np.nan, np.nan, np.nan, "failed"))
                 continue
             results[method].append((coverage, low, high, model.name))
+        if progress is not None:
+            progress(1)
     rows = []
     for method, values in results.items():
         failures = sum(value[3] == "failed" for value in values)
@@ -127,8 +131,10 @@ def backtest(
     seed: int = 0,
     methods: Sequence[str] = METHODS,
     confidence: float = DEFAULT_CONFIDENCE,
+    progress: Callable[[int], None] | None = None,
 ) -> list[BacktestRow]:
-    """Backtest every method on every group of ``counts`` (split by the field ``group_by``)."""
+    """Backtest every method on every group of ``counts`` (split by the field ``group_by``); ``progress(1)`` is
+    called as each pilot is done (``repeats`` per group)."""
     check_number("repeats", repeats, at_least=1)
     check_number("seed", seed, at_least=0)
     check_number("k", k, at_least=1)
@@ -138,7 +144,7 @@ def backtest(
         raise OptionError("methods", f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     rows = []
     for name, group in counts.group_by(group_by).items():
-        rows.extend(backtest_group(name, group, pilot, k, repeats, seed, methods, confidence))
+        rows.extend(backtest_group(name, group, pilot, k, repeats, seed, methods, confidence, progress))
     return rows
 
 
@@ -228,6 +234,22 @@ def _draw_more(full: Counts, pilot: Counts, extra: np.ndarray, rng: np.random.Ge
     return Counts(pilot.num_samples + extra, pilot.num_correct + correct, pilot.problem_ids, pilot.fields)
 
 
+def check_adaptive_backtest(
+    counts: Counts, group_by: str | None, pilot: int, extra_per_problem: int, repeats: int, confidence: float
+) -> None:
+    """``backtest_adaptive``'s arguments, checked: callers that run ``backtest`` first check them before it (a
+    bad value must not wait for minutes of backtesting)."""
+    check_number("extra_per_problem", extra_per_problem, at_least=1, integer=True)
+    check_number("repeats", repeats, at_least=1)
+    check_number("confidence", confidence, above=0, below=1)
+    for name, group in counts.group_by(group_by).items():
+        if pilot + extra_per_problem > group.num_samples.min():
+            raise OptionError(
+                "extra_per_problem",
+                f"group {name!r}: pilot + extra exceeds the {group.num_samples.min()} samples per problem",
+            )
+
+
 def backtest_adaptive(
     counts: Counts,
     group_by: str | None,
@@ -237,21 +259,16 @@ def backtest_adaptive(
     repeats: int = 20,
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
+    progress: Callable[[int], None] | None = None,
 ) -> list[AdaptiveRow]:
     """Draw a pilot, plan ``extra_per_problem`` x problems extra samples adaptively, draw them for real from the
-    full data, and compare the forecast at k before, after, and with the same samples spread uniformly."""
+    full data, and compare the forecast at k before, after, and with the same samples spread uniformly;
+    ``progress(1)`` as each pilot is done."""
     from harness.forecasting.budget import plan_adaptive_pilot
 
-    check_number("extra_per_problem", extra_per_problem, at_least=1)
-    check_number("repeats", repeats, at_least=1)
-    check_number("confidence", confidence, above=0, below=1)
+    check_adaptive_backtest(counts, group_by, pilot, extra_per_problem, repeats, confidence)
     rows = []
     for name, group in counts.group_by(group_by).items():
-        if pilot + extra_per_problem > group.num_samples.min():
-            raise OptionError(
-                "extra_per_problem",
-                f"group {name!r}: pilot + extra exceeds the {group.num_samples.min()} samples per problem",
-            )
         truth = true_coverage(group, k)
         rng = np.random.default_rng(seed)
         figures: dict[str, list[tuple[float, bool, float]]] = {"before": [], "adaptive": [], "uniform": []}
@@ -267,6 +284,8 @@ def backtest_adaptive(
             for variant, variant_counts in variants.items():
                 coverage, low, high = make_model("bayes").fit(variant_counts).interval(k, confidence)
                 figures[variant].append((abs(coverage - truth), low <= truth <= high, high - low))
+            if progress is not None:
+                progress(1)
         summary = {variant: np.mean(values, axis=0) for variant, values in figures.items()}
         rows.append(
             AdaptiveRow(

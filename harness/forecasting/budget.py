@@ -125,11 +125,12 @@ class BudgetPlan:
         }
 
 
-def _fresh_coverage(law: BetaBinomialLaw, counts: Counts) -> Callable[[np.ndarray], np.ndarray]:
-    """Per-problem P(at least one success in k fresh samples) at the posterior median law (vectorised in k)."""
+def _fresh_coverage(law: BetaBinomialLaw, n: np.ndarray, c: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """P(at least one success in k fresh samples) of a problem with pilot counts (n, c), at the posterior
+    median law (vectorised over the counts and k)."""
     a, b, pi = law.alpha_, law.beta_, law.zero_mass_
-    n = counts.num_samples.astype(np.float64)
-    c = counts.num_correct.astype(np.float64)
+    n = n.astype(np.float64)
+    c = c.astype(np.float64)
     solvable = solvable_probability(a, b, pi, n, c)
     base = special.betaln(a + c, b + n - c)
 
@@ -149,12 +150,20 @@ def allocate_by_difficulty(
     problem the samples whose marginal gain stays above one common threshold (found by bisection). Compared
     with the uniform k reaching the same target under the same model.
     """
-    law = law or BetaBinomialLaw().fit(counts.num_samples, counts.num_correct)
-    coverage = _fresh_coverage(law, counts)
-    problems = len(counts)
+    law = law or BetaBinomialLaw().fit(counts.num_samples, counts.num_correct, distinct=counts.distinct())
+    # Problems with the same pilot counts get the same samples: everything is computed per distinct (n, c)
+    # pair and weighted by its problems (a million problems cost what their hundred pairs do).
+    n, c, multiplicity, _ = counts.distinct()
+    coverage = _fresh_coverage(law, n, c)
+    pairs, problems = len(n), int(multiplicity.sum())
+    share = multiplicity / problems
+
+    def mean(per_pair: np.ndarray, mask: np.ndarray | None = None) -> float:
+        weights = multiplicity if mask is None else np.where(mask, multiplicity, 0)
+        return float(weights @ per_pair / weights.sum())
 
     def uniform(k: int) -> float:
-        return float(coverage(np.full(problems, float(k))).mean())
+        return float(share @ coverage(np.full(pairs, float(k))))
 
     uniform_k = None
     if uniform(k_limit) >= target:
@@ -166,7 +175,7 @@ def allocate_by_difficulty(
 
     def allocation_at(threshold: float) -> np.ndarray:
         # Largest k with marginal gain coverage(k) - coverage(k - 1) >= threshold, per problem (bisection).
-        low, high = np.zeros(problems), np.full(problems, float(k_limit))
+        low, high = np.zeros(pairs), np.full(pairs, float(k_limit))
         for _ in range(int(np.ceil(np.log2(k_limit))) + 1):
             middle = np.floor((low + high + 1) / 2)
             gain = coverage(middle) - coverage(middle - 1)
@@ -178,20 +187,20 @@ def allocate_by_difficulty(
         low_gain, high_gain = 0.0, 1.0
         for _ in range(60):  # bisection on log threshold
             middle_gain = float(np.sqrt(max(low_gain, 1e-300) * high_gain)) if low_gain > 0 else high_gain / 1e6
-            if float(coverage(allocation_at(middle_gain)).mean()) >= target:
+            if float(share @ coverage(allocation_at(middle_gain))) >= target:
                 low_gain = middle_gain
             else:
                 high_gain = middle_gain
             if low_gain > 0 and high_gain / low_gain < 1.001:
                 break
-        allocated = allocation_at(low_gain) if low_gain > 0 else np.full(problems, float(uniform_k))
-    rate = counts.num_correct / counts.num_samples
+        allocated = allocation_at(low_gain) if low_gain > 0 else np.full(pairs, float(uniform_k))
+    rate = c / n
     edges = DIFFICULTY_EDGES
     masks = [(rate == 0, "0 (no success)")] + [
         ((rate > low) & (rate <= high), f"({low:.0%}, {high:.0%}]") for low, high in itertools.pairwise(edges)
     ]
     allocated_coverage = coverage(allocated) if allocated is not None else None
-    uniform_coverage = coverage(np.full(problems, float(uniform_k or k_limit)))
+    uniform_coverage = coverage(np.full(pairs, float(uniform_k or k_limit)))
     bins = []
     for mask, label in masks:
         if not mask.any():
@@ -199,19 +208,17 @@ def allocate_by_difficulty(
         bins.append(
             DifficultyBin(
                 label=label,
-                problems=int(mask.sum()),
-                samples_per_problem=float(allocated[mask].mean()) if allocated is not None else float("nan"),
-                coverage_allocated=(
-                    float(allocated_coverage[mask].mean()) if allocated_coverage is not None else float("nan")
-                ),
-                coverage_uniform=float(uniform_coverage[mask].mean()),
+                problems=int(multiplicity[mask].sum()),
+                samples_per_problem=mean(allocated, mask) if allocated is not None else float("nan"),
+                coverage_allocated=mean(allocated_coverage, mask) if allocated_coverage is not None else float("nan"),
+                coverage_uniform=mean(uniform_coverage, mask),
             )
         )
     return Allocation(
         target=target,
         uniform_k=uniform_k,
         uniform_samples=None if uniform_k is None else uniform_k * problems,
-        allocated_samples=None if allocated is None else int(allocated.sum()),
+        allocated_samples=None if allocated is None else int(multiplicity @ allocated),
         bins=bins,
     )
 

@@ -41,7 +41,7 @@ from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.laws import BetaBinomialLaw, BetaMLE, PowerLaw, fit_power_law_batch
 from harness.metrics.analysis import measured_coverage
 from harness.metrics.counts import Counts
-from harness.metrics.estimators import interval_containing, log_spaced_ks, pass_at_k
+from harness.metrics.estimators import bootstrap_means, interval_containing, log_spaced_ks, pass_at_k
 
 DEFAULT_CONFIDENCE = 0.9
 MAX_K = 10**12  # the largest k forecast: samples per problem far beyond any budget, exact in float64
@@ -154,14 +154,16 @@ def fit_power_law(counts: Counts, objective: str = "linear") -> PowerLaw:
     on which the ``powerlaw`` backtests of docs/forecasting.md were measured. Denser k add little: pass@k at
     neighbouring k comes from the same samples and moves together.
     """
-    ks, per_problem = _pass_at_fitted_ks(counts)
-    return PowerLaw(objective).fit(ks, per_problem.mean(0))
+    ks, per_pair, multiplicity = _pass_at_fitted_ks(counts)
+    return PowerLaw(objective).fit(ks, multiplicity @ per_pair / multiplicity.sum())
 
 
-def _pass_at_fitted_ks(counts: Counts) -> tuple[np.ndarray, np.ndarray]:
-    """The k a power law is fitted on (``fit_power_law``) and each problem's unbiased pass@k at them."""
+def _pass_at_fitted_ks(counts: Counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k a power law is fitted on (``fit_power_law``), the unbiased pass@k at them of each distinct
+    (n, c) pair of the counts, and how many problems have each pair (``distinct_counts``)."""
     ks = log_spaced_ks(int(counts.num_samples.min()))
-    return ks, pass_at_k(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
+    n, c, multiplicity, _ = counts.distinct()
+    return ks, pass_at_k(n[:, None], c[:, None], ks[None, :]), multiplicity
 
 
 class PowerLawModel:
@@ -180,14 +182,10 @@ class PowerLawModel:
     def fit(self, counts: Counts) -> PowerLawModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
-        self.ks, per_problem = _pass_at_fitted_ks(counts)
-        self.law = PowerLaw(self.objective).fit(self.ks, per_problem.mean(0))
-        size = len(counts)
-        rng = np.random.default_rng(self.seed)
-        resample_weights = rng.multinomial(size, np.full(size, 1.0 / size), size=self.resamples) / size
-        self.boot_a, self.boot_b = fit_power_law_batch(
-            self.ks, resample_weights @ per_problem, objective=self.objective
-        )
+        self.ks, per_pair, multiplicity = _pass_at_fitted_ks(counts)
+        self.law = PowerLaw(self.objective).fit(self.ks, multiplicity @ per_pair / multiplicity.sum())
+        resampled = bootstrap_means(per_pair, resamples=self.resamples, seed=self.seed, multiplicity=multiplicity)
+        self.boot_a, self.boot_b = fit_power_law_batch(self.ks, resampled, objective=self.objective)
         fitted = np.isfinite(self.boot_a)
         self.boot_a, self.boot_b = self.boot_a[fitted], self.boot_b[fitted]
         return self
@@ -219,7 +217,7 @@ class BetaMLEModel:
     def fit(self, counts: Counts) -> BetaMLEModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
-        self.law = BetaMLE().fit(counts.num_samples, counts.num_correct)
+        self.law = BetaMLE().fit(counts.num_samples, counts.num_correct, distinct=counts.distinct())
         self.boot_alpha, self.boot_beta = self.law.bootstrap(self.resamples, self.seed)
         return self
 
@@ -248,7 +246,9 @@ class BayesModel:
     def fit(self, counts: Counts) -> BayesModel:
         self.counts = _checked(counts)
         self.sampled_k = int(counts.num_samples.min())
-        self.law = BetaBinomialLaw(zero_inflated=self.zero_inflated).fit(counts.num_samples, counts.num_correct)
+        self.law = BetaBinomialLaw(zero_inflated=self.zero_inflated).fit(
+            counts.num_samples, counts.num_correct, distinct=counts.distinct()
+        )
         return self
 
     def interval(self, k: int, confidence: float) -> tuple[float, float, float]:

@@ -23,10 +23,11 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 from scipy.interpolate import RegularGridInterpolator
 
 from harness.core.errors import DataError, OptionError, check_number
+from harness.metrics.counts import distinct_counts
 from harness.metrics.estimators import interval_containing, pass_at_k
 
 # ---------------------------------------------------------------------------------------------------------
@@ -235,9 +236,11 @@ def _jeffreys_log_prior(num_samples: int) -> RegularGridInterpolator:
     return RegularGridInterpolator((log_a, log_b), log_prior, bounds_error=False, fill_value=None)
 
 
-def _unique_counts(num_samples: np.ndarray, num_correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pairs, multiplicity = np.unique(np.stack([num_samples, num_correct]), axis=1, return_counts=True)
-    return pairs[0].astype(np.float64), pairs[1].astype(np.float64), multiplicity.astype(np.float64)
+def _unique_counts(
+    num_samples: np.ndarray, num_correct: np.ndarray, distinct: tuple[np.ndarray, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n, c, multiplicity, _ = distinct if distinct is not None else distinct_counts(num_samples, num_correct)
+    return n.astype(np.float64), c.astype(np.float64), multiplicity.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -284,7 +287,14 @@ class BetaBinomialLaw:
         self.grid_shape = grid_shape
 
     # -- fitting ---------------------------------------------------------------------------------------------
-    def fit(self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray) -> BetaBinomialLaw:
+    def fit(
+        self,
+        num_samples: Sequence[int] | np.ndarray,
+        num_correct: Sequence[int] | np.ndarray,
+        *,
+        distinct: tuple[np.ndarray, ...] | None = None,
+    ) -> BetaBinomialLaw:
+        """Fit to per-problem counts; ``distinct``: their ``distinct_counts`` if at hand (``Counts.distinct``)."""
         n = np.asarray(num_samples, dtype=np.int64)
         c = np.asarray(num_correct, dtype=np.int64)
         if n.ndim != 1 or n.shape != c.shape or n.size == 0:
@@ -294,7 +304,7 @@ class BetaBinomialLaw:
         if np.any(c < 0) or np.any(c > n):
             raise DataError("counts must satisfy 0 <= num_correct <= num_samples")
         self.num_samples_, self.num_correct_ = n, c
-        self._unique = _unique_counts(n, c)
+        self._unique = _unique_counts(n, c, distinct)
         self._prior_n = int(min(float(np.median(n)), JEFFREYS_MAX_N))
         grid = self._grid(
             np.linspace(*LOG_ALPHA_RANGE, self.grid_shape[0]),
@@ -443,13 +453,14 @@ class BetaBinomialLaw:
         chance of which unsolved problems fall.
         """
         self._check_fitted()
-        n, c = self.num_samples_, self.num_correct_
+        n, c, multiplicity = self._unique  # per distinct (n, c) pair, weighted by its problems
         enough = n >= k
-        fixed = float(pass_at_k(n[enough], c[enough], int(k)).sum()) if enough.any() else 0.0
-        fixed += float(np.count_nonzero(~enough & (c > 0)))
-        waiting_n, waiting = np.unique(n[~enough & (c == 0)], return_counts=True)
+        fixed = float(multiplicity[enough] @ pass_at_k(n[enough], c[enough], int(k))) if enough.any() else 0.0
+        fixed += float(multiplicity[~enough & (c > 0)].sum())
+        unsolved = ~enough & (c == 0)
+        waiting_n, waiting = n[unsolved], multiplicity[unsolved].astype(np.int64)  # distinct n: pairs are
         total = int(waiting.sum())
-        size = n.size
+        size = int(multiplicity.sum())
         if total == 0:
             value = fixed / size
             return value, value, value
@@ -495,14 +506,21 @@ class BetaMLE:
     with replacement, on the grid (one matrix product for all resamples), and returns (alphas, betas).
     """
 
-    def fit(self, num_samples: Sequence[int] | np.ndarray, num_correct: Sequence[int] | np.ndarray) -> BetaMLE:
+    def fit(
+        self,
+        num_samples: Sequence[int] | np.ndarray,
+        num_correct: Sequence[int] | np.ndarray,
+        *,
+        distinct: tuple[np.ndarray, ...] | None = None,
+    ) -> BetaMLE:
+        """Fit to per-problem counts; ``distinct``: their ``distinct_counts`` if at hand (``Counts.distinct``)."""
         n = np.asarray(num_samples, dtype=np.int64)
         c = np.asarray(num_correct, dtype=np.int64)
         if n.ndim != 1 or n.shape != c.shape or n.size == 0 or np.any(n < 1) or np.any(c < 0) or np.any(c > n):
             raise ValueError(
                 "counts must be non-empty 1-D arrays with 1 <= num_samples and 0 <= num_correct <= num_samples"
             )
-        self._unique = _unique_counts(n, c)
+        self._unique = _unique_counts(n, c, distinct)
         self._log_alpha = np.linspace(*LOG_ALPHA_RANGE, GRID_SHAPE[0])
         self._log_beta = np.linspace(*LOG_BETA_RANGE, GRID_SHAPE[1])
         self._per_count = self._log_lik(np.exp(self._log_alpha)[:, None, None], np.exp(self._log_beta)[None, :, None])
@@ -562,5 +580,24 @@ def _mixture_of_binomials(probabilities: np.ndarray, weights: np.ndarray, trials
     q_mean = np.bincount(group, weights=w * q, minlength=bins)
     used = mass > 0
     q_mean = np.clip(q_mean[used] / mass[used], 0.0, 1.0)
-    pmf = mass[used] @ stats.binom.pmf(np.arange(trials + 1)[None, :], trials, q_mean[:, None])
+    # Each binomial's mass lies within a few standard deviations of its mean: evaluate the pmf there only (for
+    # a million trials, a few thousand points instead of a million per group); beyond, it is below 1e-30.
+    spread = 12.0 * np.sqrt(trials * q_mean * (1.0 - q_mean)) + 12.0
+    lows = np.maximum(np.floor(trials * q_mean - spread), 0).astype(np.int64)
+    highs = np.minimum(np.ceil(trials * q_mean + spread), trials).astype(np.int64)
+    first = int(lows.min())
+    x = np.arange(first, int(highs.max()) + 1)
+    log_choose = special.gammaln(trials + 1.0) - special.gammaln(x + 1.0) - special.gammaln(trials - x + 1.0)
+    pmf = np.zeros(trials + 1)
+    for weight, q, low, high in zip(mass[used], q_mean, lows, highs):  # each group's window: a few sd wide
+        window = slice(low - first, high - first + 1)
+        pmf[low : high + 1] += weight * _binomial_pmf(x[window], trials, q, log_choose[window])
     return pmf / pmf.sum()
+
+
+def _binomial_pmf(x: np.ndarray, trials: int, q: float, log_choose: np.ndarray) -> np.ndarray:
+    """Binomial(trials, q) pmf at ``x``, given log C(trials, x): in log space, exact where q is 0 or 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0, and 0 x log 0 in the branch not taken
+        successes = np.where(x == 0, 0.0, x * np.log(q))
+        failures = np.where(x == trials, 0.0, (trials - x) * np.log1p(-q))
+    return np.exp(log_choose + successes + failures)

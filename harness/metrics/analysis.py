@@ -14,11 +14,12 @@ from harness.core.errors import DataError, OptionError, check_number
 from harness.metrics.counts import Counts
 from harness.metrics.estimators import (
     avg_at_n,
-    bootstrap_mean_interval,
+    bootstrap_means,
     coverage_curve,
     log_spaced_ks,
     pass_at_k,
     pass_hat_k,
+    percentile_interval,
 )
 
 
@@ -73,9 +74,13 @@ def _measured(
     ks = np.asarray(ks, dtype=np.int64).reshape(-1)
     if ks.size and ks.min() < 1:
         raise OptionError("ks", f"must be at least 1, got {int(ks.min())}")
-    per_problem = estimator(counts.num_samples[:, None], counts.num_correct[:, None], ks[None, :])
-    low, high = bootstrap_mean_interval(per_problem, confidence=confidence, resamples=resamples, seed=seed)
-    return MeasuredCoverage(ks, per_problem.mean(axis=0), low, high)
+    # per distinct (n, c): the estimate is a function of a problem's counts (bootstrap_means)
+    n, c, multiplicity, _ = counts.distinct()
+    per_pair = estimator(n[:, None], c[:, None], ks[None, :])
+    mean = multiplicity @ per_pair / multiplicity.sum()
+    resampled = bootstrap_means(per_pair, resamples=resamples, seed=seed, multiplicity=multiplicity)
+    low, high = percentile_interval(mean, resampled, confidence)
+    return MeasuredCoverage(ks, mean, low, high)
 
 
 def coverage_summary(

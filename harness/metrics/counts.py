@@ -7,8 +7,9 @@ is one. A run directory reduces to the same table (``harness.reporting.run_count
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import DataError, OptionError
-from harness.core.jsonl import read_jsonl_lines
+from harness.core.jsonl import numbered_records
 
 REQUIRED_FIELDS = ("num_samples", "num_correct")
 # The most samples per problem the estimators support: pass@k's log-gamma differences stay exact to ~1e-9,
@@ -61,6 +62,14 @@ class Counts:
 
     def __len__(self) -> int:
         return int(self.num_samples.shape[0])
+
+    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``distinct_counts`` of these counts, computed once (the arrays of a Counts are never changed)."""
+        cached = self.__dict__.get("_distinct")
+        if cached is None:
+            cached = distinct_counts(self.num_samples, self.num_correct)
+            object.__setattr__(self, "_distinct", cached)  # a cache on a frozen instance
+        return cached
 
     @classmethod
     def from_records(
@@ -115,11 +124,9 @@ class Counts:
                 f"cannot group by {name!r}: {len(unset)} problems have no value for it "
                 f"(first: problem {self.problem_ids[unset[0]]!r})"
             )
-        groups = {}
-        for value in sorted({str(v) for v in values}):
-            mask = np.array([str(v) == value for v in values])
-            groups[value] = self.subset(mask)
-        return groups
+        texts = np.array([str(value) for value in values], dtype=object)
+        names, inverse = np.unique(texts, return_inverse=True)
+        return {str(name): self.subset(inverse.reshape(-1) == index) for index, name in enumerate(names)}
 
     def subset(self, mask: np.ndarray) -> Counts:
         return Counts(
@@ -142,13 +149,47 @@ class Counts:
         return records
 
 
+def distinct_counts(
+    num_samples: np.ndarray, num_correct: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (n, c) pairs of per-problem counts, sorted by n, then c: ``(n, c, multiplicity, inverse)``,
+    ``multiplicity`` the problems with each pair and ``inverse`` each problem's pair. Whatever is a function of
+    a problem's counts (pass@k, a likelihood) is computed once per pair: a million problems drawn 100 times
+    each have at most 101 pairs."""
+    n = np.asarray(num_samples, dtype=np.int64)
+    c = np.asarray(num_correct, dtype=np.int64)
+    width = int(c.max()) + 1 if c.size else 1
+    key = n * width + c
+    if c.size and int(key.max()) <= 4 * key.size + 1_000_000:  # few possible keys: count them, no sort
+        tally = np.bincount(key)
+        keys = np.flatnonzero(tally)
+        inverse = (np.cumsum(tally > 0) - 1)[key]
+        return keys // width, keys % width, tally[keys], inverse
+    keys, inverse, multiplicity = np.unique(key, return_inverse=True, return_counts=True)
+    return keys // width, keys % width, multiplicity, inverse.reshape(-1)
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def read_counts_jsonl(path: str | Path) -> Counts:
-    """Read a counts JSONL file, with errors that name the file and line."""
-    numbered = read_jsonl_lines(path, kind="counts file")
+def read_counts_jsonl(path: str | Path, parse: Callable[[bytes], Counts | None] | None = None) -> Counts:
+    """Read a counts JSONL file, with errors that name the file and line.
+
+    Read once (a pipe too). ``parse`` is a faster reader of the whole file that returns None for what it cannot
+    take (``harness.pipeline.counts_file``: Arrow's JSON reader, a million problems in a second; this layer
+    stays free of it); without it, or when it returns None, the file is read line by line, which names the
+    first bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"counts file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"counts file {path} is a folder, not a file")
+    data = path.read_bytes()
+    counts = parse(data) if parse is not None else None
+    if counts is not None:
+        return counts
+    numbered = numbered_records(io.BytesIO(data), path)
     return Counts.from_records(
         [record for _, record in numbered], source=str(path), lines=[line for line, _ in numbered]
     )

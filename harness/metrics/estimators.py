@@ -176,20 +176,27 @@ def coverage_curve(
     return 0.0 - np.expm1(log_ratio)
 
 
-def bootstrap_means(per_problem: np.ndarray, *, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+def bootstrap_means(
+    per_problem: np.ndarray, *, resamples: int = 2000, seed: int = 0, multiplicity: np.ndarray | None = None
+) -> np.ndarray:
     """The mean of ``per_problem`` over problems (axis 0) in each of ``resamples`` bootstrap resamples of the
     problems: an array of shape ``(resamples, *per_problem.shape[1:])``.
 
     Resampling is done as multinomial weights times the matrix, so any number of columns (k values, budgets)
-    costs one matrix product, and every column sees the same resampled problems.
+    costs one matrix product, and every column sees the same resampled problems. ``multiplicity``: each row
+    stands for that many problems with those values (``harness.metrics.counts.distinct_counts``): drawing
+    problems with replacement is then a multinomial over the distinct rows, the same in distribution, and its
+    cost follows the rows, not the problems (a million problems cost what a hundred do).
     """
     values = np.asarray(per_problem, dtype=np.float64)
-    problems = values.shape[0]
+    rows = values.shape[0]
+    weights_of_rows = np.ones(rows) if multiplicity is None else np.asarray(multiplicity, dtype=np.float64)
+    problems = int(weights_of_rows.sum())
     if problems == 0:
         raise DataError("no problems to bootstrap over")
     rng = np.random.default_rng(seed)
-    weights = rng.multinomial(problems, np.full(problems, 1.0 / problems), size=resamples) / problems
-    return (weights @ values.reshape(problems, -1)).reshape((resamples, *values.shape[1:]))
+    weights = rng.multinomial(problems, weights_of_rows / problems, size=resamples) / problems
+    return (weights @ values.reshape(rows, -1)).reshape((resamples, *values.shape[1:]))
 
 
 def bootstrap_mean_interval(

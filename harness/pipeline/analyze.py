@@ -28,18 +28,24 @@ from verifiers.base import TRUNCATED_THINKING
 
 
 def analyze_run(
-    store: RunStore, verifier: str | None = None, error_rates: tuple[ErrorRate, ErrorRate] | None = None
+    store: RunStore,
+    verifier: str | None = None,
+    error_rates: tuple[ErrorRate, ErrorRate] | None = None,
+    write: bool = True,
 ) -> Summary:
     """Compute the run's summary, write ``summary.json`` and ``coverage.png``, holding the run's lock (refused
-    while another process writes into the run).
+    while another process writes into the run). ``write=False`` computes it without writing anything (a run
+    directory this process may not write into: an archived, read-only copy).
 
     The summary's ``completeness`` says what part of the run it covers: its ``note`` names what a summary of
-    part of the run leaves out (samples without verdicts, problems without any), and is None otherwise.
+    part of the run leaves out (samples without verdicts, problems without any), and is None otherwise. It
+    records what it summarised (``run_id``, ``config_hash``, ``verdict_set`` and ``fingerprint``: the shards
+    read, ``RunStore.content_fingerprint``), so a summary.json of another run or of another state is known.
     ``error_rates``: the verifier's (false-positive, false-negative) rates: the summary's ``corrected`` entry
     then holds pass@k corrected for them beside the raw curve (``corrected_summary``).
     """
-    with store.locked():
-        return _analyze_locked(store, verifier, error_rates)
+    with store.locked() if write else store.locked_for_reading():
+        return _analyze_locked(store, verifier, error_rates, write)
 
 
 def corrected_summary(counts: Counts, error_rates: tuple[ErrorRate, ErrorRate]) -> dict[str, Any]:
@@ -59,7 +65,9 @@ def corrected_summary(counts: Counts, error_rates: tuple[ErrorRate, ErrorRate]) 
     return entry
 
 
-def _analyze_locked(store: RunStore, verifier: str | None, error_rates: tuple[ErrorRate, ErrorRate] | None) -> Summary:
+def _analyze_locked(
+    store: RunStore, verifier: str | None, error_rates: tuple[ErrorRate, ErrorRate] | None, write: bool
+) -> Summary:
     from harness.reporting.figures import figure_png, plot_run_coverage  # matplotlib: imported when drawing
 
     key = store.resolve_verdict_key(verifier)
@@ -71,6 +79,8 @@ def _analyze_locked(store: RunStore, verifier: str | None, error_rates: tuple[Er
         "task": manifest["config"]["task"],
         "model": manifest.get("model", {}).get("name"),
         "config_hash": manifest["config_hash"],
+        "run_id": store.run_id,
+        "fingerprint": store.content_fingerprint(key),
         "sampling": manifest["config"].get("sampling"),  # absent for imported samples
         "verifier": store.verdict_sets()[key],
         "verdict_set": key,
@@ -90,9 +100,10 @@ def _analyze_locked(store: RunStore, verifier: str | None, error_rates: tuple[Er
     summary["surface"] = None if measured is None else surface_summary(*measured)
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
-    store.write_json("summary.json", summary)
-    title = f"{summary['task']} · {summary['model']}"
-    store.write_file("coverage.png", figure_png(lambda path: plot_run_coverage(path, laws, title=title)))
+    if write:
+        store.write_json("summary.json", summary)
+        title = f"{summary['task']} · {summary['model']}"
+        store.write_file("coverage.png", figure_png(lambda path: plot_run_coverage(path, laws, title=title)))
     return cast(Summary, summary)
 
 

@@ -19,13 +19,16 @@ values. Every parameter is checked, its type too, before anything is loaded or w
 from __future__ import annotations
 
 import dataclasses
+import functools
+import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from harness.core.errors import OptionError, check_choice, check_number
+from harness.core.errors import OptionError, ReentryError, check_choice, check_number
 from harness.core.forcing import DEFAULT_ANSWER_CUE, DEFAULT_ANSWER_TOKENS, DEFAULT_WAIT_WORD
+from harness.core.interrupts import handling_interrupts
 from harness.core.options import check_value
 from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG, ThinkTags, check_reasoning_mode
 from harness.engines.ray_pool import ScaleOut
@@ -72,6 +75,34 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 JUDGE_VERIFIER = "judge"
 OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+GUARD_HINT = """ttc starts worker processes (the engine's, verification's) with multiprocessing's spawn, which
+imports your script again in each of them; a call at the script's top level then runs again there. Put the
+calls under a main guard:
+
+    if __name__ == "__main__":
+        result = harness.run(...)
+"""
+
+
+def _step(function: Callable[Params, Result]) -> Callable[Params, Result]:
+    """A step of the API: refused in a process that ttc spawned while it imports the calling script (see
+    ``GUARD_HINT``), and run with interrupts handled (``harness.core.interrupts``: SIGTERM and SIGHUP stop it as
+    Ctrl-C does, recording the sampling session as interrupted)."""
+
+    @functools.wraps(function)
+    def step(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        if getattr(multiprocessing.current_process(), "_inheriting", False):  # spawn's re-import of __main__
+            raise ReentryError(
+                f"harness.{function.__name__}() was called while a process ttc started was importing your script "
+                '(it lacks `if __name__ == "__main__":`).\n' + GUARD_HINT
+            )
+        with handling_interrupts():
+            return function(*args, **kwargs)
+
+    return step
 
 
 @dataclass(frozen=True)
@@ -126,6 +157,7 @@ class RunResult(SampleResult):
         return {**fields, "summary": self.summary, "report": str(self.report)}
 
 
+@_step
 def run(
     task: str = DEFAULT_RUN["task"],
     *,
@@ -210,7 +242,7 @@ def run(
     check_number("workers", workers, at_least=1, integer=True)
     check_number("adaptive_pilot", adaptive_pilot, at_least=0, integer=True)
     log = _checked_log(verifier, progress, log)
-    prepared = prepare(options)
+    prepared = prepare(options, verifier, log)
     with open_run(prepared) as store:
         sampling = sample_run(store, prepared, progress=progress, log=log)
         outcome = verify_run(
@@ -234,6 +266,7 @@ def run(
     return RunResult(store.path, sampling, summary, outcome.report(), report, pilot)
 
 
+@_step
 def sample(
     task: str = DEFAULT_RUN["task"],
     *,
@@ -269,12 +302,13 @@ def sample(
     is stored at once; a second call generates nothing new. Budget forcing as for ``run()``."""
     options = _sample_options(locals())
     log = _checked_log(verifier, progress, log)
-    prepared = prepare(options)
+    prepared = prepare(options, verifier, log)
     with open_run(prepared) as store:
         sampling = sample_run(store, prepared, progress=progress, log=log)
     return SampleResult(store.path, sampling)
 
 
+@_step
 def verify(
     run_dir: str | Path,
     verifier: str | None = None,
@@ -332,6 +366,7 @@ def verify(
     return outcome.report()
 
 
+@_step
 def sweep(
     run_dir: str | Path,
     thinking_budgets: Sequence[int],
@@ -371,6 +406,7 @@ def sweep(
     return report
 
 
+@_step
 def analyze(
     run_dir: str | Path,
     verifier: str | None = None,
@@ -393,6 +429,7 @@ def analyze(
         return analyze_run(store, verifier, error_rates)
 
 
+@_step
 def score(
     run_dir: str | Path,
     model: str | Path | None = None,
@@ -456,6 +493,7 @@ def score(
     return outcome.report()
 
 
+@_step
 def genselect(
     run_dir: str | Path,
     judge_model: str | Path,
@@ -500,6 +538,7 @@ def genselect(
     return {"selection_set": name, "calls": outcome.judged, "picks": dict(outcome.reasons), "judge": usage}
 
 
+@_step
 def import_samples(
     file: str | Path,
     out: str | Path,
@@ -538,6 +577,7 @@ def import_samples(
         }
 
 
+@_step
 def import_scores(run_dir: str | Path, file: str | Path, name: str) -> int:
     """Add per-sample scores computed elsewhere (JSONL rows: ``problem_id``, ``sample_idx``, ``score`` and/or
     ``step_scores``) to score set ``name`` of ``run_dir`` (``ttc import-scores``); returns the rows stored. The

@@ -28,6 +28,7 @@ from harness.core.records import Problem
 from harness.engines.models import file_digest
 from harness.store import RunStore
 from harness.store.outputs import check_run_directory_path
+from harness.store.shards import text_fingerprints
 from verifiers.base import CORRECT, NO_ANSWER, WRONG
 
 IMPORTED_VERDICTS = "imported"
@@ -187,6 +188,8 @@ def create_imported_run(
     )
     try:
         rows = len(samples["text"])
+        fingerprints = text_fingerprints(samples["text"])  # the imported verdicts judged these texts
+        store.allow_samples(max(samples["sample_idx"]) + 1)
         store.write_samples(
             pa.table(
                 {
@@ -197,11 +200,12 @@ def create_imported_run(
                     "prompt_tokens": pa.nulls(rows, pa.int32()),
                     "seed": pa.nulls(rows, pa.int64()),
                     "session": [IMPORT_SESSION] * rows,
+                    "fingerprint": fingerprints,
                 }
             )
         )
         key = store.register_verdict_set({"name": IMPORTED_VERDICTS, "source": description, "field": fields.correct})
-        store.write_verdicts(key, pa.table({**verdicts, "detail": [""] * rows}))
+        store.write_verdicts(key, pa.table({**verdicts, "detail": [""] * rows, "fingerprint": fingerprints}))
         if scores_field is not None:
             store.register_score_set(score_set, {"kind": "imported", "source": description, "field": fields.scores})
             store.write_scores(score_set, pa.table(scores))

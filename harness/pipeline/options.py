@@ -17,6 +17,7 @@ from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG, ThinkTag
 from harness.core.records import SamplingSettings
 from harness.engines.ray_pool import ScaleOut
 from harness.engines.registry import engine_class
+from harness.metrics.counts import MAX_SAMPLES_PER_PROBLEM
 from tasks import task_class
 
 # The default run (`ttc run` and `harness.run()` without options, the defaults of every run): the embedded
@@ -31,10 +32,11 @@ DEFAULT_RUN: Mapping[str, Any] = MappingProxyType(
 class SampleOptions:
     """What a run samples: the parameters of ``harness.sample``/``harness.run`` and ``ttc sample``/``ttc run``.
 
-    ``problems`` is the task's first N problems (None: all). Everything is checked when the options are made,
-    before anything is loaded or written: each field's type, the ranges of the sampling settings (as the run's
-    ``SamplingSettings``), and the task's and engine's options against those their classes declare
-    (``harness.core.options.DeclaresOptions``). A bad value raises ``OptionError`` naming the field
+    ``problems`` is the task's first N problems (None: all); ``samples`` at most ``MAX_SAMPLES_PER_PROBLEM``
+    (what the estimators support; the store's 32-bit sample indices would hold more). Everything is checked when
+    the options are made, before anything is loaded or written: each field's type, the ranges of the sampling
+    settings (as the run's ``SamplingSettings``), and the task's and engine's options against those their
+    classes declare (``harness.core.options.DeclaresOptions``). A bad value raises ``OptionError`` naming the field
     (``OptionError("max_tokens", "must be at least 1, got 0")``, ``OptionError("engine_options.dtype", ...)``).
     ``data`` and ``model`` may be given as paths (kept as strings), ``out`` as a string (kept as a ``Path``).
     ``reasoning`` is ``auto``, ``on`` or ``off`` and ``think_tags`` ``"OPEN,CLOSE"`` or a pair (kept as
@@ -73,7 +75,7 @@ class SampleOptions:
         check_reasoning_mode(self.reasoning)
         self.think_tags = ThinkTags.parse(self.think_tags)
         check_number("problems", self.problems, at_least=1)
-        check_number("samples", self.samples, at_least=1)
+        check_number("samples", self.samples, at_least=1, at_most=MAX_SAMPLES_PER_PROBLEM)
         self.sampling_settings()  # temperature, top_p, top_k, max_tokens, seed: checked as the run will use them
         forcing = self.budget_forcing()
         if forcing.thinking_budget is not None and forcing.thinking_budget > self.max_tokens:

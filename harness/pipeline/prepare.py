@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +16,7 @@ from harness.engines.models import ModelRef, count_parameters
 from harness.engines.registry import engine_class
 from harness.pipeline.options import SampleOptions
 from harness.pipeline.reasoning import SamplingReasoning, resolve_sampling_reasoning
+from harness.pipeline.references import check_references
 from harness.store import RunStore
 from harness.store.config import RunConfig
 from harness.store.outputs import check_run_directory_path
@@ -48,11 +50,17 @@ class PreparedRun:
     forcing: BudgetForcing = field(default_factory=BudgetForcing)
 
 
-def prepare(options: SampleOptions) -> PreparedRun:
+def prepare(
+    options: SampleOptions, verifier: str | None = None, log: Callable[[str], None] | None = None
+) -> PreparedRun:
     """Load the task and model and work out the run's configuration and directory; samples nothing.
 
-    Checks what can fail later before anything is written or any engine starts: the task's verifier loads, and
-    the run directory is not a file, below a file, or inside another run directory.
+    Checks what can fail later before anything is written or any engine starts: every record of the task (as
+    it loads), the verifier (``verifier``, default the task's) loads and can judge against every reference
+    (``harness.pipeline.references``), and the run directory is not a file, below a file, or inside another run
+    directory. A task with fewer problems than ``options.problems`` runs all of them, and ``log`` gets a note
+    saying how many there are (the default number of problems often exceeds a small file of one's own, so this
+    is no error).
 
     The engine class says what ``options.model`` names and which engine settings define the samples, as this
     machine would run them (its ``resolve_model`` and ``resolve_sample_defining`` hooks, see
@@ -64,6 +72,12 @@ def prepare(options: SampleOptions) -> PreparedRun:
     all_problems = task.problems()
     if not all_problems:
         raise TaskError(f"task {options.task!r} has no problems")
+    if log is not None and options.problems is not None and options.problems > len(all_problems):
+        source = f" in {options.data}" if options.data else ""
+        log(
+            f"note: task {options.task!r} has {len(all_problems)} problems{source}, fewer than the "
+            f"{options.problems} asked for: the run takes all {len(all_problems)}"
+        )
     problems = all_problems[: options.problems] if options.problems else all_problems
     engine_type = engine_class(options.engine)
     model = engine_type.resolve_model(options.model, options.engine_options)
@@ -93,7 +107,8 @@ def prepare(options: SampleOptions) -> PreparedRun:
     )
     out = options.out or RESULTS_DIR / f"{task.name}-{model.name}-{config.config_hash()[:8]}"
     check_run_directory_path(out, "out")
-    load_verifier(task.default_verifier)  # a task's verifier that cannot load fails before any engine starts
+    judge = load_verifier(verifier or task.default_verifier)  # one that cannot load fails before any engine starts
+    check_references(judge, problems, lambda _, problem: task.source_of(problem), verifier or task.default_verifier)
     return PreparedRun(options, task, problems, model, config, Path(out), reasoning, forcing)
 
 

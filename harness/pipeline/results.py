@@ -238,6 +238,8 @@ class Summary(_CountsSummary, total=False):
     task: str
     model: str | None
     config_hash: str
+    run_id: str  # the run summarised (harness.store.RunStore.run_id)
+    fingerprint: str  # of the shards summarised (RunStore.content_fingerprint): another state makes it stale
     sampling: SamplingRecord | None  # None for imported samples
     verifier: dict[str, Any]
     verdict_set: str
@@ -271,7 +273,7 @@ class SessionRecord(TypedDict):
     requests: int
     seconds: float
     finished: str | None
-    status: str
+    status: str  # running, complete, interrupted (Ctrl-C, SIGTERM, SIGHUP), failed, killed (found running later)
     engine_figures: dict[str, Any]
 
 

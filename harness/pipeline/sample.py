@@ -11,7 +11,8 @@ from typing import Any, cast
 
 import pyarrow as pa
 
-from harness.core.errors import EngineError
+from harness.core.errors import EngineError, RunStoreError
+from harness.core.interrupts import deferred
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem, SamplingSettings
 from harness.engines.base import (
@@ -30,6 +31,7 @@ from harness.pipeline.reasoning import SamplingReasoning
 from harness.pipeline.results import SamplingReport, SessionRecord
 from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore, Session, missing_ranges
+from harness.store.shards import text_fingerprints
 
 # Largest n in one request: beyond this a problem's samples are split over several requests (prefix caching
 # still prefills the prompt once), which bounds what one finished request holds in memory.
@@ -84,11 +86,12 @@ def result_table(result: GenerationResult, session_id: str) -> pa.Table:
         raise EngineError(
             f"engine returned {len(completions)} completions for {request.problem_id} (asked for {request.n})"
         )
+    texts = [completion.text for completion in completions]
     return pa.table(
         {
             "problem_id": [request.problem_id] * request.n,
             "sample_idx": list(range(request.first_index, request.first_index + request.n)),
-            "text": [completion.text for completion in completions],
+            "text": texts,
             "n_tokens": [completion.n_tokens for completion in completions],
             "finish_reason": [completion.finish_reason for completion in completions],
             "logprob_sum": [completion.logprob_sum for completion in completions],
@@ -98,6 +101,7 @@ def result_table(result: GenerationResult, session_id: str) -> pa.Table:
             "thinking_tokens": pa.array([completion.thinking_tokens for completion in completions], pa.int32()),
             "answer_tokens": pa.array([completion.answer_tokens for completion in completions], pa.int32()),
             **confidence_columns(completions),
+            "fingerprint": text_fingerprints(texts),
             "forced": pa.array([completion.forced for completion in completions], pa.bool_()),
         }
     )
@@ -147,18 +151,20 @@ def sample_requests(
     started = last_save = time.monotonic()
     # the engine reports tokens while requests run, so progress moves before the first request finishes
     streaming = {"on_tokens": progress.add_tokens} if accepts_on_tokens(engine) else {}
+    failure: BaseException | None = None
     try:
         for result in engine.generate(requests, settings, **streaming):
-            store.write_samples(result_table(result, session.id))
-            if reasoning is not None and reasoning.awaiting_evidence:
-                reasoning = reasoning.after_samples(completion.text for completion in result.completions)
-                if not reasoning.awaiting_evidence:
-                    store.update_manifest(reasoning=reasoning.record())
-            tokens = sum(completion.n_tokens for completion in result.completions)
-            session.samples += result.request.n
-            session.output_tokens += tokens
-            session.prompt_tokens += result.prompt_tokens
-            session.requests += 1
+            with deferred():  # an interrupt meanwhile is raised once the shard is stored and counted
+                store.write_samples(result_table(result, session.id))
+                if reasoning is not None and reasoning.awaiting_evidence:
+                    reasoning = reasoning.after_samples(completion.text for completion in result.completions)
+                    if not reasoning.awaiting_evidence:
+                        store.update_manifest(reasoning=reasoning.record())
+                tokens = sum(completion.n_tokens for completion in result.completions)
+                session.samples += result.request.n
+                session.output_tokens += tokens
+                session.prompt_tokens += result.prompt_tokens
+                session.requests += 1
             requests_left[result.request.problem_id] -= 1
             progress.update(
                 result.request.n, tokens=tokens, problems=int(requests_left[result.request.problem_id] == 0)
@@ -169,18 +175,23 @@ def sample_requests(
                 store.save_session(session)
                 last_save = now
         session.status = "complete"
-    except KeyboardInterrupt:
-        session.status = "interrupted"
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP (harness.core.interrupts)
+        session.status, failure = "interrupted", interrupt
         raise
-    except BaseException:
-        session.status = "failed"
+    except BaseException as error:
+        session.status, failure = "failed", error
         raise
     finally:
         progress.close()
         session.seconds = time.monotonic() - started
         session.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         session.engine_figures = engine.session_figures()
-        store.save_session(session, engine_description=engine.describe())
+        try:
+            store.save_session(session, engine_description=engine.describe())
+        except RunStoreError:
+            if failure is None:
+                raise
+            # the run directory is gone (the error that stopped sampling says so): the stop's cause is reported
     return SamplingOutcome(session=session, requested=sum(request.n for request in requests), reasoning=reasoning)
 
 
@@ -228,6 +239,7 @@ def sample_run(
     missing = sum(request.n for request in requests)
     log(f"run directory: {store.path}  ({wanted - missing}/{wanted} samples already stored)")
     if requests:
+        store.allow_samples(max(request.first_index + request.n for request in requests))
         stored_total = sum(stop - start for ranges in stored.values() for start, stop in ranges)
         session_seed = request_seed(config.sampling.seed, "engine-session", stored_total)
         with engine_session(lambda: start_engine(prepared, session_seed, log), store.path / ENGINE_LOG, log) as engine:

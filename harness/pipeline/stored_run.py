@@ -41,10 +41,11 @@ from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
 from harness.forecasting.planner import JointPlan
 from harness.metrics.analysis import MeasuredCoverage, coverage_summary, measured_coverage, measured_pass_hat_k
-from harness.metrics.counts import Counts, read_counts_jsonl
+from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
 from harness.metrics.verifier_error import CorrectedCoverage, ErrorRate, corrected_coverage
 from harness.pipeline.analyze import analyze_run, summarize_counts
+from harness.pipeline.counts_file import read_counts
 from harness.pipeline.results import AvgAtNFigures, ReasoningSummary, Summary, UsageFigures
 from harness.pipeline.surface import CostSettings, parse_axes, plan_over_thinking
 from harness.pipeline.verifier_stats import ErrorRates, resolve_error_rates, stored_error_rates
@@ -114,28 +115,35 @@ class Run:
     @cached_property
     def summary(self) -> Summary:
         """``summary.json`` as a dict. A run directory's is analysed (and written) once if it is missing or
-        stale (another verdict set, or verdicts added since); counts get theirs computed."""
+        stale (another run's, another verdict set, samples or verdicts added or removed since); counts get
+        theirs computed. A run directory this process may not write into (an archived copy) gets its summary
+        computed without writing it."""
         if self._store is None:
             return summarize_counts(self._counts)[0]
-        return self._summary_file() or analyze_run(self._store, self.verdict_set)
+        store = self._store
+        return self._summary_file() or analyze_run(store, self.verdict_set, write=store.writable())
 
     def _summary_file(self) -> Summary | None:
-        """The run directory's summary.json if it summarises the samples and verdicts stored now (checked on
-        shard footers); an unreadable one is stale too (``analyze`` writes it again)."""
-        path = self._run_store("summary.json").path / "summary.json"
+        """The run directory's summary.json if it summarises this run as it is stored now: the same run id,
+        configuration hash and verdict set, and the same shards (``RunStore.content_fingerprint``). Anything
+        else, an unreadable file included, is stale (``analyze`` writes it again)."""
+        store = self._run_store("summary.json")
         try:
-            stored = json.loads(path.read_bytes().decode("utf-8"))
+            stored = json.loads((store.path / "summary.json").read_bytes().decode("utf-8"))
         except (OSError, ValueError, RecursionError):  # missing, not UTF-8, not JSON
             return None
         if not isinstance(stored, dict) or not isinstance(stored.get("completeness"), dict):
             return None
-        if any(key not in stored for key in ("pass_hat_k", "avg_at_n", "reasoning")):  # written by an older ttc
+        if any(name not in stored for name in ("pass_hat_k", "avg_at_n", "reasoning")):  # written by an older ttc
             return None
-        covered = completeness(self._run_store("summary.json"), self._verdict_key)
+        key = self._verdict_key
+        judged = sum(stop - start for spans in store.verdicts(key).ranges().values() for start, stop in spans)
         fresh = (
-            stored.get("verdict_set") == self.verdict_set
-            and stored.get("samples") == covered.verified + covered.verdicts_without_samples
-            and stored["completeness"].get("samples") == covered.samples
+            stored.get("run_id") == store.run_id
+            and stored.get("config_hash") == store.manifest["config_hash"]
+            and stored.get("verdict_set") == self.verdict_set
+            and stored.get("fingerprint") == store.content_fingerprint(key)
+            and stored.get("samples") == judged  # and it counts them all (footers: no data read)
         )
         return cast(Summary, stored) if fresh else None
 
@@ -553,8 +561,8 @@ def load_run(path: str | Path, verifier: str | None = None) -> Run:
     if path.is_dir():
         store = RunStore.open(path)
         return Run(path, store=store, verdict_set=store.resolve_verdict_key(verifier))
-    if not path.is_file():
+    if not path.exists():  # a file, or a pipe (``--counts <(...)``): read once, as counts
         raise FileNotFoundError(f"{path}: no such run directory or counts file")
     if verifier is not None:
         raise OptionError("verifier", f"selects a run directory's verdict set; {path} is a counts file")
-    return Run(path, counts=read_counts_jsonl(path))
+    return Run(path, counts=read_counts(path))

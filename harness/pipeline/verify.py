@@ -7,7 +7,13 @@ has one), so a verifier can share work across the samples of a problem (answer-l
 Verdicts are stored in atomic shards as results come back; a rerun skips everything already judged.
 Nothing outlives a killed verification: the workers die with this process (``PR_SET_PDEATHSIG``), and the
 watchdog (``harness.engines.watchdog``) ends what they started (math workers, code sandboxes) and
-multiprocessing's resource tracker.
+multiprocessing's resource tracker, and removes the sandboxes' working directories (``harness.core.scratch``).
+An interrupt (Ctrl-C, SIGTERM, SIGHUP: ``harness.core.interrupts``) stops it within seconds: the judgements
+that have finished are stored, those queued are cancelled, and the workers and everything they started are
+ended at once rather than waited for (the workers ignore the terminal's Ctrl-C themselves: the step ends them).
+
+Each verdict carries the fingerprint of the text it judged (``harness.store.shards.text_fingerprint``): a
+verdict of a sample whose text has since changed is stale, and judged again here.
 
 On Ray (``scale.uses_ray``) the same calls run as Ray tasks spread over the cluster's CPUs, one CPU each:
 the verifier and its limits (math workers, sandboxes) are the same objects, so the verdicts are the same.
@@ -18,22 +24,31 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
+import signal
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.core.errors import VerifierError
+from harness.core.errors import OptionError, RunStoreError, VerifierError
+from harness.core.interrupts import children_ignore_interrupts, ignore_interrupts
 from harness.core.reasoning import ThinkTags, split_completion
 from harness.core.records import Problem
+from harness.core.scratch import SCRATCH_ENV, scratch_dir
 from harness.engines.ray_pool import ScaleOut
-from harness.engines.watchdog import die_with_parent, ensure_watchdog
+from harness.engines.watchdog import descendants, die_with_parent, ensure_watchdog, process_table
 from harness.pipeline.reasoning import JudgingReasoning, judging_reasoning, verdict_description
+from harness.pipeline.references import check_references
 from harness.pipeline.results import Verification
 from harness.reporting.progress import Progress, ProgressMode
 from harness.store import RunStore
+from harness.store.ranges import merge_ranges
+from harness.store.shards import text_fingerprints
 from verifiers import load_verifier
 from verifiers.base import NO_ANSWER, TRUNCATED_THINKING, Verdict, Verifier
 
@@ -76,6 +91,37 @@ def _verified(verifier: Verifier, reference: Mapping[str, Any], texts: Sequence[
             f"verifier {verifier.describe()} returned {len(verdicts)} verdicts for {len(texts)} samples"
         )
     return verdicts
+
+
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that ignores the terminal's Ctrl-C from its start (its import included)."""
+
+    def start(self) -> None:
+        with children_ignore_interrupts():
+            super().start()
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    """multiprocessing's spawn, with workers that leave Ctrl-C to the step (which ends them)."""
+
+    Process = _WorkerProcess
+
+
+def _start_worker(parent_pid: int, scratch: str | None) -> None:
+    """A verification worker's start: it dies with its parent, leaves the terminal's Ctrl-C to it, and keeps
+    its sandboxes' working directories in ``scratch`` (removed when the verification ends, however it ends)."""
+    die_with_parent(parent_pid)
+    ignore_interrupts()
+    if scratch is not None:
+        os.environ[SCRATCH_ENV] = scratch
+
+
+def _end_processes(pids: Sequence[int]) -> None:
+    """Kill ``pids`` and every process below them at once (a worker's math workers and sandboxes)."""
+    table = process_table()
+    for pid in descendants(set(pids), table):
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # gone already, or no longer ours
+            os.kill(pid, signal.SIGKILL)
 
 
 class RayTasks(Executor):
@@ -159,28 +205,32 @@ def verify_run(
     of the verdict set's identity.
     """
     judging = judging_reasoning(store.manifest, reasoning, think_tags)
-    judge = load_verifier(verifier or store.manifest["default_verifier"])
+    judge = _load_judge(store, verifier)
     key = store.register_verdict_set(verdict_description(judge.describe(), judging))
     outcome = VerificationOutcome(key=key, reasoning=judging)
     verdict_set = store.verdicts(key)
-    pending = store.samples_missing_from(verdict_set)
+    pending = _merged(store.samples_missing_from(verdict_set), store.stale_verdicts(key))
     expected = {pid: sum(b - a for a, b in ranges) for pid, ranges in pending.items()}
     total = sum(expected.values())
     if total == 0:
         return outcome
-    references = {problem.problem_id: verification_reference(problem) for problem in store.problems()}
+    problems = store.problems()
+    check_references(judge, problems, str(store.path / "problems.jsonl"), verifier or "the run's verifier")
+    references = {problem.problem_id: verification_reference(problem) for problem in problems}
     bar = Progress("verifying", total, problems=len(expected), mode=progress)
     unjudged = dict(expected)
     started = time.monotonic()
     writer = store.verdict_writer(key, FLUSH_ROWS, FLUSH_SECONDS)
 
-    def collect(batch: JudgeBatch, verdicts: list[Verdict]) -> None:
-        writer.add(verdict_set.table(verdict_columns(batch, verdicts)))
+    def collect(piece: JudgeBatch, verdicts: list[Verdict]) -> None:
+        writer.add(
+            verdict_set.table({**verdict_columns(piece, verdicts), "fingerprint": text_fingerprints(piece.texts)})
+        )
         for verdict in verdicts:
             outcome.reasons[verdict.reason] += 1
-        outcome.verified += len(batch.indices)
-        unjudged[batch.problem_id] -= len(batch.indices)
-        bar.update(len(batch.indices), problems=int(unjudged[batch.problem_id] == 0))
+        outcome.verified += len(piece.indices)
+        unjudged[piece.problem_id] -= len(piece.indices)
+        bar.update(len(piece.indices), problems=int(unjudged[piece.problem_id] == 0))
 
     batches = (
         JudgeBatch(batch.problem_id, batch.indices, batch.texts)
@@ -189,7 +239,7 @@ def verify_run(
     try:
         judge_batches(batches, judge, references, judging.splits, collect, workers=workers, scale=scale)
     finally:
-        writer.flush()
+        writer.flush()  # what was judged is kept, also after an interrupt or an error
         bar.close()
         outcome.seconds = time.monotonic() - started
     return outcome
@@ -206,7 +256,7 @@ class JudgeBatch:
 
 
 def verdict_columns(batch: JudgeBatch, verdicts: Sequence[Verdict]) -> dict[str, list[Any]]:
-    """The columns of a verdict shard (``VERDICT_SCHEMA``) for ``batch``'s verdicts."""
+    """The columns of a verdict shard (``VERDICT_SCHEMA``, the fingerprint aside) for ``batch``'s verdicts."""
     return {
         "problem_id": [batch.problem_id] * len(batch.indices),
         "sample_idx": list(batch.indices),
@@ -228,38 +278,108 @@ def judge_batches(
     scale: ScaleOut = DEFAULT_SCALE,
 ) -> None:
     """Judge ``batches`` (``judge_texts``, split at ``splits``) on worker processes here, or as Ray tasks with
-    ``scale.uses_ray``, in pieces of the verifier's ``batch_size``; ``collect(piece, verdicts)`` gets each
-    piece's verdicts as they come (in this thread), with a bounded number in flight."""
+    ``scale.uses_ray`` (``workers``: the processes, or the calls in flight on Ray; default all cores, or the
+    cluster's CPUs), in pieces of the verifier's ``batch_size``; ``collect(piece, verdicts)`` gets each piece's
+    verdicts as they come (in this thread), with a bounded number in flight. Stopped (an interrupt, an error),
+    it collects what finished and ends the workers and everything they started at once."""
     batch_size = getattr(judge, "batch_size", None)
     executor: Executor
+    scratch = None
     if scale.uses_ray:
         ray_tasks = RayTasks(scale.ray_address)
         executor, workers = ray_tasks, workers or ray_tasks.cpus
     else:
         workers = workers or os.cpu_count() or 1
         ensure_watchdog()  # the workers' own children (math workers, sandboxes) must not outlive this process
+        scratch = tempfile.mkdtemp(prefix="verify-", dir=scratch_dir())
         executor = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
+            mp_context=_WorkerContext(),
+            initializer=_start_worker,
+            initargs=(os.getpid(), scratch),
         )
     inflight: dict[Future, JudgeBatch] = {}
-    with executor as pool:
 
-        def drain(limit: int) -> None:
-            while len(inflight) > limit:
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                for future in done:
-                    collect(inflight.pop(future), future.result())
+    def take(future: Future) -> None:
+        piece = inflight.pop(future)
+        try:
+            verdicts = future.result()
+        except BrokenProcessPool:
+            raise VerifierError(
+                "a verification worker process died (its error, if any, is on stderr above). A script that calls "
+                'harness at its top level must do so under `if __name__ == "__main__":`: each worker imports it '
+                "again when it starts"
+            ) from None
+        collect(piece, verdicts)
 
+    def drain(limit: int) -> None:
+        while len(inflight) > limit:
+            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            for future in done:
+                take(future)
+
+    finished = False
+    try:
         for batch in batches:
             size = batch_size or len(batch.indices)
             for start in range(0, len(batch.indices), size):
                 piece = JudgeBatch(
                     batch.problem_id, batch.indices[start : start + size], batch.texts[start : start + size], batch.tag
                 )
-                future = pool.submit(judge_texts, judge, references[batch.problem_id], piece.texts, splits)
+                future = executor.submit(judge_texts, judge, references[batch.problem_id], piece.texts, splits)
                 inflight[future] = piece
                 drain(4 * workers)
         drain(0)
+        finished = True
+    finally:
+        try:
+            if not finished:  # stopped (an interrupt, an error): keep every judgement that has finished
+                _keep_finished(inflight, take)
+        finally:
+            _stop(executor, finished)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _keep_finished(inflight: Mapping[Future, Any], collect: Callable[[Future], None]) -> None:
+    """Store the results of the futures in ``inflight`` that finished without an error (an interrupt ends the
+    step: what was judged is kept, what failed or was still running is not)."""
+    for future in list(inflight):
+        if future.done() and not future.cancelled() and future.exception() is None:
+            collect(future)
+
+
+def _stop(executor: Executor, finished: bool) -> None:
+    """Shut the workers down: after a finished verification, as usual; after an interrupt or an error, at once
+    (queued calls cancelled, the workers and everything they started killed, nothing waited for)."""
+    if finished:
+        executor.shutdown(wait=True)
+        return
+    if isinstance(executor, ProcessPoolExecutor):
+        # the pool's own record of its worker processes (no public accessor): they are ended, not waited on;
+        # then the pool, broken, cancels what is queued and its manager thread ends at once (it is joined, so
+        # that nothing of the pool is left running while the interpreter exits)
+        _end_processes(list(getattr(executor, "_processes", None) or {}))
+        executor.shutdown(wait=True, cancel_futures=True)
+    else:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _load_judge(store: RunStore, verifier: str | None) -> Verifier:
+    """The verifier asked for, else the run's default (manifest.json's ``default_verifier``: a name that does
+    not load is an error naming manifest.json, not an option the user did not give)."""
+    if verifier is not None:
+        return load_verifier(verifier)
+    default = store.manifest["default_verifier"]
+    try:
+        return load_verifier(default)
+    except OptionError as error:
+        raise RunStoreError(
+            f"{store.path / 'manifest.json'}: default_verifier {default!r}: {error.message}; pass a verifier "
+            "(--verifier) or restore manifest.json"
+        ) from None
+
+
+def _merged(first: Mapping[str, list[tuple[int, int]]], second: Mapping[str, list[tuple[int, int]]]) -> dict:
+    """The union of two sets of index ranges per problem."""
+    return {pid: merge_ranges([*first.get(pid, []), *second.get(pid, [])]) for pid in {*first, *second}}

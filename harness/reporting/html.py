@@ -248,7 +248,7 @@ def example_samples(
 ) -> dict[str, Any]:
     """A few samples per verdict reason (correct, wrong, timeout first), each from a different problem where
     possible, with the text cut to ``max_chars`` characters. Returned as plain strings: the template escapes."""
-    verdicts = store.verdicts(verdict_set).read(["correct", "reason", "answer", "detail"])
+    verdicts = store.current_verdicts(verdict_set, ["correct", "reason", "answer", "detail"])
     reasons = np.asarray(verdicts.column("reason").to_pylist(), dtype=object)
     present = sorted(set(reasons.tolist()), key=lambda reason: (reason not in OUTCOME_ORDER, _order(reason), reason))
     chosen_rows: dict[str, list[int]] = {}
@@ -386,12 +386,14 @@ def write_report(
     """Write ``build_report`` to ``path`` (default ``RUN_DIR/report.html``) and return the path.
 
     ``path`` may not be a folder, lie below a file or be another of the run's files (``check_output_path``);
-    the run's lock is held while the report reads the run and writes into it."""
+    the run's lock is held while the report reads the run and writes into it. A report written elsewhere reads
+    a run directory it may not write into (an archived, read-only copy) without the lock."""
     path = Path(path) if path is not None else store.path / "report.html"
     check_output_path(path, "out", own_run=store.path, own_files=("report.html",))
-    with store.locked():
+    inside = path.resolve().parent == store.path.resolve()
+    with store.locked() if inside else store.locked_for_reading():
         html = build_report(store, summary, **options)
-        if path.resolve().parent == store.path.resolve():  # into the run directory: through the store
+        if inside:  # into the run directory: through the store
             store.write_file(path.name, html)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)

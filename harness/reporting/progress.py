@@ -7,10 +7,11 @@
 
 ``auto`` picks ``live`` on a terminal and ``lines`` elsewhere. Every event and line reports problems done,
 units (samples or verdicts) done, the rate, tokens so far and per second (when tokens are counted), elapsed
-time and ETA. Sampling counts tokens while requests are still running (``add_tokens``, fed by the engine), so
-its progress moves long before the first request finishes, and its ETA comes from tokens: the samples left
-times the mean tokens of a finished sample (the token limit before any finished), less the tokens already
-generated for samples in flight, at the token rate so far.
+time and ETA (once the rate has been measured for ``ETA_AFTER_SECONDS``). Sampling counts tokens while
+requests are still running (``add_tokens``, fed by the engine), so its progress moves long before the first
+request finishes, and its ETA comes from tokens: the samples left times the mean tokens of a finished sample
+(the token limit before any finished), less the tokens already generated for samples in flight, at the token
+rate so far.
 The JSON event schema is documented in docs/openai.md ("Progress and output modes").
 """
 
@@ -36,6 +37,9 @@ JSON_INTERVAL = 2.0
 LIVE_INTERVAL = 0.1
 # Seconds between plain log lines (``lines`` mode): often enough that a long step visibly moves.
 LINES_INTERVAL = 5.0
+# Seconds of measured progress (since the first unit or token) before an ETA is shown: a rate taken over the
+# first instants (an engine's first token, a unit finished at once) makes the ETA a guess, hours off either way.
+ETA_AFTER_SECONDS = 3.0
 _CLI_LOG_HANDLER = "ttc-cli"  # the handler configure_logging installs, and replaces when called again
 
 
@@ -73,6 +77,9 @@ class Progress:
         interval: seconds between plain log lines in ``lines`` mode (JSON events: ``JSON_INTERVAL``).
         max_tokens_per_unit: the token limit of one unit (a sample's ``max_tokens``): turns on the ETA from
             tokens, with this as the expected tokens of a unit until one has finished.
+        silent_for: seconds without any output (the JSON start event included): a step that ends sooner
+            shows nothing; one that takes longer shows its progress from then on (analyses that are quick
+            on small inputs and slow on a million problems).
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class Progress:
         stream: TextIO | None = None,
         interval: float = LINES_INTERVAL,
         max_tokens_per_unit: int | None = None,
+        silent_for: float = 0.0,
     ) -> None:
         self.description = description
         self.total = total
@@ -100,17 +108,24 @@ class Progress:
         self.finished_tokens = 0  # of the units done (update)
         self.problems_done = 0
         self.started = time.monotonic()
+        self._moved: float | None = None  # when the first unit or token was counted: the rate's start
         self._last_output = self.started
         self._shown: tuple[int, int] | None = None  # (done, tokens) last written
+        self.silent_until = self.started + silent_for
+        self._started_shown = False
+        if silent_for <= 0:
+            self._show_start()
+
+    def _show_start(self) -> None:
+        self._started_shown = True
         if self.mode == "json":
-            write_json_line(
-                self.stream,
-                {"event": "start", "step": description, "total": total, "unit": unit, "problems_total": problems},
-            )
+            start = {"step": self.description, "total": self.total, "unit": self.unit}
+            write_json_line(self.stream, {"event": "start", **start, "problems_total": self.problems_total})
 
     def update(self, units: int, tokens: int = 0, problems: int = 0) -> None:
         """Record ``units`` more done (and their ``tokens``), of which ``problems`` problems are now complete."""
         self.done += units
+        self._moved = self._moved or time.monotonic()
         self.finished_tokens += tokens
         self.tokens = max(self.generated_tokens, self.finished_tokens)
         self.problems_done += problems
@@ -119,6 +134,7 @@ class Progress:
     def add_tokens(self, tokens: int) -> None:
         """Record ``tokens`` generated since the last call, for units still in flight (an engine's ``on_tokens``)."""
         self.generated_tokens += tokens
+        self._moved = self._moved or time.monotonic()
         self.tokens = max(self.generated_tokens, self.finished_tokens)
         self._show(finished=False)
 
@@ -127,13 +143,20 @@ class Progress:
         if self.mode == "quiet":
             return
         now = time.monotonic()
+        if now < self.silent_until:
+            return
+        if not self._started_shown:
+            self._show_start()
         if now - self._last_output >= self.interval or (finished and self.mode == "lines") or self._shown is None:
             self._emit("progress")
             self._last_output = now
 
     def _eta(self, elapsed: float) -> float | None:
-        """Seconds left: from the token rate when ``max_tokens_per_unit`` is known, else from the unit rate."""
+        """Seconds left: from the token rate when ``max_tokens_per_unit`` is known, else from the unit rate;
+        None until the rate has been measured for ``ETA_AFTER_SECONDS``."""
         if self.done >= self.total or elapsed <= 0:
+            return None
+        if self._moved is None or time.monotonic() - self._moved < ETA_AFTER_SECONDS:
             return None
         if self.max_tokens_per_unit is not None and self.tokens > 0:
             per_unit = self.finished_tokens / self.done if self.done else float(self.max_tokens_per_unit)
@@ -190,7 +213,10 @@ class Progress:
             self.stream.flush()
 
     def close(self) -> None:
-        """Final output: the end event (JSON), the finished live line, or a last line if figures changed."""
+        """Final output: the end event (JSON), the finished live line, or a last line if figures changed (none
+        for a step that ended while silent)."""
+        if not self._started_shown:
+            return
         if (
             self.mode == "json"
             or self.mode == "live"

@@ -187,7 +187,7 @@ class JudgedSamples:
 def load_judged_samples(store: RunStore, verifier: str | None = None) -> JudgedSamples:
     """Correctness and extracted answers of every judged sample of ``store``."""
     key = store.resolve_verdict_key(verifier)
-    table = store.verdicts(key).read(["correct", "answer"])
+    table = store.current_verdicts(key, ["correct", "answer"])
     if table.num_rows == 0:
         raise RunStoreError(f"{store.path}: verdict set {key} is empty")
     problems = store.problems()

@@ -21,7 +21,8 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
         f"{summary['task']} · {summary['model']} · {summary['problems']} problems × "
         f"{summary['samples_per_problem']['min']} samples · verifier {summary['verifier'].get('name')}"
     )
-    table = Table(title=title, title_justify="left")
+    console.print(title, markup=False)  # on its own line: a table's title wraps to the table's width
+    table = Table()
     table.add_column("k", justify="right")
     table.add_column("pass@k", justify="right")
     table.add_column(f"{confidence}% interval", justify="right")

@@ -3,9 +3,10 @@
 A summary is computed from one verdict set. It covers the whole run when every stored sample has a verdict,
 every problem has samples and verdicts, and sampling reached the run's budget; otherwise ``Completeness``
 says what is missing (samples not yet verified after a killed or running ``verify``, or a lost verdict shard;
-problems without verdicts; verdicts whose samples are gone; sampling short of the budget) in one line, and
-``summary.json``, the terminal, the JSON result and the report carry it. Computed from shard footers and
-problems.jsonl only, so it costs no data reads.
+problems without verdicts; verdicts whose samples are gone; verdicts of texts since replaced; sampling short
+of the budget) in one line, and ``summary.json``, the terminal, the JSON result and the report carry it.
+Computed from shard footers, problems.jsonl and the fingerprint columns of samples and verdicts (no text is
+read, but of sample shards written before fingerprints were stored).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.store.lock import current_writer
-from harness.store.ranges import subtract_ranges
+from harness.store.ranges import merge_ranges, subtract_ranges
 from harness.store.run_store import RunStore
 
 
@@ -36,6 +37,8 @@ class Completeness:
         problems_short: problems with fewer samples than the run's budget (sampling interrupted).
         budget_samples: the run's samples per problem (None for imported runs).
         writer: the process writing into the run now (``pid ... on host``), if any.
+        stale: stored samples whose verdicts judged a text since replaced (counted in ``unverified`` too:
+            ``ttc verify`` judges them again).
     """
 
     problems: int
@@ -47,6 +50,7 @@ class Completeness:
     problems_short: int
     budget_samples: int | None
     writer: str | None
+    stale: int = 0
 
     @property
     def complete(self) -> bool:
@@ -64,8 +68,9 @@ class Completeness:
             return None
         parts = [f"covers {self.problems_with_verdicts} of {self.problems} problems"]
         if self.unverified:
+            stale = f", {self.stale} of them because their text changed since it was judged" if self.stale else ""
             parts.append(
-                f"{self.unverified} of {self.samples} stored samples have no verdict yet (`ttc verify RUN_DIR`)"
+                f"{self.unverified} of {self.samples} stored samples have no verdict yet{stale} (`ttc verify RUN_DIR`)"
             )
         if self.verdicts_without_samples:
             parts.append(f"{self.verdicts_without_samples} verdicts are of samples no longer stored")
@@ -85,7 +90,11 @@ def completeness(store: RunStore, verdict_set: str) -> Completeness:
     problems = store.problems()
     sampled = store.sample_ranges()
     judged = store.verdicts(verdict_set).ranges()
-    unverified = {pid: subtract_ranges(spans, judged.get(pid, [])) for pid, spans in sampled.items()}
+    stale = store.stale_verdicts(verdict_set)
+    unverified = {
+        pid: merge_ranges(subtract_ranges(spans, judged.get(pid, [])) + stale.get(pid, []))
+        for pid, spans in sampled.items()
+    }
     orphans = {pid: subtract_ranges(spans, sampled.get(pid, [])) for pid, spans in judged.items()}
     budget = store.manifest.get("budget") or {}
     budget_samples = budget.get("samples") if "sampling" in store.manifest["config"] else None
@@ -104,4 +113,5 @@ def completeness(store: RunStore, verdict_set: str) -> Completeness:
         problems_short=short,
         budget_samples=budget_samples if isinstance(budget_samples, int) else None,
         writer=None if store.holds_lock else current_writer(store.path),
+        stale=_total(stale),
     )

@@ -8,6 +8,7 @@ never a summary of something else.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +41,8 @@ OPTIONAL_MANIFEST_FIELDS = {
     "versions": dict,
     "engine": dict,
     "active_verdicts": str,
+    "run_id": str,
+    "sample_bound": int,
     "reasoning": dict,  # the run's reasoning mode and think tags (harness.pipeline.reasoning)
 }
 SESSION_NUMBERS = ("samples", "output_tokens", "prompt_tokens", "requests", "seconds")
@@ -72,7 +75,35 @@ def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
             )
         ):
             raise fail(f"a sampling session is not an object with an id and numeric figures: {str(session)[:80]}")
+    if config_hash(manifest["config"]) != manifest["config_hash"]:
+        raise RunStoreError(
+            f"{path}: its config does not match its config_hash {manifest['config_hash']!r} (was it edited?): the "
+            "settings it states may not be those the samples were drawn with; restore manifest.json from a copy"
+        )
+    for name, value in _bad_values(manifest):
+        raise RunStoreError(f"{path}: {name} is {value!r}, which no run holds; restore manifest.json from a copy")
     return manifest
+
+
+def _bad_values(manifest: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The values readers take on trust that are out of range: (field, value)."""
+    bad = []
+    budget = manifest.get("budget") or {}
+    for name in ("problems", "samples"):
+        value = budget.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            bad.append((f"budget.{name}", value))
+    bound = manifest.get("sample_bound")
+    if bound is not None and (isinstance(bound, bool) or bound < 1):
+        bad.append(("sample_bound", bound))
+    parameters = (manifest.get("model") or {}).get("parameters")
+    if parameters is not None and (isinstance(parameters, bool) or not isinstance(parameters, int) or parameters < 1):
+        bad.append(("model.parameters", parameters))
+    for session in manifest["sessions"]:
+        for name in SESSION_NUMBERS:
+            if session[name] < 0:
+                bad.append((f"sessions[{session['id']}].{name}", session[name]))
+    return bad
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -94,6 +125,7 @@ def new_manifest(
     """The manifest of a new run whose samples ``identity`` defines (hashed into ``config_hash``)."""
     return {
         "format": FORMAT,
+        "run_id": uuid.uuid4().hex,
         "created": now(),
         "config_hash": config_hash(identity),
         "config": dict(identity),

@@ -7,6 +7,7 @@ run directory is created inside another one. Each refusal is an ``OptionError`` 
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,6 +54,18 @@ def _check_not_below_a_file(path: Path, resolved: Path, option: str) -> None:
         raise OptionError(option, f"{path} lies below {existing}, which is a file, not a folder")
 
 
+def _check_regular_file(path: Path, resolved: Path, option: str) -> None:
+    """Refuse a FIFO, a device or a socket: writing one blocks or goes nowhere (and a file is written atomically,
+    beside itself, which a device's folder does not allow)."""
+    try:
+        mode = resolved.stat().st_mode
+    except OSError:  # not there yet: it will be a new file
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise OptionError(option, f"{path} is {kind}, not a regular file; give the path of a file to write")
+
+
 def check_output_path(
     path: str | Path,
     option: str,
@@ -63,14 +76,15 @@ def check_output_path(
 ) -> Path:
     """Check that a command may write the file ``path`` (given as ``option``); returns it.
 
-    Refused: a folder; a path below a file; one of ``inputs`` (the command's input files); and any entry of a
-    run directory (``RUN_ENTRIES``) unless it is one of ``own_files`` of ``own_run`` (the command's own
-    outputs in the run it works on, e.g. ``report.html`` for ``ttc report RUN``).
+    Refused: a folder; a FIFO, device or socket; a path below a file; one of ``inputs`` (the command's input
+    files); and any entry of a run directory (``RUN_ENTRIES``) unless it is one of ``own_files`` of ``own_run``
+    (the command's own outputs in the run it works on, e.g. ``report.html`` for ``ttc report RUN``).
     """
     path = Path(path)
     resolved = path.resolve()
     if resolved.is_dir():
         raise OptionError(option, f"{path} is a folder; give the path of a file to write")
+    _check_regular_file(path, resolved, option)
     _check_not_below_a_file(path, resolved, option)
     if any(resolved == Path(source).resolve() for source in inputs if source is not None):
         raise OptionError(option, f"{path} is one of the command's input files; choose another path")

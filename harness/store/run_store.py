@@ -23,12 +23,16 @@ the writer lock: one writer at a time, an exclusive ``flock`` on ``RUN_DIR/.lock
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import os
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,6 +53,7 @@ from harness.store.manifest import (
 )
 from harness.store.ranges import Ranges, subtract_ranges
 from harness.store.shards import (
+    MAX_SAMPLE_INDEX,
     SAMPLE_SCHEMA,
     SCORE_SCHEMA,
     SELECTION_SCHEMA,
@@ -57,7 +62,10 @@ from harness.store.shards import (
     BufferedShards,
     PendingSamples,
     ShardSet,
+    drop_duplicate_keys,
+    key_ranges,
     pending_samples,
+    text_fingerprints,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +79,7 @@ class RunStore:
         self.path = path
         self.manifest = manifest
         self._lock_handle = lock_handle
-        self.samples = ShardSet(path / "samples", SAMPLE_SCHEMA)
+        self.samples = ShardSet(path / "samples", SAMPLE_SCHEMA, root=path)
 
     # -- opening -------------------------------------------------------------------------------------------
     @classmethod
@@ -81,6 +89,7 @@ class RunStore:
         store = cls(path, read_manifest(path), acquire_lock(path) if writable else None)
         if writable:
             store._remove_partial_writes()
+            store._end_orphaned_sessions()
         return store
 
     @classmethod
@@ -158,6 +167,28 @@ class RunStore:
         return store
 
     @property
+    def run_id(self) -> str:
+        """This run's identity: the id its manifest was created with (runs made before ids were recorded: their
+        configuration hash and creation time)."""
+        recorded = self.manifest.get("run_id")
+        return (
+            recorded if isinstance(recorded, str) else f"{self.manifest['config_hash']}@{self.manifest.get('created')}"
+        )
+
+    def content_fingerprint(self, verdict_set: str) -> str:
+        """A hash of what a summary of ``verdict_set`` reads: the configuration, the problems file's size, and the
+        names of the sample and verdict shards (written once, never changed, named uniquely), so that it
+        changes whenever samples or verdicts are added or removed. Costs a listing, not a read."""
+        parts = [
+            self.manifest["config_hash"],
+            str(_size(self.path / "problems.jsonl")),
+            *(path.name for path in self.samples.shard_paths()),
+            "verdicts",
+            *(path.name for path in self.verdicts(verdict_set).shard_paths()),
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    @property
     def holds_lock(self) -> bool:
         """Whether this store holds the run directory's writer lock (opened writable, or inside ``locked()``)."""
         return self._lock_handle is not None
@@ -175,6 +206,23 @@ class RunStore:
         path = self.path / name
         write_atomic(path, data.encode("utf-8") if isinstance(data, str) else data)
         return path
+
+    @contextmanager
+    def locked_for_reading(self) -> Iterator[RunStore]:
+        """Hold the writer lock while reading the run for output written elsewhere (a report to another path),
+        so that no writer changes it meanwhile; refused while another process writes. A run directory this
+        process may not write into (an archived copy, read-only) is read without the lock: ``.lock`` cannot be
+        opened there, and this process could not change the run anyway."""
+        if self._lock_handle is None and not self.writable():
+            yield self
+            return
+        with self.locked() as store:
+            yield store
+
+    def writable(self) -> bool:
+        """Whether this process may write into the run directory (create files in it, take its lock)."""
+        lock = self.path / ".lock"
+        return os.access(self.path, os.W_OK) and (not lock.exists() or os.access(lock, os.W_OK))
 
     @contextmanager
     def locked(self) -> Iterator[RunStore]:
@@ -203,8 +251,20 @@ class RunStore:
 
     # -- manifest and problems -----------------------------------------------------------------------------
     def _require_writer(self) -> None:
+        """Refuse a write unless this store holds the lock of the run directory that is still at its path: one
+        removed (``rm -rf``) or replaced while a command writes is an error, never re-created in part."""
         if self._lock_handle is None:
             raise RunStoreError(f"{self.path} was opened read-only")
+        try:
+            present = os.stat(self.path / ".lock")
+        except OSError:
+            present = None
+        held = os.fstat(self._lock_handle.fileno())
+        if present is None or (present.st_dev, present.st_ino) != (held.st_dev, held.st_ino):
+            raise RunStoreError(
+                f"{self.path} was removed or replaced while this command wrote into it; nothing more is written "
+                "there (what was stored before is gone with it)"
+            )
 
     def _save_manifest(self) -> None:
         self._require_writer()
@@ -213,6 +273,15 @@ class RunStore:
     def update_manifest(self, **fields: Any) -> None:
         self.manifest.update(fields)
         self._save_manifest()
+
+    def _end_orphaned_sessions(self) -> None:
+        """Sessions still ``running`` when the lock is taken ended without recording it (``kill -9``, a lost
+        machine): they are ``killed``, with the figures last saved."""
+        orphaned = [entry for entry in self.manifest["sessions"] if entry.get("status") == "running"]
+        for entry in orphaned:
+            entry["status"] = "killed"
+        if orphaned:
+            self._save_manifest()
 
     def _remove_partial_writes(self) -> None:
         """Delete temp files left by a writer that died mid-write (safe: we hold the writer lock)."""
@@ -253,8 +322,58 @@ class RunStore:
             self._write_problems(list(stored) + list(problems[len(stored) :]))
 
     # -- samples -------------------------------------------------------------------------------------------
+    @property
+    def sample_limit(self) -> int:
+        """One past the largest sample index this run may hold: the most samples per problem it was ever asked
+        for (``sample_bound`` in the manifest; runs made before it was recorded: what the store can hold)."""
+        bound = self.manifest.get("sample_bound")
+        return bound if isinstance(bound, int) else MAX_SAMPLE_INDEX + 1
+
+    def allow_samples(self, samples_per_problem: int) -> None:
+        """Record that this run may hold ``samples_per_problem`` samples per problem (indices below it), before
+        they are sampled: a stored index beyond every target ever asked is damage (``sample_ranges``)."""
+        if samples_per_problem > MAX_SAMPLE_INDEX + 1:
+            raise RunStoreError(
+                f"{self.path}: {samples_per_problem:,} samples per problem is beyond what a run directory holds "
+                f"({MAX_SAMPLE_INDEX + 1:,})"
+            )
+        bound = self.manifest.get("sample_bound")
+        if not isinstance(bound, int) or samples_per_problem > bound:
+            self.update_manifest(sample_bound=int(samples_per_problem))
+
     def sample_ranges(self) -> Ranges:
-        return self.samples.ranges()
+        """Stored sample index ranges per problem (from shard footers); a shard with an index outside
+        ``[0, sample_limit)`` is a RunStoreError naming it."""
+        return self.samples.ranges(self.sample_limit)
+
+    def sample_fingerprints(self) -> pa.Table:
+        """``problem_id``, ``sample_idx``, ``fingerprint`` of every stored sample (the first shard's, as
+        ``read_samples`` keeps it), sorted by key. Shards written before fingerprints were stored get theirs
+        from their text. One sample stored twice with two different texts is a RunStoreError naming both shards."""
+        tables = []
+        paths = self.samples.shard_paths()
+        for number, path in enumerate(paths):
+            shard = self.samples.read_shard(path, ["fingerprint"])
+            if shard.column("fingerprint").null_count:  # written before fingerprints: from the text
+                texts = self.samples.read_shard(path, ["text"]).column("text").to_pylist()
+                computed = pa.array(text_fingerprints(texts), pa.int64())
+                shard = shard.set_column(2, "fingerprint", pc.coalesce(shard.column("fingerprint"), computed))
+            tables.append(shard.append_column("shard", pa.array(np.full(shard.num_rows, number, np.int32))))
+        if not tables:
+            return pa.table(
+                {
+                    "problem_id": pa.array([], pa.string()),
+                    "sample_idx": pa.array([], pa.int32()),
+                    "fingerprint": pa.array([], pa.int64()),
+                }
+            )
+        table = pa.concat_tables(tables, promote_options="default")
+        _refuse_conflicts(table, "fingerprint", paths, "samples", "texts")
+        return (
+            drop_duplicate_keys(table)
+            .drop_columns(["shard"])
+            .sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+        )
 
     def samples_missing_from(self, shards: ShardSet) -> Ranges:
         """Index ranges per problem stored as samples but absent from ``shards`` (verdicts or scores to do).
@@ -321,7 +440,7 @@ class RunStore:
         return f"{name}-{config_hash(verifier_description)[:8]}"
 
     def verdicts(self, key: str) -> ShardSet:
-        return ShardSet(self.path / "verdicts" / key, VERDICT_SCHEMA)
+        return ShardSet(self.path / "verdicts" / key, VERDICT_SCHEMA, root=self.path)
 
     def register_verdict_set(self, verifier_description: Mapping[str, Any]) -> str:
         self._require_writer()
@@ -363,7 +482,51 @@ class RunStore:
         return matching[-1]
 
     def read_verdicts(self, verifier: str | None = None, columns: Sequence[str] | None = None) -> pa.Table:
-        return self.verdicts(self.resolve_verdict_key(verifier)).read(columns)
+        """The verdicts of a set (by key or verifier name, as ``resolve_verdict_key``) that judge the samples
+        stored now, one per sample, sorted by key (``current_verdicts``)."""
+        return self.current_verdicts(self.resolve_verdict_key(verifier), columns)
+
+    def current_verdicts(self, key: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """The verdicts of set ``key`` that judge the samples stored now, one per sample, sorted by key.
+
+        A verdict carries the fingerprint of the text it judged: one whose sample's text has changed since (a
+        sample shard re-drawn) is stale, left out, and judged again by ``ttc verify``. Verdicts written before
+        fingerprints existed judge whatever is stored (they are kept, as they always were); so are verdicts
+        of samples no longer stored (``completeness`` counts them). Two current verdicts of one sample that
+        disagree on its correctness are a RunStoreError naming both shards.
+        """
+        wanted = list(columns) if columns is not None else list(VERDICT_SCHEMA.names)
+        verdicts, paths = self.verdicts(key).read_rows(list(dict.fromkeys([*wanted, "correct", "fingerprint"])))
+        verdicts = verdicts.filter(pc.invert(self._stale(verdicts)))
+        _refuse_conflicts(verdicts, "correct", paths, f"verdicts of set {key!r}", "verdicts")
+        table = drop_duplicate_keys(verdicts).sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+        return table.select(list(dict.fromkeys(["problem_id", "sample_idx", *wanted])))
+
+    def stale_verdicts(self, key: str) -> Ranges:
+        """Samples whose every verdict in set ``key`` judged a text that has since changed: to judge again."""
+        verdicts, _ = self.verdicts(key).read_rows(["fingerprint"])
+        stale = self._stale(verdicts)
+        if not pc.any(stale).as_py():
+            return {}
+        current = verdicts.filter(pc.invert(stale))
+        current_ranges: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for problem_id, start, stop in key_ranges(current):
+            current_ranges[problem_id].append((start, stop))
+        stale_ranges: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for problem_id, start, stop in key_ranges(verdicts.filter(stale)):
+            stale_ranges[problem_id].append((start, stop))
+        result = {pid: subtract_ranges(spans, current_ranges.get(pid, [])) for pid, spans in stale_ranges.items()}
+        return {pid: spans for pid, spans in result.items() if spans}
+
+    def _stale(self, verdicts: pa.Table) -> pa.Array:
+        """Which ``verdicts`` rows (with ``fingerprint``) judged a text other than the sample's stored now."""
+        judged = verdicts.column("fingerprint")
+        if verdicts.num_rows == 0 or judged.null_count == verdicts.num_rows:
+            return pa.array(np.zeros(verdicts.num_rows, dtype=bool))
+        samples = self.sample_fingerprints()
+        position = pc.index_in(_keys(verdicts), value_set=_keys(samples))
+        stored = samples.column("fingerprint").take(position)  # null where the sample is not stored
+        return pc.fill_null(pc.not_equal(judged, stored), False)
 
     # -- one-trace sweeps over thinking budgets ---------------------------------------------------------------
     def sweeps(self) -> dict[str, dict[str, Any]]:
@@ -409,7 +572,7 @@ class RunStore:
 
     # -- scores (reward models, imported scores) -------------------------------------------------------------
     def scores(self, name: str) -> ShardSet:
-        return ShardSet(self.path / "scores" / name, SCORE_SCHEMA)
+        return ShardSet(self.path / "scores" / name, SCORE_SCHEMA, root=self.path)
 
     def score_sets(self) -> dict[str, dict[str, Any]]:
         """Score sets present: name -> how they were made (``scorer.json``: reward model, or imported)."""
@@ -537,3 +700,39 @@ class RunStore:
             "output_tokens_per_second": output_tokens / seconds if seconds > 0 else None,
             "model_parameters": self.manifest.get("model", {}).get("parameters"),
         }
+
+
+def _keys(table: pa.Table) -> pa.Array:
+    """Each row's (problem, sample index) as one string, to look rows of one table up in another."""
+    return pc.binary_join_element_wise(
+        table.column("problem_id"), pc.cast(table.column("sample_idx"), pa.string()), "\x00"
+    )
+
+
+def _refuse_conflicts(table: pa.Table, column: str, paths: Sequence[Path], what: str, plural: str) -> None:
+    """Raise a RunStoreError if two rows of one (problem, sample) pair in ``table`` (with a ``shard`` column
+    indexing ``paths``) differ in ``column``: which of two disagreeing shards holds the truth cannot be told."""
+    if table.num_rows < 2:
+        return
+    grouped = table.group_by(["problem_id", "sample_idx"], use_threads=False).aggregate(
+        [(column, "min"), (column, "max"), ("shard", "min"), ("shard", "max")]
+    )
+    if grouped.num_rows == table.num_rows:  # no pair is stored twice
+        return
+    conflicting = grouped.filter(pc.not_equal(grouped.column(f"{column}_min"), grouped.column(f"{column}_max")))
+    if conflicting.num_rows == 0:
+        return
+    first = conflicting.slice(0, 1).to_pylist()[0]
+    shards = sorted({paths[first["shard_min"]].name, paths[first["shard_max"]].name})
+    raise RunStoreError(
+        f"{paths[0].parent}: {what} disagree on {conflicting.num_rows} sample(s), e.g. problem "
+        f"{first['problem_id']!r} sample {first['sample_idx']} in {' and '.join(shards)}: which {plural} hold "
+        "cannot be told; move the shard that should not be there out of the run directory"
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1

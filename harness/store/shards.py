@@ -13,6 +13,7 @@ a silently different table.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -60,6 +61,7 @@ SAMPLE_SCHEMA = pa.schema(
         ("conf_tail", pa.float64()),
         ("conf_bottom_window", pa.float64()),
         ("conf_settings", pa.string()),
+        ("fingerprint", pa.int64()),  # text_fingerprint(text); null in shards written before it existed
         # budget forcing: whether the closing tag and the answer cue were appended (null: not forced at all)
         ("forced", pa.bool_()),
     ]
@@ -75,6 +77,7 @@ VERDICT_SCHEMA = pa.schema(
         ("detail", pa.string()),
         # the verifier's probability that the sample is correct, where it has one (a judge's P(yes))
         ("probability", pa.float64()),
+        ("fingerprint", pa.int64()),  # of the text judged; null in verdicts written before it existed
     ]
 )
 
@@ -120,6 +123,7 @@ ADDED_COLUMNS = frozenset(
         "conf_bottom_window",
         "conf_settings",
         "probability",
+        "fingerprint",
         "forced",
     }
 )
@@ -141,6 +145,23 @@ SELECTION_SCHEMA = pa.schema(
 )
 
 PARQUET_MAGIC = b"PAR1"
+#: The largest sample index the store can hold: ``sample_idx`` is an int32 (so are token counts).
+MAX_SAMPLE_INDEX = 2**31 - 1
+
+
+def text_fingerprint(text: str | None) -> int | None:
+    """A 64-bit BLAKE2b hash of ``text`` as a signed int64 (None for None): stored with each sample and with
+    each verdict, so that a verdict of a text since replaced (a sample shard re-drawn) is known to be stale."""
+    if text is None:
+        return None
+    return int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little", signed=True
+    )
+
+
+def text_fingerprints(texts: Iterable[str | None]) -> list[int | None]:
+    """``text_fingerprint`` of each text."""
+    return [text_fingerprint(text) for text in texts]
 
 
 def read_footer_schema(path: Path) -> pa.Schema:
@@ -212,9 +233,10 @@ def key_ranges(table: pa.Table) -> list[tuple[str, int, int]]:
 class ShardSet:
     """A folder of append-only Parquet shards with a (problem, index range) index in their footers."""
 
-    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+    def __init__(self, folder: Path, schema: pa.Schema, root: Path | None = None) -> None:
         self.folder = folder
         self.schema = schema
+        self.root = root  # the run directory the folder lies in: a shard is never written once it is gone
 
     def shard_paths(self) -> list[Path]:
         if not self.folder.is_dir():
@@ -248,6 +270,8 @@ class ShardSet:
             return None
         ranges = ranges_of(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
         table = table.replace_schema_metadata({RANGES_KEY: json.dumps(ranges).encode()})
+        if self.root is not None and not self.root.is_dir():  # removed meanwhile: never re-created in part
+            raise RunStoreError(f"{self.root} no longer exists; nothing more is written there")
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = self.folder / f".tmp-{name}"
@@ -267,14 +291,21 @@ class ShardSet:
                 table = table.append_column(name, pa.nulls(table.num_rows, self.schema.field(name).type))
         return table.select(self.schema.names)
 
-    def ranges(self) -> Ranges:
-        """Stored index ranges per problem, from shard footers only (no data pages are read)."""
+    def ranges(self, limit: int = MAX_SAMPLE_INDEX + 1) -> Ranges:
+        """Stored index ranges per problem, from shard footers only (no data pages are read). A shard holding an
+        index outside ``[0, limit)`` (the run's samples per problem, where known) is damage, named."""
         index: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for path in self.shard_paths():
             entries = footer_ranges(path, read_footer_schema(path).metadata or {})
             if entries is None:  # a shard written by other tools: derive from its key columns
                 entries = key_ranges(self.read_shard(path, []))
             for problem_id, start, stop in entries:
+                if start < 0 or stop > limit:
+                    raise damaged_shard(
+                        path,
+                        f"it holds sample indices {start}..{stop - 1} of problem {problem_id!r}, outside the run's "
+                        f"0..{limit - 1}",
+                    )
                 index[problem_id].append((int(start), int(stop)))
         return {problem_id: merge_ranges(spans) for problem_id, spans in index.items()}
 
@@ -315,19 +346,31 @@ class ShardSet:
 
     def read(self, columns: Sequence[str] | None = None, problem_ids: Iterable[str] | None = None) -> pa.Table:
         """All stored rows (duplicates of a (problem, index) pair dropped, first shard wins), sorted by key."""
+        table, _ = self.read_rows(columns, problem_ids)
+        table = drop_duplicate_keys(table).drop_columns(["shard"])
+        return table.sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+
+    def read_rows(
+        self, columns: Sequence[str] | None = None, problem_ids: Iterable[str] | None = None
+    ) -> tuple[pa.Table, list[Path]]:
+        """Every stored row, duplicates included, in shard order, with a ``shard`` column (the row's shard, an
+        index into the paths returned beside the table)."""
         paths = self.shard_paths()
         wanted = list(columns) if columns is not None else self.schema.names
         for key in ("sample_idx", "problem_id"):
             if key not in wanted:
                 wanted.insert(0, key)
-        if not paths:
-            return self.schema.empty_table().select(wanted)
-        tables = [self.read_shard(path, wanted) for path in paths]
+        tables = []
+        for number, path in enumerate(paths):
+            shard = self.read_shard(path, wanted)
+            tables.append(shard.append_column("shard", pa.array(np.full(shard.num_rows, number, np.int32))))
+        if not tables:
+            empty = self.schema.empty_table().select(wanted)
+            return empty.append_column("shard", pa.array([], pa.int32())), paths
         table = pa.concat_tables(tables, promote_options="default")
         if problem_ids is not None:
             table = table.filter(pc.is_in(table.column("problem_id"), pa.array(list(problem_ids), pa.string())))
-        table = drop_duplicate_keys(table)
-        return table.sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
+        return table, paths
 
 
 def drop_duplicate_keys(table: pa.Table) -> pa.Table:

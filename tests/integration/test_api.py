@@ -323,8 +323,8 @@ def test_the_steps_one_by_one_do_what_run_does_and_return_their_types(shared_dat
     assert summary == json.loads((sampled.run_dir / "summary.json").read_text())
     expected = json.loads((stored_run / "summary.json").read_text())
     # what differs: the path, the model's (a stand-in directory of each test), and what the throughput measured here
-    # and the writer's lock make of usage, budget costs and completeness
-    different = {"run", "config_hash", "usage", "budget", "completeness"}
+    # and the writer's lock make of usage, budget costs and completeness, and the run's identity and shards
+    different = {"run", "config_hash", "usage", "budget", "completeness", "run_id", "fingerprint"}
     assert {key: summary[key] for key in summary if key not in different} == {
         key: expected[key] for key in expected if key not in different
     }

@@ -198,6 +198,19 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
         ("manifest.json", "not valid JSON"),
     ),
     "manifest not UTF-8": (lambda r: flip(r / "manifest.json", 30, 1), ("manifest.json", "not UTF-8")),
+    # issue 22: a configuration edited after sampling would state settings the samples were not drawn with
+    "manifest config edited": (
+        lambda r: edit_manifest(r, lambda m: m["config"]["sampling"].update(temperature=0.1)),
+        ("manifest.json", "does not match its config_hash"),
+    ),
+    "manifest budget out of range": (
+        lambda r: edit_manifest(r, lambda m: m["budget"].update(samples=-3)),
+        ("manifest.json", "budget.samples is -3"),
+    ),
+    "manifest model size not a number": (
+        lambda r: edit_manifest(r, lambda m: m["model"].update(parameters="135M")),
+        ("manifest.json", "model.parameters is '135M'"),
+    ),
     "problems.jsonl deleted": (lambda r: (r / "problems.jsonl").unlink(), ("problems.jsonl is missing",)),
     "problems.jsonl cut at a line": (
         lambda r: set_problem_line(r, PROBLEMS, b""),

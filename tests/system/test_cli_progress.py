@@ -62,7 +62,8 @@ def test_sampling_progress_moves_while_the_engine_generates(shared_data, tmp_pat
     progress = [event for event in events if event["event"] == "progress" and event["step"] == "sampling"]
     early = [event for event in progress if event["done"] == 0]
     assert len(early) >= 2, progress
-    assert 0 < early[0]["tokens"] < early[-1]["tokens"] < 24 and all(event["eta_s"] is not None for event in early)
+    assert 0 < early[0]["tokens"] < early[-1]["tokens"] < 24
+    assert early[0]["eta_s"] is None, "no ETA before the rate is measured (the first reads hours otherwise)"
     assert [event["tokens"] for event in progress] == sorted(event["tokens"] for event in progress)
     end = next(event for event in events if event["event"] == "end" and event["step"] == "sampling")
     stored = RunStore.open(tmp_path / "run").read_samples().column("n_tokens").to_pylist()

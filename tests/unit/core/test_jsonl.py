@@ -3,6 +3,9 @@ wrong kind become a DataError naming the file, line and column."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
 from harness.core.errors import DataError
@@ -50,5 +53,15 @@ def test_a_json_file_names_line_and_column_and_the_kind_expected(tmp_path):
 def test_missing_files_and_folders_are_refused_by_name(tmp_path):
     with pytest.raises(FileNotFoundError, match="counts file not found"):
         read_jsonl(tmp_path / "absent.jsonl", kind="counts file")
-    with pytest.raises(DataError, match="is not a file"):
+    with pytest.raises(DataError, match="is a folder, not a file"):
         read_jsonl(tmp_path)
+
+
+def test_a_pipe_is_read_like_a_file(tmp_path):
+    """``--counts <(...)``: the shell hands a pipe's path (/dev/fd/N), which is no regular file."""
+    fifo = tmp_path / "records"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=('{"a": 1}\n\n{"a": 2}\n',))
+    writer.start()
+    assert read_jsonl_lines(fifo) == [(1, {"a": 1}), (3, {"a": 2})]
+    writer.join(timeout=10)

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from harness.reporting.progress import Progress, configure_logging
+from harness.reporting.progress import ETA_AFTER_SECONDS, JSON_INTERVAL, Progress, configure_logging
 
 EVENT_FIELDS = {
     "step",
@@ -25,17 +25,29 @@ EVENT_FIELDS = {
 }
 
 
-def test_off_a_terminal_progress_is_plain_lines_with_problems_rate_tokens_and_eta():
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The progress module's clock, moved by hand (``clock[0] += seconds``)."""
+    now = [100.0]
+    monkeypatch.setattr("harness.reporting.progress.time.monotonic", lambda: now[0])
+    return now
+
+
+def test_off_a_terminal_progress_is_plain_lines_with_problems_rate_tokens_and_eta(clock):
     stream = io.StringIO()  # not a tty: "auto" becomes periodic lines
     progress = Progress("sampling", 8, problems=2, stream=stream, interval=0.0)
-    progress.update(4, tokens=400, problems=1)
+    clock[0] += 1
+    progress.update(1, tokens=100)
+    clock[0] += ETA_AFTER_SECONDS
+    progress.update(3, tokens=300, problems=1)
     progress.update(4, tokens=400, problems=1)
     progress.close()
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 2 and "\r" not in stream.getvalue() and "\033" not in stream.getvalue()
-    assert lines[0].startswith("sampling: 4/8 samples (50%) | problems 1/2 | ")
-    assert " tok/s | " in lines[0] and "ETA " in lines[0]
-    assert lines[1].startswith("sampling: 8/8 samples (100%) | problems 2/2 | ") and "ETA" not in lines[1]
+    assert len(lines) == 3 and "\r" not in stream.getvalue() and "\033" not in stream.getvalue()
+    assert lines[0].startswith("sampling: 1/8 samples (12%) | ") and "ETA" not in lines[0], "no rate measured yet"
+    assert lines[1].startswith("sampling: 4/8 samples (50%) | problems 1/2 | ")
+    assert " tok/s | " in lines[1] and "ETA " in lines[1]
+    assert lines[2].startswith("sampling: 8/8 samples (100%) | problems 2/2 | ") and "ETA" not in lines[2]
 
 
 def test_lines_are_periodic_not_per_update():
@@ -49,29 +61,33 @@ def test_lines_are_periodic_not_per_update():
     assert stream.getvalue().splitlines()[-1].startswith("verifying: 1000/1000 samples (100%)")
 
 
-def test_json_mode_writes_start_progress_and_end_events():
+def test_json_mode_writes_start_progress_and_end_events(clock):
     stream = io.StringIO()
     progress = Progress("sampling", 6, problems=3, mode="json", stream=stream)
+    clock[0] += 1
     progress.update(2, tokens=50, problems=1)
+    clock[0] += JSON_INTERVAL + ETA_AFTER_SECONDS
     for _ in range(2):
         progress.update(2, tokens=50, problems=1)
     progress.close()
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [event["event"] for event in events] == ["start", "progress", "end"]
+    assert [event["event"] for event in events] == ["start", "progress", "progress", "end"]
     assert events[0] == {"event": "start", "step": "sampling", "total": 6, "unit": "samples", "problems_total": 3}
-    assert set(events[1]) == EVENT_FIELDS | {"event"} and set(events[2]) == EVENT_FIELDS | {"event"}
-    assert events[1]["done"] == 2 and events[1]["problems_done"] == 1 and events[1]["eta_s"] is not None
-    assert events[2]["done"] == 6 and events[2]["problems_done"] == 3 and events[2]["tokens"] == 150
-    assert events[2]["eta_s"] is None and events[2]["tokens_per_s"] > 0
+    assert all(set(event) == EVENT_FIELDS | {"event"} for event in events[1:])
+    assert events[1]["done"] == 2 and events[1]["problems_done"] == 1 and events[1]["eta_s"] is None
+    assert events[2]["done"] == 4 and events[2]["eta_s"] == 3.0, "2 left at 4 done in 6 s"
+    assert events[3]["done"] == 6 and events[3]["problems_done"] == 3 and events[3]["tokens"] == 150
+    assert events[3]["eta_s"] is None and events[3]["tokens_per_s"] > 0
 
 
-def test_tokens_move_progress_before_any_unit_finishes_and_give_the_eta(monkeypatch):
-    clock = [100.0]
-    monkeypatch.setattr("harness.reporting.progress.time.monotonic", lambda: clock[0])
+def test_tokens_move_progress_before_any_unit_finishes_and_give_the_eta(clock):
     stream = io.StringIO()
     progress = Progress("sampling", 10, mode="json", stream=stream, max_tokens_per_unit=100)
-    clock[0] += 10
-    progress.add_tokens(50)
+    clock[0] += 5
+    progress.add_tokens(1)
+    assert progress.snapshot()["eta_s"] is None, "the first token measures no rate"
+    clock[0] += 5
+    progress.add_tokens(49)
     # 5 tok/s; no sample finished, so each is expected to take the limit: 10 x 100 - 50 tokens left
     assert progress.snapshot() | {"elapsed_s": None} == {
         "step": "sampling",
@@ -94,8 +110,9 @@ def test_tokens_move_progress_before_any_unit_finishes_and_give_the_eta(monkeypa
     assert progress.snapshot()["tokens"] == 200 and progress.snapshot()["eta_s"] is None
     progress.close()
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [event["event"] for event in events] == ["start", "progress", "progress", "end"]
-    assert events[1]["done"] == 0 and events[1]["tokens"] == 50, "the first tokens are shown at once"
+    assert [event["event"] for event in events] == ["start", "progress", "progress", "progress", "end"]
+    assert events[1]["done"] == 0 and events[1]["tokens"] == 1, "the first tokens are shown at once"
+    assert events[1]["eta_s"] is None and events[2]["eta_s"] == 190.0
     assert events[-1]["tokens"] == 200
 
 
@@ -105,7 +122,7 @@ def test_a_plain_line_shows_tokens_so_far_and_the_token_rate():
     progress.add_tokens(12)
     line = stream.getvalue().splitlines()[0]
     assert line.startswith("sampling: 0/4 samples (0%) | problems 0/1 | 0.0 samples/s | 12 tokens | ")
-    assert " tok/s | elapsed " in line and "| ETA " in line
+    assert " tok/s | elapsed " in line and "ETA" not in line, "no ETA from the first tokens' rate"
 
 
 def test_quiet_mode_and_empty_steps_write_nothing():

@@ -46,7 +46,7 @@ def test_loader_errors_are_clear(tmp_path, shared_data):
     bad = tmp_path / "gsm8k_test.jsonl"
     bad.write_text('{"question": "q"}\n')
     (tmp_path / "gsm8k_train.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n')
-    with pytest.raises(ValueError, match="lacks field"):
+    with pytest.raises(ValueError, match=r"gsm8k_test.jsonl:1: field 'answer' must be non-empty text"):
         load_task("gsm8k", data=str(bad)).problems()
     with pytest.raises(ValueError, match="no sibling train file"):
         load_task("gsm8k", data=str(tmp_path / "other.jsonl"))

@@ -73,7 +73,7 @@ def test_reference_fields_are_copied(data):
         (
             [{"q": "x"}],
             {"prompt_field": "q"},
-            r"record 0 lacks field\(s\) \['answer'\] \(answer_field='answer'\); it has \['q'\]",
+            r"bad.jsonl:1: the record lacks field\(s\) \['answer'\] \(answer_field='answer'\); it has \['q'\]",
         ),
         ([{"q": 1, "answer": "1"}], {"prompt_field": "q"}, "prompt_field 'q' must hold a string"),
         ([{"prompt": "x", "answer": None}], {}, "not an answer"),
