@@ -84,6 +84,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("planner", "9 samples x thinking surface and planner", "planner:run_figure"),
     Figure("confidence", "10 confidence statistics while sampling", "confidence_overhead:run_figure", uses_engine=True),
     Figure("forecast-scale", "11 forecasting at scale", "forecasting_scale:run_figure"),
+    Figure("sweep", "12 one-trace thinking sweep vs sampling each budget afresh", "sweep:run_figure", uses_engine=True),
 )
 FIGURE_NAMES = tuple(figure.name for figure in FIGURES)
 

@@ -9,9 +9,9 @@ The Python API::
     stored.pass_at_k(), stored.law, stored.forecast(10_000), stored.budget(0.8), stored.selectors()
 
 ``run()`` is ``sample()``, ``verify()`` and ``analyze()`` (then the report) in one call; each step is also a
-function of its own, as each is a ``ttc`` command, and so are ``score()``, ``import_samples()`` and
-``import_scores()``. Results are typed (``Summary`` is summary.json), and every
-error about the input is a ``TTCError``; a bad parameter is an ``OptionError`` naming it.
+function of its own, as each is a ``ttc`` command, and so are ``sweep()`` (a reasoning run at several thinking
+budgets), ``score()``, ``import_samples()`` and ``import_scores()``. Results are typed (``Summary`` is
+summary.json), and every error about the input is a ``TTCError``; a bad parameter is an ``OptionError`` naming it.
 
 The names are imported on first use, so ``import harness`` (or a layer such as ``harness.store``) stays light:
 no engine, no vLLM, no torch.
@@ -43,10 +43,11 @@ if TYPE_CHECKING:
         run,
         sample,
         score,
+        sweep,
         verify,
     )
     from harness.pipeline.options import DEFAULT_RUN
-    from harness.pipeline.results import ImportedRun, SamplingReport, Scoring, Summary, Verification
+    from harness.pipeline.results import ImportedRun, SamplingReport, Scoring, Summary, SweepReport, Verification
     from harness.pipeline.stored_run import Run, load_run
     from harness.pipeline.verifier_stats import agreement, ensemble
     from harness.reporting.progress import ProgressMode
@@ -59,6 +60,7 @@ _EXPORTS = {
     "analyze": "harness.pipeline.api",
     "genselect": "harness.pipeline.api",
     "score": "harness.pipeline.api",
+    "sweep": "harness.pipeline.api",
     "import_samples": "harness.pipeline.api",
     "import_scores": "harness.pipeline.api",
     "RunResult": "harness.pipeline.api",
@@ -73,6 +75,7 @@ _EXPORTS = {
     "Verification": "harness.pipeline.results",
     "Scoring": "harness.pipeline.results",
     "ImportedRun": "harness.pipeline.results",
+    "SweepReport": "harness.pipeline.results",
     "ProgressMode": "harness.reporting.progress",
     "TTCError": "harness.core.errors",
     "OptionError": "harness.core.errors",
@@ -99,6 +102,7 @@ __all__ = [
     "SandboxError",
     "Scoring",
     "Summary",
+    "SweepReport",
     "TTCError",
     "TaskError",
     "Verification",
@@ -113,6 +117,7 @@ __all__ = [
     "run",
     "sample",
     "score",
+    "sweep",
     "verify",
 ]
 

@@ -68,6 +68,22 @@ JsonOption = Annotated[
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages (errors still show).")]
+# The memory-aware cost's hardware and model (docs/thinking.md), for the commands that price in eFLOPs
+HardwareOption = Annotated[
+    str | None, typer.Option("--hardware", help="eFLOPs (memory-aware cost) on h100, h200, a100 or b200.")
+]
+FlopsPerSOption = Annotated[
+    float | None,
+    typer.Option("--flops-per-s", help="eFLOPs: peak FLOP/s (with --bytes-per-s, or replacing the preset's)."),
+]
+BytesPerSOption = Annotated[
+    float | None,
+    typer.Option("--bytes-per-s", help="eFLOPs: memory bandwidth in bytes/s (with --flops-per-s, or replacing)."),
+]
+DtypeBytesOption = Annotated[
+    float | None,
+    typer.Option("--dtype-bytes", help="eFLOPs: bytes per weight, where the config has no torch_dtype."),
+]
 
 # What a command reports as a one-line error: ttc's own errors, and files that are missing or cannot be read or
 # written. Anything else is a bug in ttc and keeps its traceback.

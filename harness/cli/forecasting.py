@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from harness.cli.app import CommandError, JsonOption, Output, app, check_one_price
+from harness.cli.app import (
+    BytesPerSOption,
+    CommandError,
+    DtypeBytesOption,
+    FlopsPerSOption,
+    HardwareOption,
+    JsonOption,
+    Output,
+    app,
+    check_one_price,
+)
 from harness.core.errors import RunStoreError
 
 if TYPE_CHECKING:
@@ -229,14 +239,78 @@ def budget(
     corrected: CorrectedOption = False,
     verifier_error: VerifierErrorOption = None,
     verifier_error_from: VerifierErrorFromOption = None,
+    over: Annotated[
+        str,
+        typer.Option(
+            "--over",
+            help="samples, or samples,thinking: plan k and the thinking budget together over the run's sweep "
+            "(ttc sweep; docs/thinking.md).",
+        ),
+    ] = "samples",
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost", help="--over samples,thinking: tokens, flops, eflops (memory-aware) or money (needs a price)."
+        ),
+    ] = "tokens",
+    spend: Annotated[
+        float | None,
+        typer.Option("--spend", help="--over samples,thinking: the best (k, B) for this spend, in the cost's unit."),
+    ] = None,
+    model_config: Annotated[
+        Path | None,
+        typer.Option("--model-config", help="The model's config.json for flops/eflops (default: the run's model's)."),
+    ] = None,
+    dtype_bytes: DtypeBytesOption = None,
+    hardware: HardwareOption = None,
+    flops_per_s: FlopsPerSOption = None,
+    bytes_per_s: BytesPerSOption = None,
+    k_max: Annotated[
+        int | None,
+        typer.Option("--k-max", help="--over samples,thinking: the largest k considered (default 10 x the samples)."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty."""
-    from harness.forecasting.budget import plan_adaptive_pilot
-    from harness.reporting.terminal import format_plan
+    """The smallest k whose forecast reaches --target, what it costs, and samples by difficulty; with --over
+    samples,thinking the cheapest (k, thinking budget), the best for --spend, and the frontier."""
+    from harness.forecasting.budget import BudgetPlan, plan_adaptive_pilot
+    from harness.forecasting.planner import JointPlan
+    from harness.pipeline.surface import parse_axes
+    from harness.reporting.terminal import format_joint_plan, format_plan
 
     output = Output("budget", json_output)
     check_one_price(output, price_per_mtok, gpu_hour_price)
+    with output.errors():
+        axes = parse_axes(over)
+    # the options of both plannings: each refuses, naming it, an option that applies to the other only
+    joint_options: dict[str, Any] = dict(
+        cost=cost,
+        spend=spend,
+        model_config=model_config,
+        dtype_bytes=dtype_bytes,
+        hardware=hardware,
+        flops_per_s=flops_per_s,
+        bytes_per_s=bytes_per_s,
+        k_max=k_max,
+        price_per_mtok=price_per_mtok,
+        gpu_hour_price=gpu_hour_price,
+        corrected=corrected,
+        verifier_error=verifier_error,
+        verifier_error_from=verifier_error_from,
+    )
+    if axes != ("samples",):
+        with output.errors():
+            if counts_file is not None or group_by is not None or plot is not None or adaptive_extra:
+                raise CommandError(
+                    "--over samples,thinking plans over a run directory's sweep: drop --counts, --group-by, --plot "
+                    "and --adaptive-extra"
+                )
+            loaded, _ = load_groups(run_dir, None, None, output)
+            joint = loaded.budget(target, over=axes, **joint_options)
+            assert isinstance(joint, JointPlan)
+        output.echo(format_joint_plan(joint))
+        output.result(target=target, over=list(axes), joint_plan=joint.to_json())
+        return
     with output.errors():
         loaded, groups = load_groups(run_dir, counts_file, group_by, output, plot)
         usage = {
@@ -245,22 +319,13 @@ def budget(
             "output_tokens_per_second": tokens_per_second,
             "model_parameters": None if params is None else int(params),
         }
-        plans = {
-            name: group.budget(
-                target,
-                method=method,
-                confidence=confidence,
-                usage=usage,
-                seed=seed,
-                plot=plot,
-                price_per_mtok=price_per_mtok,
-                gpu_hour_price=gpu_hour_price,
-                corrected=corrected,
-                verifier_error=verifier_error,
-                verifier_error_from=verifier_error_from,
+        plans: dict[str, BudgetPlan] = {}
+        for name, group in groups.items():
+            plan = group.budget(
+                target, method=method, confidence=confidence, usage=usage, seed=seed, plot=plot, **joint_options
             )
-            for name, group in groups.items()
-        }
+            assert isinstance(plan, BudgetPlan)
+            plans[name] = plan
         adaptive = {
             name: plan_adaptive_pilot(
                 groups[name].to_counts(), adaptive_extra, plan.k or plan.k_limit, confidence, seed=seed

@@ -8,8 +8,22 @@ from typing import Annotated, Any
 import typer
 
 from harness import DEFAULT_RUN
-from harness.cli.app import FLAGS, CommandError, JsonOption, Output, QuietOption, app, check_one_price, flag
+from harness.cli.app import (
+    FLAGS,
+    BytesPerSOption,
+    CommandError,
+    DtypeBytesOption,
+    FlopsPerSOption,
+    HardwareOption,
+    JsonOption,
+    Output,
+    QuietOption,
+    app,
+    check_one_price,
+    flag,
+)
 from harness.core.errors import OptionError, RunStoreError
+from harness.core.forcing import DEFAULT_ANSWER_CUE, DEFAULT_ANSWER_TOKENS, DEFAULT_WAIT_WORD
 from harness.core.options import DeclaresOptions
 from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG
 
@@ -235,6 +249,32 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
         think_tags: Annotated[
             str, typer.Option(help="The tags around a reasoning model's thinking: OPEN,CLOSE.")
         ] = f"{DEFAULT_OPEN_TAG},{DEFAULT_CLOSE_TAG}",
+        thinking_budget: Annotated[
+            int | None,
+            typer.Option(
+                help="Budget forcing (needs --reasoning on): a thinking that does not close within this many tokens "
+                "is closed with the tag and --answer-cue and answers in at most --answer-tokens (docs/thinking.md)."
+            ),
+        ] = None,
+        answer_tokens: Annotated[
+            int, typer.Option(help="Most tokens of a budget-forced answer.")
+        ] = DEFAULT_ANSWER_TOKENS,
+        answer_cue: Annotated[
+            str | None,
+            typer.Option(
+                help="Text put after the closing tag of a budget-forced sample, before its answer (default: a blank "
+                "line, then 'Final answer:')."
+            ),
+        ] = None,
+        min_thinking: Annotated[
+            int | None,
+            typer.Option(
+                help="A thinking closed before this many tokens has the tag replaced by --wait-word and goes on (s1)."
+            ),
+        ] = None,
+        wait_word: Annotated[
+            str, typer.Option(help="What replaces the closing tag of a thinking closed before --min-thinking.")
+        ] = DEFAULT_WAIT_WORD,
         workers: WorkersOption = None,
         adaptive_pilot: Annotated[
             int,
@@ -280,6 +320,11 @@ def _make_sampling_command(name: str, full_pipeline: bool, help_text: str) -> No
                 ray_address=ray_address,
                 reasoning=reasoning,
                 think_tags=think_tags,
+                thinking_budget=thinking_budget,
+                answer_tokens=answer_tokens,
+                answer_cue=DEFAULT_ANSWER_CUE if answer_cue is None else answer_cue,
+                min_thinking=min_thinking,
+                wait_word=wait_word,
                 progress=output.progress_mode,
                 log=output.log,
             )
@@ -362,6 +407,78 @@ def verify_command(
     output.result(run=str(run_dir), verification=verification)
 
 
+def parse_budgets(text: str, option: str) -> list[Any]:
+    """``512,1024,2048``: comma-separated numbers (whole, increasing: checked by the library), else
+    ``OptionError(option, ...)``."""
+    values: list[Any] = []
+    for part in text.split(","):
+        try:
+            number = float(part)
+        except ValueError:
+            raise OptionError(option, f"expected comma-separated numbers of tokens, got {part.strip()!r}") from None
+        values.append(int(number) if number.is_integer() else number)
+    return values
+
+
+@app.command("sweep")
+def sweep_command(
+    run_dir: RunDir,
+    thinking_budgets: Annotated[
+        str,
+        typer.Option(
+            help="Increasing thinking budgets, comma-separated (512,1024,2048,4096): each at most the run's own "
+            "(its --thinking-budget, else --max-tokens)."
+        ),
+    ],
+    answer_tokens: Annotated[
+        int | None, typer.Option(help="Most tokens of each forced answer (default: the run's, else 512).")
+    ] = None,
+    answer_cue: Annotated[
+        str | None,
+        typer.Option(
+            help="Text after the closing tag, before the forced answer (default: the run's cue, else "
+            "a blank line and 'Final answer:')."
+        ),
+    ] = None,
+    engine_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine-option",
+            help="KEY=VALUE: an option of the run's engine for the forced answers (default: the run's settings); "
+            "repeatable.",
+        ),
+    ] = None,
+    workers: WorkersOption = None,
+    quiet: QuietOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Every stored sample of a reasoning run at each thinking budget, from its one trace: cut at B thinking
+    tokens, the answer forced from the cached prefix, judged; stored per budget in the run (resumable)."""
+    import harness
+
+    output = Output("sweep", json_output, quiet)
+    with output.errors():
+        from harness.engines.registry import engine_class
+        from harness.store import RunStore
+
+        budgets = parse_budgets(thinking_budgets, "thinking_budgets")
+        engine = RunStore.open(run_dir).manifest["config"]["engine"]
+        engine_options = backend_options(
+            engine_class(engine), "engine_options", f"engine {engine!r}", engine_option, {}, {}
+        )
+        report = harness.sweep(
+            run_dir,
+            budgets,
+            answer_tokens=answer_tokens,
+            answer_cue=answer_cue,
+            engine_options=engine_options,
+            workers=workers,
+            progress=output.progress_mode,
+            log=output.log,
+        )
+    output.result(**report)
+
+
 @app.command("analyze")
 def analyze_command(
     run_dir: RunDir,
@@ -396,6 +513,11 @@ def analyze_command(
         from harness.reporting.terminal import print_corrected
 
         print_corrected(summary)
+    surface = summary.get("surface")
+    if surface:
+        from harness.reporting.terminal import format_surface
+
+        output.echo(format_surface(surface))
     if summary["completeness"]["note"]:
         output.echo(summary["completeness"]["note"])
     output.result(run=str(run_dir), summary=summary)
@@ -412,6 +534,13 @@ def report_command(
     gpu_hour_price: Annotated[
         float | None, typer.Option("--gpu-hour-price", help="Money per GPU hour, for the cost columns.")
     ] = None,
+    hardware: HardwareOption = None,
+    flops_per_s: FlopsPerSOption = None,
+    bytes_per_s: BytesPerSOption = None,
+    model_config: Annotated[
+        Path | None, typer.Option(help="eFLOPs: the model's config.json (default: the run's model's).")
+    ] = None,
+    dtype_bytes: DtypeBytesOption = None,
     quiet: QuietOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -424,7 +553,16 @@ def report_command(
         stored = harness.load_run(run_dir, verifier)
         if not stored.is_run_directory:
             raise RunStoreError(f"{run_dir} is not a run directory")
-        path = stored.report(out, price_per_mtok=price_per_mtok, gpu_hour_price=gpu_hour_price)
+        path = stored.report(
+            out,
+            price_per_mtok=price_per_mtok,
+            gpu_hour_price=gpu_hour_price,
+            hardware=hardware,
+            flops_per_s=flops_per_s,
+            bytes_per_s=bytes_per_s,
+            model_config=model_config,
+            dtype_bytes=dtype_bytes,
+        )
         summary = stored.summary
     if output.human:
         from harness.reporting.terminal import print_summary

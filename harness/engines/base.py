@@ -12,8 +12,9 @@ import abc
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypedDict
 
+from harness.core.errors import EngineError
 from harness.core.options import DeclaresOptions
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Prompt, SamplingSettings
@@ -23,6 +24,15 @@ from harness.engines.models import ModelRef
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+
+class TokenCodec(Protocol):
+    """A tokenizer as budget forcing's sweep uses it: where each token of a text ends."""
+
+    def token_ends(self, text: str) -> list[int]:
+        """The end (a character offset into ``text``) of each of its tokens, in order, non-decreasing."""
+        ...
+
 
 #: ``on_tokens(new_tokens)``: called by an engine, from the thread iterating ``generate``, with the number of
 #: tokens generated since its last call (for all requests in flight together).
@@ -44,6 +54,9 @@ class GenerationRequest:
         top_logprobs: return each generated token's ``top_logprobs`` most likely alternatives with their
             log-probabilities (``Completion.top_logprobs``; 0: none). A judge asks for them to read its
             probability of "yes"; sampling for a run never does.
+        max_tokens: most tokens of each completion of this request, in place of the settings' ``max_tokens``
+            (None: the settings'). Budget forcing continues traces with their own limits; an engine must honour
+            it.
     """
 
     problem_id: str
@@ -54,6 +67,11 @@ class GenerationRequest:
     think_tags: ThinkTags | None = None
     response_prefix: str = ""
     top_logprobs: int = 0
+    max_tokens: int | None = None
+
+    def token_limit(self, settings: SamplingSettings) -> int:
+        """Most tokens of each completion: the request's own limit, else the settings'."""
+        return settings.max_tokens if self.max_tokens is None else self.max_tokens
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,8 @@ class Completion:
         top_logprobs: when the request asked for them (``GenerationRequest.top_logprobs``), per generated token
             its most likely tokens' log-probabilities, token text -> log-probability (a judge's verdict
             token); None otherwise.
+        forced: budget forcing (``harness.engines.forcing``) appended the closing tag and the answer cue to this
+            completion's thinking; None when the run does not force budgets.
     """
 
     text: str
@@ -85,9 +105,17 @@ class Completion:
     confidence: ConfidenceStats | None = None
     confidence_settings: str | None = None
     top_logprobs: list[dict[str, float]] | None = None
+    forced: bool | None = None
 
 
-def split_tokens(n_tokens: int, thinking_tokens: int | None) -> dict[str, int | None]:
+class TokenSplit(TypedDict):
+    """``Completion``'s thinking and answer token fields, as ``split_tokens`` gives them."""
+
+    thinking_tokens: int | None
+    answer_tokens: int | None
+
+
+def split_tokens(n_tokens: int, thinking_tokens: int | None) -> TokenSplit:
     """A completion's ``thinking_tokens`` and ``answer_tokens`` from its thinking count (None: unknown), for
     ``Completion(**...)``; a count above ``n_tokens`` (a server's figure that includes what it did not send) is
     capped at it."""
@@ -186,6 +214,22 @@ class Engine(DeclaresOptions, abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """Engine name and version, model, and engine settings that can change samples (kept in the manifest)."""
+
+    def render_prompt(self, prompt: Prompt, response_prefix: str = "") -> str:
+        """The text the model continues for ``prompt``: chat messages rendered with the model's chat template
+        (its generation prompt included), then ``response_prefix``. Budget forcing continues a trace from this
+        text and the trace so far. Default: text prompts only."""
+        if not isinstance(prompt, str):
+            raise EngineError(
+                f"engine {type(self).__name__} cannot render chat messages as text, which budget forcing needs "
+                "(it continues each trace from the prompt's text); use text prompts or an engine that renders them"
+            )
+        return prompt + response_prefix
+
+    def token_codec(self) -> TokenCodec | None:
+        """The model's tokenizer, where each token of a text ends: a sweep cuts stored traces at a budget of
+        tokens with it. None (default): this engine cannot tell."""
+        return None
 
     def concurrent_samples(self) -> int | None:
         """How many samples the engine works on at once (None: it does not say). A pool of replicas hands each

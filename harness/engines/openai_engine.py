@@ -41,13 +41,14 @@ import numpy as np
 
 from harness.core.errors import EngineError, OptionError, check_number
 from harness.core.reasoning import ThinkTags, joined_completion, split_completion, thinking_token_count
-from harness.core.records import SamplingSettings
+from harness.core.records import Prompt, SamplingSettings
 from harness.engines.base import (
     Completion,
     Engine,
     GenerationRequest,
     GenerationResult,
     TokenCallback,
+    TokenCodec,
     split_tokens,
 )
 from harness.engines.confidence import (
@@ -57,6 +58,7 @@ from harness.engines.confidence import (
     ConfidenceSettings,
     ConfidenceStats,
 )
+from harness.engines.forcing import TokenizerCodec
 from harness.engines.models import ModelRef
 
 logger = logging.getLogger(__name__)
@@ -607,6 +609,33 @@ class OpenAIEngine(Engine):
         auto`` then turns on when the server returns thinking, or completions hold the think tags)."""
         return None
 
+    def render_prompt(self, prompt: Prompt, response_prefix: str = "") -> str:
+        """Text prompts pass through; chat messages are rendered here with the model's chat template (from its
+        tokenizer), for ``/completions``: budget forcing continues each trace from this text."""
+        if isinstance(prompt, str):
+            return prompt + response_prefix
+        tokenizer = self._forcing_tokenizer("its chat template renders the prompts here, for /completions")
+        if not getattr(tokenizer, "chat_template", None):
+            raise OptionError("engine_options.tokenizer", f"{self.tokenizer_name or self.model} has no chat template")
+        rendered = tokenizer.apply_chat_template(
+            [dict(message) for message in prompt], tokenize=False, add_generation_prompt=True
+        )
+        return str(rendered) + response_prefix
+
+    def token_codec(self) -> TokenCodec:
+        """The model's tokenizer (``tokenizer``, else the served model's from the local cache)."""
+        return TokenizerCodec(self._forcing_tokenizer("a sweep cuts traces at token budgets"), self.model)
+
+    def _forcing_tokenizer(self, why: str) -> Any:
+        tokenizer = self._local_tokenizer()
+        if tokenizer is None:
+            raise OptionError(
+                "engine_options.tokenizer",
+                f"budget forcing against a server needs the model's tokenizer ({why}): give its directory or a "
+                f"Hub id in the local cache (--engine-option tokenizer=PATH); {self.model!r} is not in the cache",
+            )
+        return tokenizer
+
     def describe(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -768,7 +797,7 @@ class OpenAIEngine(Engine):
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": settings.max_tokens,
+            "max_tokens": request.token_limit(settings),
             "temperature": settings.temperature,
             "top_p": settings.top_p,
             "seed": (request.seed + offset) % SEED_MODULUS,

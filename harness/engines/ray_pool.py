@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.errors import EngineError, OptionError, check_number
+from harness.core.forcing import BudgetForcing
 from harness.core.options import check_fields
 from harness.core.records import SamplingSettings
 from harness.engines import models
@@ -39,6 +40,7 @@ from harness.engines.base import (
     accepts_on_tokens,
     request_seed,
 )
+from harness.engines.forcing import BudgetForcingEngine
 from harness.engines.models import ModelRef
 from harness.engines.registry import build_engine, engine_class
 from harness.engines.watchdog import ensure_watchdog
@@ -153,11 +155,20 @@ class _Failure:
 
 
 class EngineReplica:
-    """One engine inside a Ray actor."""
+    """One engine inside a Ray actor (budget-forced there, with ``forcing``)."""
 
-    def __init__(self, kind: str, model: ModelRef, engine_options: Mapping[str, Any], session_seed: int) -> None:
+    def __init__(
+        self,
+        kind: str,
+        model: ModelRef,
+        engine_options: Mapping[str, Any],
+        session_seed: int,
+        forcing: BudgetForcing | None = None,
+    ) -> None:
         model = _model_on_this_node(model)
         self.engine = build_engine(kind, model, engine_options, session_seed)
+        if forcing is not None and forcing.active:
+            self.engine = BudgetForcingEngine(self.engine, forcing)
 
     def info(self) -> dict[str, Any]:
         import ray
@@ -286,6 +297,7 @@ class RayEnginePool(Engine):
             each of its samples.
         scale: the number of replicas and the Ray cluster's address.
         log: where the pool says what it does (replicas started, a replica lost).
+        forcing: budget forcing, done by each replica on its own samples (``harness.engines.forcing``).
     """
 
     def __init__(
@@ -296,6 +308,7 @@ class RayEnginePool(Engine):
         session_seed: int,
         scale: ScaleOut,
         log: Callable[[str], None] = print,
+        forcing: BudgetForcing | None = None,
     ) -> None:
         import ray
 
@@ -311,7 +324,7 @@ class RayEnginePool(Engine):
             if cores is not None:  # vLLM on CPU binds its threads to these cores instead of all of them
                 options["runtime_env"] = {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": cores[index]}}
             seed = request_seed(session_seed, "replica", index)
-            handle = actor.options(**options).remote(kind, model, dict(engine_options), seed)
+            handle = actor.options(**options).remote(kind, model, dict(engine_options), seed, forcing)
             self._replicas.append(_ReplicaState(index=index, handle=handle))
         self._description: dict[str, Any] = {}
         self._start_replicas()

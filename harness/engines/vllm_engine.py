@@ -9,6 +9,7 @@ needs of vLLM beyond its public API is in ``harness.engines.vllm_adapter``, chec
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,16 +18,18 @@ from typing import Any
 from harness.core.errors import EngineError, check_number
 from harness.core.interrupts import interrupted
 from harness.core.reasoning import ThinkTags, thinking_token_count
-from harness.core.records import SamplingSettings
+from harness.core.records import Prompt, SamplingSettings
 from harness.engines.base import (
     Completion,
     Engine,
     GenerationRequest,
     GenerationResult,
     TokenCallback,
+    TokenCodec,
     split_tokens,
 )
 from harness.engines.confidence import DEFAULT_TAIL, DEFAULT_WINDOW, ConfidenceSettings
+from harness.engines.forcing import TokenizerCodec
 from harness.engines.vllm_adapter import (
     ENGINE_SHUTDOWN_SECONDS,
     INTERRUPTED_SHUTDOWN_SECONDS,
@@ -206,7 +209,7 @@ class VLLMEngine(Engine):
             "confidence": None if self.confidence is None else self.confidence.label,
         }
 
-    def render_prompt(self, prompt: Any, response_prefix: str = "") -> str:
+    def render_prompt(self, prompt: Prompt, response_prefix: str = "") -> str:
         """Text prompts pass through; chat messages are rendered with the model's chat template (its generation
         prompt included). ``response_prefix`` follows either (the opening think tag, see ``GenerationRequest``)."""
         if isinstance(prompt, str):
@@ -217,6 +220,10 @@ class VLLMEngine(Engine):
             [dict(message) for message in prompt], tokenize=False, add_generation_prompt=True
         )
         return str(rendered) + response_prefix
+
+    def token_codec(self) -> TokenCodec:
+        """The model's tokenizer: where each token of a text ends (a sweep cuts stored traces with it)."""
+        return TokenizerCodec(self._tokenizer, self.model)
 
     def _close_token_id(self, tags: ThinkTags) -> int | None:
         """The closing think tag's token id when the tag is one token of its own (a special token), else None."""
@@ -261,7 +268,7 @@ class VLLMEngine(Engine):
             temperature=settings.temperature,
             top_p=settings.top_p,
             top_k=max(0, settings.top_k),
-            max_tokens=settings.max_tokens,
+            max_tokens=request.token_limit(settings),
             stop=list(settings.stop) or None,
             seed=request.seed if self.per_request_seeds else None,
             logprobs=top,
@@ -279,13 +286,15 @@ class VLLMEngine(Engine):
         pending = deque(requests)
         inflight: dict[str, GenerationRequest] = {}
         inflight_samples = 0
+        serial = itertools.count()
         llm.count_tokens(on_tokens is not None)
         try:
             while pending or inflight:
                 # Top up the window; a request larger than the window still goes in alone.
                 while pending and (not inflight or inflight_samples + pending[0].n <= self.max_inflight_samples):
                     request = pending.popleft()
-                    request_id = f"{request.problem_id}@{request.first_index}"
+                    # numbered: budget forcing's and a sweep's continuations of one sample may be in flight together
+                    request_id = f"{request.problem_id}@{request.first_index}#{next(serial)}"
                     prompt = self.render_prompt(request.prompt, request.response_prefix)
                     llm.add(request_id, prompt, self._sampling_params(request, settings))
                     inflight[request_id] = request

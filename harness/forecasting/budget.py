@@ -99,6 +99,8 @@ class BudgetPlan:
     allocation: Allocation
     k_limit: int = K_LIMIT
     notes: list[str] = field(default_factory=list)
+    # memory-aware cost where a hardware was given: "hardware" and, per entry of ``costs``, its eFLOPs
+    eflops: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +121,7 @@ class BudgetPlan:
             },
             "k_limit": self.k_limit,
             "notes": self.notes,
+            "eflops": self.eflops,
         }
 
 

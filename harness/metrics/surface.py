@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core import forcing
 from harness.core.errors import OptionError, check_number
 from harness.metrics.estimators import bootstrap_means, coverage_curve, log_spaced_ks, percentile_interval
 from harness.metrics.selection import majority_vote_curves
@@ -38,41 +39,12 @@ VOTE_SUBSETS = 64
 
 
 def check_budgets(budgets: Sequence[int] | np.ndarray, option: str = "budgets") -> np.ndarray:
-    """Thinking budgets as an int array: at least one, each a whole number >= 1, strictly increasing (so none
-    repeats). Raises ``OptionError(option, ...)`` naming the first that is not."""
+    """Thinking budgets as an int array (``harness.core.forcing.check_budgets``: at least one, each a whole
+    number >= 1, strictly increasing); ``OptionError(option, ...)`` naming the first that is not."""
     values = np.asarray(budgets)
-    if values.ndim != 1 or values.size == 0:
+    if values.ndim != 1:
         raise OptionError(option, "must be a non-empty list of thinking budgets (tokens)")
-    for value in values.tolist():
-        if isinstance(value, bool) or not float(value).is_integer():
-            raise OptionError(option, f"must be whole numbers of tokens, got {value!r}")
-        if value < 1:
-            raise OptionError(option, f"each budget must be at least 1 token, got {value:g}")
-    values = values.astype(np.int64)
-    steps = np.diff(values)
-    if np.any(steps == 0):
-        raise OptionError(option, f"budget {int(values[1:][steps == 0][0])} is repeated; give each budget once")
-    if np.any(steps < 0):
-        index = int(np.flatnonzero(steps < 0)[0])
-        raise OptionError(option, f"must be increasing, got {int(values[index + 1])} after {int(values[index])}")
-    return values
-
-
-def check_budget_forcing(thinking_budget: int | None, answer_tokens: int, min_thinking: int | None = None) -> None:
-    """Budget forcing's settings (s1): thinking capped at ``thinking_budget`` tokens, then at most
-    ``answer_tokens`` for the forced answer; ``min_thinking`` extends a thought closed too early. Raises
-    ``OptionError`` naming the setting: B or A below 1, M below 0 or above B."""
-    for option, value in (("thinking_budget", thinking_budget), ("answer_tokens", answer_tokens)):
-        if value is not None:
-            check_number(option, value, at_least=1)
-            if not float(value).is_integer():
-                raise OptionError(option, f"must be a whole number of tokens, got {value}")
-    if min_thinking is not None:
-        check_number("min_thinking", min_thinking, at_least=0)
-        if thinking_budget is not None and min_thinking > thinking_budget:
-            raise OptionError(
-                "min_thinking", f"must be at most the thinking budget ({thinking_budget}), got {min_thinking}"
-            )
+    return np.asarray(forcing.check_budgets(values.tolist(), option), dtype=np.int64)
 
 
 @dataclass(frozen=True)

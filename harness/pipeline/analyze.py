@@ -1,5 +1,6 @@
 """The analyze step: a run's summary (coverage and pass^k with intervals, avg@n, law, forecast, budget, groups,
-usage, reasoning) written to ``summary.json``, and ``coverage.png``.
+usage, reasoning, and after a sweep the samples x thinking surface) written to ``summary.json``, and
+``coverage.png``.
 
 Everything computed about a run is computed here, once: the power law and the forecasting model are each
 fitted once (``fit_laws``), and the summary's ``fit``, ``forecast`` and ``budget`` and the figure all come from
@@ -19,6 +20,7 @@ from harness.metrics.counts import Counts
 from harness.metrics.reasoning import reasoning_figures
 from harness.metrics.verifier_error import ErrorRate, corrected_coverage
 from harness.pipeline.results import REASONING_FIGURES, ReasoningSummary, Summary
+from harness.pipeline.surface import run_surface, surface_summary
 from harness.reporting.run_counts import judged_tokens, run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
@@ -93,6 +95,9 @@ def _analyze_locked(
     if error_rates is not None:
         summary["corrected"] = corrected_summary(counts, error_rates)
     summary["reasoning"] = reasoning_summary(store, key)
+    summary["budget_forcing"] = budget_forcing_summary(store)
+    measured = run_surface(store, key)
+    summary["surface"] = None if measured is None else surface_summary(*measured)
     if "adaptive_pilot" in manifest:
         summary["adaptive_pilot"] = manifest["adaptive_pilot"]
     if write:
@@ -143,6 +148,16 @@ def reasoning_summary(store: RunStore, key: str) -> ReasoningSummary:
         "note": note,
     }
     return cast(ReasoningSummary, summary)
+
+
+def budget_forcing_summary(store: RunStore) -> dict[str, Any] | None:
+    """The run's budget forcing (``sample_defining.budget_forcing``) and how many samples it forced; None for a
+    run sampled without it."""
+    settings = (store.manifest["config"].get("sample_defining") or {}).get("budget_forcing")
+    if not settings:
+        return None
+    forced = store.read_samples(columns=["forced"]).column("forced").to_pylist()
+    return {**settings, "samples": len(forced), "forced": sum(bool(value) for value in forced)}
 
 
 def finish_reasons(store: RunStore) -> dict[str, int]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from harness.core.errors import OptionError, ReentryError, check_choice, check_number
+from harness.core.forcing import DEFAULT_ANSWER_CUE, DEFAULT_ANSWER_TOKENS, DEFAULT_WAIT_WORD
 from harness.core.interrupts import handling_interrupts
 from harness.core.options import check_value
 from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG, ThinkTags, check_reasoning_mode
@@ -46,13 +47,23 @@ from harness.pipeline.judge import (
 )
 from harness.pipeline.options import DEFAULT_RUN, SampleOptions
 from harness.pipeline.prepare import open_run, prepare
-from harness.pipeline.results import AdaptivePilotReport, ImportedRun, SamplingReport, Scoring, Summary, Verification
+from harness.pipeline.results import (
+    AdaptivePilotReport,
+    ImportedRun,
+    SamplingReport,
+    Scoring,
+    Summary,
+    SweepReport,
+    Verification,
+)
 from harness.pipeline.sample import sample_run
 from harness.pipeline.score import ScoringOptions, score_run
+from harness.pipeline.sweep import sweep_run
 from harness.pipeline.verifier_stats import resolve_error_rates
 from harness.pipeline.verify import verify_run
 from harness.reporting.html import write_report
 from harness.reporting.progress import PROGRESS_MODES, ProgressMode, message_logger
+from harness.reporting.terminal import format_sweep
 from harness.store import RunStore
 from verifiers import load_verifier
 
@@ -170,6 +181,11 @@ def run(
     ray_address: str | None = None,
     reasoning: str = "auto",
     think_tags: str | Sequence[str] = (DEFAULT_OPEN_TAG, DEFAULT_CLOSE_TAG),
+    thinking_budget: int | None = None,
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+    answer_cue: str = DEFAULT_ANSWER_CUE,
+    min_thinking: int | None = None,
+    wait_word: str = DEFAULT_WAIT_WORD,
     progress: ProgressMode = "auto",
     log: Log | None = None,
 ) -> RunResult:
@@ -205,6 +221,13 @@ def run(
             then an answer segment that alone is judged (``auto``: on when the model's chat template holds the
             tags or the samples show thinking; docs/reasoning.md). The mode decided is in the manifest.
         think_tags: the tags around the thinking, ``"OPEN,CLOSE"`` or a pair.
+        thinking_budget: budget forcing (s1; needs reasoning on): a sample whose thinking does not close within
+            this many tokens gets the closing tag and ``answer_cue``, and answers in at most ``answer_tokens``
+            tokens. Part of the configuration hash (docs/thinking.md).
+        answer_tokens, answer_cue: the forced answer's most tokens and what precedes it.
+        min_thinking: a sample that closes its thinking before this many tokens has the tag replaced by
+            ``wait_word`` and thinks on.
+        wait_word: what replaces the closing tag of a thought closed too early.
         progress: ``auto`` (live on a terminal, plain lines elsewhere), ``live``, ``lines``, ``json`` or
             ``quiet``; progress goes to stderr.
         log: where informational messages go (default: stdout, as JSON events on stderr for ``json``,
@@ -265,13 +288,18 @@ def sample(
     ray_address: str | None = None,
     reasoning: str = "auto",
     think_tags: str | Sequence[str] = (DEFAULT_OPEN_TAG, DEFAULT_CLOSE_TAG),
+    thinking_budget: int | None = None,
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+    answer_cue: str = DEFAULT_ANSWER_CUE,
+    min_thinking: int | None = None,
+    wait_word: str = DEFAULT_WAIT_WORD,
     progress: ProgressMode = "auto",
     log: Log | None = None,
 ) -> SampleResult:
     """Generate the samples a run directory lacks, creating it if needed: ``ttc sample``, the first step of
     ``run()``, with the same parameters (``verifier`` is the run's default verifier, for the ``jsonl`` task
     whose verifier it is; ``reasoning`` is decided and recorded for the verify step). Each finished request
-    is stored at once; a second call generates nothing new."""
+    is stored at once; a second call generates nothing new. Budget forcing as for ``run()``."""
     options = _sample_options(locals())
     log = _checked_log(verifier, progress, log)
     prepared = prepare(options, verifier, log)
@@ -336,6 +364,46 @@ def verify(
     judged = f" (reasoning on: the answers after {outcome.reasoning.tags.close})" if outcome.reasoning.splits else ""
     log(f"verified {outcome.verified} samples into {outcome.key}{judged}" + (f": {reasons}" if reasons else ""))
     return outcome.report()
+
+
+@_step
+def sweep(
+    run_dir: str | Path,
+    thinking_budgets: Sequence[int],
+    *,
+    answer_tokens: int | None = None,
+    answer_cue: str | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    progress: ProgressMode = "auto",
+    log: Log | None = None,
+) -> SweepReport:
+    """Every stored sample of a reasoning run at each thinking budget of ``thinking_budgets`` (``ttc sweep``):
+    a trace whose thinking does not close within budget B is cut after B thinking tokens, closed with the tag
+    and ``answer_cue``, and answered in at most ``answer_tokens`` tokens from the cached prefix; each sample at
+    each budget is judged by the run's verifier with its reasoning mode. Stored in the run directory
+    (resumable); ``ttc analyze`` then measures the samples x thinking surface. ``answer_tokens`` and
+    ``answer_cue`` default to the run's own budget forcing, else 512 and ``"\n\nFinal answer:"``;
+    ``engine_options`` to the run's engine settings (a server's ``base_url`` included)."""
+    check_value("run_dir", run_dir, Path)
+    check_value("thinking_budgets", thinking_budgets, Sequence[int])
+    check_number("workers", workers, at_least=1, integer=True)
+    check_value("answer_cue", answer_cue, str | None)
+    check_value("engine_options", engine_options, Mapping[str, Any] | None)
+    log = _checked_log(None, progress, log)
+    with RunStore.open(run_dir, writable=True) as store:
+        report = sweep_run(
+            store,
+            list(thinking_budgets),
+            answer_tokens=answer_tokens,
+            answer_cue=answer_cue,
+            engine_options=engine_options,
+            workers=workers,
+            progress=progress,
+            log=log,
+        )
+    log(format_sweep(report))
+    return report
 
 
 @_step

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from harness.core.errors import check_number
+from harness.core.errors import OptionError, check_number
+from harness.core.forcing import DEFAULT_ANSWER_CUE, DEFAULT_ANSWER_TOKENS, DEFAULT_WAIT_WORD, BudgetForcing
 from harness.core.options import check_fields
 from harness.core.reasoning import DEFAULT_CLOSE_TAG, DEFAULT_OPEN_TAG, ThinkTags, check_reasoning_mode
 from harness.core.records import SamplingSettings
@@ -39,7 +40,8 @@ class SampleOptions:
     (``OptionError("max_tokens", "must be at least 1, got 0")``, ``OptionError("engine_options.dtype", ...)``).
     ``data`` and ``model`` may be given as paths (kept as strings), ``out`` as a string (kept as a ``Path``).
     ``reasoning`` is ``auto``, ``on`` or ``off`` and ``think_tags`` ``"OPEN,CLOSE"`` or a pair (kept as
-    ``ThinkTags``): see ``harness.pipeline.reasoning``.
+    ``ThinkTags``): see ``harness.pipeline.reasoning``. ``thinking_budget``, ``answer_tokens``, ``answer_cue``,
+    ``min_thinking`` and ``wait_word`` force each sample's thinking (``budget_forcing()``, docs/thinking.md).
     """
 
     task: str = DEFAULT_RUN["task"]
@@ -59,6 +61,11 @@ class SampleOptions:
     scale: ScaleOut = field(default_factory=ScaleOut)
     reasoning: str = "auto"
     think_tags: str | Sequence[str] | ThinkTags = (DEFAULT_OPEN_TAG, DEFAULT_CLOSE_TAG)
+    thinking_budget: int | None = None
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS
+    answer_cue: str = DEFAULT_ANSWER_CUE
+    min_thinking: int | None = None
+    wait_word: str = DEFAULT_WAIT_WORD
 
     def __post_init__(self) -> None:
         for name in ("data", "model"):  # a local file or checkpoint may be given as a Path
@@ -70,10 +77,27 @@ class SampleOptions:
         check_number("problems", self.problems, at_least=1)
         check_number("samples", self.samples, at_least=1, at_most=MAX_SAMPLES_PER_PROBLEM)
         self.sampling_settings()  # temperature, top_p, top_k, max_tokens, seed: checked as the run will use them
+        forcing = self.budget_forcing()
+        if forcing.thinking_budget is not None and forcing.thinking_budget > self.max_tokens:
+            raise OptionError(
+                "thinking_budget",
+                f"must be at most --max-tokens ({self.max_tokens}), which bounds a sample's own generation; got "
+                f"{forcing.thinking_budget}",
+            )
         self.out = None if self.out is None else Path(self.out)
         self.task_options, self.engine_options = dict(self.task_options), dict(self.engine_options)
         task_class(self.task).check_options(self.task_options, "task_options", f"task {self.task!r}")
         engine_class(self.engine).check_options(self.engine_options, "engine_options", f"engine {self.engine!r}")
+
+    def budget_forcing(self) -> BudgetForcing:
+        """The run's budget forcing (``active`` False when neither a thinking budget nor a minimum is set)."""
+        return BudgetForcing(
+            thinking_budget=self.thinking_budget,
+            answer_tokens=self.answer_tokens,
+            answer_cue=self.answer_cue,
+            min_thinking=self.min_thinking,
+            wait_word=self.wait_word,
+        )
 
     def sampling_settings(self, stop: tuple[str, ...] = ()) -> SamplingSettings:
         """The run's sampling settings, with the task's ``stop`` strings."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from harness.core.errors import TaskError
+from harness.core.errors import OptionError, TaskError
+from harness.core.forcing import BudgetForcing
 from harness.core.reasoning import ThinkTags
 from harness.core.records import Problem
 from harness.engines.models import ModelRef, count_parameters
@@ -46,6 +47,7 @@ class PreparedRun:
     config: RunConfig
     out: Path
     reasoning: SamplingReasoning
+    forcing: BudgetForcing = field(default_factory=BudgetForcing)
 
 
 def prepare(
@@ -86,6 +88,10 @@ def prepare(
     )
     if reasoning.response_prefix:  # what prompts end with changes what is sampled (absent otherwise: old hashes hold)
         sample_defining["response_prefix"] = reasoning.response_prefix
+    forcing = options.budget_forcing()
+    if forcing.active:  # a forced sample is another sample: the settings enter the hash (absent otherwise)
+        check_forcing_reasoning(options, reasoning)
+        sample_defining["budget_forcing"] = forcing.record()
     settings = options.sampling_settings(stop=tuple(task.stop))
     description = dict(task.describe())
     description["problems_sha256"] = problems_digest(all_problems)
@@ -103,7 +109,22 @@ def prepare(
     check_run_directory_path(out, "out")
     judge = load_verifier(verifier or task.default_verifier)  # one that cannot load fails before any engine starts
     check_references(judge, problems, lambda _, problem: task.source_of(problem), verifier or task.default_verifier)
-    return PreparedRun(options, task, problems, model, config, Path(out), reasoning)
+    return PreparedRun(options, task, problems, model, config, Path(out), reasoning, forcing)
+
+
+def check_forcing_reasoning(options: SampleOptions, reasoning: SamplingReasoning) -> None:
+    """Budget forcing cuts and extends thinking: refused (naming the forcing option given) unless the run's
+    samples are split into thinking and answer, decided before sampling."""
+    if reasoning.mode == "on":
+        return
+    option = "thinking_budget" if options.thinking_budget is not None else "min_thinking"
+    if reasoning.requested == "off":
+        why = "not --reasoning off"
+    elif reasoning.awaiting_evidence:
+        why = f"and --reasoning auto cannot tell before sampling ({reasoning.decided_by}); give --reasoning on"
+    else:
+        why = f"and --reasoning auto decided off ({reasoning.decided_by}); give --reasoning on"
+    raise OptionError(option, f"budget forcing cuts the thinking, so it needs reasoning on, {why}")
 
 
 def open_run(prepared: PreparedRun) -> RunStore:

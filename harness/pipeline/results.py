@@ -249,6 +249,10 @@ class Summary(_CountsSummary, total=False):
     budget: BudgetTable | None
     finish_reasons: dict[str, int]
     reasoning: ReasoningSummary
+    # a run sampled with --thinking-budget or --min-thinking: its settings, samples and how many were forced
+    budget_forcing: dict[str, Any] | None
+    # after ``ttc sweep``: the samples x thinking surface (harness.pipeline.surface.surface_summary); None before
+    surface: dict[str, Any] | None
     adaptive_pilot: AdaptivePilotReport
     corrected: dict[str, Any]  # harness.metrics.verifier_error.CorrectedCoverage.to_dict() and its forecast
 
@@ -313,6 +317,43 @@ class Scoring(_ScoringRequired, total=False):
     judge's scores also what the judge spent (``judge``)."""
 
     judge: dict[str, Any]
+
+
+class SweepBudget(TypedDict):
+    """One thinking budget of a sweep: its samples (and how many were forced there), the tokens the sweep
+    generated for them, what sampling the budget afresh would generate (every sample's tokens there), its
+    verdicts' count, pass@1 and reasons."""
+
+    budget: int
+    samples: int
+    forced: int
+    generated_tokens: int
+    afresh_tokens: int
+    verified: int
+    pass_at_1: float | None
+    reasons: dict[str, int]
+
+
+class SweepReport(TypedDict):
+    """What ``ttc sweep`` holds and did: the sweep's key and settings (``description``), the verdict set its
+    verdicts follow, each budget, the tokens this call generated and the seconds that took (its engine's start
+    apart: ``engine_start_seconds``, None when no engine started), the verdicts it made, and beside them what
+    sampling every budget afresh would generate (``afresh_tokens``) and take at the run's measured throughput
+    (``afresh_seconds``; None when unknown)."""
+
+    run: str
+    sweep: str
+    verdict_set: str
+    description: dict[str, Any]
+    budgets: list[SweepBudget]
+    generated_tokens: int
+    seconds: float
+    engine_start_seconds: float | None
+    verified: int
+    stored_generated_tokens: int
+    afresh_tokens: int
+    afresh_seconds: float | None
+    sampling_tokens_per_second: float | None
 
 
 class ImportedRun(TypedDict):

@@ -24,6 +24,7 @@ from harness.engines.base import (
     request_seed,
 )
 from harness.engines.engine_log import ENGINE_LOG, engine_session
+from harness.engines.forcing import BudgetForcingEngine
 from harness.engines.registry import build_engine
 from harness.pipeline.prepare import PreparedRun, package_versions
 from harness.pipeline.reasoning import SamplingReasoning
@@ -101,6 +102,7 @@ def result_table(result: GenerationResult, session_id: str) -> pa.Table:
             "answer_tokens": pa.array([completion.answer_tokens for completion in completions], pa.int32()),
             **confidence_columns(completions),
             "fingerprint": text_fingerprints(texts),
+            "forced": pa.array([completion.forced for completion in completions], pa.bool_()),
         }
     )
 
@@ -194,13 +196,17 @@ def sample_requests(
 
 
 def start_engine(prepared: PreparedRun, session_seed: int, log: Log = print) -> Engine:
-    """The run's engine: one in this process, or replicas of it on Ray when ``prepared.options.scale`` asks."""
-    options = prepared.options
+    """The run's engine: one in this process, or replicas of it on Ray when ``prepared.options.scale`` asks;
+    budget-forced (``harness.engines.forcing``) when the run forces budgets."""
+    options, forcing = prepared.options, prepared.forcing
     if options.scale.uses_ray:
         from harness.engines.ray_pool import RayEnginePool  # Ray is imported only when asked for
 
-        return RayEnginePool(options.engine, prepared.model, options.engine_options, session_seed, options.scale, log)
-    return build_engine(options.engine, prepared.model, options.engine_options, session_seed)
+        return RayEnginePool(
+            options.engine, prepared.model, options.engine_options, session_seed, options.scale, log, forcing
+        )
+    engine = build_engine(options.engine, prepared.model, options.engine_options, session_seed)
+    return BudgetForcingEngine(engine, forcing) if forcing.active else engine
 
 
 def sample_run(

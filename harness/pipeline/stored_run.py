@@ -10,9 +10,11 @@
     stored.pass_hat_k()        # pass^k: all of k samples correct, with intervals
     stored.avg_at_n            # pass@1 averaged over each problem's samples, with standard errors
     stored.reasoning           # thinking tokens, samples cut off in their thinking, accuracy by thinking length
+    stored.surface             # after `ttc sweep`: coverage per k and thinking budget, its laws, the frontier
     stored.law.predict(1000)   # the fitted power law
     stored.forecast(10_000)    # coverage at k = 10,000 with a 90% interval
     stored.budget(0.8)         # the smallest k whose forecast reaches 80% coverage, and what it costs
+    stored.budget(0.8, over="samples,thinking", cost="eflops", hardware="h100")   # the cheapest (k, B), after a sweep
     stored.agreement("math", against="imported")   # how often one verifier agrees with another
     stored.corrected_coverage(verifier_error="0.05,0.1")  # pass@k corrected for the verifier's error rates
 """
@@ -21,20 +23,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from harness.core.errors import DataError, OptionError
+from harness.core.errors import DataError, OptionError, check_number
 from harness.core.options import check_value
 from harness.forecasting.budget import BudgetPlan, plan_budget
 from harness.forecasting.corrected import CorrectedModel
+from harness.forecasting.cost_model import resolve_hardware
 from harness.forecasting.costs import Prices, Usage
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, Forecast, _validate_request, forecast_curve, model_forecast
 from harness.forecasting.forecast import forecast as forecast_coverage
 from harness.forecasting.laws import PowerLaw
+from harness.forecasting.planner import JointPlan
 from harness.metrics.analysis import MeasuredCoverage, coverage_summary, measured_coverage, measured_pass_hat_k
 from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
@@ -42,9 +47,11 @@ from harness.metrics.verifier_error import CorrectedCoverage, ErrorRate, correct
 from harness.pipeline.analyze import analyze_run, summarize_counts
 from harness.pipeline.counts_file import read_counts
 from harness.pipeline.results import AvgAtNFigures, ReasoningSummary, Summary, UsageFigures
+from harness.pipeline.surface import CostSettings, parse_axes, plan_over_thinking
 from harness.pipeline.verifier_stats import ErrorRates, resolve_error_rates, stored_error_rates
 from harness.reporting.agreement import AgreementResult, run_agreement
 from harness.reporting.html import write_report
+from harness.reporting.run_costs import CostBasis, budget_eflops, run_cost_model
 from harness.reporting.run_counts import run_counts
 from harness.reporting.selector_comparison import compare_verifiers, parse_selectors
 from harness.store import RunStore
@@ -237,6 +244,15 @@ class Run:
         return self.summary["reasoning"]
 
     @property
+    def surface(self) -> dict[str, Any] | None:
+        """The samples x thinking surface after ``ttc sweep`` (the summary's ``surface``: coverage and majority
+        vote per k and thinking budget with intervals, the laws in k and in B, the frontier); None before a
+        sweep, and for counts. ``budget(over="samples,thinking")`` plans over it."""
+        if self._store is None:
+            return None
+        return self.summary.get("surface")
+
+    @property
     def law(self) -> PowerLaw:
         """The power law the analysis fitted and printed (``summary["fit"]``): ``a_``, ``b_``, ``r2_``,
         ``predict(k)``."""
@@ -287,7 +303,16 @@ class Run:
         corrected: bool = False,
         verifier_error: str | Sequence[float | ErrorRate] | None = None,
         verifier_error_from: str | Path | None = None,
-    ) -> BudgetPlan:
+        over: str | Sequence[str] = "samples",
+        cost: str = "tokens",
+        spend: float | None = None,
+        model_config: str | Path | None = None,
+        dtype_bytes: float | None = None,
+        hardware: str | None = None,
+        flops_per_s: float | None = None,
+        bytes_per_s: float | None = None,
+        k_max: int | None = None,
+    ) -> BudgetPlan | JointPlan:
         """The smallest k whose forecast reaches ``target`` coverage (and where the interval's ends reach it),
         what bringing every problem to k costs, and samples allocated by difficulty: what ``ttc budget``
         prints (``plan.to_json()`` is its JSON).
@@ -298,7 +323,46 @@ class Run:
         tokens or per GPU hour (not both). ``plot``: a PNG of the forecast coverage against its cost.
         ``corrected``: the budget by the forecast of pass@k corrected for the verifier's error rates (as for
         ``forecast``).
+
+        ``over="samples,thinking"`` plans both axes over the run's sweep (``ttc sweep``; docs/thinking.md) and
+        returns a ``JointPlan``: the cheapest (k, B) reaching ``target``, the best (k, B) for ``spend`` with
+        "more samples or longer thinking?", and the frontier, priced by ``cost``: ``tokens``, ``flops`` or
+        ``eflops`` (from ``model_config``, default the run's model's config.json, with ``dtype_bytes`` where it
+        lacks a dtype; eFLOPs on a ``hardware`` preset or ``flops_per_s`` and ``bytes_per_s``) or ``money``
+        (per million tokens, or per GPU hour on the hardware). ``k_max``: the largest k considered (default 10 x
+        the samples measured). Planning over samples alone takes a ``hardware`` (with ``model_config`` and
+        ``dtype_bytes`` as above) to add each k's eFLOPs (``plan.eflops``).
         """
+        axes = parse_axes(over)
+        if axes == ("samples", "thinking"):
+            if plot is not None or usage is not None or method != "auto" or corrected:
+                raise OptionError("over", "plot, usage, method and corrected apply to planning over samples alone")
+            _refuse_rates_without_corrected(verifier_error, verifier_error_from)
+            settings = CostSettings(
+                cost=cost,
+                model_config=model_config,
+                dtype_bytes=dtype_bytes,
+                hardware=hardware,
+                flops_per_s=flops_per_s,
+                bytes_per_s=bytes_per_s,
+                price_per_mtok=price_per_mtok,
+                gpu_hour_price=gpu_hour_price,
+            )
+            check_number("target", target, above=0, below=1)
+            store = self._run_store("planning over thinking needs the run's sweep")
+            return plan_over_thinking(store, self._verdict_key, settings, target=target, spend=spend, k_max=k_max)
+        for name, value in {"spend": spend, "k_max": k_max}.items():
+            if value is not None:
+                raise OptionError(name, "applies to planning over samples and thinking (over='samples,thinking')")
+        if cost != "tokens":
+            raise OptionError("cost", "applies to planning over samples and thinking (over='samples,thinking')")
+        basis = None  # a hardware adds the memory-aware cost (eFLOPs) of each k
+        if hardware is not None or flops_per_s is not None or bytes_per_s is not None:
+            store = self._run_store("eFLOPs need the run's stored tokens")
+            basis = CostBasis(resolve_hardware(hardware, flops_per_s, bytes_per_s), model_config, dtype_bytes)
+            run_cost_model(store, model_config, dtype_bytes)  # an unreadable config fails before any planning
+        elif model_config is not None or dtype_bytes is not None:
+            raise OptionError("hardware", "eFLOPs need the hardware: a preset, or flops_per_s and bytes_per_s")
         if plot is not None:
             check_output_path(plot, "plot", inputs=[self.source])
         if price_per_mtok is not None and gpu_hour_price is not None:
@@ -320,6 +384,9 @@ class Run:
         else:
             _refuse_rates_without_corrected(verifier_error, verifier_error_from)
         plan = plan_budget(self._counts, target, method, confidence, figures, prices, seed=seed, model=model)
+        if basis is not None:
+            reached = {name: cost.k for name, cost in plan.costs.items()}
+            plan = replace(plan, eflops=budget_eflops(self._run_store("eFLOPs"), basis, len(self._counts), reached))
         if plot is not None:
             from harness.reporting.figures import forecast_ks, plot_budget  # matplotlib: imported when drawing
 
@@ -330,16 +397,33 @@ class Run:
         return plan
 
     def report(
-        self, out: str | Path | None = None, *, price_per_mtok: float | None = None, gpu_hour_price: float | None = None
+        self,
+        out: str | Path | None = None,
+        *,
+        price_per_mtok: float | None = None,
+        gpu_hour_price: float | None = None,
+        hardware: str | None = None,
+        flops_per_s: float | None = None,
+        bytes_per_s: float | None = None,
+        model_config: str | Path | None = None,
+        dtype_bytes: float | None = None,
     ) -> Path:
         """Write the run's report, one self-contained HTML page built from its summary, to ``out`` (default:
         ``report.html`` in the run directory) and return its path: what ``ttc report`` writes. A price (per
-        million tokens or per GPU hour) adds money to the cost columns."""
+        million tokens or per GPU hour) adds money to the cost columns; a ``hardware`` preset (or
+        ``flops_per_s`` and ``bytes_per_s``) adds the memory-aware cost (eFLOPs) from the model's config.json
+        (``model_config``, default the run's model's)."""
         store = self._run_store("a report shows the samples")
         if out is not None:  # refused before a stale summary is analysed again
             check_output_path(out, "out", own_run=store.path, own_files=("report.html",))
         prices = Prices(per_million_tokens=price_per_mtok, gpu_hour=gpu_hour_price)
-        return write_report(store, self.summary, out, prices=prices)
+        basis = None
+        if hardware is not None or flops_per_s is not None or bytes_per_s is not None:
+            basis = CostBasis(resolve_hardware(hardware, flops_per_s, bytes_per_s), model_config, dtype_bytes)
+            run_cost_model(store, model_config, dtype_bytes)  # an unreadable config fails before any writing
+        elif model_config is not None or dtype_bytes is not None:
+            raise OptionError("hardware", "eFLOPs need the hardware: a preset, or flops_per_s and bytes_per_s")
+        return write_report(store, self.summary, out, prices=prices, cost_basis=basis)
 
     def selectors(
         self,

@@ -29,7 +29,7 @@ import signal
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -217,6 +217,71 @@ def verify_run(
     problems = store.problems()
     check_references(judge, problems, str(store.path / "problems.jsonl"), verifier or "the run's verifier")
     references = {problem.problem_id: verification_reference(problem) for problem in problems}
+    bar = Progress("verifying", total, problems=len(expected), mode=progress)
+    unjudged = dict(expected)
+    started = time.monotonic()
+    writer = store.verdict_writer(key, FLUSH_ROWS, FLUSH_SECONDS)
+
+    def collect(piece: JudgeBatch, verdicts: list[Verdict]) -> None:
+        writer.add(
+            verdict_set.table({**verdict_columns(piece, verdicts), "fingerprint": text_fingerprints(piece.texts)})
+        )
+        for verdict in verdicts:
+            outcome.reasons[verdict.reason] += 1
+        outcome.verified += len(piece.indices)
+        unjudged[piece.problem_id] -= len(piece.indices)
+        bar.update(len(piece.indices), problems=int(unjudged[piece.problem_id] == 0))
+
+    batches = (
+        JudgeBatch(batch.problem_id, batch.indices, batch.texts)
+        for batch in store.iter_samples_lacking(verdict_set, missing=pending)
+    )
+    try:
+        judge_batches(batches, judge, references, judging.splits, collect, workers=workers, scale=scale)
+    finally:
+        writer.flush()  # what was judged is kept, also after an interrupt or an error
+        bar.close()
+        outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+@dataclass(frozen=True)
+class JudgeBatch:
+    """Samples of one problem to judge: their indices and texts, and a label of the caller's (``tag``)."""
+
+    problem_id: str
+    indices: list[int]
+    texts: list[str]
+    tag: Any = None
+
+
+def verdict_columns(batch: JudgeBatch, verdicts: Sequence[Verdict]) -> dict[str, list[Any]]:
+    """The columns of a verdict shard (``VERDICT_SCHEMA``, the fingerprint aside) for ``batch``'s verdicts."""
+    return {
+        "problem_id": [batch.problem_id] * len(batch.indices),
+        "sample_idx": list(batch.indices),
+        "correct": [verdict.correct for verdict in verdicts],
+        "reason": [verdict.reason for verdict in verdicts],
+        "answer": [verdict.answer for verdict in verdicts],
+        "detail": [verdict.detail[:500] for verdict in verdicts],
+    }
+
+
+def judge_batches(
+    batches: Iterable[JudgeBatch],
+    judge: Verifier,
+    references: Mapping[str, Mapping[str, Any]],
+    splits: ThinkTags | None,
+    collect: Callable[[JudgeBatch, list[Verdict]], None],
+    *,
+    workers: int | None = None,
+    scale: ScaleOut = DEFAULT_SCALE,
+) -> None:
+    """Judge ``batches`` (``judge_texts``, split at ``splits``) on worker processes here, or as Ray tasks with
+    ``scale.uses_ray`` (``workers``: the processes, or the calls in flight on Ray; default all cores, or the
+    cluster's CPUs), in pieces of the verifier's ``batch_size``; ``collect(piece, verdicts)`` gets each piece's
+    verdicts as they come (in this thread), with a bounded number in flight. Stopped (an interrupt, an error),
+    it collects what finished and ends the workers and everything they started at once."""
     batch_size = getattr(judge, "batch_size", None)
     executor: Executor
     scratch = None
@@ -233,14 +298,10 @@ def verify_run(
             initializer=_start_worker,
             initargs=(os.getpid(), scratch),
         )
-    bar = Progress("verifying", total, problems=len(expected), mode=progress)
-    unjudged = dict(expected)
-    started = time.monotonic()
-    writer = store.verdict_writer(key, FLUSH_ROWS, FLUSH_SECONDS)
-    inflight: dict[Future, tuple[str, list[int], list[int | None]]] = {}
+    inflight: dict[Future, JudgeBatch] = {}
 
-    def collect(future: Future) -> None:
-        problem_id, indices, fingerprints = inflight.pop(future)
+    def take(future: Future) -> None:
+        piece = inflight.pop(future)
         try:
             verdicts = future.result()
         except BrokenProcessPool:
@@ -249,54 +310,35 @@ def verify_run(
                 'harness at its top level must do so under `if __name__ == "__main__":`: each worker imports it '
                 "again when it starts"
             ) from None
-        writer.add(
-            verdict_set.table(
-                {
-                    "problem_id": [problem_id] * len(indices),
-                    "sample_idx": indices,
-                    "correct": [verdict.correct for verdict in verdicts],
-                    "reason": [verdict.reason for verdict in verdicts],
-                    "answer": [verdict.answer for verdict in verdicts],
-                    "detail": [verdict.detail[:500] for verdict in verdicts],
-                    "fingerprint": fingerprints,
-                }
-            )
-        )
-        for verdict in verdicts:
-            outcome.reasons[verdict.reason] += 1
-        outcome.verified += len(indices)
-        unjudged[problem_id] -= len(indices)
-        bar.update(len(indices), problems=int(unjudged[problem_id] == 0))
+        collect(piece, verdicts)
 
     def drain(limit: int) -> None:
         while len(inflight) > limit:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in done:
-                collect(future)
+                take(future)
 
     finished = False
     try:
-        for batch in store.iter_samples_lacking(verdict_set, missing=pending):
+        for batch in batches:
             size = batch_size or len(batch.indices)
             for start in range(0, len(batch.indices), size):
-                texts = batch.texts[start : start + size]
-                future = executor.submit(judge_texts, judge, references[batch.problem_id], texts, judging.splits)
-                inflight[future] = (batch.problem_id, batch.indices[start : start + size], text_fingerprints(texts))
+                piece = JudgeBatch(
+                    batch.problem_id, batch.indices[start : start + size], batch.texts[start : start + size], batch.tag
+                )
+                future = executor.submit(judge_texts, judge, references[batch.problem_id], piece.texts, splits)
+                inflight[future] = piece
                 drain(4 * workers)
         drain(0)
         finished = True
     finally:
         try:
             if not finished:  # stopped (an interrupt, an error): keep every judgement that has finished
-                _keep_finished(inflight, collect)
-            writer.flush()
+                _keep_finished(inflight, take)
         finally:
             _stop(executor, finished)
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-            bar.close()
-            outcome.seconds = time.monotonic() - started
-    return outcome
 
 
 def _keep_finished(inflight: Mapping[Future, Any], collect: Callable[[Future], None]) -> None:

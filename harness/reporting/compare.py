@@ -3,7 +3,8 @@
 For each run: its coverage curve with intervals, the fitted power law and forecast, the k at which it reaches
 common coverage targets (measured where the sampled k reaches them, else forecast and flagged), and what a
 sample costs. Then the compute-matched comparison of Large Language Monkeys (Brown et al. 2024, the cost
-comparison of their Section 3): coverage at equal FLOPs per problem, and at equal money when prices are given.
+comparison of their Section 3): coverage at equal FLOPs per problem, at equal eFLOPs (memory-aware, Kinetics)
+when a hardware is given, and at equal money when prices are given.
 
 Costs per problem at k samples are linear in k: ``k x per_sample + prefill``, with FLOPs per sample
 ``2 x parameters x generated tokens per sample`` and each prompt prefilled once per problem (``2 x parameters
@@ -28,18 +29,21 @@ import numpy as np
 
 from harness.core.errors import DataError, OptionError, check_number
 from harness.forecasting.budget import K_LIMIT, smallest_k
+from harness.forecasting.cost_model import Hardware
 from harness.forecasting.costs import inference_flops, token_money
 from harness.forecasting.fitted import fit_laws
 from harness.forecasting.forecast import DEFAULT_CONFIDENCE, CoverageModel
 from harness.metrics.analysis import coverage_summary, measured_coverage
 from harness.metrics.counts import Counts
 from harness.metrics.estimators import log_spaced_ks
+from harness.reporting.run_costs import eflops_per_problem, run_cost_model
 from harness.reporting.run_counts import run_counts
 from harness.store import RunStore
 from harness.store.completeness import completeness
 from harness.store.outputs import check_output_folder
 
 COMPARE_TARGETS = (0.5, 0.8, 0.9, 0.95)
+COST_UNITS = (("flops", "FLOPs"), ("eflops", "eFLOPs"), ("money", "money"))  # compute-matched comparisons
 
 
 @dataclass
@@ -57,9 +61,12 @@ class ComparedRun:
     prompt_tokens_per_problem: float | None
     parameters: float | None
     price_per_mtok: float | None
+    eflops: tuple[float, float] | None = None  # (per sample, prefill per problem) on the hardware compared on
 
     def missing_cost_inputs(self, unit: str) -> list[str]:
-        """What a cost in ``unit`` (flops or money) needs and this run lacks."""
+        """What a cost in ``unit`` (flops, eflops or money) needs and this run lacks."""
+        if unit == "eflops":
+            return [] if self.eflops is not None else ["the hardware (--hardware or --flops-per-s/--bytes-per-s)"]
         needed = {
             "tokens per sample": self.tokens_per_sample,
             "prompt tokens": self.prompt_tokens_per_problem,
@@ -69,7 +76,10 @@ class ComparedRun:
         return [name for name, value in needed.items() if value is None]
 
     def per_problem_cost(self, unit: str) -> tuple[float, float] | None:
-        """(cost of one more sample, cost of prefilling the prompt) per problem, in FLOPs or money; None if unknown."""
+        """(cost of one more sample, cost of prefilling the prompt) per problem, in FLOPs, eFLOPs or money; None if
+        unknown."""
+        if unit == "eflops":
+            return self.eflops
         tokens, prompt = self.tokens_per_sample, self.prompt_tokens_per_problem
         if tokens is None or prompt is None:
             return None
@@ -101,11 +111,17 @@ def load_runs(
     verifier: str | None = None,
     parameters: Sequence[float] | None = None,
     prices: Sequence[float] | None = None,
+    hardware: Hardware | None = None,
+    model_configs: Sequence[str | Path] | None = None,
+    dtype_bytes: float | None = None,
     log: Callable[[str], None] = print,
 ) -> list[ComparedRun]:
     """Open the runs, check they are on one task, and restrict them to their shared problems (``strict``:
     refuse differing problem sets instead). ``parameters`` overrides the model size recorded in a run's
-    manifest (needed for FLOPs where a server-backed engine could not count it)."""
+    manifest (needed for FLOPs where a server-backed engine could not count it). With ``hardware``, each run's
+    memory-aware cost (eFLOPs, ``harness.forecasting.cost_model``) from its model's config.json
+    (``model_configs``, once for all runs or once per run; default: each run's model's), its measured tokens per
+    sample and prompts: runs are then also matched at equal eFLOPs."""
     if len(paths) < 2:
         raise OptionError("paths", "compare needs at least two run directories")
     if len({Path(path).resolve() for path in paths}) != len(paths):
@@ -151,8 +167,14 @@ def load_runs(
                 price_per_mtok=price,
             )
         )
+    configs = _per_run(model_configs, len(paths), "model_configs")
+    cost_models = (
+        [run_cost_model(store, config, dtype_bytes) for store, config in zip(stores, configs)] if hardware else []
+    )
     _restrict_to_shared_problems(runs, strict, log)
     _check_same_references(runs, stores)
+    for run, store, model in zip(runs, stores, cost_models):
+        run.eflops = eflops_per_problem(store, run.counts.problem_ids.tolist(), model, hardware)
     return runs
 
 
@@ -227,8 +249,10 @@ def compare_runs(
     targets: Sequence[float] = COMPARE_TARGETS,
     confidence: float = DEFAULT_CONFIDENCE,
     method: str = "auto",
+    hardware: Hardware | None = None,
 ) -> dict[str, Any]:
-    """The comparison (the ``compare.json`` content); each run's power law and forecast model fitted once."""
+    """The comparison (the ``compare.json`` content); each run's power law and forecast model fitted once.
+    ``hardware``: what the runs' eFLOPs were priced on (``load_runs``), named in the result."""
     fitted = {run.label: fit_laws(run.counts, method, confidence) for run in runs}
     models = {}
     for label, laws in fitted.items():
@@ -263,6 +287,8 @@ def compare_runs(
                 "parameters": run.parameters,
                 "flops_per_sample": None if flops is None else flops[0],
                 "prefill_flops_per_problem": None if flops is None else flops[1],
+                "eflops_per_sample": None if run.eflops is None else run.eflops[0],
+                "prefill_eflops_per_problem": None if run.eflops is None else run.eflops[1],
                 "price_per_mtok": run.price_per_mtok,
                 "money_per_sample": None if money is None else money[0],
                 "prefill_money_per_problem": None if money is None else money[1],
@@ -277,14 +303,18 @@ def compare_runs(
         "method": method,
         "targets": list(targets),
         "runs": entries,
-        "compute_matched": {unit: compute_matched(runs, models, unit, confidence) for unit in ("flops", "money")},
+        "hardware": None
+        if hardware is None
+        else {"name": hardware.name, "flops_per_s": hardware.flops_per_s, "bytes_per_s": hardware.bytes_per_s},
+        "compute_matched": {unit: compute_matched(runs, models, unit, confidence) for unit, _ in COST_UNITS},
     }
 
 
 def compute_matched(
     runs: Sequence[ComparedRun], models: Mapping[str, CoverageModel], unit: str, confidence: float
 ) -> dict[str, Any]:
-    """Coverage of every run at equal cost per problem (``unit``: flops or money), or why it cannot be had."""
+    """Coverage of every run at equal cost per problem (``unit``: flops, eflops or money), or why it cannot be
+    had."""
     costs: dict[str, tuple[float, float]] = {}
     unknown = []
     for run in runs:
@@ -336,7 +366,7 @@ def write_comparison(result: Mapping[str, Any], runs: Sequence[ComparedRun], out
         )
     }
     entries = {entry["label"]: entry for entry in result["runs"]}
-    for unit, name in (("flops", "FLOPs"), ("money", "money")):
+    for unit, name in COST_UNITS:
         per_sample, prefill = f"{unit}_per_sample", f"prefill_{unit}_per_problem"
         if any(entry[per_sample] is None for entry in entries.values()):
             continue
@@ -408,8 +438,10 @@ def print_comparison(result: Mapping[str, Any], console: Any = None) -> None:
             cells.append(f"{reached['k']:,}" + ("*" if reached["source"] == "forecast" else ""))
         targets.add_row(f"{target:.0%}", *cells)
     console.print(targets)
-    for unit, name in (("flops", "FLOPs"), ("money", "money")):
-        matched = result["compute_matched"][unit]
+    for unit, name in COST_UNITS:
+        matched = result["compute_matched"].get(unit)
+        if matched is None:  # a comparison written before eFLOPs
+            continue
         if not matched["budgets"]:
             console.print(f"coverage at equal {name}: not available ({matched['missing']})")
             continue

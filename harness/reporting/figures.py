@@ -269,3 +269,42 @@ def plot_reasoning(
     for axes in (left, right):
         axes.grid(alpha=0.3)
     return _written(figure, path)
+
+
+def plot_surface(path: str | Path, surface: Mapping[str, Any]) -> Path:
+    """The samples x thinking surface (``summary.json["surface"]``): on the left coverage against k, one curve
+    per thinking budget with its interval; on the right coverage against generated tokens per problem (k x the
+    budget's tokens per sample), the same curves, with the frontier (the best (k, B) for each spend) marked."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.9, len(surface["per_budget"])))
+    for entry, color in zip(surface["per_budget"], colors):
+        rows = entry["pass_at_k"]
+        ks = np.array([row["k"] for row in rows], dtype=np.float64)
+        coverage = np.array([row["coverage"] for row in rows])
+        label = f"B = {entry['budget']:,}"
+        left.plot(ks, coverage, marker="o", markersize=3, color=color, label=label)
+        left.fill_between(ks, [row["low"] for row in rows], [row["high"] for row in rows], color=color, alpha=0.15)
+        if entry["tokens_per_sample"]:
+            right.plot(ks * entry["tokens_per_sample"], coverage, marker="o", markersize=3, color=color, label=label)
+    frontier = surface.get("frontier") or []
+    if frontier:
+        right.step(
+            [point["cost"] for point in frontier],
+            [point["coverage"] for point in frontier],
+            where="post",
+            color="black",
+            linewidth=1,
+            label="frontier",
+        )
+        right.scatter([p["cost"] for p in frontier], [p["coverage"] for p in frontier], color="black", s=10, zorder=3)
+    left.set_xlabel("samples per problem (k)")
+    right.set_xlabel("generated tokens per problem (k x tokens per sample at B)")
+    left.set_title("coverage against k, one curve per thinking budget", fontsize=10)
+    right.set_title("coverage against tokens; the frontier marked", fontsize=10)
+    for axes in (left, right):
+        axes.set_xscale("log")
+        axes.set_ylim(0, 1.02)
+        axes.set_ylabel("coverage (pass@k)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    return _written(figure, path)

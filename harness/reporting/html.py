@@ -25,6 +25,7 @@ import pyarrow as pa
 from harness.core.errors import RunStoreError
 from harness.forecasting.costs import Cost, Prices, inference_flops, money_for
 from harness.reporting.format import MISSING, format_fixed, format_quantity
+from harness.reporting.run_costs import CostBasis, run_eflops
 from harness.store import RunStore
 from harness.store.outputs import check_output_path
 
@@ -307,16 +308,29 @@ def _cut(text: str, limit: int) -> str:
     return text[:limit] + f"\n… [{len(text) - limit:,} more characters not shown]"
 
 
+def surface_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The samples x thinking surface (after ``ttc sweep``): the summary's figures and the figure of coverage
+    against k per budget and against tokens per problem, the frontier marked; None without a sweep."""
+    from harness.reporting.figures import plot_surface
+
+    surface = summary.get("surface")
+    if not surface:
+        return None
+    return {"summary": surface, "figure": embedded_figure(lambda path: plot_surface(path, surface))}
+
+
 def build_report(
     store: RunStore,
     summary: Mapping[str, Any],
     *,
     prices: Prices | None = None,
     examples_per_reason: int = EXAMPLES_PER_REASON,
+    cost_basis: CostBasis | None = None,
 ) -> str:
     """The report page (HTML text) of a run whose ``analyze`` summary is ``summary``.
 
-    The coverage figure is ``coverage.png``, which ``analyze`` writes beside ``summary.json``.
+    The coverage figure is ``coverage.png``, which ``analyze`` writes beside ``summary.json``. With
+    ``cost_basis`` the cost table and the budget rows have the memory-aware cost (eFLOPs) on its hardware.
     """
     prices = prices or Prices()
     verdict_set = summary["verdict_set"]
@@ -343,9 +357,11 @@ def build_report(
         "agreements": agreement_section(store, verdict_set),
         "budget": budget,
         "budget_rows": [] if budget is None else budget_rows(budget, prices),
+        "eflops": None if cost_basis is None else run_eflops(store, cost_basis),
         "prices": prices,
         "tokens": token_accounting(summary, store.manifest.get("sessions", []), prices),
         "reasoning": reasoning_section(store, summary),
+        "surface": surface_section(summary),
         "examples": example_samples(store, verdict_set, examples_per_reason),
         "missing": MISSING,
         "example_chars": EXAMPLE_CHARS,

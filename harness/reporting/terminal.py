@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.forecasting.budget import BudgetPlan
+from harness.forecasting.planner import LONGER_THINKING, MORE_SAMPLES, JointPlan, Marginal, PlanPoint
 from harness.reporting.format import format_forecast, format_quantity
 
 
@@ -59,6 +60,10 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
     lines.append(f"verdicts: {reasons}")
     if summary.get("reasoning"):
         lines.append(format_reasoning(summary["reasoning"]))
+    if summary.get("budget_forcing"):
+        lines.append(format_budget_forcing(summary["budget_forcing"]))
+    if summary.get("surface"):
+        lines.append(format_surface(summary["surface"]))
     usage = summary.get("usage") or {}
     if usage.get("output_tokens_per_sample") is not None:
         rate = usage.get("output_tokens_per_second")
@@ -124,6 +129,30 @@ def format_avg_at_n(averaged: Mapping[str, Any], samples_per_problem: Mapping[st
     return f"avg@{n} (pass@1 averaged over each problem's samples) = {averaged['mean']:.3f}{spread}"
 
 
+def format_budget_forcing(forcing: Mapping[str, Any]) -> str:
+    """A run's budget forcing in one line: its settings and the samples it forced."""
+    parts = []
+    if forcing.get("thinking_budget") is not None:
+        parts.append(
+            f"thinking capped at {forcing['thinking_budget']:,} tokens, answers within {forcing['answer_tokens']:,}"
+        )
+    if forcing.get("min_thinking"):
+        parts.append(f"at least {forcing['min_thinking']:,} thinking tokens ({forcing['wait_word']!r})")
+    return f"budget forcing: {'; '.join(parts)}: {forcing['forced']}/{forcing['samples']} samples forced"
+
+
+def format_surface(surface: Mapping[str, Any]) -> str:
+    """The summary's samples x thinking surface in one line: pass@1 and pass@n at each budget, the law in B."""
+    n = surface["samples_per_problem"]
+    cells = []
+    for entry in surface["per_budget"]:
+        first, last = entry["pass_at_k"][0], entry["pass_at_k"][-1]
+        cells.append(f"B={entry['budget']:,}: {first['coverage']:.3f}/{last['coverage']:.3f}")
+    law = surface.get("budget_law")
+    fitted = f"; law in B: {law['law']} (held-out RMSE {law['rmse_mean']:.3f})" if law else ""
+    return f"thinking budgets (pass@1/pass@{n}): " + ", ".join(cells) + fitted
+
+
 def format_reasoning(reasoning: Mapping[str, Any]) -> str:
     """The summary's reasoning figures in one line."""
     if reasoning["mode"] != "on":
@@ -185,6 +214,10 @@ def format_plan(plan: BudgetPlan) -> str:
             f"{_quantity(cost.flops)} FLOPs, {'missing' if hours is None else f'{hours:,.1f} h'}, "
             f"money {'missing' if cost.money is None else f'{cost.money:,.2f}'}"
         )
+    if plan.eflops is not None:
+        names = {"k_optimistic": "optimistic", "k": "forecast", "k_conservative": "conservative"}
+        shown = ", ".join(f"{label} {plan.eflops[name]:.4g}" for name, label in names.items() if name in plan.eflops)
+        lines.append(f"  eFLOPs on {plan.eflops['hardware']} ({plan.eflops['model']}): {shown}")
     missing = sorted({item for cost in plan.costs.values() for item in cost.missing})
     if missing:
         lines.append(f"  missing inputs: {', '.join(missing)}")
@@ -201,4 +234,88 @@ def format_plan(plan: BudgetPlan) -> str:
                 f"coverage {item.coverage_allocated:.3f} (uniform: {item.coverage_uniform:.3f})"
             )
     lines += [f"note: {note}" for note in plan.notes]
+    return "\n".join(lines)
+
+
+def format_sweep(report: Mapping[str, Any]) -> str:
+    """A sweep's budgets, and what it generated beside what sampling each budget afresh would, as lines."""
+    header = f"{'budget':>8} {'samples':>8} {'forced':>7} {'generated':>10} {'afresh tokens':>14} {'pass@1':>7}"
+    lines = [header]
+    for entry in report["budgets"]:
+        accuracy = "—" if entry["pass_at_1"] is None else f"{entry['pass_at_1']:.3f}"
+        lines.append(
+            f"{entry['budget']:>8,} {entry['samples']:>8,} {entry['forced']:>7,} {entry['generated_tokens']:>10,} "
+            f"{entry['afresh_tokens']:>14,} {accuracy:>7}"
+        )
+    rate = report["sampling_tokens_per_second"]
+    afresh = f"{report['afresh_tokens']:,} tokens"
+    if report["afresh_seconds"] is not None and rate:
+        afresh += f" (about {report['afresh_seconds']:,.0f} s at the run's {rate:,.0f} tok/s)"
+    start = report["engine_start_seconds"]
+    started = "" if start is None else f" (after the engine's start, {start:,.0f} s)"
+    lines.append(
+        f"this sweep generated {report['generated_tokens']:,} tokens in {report['seconds']:,.1f} s{started}; "
+        f"{report['stored_generated_tokens']:,} over all its calls, where sampling each budget afresh would "
+        f"generate {afresh}"
+    )
+    return "\n".join(lines)
+
+
+def _cost_text(value: float, unit: str) -> str:
+    return f"{value:.4g} {unit}"
+
+
+def format_joint_plan(plan: JointPlan) -> str:
+    """The joint plan over samples and thinking: the target's answer, the spend's, and the frontier table."""
+    unit = plan.unit
+    shown = ", ".join(f"{budget:,}" for budget in plan.budgets)
+    heading = f"planning k (1..{plan.k_max:,}; measured up to {plan.measured_k}) and thinking budget B ({shown})"
+    lines = [f"{heading}, cost in {unit}"]
+
+    def describe(point: PlanPoint) -> str:
+        where = "measured" if point.measured else "forecast"
+        return (
+            f"k = {point.k:,}, B = {point.budget:,}: coverage {point.coverage:.3f} "
+            f"[{point.low:.3f}, {point.high:.3f}] ({where}), cost {_cost_text(point.cost, unit)}"
+        )
+
+    def marginal_text(marginal: Marginal | None) -> str | None:
+        if marginal is None:
+            return None
+        rates = []
+        for name, rate in ((MORE_SAMPLES, marginal.more_samples), (LONGER_THINKING, marginal.longer_thinking)):
+            if rate is None:
+                rates.append(f"{name}: not available")
+            else:
+                rates.append(f"{name}: {'free' if rate == float('inf') else f'{rate:.3g}'} coverage per {unit}")
+        return f"  more samples or longer thinking? {marginal.answer} ({'; '.join(rates)})"
+
+    if plan.target is not None:
+        answer = plan.target
+        if answer.reached and answer.point is not None:
+            lines.append(f"target {answer.target:g}: {describe(answer.point)}")
+            for name, point in (("conservative", answer.conservative), ("optimistic", answer.optimistic)):
+                ends = "bottom" if name == "conservative" else "top"
+                text = describe(point) if point is not None else f"no (k, B) has an interval {ends} that reaches it"
+                lines.append(f"  {name} ({ends} of the {plan.confidence:.0%} interval): {text}")
+        else:
+            lines.append(f"target {answer.target:g} not reached: {answer.note}")
+        extra = marginal_text(answer.marginal)
+        if extra:
+            lines.append(extra)
+    if plan.spend is not None:
+        spent = plan.spend
+        if spent.point is None:
+            lines.append(f"spend {_cost_text(spent.spend, unit)}: {spent.note}")
+        else:
+            lines.append(f"spend {_cost_text(spent.spend, unit)}: best {describe(spent.point)}")
+        extra = marginal_text(spent.marginal)
+        if extra:
+            lines.append(extra)
+    table = plan.frontier_table()
+    if table:
+        lines.append(f"frontier ({len(plan.frontier)} points; spend -> best k, B, coverage):")
+        lines.append(f"{'spend (' + unit + ')':>22} {'k':>7} {'B':>8} {'coverage':>9}")
+        for point in table:
+            lines.append(f"{point.cost:>22.4g} {point.k:>7,} {point.budget:>8,} {point.coverage:>9.3f}")
     return "\n".join(lines)

@@ -10,6 +10,9 @@ Layout::
       verdicts/<verifier>-<hash>/part-*.parquet   problem_id, sample_idx, correct, reason, answer, detail
       scores/<name>/part-*.parquet                 problem_id, sample_idx, score (+ optional step scores)
       selections/<name>/part-*.parquet             generative selection: a judge's pick among k samples per call
+      sweeps/<sweep>/sweep.json                     how a one-trace sweep forces answers (``ttc sweep``)
+      sweeps/<sweep>/budget-<B>/samples/part-*.parquet             each sample at thinking budget B
+      sweeps/<sweep>/budget-<B>/verdicts/<verdict set>/part-*.parquet   their verdicts
       summary.json, coverage.png, report.html, verifiers.json, verifiers.png   what the analysis writes
 
 Shards (``harness.store.shards``) are written atomically and never rewritten; what a step must still compute is
@@ -54,6 +57,7 @@ from harness.store.shards import (
     SAMPLE_SCHEMA,
     SCORE_SCHEMA,
     SELECTION_SCHEMA,
+    SWEEP_SCHEMA,
     VERDICT_SCHEMA,
     BufferedShards,
     PendingSamples,
@@ -281,7 +285,9 @@ class RunStore:
 
     def _remove_partial_writes(self) -> None:
         """Delete temp files left by a writer that died mid-write (safe: we hold the writer lock)."""
-        for pattern in ("samples/.tmp-*", "verdicts/*/.tmp-*", "scores/*/.tmp-*", "selections/*/.tmp-*", ".*.tmp"):
+        patterns = ("samples/.tmp-*", "verdicts/*/.tmp-*", "scores/*/.tmp-*", "selections/*/.tmp-*", ".*.tmp")
+        sweeps = ("sweeps/*/.*.tmp", "sweeps/*/budget-*/samples/.tmp-*", "sweeps/*/budget-*/verdicts/*/.tmp-*")
+        for pattern in patterns + sweeps:
             for tmp in self.path.glob(pattern):
                 tmp.unlink(missing_ok=True)
 
@@ -521,6 +527,48 @@ class RunStore:
         position = pc.index_in(_keys(verdicts), value_set=_keys(samples))
         stored = samples.column("fingerprint").take(position)  # null where the sample is not stored
         return pc.fill_null(pc.not_equal(judged, stored), False)
+
+    # -- one-trace sweeps over thinking budgets ---------------------------------------------------------------
+    def sweeps(self) -> dict[str, dict[str, Any]]:
+        """Sweeps present: key -> how they force answers (``sweep.json``)."""
+        folder = self.path / "sweeps"
+        sets = {}
+        for sub in sorted(folder.glob("*")) if folder.is_dir() else []:
+            info = sub / "sweep.json"
+            if info.is_file():
+                sets[sub.name] = read_json_file(info, dict)
+        return sets
+
+    def register_sweep(self, description: Mapping[str, Any]) -> str:
+        """The sweep that forces answers as ``description`` says (created if new); it becomes the run's active
+        sweep, the one ``analyze`` reads."""
+        self._require_writer()
+        key = f"sweep-{config_hash(description)[:8]}"
+        folder = self.path / "sweeps" / key
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "sweep.json").is_file():
+            write_json_atomic(folder / "sweep.json", dict(description))
+        self.update_manifest(active_sweep=key)
+        return key
+
+    def sweep_budgets(self, key: str) -> list[int]:
+        """The thinking budgets sweep ``key`` holds samples of, increasing."""
+        folder = self.path / "sweeps" / key
+        budgets = [sub.name.removeprefix("budget-") for sub in folder.glob("budget-*")] if folder.is_dir() else []
+        return sorted(int(budget) for budget in budgets if budget.isdigit())
+
+    def sweep_samples(self, key: str, budget: int) -> ShardSet:
+        """Sweep ``key``'s samples at thinking budget ``budget``."""
+        return ShardSet(self.path / "sweeps" / key / f"budget-{int(budget)}" / "samples", SWEEP_SCHEMA)
+
+    def sweep_verdicts(self, key: str, budget: int, verdict_key: str) -> ShardSet:
+        """The verdicts of sweep ``key``'s samples at ``budget``, judged as verdict set ``verdict_key`` judges."""
+        return ShardSet(self.path / "sweeps" / key / f"budget-{int(budget)}" / "verdicts" / verdict_key, VERDICT_SCHEMA)
+
+    def write_sweep(self, shards: ShardSet, table: pa.Table | Sequence[pa.Table]) -> None:
+        """Store rows of a sweep's samples or verdicts (``sweep_samples``, ``sweep_verdicts``) as one shard."""
+        self._require_writer()
+        shards.append(table)
 
     # -- scores (reward models, imported scores) -------------------------------------------------------------
     def scores(self, name: str) -> ShardSet:

@@ -62,6 +62,8 @@ SAMPLE_SCHEMA = pa.schema(
         ("conf_bottom_window", pa.float64()),
         ("conf_settings", pa.string()),
         ("fingerprint", pa.int64()),  # text_fingerprint(text); null in shards written before it existed
+        # budget forcing: whether the closing tag and the answer cue were appended (null: not forced at all)
+        ("forced", pa.bool_()),
     ]
 )
 
@@ -76,6 +78,26 @@ VERDICT_SCHEMA = pa.schema(
         # the verifier's probability that the sample is correct, where it has one (a judge's P(yes))
         ("probability", pa.float64()),
         ("fingerprint", pa.int64()),  # of the text judged; null in verdicts written before it existed
+    ]
+)
+
+# A one-trace sweep (``ttc sweep``): each stored sample at one thinking budget B. A sample whose thinking did not
+# close on its own within B is cut after its first B thinking tokens (``cut_chars`` characters of the stored
+# text kept), closed with the tag and the answer cue, and answered anew (``answer_text``: the cue and the new
+# answer); any other is the stored sample as it is (``forced`` false, no text of its own).
+SWEEP_SCHEMA = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("forced", pa.bool_()),
+        ("cut_chars", pa.int32()),
+        ("answer_text", pa.string()),
+        ("n_tokens", pa.int32()),  # the sample's generated tokens at B: thinking kept and answer
+        ("thinking_tokens", pa.int32()),
+        ("answer_tokens", pa.int32()),
+        ("generated_tokens", pa.int32()),  # what the sweep generated for it (0: nothing)
+        ("finish_reason", pa.string()),
+        ("seed", pa.int64()),
     ]
 )
 
@@ -102,6 +124,7 @@ ADDED_COLUMNS = frozenset(
         "conf_settings",
         "probability",
         "fingerprint",
+        "forced",
     }
 )
 

@@ -223,3 +223,47 @@ def test_bad_option_counts_name_the_parameter(runs):
     with pytest.raises(OptionError) as error:
         load_runs([runs["small"], runs["large"]], labels=["only"])
     assert error.value.option == "labels"
+
+
+def test_runs_are_matched_at_equal_eflops_from_their_configs(runs, tmp_path):
+    from harness.forecasting.cost_model import HARDWARE, CostModel, ModelArchitecture
+    from tests.support.model_configs import QWEN3_0_6B, QWEN3_8B
+
+    configs = {"small": tmp_path / "small.json", "large": tmp_path / "large.json"}
+    configs["small"].write_text(json.dumps(QWEN3_0_6B))
+    configs["large"].write_text(json.dumps(QWEN3_8B))
+    out = tmp_path / "out"
+    done = compare(
+        str(runs["small"]),
+        str(runs["large"]),
+        "--out",
+        str(out),
+        "--hardware",
+        "h100",
+        "--model-config",
+        str(configs["small"]),
+        "--model-config",
+        str(configs["large"]),
+    )
+    assert done.exit_code == 0, done.output
+    assert "coverage at equal eFLOPs" in done.output
+    result = json.loads((out / "compare.json").read_text())
+    assert result["hardware"]["name"] == "h100"
+    entries = {entry["label"]: entry for entry in result["runs"]}
+    for label, config in (("small", QWEN3_0_6B), ("large", QWEN3_8B)):
+        model = CostModel(ModelArchitecture.from_config(config))
+        # every fake sample has 6 tokens after a 7-token prompt: one sample's decode, and the prompt's prefill
+        decode = model.decode(np.array([TOKENS_PER_SAMPLE]), np.array([PROMPT_TOKENS]))
+        assert entries[label]["eflops_per_sample"] == pytest.approx(float(decode.eflops(HARDWARE["h100"])[0]))
+        assert entries[label]["eflops_per_sample"] > float(decode.flops[0])  # memory traffic is priced too
+    matched = result["compute_matched"]["eflops"]
+    assert matched["missing"] is None and matched["budget_run"] == "large" and matched["budgets"]
+    assert [row["runs"]["large"]["k"] for row in matched["budgets"]] == [1, 2, 4]
+    assert "Coverage at equal eFLOPs" in (out / "compare.html").read_text()
+
+    # without a hardware, eFLOPs are not available and said so; a config that cannot be read is named
+    assert compare(str(runs["small"]), str(runs["large"]), "--out", str(tmp_path / "plain")).exit_code == 0
+    plain = json.loads((tmp_path / "plain" / "compare.json").read_text())
+    assert plain["compute_matched"]["eflops"]["missing"].startswith("small: the hardware") and not plain["hardware"]
+    refused = compare(str(runs["small"]), str(runs["large"]), "--out", str(tmp_path / "no"), "--hardware", "h100")
+    assert refused.exit_code == 2 and "--model-config" in refused.output and "model_type" in refused.output

