@@ -65,6 +65,7 @@ class _State:
     pending: int | None = None  # the first interrupt, held while deferring
     losable: float | None = None  # inside losable(): seconds an interrupt the block loses may wait
     deadline: threading.Timer | None = None  # ends the process if the block lost the interrupt
+    notice_fd: int = 2  # where the one-line notices go: the user's stderr, also while it is redirected
 
 
 _state = _State()
@@ -76,7 +77,7 @@ def _handle(signal_number: int, frame: FrameType | None) -> None:
     if not first and _state.exit_on_second:
         name = signal.Signals(signal_number).name
         with contextlib.suppress(OSError):  # stderr may be gone (the terminal closed): exit all the same
-            os.write(2, f"\ninterrupted again ({name}): stopping at once\n".encode())
+            os.write(_state.notice_fd, f"\ninterrupted again ({name}): stopping at once\n".encode())
         os._exit(128 + signal_number)
     if first and _state.deferring:  # raised when the block ends: it is done or not done, never half
         _state.pending = signal_number
@@ -91,7 +92,7 @@ def _handle(signal_number: int, frame: FrameType | None) -> None:
 def _end_lost(signal_number: int) -> None:
     name = signal.Signals(signal_number).name
     with contextlib.suppress(OSError):
-        os.write(2, f"\ninterrupted ({name}) while the engine started: stopping at once\n".encode())
+        os.write(_state.notice_fd, f"\ninterrupted ({name}) while the engine started: stopping at once\n".encode())
     os._exit(128 + signal_number)
 
 
@@ -166,6 +167,17 @@ def losable(grace_seconds: float = LOST_GRACE_SECONDS) -> Iterator[None]:
             _state.deadline = None
     if len(_state.received) > seen:  # reached only when the block ended normally: it lost the interrupt
         raise Interrupted(_state.received[seen])
+
+
+@contextlib.contextmanager
+def notices_to(fd: int) -> Iterator[None]:
+    """Meanwhile the notices of an interrupt that ends the process at once go to ``fd``: the user's stderr while
+    file descriptor 2 is sent to an engine's log."""
+    previous, _state.notice_fd = _state.notice_fd, fd
+    try:
+        yield
+    finally:
+        _state.notice_fd = previous
 
 
 def interrupted() -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol, TextIO, TypeVar
 
 from harness.core.errors import EngineError, TTCError
+from harness.core.interrupts import notices_to
 
 #: The engine log's place in a run directory.
 ENGINE_LOG = Path("logs") / "engine.log"
@@ -66,7 +67,8 @@ class EngineLog:
         try:
             os.dup2(log, 1)
             os.dup2(log, 2)
-            yield
+            with notices_to(saved[1]):  # a notice that ttc stops at once is the user's, not the log's
+                yield
         finally:
             _flush()  # what was written meanwhile but is still buffered belongs to the log
             os.dup2(saved[0], 1)

@@ -107,7 +107,8 @@ def test_an_interrupt_in_a_deferred_block_is_raised_when_the_block_is_done():
 # Third-party code that loses the interrupt raised in it (as pyzmq's poll does while vLLM starts its engine):
 # it catches KeyboardInterrupt and waits on, for ``seconds``, then ends normally.
 LOSING_SCRIPT = """
-import time
+import os, time
+ready_fd = os.dup(1)  # stdout, also while it goes to an engine's log
 from harness.core.interrupts import Interrupted, install_handlers, losable
 install_handlers(exit_on_second={exit_on_second})
 def third_party(seconds):
@@ -116,14 +117,17 @@ def third_party(seconds):
         try:
             if not ready:
                 ready = True
-                print("ready", flush=True)
+                os.write(ready_fd, b"ready\\n")
             while time.monotonic() < end:
                 time.sleep(0.05)
             return
         except KeyboardInterrupt:
             pass  # lost
+import contextlib
+from harness.engines.engine_log import EngineLog
+log = EngineLog({log!r}).captured() if {log!r} else contextlib.nullcontext()
 try:
-    with losable(grace_seconds={grace}):
+    with log, losable(grace_seconds={grace}):
         third_party({seconds})
     print("not raised", flush=True)
 except Interrupted as interrupt:
@@ -131,8 +135,8 @@ except Interrupted as interrupt:
 """
 
 
-def run_losing(exit_on_second: bool, seconds: float, grace: float) -> tuple[int, str, str]:
-    script = LOSING_SCRIPT.format(exit_on_second=exit_on_second, seconds=seconds, grace=grace)
+def run_losing(exit_on_second: bool, seconds: float, grace: float, log: str = "") -> tuple[int, str, str]:
+    script = LOSING_SCRIPT.format(exit_on_second=exit_on_second, seconds=seconds, grace=grace, log=log)
     process = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)],
         cwd=REPO_ROOT,
@@ -154,6 +158,13 @@ def test_an_interrupt_lost_in_third_party_code_ends_the_cli_with_its_status():
     status, out, err = run_losing(exit_on_second=True, seconds=120, grace=0.5)
     assert status == 130, (out, err)
     assert "stopping at once" in err and "raised" not in out
+
+
+def test_the_notice_reaches_the_user_while_stderr_goes_to_an_engine_log(tmp_path):
+    log = tmp_path / "logs" / "engine.log"
+    status, out, err = run_losing(exit_on_second=True, seconds=120, grace=0.5, log=str(log))
+    assert status == 130 and "stopping at once" in err, (out, err)
+    assert "stopping at once" not in log.read_text()
 
 
 @pytest.mark.parametrize("exit_on_second", [True, False])
