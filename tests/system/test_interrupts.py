@@ -265,3 +265,23 @@ def test_ctrl_c_during_real_vllm_sampling_stops_it_and_leaves_no_engine(shared_d
     code, _ = resumed.ends_within(1200)
     assert code == 0, resumed.stderr[-3000:]
     assert RunStore.open(run).read_samples(columns=["sample_idx"]).num_rows == 32
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_vllm_starts_its_engine_ends_ttc(shared_data, tmp_path):
+    """Ctrl-C while vLLM waits for its engine core to start (where pyzmq's poll loses the interrupt): ttc ends
+    with 130 and one line, not after vLLM's 600 s start-up timeout, and no engine process is left."""
+    from tests.system.test_engine_lifecycle import gsm8k_args
+
+    command = Command(tmp_path, "sample", *gsm8k_args(shared_data, tmp_path / "run", 16))
+    command.wait_until(
+        lambda: any("EngineCore" in command_line(pid) for pid in process_tree(command.process.pid)),
+        "the engine core started",
+        seconds=900,
+    )
+    started = process_tree(command.process.pid)
+    command.ctrl_c()
+    code, _ = command.ends()
+    assert code == 130, command.stderr[-3000:]
+    assert "interrupted" in command.stderr and "SIGINT" in command.stderr, command.stderr[-3000:]
+    assert not survivors(started, seconds=20), "the engine and its workers are gone"
